@@ -1,0 +1,186 @@
+//! Group commit: one thread owns the write transaction.
+//!
+//! Writers submit a [`Job`] and wait for its [`Completion`]. The committer takes every
+//! job queued at that moment (up to a bound), runs them in order inside one redb write
+//! transaction, commits it durably (one fsync for the whole group), and then runs the
+//! completions in the same order. Under load many writers share one fsync; alone, a
+//! writer pays for exactly one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::{StorageError, Store, WriteBatch};
+
+/// What runs after the group's commit: told whether the writes are durable.
+pub type Completion = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
+
+/// A unit of work run inside the shared write transaction. It returns the completion
+/// to run once the transaction's fate is known. When no transaction can be had (the
+/// store refuses writes), the job gets the error instead of a batch and must not
+/// write; its completion then receives the same error.
+pub type Job = Box<dyn FnOnce(Result<&mut WriteBatch<'_>, StorageError>) -> Completion + Send>;
+
+/// The most jobs committed together; bounds the latency a large group adds.
+const MAX_GROUP: usize = 1024;
+
+/// Counters describing the committer's work.
+#[derive(Debug, Default)]
+pub struct CommitterStats {
+    /// Durable commits made.
+    pub commits: AtomicU64,
+    /// Jobs run.
+    pub jobs: AtomicU64,
+}
+
+/// Handle to the group-commit thread. Dropping every handle stops the thread after
+/// it has committed what was queued.
+pub struct Committer {
+    tx: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<CommitterStats>,
+}
+
+impl Committer {
+    /// Starts the committer thread for `store`.
+    pub fn start(store: Arc<Store>) -> Committer {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let stats = Arc::new(CommitterStats::default());
+        let thread_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("eddy-committer".into())
+            .spawn(move || run(store, rx, thread_stats))
+            .expect("spawning the committer thread");
+        Committer {
+            tx: Some(tx),
+            thread: Some(thread),
+            stats,
+        }
+    }
+
+    /// Queues a job. If the committer has stopped, the job's completion is never run
+    /// and the error is returned instead.
+    pub fn submit(&self, job: Job) -> Result<(), StorageError> {
+        match &self.tx {
+            Some(tx) => tx.send(job).map_err(|_| StorageError::Closed),
+            None => Err(StorageError::Closed),
+        }
+    }
+
+    /// The committer's counters.
+    pub fn stats(&self) -> &CommitterStats {
+        &self.stats
+    }
+
+    /// Stops accepting jobs, commits what is queued and waits for the thread.
+    pub fn shutdown(&mut self) {
+        self.tx.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn run(store: Arc<Store>, rx: mpsc::Receiver<Job>, stats: Arc<CommitterStats>) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        stats.jobs.fetch_add(group.len() as u64, Ordering::Relaxed);
+        commit_group(&store, group);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn commit_group(store: &Store, group: Vec<Job>) {
+    if let Some(reason) = store.failure() {
+        // Fail-stop: run nothing, tell every writer why.
+        for job in group {
+            refuse(job, StorageError::Failed(reason.clone()));
+        }
+        return;
+    }
+    let txn = match store.db.begin_write() {
+        Ok(txn) => txn,
+        Err(e) => {
+            for job in group {
+                refuse(job, StorageError::Io(e.to_string()));
+            }
+            return;
+        }
+    };
+    let mut batch = WriteBatch {
+        txn: &txn,
+        poisoned: None,
+    };
+    let completions: Vec<Completion> = group.into_iter().map(|job| job(Ok(&mut batch))).collect();
+    let outcome = match batch.poisoned.take() {
+        Some(err) => {
+            let _ = txn.abort();
+            Err(err)
+        }
+        None => txn.commit().map_err(|e| {
+            let reason = e.to_string();
+            store.set_failed(reason.clone());
+            StorageError::Commit(reason)
+        }),
+    };
+    for completion in completions {
+        completion(outcome.clone());
+    }
+}
+
+/// Tells a job that it cannot run, and its writer why.
+fn refuse(job: Job, err: StorageError) {
+    let completion = job(Err(err.clone()));
+    completion(Err(err));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::KvRead;
+    use std::sync::mpsc::channel;
+
+    #[test]
+    fn jobs_commit_and_complete_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.redb")).expect("open");
+        let committer = Committer::start(store.clone());
+        let (done_tx, done_rx) = channel();
+        for i in 0u8..50 {
+            let done_tx = done_tx.clone();
+            committer
+                .submit(Box::new(
+                    move |b: Result<&mut WriteBatch<'_>, StorageError>| {
+                        let res = b.and_then(|b| b.put("t", &[i], &[i]));
+                        Box::new(move |outcome: Result<(), StorageError>| {
+                            let _ = done_tx.send((i, res.is_ok() && outcome.is_ok()));
+                        })
+                    },
+                ))
+                .expect("submit");
+        }
+        let done: Vec<_> = (0..50)
+            .map(|_| done_rx.recv().expect("completion"))
+            .collect();
+        assert!(done.iter().all(|(_, ok)| *ok));
+        assert_eq!(
+            done.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            (0..50).collect::<Vec<_>>()
+        );
+        assert_eq!(store.snapshot().expect("snap").len("t").expect("len"), 50);
+        assert!(committer.stats().commits.load(Ordering::Relaxed) <= 50);
+    }
+}
