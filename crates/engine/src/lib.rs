@@ -1,1 +1,361 @@
-//! eddy-engine
+//! The engine: collections, indexes and the oplog on top of the embedded store, and
+//! the change hub that every change stream shares.
+//!
+//! Layout:
+//! - [`catalog`]: which collections exist, their options and indexes;
+//! - [`index`]: index key generation and maintenance;
+//! - [`oplog`]: the entry written with every change, in the same transaction;
+//! - [`clock`]: the cluster clock that orders all writes;
+//! - [`hub`]: the in-memory tail of the oplog that change streams read;
+//! - [`write`]: the write operations, run inside the group commit;
+//! - [`read`]: snapshots, query planning and scans.
+//!
+//! The data flow of a write: a command calls an [`Engine`] method, which submits a job
+//! to the committer thread and waits. The committer runs the job inside the shared
+//! write transaction (catalog, documents, index entries and oplog entries change
+//! together), commits the group with one fsync, then publishes the group's oplog
+//! entries to the hub (waking change streams) and only then answers the writer. So an
+//! acknowledged write is durable, and a change stream never sees a write that is not.
+
+pub mod catalog;
+pub mod clock;
+pub mod hub;
+pub mod index;
+pub mod oplog;
+pub mod read;
+pub mod write;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bson::{Bson, Timestamp};
+use eddy_codes::{ErrorCode, MongoError};
+use eddy_storage::{Committer, KvRead, Store, StorageError};
+
+pub use catalog::{CollectionMeta, IndexMeta, Namespace};
+pub use hub::{ChangeHub, TailRead};
+pub use oplog::{OpKind, OplogEntry, SharedEntry};
+pub use read::Reader;
+pub use write::{DeleteOp, FindAndModify, FindAndModifyOutcome, UpdateOp, WriteOutcome};
+
+/// The version of the on-disk format. A store written by another version is refused
+/// rather than misread.
+pub const FORMAT_VERSION: i64 = 1;
+
+/// Table names.
+pub(crate) mod tables {
+    pub const META: &str = "meta";
+    pub const CATALOG: &str = "catalog";
+    pub const OPLOG: &str = "oplog";
+
+    pub fn docs(id: u64) -> String {
+        format!("d.{id}")
+    }
+
+    pub fn index(id: u64) -> String {
+        format!("x.{id}")
+    }
+}
+
+/// Keys of the `meta` table.
+mod meta_keys {
+    pub const FORMAT_VERSION: &[u8] = b"format_version";
+    pub const NEXT_ID: &[u8] = b"next_id";
+}
+
+/// How the engine is opened.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// The data directory (created if missing).
+    pub dbpath: PathBuf,
+    /// The oplog's size cap in megabytes (`--oplogSize`).
+    pub oplog_size_mb: u64,
+    /// The oplog's minimum retention in hours (`--oplogMinRetentionHours`, 0 = none).
+    pub oplog_min_retention_hours: f64,
+    /// How many recent oplog entries the change hub keeps in memory.
+    pub hub_capacity: usize,
+    /// I/O fault switches (tests); `None` in production.
+    pub faults: Option<Arc<eddy_storage::FaultInjector>>,
+}
+
+impl EngineOptions {
+    pub fn new(dbpath: impl Into<PathBuf>) -> EngineOptions {
+        EngineOptions {
+            dbpath: dbpath.into(),
+            oplog_size_mb: 1024,
+            oplog_min_retention_hours: 0.0,
+            hub_capacity: 100_000,
+            faults: None,
+        }
+    }
+}
+
+/// The engine, shared by every connection.
+pub struct Engine {
+    pub(crate) store: Arc<Store>,
+    committer: Mutex<Option<Committer>>,
+    pub(crate) clock: clock::ClusterClock,
+    hub: ChangeHub,
+    pub(crate) options: EngineOptions,
+    /// The next internal table id; only the committer thread advances it.
+    pub(crate) next_id: AtomicU64,
+    /// Approximate bytes held by the oplog (sum of entry sizes).
+    pub(crate) oplog_bytes: AtomicU64,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("dbpath", &self.options.dbpath)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Converts a storage failure into the error a client sees.
+pub(crate) fn storage_err(e: StorageError) -> MongoError {
+    match e {
+        StorageError::Commit(_) | StorageError::Failed(_) => MongoError::new(
+            ErrorCode::InternalError,
+            format!("{e}; the server refuses writes until it is restarted"),
+        ),
+        StorageError::Closed => MongoError::new(ErrorCode::ShutdownInProgress, e.to_string()),
+        other => MongoError::new(ErrorCode::InternalError, other.to_string()),
+    }
+}
+
+impl Engine {
+    /// Opens (or creates) the store in `options.dbpath` and starts the committer.
+    pub fn open(options: EngineOptions) -> Result<Arc<Engine>, MongoError> {
+        std::fs::create_dir_all(&options.dbpath).map_err(|e| {
+            MongoError::new(
+                ErrorCode::InternalError,
+                format!("cannot create dbpath {}: {e}", options.dbpath.display()),
+            )
+        })?;
+        let path = options.dbpath.join("eddy.redb");
+        let store = match &options.faults {
+            Some(faults) => Store::open_with_faults(&path, faults.clone()),
+            None => Store::open(&path),
+        }
+        .map_err(|e| {
+            MongoError::new(
+                ErrorCode::DBPathInUse,
+                format!("{e} (is another eddy using {}?)", options.dbpath.display()),
+            )
+        })?;
+
+        // Format version and the internal id counter.
+        let (next_id, last_ts, oplog_bytes) = store
+            .write_now(|w| -> Result<(u64, Timestamp, u64), MongoError> {
+                match w.get(tables::META, meta_keys::FORMAT_VERSION).map_err(storage_err)? {
+                    Some(v) => {
+                        let found = i64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8]));
+                        if found != FORMAT_VERSION {
+                            return Err(MongoError::new(
+                                ErrorCode::UnsupportedFormat,
+                                format!(
+                                    "the data files have format version {found}; this eddy reads version {FORMAT_VERSION}"
+                                ),
+                            ));
+                        }
+                    }
+                    None => w
+                        .put(
+                            tables::META,
+                            meta_keys::FORMAT_VERSION,
+                            &FORMAT_VERSION.to_be_bytes(),
+                        )
+                        .map_err(storage_err)?,
+                }
+                let next_id = w
+                    .get(tables::META, meta_keys::NEXT_ID)
+                    .map_err(storage_err)?
+                    .and_then(|v| v.as_slice().try_into().ok().map(u64::from_be_bytes))
+                    .unwrap_or(1);
+                let last_ts = w
+                    .last(tables::OPLOG)
+                    .map_err(storage_err)?
+                    .and_then(|(k, _)| oplog::ts_of_key(&k))
+                    .unwrap_or(Timestamp {
+                        time: 0,
+                        increment: 0,
+                    });
+                let mut bytes = 0u64;
+                for entry in w
+                    .scan(
+                        tables::OPLOG,
+                        std::ops::Bound::Unbounded,
+                        std::ops::Bound::Unbounded,
+                        false,
+                    )
+                    .map_err(storage_err)?
+                {
+                    let (k, v) = entry.map_err(storage_err)?;
+                    bytes += (k.len() + v.len()) as u64;
+                }
+                Ok((next_id, last_ts, bytes))
+            })
+            .map_err(storage_err)??;
+
+        let committer = Committer::start(store.clone());
+        let engine = Arc::new(Engine {
+            store,
+            committer: Mutex::new(Some(committer)),
+            clock: clock::ClusterClock::resume_after(last_ts),
+            hub: ChangeHub::new(options.hub_capacity, last_ts),
+            next_id: AtomicU64::new(next_id),
+            oplog_bytes: AtomicU64::new(oplog_bytes),
+            options,
+            started: Instant::now(),
+        });
+        tracing::info!(
+            dbpath = %engine.options.dbpath.display(),
+            last_op = ?last_ts,
+            "storage opened"
+        );
+        Ok(engine)
+    }
+
+    /// The newest durable operation time (`operationTime`).
+    pub fn last_op_time(&self) -> Timestamp {
+        self.clock.committed()
+    }
+
+    /// The time to report as `$clusterTime` when nothing newer is known.
+    pub fn cluster_time(&self) -> Timestamp {
+        self.clock.cluster_time()
+    }
+
+    /// The change hub.
+    pub fn hub(&self) -> &ChangeHub {
+        &self.hub
+    }
+
+    /// The storage engine's name for `serverStatus.storageEngine.name`.
+    pub fn storage_engine_name(&self) -> &'static str {
+        "redb"
+    }
+
+    /// How long the engine has been open.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The data directory.
+    pub fn dbpath(&self) -> &std::path::Path {
+        &self.options.dbpath
+    }
+
+    /// Why writes are refused, if a commit failed.
+    pub fn write_failure(&self) -> Option<String> {
+        self.store.failure()
+    }
+
+    /// A consistent read snapshot.
+    pub fn reader(&self) -> Result<Reader, MongoError> {
+        Ok(Reader::new(self.store.snapshot().map_err(storage_err)?))
+    }
+
+    /// Stops the committer after it has committed what is queued.
+    pub fn close(&self) {
+        let committer = self
+            .committer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(mut committer) = committer {
+            committer.shutdown();
+            tracing::info!("storage closed");
+        }
+    }
+
+    pub(crate) fn submit(&self, job: eddy_storage::Job) -> Result<(), MongoError> {
+        let guard = self.committer.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(c) => c.submit(job).map_err(storage_err),
+            None => Err(MongoError::new(
+                ErrorCode::ShutdownInProgress,
+                "The server is shutting down",
+            )),
+        }
+    }
+
+    /// Entries strictly after `after`, at most `max`, oldest first: from the hub when
+    /// it holds the position, else from storage.
+    pub fn read_oplog(&self, after: Timestamp, max: usize) -> Result<Vec<SharedEntry>, MongoError> {
+        if let TailRead::Entries(entries) = self.hub.read_after(after, max) {
+            return Ok(entries);
+        }
+        let snap = self.store.snapshot().map_err(storage_err)?;
+        let mut out = Vec::new();
+        for entry in snap
+            .scan(
+                tables::OPLOG,
+                std::ops::Bound::Excluded(oplog::key_of(after).to_vec()),
+                std::ops::Bound::Unbounded,
+                false,
+            )
+            .map_err(storage_err)?
+        {
+            let (_, v) = entry.map_err(storage_err)?;
+            out.push(Arc::new(OplogEntry::decode(&v)?));
+            if out.len() >= max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The oldest timestamp still in the oplog (resume points before it are lost).
+    pub fn oplog_start(&self) -> Result<Option<Timestamp>, MongoError> {
+        let snap = self.store.snapshot().map_err(storage_err)?;
+        Ok(snap
+            .first(tables::OPLOG)
+            .map_err(storage_err)?
+            .and_then(|(k, _)| oplog::ts_of_key(&k)))
+    }
+
+    /// Bytes held by the oplog (approximate).
+    pub fn oplog_bytes(&self) -> u64 {
+        self.oplog_bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// A value as mongod prints it inside error messages (`{ _id: 1 }`, `"x"`,
+/// `ObjectId('...')`).
+pub fn display_value(v: &Bson) -> String {
+    match v {
+        Bson::String(s) => format!("\"{s}\""),
+        Bson::ObjectId(o) => format!("ObjectId('{o}')"),
+        Bson::Int32(n) => n.to_string(),
+        Bson::Int64(n) => n.to_string(),
+        Bson::Double(d) => {
+            if d.fract() == 0.0 && d.is_finite() {
+                format!("{d:.1}")
+            } else {
+                d.to_string()
+            }
+        }
+        Bson::Null => "null".into(),
+        Bson::Boolean(b) => b.to_string(),
+        Bson::Document(d) => {
+            let inner: Vec<String> = d
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", display_value(v)))
+                .collect();
+            if inner.is_empty() {
+                "{}".into()
+            } else {
+                format!("{{ {} }}", inner.join(", "))
+            }
+        }
+        Bson::Array(a) => {
+            let inner: Vec<String> = a.iter().map(display_value).collect();
+            format!("[ {} ]", inner.join(", "))
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,292 @@
+//! Secondary indexes: key generation and maintenance.
+//!
+//! An index is a table whose keys are the order-preserving encodings of the indexed
+//! values (see `eddy_query::key`). A unique index maps `key -> _id key`; a non-unique
+//! index maps `key ++ _id key -> _id key`, so equal values still make distinct
+//! entries. Index entries change in the same transaction as the document.
+//!
+//! Key generation follows mongod's: a dotted path traverses arrays; an array value
+//! makes the index multikey with one entry per element (an empty array indexes as
+//! `undefined`); a missing field indexes as `null` (sparse indexes skip documents
+//! missing every indexed field); two array-valued fields in one compound key are
+//! refused (171 CannotIndexParallelArrays).
+
+use bson::{doc, Bson, Document};
+use eddy_codes::{ErrorCode, MongoError};
+use eddy_query::filter::Filter;
+use eddy_query::key;
+use eddy_storage::{KvRead, WriteBatch};
+
+use crate::catalog::{CollectionMeta, IndexMeta};
+use crate::{storage_err, tables};
+
+/// The index's table.
+pub fn table(index: &IndexMeta) -> String {
+    tables::index(index.id)
+}
+
+/// The values a document holds at `path`, with mongod's array expansion, and whether
+/// an array was expanded.
+fn values_at(doc: &Document, path: &str) -> (Vec<Bson>, bool) {
+    let mut out = Vec::new();
+    let mut multikey = false;
+    let components: Vec<&str> = path.split('.').collect();
+    collect(&Bson::Document(doc.clone()), &components, &mut out, &mut multikey);
+    if out.is_empty() {
+        out.push(Bson::Null);
+    }
+    (out, multikey)
+}
+
+fn collect(value: &Bson, path: &[&str], out: &mut Vec<Bson>, multikey: &mut bool) {
+    let Some((first, rest)) = path.split_first() else {
+        match value {
+            Bson::Array(items) => {
+                *multikey = true;
+                if items.is_empty() {
+                    out.push(Bson::Undefined);
+                }
+                for item in items {
+                    if !out.iter().any(|v| eddy_query::cmp::values_equal(v, item)) {
+                        out.push(item.clone());
+                    }
+                }
+            }
+            other => out.push(other.clone()),
+        }
+        return;
+    };
+    match value {
+        Bson::Document(d) => {
+            if let Some(child) = d.get(*first) {
+                collect(child, rest, out, multikey);
+            }
+        }
+        Bson::Array(items) => {
+            *multikey = true;
+            if let Ok(i) = first.parse::<usize>() {
+                if let Some(item) = items.get(i) {
+                    collect(item, rest, out, multikey);
+                    return;
+                }
+            }
+            for item in items {
+                if let Bson::Document(_) = item {
+                    collect(item, path, out, multikey);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The encoded keys a document contributes to an index (empty when a sparse or
+/// partial index skips it).
+pub fn keys_for(index: &IndexMeta, doc: &Document) -> Result<Vec<Vec<u8>>, MongoError> {
+    if let Some(filter) = index.partial_filter() {
+        let filter = Filter::parse(filter)?;
+        if !filter.matches(doc) {
+            return Ok(Vec::new());
+        }
+    }
+    let pattern = index.key_pattern();
+    let mut per_field: Vec<(Vec<Bson>, bool)> = Vec::with_capacity(pattern.len());
+    let mut any_present = false;
+    let mut array_fields = Vec::new();
+    for (field, direction) in &pattern {
+        let (values, multikey) = values_at(doc, field);
+        if multikey && values.len() > 1 {
+            array_fields.push(field.clone());
+        }
+        if eddy_query::path::get_path(doc, field).is_some() || multikey {
+            any_present = true;
+        }
+        per_field.push((values, is_descending(direction)));
+    }
+    if index.sparse() && !any_present {
+        return Ok(Vec::new());
+    }
+    if array_fields.len() > 1 {
+        return Err(MongoError::new(
+            ErrorCode::CannotIndexParallelArrays,
+            format!(
+                "cannot index parallel arrays [{}] [{}]",
+                array_fields[1], array_fields[0]
+            ),
+        ));
+    }
+    // Cartesian product (at most one field has several values).
+    let mut keys: Vec<Vec<(&Bson, bool)>> = vec![Vec::new()];
+    for (values, desc) in &per_field {
+        let mut next = Vec::with_capacity(keys.len() * values.len());
+        for prefix in &keys {
+            for v in values {
+                let mut k = prefix.clone();
+                k.push((v, *desc));
+                next.push(k);
+            }
+        }
+        keys = next;
+    }
+    let mut encoded: Vec<Vec<u8>> = keys.iter().map(|parts| key::encode_key(parts)).collect();
+    encoded.sort();
+    encoded.dedup();
+    Ok(encoded)
+}
+
+fn is_descending(direction: &Bson) -> bool {
+    match direction {
+        Bson::Int32(n) => *n < 0,
+        Bson::Int64(n) => *n < 0,
+        Bson::Double(n) => *n < 0.0,
+        _ => false,
+    }
+}
+
+/// The `keyValue` of a duplicate-key error: the indexed fields and their values.
+fn key_value(index: &IndexMeta, doc: &Document) -> Document {
+    let mut out = Document::new();
+    for (field, _) in &index.key_pattern() {
+        let v = eddy_query::path::get_path(doc, field)
+            .cloned()
+            .unwrap_or(Bson::Null);
+        out.insert(field.clone(), v);
+    }
+    out
+}
+
+/// mongod's duplicate key error for `doc` on `index` of `meta`.
+pub fn duplicate_key_error(meta: &CollectionMeta, index_name: &str, pattern: &Document, value: &Document) -> MongoError {
+    let shown: Vec<String> = value
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", crate::display_value(v)))
+        .collect();
+    MongoError::new(
+        ErrorCode::DuplicateKey,
+        format!(
+            "E11000 duplicate key error collection: {} index: {} dup key: {{ {} }}",
+            meta.ns,
+            index_name,
+            shown.join(", ")
+        ),
+    )
+    .with_extra(doc! {"keyPattern": pattern.clone(), "keyValue": value.clone()})
+}
+
+/// Checks that inserting `doc` (whose `_id` key is `id_key`) breaks no unique index.
+pub fn check_unique(
+    r: &impl KvRead,
+    meta: &CollectionMeta,
+    doc: &Document,
+    id_key: &[u8],
+) -> Result<(), MongoError> {
+    for index in meta.indexes.iter().filter(|i| i.unique()) {
+        for k in keys_for(index, doc)? {
+            if let Some(owner) = r.get(&table(index), &k).map_err(storage_err)? {
+                if owner != id_key {
+                    return Err(duplicate_key_error(
+                        meta,
+                        index.name(),
+                        &index.key_pattern(),
+                        &key_value(index, doc),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds a document's entries to every index.
+pub fn add_entries(
+    w: &mut WriteBatch<'_>,
+    meta: &CollectionMeta,
+    doc: &Document,
+    id_key: &[u8],
+) -> Result<(), MongoError> {
+    for index in &meta.indexes {
+        add_index_entries(w, index, doc, id_key)?;
+    }
+    Ok(())
+}
+
+/// Adds a document's entries to one index.
+pub fn add_index_entries(
+    w: &mut WriteBatch<'_>,
+    index: &IndexMeta,
+    doc: &Document,
+    id_key: &[u8],
+) -> Result<(), MongoError> {
+    let t = table(index);
+    for k in keys_for(index, doc)? {
+        let entry_key = entry_key(index, k, id_key);
+        w.put(&t, &entry_key, id_key).map_err(storage_err)?;
+    }
+    Ok(())
+}
+
+/// Removes a document's entries from every index.
+pub fn remove_entries(
+    w: &mut WriteBatch<'_>,
+    meta: &CollectionMeta,
+    doc: &Document,
+    id_key: &[u8],
+) -> Result<(), MongoError> {
+    for index in &meta.indexes {
+        let t = table(index);
+        for k in keys_for(index, doc)? {
+            let entry_key = entry_key(index, k, id_key);
+            w.delete(&t, &entry_key).map_err(storage_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn entry_key(index: &IndexMeta, mut k: Vec<u8>, id_key: &[u8]) -> Vec<u8> {
+    if !index.unique() {
+        k.extend_from_slice(id_key);
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(spec: Document) -> IndexMeta {
+        IndexMeta { id: 1, spec }
+    }
+
+    #[test]
+    fn arrays_make_one_key_per_element() {
+        let i = index(doc! {"key": {"tags": 1}, "name": "tags_1"});
+        let keys = keys_for(&i, &doc! {"tags": ["a", "b", "a"]}).expect("keys");
+        assert_eq!(keys.len(), 2);
+        let keys = keys_for(&i, &doc! {"other": 1}).expect("keys");
+        assert_eq!(keys, vec![key::encode_key(&[(&Bson::Null, false)])]);
+    }
+
+    #[test]
+    fn dotted_paths_traverse_arrays() {
+        let (values, multikey) = values_at(&doc! {"a": [{"b": 1}, {"b": 2}, {"c": 3}]}, "a.b");
+        assert!(multikey);
+        assert_eq!(values, vec![Bson::Int32(1), Bson::Int32(2)]);
+    }
+
+    #[test]
+    fn parallel_arrays_are_refused() {
+        let i = index(doc! {"key": {"a": 1, "b": 1}, "name": "a_1_b_1"});
+        let err = keys_for(&i, &doc! {"a": [1, 2], "b": [3, 4]}).expect_err("parallel");
+        assert_eq!(err.code, ErrorCode::CannotIndexParallelArrays.code());
+        assert_eq!(keys_for(&i, &doc! {"a": [1, 2], "b": 3}).expect("ok").len(), 2);
+    }
+
+    #[test]
+    fn sparse_and_partial_indexes_skip_documents() {
+        let sparse = index(doc! {"key": {"a": 1}, "name": "a_1", "sparse": true});
+        assert!(keys_for(&sparse, &doc! {"b": 1}).expect("keys").is_empty());
+        let partial = index(doc! {"key": {"a": 1}, "name": "a_1", "partialFilterExpression": {"a": {"$gt": 5}}});
+        assert!(keys_for(&partial, &doc! {"a": 1}).expect("keys").is_empty());
+        assert_eq!(keys_for(&partial, &doc! {"a": 6}).expect("keys").len(), 1);
+    }
+}

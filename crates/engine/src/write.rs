@@ -1,0 +1,1002 @@
+//! Writes. Each public operation becomes one job of the group commit: it runs inside
+//! the shared write transaction ([`Tx`]), where the documents, their index entries,
+//! the catalog and the oplog entries change together.
+//!
+//! Every per-document change validates first (size, `_id`, unique indexes) and writes
+//! after, so a failing document leaves nothing behind; earlier documents of an ordered
+//! batch stay written, as in mongod.
+
+use std::sync::Arc;
+
+use bson::{doc, oid::ObjectId, Bson, DateTime, Document};
+use eddy_codes::{ErrorCode, MongoError};
+use eddy_query::filter::Filter;
+use eddy_query::update::{ApplyContext, Update};
+use eddy_storage::{KvRead, StorageError, WriteBatch};
+
+use crate::catalog::{self, CollectionMeta, IndexMeta, Namespace};
+use crate::oplog::{OpKind, OplogEntry, SharedEntry};
+use crate::read::{self, id_key, Matched};
+use crate::{index, meta_keys, storage_err, tables, Engine};
+
+/// The largest document a user may store (BSONObjectMaxUserSize).
+pub const MAX_USER_DOC_SIZE: usize = 16 * 1024 * 1024;
+
+/// The outcome of an insert, update or delete batch.
+#[derive(Debug, Default, Clone)]
+pub struct WriteOutcome {
+    /// Documents inserted, matched (update) or deleted.
+    pub n: u64,
+    /// Documents changed by an update.
+    pub n_modified: u64,
+    /// `(index in the batch, _id)` of each upserted document.
+    pub upserted: Vec<(usize, Bson)>,
+    /// `(index in the batch, error)` of each failed operation.
+    pub errors: Vec<(usize, MongoError)>,
+}
+
+/// One statement of an `update` command.
+#[derive(Debug, Clone)]
+pub struct UpdateOp {
+    pub filter: Document,
+    /// A replacement or operator document, or a pipeline (array).
+    pub update: Bson,
+    pub multi: bool,
+    pub upsert: bool,
+    pub array_filters: Option<Vec<Document>>,
+}
+
+/// One statement of a `delete` command.
+#[derive(Debug, Clone)]
+pub struct DeleteOp {
+    pub filter: Document,
+    /// `limit: 1` deletes one matching document; `limit: 0` all.
+    pub just_one: bool,
+}
+
+/// A `findAndModify` request.
+#[derive(Debug, Clone, Default)]
+pub struct FindAndModify {
+    pub query: Document,
+    pub sort: Option<Document>,
+    pub remove: bool,
+    pub update: Option<Bson>,
+    /// Return the document after the change (else before it).
+    pub return_new: bool,
+    pub upsert: bool,
+    pub array_filters: Option<Vec<Document>>,
+}
+
+/// What `findAndModify` did.
+#[derive(Debug, Clone, Default)]
+pub struct FindAndModifyOutcome {
+    pub value: Option<Document>,
+    /// `lastErrorObject.n`.
+    pub n: u64,
+    pub updated_existing: bool,
+    pub upserted: Option<Bson>,
+}
+
+/// The shared write transaction as one job sees it.
+pub struct Tx<'a, 'b> {
+    w: &'a mut WriteBatch<'b>,
+    engine: &'a Engine,
+    entries: Vec<SharedEntry>,
+    wall: DateTime,
+}
+
+impl Engine {
+    /// Runs `f` inside the group commit and waits until its writes are durable (or
+    /// failed). Oplog entries it logged are published to the hub before returning.
+    pub(crate) fn execute<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Tx<'_, '_>) -> Result<R, MongoError> + Send + 'static,
+    ) -> Result<R, MongoError> {
+        let (reply_tx, reply_rx) = std::sync::mpsc::sync_channel::<Result<R, MongoError>>(1);
+        let engine = self.clone();
+        self.submit(Box::new(move |batch: Result<&mut WriteBatch<'_>, StorageError>| {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    return Box::new(move |_| {
+                        let _ = reply_tx.send(Err(storage_err(e)));
+                    })
+                }
+            };
+            let mut tx = Tx {
+                w: batch,
+                engine: &engine,
+                entries: Vec::new(),
+                wall: DateTime::now(),
+            };
+            let result = f(&mut tx);
+            let entries = std::mem::take(&mut tx.entries);
+            let engine = engine.clone();
+            Box::new(move |outcome: Result<(), StorageError>| match outcome {
+                Ok(()) => {
+                    if let Some(last) = entries.last() {
+                        engine.clock.set_committed(last.ts);
+                    }
+                    engine.hub().publish(entries);
+                    let _ = reply_tx.send(result);
+                }
+                Err(e) => {
+                    let _ = reply_tx.send(Err(storage_err(e)));
+                }
+            })
+        }))?;
+        reply_rx.recv().map_err(|_| {
+            MongoError::new(ErrorCode::ShutdownInProgress, "the committer stopped")
+        })?
+    }
+
+    /// Inserts documents (`_id` added where missing).
+    pub fn insert(self: &Arc<Self>, ns: Namespace, docs: Vec<Document>, ordered: bool) -> Result<WriteOutcome, MongoError> {
+        self.execute(move |tx| {
+            let meta = tx.ensure_collection(&ns)?;
+            let mut out = WriteOutcome::default();
+            for (i, doc) in docs.into_iter().enumerate() {
+                match tx.insert_doc(&meta, doc) {
+                    Ok(_) => out.n += 1,
+                    Err(e) => {
+                        out.errors.push((i, e));
+                        if ordered {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Runs the statements of an `update` command.
+    pub fn update(self: &Arc<Self>, ns: Namespace, ops: Vec<UpdateOp>, ordered: bool) -> Result<WriteOutcome, MongoError> {
+        catalog::validate_writable(&ns)?;
+        self.execute(move |tx| {
+            let mut out = WriteOutcome::default();
+            for (i, op) in ops.into_iter().enumerate() {
+                match tx.update_one_statement(&ns, &op) {
+                    Ok(stmt) => {
+                        out.n += stmt.n;
+                        out.n_modified += stmt.n_modified;
+                        if let Some(id) = stmt.upserted {
+                            out.upserted.push((i, id));
+                        }
+                    }
+                    Err(e) => {
+                        out.errors.push((i, e));
+                        if ordered {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Runs the statements of a `delete` command.
+    pub fn delete(self: &Arc<Self>, ns: Namespace, ops: Vec<DeleteOp>, ordered: bool) -> Result<WriteOutcome, MongoError> {
+        self.execute(move |tx| {
+            let mut out = WriteOutcome::default();
+            for (i, op) in ops.into_iter().enumerate() {
+                let res = (|| {
+                    let filter = Filter::parse(&op.filter)?;
+                    let Some(meta) = tx.collection(&ns)? else {
+                        return Ok(0);
+                    };
+                    let limit = op.just_one.then_some(1);
+                    let matched = read::matching(&*tx.w, &meta, &op.filter, &filter, limit)?;
+                    let n = matched.len() as u64;
+                    for m in matched {
+                        tx.delete_doc(&meta, &m)?;
+                    }
+                    Ok(n)
+                })();
+                match res {
+                    Ok(n) => out.n += n,
+                    Err(e) => {
+                        out.errors.push((i, e));
+                        if ordered {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Finds one document (the first by `sort`) and updates or removes it.
+    pub fn find_and_modify(self: &Arc<Self>, ns: Namespace, req: FindAndModify) -> Result<FindAndModifyOutcome, MongoError> {
+        if !req.remove {
+            catalog::validate_writable(&ns)?;
+        }
+        self.execute(move |tx| tx.find_and_modify(&ns, &req))
+    }
+
+    /// Creates a collection; 48 NamespaceExists if it exists.
+    pub fn create_collection(self: &Arc<Self>, ns: Namespace, options: Document) -> Result<(), MongoError> {
+        catalog::validate_writable(&ns)?;
+        self.execute(move |tx| {
+            if tx.collection(&ns)?.is_some() {
+                return Err(MongoError::new(
+                    ErrorCode::NamespaceExists,
+                    format!("Collection {ns} already exists."),
+                ));
+            }
+            tx.create_collection(&ns, options)?;
+            Ok(())
+        })
+    }
+
+    /// Drops a collection; the number of indexes it had, or `None` if it did not exist.
+    pub fn drop_collection(self: &Arc<Self>, ns: Namespace) -> Result<Option<usize>, MongoError> {
+        self.execute(move |tx| {
+            let Some(meta) = tx.collection(&ns)? else {
+                return Ok(None);
+            };
+            tx.drop_collection(&meta)?;
+            Ok(Some(meta.indexes.len() + 1))
+        })
+    }
+
+    /// Drops every collection of a database, then logs the database drop.
+    pub fn drop_database(self: &Arc<Self>, db: String) -> Result<(), MongoError> {
+        self.execute(move |tx| {
+            let colls = catalog::list(&*tx.w, Some(&db))?;
+            if colls.is_empty() {
+                return Ok(());
+            }
+            for meta in &colls {
+                tx.drop_collection(meta)?;
+            }
+            tx.log(OpKind::Command, Namespace::new(db.clone(), "$cmd"), None, doc! {"dropDatabase": 1}, None, None, None);
+            Ok(())
+        })
+    }
+
+    /// Renames a collection (across databases too), optionally replacing the target.
+    pub fn rename_collection(self: &Arc<Self>, from: Namespace, to: Namespace, drop_target: bool) -> Result<(), MongoError> {
+        catalog::validate_writable(&to)?;
+        self.execute(move |tx| {
+            let Some(mut meta) = tx.collection(&from)? else {
+                return Err(MongoError::new(
+                    ErrorCode::NamespaceNotFound,
+                    format!("Source collection {from} does not exist"),
+                ));
+            };
+            if from == to {
+                return Err(MongoError::new(
+                    ErrorCode::IllegalOperation,
+                    "Can't rename a collection to itself",
+                ));
+            }
+            let mut dropped_target = Bson::Boolean(false);
+            if let Some(target) = tx.collection(&to)? {
+                if !drop_target {
+                    return Err(MongoError::new(ErrorCode::NamespaceExists, "target namespace exists"));
+                }
+                dropped_target = target.uuid_bson();
+                tx.drop_collection(&target)?;
+            }
+            catalog::remove(tx.w, &from)?;
+            meta.ns = to.clone();
+            catalog::put(tx.w, &meta)?;
+            let mut o = doc! {"renameCollection": from.to_string(), "to": to.to_string(), "stayTemp": false};
+            if !matches!(dropped_target, Bson::Boolean(false)) {
+                o.insert("dropTarget", dropped_target);
+            }
+            tx.log(OpKind::Command, from.clone(), Some(meta.uuid.clone()), o, None, None, None);
+            Ok(())
+        })
+    }
+
+    /// Creates indexes (and the collection if missing). Returns
+    /// `(numIndexesBefore, numIndexesAfter, createdCollectionAutomatically)`.
+    pub fn create_indexes(self: &Arc<Self>, ns: Namespace, specs: Vec<Document>) -> Result<(usize, usize, bool), MongoError> {
+        catalog::validate_writable(&ns)?;
+        self.execute(move |tx| {
+            let existed = tx.collection(&ns)?.is_some();
+            let mut meta = tx.ensure_collection(&ns)?;
+            let before = meta.indexes.len() + 1;
+            for spec in specs {
+                tx.create_index(&mut meta, spec)?;
+            }
+            Ok((before, meta.indexes.len() + 1, !existed))
+        })
+    }
+
+    /// Drops the named indexes (`"*"`: all but `_id_`). Returns `nIndexesWas`.
+    pub fn drop_indexes(self: &Arc<Self>, ns: Namespace, names: IndexSelector) -> Result<usize, MongoError> {
+        self.execute(move |tx| {
+            let Some(mut meta) = tx.collection(&ns)? else {
+                return Err(MongoError::new(
+                    ErrorCode::NamespaceNotFound,
+                    format!("ns not found {ns}"),
+                ));
+            };
+            let was = meta.indexes.len() + 1;
+            let targets: Vec<IndexMeta> = match &names {
+                IndexSelector::All => meta.indexes.clone(),
+                IndexSelector::Names(names) => {
+                    let mut out = Vec::new();
+                    for name in names {
+                        if name == "_id_" {
+                            return Err(MongoError::new(ErrorCode::InvalidOptions, "cannot drop _id index"));
+                        }
+                        match meta.index(name) {
+                            Some(i) => out.push(i.clone()),
+                            None => {
+                                return Err(MongoError::new(
+                                    ErrorCode::IndexNotFound,
+                                    format!("index not found with name [{name}]"),
+                                ))
+                            }
+                        }
+                    }
+                    out
+                }
+                IndexSelector::KeyPattern(pattern) => {
+                    if pattern == &doc! {"_id": 1} {
+                        return Err(MongoError::new(ErrorCode::InvalidOptions, "cannot drop _id index"));
+                    }
+                    let found: Vec<IndexMeta> = meta
+                        .indexes
+                        .iter()
+                        .filter(|i| &i.key_pattern() == pattern)
+                        .cloned()
+                        .collect();
+                    match found.len() {
+                        0 => {
+                            return Err(MongoError::new(
+                                ErrorCode::IndexNotFound,
+                                format!("can't find index with key: {}", crate::display_value(&Bson::Document(pattern.clone()))),
+                            ))
+                        }
+                        1 => found,
+                        _ => {
+                            return Err(MongoError::new(
+                                ErrorCode::AmbiguousIndexKeyPattern,
+                                "index keyPattern matches more than one index",
+                            ))
+                        }
+                    }
+                }
+            };
+            for index in targets {
+                tx.w.delete_table(&index::table(&index)).map_err(storage_err)?;
+                meta.indexes.retain(|i| i.id != index.id);
+                catalog::put(tx.w, &meta)?;
+                tx.log(
+                    OpKind::Command,
+                    ns.clone(),
+                    Some(meta.uuid.clone()),
+                    doc! {"dropIndexes": &ns.coll, "index": index.name()},
+                    Some(index.spec.clone()),
+                    None,
+                    None,
+                );
+            }
+            Ok(was)
+        })
+    }
+
+    /// Changes collection options (`collMod`). Returns the options before the change.
+    pub fn coll_mod(self: &Arc<Self>, ns: Namespace, changes: Document) -> Result<Document, MongoError> {
+        self.execute(move |tx| {
+            let Some(mut meta) = tx.collection(&ns)? else {
+                return Err(MongoError::new(
+                    ErrorCode::NamespaceNotFound,
+                    format!("ns does not exist: {ns}"),
+                ));
+            };
+            let before = meta.options.clone();
+            for (k, v) in &changes {
+                meta.options.insert(k.clone(), v.clone());
+            }
+            catalog::put(tx.w, &meta)?;
+            let mut o = doc! {"collMod": &ns.coll};
+            o.extend(changes.clone());
+            tx.log(OpKind::Command, ns.clone(), Some(meta.uuid.clone()), o, Some(doc! {"collectionOptions_old": before.clone()}), None, None);
+            Ok(before)
+        })
+    }
+
+    /// Trims the oldest oplog entries beyond the size cap (never those younger than the
+    /// minimum retention, never the newest). At most `chunk` entries per call; returns
+    /// how many were removed.
+    pub fn trim_oplog(self: &Arc<Self>, chunk: usize) -> Result<usize, MongoError> {
+        let cap = self.options.oplog_size_mb.saturating_mul(1024 * 1024);
+        if self.oplog_bytes() <= cap {
+            return Ok(0);
+        }
+        let min_keep_secs = (self.options.oplog_min_retention_hours * 3600.0) as u64;
+        self.execute(move |tx| {
+            let engine = tx.engine;
+            let now = DateTime::now().timestamp_millis() / 1000;
+            let newest = tx.w.last(tables::OPLOG).map_err(storage_err)?.map(|(k, _)| k);
+            let mut excess = engine.oplog_bytes().saturating_sub(cap);
+            let mut doomed = Vec::new();
+            let mut freed = 0u64;
+            for entry in tx
+                .w
+                .scan(tables::OPLOG, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, false)
+                .map_err(storage_err)?
+            {
+                let (k, v) = entry.map_err(storage_err)?;
+                if excess == 0 || doomed.len() >= chunk || Some(&k) == newest.as_ref() {
+                    break;
+                }
+                let ts = crate::oplog::ts_of_key(&k).map(|t| t.time as i64).unwrap_or(0);
+                if min_keep_secs > 0 && now - ts < min_keep_secs as i64 {
+                    break;
+                }
+                let size = (k.len() + v.len()) as u64;
+                excess = excess.saturating_sub(size);
+                freed += size;
+                doomed.push(k);
+            }
+            for k in &doomed {
+                tx.w.delete(tables::OPLOG, k).map_err(storage_err)?;
+            }
+            engine
+                .oplog_bytes
+                .fetch_sub(freed.min(engine.oplog_bytes()), std::sync::atomic::Ordering::Relaxed);
+            Ok(doomed.len())
+        })
+    }
+}
+
+/// Which indexes `dropIndexes` names.
+#[derive(Debug, Clone)]
+pub enum IndexSelector {
+    All,
+    Names(Vec<String>),
+    KeyPattern(Document),
+}
+
+struct StatementOutcome {
+    n: u64,
+    n_modified: u64,
+    upserted: Option<Bson>,
+}
+
+impl Tx<'_, '_> {
+    pub(crate) fn collection(&self, ns: &Namespace) -> Result<Option<CollectionMeta>, MongoError> {
+        catalog::get(&*self.w, ns)
+    }
+
+    fn next_id(&mut self) -> Result<u64, MongoError> {
+        let id = self
+            .engine
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.w
+            .put(tables::META, meta_keys::NEXT_ID, &(id + 1).to_be_bytes())
+            .map_err(storage_err)?;
+        Ok(id)
+    }
+
+    /// Assigns the next timestamp and writes an oplog entry.
+    #[allow(clippy::too_many_arguments)]
+    fn log(
+        &mut self,
+        op: OpKind,
+        ns: Namespace,
+        uuid: Option<bson::Binary>,
+        o: Document,
+        document_key: Option<Document>,
+        pre_image: Option<Document>,
+        post_image: Option<Document>,
+    ) -> Result<(), MongoError> {
+        let entry = OplogEntry {
+            ts: self.engine.clock.tick(),
+            wall: self.wall,
+            op,
+            ns,
+            uuid,
+            o,
+            document_key,
+            pre_image,
+            post_image,
+        };
+        let bytes = entry.encode()?;
+        self.w
+            .put(tables::OPLOG, &entry.key(), &bytes)
+            .map_err(storage_err)?;
+        self.engine
+            .oplog_bytes
+            .fetch_add((bytes.len() + 8) as u64, std::sync::atomic::Ordering::Relaxed);
+        self.entries.push(Arc::new(entry));
+        Ok(())
+    }
+
+    fn create_collection(&mut self, ns: &Namespace, options: Document) -> Result<CollectionMeta, MongoError> {
+        catalog::validate_writable(ns)?;
+        let meta = CollectionMeta {
+            ns: ns.clone(),
+            id: self.next_id()?,
+            uuid: catalog::new_uuid(),
+            options: options.clone(),
+            indexes: Vec::new(),
+        };
+        catalog::put(self.w, &meta)?;
+        let mut o = doc! {"create": &ns.coll};
+        o.extend(options);
+        o.insert("idIndex", CollectionMeta::id_index_spec());
+        self.log(OpKind::Command, ns.clone(), Some(meta.uuid.clone()), o, None, None, None)?;
+        Ok(meta)
+    }
+
+    /// The collection, created (with an oplog entry) if it does not exist.
+    fn ensure_collection(&mut self, ns: &Namespace) -> Result<CollectionMeta, MongoError> {
+        match self.collection(ns)? {
+            Some(meta) => Ok(meta),
+            None => self.create_collection(ns, Document::new()),
+        }
+    }
+
+    fn drop_collection(&mut self, meta: &CollectionMeta) -> Result<(), MongoError> {
+        self.w.delete_table(&meta.docs_table()).map_err(storage_err)?;
+        for index in &meta.indexes {
+            self.w.delete_table(&index::table(index)).map_err(storage_err)?;
+        }
+        catalog::remove(self.w, &meta.ns)?;
+        self.log(
+            OpKind::Command,
+            meta.ns.clone(),
+            Some(meta.uuid.clone()),
+            doc! {"drop": &meta.ns.coll},
+            None,
+            None,
+            None,
+        )
+    }
+
+    fn insert_doc(&mut self, meta: &CollectionMeta, doc: Document) -> Result<Bson, MongoError> {
+        let doc = prepare_for_insert(doc)?;
+        let id = doc.get("_id").cloned().expect("prepare_for_insert adds _id");
+        let key = id_key(&id);
+        if self.w.get(&meta.docs_table(), &key).map_err(storage_err)?.is_some() {
+            return Err(index::duplicate_key_error(meta, "_id_", &doc! {"_id": 1}, &doc! {"_id": id}));
+        }
+        index::check_unique(&*self.w, meta, &doc, &key)?;
+        let bytes = encode_checked(&doc)?;
+        index::add_entries(self.w, meta, &doc, &key)?;
+        self.w.put(&meta.docs_table(), &key, &bytes).map_err(storage_err)?;
+        let document_key = doc! {"_id": id.clone()};
+        self.log(OpKind::Insert, meta.ns.clone(), Some(meta.uuid.clone()), doc, Some(document_key), None, None)?;
+        Ok(id)
+    }
+
+    /// Writes `new` over `old` and logs it as an update (with its description) or a
+    /// replacement.
+    fn rewrite_doc(
+        &mut self,
+        meta: &CollectionMeta,
+        old: &Matched,
+        new: Document,
+        description: Option<Document>,
+    ) -> Result<(), MongoError> {
+        let old_id = old.doc.get("_id").cloned().unwrap_or(Bson::Null);
+        match new.get("_id") {
+            Some(id) if eddy_query::cmp::values_equal(id, &old_id) && std::mem::discriminant(id) == std::mem::discriminant(&old_id) => {}
+            Some(id) => {
+                return Err(MongoError::new(
+                    ErrorCode::ImmutableField,
+                    format!(
+                        "After applying the update, the (immutable) field '_id' was found to have been altered to _id: {}",
+                        crate::display_value(id)
+                    ),
+                ))
+            }
+            None => {
+                return Err(MongoError::new(
+                    ErrorCode::ImmutableField,
+                    "After applying the update, the (immutable) field '_id' was found to have been removed",
+                ))
+            }
+        }
+        validate_stored(&new)?;
+        let bytes = encode_checked(&new)?;
+        index::check_unique(&*self.w, meta, &new, &old.id_key)?;
+        index::remove_entries(self.w, meta, &old.doc, &old.id_key)?;
+        index::add_entries(self.w, meta, &new, &old.id_key)?;
+        self.w.put(&meta.docs_table(), &old.id_key, &bytes).map_err(storage_err)?;
+        let images = meta.pre_and_post_images();
+        let pre = images.then(|| old.doc.clone());
+        let document_key = doc! {"_id": old_id};
+        match description {
+            Some(desc) => {
+                let post = images.then(|| new.clone());
+                self.log(OpKind::Update, meta.ns.clone(), Some(meta.uuid.clone()), desc, Some(document_key), pre, post)
+            }
+            None => self.log(OpKind::Replace, meta.ns.clone(), Some(meta.uuid.clone()), new, Some(document_key), pre, None),
+        }
+    }
+
+    fn delete_doc(&mut self, meta: &CollectionMeta, m: &Matched) -> Result<(), MongoError> {
+        index::remove_entries(self.w, meta, &m.doc, &m.id_key)?;
+        self.w.delete(&meta.docs_table(), &m.id_key).map_err(storage_err)?;
+        let id = m.doc.get("_id").cloned().unwrap_or(Bson::Null);
+        let pre = meta.pre_and_post_images().then(|| m.doc.clone());
+        self.log(
+            OpKind::Delete,
+            meta.ns.clone(),
+            Some(meta.uuid.clone()),
+            Document::new(),
+            Some(doc! {"_id": id}),
+            pre,
+            None,
+        )
+    }
+
+    /// Applies `update` to a matched document; whether it changed.
+    fn apply_update(&mut self, meta: &CollectionMeta, update: &Update, m: &Matched) -> Result<Option<Document>, MongoError> {
+        let ctx = ApplyContext {
+            matched: m.details.as_ref(),
+            is_upsert_insert: false,
+            now: self.wall,
+        };
+        let applied = update.apply(&m.doc, &ctx)?;
+        if !applied.modified {
+            return Ok(None);
+        }
+        let description = (!update.is_replacement()).then(|| applied.description.to_document());
+        self.rewrite_doc(meta, m, applied.doc.clone(), description)?;
+        Ok(Some(applied.doc))
+    }
+
+    /// The document an upsert inserts.
+    fn upsert_document(&self, filter_doc: &Document, update: &Update) -> Result<Document, MongoError> {
+        let seed = eddy_query::update::upsert_seed(filter_doc)?;
+        let applied = update.apply(
+            &seed,
+            &ApplyContext {
+                matched: None,
+                is_upsert_insert: true,
+                now: self.wall,
+            },
+        )?;
+        let mut doc = applied.doc;
+        if update.is_replacement() {
+            if let (Some(id), None) = (seed.get("_id"), doc.get("_id")) {
+                doc.insert("_id", id.clone());
+            }
+        }
+        Ok(doc)
+    }
+
+    fn update_one_statement(&mut self, ns: &Namespace, op: &UpdateOp) -> Result<StatementOutcome, MongoError> {
+        let filter = Filter::parse(&op.filter)?;
+        let update = Update::parse(&op.update, op.array_filters.as_deref())?;
+        if op.multi && update.is_replacement() {
+            return Err(MongoError::new(
+                ErrorCode::FailedToParse,
+                "multi update is not supported for replacement-style update",
+            ));
+        }
+        let meta = match self.collection(ns)? {
+            Some(meta) => Some(meta),
+            None if op.upsert => Some(self.ensure_collection(ns)?),
+            None => None,
+        };
+        let Some(meta) = meta else {
+            return Ok(StatementOutcome { n: 0, n_modified: 0, upserted: None });
+        };
+        let limit = (!op.multi).then_some(1);
+        let matched = read::matching(&*self.w, &meta, &op.filter, &filter, limit)?;
+        if matched.is_empty() {
+            if !op.upsert {
+                return Ok(StatementOutcome { n: 0, n_modified: 0, upserted: None });
+            }
+            let doc = self.upsert_document(&op.filter, &update)?;
+            let id = self.insert_doc(&meta, doc)?;
+            return Ok(StatementOutcome { n: 1, n_modified: 0, upserted: Some(id) });
+        }
+        let mut out = StatementOutcome { n: 0, n_modified: 0, upserted: None };
+        for m in &matched {
+            out.n += 1;
+            if self.apply_update(&meta, &update, m)?.is_some() {
+                out.n_modified += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    fn find_and_modify(&mut self, ns: &Namespace, req: &FindAndModify) -> Result<FindAndModifyOutcome, MongoError> {
+        let filter = Filter::parse(&req.query)?;
+        let update = match (&req.update, req.remove) {
+            (Some(_), true) => {
+                return Err(MongoError::new(
+                    ErrorCode::FailedToParse,
+                    "Cannot specify both an update and remove=true",
+                ))
+            }
+            (None, false) => {
+                return Err(MongoError::new(
+                    ErrorCode::FailedToParse,
+                    "Either an update or remove=true must be specified",
+                ))
+            }
+            (Some(u), false) => Some(Update::parse(u, req.array_filters.as_deref())?),
+            (None, true) => None,
+        };
+        if req.remove && req.upsert {
+            return Err(MongoError::new(ErrorCode::FailedToParse, "Cannot specify both upsert=true and remove=true"));
+        }
+        let meta = match self.collection(ns)? {
+            Some(meta) => Some(meta),
+            None if req.upsert => Some(self.ensure_collection(ns)?),
+            None => None,
+        };
+        let Some(meta) = meta else {
+            return Ok(FindAndModifyOutcome::default());
+        };
+        let mut matched = match &req.sort {
+            Some(sort) if !sort.is_empty() => {
+                let spec = eddy_query::sort::SortSpec::parse(sort)?;
+                let mut all = read::matching(&*self.w, &meta, &req.query, &filter, None)?;
+                all.sort_by(|a, b| spec.compare(&a.doc, &b.doc));
+                all.truncate(1);
+                all
+            }
+            _ => read::matching(&*self.w, &meta, &req.query, &filter, Some(1))?,
+        };
+        let Some(m) = matched.pop() else {
+            let Some(update) = update.filter(|_| req.upsert) else {
+                return Ok(FindAndModifyOutcome::default());
+            };
+            let doc = self.upsert_document(&req.query, &update)?;
+            let id = self.insert_doc(&meta, doc.clone())?;
+            let mut inserted = prepare_for_insert(doc)?;
+            inserted.insert("_id", id.clone());
+            return Ok(FindAndModifyOutcome {
+                value: req.return_new.then_some(inserted),
+                n: 1,
+                updated_existing: false,
+                upserted: Some(id),
+            });
+        };
+        match update {
+            None => {
+                self.delete_doc(&meta, &m)?;
+                Ok(FindAndModifyOutcome { value: Some(m.doc), n: 1, updated_existing: false, upserted: None })
+            }
+            Some(update) => {
+                let new = self.apply_update(&meta, &update, &m)?;
+                let value = if req.return_new { Some(new.unwrap_or_else(|| m.doc.clone())) } else { Some(m.doc.clone()) };
+                Ok(FindAndModifyOutcome { value, n: 1, updated_existing: true, upserted: None })
+            }
+        }
+    }
+
+    fn create_index(&mut self, meta: &mut CollectionMeta, spec: Document) -> Result<(), MongoError> {
+        let spec = normalize_index_spec(spec)?;
+        let name = spec.get_str("name").unwrap_or_default().to_owned();
+        let key = spec.get_document("key").cloned().unwrap_or_default();
+        if key == doc! {"_id": 1} {
+            return Ok(());
+        }
+        if let Some(existing) = meta.index(&name) {
+            if existing.key_pattern() != key {
+                return Err(MongoError::new(
+                    ErrorCode::IndexKeySpecsConflict,
+                    format!(
+                        "An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: {}, existing index: {}",
+                        crate::display_value(&Bson::Document(spec.clone())),
+                        crate::display_value(&Bson::Document(existing.spec.clone()))
+                    ),
+                ));
+            }
+            if options_of(&existing.spec) != options_of(&spec) {
+                return Err(MongoError::new(
+                    ErrorCode::IndexOptionsConflict,
+                    format!("An equivalent index already exists with the same name but different options. Requested index: {}, existing index: {}",
+                        crate::display_value(&Bson::Document(spec.clone())),
+                        crate::display_value(&Bson::Document(existing.spec.clone()))),
+                ));
+            }
+            return Ok(());
+        }
+        if let Some(existing) = meta.indexes.iter().find(|i| i.key_pattern() == key) {
+            if options_of(&existing.spec) == options_of(&spec) {
+                return Err(MongoError::new(
+                    ErrorCode::IndexOptionsConflict,
+                    format!("Index already exists with a different name: {}", existing.name()),
+                ));
+            }
+            return Err(MongoError::new(
+                ErrorCode::IndexOptionsConflict,
+                format!("An equivalent index already exists with a different name and options. Requested index: {}, existing index: {}",
+                    crate::display_value(&Bson::Document(spec.clone())),
+                    crate::display_value(&Bson::Document(existing.spec.clone()))),
+            ));
+        }
+        let index = IndexMeta { id: self.next_id()?, spec: spec.clone() };
+        // Build: every document's keys, checking uniqueness as entries are added.
+        let table = index::table(&index);
+        let docs: Vec<(Vec<u8>, Vec<u8>)> = self
+            .w
+            .scan(&meta.docs_table(), std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, false)
+            .map_err(storage_err)?
+            .collect::<Result<_, _>>()
+            .map_err(storage_err)?;
+        let probe = CollectionMeta { indexes: vec![index.clone()], ..meta.clone() };
+        for (id_key, bytes) in docs {
+            let doc = catalog::decode(&bytes)?;
+            if index.unique() {
+                if let Err(e) = index::check_unique(&*self.w, &probe, &doc, &id_key) {
+                    self.w.delete_table(&table).map_err(storage_err)?;
+                    return Err(e);
+                }
+            }
+            index::add_index_entries(self.w, &index, &doc, &id_key)?;
+        }
+        meta.indexes.push(index);
+        catalog::put(self.w, meta)?;
+        let mut o = doc! {"createIndexes": &meta.ns.coll};
+        o.extend(spec);
+        self.log(OpKind::Command, meta.ns.clone(), Some(meta.uuid.clone()), o, None, None, None)
+    }
+}
+
+/// The options of an index spec that make two indexes on the same key different.
+fn options_of(spec: &Document) -> Document {
+    let mut out = Document::new();
+    for k in ["unique", "sparse", "partialFilterExpression", "expireAfterSeconds", "collation", "hidden"] {
+        if let Some(v) = spec.get(k) {
+            if !(k != "partialFilterExpression" && matches!(v, Bson::Boolean(false))) {
+                out.insert(k, v.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The default name mongod gives an index: `a_1_b_-1`.
+pub fn default_index_name(key: &Document) -> String {
+    key.iter()
+        .map(|(k, v)| {
+            let dir = match v {
+                Bson::Int32(n) => n.to_string(),
+                Bson::Int64(n) => n.to_string(),
+                Bson::Double(d) if d.fract() == 0.0 => format!("{}", *d as i64),
+                Bson::Double(d) => d.to_string(),
+                Bson::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("{k}_{dir}")
+        })
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+/// Validates an index spec and puts it in the shape listIndexes shows.
+fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
+    let key = match spec.get("key") {
+        Some(Bson::Document(k)) => k.clone(),
+        Some(_) => return Err(MongoError::type_mismatch("The field 'key' must be an object")),
+        None => return Err(MongoError::failed_to_parse("The 'key' field is a required property of an index specification")),
+    };
+    if key.is_empty() {
+        return Err(MongoError::new(ErrorCode::CannotCreateIndex, "Index keys cannot be empty."));
+    }
+    for (field, dir) in &key {
+        if field.is_empty() {
+            return Err(MongoError::new(ErrorCode::CannotCreateIndex, "Index key cannot be an empty field."));
+        }
+        match dir {
+            Bson::Int32(n) if *n != 0 => {}
+            Bson::Int64(n) if *n != 0 => {}
+            Bson::Double(d) if *d != 0.0 && d.is_finite() => {}
+            Bson::String(kind) => {
+                return Err(MongoError::new(
+                    ErrorCode::CannotCreateIndex,
+                    format!("Eddy does not support '{kind}' indexes yet (field '{field}')"),
+                ))
+            }
+            other => {
+                return Err(MongoError::new(
+                    ErrorCode::CannotCreateIndex,
+                    format!("Values in the index key pattern can only be numbers or strings, found {field}: {}", crate::display_value(other)),
+                ))
+            }
+        }
+    }
+    let name = match spec.get("name") {
+        Some(Bson::String(n)) if !n.is_empty() => n.clone(),
+        Some(Bson::String(_)) => return Err(MongoError::new(ErrorCode::CannotCreateIndex, "The index name cannot be empty")),
+        Some(_) => return Err(MongoError::type_mismatch("The field 'name' must be a string")),
+        None => default_index_name(&key),
+    };
+    let mut out = doc! {"v": 2, "key": key, "name": name};
+    for (k, v) in &spec {
+        match k.as_str() {
+            "key" | "name" | "v" | "ns" | "background" => {}
+            "unique" | "sparse" | "hidden" => {
+                out.insert(k.clone(), Bson::Boolean(v.as_bool().unwrap_or(false) || matches!(v, Bson::Int32(n) if *n != 0)));
+            }
+            "partialFilterExpression" => {
+                let f = v.as_document().ok_or_else(|| MongoError::type_mismatch("partialFilterExpression must be an object"))?;
+                Filter::parse(f)?;
+                out.insert(k.clone(), v.clone());
+            }
+            "expireAfterSeconds" => {
+                return Err(MongoError::new(ErrorCode::CannotCreateIndex, "Eddy does not support TTL indexes (expireAfterSeconds) yet"));
+            }
+            "collation" => {
+                let simple = v.as_document().and_then(|d| d.get_str("locale").ok()) == Some("simple");
+                if !simple {
+                    return Err(MongoError::new(ErrorCode::CommandNotSupported, "Eddy supports only the simple collation"));
+                }
+            }
+            other => {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidIndexSpecificationOption,
+                    format!("The field '{other}' is not valid for an index specification. Specification: {}", crate::display_value(&Bson::Document(spec.clone()))),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Puts `_id` first (adding an ObjectId when missing) and validates the document.
+pub fn prepare_for_insert(mut doc: Document) -> Result<Document, MongoError> {
+    let id = doc.remove("_id").unwrap_or_else(|| Bson::ObjectId(ObjectId::new()));
+    match &id {
+        Bson::Array(_) => {
+            return Err(MongoError::new(ErrorCode::InvalidIdField, "The '_id' value cannot be of type array"))
+        }
+        Bson::RegularExpression(_) => {
+            return Err(MongoError::new(ErrorCode::InvalidIdField, "can't use a regex for _id"))
+        }
+        Bson::Undefined => {
+            return Err(MongoError::new(ErrorCode::InvalidIdField, "can't use a undefined for _id"))
+        }
+        _ => {}
+    }
+    let mut out = Document::new();
+    out.insert("_id", id);
+    out.extend(doc);
+    validate_stored(&out)?;
+    Ok(out)
+}
+
+/// mongod's storage validation: top-level field names may not start with `$`.
+fn validate_stored(doc: &Document) -> Result<(), MongoError> {
+    for key in doc.keys() {
+        if key.starts_with('$') {
+            return Err(MongoError::new(
+                ErrorCode::DollarPrefixedFieldName,
+                format!("Document can't have $ prefixed field names: {key}"),
+            ));
+        }
+    }
+    if let Some(Bson::Document(id)) = doc.get("_id") {
+        for key in id.keys() {
+            if key.starts_with('$') {
+                return Err(MongoError::new(
+                    ErrorCode::DollarPrefixedFieldName,
+                    format!("_id fields may not contain '$'-prefixed fields: {key} is not valid for storage."),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Encodes a document, refusing it when it exceeds the user size limit.
+fn encode_checked(doc: &Document) -> Result<Vec<u8>, MongoError> {
+    let bytes = catalog::encode(doc)?;
+    if bytes.len() > MAX_USER_DOC_SIZE {
+        return Err(MongoError::new(
+            ErrorCode::MaxBsonObjectSizeExceeded,
+            format!("object to insert too large. size in bytes: {}, max size: {MAX_USER_DOC_SIZE}", bytes.len()),
+        ));
+    }
+    Ok(bytes)
+}
