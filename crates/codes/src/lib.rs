@@ -538,8 +538,14 @@ mod tests {
     #[test]
     fn names_and_numbers_round_trip() {
         assert_eq!(ErrorCode::CommandNotFound.code(), 59);
-        assert_eq!(ErrorCode::from_code(286), Some(ErrorCode::ChangeStreamHistoryLost));
-        assert_eq!(ErrorCode::MaxBsonObjectSizeExceeded.wire_name(), "BSONObjectTooLarge");
+        assert_eq!(
+            ErrorCode::from_code(286),
+            Some(ErrorCode::ChangeStreamHistoryLost)
+        );
+        assert_eq!(
+            ErrorCode::MaxBsonObjectSizeExceeded.wire_name(),
+            "BSONObjectTooLarge"
+        );
     }
 
     #[test]
