@@ -5,7 +5,9 @@
 //!
 //! * [`cmp`]: mongod's total order over BSON values;
 //! * [`path`]: dotted paths with mongod's implicit array traversal.
+//! * [`key`]: order-preserving byte encoding of values for index keys;
 #![forbid(unsafe_code)]
 
 pub mod cmp;
+pub mod key;
 pub mod path;
