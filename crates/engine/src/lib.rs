@@ -18,6 +18,7 @@
 //! acknowledged write is durable, and a change stream never sees a write that is not.
 
 pub mod catalog;
+pub mod changes;
 pub mod clock;
 pub mod hub;
 pub mod index;
@@ -27,7 +28,7 @@ pub mod write;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Timestamp};
@@ -58,6 +59,11 @@ pub(crate) mod tables {
         format!("x.{id}")
     }
 }
+
+/// How often the oplog's size is checked against its cap.
+const TRIM_INTERVAL: Duration = Duration::from_millis(500);
+/// The most oplog entries one trimming transaction removes.
+const TRIM_CHUNK: usize = 10_000;
 
 /// Keys of the `meta` table.
 mod meta_keys {
@@ -95,7 +101,9 @@ impl EngineOptions {
 /// The engine, shared by every connection.
 pub struct Engine {
     pub(crate) store: Arc<Store>,
-    committer: Mutex<Option<Committer>>,
+    /// The group-commit thread; `None` once closed. Writers take the read lock to
+    /// submit, `close` the write lock to stop it.
+    committer: RwLock<Option<Committer>>,
     pub(crate) clock: clock::ClusterClock,
     hub: ChangeHub,
     pub(crate) options: EngineOptions,
@@ -203,7 +211,7 @@ impl Engine {
         let committer = Committer::start(store.clone());
         let engine = Arc::new(Engine {
             store,
-            committer: Mutex::new(Some(committer)),
+            committer: RwLock::new(Some(committer)),
             clock: clock::ClusterClock::resume_after(last_ts),
             hub: ChangeHub::new(options.hub_capacity, last_ts),
             next_id: AtomicU64::new(next_id),
@@ -216,7 +224,44 @@ impl Engine {
             last_op = ?last_ts,
             "storage opened"
         );
+        engine.start_trimmer();
         Ok(engine)
+    }
+
+    /// Starts the background thread that keeps the oplog within its size cap. It holds
+    /// only a weak reference, so it ends when the engine is dropped or closed.
+    fn start_trimmer(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("eddy-oplog-trim".into())
+            .spawn(move || loop {
+                std::thread::sleep(TRIM_INTERVAL);
+                let Some(engine) = weak.upgrade() else { return };
+                if engine.is_closed() {
+                    return;
+                }
+                // Trim in bounded chunks so that writers interleave with the trimming.
+                loop {
+                    match engine.trim_oplog(TRIM_CHUNK) {
+                        Ok(0) => break,
+                        Ok(n) => tracing::debug!(removed = n, "oplog trimmed"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "oplog trimming failed");
+                            break;
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the oplog trimmer");
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.committer
+            .read()
+            .map(|c| c.is_none())
+            .unwrap_or(true)
     }
 
     /// The newest durable operation time (`operationTime`).
@@ -263,7 +308,7 @@ impl Engine {
     pub fn close(&self) {
         let committer = self
             .committer
-            .lock()
+            .write()
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(mut committer) = committer {
@@ -273,7 +318,7 @@ impl Engine {
     }
 
     pub(crate) fn submit(&self, job: eddy_storage::Job) -> Result<(), MongoError> {
-        let guard = self.committer.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = self.committer.read().unwrap_or_else(|p| p.into_inner());
         match guard.as_ref() {
             Some(c) => c.submit(job).map_err(storage_err),
             None => Err(MongoError::new(

@@ -1,0 +1,713 @@
+//! Change streams: turning oplog entries into MongoDB 7.0 change events.
+//!
+//! A [`ChangeStream`] is a position in the oplog plus what the stream wants (scope,
+//! `fullDocument`, `fullDocumentBeforeChange`, expanded events) and the user's
+//! pipeline (an [`EventFilter`]). Reading a batch takes the entries after the position
+//! from the shared hub (or storage, for a position older than the hub's tail), keeps
+//! those in scope, builds each event in mongod's field order, runs the pipeline on it
+//! and advances the position past everything scanned. Waiting for new entries is the
+//! caller's business (`Engine::hub().subscribe()`): a stream holds no task or buffer
+//! of its own while idle.
+
+pub mod token;
+
+use std::sync::Arc;
+
+use bson::{doc, Bson, Document, Timestamp};
+use eddy_codes::{labels, ErrorCode, MongoError};
+
+use crate::catalog::Namespace;
+use crate::clock::{pack, unpack};
+use crate::oplog::{OpKind, OplogEntry};
+use crate::Engine;
+pub use token::{ResumeToken, TokenKind};
+
+/// What a stream watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Collection(Namespace),
+    Database(String),
+    Cluster,
+}
+
+/// `fullDocument`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullDocument {
+    Default,
+    UpdateLookup,
+    WhenAvailable,
+    Required,
+}
+
+/// `fullDocumentBeforeChange`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeforeChange {
+    Off,
+    WhenAvailable,
+    Required,
+}
+
+/// Where a stream starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// After the newest durable entry.
+    Now,
+    ResumeAfter(ResumeToken),
+    StartAfter(ResumeToken),
+    OperationTime(Timestamp),
+}
+
+/// The parsed `$changeStream` stage.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    pub full_document: FullDocument,
+    pub before_change: BeforeChange,
+    pub start: StartAt,
+    pub show_expanded_events: bool,
+    pub all_changes_for_cluster: bool,
+}
+
+impl StreamSpec {
+    /// Parses the `$changeStream` stage's argument as mongod 7.0 does.
+    pub fn parse(spec: &Document) -> Result<StreamSpec, MongoError> {
+        let mut out = StreamSpec {
+            full_document: FullDocument::Default,
+            before_change: BeforeChange::Off,
+            start: StartAt::Now,
+            show_expanded_events: false,
+            all_changes_for_cluster: false,
+        };
+        let mut starts = 0;
+        let mut resume_after = None;
+        let mut start_after = None;
+        for (key, value) in spec {
+            let field = |v: &Bson, want: &str| {
+                MongoError::type_mismatch(format!(
+                    "BSON field '$changeStream.{key}' is the wrong type '{}', expected type '{want}'",
+                    type_name(v)
+                ))
+            };
+            match key.as_str() {
+                "fullDocument" => {
+                    let s = value.as_str().ok_or_else(|| field(value, "string"))?;
+                    out.full_document = match s {
+                        "default" => FullDocument::Default,
+                        "updateLookup" => FullDocument::UpdateLookup,
+                        "whenAvailable" => FullDocument::WhenAvailable,
+                        "required" => FullDocument::Required,
+                        other => return Err(bad_enum(key, other)),
+                    };
+                }
+                "fullDocumentBeforeChange" => {
+                    let s = value.as_str().ok_or_else(|| field(value, "string"))?;
+                    out.before_change = match s {
+                        "off" => BeforeChange::Off,
+                        "whenAvailable" => BeforeChange::WhenAvailable,
+                        "required" => BeforeChange::Required,
+                        other => return Err(bad_enum(key, other)),
+                    };
+                }
+                "resumeAfter" => {
+                    starts += 1;
+                    resume_after = Some(ResumeToken::parse(value)?);
+                }
+                "startAfter" => {
+                    starts += 1;
+                    start_after = Some(ResumeToken::parse(value)?);
+                }
+                "startAtOperationTime" => {
+                    starts += 1;
+                    match value {
+                        Bson::Timestamp(ts) => out.start = StartAt::OperationTime(*ts),
+                        other => return Err(field(other, "timestamp")),
+                    }
+                }
+                "showExpandedEvents" => {
+                    out.show_expanded_events = value.as_bool().ok_or_else(|| field(value, "bool"))?
+                }
+                "allChangesForCluster" => {
+                    out.all_changes_for_cluster =
+                        value.as_bool().ok_or_else(|| field(value, "bool"))?
+                }
+                "showSystemEvents" | "showRawUpdateDescription" | "allowToRunOnConfigDB"
+                | "allowToRunOnSystemNS" => {
+                    value.as_bool().ok_or_else(|| field(value, "bool"))?;
+                }
+                other => {
+                    return Err(MongoError::location(
+                        40415,
+                        format!("BSON field '$changeStream.{other}' is an unknown field."),
+                    ))
+                }
+            }
+        }
+        if resume_after.is_some() && start_after.is_some() {
+            return Err(MongoError::location(
+                50865,
+                "Do not specify both 'startAfter' and 'resumeAfter' in the change stream options",
+            ));
+        }
+        if starts > 1 {
+            return Err(MongoError::location(
+                40674,
+                "Only one type of resume option is allowed, but multiple were found.",
+            ));
+        }
+        if let Some(t) = resume_after {
+            if t.from_invalidate {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidResumeToken,
+                    "Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate notification.",
+                ));
+            }
+            out.start = StartAt::ResumeAfter(t);
+        }
+        if let Some(t) = start_after {
+            out.start = StartAt::StartAfter(t);
+        }
+        Ok(out)
+    }
+}
+
+fn bad_enum(field: &str, value: &str) -> MongoError {
+    MongoError::bad_value(format!(
+        "Enumeration value '{value}' for field '$changeStream.{field}' is not a valid value."
+    ))
+}
+
+fn type_name(v: &Bson) -> &'static str {
+    match v {
+        Bson::Double(_) => "double",
+        Bson::String(_) => "string",
+        Bson::Document(_) => "object",
+        Bson::Array(_) => "array",
+        Bson::Boolean(_) => "bool",
+        Bson::Null => "null",
+        Bson::Int32(_) => "int",
+        Bson::Int64(_) => "long",
+        Bson::Timestamp(_) => "timestamp",
+        Bson::DateTime(_) => "date",
+        _ => "other",
+    }
+}
+
+/// The user's pipeline after `$changeStream`, applied to each event: the event, or
+/// `None` when the pipeline filtered it out.
+pub trait EventFilter: Send + Sync {
+    fn apply(&self, event: Document) -> Result<Option<Document>, MongoError>;
+}
+
+/// A stream with no pipeline stages.
+pub struct PassAll;
+
+impl EventFilter for PassAll {
+    fn apply(&self, event: Document) -> Result<Option<Document>, MongoError> {
+        Ok(Some(event))
+    }
+}
+
+/// A batch read from a stream.
+#[derive(Debug)]
+pub struct StreamBatch {
+    pub events: Vec<Document>,
+    /// The token to resume after this batch (`postBatchResumeToken`).
+    pub post_batch_resume_token: Document,
+    /// The stream was invalidated: this batch ends with the `invalidate` event and the
+    /// cursor closes.
+    pub invalidated: bool,
+}
+
+/// The event-size limit of mongod (BSONObjMaxUserSize); larger events fail unless the
+/// pipeline ends with `$changeStreamSplitLargeEvent`.
+const MAX_EVENT_SIZE: usize = 16 * 1024 * 1024;
+/// How many oplog entries one batch read scans at most.
+const SCAN_CHUNK: usize = 1024;
+
+/// An open change stream.
+pub struct ChangeStream {
+    engine: Arc<Engine>,
+    scope: Scope,
+    spec: StreamSpec,
+    filter: Box<dyn EventFilter>,
+    /// Entries at or before this packed timestamp have been scanned.
+    position: u64,
+    /// A high-water mark given at the start (resume from `startAtOperationTime` or a
+    /// high-water-mark token): reported until the stream moves past it.
+    floor: Option<u64>,
+    /// Set once the stream returned its `invalidate` event.
+    invalidated: bool,
+    /// The last token returned, to report as `postBatchResumeToken`.
+    last_token: Option<ResumeToken>,
+}
+
+impl std::fmt::Debug for ChangeStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeStream")
+            .field("scope", &self.scope)
+            .field("position", &unpack(self.position))
+            .finish_non_exhaustive()
+    }
+}
+
+fn history_lost() -> MongoError {
+    MongoError::new(
+        ErrorCode::ChangeStreamHistoryLost,
+        "Resume of change stream was not possible, as the resume point may no longer be in the oplog.",
+    )
+    .with_label(labels::NON_RESUMABLE_CHANGE_STREAM_ERROR)
+}
+
+impl ChangeStream {
+    /// Opens a stream, checking that its starting point is still in the oplog.
+    pub fn open(
+        engine: Arc<Engine>,
+        scope: Scope,
+        spec: StreamSpec,
+        filter: Box<dyn EventFilter>,
+    ) -> Result<ChangeStream, MongoError> {
+        let now = pack(engine.last_op_time());
+        let oldest = engine.oplog_start()?.map(pack);
+        // `position`: the newest packed timestamp already seen.
+        let (position, floor) = match spec.start {
+            StartAt::Now => (now, None),
+            StartAt::ResumeAfter(t) | StartAt::StartAfter(t) => match t.kind {
+                TokenKind::Event => {
+                    if oldest.is_some_and(|o| t.ts < o) || (oldest.is_none() && t.ts < now) {
+                        return Err(history_lost());
+                    }
+                    if t.ts <= now {
+                        let found = engine.read_oplog(unpack(t.ts.saturating_sub(1)), 1)?;
+                        if found.first().map(|e| pack(e.ts)) != Some(t.ts) {
+                            return Err(MongoError::new(
+                                ErrorCode::ChangeStreamFatalError,
+                                format!(
+                                    "cannot resume stream; the resume token was not found. {}",
+                                    crate::display_value(&Bson::Document(t.to_document()))
+                                ),
+                            )
+                            .with_label(labels::NON_RESUMABLE_CHANGE_STREAM_ERROR));
+                        }
+                    }
+                    (t.ts, None)
+                }
+                TokenKind::HighWaterMark => {
+                    let before = t.ts.saturating_sub(1);
+                    if oldest.is_some_and(|o| before < o.saturating_sub(1)) {
+                        return Err(history_lost());
+                    }
+                    (before, Some(t.ts))
+                }
+            },
+            StartAt::OperationTime(ts) => {
+                let before = pack(ts).saturating_sub(1);
+                if oldest.is_some_and(|o| before < o.saturating_sub(1)) {
+                    return Err(history_lost());
+                }
+                (before, Some(pack(ts)))
+            }
+        };
+        let last_token = match spec.start {
+            StartAt::ResumeAfter(t) | StartAt::StartAfter(t) if t.kind == TokenKind::Event => Some(t),
+            _ => None,
+        };
+        Ok(ChangeStream {
+            engine,
+            scope,
+            spec,
+            filter,
+            position,
+            floor,
+            invalidated: false,
+            last_token,
+        })
+    }
+
+    /// Whether the stream returned its `invalidate` event.
+    pub fn is_invalidated(&self) -> bool {
+        self.invalidated
+    }
+
+    /// The token a client resumes from after everything returned so far.
+    pub fn post_batch_resume_token(&self) -> Document {
+        let hwm = ResumeToken::high_water_mark(unpack(self.position.saturating_add(1)));
+        let token = match (self.last_token, self.floor) {
+            (Some(t), _) if t.ts >= self.position => t,
+            (_, Some(floor)) if floor > self.position => ResumeToken::high_water_mark(unpack(floor)),
+            _ => hwm,
+        };
+        token.to_document()
+    }
+
+    /// Reads up to `max_events` events available now (possibly none). Never waits.
+    pub fn next_batch(&mut self, max_events: usize, max_bytes: usize) -> Result<StreamBatch, MongoError> {
+        let mut events = Vec::new();
+        let mut bytes = 0usize;
+        'scan: while !self.invalidated && events.len() < max_events {
+            let entries = self.engine.read_oplog(unpack(self.position), SCAN_CHUNK)?;
+            if entries.is_empty() {
+                break;
+            }
+            for entry in entries {
+                let built = self.events_for(&entry)?;
+                for (token, event) in built {
+                    let event = match self.filter.apply(event)? {
+                        Some(e) => e,
+                        None => {
+                            if token.from_invalidate {
+                                // An invalidate filtered out still ends the stream.
+                                self.invalidated = true;
+                            }
+                            continue;
+                        }
+                    };
+                    check_id_unchanged(&event, &token)?;
+                    let size = bson::to_vec(&event).map(|v| v.len()).unwrap_or(0);
+                    if size > MAX_EVENT_SIZE {
+                        return Err(MongoError::new(
+                            ErrorCode::MaxBsonObjectSizeExceeded,
+                            format!(
+                                "Executor error during getMore :: caused by :: BSONObj size: {size} (0x{size:X}) is invalid. Size must be between 0 and 16793600(16MB) First element: _id: {}",
+                                crate::display_value(event.get("_id").unwrap_or(&Bson::Null))
+                            ),
+                        ));
+                    }
+                    if !events.is_empty() && bytes + size > max_bytes {
+                        // Leave this entry for the next batch: do not advance past it.
+                        break 'scan;
+                    }
+                    bytes += size;
+                    events.push(event);
+                    self.last_token = Some(token);
+                    if token.from_invalidate {
+                        self.invalidated = true;
+                    }
+                }
+                self.position = pack(entry.ts);
+                if self.invalidated || events.len() >= max_events {
+                    break 'scan;
+                }
+            }
+        }
+        Ok(StreamBatch {
+            events,
+            post_batch_resume_token: self.post_batch_resume_token(),
+            invalidated: self.invalidated,
+        })
+    }
+
+    /// Whether an entry concerns this stream, and whether it invalidates it.
+    fn relevance(&self, entry: &OplogEntry) -> (bool, bool) {
+        let ns = &entry.ns;
+        let internal_db = |db: &str| matches!(db, "admin" | "config" | "local");
+        let rename_to = || {
+            entry
+                .o
+                .get_str("to")
+                .ok()
+                .and_then(|to| Namespace::parse(to).ok())
+        };
+        let command = entry.command_name();
+        match &self.scope {
+            Scope::Collection(watched) => {
+                let here = ns == watched;
+                match command {
+                    Some("drop") => (here, here),
+                    Some("renameCollection") => {
+                        let into = rename_to().is_some_and(|to| &to == watched);
+                        (here || into, here || into)
+                    }
+                    Some("dropDatabase") => (false, false),
+                    _ => (here, false),
+                }
+            }
+            Scope::Database(db) => {
+                if ns.is_system() {
+                    return (false, false);
+                }
+                match command {
+                    Some("dropDatabase") => (&ns.db == db, &ns.db == db),
+                    Some("renameCollection") => {
+                        let into = rename_to().is_some_and(|to| &to.db == db);
+                        (&ns.db == db || into, false)
+                    }
+                    _ => (&ns.db == db, false),
+                }
+            }
+            Scope::Cluster => (!internal_db(&ns.db) && !ns.is_system(), false),
+        }
+    }
+
+    /// The events (with their tokens) one entry produces for this stream.
+    fn events_for(&self, entry: &OplogEntry) -> Result<Vec<(ResumeToken, Document)>, MongoError> {
+        let (relevant, invalidates) = self.relevance(entry);
+        if !relevant {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(2);
+        if let Some(event) = self.build_event(entry)? {
+            out.push((ResumeToken::event(entry.ts), event));
+        }
+        if invalidates {
+            let token = ResumeToken::invalidate(entry.ts);
+            out.push((
+                token,
+                doc! {
+                    "_id": token.to_document(),
+                    "operationType": "invalidate",
+                    "clusterTime": entry.ts,
+                    "wallTime": entry.wall,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Builds the event for an entry, in mongod 7.0's field order; `None` for entries
+    /// that are events only with `showExpandedEvents`.
+    fn build_event(&self, entry: &OplogEntry) -> Result<Option<Document>, MongoError> {
+        let expanded = self.spec.show_expanded_events;
+        let token = ResumeToken::event(entry.ts);
+        let ns_doc = |ns: &Namespace| doc! {"db": &ns.db, "coll": &ns.coll};
+        let mut prefix = Document::new();
+        let (op_type, full_document, ns, document_key, op_description, update_description, state_before) =
+            match entry.op {
+                OpKind::Insert => ("insert", Some(entry.o.clone()), Some(ns_doc(&entry.ns)), entry.document_key.clone(), None, None, None),
+                OpKind::Replace => ("replace", Some(entry.o.clone()), Some(ns_doc(&entry.ns)), entry.document_key.clone(), None, None, None),
+                OpKind::Delete => ("delete", None, Some(ns_doc(&entry.ns)), entry.document_key.clone(), None, None, None),
+                OpKind::Update => {
+                    let mut desc = entry.o.clone();
+                    if !expanded {
+                        desc.remove("disambiguatedPaths");
+                    }
+                    ("update", None, Some(ns_doc(&entry.ns)), entry.document_key.clone(), None, Some(desc), None)
+                }
+                OpKind::Command => match entry.command_name() {
+                    Some("drop") => ("drop", None, Some(ns_doc(&entry.ns)), None, None, None, None),
+                    Some("renameCollection") => {
+                        let to = entry
+                            .o
+                            .get_str("to")
+                            .ok()
+                            .and_then(|t| Namespace::parse(t).ok())
+                            .map(|t| ns_doc(&t))
+                            .unwrap_or_default();
+                        prefix.insert("to", to.clone());
+                        let mut desc = Document::new();
+                        for (k, v) in &entry.o {
+                            if k != "renameCollection" && k != "stayTemp" && k != "to" {
+                                desc.insert(k.clone(), v.clone());
+                            }
+                        }
+                        let mut op_desc = doc! {"to": to};
+                        op_desc.extend(desc);
+                        ("rename", None, Some(ns_doc(&entry.ns)), None, Some(op_desc), None, None)
+                    }
+                    Some("dropDatabase") => ("dropDatabase", None, Some(doc! {"db": &entry.ns.db}), None, None, None, None),
+                    Some(cmd @ ("create" | "createIndexes" | "dropIndexes" | "collMod")) => {
+                        if !expanded {
+                            return Ok(None);
+                        }
+                        match cmd {
+                            "create" => ("create", None, Some(ns_doc(&entry.ns)), None, Some(without(&entry.o, "create")), None, None),
+                            "createIndexes" => (
+                                "createIndexes",
+                                None,
+                                Some(ns_doc(&entry.ns)),
+                                None,
+                                Some(doc! {"indexes": [without(&entry.o, "createIndexes")]}),
+                                None,
+                                None,
+                            ),
+                            "dropIndexes" => (
+                                "dropIndexes",
+                                None,
+                                Some(ns_doc(&entry.ns)),
+                                None,
+                                Some(doc! {"indexes": [entry.document_key.clone().unwrap_or_default()]}),
+                                None,
+                                None,
+                            ),
+                            _ => {
+                                let old = entry
+                                    .document_key
+                                    .as_ref()
+                                    .and_then(|d| d.get_document("collectionOptions_old").ok().cloned())
+                                    .unwrap_or_default();
+                                (
+                                    "modify",
+                                    None,
+                                    Some(ns_doc(&entry.ns)),
+                                    None,
+                                    Some(without(&entry.o, "collMod")),
+                                    None,
+                                    Some(doc! {"collectionOptions": old}),
+                                )
+                            }
+                        }
+                    }
+                    _ => return Ok(None),
+                },
+            };
+        let mut event = prefix;
+        event.insert("_id", token.to_document());
+        event.insert("operationType", op_type);
+        event.insert("clusterTime", entry.ts);
+        if expanded {
+            if let Some(uuid) = &entry.uuid {
+                event.insert("collectionUUID", uuid.clone());
+            }
+        }
+        event.insert("wallTime", entry.wall);
+        if let Some(fd) = full_document {
+            event.insert("fullDocument", fd);
+        }
+        if let Some(ns) = ns {
+            event.insert("ns", ns);
+        }
+        if let Some(k) = document_key {
+            event.insert("documentKey", k);
+        }
+        if expanded {
+            if let Some(d) = op_description {
+                event.insert("operationDescription", d);
+            }
+        }
+        if let Some(d) = update_description {
+            event.insert("updateDescription", d);
+        }
+        if let Some(s) = state_before {
+            event.insert("stateBeforeChange", s);
+        }
+        self.add_images(entry, &mut event)?;
+        Ok(Some(event))
+    }
+
+    /// Adds `fullDocumentBeforeChange` and, for updates, `fullDocument`, as requested.
+    fn add_images(&self, entry: &OplogEntry, event: &mut Document) -> Result<(), MongoError> {
+        let is_doc_change = matches!(entry.op, OpKind::Update | OpKind::Replace | OpKind::Delete);
+        if is_doc_change && self.spec.before_change != BeforeChange::Off {
+            match &entry.pre_image {
+                Some(pre) => {
+                    event.insert("fullDocumentBeforeChange", pre.clone());
+                }
+                None if self.spec.before_change == BeforeChange::Required => {
+                    return Err(MongoError::new(
+                        ErrorCode::NoMatchingDocument,
+                        format!(
+                            "Change stream was configured to require a pre-image for all update, delete and replace events, but the pre-image was not available for event: {}",
+                            crate::display_value(&Bson::Document(event.clone()))
+                        ),
+                    ));
+                }
+                None => {
+                    event.insert("fullDocumentBeforeChange", Bson::Null);
+                }
+            }
+        }
+        if entry.op == OpKind::Update {
+            match self.spec.full_document {
+                FullDocument::Default => {}
+                FullDocument::UpdateLookup => {
+                    let current = self.lookup_current(entry)?;
+                    event.insert("fullDocument", current.map(Bson::Document).unwrap_or(Bson::Null));
+                }
+                FullDocument::WhenAvailable | FullDocument::Required => match &entry.post_image {
+                    Some(post) => {
+                        event.insert("fullDocument", post.clone());
+                    }
+                    None if self.spec.full_document == FullDocument::Required => {
+                        return Err(MongoError::new(
+                            ErrorCode::NoMatchingDocument,
+                            format!(
+                                "Change stream was configured to require a post-image for all update events, but the post-image was not available for event: {}",
+                                crate::display_value(&Bson::Document(event.clone()))
+                            ),
+                        ));
+                    }
+                    None => {
+                        event.insert("fullDocument", Bson::Null);
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// The document as it is now (`updateLookup`), if its collection is the same one.
+    fn lookup_current(&self, entry: &OplogEntry) -> Result<Option<Document>, MongoError> {
+        let Some(key) = &entry.document_key else {
+            return Ok(None);
+        };
+        let Some(id) = key.get("_id") else {
+            return Ok(None);
+        };
+        let reader = self.engine.reader()?;
+        let Some(meta) = reader.collection(&entry.ns)? else {
+            return Ok(None);
+        };
+        if entry.uuid.as_ref() != Some(&meta.uuid) {
+            return Ok(None);
+        }
+        reader.get_by_id(&meta, id)
+    }
+}
+
+fn without(d: &Document, field: &str) -> Document {
+    let mut out = d.clone();
+    out.remove(field);
+    out
+}
+
+/// mongod refuses events whose `_id` (the resume token) the pipeline changed.
+fn check_id_unchanged(event: &Document, token: &ResumeToken) -> Result<(), MongoError> {
+    let expected = token.to_document();
+    match event.get("_id") {
+        Some(Bson::Document(d)) if *d == expected => Ok(()),
+        found => Err(MongoError::new(
+            ErrorCode::ChangeStreamFatalError,
+            format!(
+                "Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed. Expected: {} but found: {}",
+                crate::display_value(&Bson::Document(doc! {"_id": expected})),
+                match found {
+                    Some(v) => crate::display_value(&Bson::Document(doc! {"_id": v.clone()})),
+                    None => "{}".to_owned(),
+                }
+            ),
+        )
+        .with_label(labels::NON_RESUMABLE_CHANGE_STREAM_ERROR)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_parsing_matches_mongod() {
+        let s = StreamSpec::parse(&doc! {"fullDocument": "updateLookup", "showExpandedEvents": true}).expect("spec");
+        assert_eq!(s.full_document, FullDocument::UpdateLookup);
+        assert!(s.show_expanded_events);
+        assert_eq!(StreamSpec::parse(&doc! {"foo": 1}).expect_err("unknown").code, 40415);
+        assert_eq!(StreamSpec::parse(&doc! {"fullDocument": "x"}).expect_err("enum").code, 2);
+        let t = ResumeToken::event(Timestamp { time: 1, increment: 1 }).to_document();
+        assert_eq!(
+            StreamSpec::parse(&doc! {"resumeAfter": t.clone(), "startAfter": t.clone()}).expect_err("both").code,
+            50865
+        );
+        assert_eq!(
+            StreamSpec::parse(&doc! {"resumeAfter": t, "startAtOperationTime": Timestamp { time: 1, increment: 1 }})
+                .expect_err("two kinds")
+                .code,
+            40674
+        );
+        let inv = ResumeToken::invalidate(Timestamp { time: 1, increment: 1 }).to_document();
+        assert_eq!(
+            StreamSpec::parse(&doc! {"resumeAfter": inv.clone()}).expect_err("invalidate").code,
+            ErrorCode::InvalidResumeToken.code()
+        );
+        assert!(matches!(
+            StreamSpec::parse(&doc! {"startAfter": inv}).expect("startAfter").start,
+            StartAt::StartAfter(_)
+        ));
+    }
+}
