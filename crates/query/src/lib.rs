@@ -4,10 +4,23 @@
 //! can call it under its own locks. Modules:
 //!
 //! * [`cmp`]: mongod's total order over BSON values;
-//! * [`path`]: dotted paths with mongod's implicit array traversal.
+//! * [`path`]: dotted paths with mongod's implicit array traversal;
 //! * [`key`]: order-preserving byte encoding of values for index keys;
+//! * [`filter`]: the query matcher (`find` filters, `$match`, update queries);
+//! * [`schema`]: the `$jsonSchema` matcher;
+//! * [`regex`]: PCRE-compatible regular expressions for `$regex`;
+//! * [`util`]: mongod-style value printing and integer coercions for messages.
 #![forbid(unsafe_code)]
+// Every fallible function here returns the workspace-wide `MongoError` (code, message,
+// labels, extra fields), which is deliberately a plain struct shared by all layers.
+#![allow(clippy::result_large_err)]
 
 pub mod cmp;
+pub mod filter;
 pub mod key;
 pub mod path;
+pub mod regex;
+pub mod schema;
+pub mod util;
+
+pub use filter::{Filter, MatchDetails};
