@@ -137,7 +137,7 @@ pub fn matching(
     let table = meta.docs_table();
     let mut out = Vec::new();
     let full = |out: &Vec<Matched>| limit.is_some_and(|l| out.len() >= l);
-    let mut consider = |out: &mut Vec<Matched>, id_key: Vec<u8>, bytes: &[u8]| -> Result<(), MongoError> {
+    let consider = |out: &mut Vec<Matched>, id_key: Vec<u8>, bytes: &[u8]| -> Result<(), MongoError> {
         let doc = catalog::decode(bytes)?;
         if let Some(details) = filter.matches_details(&doc) {
             out.push(Matched {

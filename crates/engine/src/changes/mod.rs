@@ -361,7 +361,7 @@ impl ChangeStream {
                         }
                     };
                     check_id_unchanged(&event, &token)?;
-                    let size = bson::to_vec(&event).map(|v| v.len()).unwrap_or(0);
+                    let size = event.to_vec().map(|v| v.len()).unwrap_or(0);
                     if size > MAX_EVENT_SIZE {
                         return Err(MongoError::new(
                             ErrorCode::MaxBsonObjectSizeExceeded,

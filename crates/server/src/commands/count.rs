@@ -1,0 +1,55 @@
+//! `count`: `{count: coll, query?, limit?, skip?, hint?}` -> `{n}`.
+
+use bson::{doc, Bson, Document};
+use eddy_codes::MongoError;
+
+use super::data::{check_collation, check_fields, collection_arg, namespace, with_engine};
+use super::query::{self, QuerySpec};
+use crate::args::{opt_doc, opt_integer};
+use crate::command::{Command, CommandResult, Ctx};
+
+pub struct Count {
+    coll: String,
+    query: QuerySpec,
+}
+
+impl Command for Count {
+    fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        check_fields(cmd, "count", &["query", "limit", "skip", "hint", "collation", "fields"])?;
+        check_collation(cmd, "count")?;
+        let skip = opt_integer(cmd, "count", "skip")?.unwrap_or(0);
+        if skip < 0 {
+            return Err(MongoError::bad_value("skip value is negative in count query"));
+        }
+        // A negative limit counts like its absolute value (mongod's legacy rule).
+        let limit = opt_integer(cmd, "count", "limit")?.map(i64::unsigned_abs).filter(|l| *l > 0);
+        Ok(Count {
+            coll: collection_arg(cmd, "count")?,
+            query: QuerySpec {
+                filter: opt_doc(cmd, "count", "query")?.cloned().unwrap_or_default(),
+                skip: skip as u64,
+                limit,
+                hint: cmd.get("hint").filter(|h| matches!(h, Bson::String(_) | Bson::Document(_))).cloned(),
+                ..QuerySpec::default()
+            },
+        })
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        let ns = namespace(&ctx, &self.coll);
+        let query = self.query;
+        let n = with_engine(&ctx, move |e| {
+            if query.filter.is_empty() && query.skip == 0 && query.limit.is_none() {
+                // The fast path mongod also takes: the collection's record count.
+                let reader = e.reader()?;
+                return match reader.collection(&ns)? {
+                    Some(meta) => reader.count(&meta),
+                    None => Ok(0),
+                };
+            }
+            Ok(query::run(e, &ns, &query)?.len() as u64)
+        })
+        .await?;
+        Ok(doc! {"n": n as i64 as i32}.into())
+    }
+}

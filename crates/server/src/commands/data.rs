@@ -1,0 +1,162 @@
+//! Shared parsing for the data commands (CRUD, catalog): the collection argument, strict
+//! field checking as mongod's IDL parsers do it, write-error shapes, and running engine
+//! work on the blocking pool.
+
+use std::sync::Arc;
+
+use bson::{Bson, Document};
+use eddy_codes::{ErrorCode, MongoError};
+use eddy_engine::{Engine, Namespace, WriteOutcome};
+
+use crate::args::wrong_type;
+use crate::command::Ctx;
+
+/// Fields every command accepts besides its own (mongod's generic arguments).
+pub const GENERIC_FIELDS: &[&str] = &[
+    "$db",
+    "lsid",
+    "txnNumber",
+    "stmtId",
+    "stmtIds",
+    "$clusterTime",
+    "$readPreference",
+    "$client",
+    "$audit",
+    "readConcern",
+    "writeConcern",
+    "comment",
+    "maxTimeMS",
+    "apiVersion",
+    "apiStrict",
+    "apiDeprecationErrors",
+    "autocommit",
+    "startTransaction",
+    "mayBypassWriteBlocking",
+    "$queryOptions",
+];
+
+/// Refuses fields that are neither the command's own nor generic, with mongod's
+/// 40415 "BSON field 'insert.foo' is an unknown field.".
+pub fn check_fields(cmd: &Document, command: &str, allowed: &[&str]) -> Result<(), MongoError> {
+    for key in cmd.keys().skip(1) {
+        if !allowed.contains(&key.as_str()) && !GENERIC_FIELDS.contains(&key.as_str()) {
+            return Err(MongoError::location(
+                40415,
+                format!("BSON field '{command}.{key}' is an unknown field."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses unknown fields of one statement of a write batch (`update.updates.foo`).
+pub fn check_statement_fields(stmt: &Document, path: &str, allowed: &[&str]) -> Result<(), MongoError> {
+    for key in stmt.keys() {
+        if !allowed.contains(&key.as_str()) {
+            return Err(MongoError::location(
+                40415,
+                format!("BSON field '{path}.{key}' is an unknown field."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The collection named by the command's first field (`{insert: "coll", ...}`).
+pub fn collection_arg(cmd: &Document, command: &str) -> Result<String, MongoError> {
+    match cmd.iter().next() {
+        Some((_, Bson::String(s))) if !s.is_empty() => Ok(s.clone()),
+        Some((_, Bson::String(_))) => Err(MongoError::new(
+            ErrorCode::InvalidNamespace,
+            "Invalid namespace specified: empty collection name",
+        )),
+        Some((_, v)) => Err(MongoError::new(
+            ErrorCode::InvalidNamespace,
+            format!(
+                "collection name has invalid type {}",
+                crate::args::type_name(v)
+            ),
+        )),
+        None => Err(MongoError::failed_to_parse(format!("{command}: empty command"))),
+    }
+}
+
+/// The namespace `$db.coll`.
+pub fn namespace(ctx: &Ctx, coll: &str) -> Namespace {
+    Namespace::new(ctx.db(), coll)
+}
+
+/// A required array of documents (`documents`, `updates`, `deletes`).
+pub fn documents_arg(cmd: &Document, command: &str, field: &str) -> Result<Vec<Document>, MongoError> {
+    let array = match cmd.get(field) {
+        Some(Bson::Array(a)) => a,
+        Some(v) => return Err(wrong_type(command, field, v, "type 'array'")),
+        None => return Err(crate::args::missing(command, field)),
+    };
+    if array.is_empty() || array.len() > 100_000 {
+        return Err(MongoError::new(
+            ErrorCode::InvalidLength,
+            format!(
+                "Write batch sizes must be between 1 and 100000. Got {} operations.",
+                array.len()
+            ),
+        ));
+    }
+    array
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Bson::Document(d) => Ok(d.clone()),
+            other => Err(wrong_type(command, &format!("{field}.{i}"), other, "type 'object'")),
+        })
+        .collect()
+}
+
+/// Runs engine work on the blocking pool.
+pub async fn with_engine<T, F>(ctx: &Ctx, f: F) -> Result<T, MongoError>
+where
+    F: FnOnce(&Arc<Engine>) -> Result<T, MongoError> + Send + 'static,
+    T: Send + 'static,
+{
+    let engine = Arc::clone(ctx.engine());
+    tokio::task::spawn_blocking(move || f(&engine))
+        .await
+        .map_err(|e| MongoError::internal(format!("engine task failed: {e}")))?
+}
+
+/// `writeErrors` entries of a write outcome.
+pub fn write_errors(out: &WriteOutcome) -> Vec<Bson> {
+    out.errors
+        .iter()
+        .map(|(i, e)| Bson::Document(e.to_write_error(*i)))
+        .collect()
+}
+
+/// An optional array-of-documents field (`arrayFilters`).
+pub fn opt_documents(doc: &Document, command: &str, field: &str) -> Result<Option<Vec<Document>>, MongoError> {
+    match doc.get(field) {
+        None => Ok(None),
+        Some(Bson::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                Bson::Document(d) => Ok(d.clone()),
+                other => Err(wrong_type(command, field, other, "type 'object'")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(v) => Err(wrong_type(command, field, v, "type 'array'")),
+    }
+}
+
+/// `collation` is accepted only as the simple collation.
+pub fn check_collation(doc: &Document, command: &str) -> Result<(), MongoError> {
+    match doc.get("collation") {
+        None => Ok(()),
+        Some(Bson::Document(c)) if c.get_str("locale").ok() == Some("simple") => Ok(()),
+        Some(Bson::Document(_)) => Err(MongoError::new(
+            ErrorCode::CommandNotSupported,
+            "Eddy supports only the simple collation",
+        )),
+        Some(v) => Err(wrong_type(command, "collation", v, "type 'object'")),
+    }
+}

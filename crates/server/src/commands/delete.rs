@@ -1,0 +1,61 @@
+//! `delete`: `{delete: coll, deletes: [{q, limit, hint?, collation?}], ordered?}`.
+
+use bson::{doc, Bson, Document};
+use eddy_codes::{ErrorCode, MongoError};
+use eddy_engine::DeleteOp;
+
+use super::data::{check_collation, check_fields, check_statement_fields, collection_arg, documents_arg, namespace, with_engine, write_errors};
+use crate::args::{as_integer, missing, opt_bool, wrong_type};
+use crate::command::{Command, CommandResult, Ctx};
+
+pub struct Delete {
+    coll: String,
+    ops: Vec<DeleteOp>,
+    ordered: bool,
+}
+
+fn parse_statement(s: &Document) -> Result<DeleteOp, MongoError> {
+    let filter = match s.get("q") {
+        Some(Bson::Document(d)) => d.clone(),
+        Some(v) => return Err(wrong_type("delete.deletes", "q", v, "type 'object'")),
+        None => return Err(missing("delete.deletes", "q")),
+    };
+    let limit = match s.get("limit") {
+        Some(v) => as_integer(v).ok_or_else(|| wrong_type("delete.deletes", "limit", v, "types '[long, int, decimal, double]'"))?,
+        None => return Err(missing("delete.deletes", "limit")),
+    };
+    if limit != 0 && limit != 1 {
+        return Err(MongoError::new(
+            ErrorCode::FailedToParse,
+            format!("The limit field in delete objects must be 0 or 1. Got {limit}"),
+        ));
+    }
+    check_statement_fields(s, "delete.deletes", &["q", "limit", "hint", "collation"])?;
+    check_collation(s, "delete.deletes")?;
+    Ok(DeleteOp { filter, just_one: limit == 1 })
+}
+
+impl Command for Delete {
+    fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        check_fields(cmd, "delete", &["deletes", "ordered", "let"])?;
+        let ops = documents_arg(cmd, "delete", "deletes")?
+            .iter()
+            .map(parse_statement)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Delete {
+            coll: collection_arg(cmd, "delete")?,
+            ops,
+            ordered: opt_bool(cmd, "delete", "ordered")?.unwrap_or(true),
+        })
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        let ns = namespace(&ctx, &self.coll);
+        let out = with_engine(&ctx, move |e| e.delete(ns, self.ops, self.ordered)).await?;
+        let mut reply = doc! {"n": out.n as i32};
+        if !out.errors.is_empty() {
+            reply.insert("writeErrors", write_errors(&out));
+        }
+        Ok(reply.into())
+    }
+}

@@ -1,0 +1,97 @@
+//! `find`: a query returning a cursor.
+
+use bson::{Bson, Document};
+use eddy_codes::{ErrorCode, MongoError};
+
+use super::data::{check_collation, check_fields, collection_arg, namespace, with_engine};
+use super::query::{self, QuerySpec};
+use crate::args::{opt_bool, opt_doc, opt_integer, wrong_type};
+use crate::command::{Command, CommandResult, Ctx};
+use crate::cursor::{CursorOptions, VecCursor};
+
+/// The first batch of a find without `batchSize` holds at most this many documents.
+const DEFAULT_FIRST_BATCH: u32 = 101;
+
+pub struct Find {
+    coll: String,
+    query: QuerySpec,
+    batch_size: Option<u32>,
+    single_batch: bool,
+}
+
+/// A non-negative integer field: mongod's 51024 for negatives.
+pub fn non_negative(cmd: &Document, command: &str, field: &str) -> Result<Option<i64>, MongoError> {
+    match opt_integer(cmd, command, field)? {
+        Some(n) if n < 0 => Err(MongoError::location(
+            51024,
+            format!("BSON field '{field}' value must be >= 0, actual value '{n}'"),
+        )),
+        other => Ok(other),
+    }
+}
+
+impl Command for Find {
+    fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        check_fields(
+            cmd,
+            "find",
+            &[
+                "filter", "sort", "projection", "hint", "skip", "limit", "batchSize", "singleBatch",
+                "max", "min", "returnKey", "showRecordId", "tailable", "oplogReplay",
+                "noCursorTimeout", "awaitData", "allowPartialResults", "collation", "allowDiskUse",
+                "let", "readOnce", "term", "ntoreturn",
+            ],
+        )?;
+        check_collation(cmd, "find")?;
+        if opt_bool(cmd, "find", "tailable")?.unwrap_or(false) {
+            return Err(MongoError::bad_value(
+                "error processing query: tailable cursor requested on non capped collection",
+            ));
+        }
+        for unsupported in ["max", "min", "returnKey", "showRecordId"] {
+            if cmd.contains_key(unsupported) {
+                return Err(MongoError::new(
+                    ErrorCode::CommandNotSupported,
+                    format!("find with '{unsupported}' is not supported by Eddy"),
+                ));
+            }
+        }
+        let hint = match cmd.get("hint") {
+            None => None,
+            Some(h @ (Bson::String(_) | Bson::Document(_))) => Some(h.clone()),
+            Some(v) => return Err(wrong_type("find", "hint", v, "types '[string, object]'")),
+        };
+        Ok(Find {
+            coll: collection_arg(cmd, "find")?,
+            query: QuerySpec {
+                filter: opt_doc(cmd, "find", "filter")?.cloned().unwrap_or_default(),
+                sort: opt_doc(cmd, "find", "sort")?.cloned(),
+                projection: opt_doc(cmd, "find", "projection")?.cloned(),
+                skip: non_negative(cmd, "find", "skip")?.unwrap_or(0) as u64,
+                limit: non_negative(cmd, "find", "limit")?.map(|l| l as u64),
+                hint,
+            },
+            batch_size: non_negative(cmd, "find", "batchSize")?.map(|b| b.min(i64::from(u32::MAX)) as u32),
+            single_batch: opt_bool(cmd, "find", "singleBatch")?.unwrap_or(false),
+        })
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        let ns = namespace(&ctx, &self.coll);
+        let full = ns.to_string();
+        let query = self.query;
+        let mut docs = with_engine(&ctx, move |e| query::run(e, &ns, &query)).await?;
+        let first = self.batch_size.or(Some(DEFAULT_FIRST_BATCH));
+        if self.single_batch {
+            // One batch and no cursor: what does not fit the first batch is dropped.
+            if let Some(n) = first.filter(|n| *n > 0) {
+                docs.truncate(n as usize);
+            }
+        }
+        let source = VecCursor::from_documents(docs)?;
+        let reply = ctx
+            .open_cursor(full, Box::new(source), CursorOptions::default(), first)
+            .await?;
+        Ok(reply.into())
+    }
+}

@@ -1,0 +1,71 @@
+//! `findAndModify`: `{findAndModify: coll, query?, sort?, remove?, update?, new?, fields?, upsert?, arrayFilters?}`.
+
+use bson::{doc, Bson, Document};
+use eddy_codes::MongoError;
+use eddy_engine::FindAndModify as Request;
+use eddy_query::projection::Projection;
+
+use super::data::{check_collation, check_fields, collection_arg, namespace, opt_documents, with_engine};
+use crate::args::{opt_bool, opt_doc, wrong_type};
+use crate::command::{Command, CommandResult, Ctx};
+
+pub struct FindAndModify {
+    coll: String,
+    request: Request,
+    fields: Option<Document>,
+}
+
+impl Command for FindAndModify {
+    fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        check_fields(
+            cmd,
+            "findAndModify",
+            &[
+                "query", "sort", "remove", "update", "new", "fields", "upsert", "arrayFilters",
+                "bypassDocumentValidation", "collation", "hint", "let",
+            ],
+        )?;
+        check_collation(cmd, "findAndModify")?;
+        let update = match cmd.get("update") {
+            None => None,
+            Some(u @ (Bson::Document(_) | Bson::Array(_))) => Some(u.clone()),
+            Some(v) => return Err(wrong_type("findAndModify", "update", v, "types '[object, array]'")),
+        };
+        let fields = opt_doc(cmd, "findAndModify", "fields")?.cloned();
+        if let Some(f) = &fields {
+            Projection::parse(f)?;
+        }
+        Ok(FindAndModify {
+            coll: collection_arg(cmd, "findAndModify")?,
+            request: Request {
+                query: opt_doc(cmd, "findAndModify", "query")?.cloned().unwrap_or_default(),
+                sort: opt_doc(cmd, "findAndModify", "sort")?.cloned(),
+                remove: opt_bool(cmd, "findAndModify", "remove")?.unwrap_or(false),
+                update,
+                return_new: opt_bool(cmd, "findAndModify", "new")?.unwrap_or(false),
+                upsert: opt_bool(cmd, "findAndModify", "upsert")?.unwrap_or(false),
+                array_filters: opt_documents(cmd, "findAndModify", "arrayFilters")?,
+            },
+            fields,
+        })
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        let ns = namespace(&ctx, &self.coll);
+        let request = self.request;
+        let out = with_engine(&ctx, move |e| e.find_and_modify(ns, request)).await?;
+        let value = match (out.value, &self.fields) {
+            (Some(v), Some(f)) => Bson::Document(Projection::parse(f)?.apply(&v, None)?),
+            (Some(v), None) => Bson::Document(v),
+            (None, _) => Bson::Null,
+        };
+        let mut last_error = doc! {"n": out.n as i32};
+        if out.upserted.is_some() || out.updated_existing || out.n > 0 {
+            last_error.insert("updatedExisting", out.updated_existing);
+        }
+        if let Some(id) = out.upserted {
+            last_error.insert("upserted", id);
+        }
+        Ok(doc! {"lastErrorObject": last_error, "value": value}.into())
+    }
+}

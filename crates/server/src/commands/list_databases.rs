@@ -1,0 +1,63 @@
+//! `listDatabases`: `{listDatabases: 1, nameOnly?, filter?}` on admin.
+
+use bson::{doc, Bson, Document};
+use eddy_codes::MongoError;
+use eddy_query::filter::Filter;
+
+use super::data::{check_fields, with_engine};
+use crate::args::{opt_bool, opt_doc};
+use crate::command::{Command, CommandResult, Ctx};
+
+pub struct ListDatabases {
+    name_only: bool,
+    filter: Option<Document>,
+}
+
+impl Command for ListDatabases {
+    fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        check_fields(cmd, "listDatabases", &["nameOnly", "filter", "authorizedDatabases"])?;
+        let filter = opt_doc(cmd, "listDatabases", "filter")?.cloned();
+        if let Some(f) = &filter {
+            Filter::parse(f)?;
+        }
+        Ok(ListDatabases {
+            name_only: opt_bool(cmd, "listDatabases", "nameOnly")?.unwrap_or(false),
+            filter,
+        })
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        let (name_only, filter) = (self.name_only, self.filter);
+        with_engine(&ctx, move |e| {
+            let reader = e.reader()?;
+            let filter = filter.as_ref().map(Filter::parse).transpose()?;
+            let mut databases = Vec::new();
+            let mut total = 0i64;
+            for name in reader.databases()? {
+                let mut size = 0i64;
+                if !name_only {
+                    for meta in reader.collections(Some(&name))? {
+                        size += reader.data_size(&meta)? as i64;
+                    }
+                }
+                let entry = if name_only {
+                    doc! {"name": &name}
+                } else {
+                    doc! {"name": &name, "sizeOnDisk": size, "empty": size == 0}
+                };
+                if filter.as_ref().is_some_and(|f| !f.matches(&entry)) {
+                    continue;
+                }
+                total += size;
+                databases.push(Bson::Document(entry));
+            }
+            let mut reply = doc! {"databases": databases};
+            if !name_only {
+                reply.insert("totalSize", total);
+                reply.insert("totalSizeMb", total / (1024 * 1024));
+            }
+            Ok(reply.into())
+        })
+        .await
+    }
+}

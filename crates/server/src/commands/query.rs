@@ -1,0 +1,91 @@
+//! Running a query for find, count, distinct and findAndModify: plan, filter, sort,
+//! skip, limit, project. Pure engine work, run on the blocking pool.
+
+use std::sync::Arc;
+
+use bson::{Bson, Document};
+use eddy_codes::{ErrorCode, MongoError};
+use eddy_engine::{CollectionMeta, Engine, Namespace};
+use eddy_query::projection::Projection;
+use eddy_query::sort::SortSpec;
+
+/// A parsed query.
+#[derive(Debug, Clone, Default)]
+pub struct QuerySpec {
+    pub filter: Document,
+    pub sort: Option<Document>,
+    pub projection: Option<Document>,
+    pub skip: u64,
+    pub limit: Option<u64>,
+    pub hint: Option<Bson>,
+}
+
+/// Checks that a hint names an index of the collection.
+pub fn check_hint(meta: Option<&CollectionMeta>, hint: &Bson) -> Result<(), MongoError> {
+    let bad = || {
+        MongoError::bad_value(
+            "error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index",
+        )
+    };
+    let Some(meta) = meta else {
+        return Ok(());
+    };
+    match hint {
+        Bson::String(name) if name == "_id_" || meta.index(name).is_some() => Ok(()),
+        Bson::String(_) => Err(bad()),
+        Bson::Document(pattern) if pattern.is_empty() => Ok(()),
+        Bson::Document(pattern) if pattern.contains_key("$natural") => Ok(()),
+        Bson::Document(pattern) => {
+            let is_id = pattern.len() == 1 && pattern.contains_key("_id");
+            if is_id || meta.indexes.iter().any(|i| &i.key_pattern() == pattern) {
+                Ok(())
+            } else {
+                Err(bad())
+            }
+        }
+        _ => Err(MongoError::new(
+            ErrorCode::FailedToParse,
+            "hint must be a string or an object",
+        )),
+    }
+}
+
+/// Runs a query against `ns`, returning the result documents in order.
+pub fn run(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Vec<Document>, MongoError> {
+    let projection = q.projection.as_ref().map(Projection::parse).transpose()?;
+    let sort = match &q.sort {
+        Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),
+        _ => None,
+    };
+    // Parse the filter even when the collection does not exist: bad filters fail.
+    let _ = eddy_query::filter::Filter::parse(&q.filter)?;
+    let reader = engine.reader()?;
+    let Some(meta) = reader.collection(ns)? else {
+        return Ok(Vec::new());
+    };
+    if let Some(hint) = &q.hint {
+        check_hint(Some(&meta), hint)?;
+    }
+    let limit_hint = match (&sort, q.limit) {
+        (None, Some(l)) if l > 0 => Some((l + q.skip) as usize),
+        _ => None,
+    };
+    let mut matched = reader.find(&meta, &q.filter, limit_hint)?;
+    if let Some(sort) = &sort {
+        matched.sort_by(|a, b| sort.compare(&a.doc, &b.doc));
+    }
+    let skip = usize::try_from(q.skip).unwrap_or(usize::MAX);
+    let take = match q.limit {
+        Some(l) if l > 0 => usize::try_from(l).unwrap_or(usize::MAX),
+        _ => usize::MAX,
+    };
+    matched
+        .into_iter()
+        .skip(skip)
+        .take(take)
+        .map(|m| match &projection {
+            Some(p) => p.apply(&m.doc, m.details.as_ref()),
+            None => Ok(m.doc),
+        })
+        .collect()
+}

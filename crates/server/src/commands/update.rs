@@ -1,0 +1,83 @@
+//! `update`: `{update: coll, updates: [{q, u, multi?, upsert?, arrayFilters?, hint?, collation?}], ordered?}`.
+
+use bson::{doc, Bson, Document};
+use eddy_codes::MongoError;
+use eddy_engine::UpdateOp;
+
+use super::data::{
+    check_collation, check_fields, check_statement_fields, collection_arg, documents_arg, namespace, opt_documents, with_engine,
+    write_errors,
+};
+use crate::args::{missing, opt_bool, wrong_type};
+use crate::command::{Command, CommandResult, Ctx};
+
+pub struct Update {
+    coll: String,
+    ops: Vec<UpdateOp>,
+    ordered: bool,
+}
+
+fn parse_statement(s: &Document) -> Result<UpdateOp, MongoError> {
+    check_statement_fields(
+        s,
+        "update.updates",
+        &["q", "u", "multi", "upsert", "arrayFilters", "hint", "collation", "c", "upsertSupplied", "sort"],
+    )?;
+    let filter = match s.get("q") {
+        Some(Bson::Document(d)) => d.clone(),
+        Some(v) => return Err(wrong_type("update.updates", "q", v, "type 'object'")),
+        None => return Err(missing("update.updates", "q")),
+    };
+    let update = match s.get("u") {
+        Some(u @ (Bson::Document(_) | Bson::Array(_))) => u.clone(),
+        Some(v) => return Err(wrong_type("update.updates", "u", v, "types '[object, array]'")),
+        None => return Err(missing("update.updates", "u")),
+    };
+    check_collation(s, "update.updates")?;
+    if s.contains_key("sort") {
+        return Err(MongoError::new(
+            eddy_codes::ErrorCode::CommandNotSupported,
+            "update with 'sort' (MongoDB 8.0) is not supported by Eddy, which tracks 7.0",
+        ));
+    }
+    Ok(UpdateOp {
+        filter,
+        update,
+        multi: opt_bool(s, "update.updates", "multi")?.unwrap_or(false),
+        upsert: opt_bool(s, "update.updates", "upsert")?.unwrap_or(false),
+        array_filters: opt_documents(s, "update.updates", "arrayFilters")?,
+    })
+}
+
+impl Command for Update {
+    fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        check_fields(cmd, "update", &["updates", "ordered", "bypassDocumentValidation", "let"])?;
+        let ops = documents_arg(cmd, "update", "updates")?
+            .iter()
+            .map(parse_statement)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Update {
+            coll: collection_arg(cmd, "update")?,
+            ops,
+            ordered: opt_bool(cmd, "update", "ordered")?.unwrap_or(true),
+        })
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        let ns = namespace(&ctx, &self.coll);
+        let out = with_engine(&ctx, move |e| e.update(ns, self.ops, self.ordered)).await?;
+        let mut reply = doc! {"n": out.n as i32, "nModified": out.n_modified as i32};
+        if !out.upserted.is_empty() {
+            let upserted: Vec<Bson> = out
+                .upserted
+                .iter()
+                .map(|(i, id)| Bson::Document(doc! {"index": *i as i32, "_id": id.clone()}))
+                .collect();
+            reply.insert("upserted", upserted);
+        }
+        if !out.errors.is_empty() {
+            reply.insert("writeErrors", write_errors(&out));
+        }
+        Ok(reply.into())
+    }
+}

@@ -1,0 +1,241 @@
+//! `eddy bench`: throughput and latency figures measured side by side in one run.
+//!
+//! Each workload starts its own `eddy serve` (this same executable) on a free loopback
+//! port with a fresh data directory, drives it with the official Rust driver, prints
+//! its figures and stops the server. Absolute numbers drift on shared machines; the
+//! ratios printed within one run are what to compare.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bson::{doc, Document};
+use futures_util::StreamExt;
+use mongodb::options::ClientOptions;
+use mongodb::Client;
+
+/// The workloads `eddy bench` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Durable inserts, each awaiting its acknowledgement, with 1 and 16 clients.
+    Insert,
+    /// One writer, N change streams on the collection: delivery latency and rate.
+    Fanout,
+    /// Everything above.
+    All,
+}
+
+/// `eddy bench` arguments.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum, default_value = "all")]
+    pub workload: Workload,
+    /// Inserts per client count in the insert workload.
+    #[arg(long, default_value_t = 20_000)]
+    pub inserts: usize,
+    /// Stream counts for the fan-out workload (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+    pub streams: Vec<usize>,
+    /// Events the writer makes per fan-out run.
+    #[arg(long, default_value_t = 200)]
+    pub events: usize,
+}
+
+/// A server started for one workload; killed on drop.
+struct BenchServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl BenchServer {
+    fn start() -> Result<BenchServer> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = tempfile::tempdir()?;
+        let exe = std::env::current_exe().context("locating the eddy executable")?;
+        let child = Command::new(exe)
+            .args(["serve", "--port", &port.to_string(), "--dbpath"])
+            .arg(dir.path())
+            .arg("--quiet")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting eddy serve")?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("eddy serve did not start listening on port {port}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(BenchServer {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+
+    async fn client(&self, pool: u32) -> Result<Client> {
+        let mut options =
+            ClientOptions::parse(format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port))
+                .await?;
+        options.max_pool_size = Some(pool);
+        Ok(Client::with_options(options)?)
+    }
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Runs the chosen workloads and prints their figures.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        if matches!(args.workload, Workload::Insert | Workload::All) {
+            insert(args.inserts).await?;
+        }
+        if matches!(args.workload, Workload::Fanout | Workload::All) {
+            fanout(&args.streams, args.events).await?;
+        }
+        Ok(())
+    })
+}
+
+async fn insert(per_run: usize) -> Result<()> {
+    println!("# durable inserts (each awaits its acknowledgement; w:majority = journaled)");
+    println!("{:>8} {:>12} {:>10} {:>10}", "clients", "inserts/s", "p50 ms", "p99 ms");
+    let mut rates = Vec::new();
+    for clients in [1usize, 16] {
+        let server = BenchServer::start()?;
+        let client = server.client(clients as u32 + 2).await?;
+        let coll = client.database("bench").collection::<Document>("insert");
+        coll.insert_one(doc! {"warmup": true}).await?;
+        let per_client = per_run / clients;
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let coll = coll.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_client);
+                for i in 0..per_client {
+                    let t = Instant::now();
+                    coll.insert_one(doc! {"c": c as i64, "i": i as i64, "pad": "x".repeat(200)})
+                        .await?;
+                    latencies.push(t.elapsed());
+                }
+                Ok::<_, mongodb::error::Error>(latencies)
+            }));
+        }
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await??);
+        }
+        let elapsed = started.elapsed();
+        latencies.sort();
+        let rate = latencies.len() as f64 / elapsed.as_secs_f64();
+        rates.push(rate);
+        println!(
+            "{clients:>8} {rate:>12.0} {:>10.2} {:>10.2}",
+            ms(percentile(&latencies, 0.5)),
+            ms(percentile(&latencies, 0.99))
+        );
+    }
+    if let [one, sixteen] = rates[..] {
+        println!("group commit speed-up (16 clients / 1 client): {:.1}x", sixteen / one);
+    }
+    Ok(())
+}
+
+async fn fanout(stream_counts: &[usize], events: usize) -> Result<()> {
+    println!("# change-stream fan-out: one writer, N streams on the collection");
+    println!(
+        "{:>8} {:>10} {:>10} {:>14} {:>14}",
+        "streams", "p50 ms", "p99 ms", "events/s", "deliveries/s"
+    );
+    for &streams in stream_counts {
+        let server = BenchServer::start()?;
+        let readers = server.client((streams as u32 + 8).max(16)).await?;
+        let writer = server.client(4).await?;
+        let coll = readers.database("bench").collection::<Document>("fanout");
+        writer
+            .database("bench")
+            .create_collection("fanout")
+            .await
+            .context("creating the collection")?;
+        let mut cursors = Vec::with_capacity(streams);
+        for _ in 0..streams {
+            cursors.push(coll.watch().max_await_time(Duration::from_secs(5)).await?);
+        }
+        let wcoll = writer.database("bench").collection::<Document>("fanout");
+        let sent_at = Arc::new(std::sync::Mutex::new(Vec::<Instant>::with_capacity(events)));
+        let mut tasks = Vec::new();
+        for mut cursor in cursors {
+            let sent_at = sent_at.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(events);
+                let mut seen = 0usize;
+                while seen < events {
+                    match tokio::time::timeout(Duration::from_secs(60), cursor.next()).await {
+                        Ok(Some(Ok(_event))) => {
+                            let now = Instant::now();
+                            let sent = sent_at.lock().map(|s| s.get(seen).copied()).ok().flatten();
+                            if let Some(sent) = sent {
+                                latencies.push(now.saturating_duration_since(sent));
+                            }
+                            seen += 1;
+                        }
+                        Ok(Some(Err(e))) => return Err(anyhow::Error::from(e)),
+                        Ok(None) => break,
+                        Err(_) => bail!("a stream saw only {seen} of {events} events in 60 s"),
+                    }
+                }
+                Ok(latencies)
+            }));
+        }
+        // Paced writes measure latency; the clock starts before the insert is sent.
+        let started = Instant::now();
+        for i in 0..events {
+            sent_at
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .push(Instant::now());
+            wcoll.insert_one(doc! {"i": i as i64}).await?;
+            if streams <= 100 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await??);
+        }
+        let elapsed = started.elapsed();
+        latencies.sort();
+        println!(
+            "{streams:>8} {:>10.2} {:>10.2} {:>14.0} {:>14.0}",
+            ms(percentile(&latencies, 0.5)),
+            ms(percentile(&latencies, 0.99)),
+            events as f64 / elapsed.as_secs_f64(),
+            latencies.len() as f64 / elapsed.as_secs_f64()
+        );
+    }
+    Ok(())
+}
