@@ -1,1 +1,137 @@
-fn main() {}
+//! `eddy`: a MongoDB-7.0-compatible document database built around change streams.
+//!
+//! This binary is the top of the dependency graph: it parses the command line (clap), sets up
+//! logging (tracing-subscriber, `RUST_LOG` respected) and dispatches to `serve` (the server,
+//! from `eddy-server`), `watch` and `demo` (clients built on the official `mongodb` driver,
+//! usable against any MongoDB deployment).
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use cli::{demo::DemoArgs, serve::ServeArgs, signal::Shutdown, watch::WatchArgs};
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  eddy serve                                   # 127.0.0.1:27017, data in ./eddy-data, replica set rs0
+  eddy serve --port 27018 --dbpath /tmp/eddy --replSet test-change-streams
+  eddy serve --bind_ip 127.0.0.1,::1 --setParameter enableTestCommands=1
+  eddy serve --config /etc/eddy.conf --port 27019   # flags override the file
+  RUST_LOG=eddy_server=debug eddy serve
+
+Then point any MongoDB driver at it:
+  export CHANGE_STREAM_DB=mongodb://localhost:27017
+";
+
+const WATCH_EXAMPLES: &str = "\
+Examples:
+  # The tutorial's change_streams.py: print every change to changestream.collection
+  eddy watch --db changestream --coll collection
+  # Only inserts
+  eddy watch --db changestream --coll collection --match '{\"operationType\": \"insert\"}'
+  # All databases, full documents for updates, one JSON document per line
+  eddy watch mongodb://localhost:27017 --full-document updateLookup --format ndjson
+  # Survive restarts: continue exactly after the last printed event
+  eddy watch --db changestream --coll collection --checkpoint watch.token
+  # Start from a cluster time the oplog still holds
+  eddy watch --db changestream --start-at-operation-time 1705000000,1
+
+Exit codes: 0 stopped normally (Ctrl-C, invalidate, --max-events, --idle-exit);
+1 error; 2 the stream cannot be resumed (e.g. ChangeStreamHistoryLost).
+";
+
+const DEMO_EXAMPLES: &str = "\
+Examples:
+  # The tutorial's test.py: insert, update, replace, delete, drop on changestream.collection
+  eddy demo
+  # 1000 mixed insert/update/replace/delete operations at 100 per second
+  eddy demo --count 1000 --rate 100
+  # Against another deployment and namespace
+  eddy demo mongodb://db.example:27017 --db shop --coll orders --rate 20
+";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "eddy",
+    version,
+    about = "A MongoDB-compatible document database built around change streams"
+)]
+struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    /// Only log warnings and errors
+    #[arg(long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the database server (a one-member replica set, so change streams work)
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
+    /// Print change events, like the tutorial's change_streams.py, with resume and retry
+    #[command(after_help = WATCH_EXAMPLES)]
+    Watch(WatchArgs),
+    /// Perform the tutorial's writes, or a steady mixed load
+    #[command(after_help = DEMO_EXAMPLES)]
+    Demo(DemoArgs),
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = if quiet {
+        "warn"
+    } else {
+        match verbose {
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Logs go to stderr: `eddy watch` owns stdout for events.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("eddy: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let shutdown = Shutdown::install()?;
+        match cli.command {
+            Command::Serve(args) => cli::serve::run(args, argv, shutdown).await,
+            Command::Watch(args) => cli::watch::run(args, shutdown).await,
+            Command::Demo(args) => cli::demo::run(args, shutdown).await,
+        }
+    });
+    // Do not wait for driver background tasks (monitors) to notice the runtime is going away.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("eddy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

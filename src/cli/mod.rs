@@ -1,0 +1,13 @@
+//! The `eddy` command line: `serve`, `watch`, `demo`.
+//!
+//! Each subcommand lives in its own module; shared pieces are the Extended JSON printer
+//! (`output`), the checkpoint file (`checkpoint`), reconnect backoff (`backoff`) and signal
+//! handling (`signal`).
+
+pub mod backoff;
+pub mod checkpoint;
+pub mod demo;
+pub mod output;
+pub mod serve;
+pub mod signal;
+pub mod watch;

@@ -1,0 +1,819 @@
+//! `eddy serve`: mongod-compatible command line and YAML config file -> server settings.
+//!
+//! Flags carry mongod's names (`--port`, `--bind_ip`, `--dbpath`, `--replSet`, `--setParameter`,
+//! `--oplogSize`, `--oplogMinRetentionHours`, `--maxConns`, `--config`/`-f`) so that scripts and
+//! tutorials written for mongod work unchanged. Precedence, as in mongod: command-line flag >
+//! config file > built-in default.
+//!
+//! Besides the effective values, this module records mongod's `getCmdLineOpts` view: `argv`
+//! (the real argv) and `parsed` (only the options the user actually gave, under mongod's dotted
+//! option names, nested and sorted by key like mongod's option environment).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bson::{Bson, Document};
+use clap::Args;
+use yaml_rust2::{Yaml, YamlLoader};
+
+use super::signal::Shutdown;
+
+/// Default TCP port, as mongod.
+pub const DEFAULT_PORT: u16 = 27017;
+/// Default bind address, as mongod (localhost only).
+pub const DEFAULT_BIND_IP: &str = "127.0.0.1";
+/// Default data directory (mongod uses /data/db; Eddy keeps its data next to the user).
+pub const DEFAULT_DBPATH: &str = "./eddy-data";
+/// Default replica-set name: Eddy always runs as a one-member replica set so change streams work.
+pub const DEFAULT_REPL_SET: &str = "rs0";
+/// Default oplog size. mongod picks 5% of free disk clamped to [990 MB, 50 GB]; Eddy uses a fixed
+/// 1024 MB so behaviour does not depend on the disk the data happens to live on.
+pub const DEFAULT_OPLOG_SIZE_MB: u64 = 1024;
+/// mongod's default `net.maxIncomingConnections`.
+pub const DEFAULT_MAX_CONNS: u32 = 1_000_000;
+/// mongod's default `cursorTimeoutMillis` (10 minutes).
+pub const DEFAULT_CURSOR_TIMEOUT_MS: u64 = 600_000;
+
+/// `eddy serve` command-line flags. Every value is optional so that a config file can supply it
+/// and so that `parsed` can list exactly what the user gave.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// TCP port to listen on [default: 27017]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Comma-separated IP addresses / host names to bind to [default: 127.0.0.1]
+    #[arg(long = "bind_ip", value_name = "IPS")]
+    pub bind_ip: Option<String>,
+
+    /// Directory for the data files, created if missing [default: ./eddy-data]
+    #[arg(long = "dbpath", value_name = "DIR")]
+    pub dbpath: Option<PathBuf>,
+
+    /// Replica-set name reported by hello/isMaster [default: rs0]
+    #[arg(long = "replSet", value_name = "NAME")]
+    pub repl_set: Option<String>,
+
+    /// Set a server parameter, e.g. enableTestCommands=1 or cursorTimeoutMillis=60000
+    /// (repeatable)
+    #[arg(long = "setParameter", value_name = "NAME=VALUE")]
+    pub set_parameter: Vec<String>,
+
+    /// Oplog size in megabytes [default: 1024; mongod derives it from free disk space]
+    #[arg(long = "oplogSize", value_name = "MB")]
+    pub oplog_size: Option<u64>,
+
+    /// Minimum hours of oplog to retain even past --oplogSize; 0 = no age minimum [default: 0]
+    #[arg(
+        long = "oplogMinRetentionHours",
+        value_name = "HOURS",
+        allow_negative_numbers = true
+    )]
+    pub oplog_min_retention_hours: Option<f64>,
+
+    /// Maximum number of simultaneous client connections [default: 1000000]
+    #[arg(long = "maxConns", value_name = "N")]
+    pub max_conns: Option<u32>,
+
+    /// mongod YAML configuration file (net.port, net.bindIp, net.maxIncomingConnections,
+    /// storage.dbPath, storage.oplogMinRetentionHours, replication.replSetName,
+    /// replication.oplogSizeMB, setParameter); flags given on the command line override it
+    #[arg(long = "config", short = 'f', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Fully resolved `eddy serve` settings: what the server is started with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeSettings {
+    /// TCP port.
+    pub port: u16,
+    /// Addresses to bind, in order.
+    pub bind_ip: Vec<String>,
+    /// Data directory (exists once `prepare_dbpath` ran).
+    pub dbpath: PathBuf,
+    /// Replica-set name.
+    pub repl_set: String,
+    /// `--setParameter enableTestCommands=1`.
+    pub enable_test_commands: bool,
+    /// All other `--setParameter`s, values typed (int/double/bool/string).
+    pub set_parameters: Document,
+    /// The real argv, for `getCmdLineOpts.argv`.
+    pub argv: Vec<String>,
+    /// `getCmdLineOpts.parsed`.
+    pub parsed: Document,
+    /// Oplog size cap in MB.
+    pub oplog_size_mb: u64,
+    /// Minimum oplog retention in hours (0 = none).
+    pub oplog_min_retention_hours: f64,
+    /// Maximum simultaneous connections.
+    pub max_incoming_connections: u32,
+    /// Idle cursor timeout (`cursorTimeoutMillis`).
+    pub cursor_timeout: Duration,
+    /// The config file used, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+/// Options read from a config file, with mongod's dotted names kept for `parsed`.
+#[derive(Debug, Default, PartialEq)]
+struct FileOptions {
+    port: Option<u16>,
+    bind_ip: Option<String>,
+    dbpath: Option<String>,
+    repl_set: Option<String>,
+    oplog_size_mb: Option<u64>,
+    oplog_min_retention_hours: Option<f64>,
+    max_conns: Option<u32>,
+    set_parameters: Vec<(String, String)>,
+    /// mongod options that Eddy accepts but does not act on (warned about at start-up).
+    ignored: Vec<String>,
+}
+
+/// Reads `--config` if given and resolves everything.
+pub fn resolve(args: &ServeArgs, argv: Vec<String>) -> Result<ServeSettings> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            Some((path.as_path(), text))
+        }
+        None => None,
+    };
+    resolve_with(args, file.as_ref().map(|(p, t)| (*p, t.as_str())), argv)
+}
+
+/// Resolution proper, separated from file I/O for tests.
+fn resolve_with(
+    args: &ServeArgs,
+    config: Option<(&Path, &str)>,
+    argv: Vec<String>,
+) -> Result<ServeSettings> {
+    let file = match config {
+        Some((path, text)) => parse_config(text)
+            .with_context(|| format!("error in config file {}", path.display()))?,
+        None => FileOptions::default(),
+    };
+    for opt in &file.ignored {
+        tracing::warn!(option = %opt, "config file option is not supported by Eddy and is ignored");
+    }
+
+    // `parsed`: dotted name -> value; BTreeMap gives mongod's sorted order.
+    let mut parsed: BTreeMap<String, Bson> = BTreeMap::new();
+    if let Some((path, _)) = config {
+        parsed.insert("config".into(), Bson::String(path.display().to_string()));
+    }
+    if let Some(p) = file.port {
+        parsed.insert("net.port".into(), Bson::Int32(i32::from(p)));
+    }
+    if let Some(b) = &file.bind_ip {
+        parsed.insert("net.bindIp".into(), Bson::String(b.clone()));
+    }
+    if let Some(m) = file.max_conns {
+        parsed.insert("net.maxIncomingConnections".into(), Bson::Int32(m as i32));
+    }
+    if let Some(d) = &file.dbpath {
+        parsed.insert("storage.dbPath".into(), Bson::String(d.clone()));
+    }
+    if let Some(h) = file.oplog_min_retention_hours {
+        parsed.insert("storage.oplogMinRetentionHours".into(), Bson::Double(h));
+    }
+    if let Some(r) = &file.repl_set {
+        parsed.insert("replication.replSetName".into(), Bson::String(r.clone()));
+    }
+    if let Some(s) = file.oplog_size_mb {
+        parsed.insert("replication.oplogSizeMB".into(), Bson::Int32(s as i32));
+    }
+    if let Some(p) = args.port {
+        parsed.insert("net.port".into(), Bson::Int32(i32::from(p)));
+    }
+    if let Some(b) = &args.bind_ip {
+        parsed.insert("net.bindIp".into(), Bson::String(b.clone()));
+    }
+    if let Some(m) = args.max_conns {
+        parsed.insert("net.maxIncomingConnections".into(), Bson::Int32(m as i32));
+    }
+    if let Some(d) = &args.dbpath {
+        parsed.insert(
+            "storage.dbPath".into(),
+            Bson::String(d.display().to_string()),
+        );
+    }
+    if let Some(h) = args.oplog_min_retention_hours {
+        parsed.insert("storage.oplogMinRetentionHours".into(), Bson::Double(h));
+    }
+    if let Some(r) = &args.repl_set {
+        parsed.insert("replication.replSet".into(), Bson::String(r.clone()));
+    }
+    if let Some(s) = args.oplog_size {
+        parsed.insert("replication.oplogSizeMB".into(), Bson::Int32(s as i32));
+    }
+
+    // setParameter: file first, then command line (later wins, as in mongod).
+    let mut raw_params: Vec<(String, String)> = file.set_parameters.clone();
+    for spec in &args.set_parameter {
+        let (name, value) = spec.split_once('=').ok_or_else(|| {
+            anyhow!("Illegal option assignment: \"{spec}\" (expected --setParameter NAME=VALUE)")
+        })?;
+        if name.is_empty() {
+            bail!("Illegal option assignment: \"{spec}\" (empty parameter name)");
+        }
+        raw_params.push((name.to_owned(), value.to_owned()));
+    }
+    let mut param_strings: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in &raw_params {
+        param_strings.insert(k.clone(), v.clone());
+    }
+    let mut enable_test_commands = false;
+    let mut set_parameters = Document::new();
+    let mut cursor_timeout = Duration::from_millis(DEFAULT_CURSOR_TIMEOUT_MS);
+    for (name, value) in &param_strings {
+        match name.as_str() {
+            "enableTestCommands" => {
+                enable_test_commands = parse_bool(value).ok_or_else(|| {
+                    anyhow!("Bad value for parameter \"enableTestCommands\": \"{value}\" is not a boolean")
+                })?;
+            }
+            "cursorTimeoutMillis" => {
+                let ms: i64 = value.parse().map_err(|_| {
+                    anyhow!("Bad value for parameter \"cursorTimeoutMillis\": \"{value}\" is not an integer")
+                })?;
+                if ms < 0 {
+                    bail!("Bad value for parameter \"cursorTimeoutMillis\": must be >= 0");
+                }
+                cursor_timeout = Duration::from_millis(ms as u64);
+                set_parameters.insert(name.clone(), Bson::Int64(ms));
+            }
+            _ => {
+                set_parameters.insert(name.clone(), typed_parameter(value));
+            }
+        }
+    }
+    if !param_strings.is_empty() {
+        let mut sp = Document::new();
+        for (k, v) in &param_strings {
+            sp.insert(k.clone(), Bson::String(v.clone()));
+        }
+        parsed.insert("setParameter".into(), Bson::Document(sp));
+    }
+
+    let port = args.port.or(file.port).unwrap_or(DEFAULT_PORT);
+    if port == 0 {
+        bail!("port number 0 is out of range (1-65535)");
+    }
+    let bind_raw = args
+        .bind_ip
+        .clone()
+        .or(file.bind_ip)
+        .unwrap_or_else(|| DEFAULT_BIND_IP.to_owned());
+    let bind_ip: Vec<String> = bind_raw
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if bind_ip.is_empty() {
+        bail!("--bind_ip must name at least one address");
+    }
+    let dbpath = args
+        .dbpath
+        .clone()
+        .or(file.dbpath.map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DBPATH));
+    let repl_set = args
+        .repl_set
+        .clone()
+        .or(file.repl_set)
+        .unwrap_or_else(|| DEFAULT_REPL_SET.to_owned());
+    if repl_set.is_empty() || repl_set.contains('/') {
+        bail!("bad --replSet name {repl_set:?}: must be non-empty and contain no '/'");
+    }
+    let oplog_size_mb = args
+        .oplog_size
+        .or(file.oplog_size_mb)
+        .unwrap_or(DEFAULT_OPLOG_SIZE_MB);
+    if oplog_size_mb == 0 {
+        bail!("--oplogSize must be greater than 0");
+    }
+    let oplog_min_retention_hours = args
+        .oplog_min_retention_hours
+        .or(file.oplog_min_retention_hours)
+        .unwrap_or(0.0);
+    if !(oplog_min_retention_hours.is_finite() && oplog_min_retention_hours >= 0.0) {
+        bail!("--oplogMinRetentionHours must be a non-negative number");
+    }
+    let max_incoming_connections = args
+        .max_conns
+        .or(file.max_conns)
+        .unwrap_or(DEFAULT_MAX_CONNS);
+    if max_incoming_connections == 0 {
+        bail!("--maxConns must be greater than 0");
+    }
+
+    Ok(ServeSettings {
+        port,
+        bind_ip,
+        dbpath,
+        repl_set,
+        enable_test_commands,
+        set_parameters,
+        argv,
+        parsed: nest(&parsed),
+        oplog_size_mb,
+        oplog_min_retention_hours,
+        max_incoming_connections,
+        cursor_timeout,
+        config_file: config.map(|(p, _)| p.to_path_buf()),
+    })
+}
+
+/// mongod's boolean server-parameter spellings.
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "true" => Some(true),
+        "0" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// A `--setParameter` value typed the way the parameter tables expect it.
+fn typed_parameter(v: &str) -> Bson {
+    if let Ok(i) = v.parse::<i64>() {
+        return match i32::try_from(i) {
+            Ok(small) => Bson::Int32(small),
+            Err(_) => Bson::Int64(i),
+        };
+    }
+    match v {
+        "true" => return Bson::Boolean(true),
+        "false" => return Bson::Boolean(false),
+        _ => {}
+    }
+    if let Ok(f) = v.parse::<f64>() {
+        if f.is_finite() {
+            return Bson::Double(f);
+        }
+    }
+    Bson::String(v.to_owned())
+}
+
+/// {"net.port": 1, "net.bindIp": "x"} -> {net: {bindIp: "x", port: 1}} (input already sorted).
+fn nest(flat: &BTreeMap<String, Bson>) -> Document {
+    let mut out = Document::new();
+    for (key, value) in flat {
+        match key.split_once('.') {
+            None => {
+                out.insert(key.clone(), value.clone());
+            }
+            Some((section, leaf)) => {
+                let entry = out
+                    .entry(section.to_owned())
+                    .or_insert_with(|| Bson::Document(Document::new()));
+                if let Bson::Document(d) = entry {
+                    d.insert(leaf.to_owned(), value.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn yaml_kind(y: &Yaml) -> &'static str {
+    match y {
+        Yaml::Real(_) => "a number",
+        Yaml::Integer(_) => "an integer",
+        Yaml::String(_) => "a string",
+        Yaml::Boolean(_) => "a boolean",
+        Yaml::Array(_) => "a list",
+        Yaml::Hash(_) => "a mapping",
+        Yaml::Alias(_) => "an alias",
+        Yaml::Null => "null",
+        Yaml::BadValue => "an invalid value",
+    }
+}
+
+fn yaml_scalar_string(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::String(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Real(r) => Some(r.clone()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn yaml_int(y: &Yaml, name: &str) -> Result<i64> {
+    match y {
+        Yaml::Integer(i) => Ok(*i),
+        // mongod accepts quoted numbers too.
+        Yaml::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("{name}: expected an integer, found {s:?}")),
+        other => bail!("{name}: expected an integer, found {}", yaml_kind(other)),
+    }
+}
+
+fn yaml_f64(y: &Yaml, name: &str) -> Result<f64> {
+    match y {
+        Yaml::Integer(i) => Ok(*i as f64),
+        Yaml::Real(r) | Yaml::String(r) => r
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("{name}: expected a number, found {r:?}")),
+        other => bail!("{name}: expected a number, found {}", yaml_kind(other)),
+    }
+}
+
+fn yaml_string(y: &Yaml, name: &str) -> Result<String> {
+    match y {
+        Yaml::String(s) => Ok(s.clone()),
+        other => bail!("{name}: expected a string, found {}", yaml_kind(other)),
+    }
+}
+
+/// Parses a mongod YAML config file (the subset Eddy acts on; other mongod sections are
+/// recorded in `ignored`).
+fn parse_config(text: &str) -> Result<FileOptions> {
+    let docs = YamlLoader::load_from_str(text).map_err(|e| anyhow!("invalid YAML: {e}"))?;
+    let mut opts = FileOptions::default();
+    let root = match docs.as_slice() {
+        [] => return Ok(opts),
+        [Yaml::Null] => return Ok(opts),
+        [Yaml::Hash(h)] => h,
+        [other] => bail!(
+            "the top level must be a mapping, found {}",
+            yaml_kind(other)
+        ),
+        _ => bail!("expected a single YAML document"),
+    };
+    for (section_key, section) in root {
+        let section_name = match section_key {
+            Yaml::String(s) => s.as_str(),
+            other => bail!("option names must be strings, found {}", yaml_kind(other)),
+        };
+        let Yaml::Hash(entries) = section else {
+            // mongod's config is always section.option; a bare scalar is an unknown option.
+            opts.ignored.push(section_name.to_owned());
+            continue;
+        };
+        for (key, value) in entries {
+            let key = match key {
+                Yaml::String(s) => s.as_str(),
+                other => bail!(
+                    "option names must be strings, found {} under {section_name}",
+                    yaml_kind(other)
+                ),
+            };
+            let dotted = format!("{section_name}.{key}");
+            match (section_name, key) {
+                ("net", "port") => {
+                    let p = yaml_int(value, &dotted)?;
+                    opts.port = Some(
+                        u16::try_from(p)
+                            .ok()
+                            .filter(|p| *p != 0)
+                            .ok_or_else(|| anyhow!("{dotted}: {p} is out of range (1-65535)"))?,
+                    );
+                }
+                ("net", "bindIp") => opts.bind_ip = Some(yaml_string(value, &dotted)?),
+                ("net", "maxIncomingConnections") => {
+                    let n = yaml_int(value, &dotted)?;
+                    opts.max_conns = Some(
+                        u32::try_from(n)
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| anyhow!("{dotted}: {n} is out of range"))?,
+                    );
+                }
+                ("storage", "dbPath") => opts.dbpath = Some(yaml_string(value, &dotted)?),
+                ("storage", "oplogMinRetentionHours") => {
+                    opts.oplog_min_retention_hours = Some(yaml_f64(value, &dotted)?)
+                }
+                ("replication", "replSetName") => {
+                    opts.repl_set = Some(yaml_string(value, &dotted)?)
+                }
+                ("replication", "oplogSizeMB") => {
+                    let n = yaml_int(value, &dotted)?;
+                    opts.oplog_size_mb = Some(
+                        u64::try_from(n)
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| anyhow!("{dotted}: {n} must be greater than 0"))?,
+                    );
+                }
+                ("setParameter", name) => {
+                    let v = yaml_scalar_string(value).ok_or_else(|| {
+                        anyhow!(
+                            "{dotted}: expected a scalar value, found {}",
+                            yaml_kind(value)
+                        )
+                    })?;
+                    opts.set_parameters.push((name.to_owned(), v));
+                }
+                _ => opts.ignored.push(dotted),
+            }
+        }
+    }
+    Ok(opts)
+}
+
+/// Creates the data directory if it is missing (like `mkdir -p`), and checks it is a directory.
+pub fn prepare_dbpath(dbpath: &Path) -> Result<()> {
+    std::fs::create_dir_all(dbpath)
+        .with_context(|| format!("creating --dbpath {}", dbpath.display()))?;
+    if !dbpath.is_dir() {
+        bail!("--dbpath {} is not a directory", dbpath.display());
+    }
+    Ok(())
+}
+
+/// Runs `eddy serve` until SIGINT/SIGTERM; returns the exit code.
+pub async fn run(args: ServeArgs, argv: Vec<String>, shutdown: Shutdown) -> Result<i32> {
+    let settings = resolve(&args, argv)?;
+    prepare_dbpath(&settings.dbpath)?;
+    tracing::info!(
+        port = settings.port,
+        bind_ip = %settings.bind_ip.join(","),
+        dbpath = %settings.dbpath.display(),
+        repl_set = %settings.repl_set,
+        "starting eddy"
+    );
+    server_adapter::serve(settings, shutdown).await?;
+    Ok(0)
+}
+
+/// The seam to `eddy-server`. Kept in one place so that the mapping from command-line
+/// settings to the server's configuration type is the only code that knows both.
+mod server_adapter {
+    use super::ServeSettings;
+    use crate::cli::signal::Shutdown;
+    use anyhow::{bail, Result};
+
+    pub(super) async fn serve(settings: ServeSettings, _shutdown: Shutdown) -> Result<()> {
+        // eddy-server does not export `ServerConfig`/`serve` yet in this build.
+        bail!(
+            "this build of eddy has no database server yet (eddy-server::serve is missing); \
+             cannot listen on port {}",
+            settings.port
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: ServeArgs,
+    }
+
+    fn args(list: &[&str]) -> ServeArgs {
+        let mut v = vec!["eddy"];
+        v.extend_from_slice(list);
+        T::try_parse_from(v).expect("valid flags").a
+    }
+
+    fn argv(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = resolve_with(&args(&[]), None, argv(&["eddy", "serve"])).expect("ok");
+        assert_eq!(s.port, 27017);
+        assert_eq!(s.bind_ip, vec!["127.0.0.1"]);
+        assert_eq!(s.dbpath, PathBuf::from("./eddy-data"));
+        assert_eq!(s.repl_set, "rs0");
+        assert!(!s.enable_test_commands);
+        assert_eq!(s.oplog_size_mb, 1024);
+        assert_eq!(s.oplog_min_retention_hours, 0.0);
+        assert_eq!(s.max_incoming_connections, 1_000_000);
+        assert_eq!(s.cursor_timeout, Duration::from_secs(600));
+        assert_eq!(s.parsed, Document::new());
+        assert_eq!(s.argv, vec!["eddy", "serve"]);
+    }
+
+    #[test]
+    fn mongod_flag_names_and_parsed_shape() {
+        let a = args(&[
+            "--port",
+            "27018",
+            "--bind_ip",
+            "127.0.0.1,localhost",
+            "--dbpath",
+            "/tmp/x",
+            "--replSet",
+            "test-change-streams",
+            "--setParameter",
+            "enableTestCommands=1",
+            "--setParameter",
+            "cursorTimeoutMillis=1000",
+            "--setParameter",
+            "someFlag=true",
+            "--oplogSize",
+            "50",
+            "--oplogMinRetentionHours",
+            "1.5",
+            "--maxConns",
+            "10",
+        ]);
+        let s = resolve_with(&a, None, vec![]).expect("ok");
+        assert_eq!(s.port, 27018);
+        assert_eq!(s.bind_ip, vec!["127.0.0.1", "localhost"]);
+        assert_eq!(s.repl_set, "test-change-streams");
+        assert!(s.enable_test_commands);
+        assert_eq!(s.cursor_timeout, Duration::from_secs(1));
+        assert_eq!(
+            s.set_parameters,
+            doc! {"cursorTimeoutMillis": 1000_i64, "someFlag": true}
+        );
+        assert_eq!(s.oplog_size_mb, 50);
+        assert_eq!(s.oplog_min_retention_hours, 1.5);
+        assert_eq!(s.max_incoming_connections, 10);
+        assert_eq!(
+            s.parsed,
+            doc! {
+                "net": {"bindIp": "127.0.0.1,localhost", "maxIncomingConnections": 10, "port": 27018},
+                "replication": {"oplogSizeMB": 50, "replSet": "test-change-streams"},
+                "setParameter": {"cursorTimeoutMillis": "1000", "enableTestCommands": "1", "someFlag": "true"},
+                "storage": {"dbPath": "/tmp/x", "oplogMinRetentionHours": 1.5},
+            }
+        );
+    }
+
+    const CONF: &str = "\
+# mongod.conf, as shipped by distributions
+storage:
+  dbPath: /var/lib/eddy
+  oplogMinRetentionHours: 2
+systemLog:
+  destination: file
+  path: /var/log/mongodb/mongod.log
+net:
+  port: 27019
+  bindIp: 127.0.0.1,::1
+  maxIncomingConnections: 100
+replication:
+  replSetName: fromfile
+  oplogSizeMB: 2048
+setParameter:
+  enableTestCommands: 1
+  cursorTimeoutMillis: 5000
+";
+
+    #[test]
+    fn config_file_values() {
+        let s = resolve_with(
+            &args(&[]),
+            Some((Path::new("/etc/eddy.conf"), CONF)),
+            vec![],
+        )
+        .expect("ok");
+        assert_eq!(s.port, 27019);
+        assert_eq!(s.bind_ip, vec!["127.0.0.1", "::1"]);
+        assert_eq!(s.dbpath, PathBuf::from("/var/lib/eddy"));
+        assert_eq!(s.repl_set, "fromfile");
+        assert_eq!(s.oplog_size_mb, 2048);
+        assert_eq!(s.oplog_min_retention_hours, 2.0);
+        assert_eq!(s.max_incoming_connections, 100);
+        assert!(s.enable_test_commands);
+        assert_eq!(s.cursor_timeout, Duration::from_secs(5));
+        assert_eq!(s.config_file, Some(PathBuf::from("/etc/eddy.conf")));
+        assert_eq!(
+            s.parsed,
+            doc! {
+                "config": "/etc/eddy.conf",
+                "net": {"bindIp": "127.0.0.1,::1", "maxIncomingConnections": 100, "port": 27019},
+                "replication": {"oplogSizeMB": 2048, "replSetName": "fromfile"},
+                "setParameter": {"cursorTimeoutMillis": "5000", "enableTestCommands": "1"},
+                "storage": {"dbPath": "/var/lib/eddy", "oplogMinRetentionHours": 2.0},
+            }
+        );
+    }
+
+    #[test]
+    fn command_line_overrides_config_file() {
+        let a = args(&[
+            "--port",
+            "30000",
+            "--replSet",
+            "cli",
+            "--setParameter",
+            "enableTestCommands=0",
+            "--dbpath",
+            "/tmp/cli",
+        ]);
+        let s = resolve_with(&a, Some((Path::new("c.yaml"), CONF)), vec![]).expect("ok");
+        assert_eq!(s.port, 30000);
+        assert_eq!(s.repl_set, "cli");
+        assert!(!s.enable_test_commands);
+        assert_eq!(s.dbpath, PathBuf::from("/tmp/cli"));
+        // Not overridden: still from the file.
+        assert_eq!(s.oplog_size_mb, 2048);
+        assert_eq!(s.bind_ip, vec!["127.0.0.1", "::1"]);
+        let net = s.parsed.get_document("net").expect("net");
+        assert_eq!(net.get_i32("port").ok(), Some(30000));
+        let sp = s.parsed.get_document("setParameter").expect("sp");
+        assert_eq!(sp.get_str("enableTestCommands").ok(), Some("0"));
+    }
+
+    #[test]
+    fn config_errors_are_clear() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "net:\n  port: [1]\n",
+                "net.port: expected an integer, found a list",
+            ),
+            ("net:\n  port: 70000\n", "net.port: 70000 is out of range"),
+            (
+                "net:\n  port: abc\n",
+                "net.port: expected an integer, found \"abc\"",
+            ),
+            (
+                "- a\n- b\n",
+                "the top level must be a mapping, found a list",
+            ),
+            ("net: {port: 1\n", "invalid YAML"),
+            (
+                "replication:\n  oplogSizeMB: 0\n",
+                "replication.oplogSizeMB: 0 must be greater than 0",
+            ),
+            (
+                "storage:\n  dbPath: 5\n",
+                "storage.dbPath: expected a string, found an integer",
+            ),
+            (
+                "setParameter:\n  x: {a: 1}\n",
+                "setParameter.x: expected a scalar value",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = resolve_with(&args(&[]), Some((Path::new("bad.conf"), text)), vec![])
+                .expect_err(text);
+            let msg = format!("{err:#}");
+            assert!(msg.contains("error in config file bad.conf"), "{msg}");
+            assert!(msg.contains(want), "{text:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn unsupported_mongod_options_are_ignored_not_fatal() {
+        let o = parse_config(CONF).expect("ok");
+        assert_eq!(o.ignored, vec!["systemLog.destination", "systemLog.path"]);
+        assert_eq!(
+            parse_config("").expect("empty file"),
+            FileOptions::default()
+        );
+    }
+
+    #[test]
+    fn bad_flags() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--setParameter", "novalue"], "Illegal option assignment"),
+            (&["--setParameter", "=1"], "empty parameter name"),
+            (
+                &["--setParameter", "enableTestCommands=yes"],
+                "is not a boolean",
+            ),
+            (
+                &["--setParameter", "cursorTimeoutMillis=soon"],
+                "is not an integer",
+            ),
+            (&["--port", "0"], "out of range"),
+            (&["--bind_ip", ","], "at least one address"),
+            (&["--replSet", "a/b"], "bad --replSet"),
+            (&["--oplogSize", "0"], "greater than 0"),
+            (&["--oplogMinRetentionHours", "-1"], "non-negative"),
+            (&["--maxConns", "0"], "greater than 0"),
+        ];
+        for (flags, want) in cases {
+            let err = resolve_with(&args(flags), None, vec![]).expect_err(want);
+            assert!(format!("{err:#}").contains(want), "{flags:?}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn typed_parameters() {
+        assert_eq!(typed_parameter("5"), Bson::Int32(5));
+        assert_eq!(typed_parameter("5000000000"), Bson::Int64(5_000_000_000));
+        assert_eq!(typed_parameter("0.5"), Bson::Double(0.5));
+        assert_eq!(typed_parameter("false"), Bson::Boolean(false));
+        assert_eq!(typed_parameter("abc"), Bson::String("abc".into()));
+    }
+
+    #[test]
+    fn dbpath_is_created() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a/b/c");
+        prepare_dbpath(&p).expect("create");
+        assert!(p.is_dir());
+        prepare_dbpath(&p).expect("exists already");
+        let f = dir.path().join("file");
+        std::fs::write(&f, "x").expect("write");
+        assert!(prepare_dbpath(&f).is_err());
+    }
+}
