@@ -1,0 +1,199 @@
+"""What a driver sees when it connects: hello, buildInfo, getParameter, serverStatus,
+replSetGetStatus, unknown commands, and a retryable write across a dropped connection.
+
+Expected values are MongoDB 7.0's (a one-member replica set named rs0, test commands enabled).
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from bson import Int64, ObjectId, Timestamp
+from conftest import EddyServer
+from pymongo import monitoring
+from pymongo.errors import OperationFailure
+
+
+def test_hello_shape(shared_server: EddyServer):
+    c = shared_server.direct_client()
+    hello = c.admin.command("hello")
+    assert hello["ok"] == 1.0
+    assert hello["isWritablePrimary"] is True
+    assert hello["secondary"] is False
+    assert hello["setName"] == "rs0"
+    assert isinstance(hello["setVersion"], int)
+    assert any(h.endswith(f":{shared_server.port}") for h in hello["hosts"]), hello["hosts"]
+    assert hello["primary"] in hello["hosts"] and hello["me"] == hello["primary"]
+    assert all(h == h.lower() for h in hello["hosts"])
+    assert isinstance(hello["electionId"], ObjectId)
+    assert hello["maxBsonObjectSize"] == 16 * 1024 * 1024
+    assert hello["maxMessageSizeBytes"] == 48_000_000
+    assert hello["maxWriteBatchSize"] == 100_000
+    assert hello["minWireVersion"] == 0
+    assert hello["maxWireVersion"] == 21
+    assert hello["logicalSessionTimeoutMinutes"] == 30
+    assert isinstance(hello["connectionId"], int)
+    assert isinstance(hello["localTime"], datetime.datetime)
+    assert hello["readOnly"] is False
+    assert "lastWrite" in hello and isinstance(hello["lastWrite"]["opTime"]["ts"], Timestamp)
+    assert "msg" not in hello, "msg: isdbgrid would mean mongos"
+    # The legacy spelling answers the same, with `ismaster` instead of `isWritablePrimary`.
+    legacy = c.admin.command("isMaster")
+    assert legacy["ismaster"] is True and legacy["setName"] == "rs0"
+    assert "isWritablePrimary" not in legacy
+
+
+def test_client_discovers_replica_set_primary(shared_server: EddyServer):
+    c = shared_server.client(replicaSet="rs0")
+    c.admin.command("ping")
+    assert c.primary is not None and c.primary[1] == shared_server.port
+    assert c.topology_description.topology_type_name == "ReplicaSetWithPrimary"
+
+
+def test_buildinfo(shared_server: EddyServer):
+    c = shared_server.client()
+    info = c.admin.command("buildinfo")
+    assert info["ok"] == 1.0
+    assert info["version"].startswith("7.0.")
+    major, minor, patch = (int(x) for x in info["version"].split("."))
+    assert info["versionArray"][:3] == [major, minor, patch]
+    assert len(info["versionArray"]) == 4
+    assert info["maxBsonObjectSize"] == 16 * 1024 * 1024
+    assert c.server_info()["version"] == info["version"]  # the camelCase spelling too
+
+
+def test_get_parameter_star(shared_server: EddyServer):
+    c = shared_server.client()
+    params = c.admin.command("getParameter", "*")
+    assert params["ok"] == 1.0
+    assert params["enableTestCommands"] is True
+    one = c.admin.command({"getParameter": 1, "enableTestCommands": 1})
+    assert one["enableTestCommands"] is True and "featureCompatibilityVersion" not in one
+
+
+def test_get_cmd_line_opts(shared_server: EddyServer):
+    opts = shared_server.client().admin.command("getCmdLineOpts")
+    assert opts["ok"] == 1.0
+    assert isinstance(opts["argv"], list) and opts["argv"]
+    assert isinstance(opts["parsed"], dict)
+
+
+def test_server_status(shared_server: EddyServer):
+    status = shared_server.client().admin.command("serverStatus")
+    assert status["ok"] == 1.0
+    assert isinstance(status["storageEngine"]["name"], str) and status["storageEngine"]["name"]
+    assert status["version"].startswith("7.0.")
+    assert status["process"]
+    assert isinstance(status["uptime"], (int, float))
+    assert status["repl"]["setName"] == "rs0" and status["repl"]["isWritablePrimary"] is True
+
+
+def test_repl_set_get_status(shared_server: EddyServer):
+    status = shared_server.client().admin.command("replSetGetStatus")
+    assert status["ok"] == 1.0
+    assert status["set"] == "rs0"
+    assert status["myState"] == 1
+    [member] = status["members"]
+    assert member["stateStr"] == "PRIMARY" and member["state"] == 1
+    assert member["self"] is True and member["health"] == 1
+    assert member["name"].endswith(f":{shared_server.port}")
+
+
+def test_unknown_command_keeps_connection_usable(shared_server: EddyServer):
+    c = shared_server.client(maxPoolSize=1)
+    c.admin.command("ping")
+    with pytest.raises(OperationFailure) as ei:
+        c.admin.command("noSuchCommandAtAll")
+    assert ei.value.code == 59
+    assert ei.value.details["codeName"] == "CommandNotFound"
+    assert ei.value.details["errmsg"] == "no such command: 'noSuchCommandAtAll'"
+    assert ei.value.details["ok"] == 0.0
+    # Same connection (pool of one) still works.
+    assert c.admin.command("ping")["ok"] == 1.0
+
+
+def test_replies_carry_cluster_time(shared_server: EddyServer):
+    events: list[monitoring.CommandSucceededEvent] = []
+
+    class Listener(monitoring.CommandListener):
+        def started(self, event):
+            pass
+
+        def succeeded(self, event):
+            events.append(event)
+
+        def failed(self, event):
+            pass
+
+    c = shared_server.client(event_listeners=[Listener()])
+    c.t.c.insert_one({"x": 1})
+    reply = next(e.reply for e in events if e.command_name == "insert")
+    assert isinstance(reply["operationTime"], Timestamp)
+    assert isinstance(reply["$clusterTime"]["clusterTime"], Timestamp)
+    assert reply["$clusterTime"]["signature"]["keyId"] == 0
+
+
+def test_retryable_insert_survives_closed_connection(server: EddyServer):
+    """failCommand closeConnection once: pymongo retries the insert (same lsid + txnNumber) and the
+    document is stored exactly once."""
+    started: list[dict] = []
+
+    class Listener(monitoring.CommandListener):
+        def started(self, event):
+            if event.command_name == "insert":
+                started.append(dict(event.command))
+
+        def succeeded(self, event):
+            pass
+
+        def failed(self, event):
+            pass
+
+    c = server.client(retryWrites=True, event_listeners=[Listener()])
+    c.app.r.insert_one({"_id": "warmup"})
+    started.clear()
+    r = c.admin.command(
+        "configureFailPoint",
+        "failCommand",
+        mode={"times": 1},
+        data={"failCommands": ["insert"], "closeConnection": True},
+    )
+    assert r["ok"] == 1.0
+    res = c.app.r.insert_one({"_id": 1, "v": "once"})
+    assert res.inserted_id == 1
+    assert len(started) == 2, "the first attempt failed on the closed connection, the retry succeeded"
+    assert started[0]["txnNumber"] == started[1]["txnNumber"]
+    assert started[0]["lsid"] == started[1]["lsid"]
+    assert list(c.app.r.find({"_id": 1})) == [{"_id": 1, "v": "once"}]
+    assert c.app.r.count_documents({}) == 2
+    c.admin.command("configureFailPoint", "failCommand", mode="off")
+
+
+def test_retried_write_is_not_applied_twice(server: EddyServer):
+    """A retry of an already-applied write (same lsid + txnNumber) must return the first result,
+    not insert again (mongod's retryable-write transaction table)."""
+    c = server.client()
+    with c.start_session() as s:
+        # pymongo adds the session's lsid; the txnNumber is ours, the same both times.
+        cmd = {"insert": "r", "documents": [{"_id": 1}], "txnNumber": Int64(7)}
+        first = c.app.command(cmd, session=s)
+        again = c.app.command(cmd, session=s)
+    assert first["n"] == 1 and again["n"] == 1
+    assert "writeErrors" not in again, again
+    assert c.app.r.count_documents({}) == 1
+
+
+def test_fail_command_error_code(server: EddyServer):
+    c = server.client(retryWrites=False)
+    c.admin.command(
+        "configureFailPoint",
+        "failCommand",
+        mode={"times": 1},
+        data={"failCommands": ["find"], "errorCode": 2, "errorLabels": ["Custom"]},
+    )
+    with pytest.raises(OperationFailure) as ei:
+        c.app.c.find_one()
+    assert ei.value.code == 2
+    assert ei.value.has_error_label("Custom")
+    assert c.app.c.find_one() is None  # times: 1 -> the next find works
