@@ -106,18 +106,15 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Runs the chosen workloads and prints their figures.
-pub fn run(args: BenchArgs) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
-        if matches!(args.workload, Workload::Insert | Workload::All) {
-            insert(args.inserts).await?;
-        }
-        if matches!(args.workload, Workload::Fanout | Workload::All) {
-            fanout(&args.streams, args.events).await?;
-        }
-        Ok(())
-    })
+/// Runs the chosen workloads and prints their figures; the process exit code.
+pub async fn run(args: BenchArgs) -> Result<i32> {
+    if matches!(args.workload, Workload::Insert | Workload::All) {
+        insert(args.inserts).await?;
+    }
+    if matches!(args.workload, Workload::Fanout | Workload::All) {
+        fanout(&args.streams, args.events).await?;
+    }
+    Ok(0)
 }
 
 async fn insert(per_run: usize) -> Result<()> {

@@ -5,6 +5,7 @@
 //! from `eddy-server`), `watch` and `demo` (clients built on the official `mongodb` driver,
 //! usable against any MongoDB deployment).
 
+mod bench;
 mod cli;
 
 use std::process::ExitCode;
@@ -53,6 +54,13 @@ Examples:
   eddy demo mongodb://db.example:27017 --db shop --coll orders --rate 20
 ";
 
+const BENCH_EXAMPLES: &str = "\
+Examples:
+  eddy bench                      # everything: inserts with 1 and 16 clients, fan-out to 1/100/1000 streams
+  eddy bench insert --inserts 50000
+  eddy bench fanout --streams 1,100,1000,10000 --events 100
+";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "eddy",
@@ -83,6 +91,9 @@ enum Command {
     /// Perform the tutorial's writes, or a steady mixed load
     #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
+    /// Measure durable insert throughput and change-stream fan-out (starts its own servers)
+    #[command(after_help = BENCH_EXAMPLES)]
+    Bench(bench::BenchArgs),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -123,6 +134,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => cli::serve::run(args, argv, shutdown).await,
             Command::Watch(args) => cli::watch::run(args, shutdown).await,
             Command::Demo(args) => cli::demo::run(args, shutdown).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     // Do not wait for driver background tasks (monitors) to notice the runtime is going away.
