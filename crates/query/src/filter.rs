@@ -161,6 +161,33 @@ fn eval_expr_hook(pred: &ExprPredicate, doc: &Document) -> bool {
     false
 }
 
+/// A predicate on one value, as `$pull` applies `{$gte: 6}` or `/re/` to each array
+/// element (mongod's `matchesSingleElement`, no array traversal).
+#[derive(Debug, Clone)]
+pub struct ValuePredicate {
+    nodes: Vec<Node>,
+}
+
+impl ValuePredicate {
+    /// Parses an operator document (`{$gte: 6}`) or a regex.
+    pub fn parse(v: &Bson) -> Result<ValuePredicate, MongoError> {
+        let nodes = match v {
+            Bson::RegularExpression(r) => vec![Node::Leaf(Leaf::Regex(MongoRegex::new(
+                r.pattern.as_str(),
+                r.options.as_str(),
+            )?))],
+            Bson::Document(d) => parse_operators("", d, Level::Sub)?,
+            other => vec![Node::Leaf(eq_leaf(other)?)],
+        };
+        Ok(ValuePredicate { nodes })
+    }
+
+    /// Whether one value satisfies every operator.
+    pub fn matches(&self, v: &Bson) -> bool {
+        self.nodes.iter().all(|n| node_matches(n, v))
+    }
+}
+
 /// Bounds on one field implied by a query's top-level conjunction, for index use.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]

@@ -8,6 +8,8 @@
 //! * [`key`]: order-preserving byte encoding of values for index keys;
 //! * [`filter`]: the query matcher (`find` filters, `$match`, update queries);
 //! * [`schema`]: the `$jsonSchema` matcher;
+//! * [`update`]: replacement and modifier updates, upsert seeds;
+//! * [`diff`]: v2 oplog diffs and change-stream `updateDescription`s;
 //! * [`regex`]: PCRE-compatible regular expressions for `$regex`;
 //! * [`util`]: mongod-style value printing and integer coercions for messages.
 #![forbid(unsafe_code)]
@@ -16,11 +18,15 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cmp;
+pub mod diff;
 pub mod filter;
 pub mod key;
 pub mod path;
 pub mod regex;
 pub mod schema;
+pub mod update;
 pub mod util;
 
+pub use diff::UpdateDescription;
 pub use filter::{Filter, MatchDetails};
+pub use update::{Applied, ApplyContext, Update};
