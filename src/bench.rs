@@ -79,9 +79,11 @@ impl BenchServer {
     }
 
     async fn client(&self, pool: u32) -> Result<Client> {
-        let mut options =
-            ClientOptions::parse(format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port))
-                .await?;
+        let mut options = ClientOptions::parse(format!(
+            "mongodb://127.0.0.1:{}/?directConnection=true",
+            self.port
+        ))
+        .await?;
         options.max_pool_size = Some(pool);
         Ok(Client::with_options(options)?)
     }
@@ -119,7 +121,10 @@ pub async fn run(args: BenchArgs) -> Result<i32> {
 
 async fn insert(per_run: usize) -> Result<()> {
     println!("# durable inserts (each awaits its acknowledgement; w:majority = journaled)");
-    println!("{:>8} {:>12} {:>10} {:>10}", "clients", "inserts/s", "p50 ms", "p99 ms");
+    println!(
+        "{:>8} {:>12} {:>10} {:>10}",
+        "clients", "inserts/s", "p50 ms", "p99 ms"
+    );
     let mut rates = Vec::new();
     for clients in [1usize, 16] {
         let server = BenchServer::start()?;
@@ -157,7 +162,10 @@ async fn insert(per_run: usize) -> Result<()> {
         );
     }
     if let [one, sixteen] = rates[..] {
-        println!("group commit speed-up (16 clients / 1 client): {:.1}x", sixteen / one);
+        println!(
+            "group commit speed-up (16 clients / 1 client): {:.1}x",
+            sixteen / one
+        );
     }
     Ok(())
 }

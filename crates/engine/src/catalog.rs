@@ -84,7 +84,10 @@ pub fn validate_db_name(db: &str) -> Result<(), MongoError> {
             format!("db name is too long: {db}"),
         ));
     }
-    if let Some(c) = db.chars().find(|c| matches!(c, '/' | '\\' | '.' | ' ' | '"' | '$' | '\0')) {
+    if let Some(c) = db
+        .chars()
+        .find(|c| matches!(c, '/' | '\\' | '.' | ' ' | '"' | '$' | '\0'))
+    {
         return Err(MongoError::new(
             ErrorCode::InvalidNamespace,
             format!("Invalid database name: '{db}' (contains {c:?})"),
@@ -257,10 +260,10 @@ impl CollectionMeta {
                 d.get_str("coll").map_err(|_| corrupt())?,
             ),
             id: d.get_i64("id").map_err(|_| corrupt())? as u64,
-            uuid: d.get_binary_generic("uuid").map(|b| Binary {
-                subtype: BinarySubtype::Uuid,
-                bytes: b.clone(),
-            }).map_err(|_| corrupt())?,
+            uuid: match d.get("uuid") {
+                Some(Bson::Binary(b)) => b.clone(),
+                _ => return Err(corrupt()),
+            },
             options: d.get_document("options").map_err(|_| corrupt())?.clone(),
             indexes,
         })
@@ -294,7 +297,10 @@ pub fn list(r: &impl KvRead, db: Option<&str>) -> Result<Vec<CollectionMeta>, Mo
         None => (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
     };
     let mut out = Vec::new();
-    for entry in r.scan(tables::CATALOG, start, end, false).map_err(storage_err)? {
+    for entry in r
+        .scan(tables::CATALOG, start, end, false)
+        .map_err(storage_err)?
+    {
         let (k, v) = entry.map_err(storage_err)?;
         if Namespace::from_key(&k).is_none() {
             continue;
@@ -307,7 +313,8 @@ pub fn list(r: &impl KvRead, db: Option<&str>) -> Result<Vec<CollectionMeta>, Mo
 /// Writes a collection's catalog entry.
 pub fn put(w: &mut eddy_storage::WriteBatch<'_>, meta: &CollectionMeta) -> Result<(), MongoError> {
     let bytes = encode(&meta.to_document())?;
-    w.put(tables::CATALOG, &meta.ns.key(), &bytes).map_err(storage_err)
+    w.put(tables::CATALOG, &meta.ns.key(), &bytes)
+        .map_err(storage_err)
 }
 
 /// Removes a collection's catalog entry.

@@ -118,8 +118,14 @@ mod tests {
 
     #[test]
     fn pack_orders_like_timestamps() {
-        let a = Timestamp { time: 1, increment: 9 };
-        let b = Timestamp { time: 2, increment: 1 };
+        let a = Timestamp {
+            time: 1,
+            increment: 9,
+        };
+        let b = Timestamp {
+            time: 2,
+            increment: 1,
+        };
         assert!(pack(a) < pack(b));
         assert_eq!(unpack(pack(b)), b);
     }

@@ -85,9 +85,7 @@ impl ChangeHub {
         if pack(after) < pack(tail.floor) {
             return TailRead::BehindTail;
         }
-        let start = tail
-            .entries
-            .partition_point(|e| pack(e.ts) <= pack(after));
+        let start = tail.entries.partition_point(|e| pack(e.ts) <= pack(after));
         TailRead::Entries(tail.entries.range(start..).take(max).cloned().collect())
     }
 
@@ -145,7 +143,10 @@ mod tests {
         hub.publish((1..=5).map(entry).collect());
         match hub.read_after(ts(2), 2) {
             TailRead::Entries(e) => {
-                assert_eq!(e.iter().map(|e| e.ts.increment).collect::<Vec<_>>(), vec![3, 4])
+                assert_eq!(
+                    e.iter().map(|e| e.ts.increment).collect::<Vec<_>>(),
+                    vec![3, 4]
+                )
             }
             TailRead::BehindTail => panic!("position is in the tail"),
         }

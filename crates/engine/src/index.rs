@@ -31,7 +31,12 @@ fn values_at(doc: &Document, path: &str) -> (Vec<Bson>, bool) {
     let mut out = Vec::new();
     let mut multikey = false;
     let components: Vec<&str> = path.split('.').collect();
-    collect(&Bson::Document(doc.clone()), &components, &mut out, &mut multikey);
+    collect(
+        &Bson::Document(doc.clone()),
+        &components,
+        &mut out,
+        &mut multikey,
+    );
     if out.is_empty() {
         out.push(Bson::Null);
     }
@@ -156,7 +161,12 @@ fn key_value(index: &IndexMeta, doc: &Document) -> Document {
 }
 
 /// mongod's duplicate key error for `doc` on `index` of `meta`.
-pub fn duplicate_key_error(meta: &CollectionMeta, index_name: &str, pattern: &Document, value: &Document) -> MongoError {
+pub fn duplicate_key_error(
+    meta: &CollectionMeta,
+    index_name: &str,
+    pattern: &Document,
+    value: &Document,
+) -> MongoError {
     let shown: Vec<String> = value
         .iter()
         .map(|(k, v)| format!("{k}: {}", crate::display_value(v)))
@@ -278,14 +288,19 @@ mod tests {
         let i = index(doc! {"key": {"a": 1, "b": 1}, "name": "a_1_b_1"});
         let err = keys_for(&i, &doc! {"a": [1, 2], "b": [3, 4]}).expect_err("parallel");
         assert_eq!(err.code, ErrorCode::CannotIndexParallelArrays.code());
-        assert_eq!(keys_for(&i, &doc! {"a": [1, 2], "b": 3}).expect("ok").len(), 2);
+        assert_eq!(
+            keys_for(&i, &doc! {"a": [1, 2], "b": 3}).expect("ok").len(),
+            2
+        );
     }
 
     #[test]
     fn sparse_and_partial_indexes_skip_documents() {
         let sparse = index(doc! {"key": {"a": 1}, "name": "a_1", "sparse": true});
         assert!(keys_for(&sparse, &doc! {"b": 1}).expect("keys").is_empty());
-        let partial = index(doc! {"key": {"a": 1}, "name": "a_1", "partialFilterExpression": {"a": {"$gt": 5}}});
+        let partial = index(
+            doc! {"key": {"a": 1}, "name": "a_1", "partialFilterExpression": {"a": {"$gt": 5}}},
+        );
         assert!(keys_for(&partial, &doc! {"a": 1}).expect("keys").is_empty());
         assert_eq!(keys_for(&partial, &doc! {"a": 6}).expect("keys").len(), 1);
     }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use bson::{Bson, Timestamp};
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_storage::{Committer, KvRead, Store, StorageError};
+use eddy_storage::{Committer, KvRead, StorageError, Store};
 
 pub use catalog::{CollectionMeta, IndexMeta, Namespace};
 pub use hub::{ChangeHub, TailRead};
@@ -258,10 +258,7 @@ impl Engine {
     }
 
     fn is_closed(&self) -> bool {
-        self.committer
-            .read()
-            .map(|c| c.is_none())
-            .unwrap_or(true)
+        self.committer.read().map(|c| c.is_none()).unwrap_or(true)
     }
 
     /// The newest durable operation time (`operationTime`).

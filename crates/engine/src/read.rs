@@ -96,7 +96,11 @@ pub fn plan(meta: &CollectionMeta, filter: &Document) -> Plan {
         if index.partial_filter().is_some() || index.sparse() {
             continue;
         }
-        let Some((first, _)) = index.spec.get_document("key").ok().and_then(|k| k.iter().next())
+        let Some((first, _)) = index
+            .spec
+            .get_document("key")
+            .ok()
+            .and_then(|k| k.iter().next())
         else {
             continue;
         };
@@ -137,17 +141,18 @@ pub fn matching(
     let table = meta.docs_table();
     let mut out = Vec::new();
     let full = |out: &Vec<Matched>| limit.is_some_and(|l| out.len() >= l);
-    let consider = |out: &mut Vec<Matched>, id_key: Vec<u8>, bytes: &[u8]| -> Result<(), MongoError> {
-        let doc = catalog::decode(bytes)?;
-        if let Some(details) = filter.matches_details(&doc) {
-            out.push(Matched {
-                id_key,
-                doc,
-                details: Some(details),
-            });
-        }
-        Ok(())
-    };
+    let consider =
+        |out: &mut Vec<Matched>, id_key: Vec<u8>, bytes: &[u8]| -> Result<(), MongoError> {
+            let doc = catalog::decode(bytes)?;
+            if let Some(details) = filter.matches_details(&doc) {
+                out.push(Matched {
+                    id_key,
+                    doc,
+                    details: Some(details),
+                });
+            }
+            Ok(())
+        };
     match plan(meta, filter_doc) {
         Plan::IdLookup(ids) => {
             let mut keys: Vec<Vec<u8>> = ids.iter().map(id_key).collect();
@@ -195,12 +200,22 @@ pub fn matching(
 }
 
 /// The `_id` keys of the entries of `index` whose leading field equals one of `values`.
-fn index_lookup(r: &impl KvRead, index: &IndexMeta, values: &[Bson]) -> Result<Vec<Vec<u8>>, MongoError> {
+fn index_lookup(
+    r: &impl KvRead,
+    index: &IndexMeta,
+    values: &[Bson],
+) -> Result<Vec<Vec<u8>>, MongoError> {
     let descending = index
         .spec
         .get_document("key")
         .ok()
-        .and_then(|k| k.iter().next().map(|(_, d)| matches!(d, Bson::Int32(n) if *n < 0) || matches!(d, Bson::Int64(n) if *n < 0) || matches!(d, Bson::Double(n) if *n < 0.0)))
+        .and_then(|k| {
+            k.iter().next().map(|(_, d)| {
+                matches!(d, Bson::Int32(n) if *n < 0)
+                    || matches!(d, Bson::Int64(n) if *n < 0)
+                    || matches!(d, Bson::Double(n) if *n < 0.0)
+            })
+        })
         .unwrap_or(false);
     let table = index::table(index);
     let mut out = Vec::new();
@@ -256,7 +271,12 @@ impl Reader {
         let mut size = 0u64;
         for entry in self
             .snap
-            .scan(&meta.docs_table(), Bound::Unbounded, Bound::Unbounded, false)
+            .scan(
+                &meta.docs_table(),
+                Bound::Unbounded,
+                Bound::Unbounded,
+                false,
+            )
             .map_err(storage_err)?
         {
             let (_, v) = entry.map_err(storage_err)?;
@@ -266,8 +286,16 @@ impl Reader {
     }
 
     /// The document with this `_id`.
-    pub fn get_by_id(&self, meta: &CollectionMeta, id: &Bson) -> Result<Option<Document>, MongoError> {
-        match self.snap.get(&meta.docs_table(), &id_key(id)).map_err(storage_err)? {
+    pub fn get_by_id(
+        &self,
+        meta: &CollectionMeta,
+        id: &Bson,
+    ) -> Result<Option<Document>, MongoError> {
+        match self
+            .snap
+            .get(&meta.docs_table(), &id_key(id))
+            .map_err(storage_err)?
+        {
             Some(bytes) => Ok(Some(catalog::decode(&bytes)?)),
             None => Ok(None),
         }
@@ -285,12 +313,23 @@ impl Reader {
     }
 
     /// Every document of a collection, in `_id` order.
-    pub fn scan(&self, meta: &CollectionMeta) -> Result<impl Iterator<Item = Result<Document, MongoError>> + '_, MongoError> {
+    pub fn scan(
+        &self,
+        meta: &CollectionMeta,
+    ) -> Result<impl Iterator<Item = Result<Document, MongoError>> + '_, MongoError> {
         Ok(self
             .snap
-            .scan(&meta.docs_table(), Bound::Unbounded, Bound::Unbounded, false)
+            .scan(
+                &meta.docs_table(),
+                Bound::Unbounded,
+                Bound::Unbounded,
+                false,
+            )
             .map_err(storage_err)?
-            .map(|e| e.map_err(storage_err).and_then(|(_, v)| catalog::decode(&v))))
+            .map(|e| {
+                e.map_err(storage_err)
+                    .and_then(|(_, v)| catalog::decode(&v))
+            }))
     }
 }
 
@@ -315,7 +354,10 @@ mod tests {
     #[test]
     fn plans_follow_the_filter() {
         let m = meta();
-        assert_eq!(plan(&m, &doc! {"_id": 1}), Plan::IdLookup(vec![Bson::Int32(1)]));
+        assert_eq!(
+            plan(&m, &doc! {"_id": 1}),
+            Plan::IdLookup(vec![Bson::Int32(1)])
+        );
         assert_eq!(
             plan(&m, &doc! {"_id": {"$in": [1, 2]}}),
             Plan::IdLookup(vec![Bson::Int32(1), Bson::Int32(2)])

@@ -94,44 +94,51 @@ impl Engine {
     ) -> Result<R, MongoError> {
         let (reply_tx, reply_rx) = std::sync::mpsc::sync_channel::<Result<R, MongoError>>(1);
         let engine = self.clone();
-        self.submit(Box::new(move |batch: Result<&mut WriteBatch<'_>, StorageError>| {
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(e) => {
-                    return Box::new(move |_| {
-                        let _ = reply_tx.send(Err(storage_err(e)));
-                    })
-                }
-            };
-            let mut tx = Tx {
-                w: batch,
-                engine: &engine,
-                entries: Vec::new(),
-                wall: DateTime::now(),
-            };
-            let result = f(&mut tx);
-            let entries = std::mem::take(&mut tx.entries);
-            let engine = engine.clone();
-            Box::new(move |outcome: Result<(), StorageError>| match outcome {
-                Ok(()) => {
-                    if let Some(last) = entries.last() {
-                        engine.clock.set_committed(last.ts);
+        self.submit(Box::new(
+            move |batch: Result<&mut WriteBatch<'_>, StorageError>| {
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        return Box::new(move |_| {
+                            let _ = reply_tx.send(Err(storage_err(e)));
+                        })
                     }
-                    engine.hub().publish(entries);
-                    let _ = reply_tx.send(result);
-                }
-                Err(e) => {
-                    let _ = reply_tx.send(Err(storage_err(e)));
-                }
-            })
-        }))?;
-        reply_rx.recv().map_err(|_| {
-            MongoError::new(ErrorCode::ShutdownInProgress, "the committer stopped")
-        })?
+                };
+                let mut tx = Tx {
+                    w: batch,
+                    engine: &engine,
+                    entries: Vec::new(),
+                    wall: DateTime::now(),
+                };
+                let result = f(&mut tx);
+                let entries = std::mem::take(&mut tx.entries);
+                let engine = engine.clone();
+                Box::new(move |outcome: Result<(), StorageError>| match outcome {
+                    Ok(()) => {
+                        if let Some(last) = entries.last() {
+                            engine.clock.set_committed(last.ts);
+                        }
+                        engine.hub().publish(entries);
+                        let _ = reply_tx.send(result);
+                    }
+                    Err(e) => {
+                        let _ = reply_tx.send(Err(storage_err(e)));
+                    }
+                })
+            },
+        ))?;
+        reply_rx
+            .recv()
+            .map_err(|_| MongoError::new(ErrorCode::ShutdownInProgress, "the committer stopped"))?
     }
 
     /// Inserts documents (`_id` added where missing).
-    pub fn insert(self: &Arc<Self>, ns: Namespace, docs: Vec<Document>, ordered: bool) -> Result<WriteOutcome, MongoError> {
+    pub fn insert(
+        self: &Arc<Self>,
+        ns: Namespace,
+        docs: Vec<Document>,
+        ordered: bool,
+    ) -> Result<WriteOutcome, MongoError> {
         self.execute(move |tx| {
             let meta = tx.ensure_collection(&ns)?;
             let mut out = WriteOutcome::default();
@@ -151,7 +158,12 @@ impl Engine {
     }
 
     /// Runs the statements of an `update` command.
-    pub fn update(self: &Arc<Self>, ns: Namespace, ops: Vec<UpdateOp>, ordered: bool) -> Result<WriteOutcome, MongoError> {
+    pub fn update(
+        self: &Arc<Self>,
+        ns: Namespace,
+        ops: Vec<UpdateOp>,
+        ordered: bool,
+    ) -> Result<WriteOutcome, MongoError> {
         catalog::validate_writable(&ns)?;
         self.execute(move |tx| {
             let mut out = WriteOutcome::default();
@@ -177,7 +189,12 @@ impl Engine {
     }
 
     /// Runs the statements of a `delete` command.
-    pub fn delete(self: &Arc<Self>, ns: Namespace, ops: Vec<DeleteOp>, ordered: bool) -> Result<WriteOutcome, MongoError> {
+    pub fn delete(
+        self: &Arc<Self>,
+        ns: Namespace,
+        ops: Vec<DeleteOp>,
+        ordered: bool,
+    ) -> Result<WriteOutcome, MongoError> {
         self.execute(move |tx| {
             let mut out = WriteOutcome::default();
             for (i, op) in ops.into_iter().enumerate() {
@@ -209,7 +226,11 @@ impl Engine {
     }
 
     /// Finds one document (the first by `sort`) and updates or removes it.
-    pub fn find_and_modify(self: &Arc<Self>, ns: Namespace, req: FindAndModify) -> Result<FindAndModifyOutcome, MongoError> {
+    pub fn find_and_modify(
+        self: &Arc<Self>,
+        ns: Namespace,
+        req: FindAndModify,
+    ) -> Result<FindAndModifyOutcome, MongoError> {
         if !req.remove {
             catalog::validate_writable(&ns)?;
         }
@@ -217,7 +238,11 @@ impl Engine {
     }
 
     /// Creates a collection; 48 NamespaceExists if it exists.
-    pub fn create_collection(self: &Arc<Self>, ns: Namespace, options: Document) -> Result<(), MongoError> {
+    pub fn create_collection(
+        self: &Arc<Self>,
+        ns: Namespace,
+        options: Document,
+    ) -> Result<(), MongoError> {
         catalog::validate_writable(&ns)?;
         self.execute(move |tx| {
             if tx.collection(&ns)?.is_some() {
@@ -252,13 +277,26 @@ impl Engine {
             for meta in &colls {
                 tx.drop_collection(meta)?;
             }
-            tx.log(OpKind::Command, Namespace::new(db.clone(), "$cmd"), None, doc! {"dropDatabase": 1}, None, None, None);
+            tx.log(
+                OpKind::Command,
+                Namespace::new(db.clone(), "$cmd"),
+                None,
+                doc! {"dropDatabase": 1},
+                None,
+                None,
+                None,
+            )?;
             Ok(())
         })
     }
 
     /// Renames a collection (across databases too), optionally replacing the target.
-    pub fn rename_collection(self: &Arc<Self>, from: Namespace, to: Namespace, drop_target: bool) -> Result<(), MongoError> {
+    pub fn rename_collection(
+        self: &Arc<Self>,
+        from: Namespace,
+        to: Namespace,
+        drop_target: bool,
+    ) -> Result<(), MongoError> {
         catalog::validate_writable(&to)?;
         self.execute(move |tx| {
             let Some(mut meta) = tx.collection(&from)? else {
@@ -288,14 +326,18 @@ impl Engine {
             if !matches!(dropped_target, Bson::Boolean(false)) {
                 o.insert("dropTarget", dropped_target);
             }
-            tx.log(OpKind::Command, from.clone(), Some(meta.uuid.clone()), o, None, None, None);
+            tx.log(OpKind::Command, from.clone(), Some(meta.uuid.clone()), o, None, None, None)?;
             Ok(())
         })
     }
 
     /// Creates indexes (and the collection if missing). Returns
     /// `(numIndexesBefore, numIndexesAfter, createdCollectionAutomatically)`.
-    pub fn create_indexes(self: &Arc<Self>, ns: Namespace, specs: Vec<Document>) -> Result<(usize, usize, bool), MongoError> {
+    pub fn create_indexes(
+        self: &Arc<Self>,
+        ns: Namespace,
+        specs: Vec<Document>,
+    ) -> Result<(usize, usize, bool), MongoError> {
         catalog::validate_writable(&ns)?;
         self.execute(move |tx| {
             let existed = tx.collection(&ns)?.is_some();
@@ -309,7 +351,11 @@ impl Engine {
     }
 
     /// Drops the named indexes (`"*"`: all but `_id_`). Returns `nIndexesWas`.
-    pub fn drop_indexes(self: &Arc<Self>, ns: Namespace, names: IndexSelector) -> Result<usize, MongoError> {
+    pub fn drop_indexes(
+        self: &Arc<Self>,
+        ns: Namespace,
+        names: IndexSelector,
+    ) -> Result<usize, MongoError> {
         self.execute(move |tx| {
             let Some(mut meta) = tx.collection(&ns)? else {
                 return Err(MongoError::new(
@@ -324,7 +370,10 @@ impl Engine {
                     let mut out = Vec::new();
                     for name in names {
                         if name == "_id_" {
-                            return Err(MongoError::new(ErrorCode::InvalidOptions, "cannot drop _id index"));
+                            return Err(MongoError::new(
+                                ErrorCode::InvalidOptions,
+                                "cannot drop _id index",
+                            ));
                         }
                         match meta.index(name) {
                             Some(i) => out.push(i.clone()),
@@ -340,7 +389,10 @@ impl Engine {
                 }
                 IndexSelector::KeyPattern(pattern) => {
                     if pattern == &doc! {"_id": 1} {
-                        return Err(MongoError::new(ErrorCode::InvalidOptions, "cannot drop _id index"));
+                        return Err(MongoError::new(
+                            ErrorCode::InvalidOptions,
+                            "cannot drop _id index",
+                        ));
                     }
                     let found: Vec<IndexMeta> = meta
                         .indexes
@@ -352,7 +404,10 @@ impl Engine {
                         0 => {
                             return Err(MongoError::new(
                                 ErrorCode::IndexNotFound,
-                                format!("can't find index with key: {}", crate::display_value(&Bson::Document(pattern.clone()))),
+                                format!(
+                                    "can't find index with key: {}",
+                                    crate::display_value(&Bson::Document(pattern.clone()))
+                                ),
                             ))
                         }
                         1 => found,
@@ -366,7 +421,8 @@ impl Engine {
                 }
             };
             for index in targets {
-                tx.w.delete_table(&index::table(&index)).map_err(storage_err)?;
+                tx.w.delete_table(&index::table(&index))
+                    .map_err(storage_err)?;
                 meta.indexes.retain(|i| i.id != index.id);
                 catalog::put(tx.w, &meta)?;
                 tx.log(
@@ -377,14 +433,18 @@ impl Engine {
                     Some(index.spec.clone()),
                     None,
                     None,
-                );
+                )?;
             }
             Ok(was)
         })
     }
 
     /// Changes collection options (`collMod`). Returns the options before the change.
-    pub fn coll_mod(self: &Arc<Self>, ns: Namespace, changes: Document) -> Result<Document, MongoError> {
+    pub fn coll_mod(
+        self: &Arc<Self>,
+        ns: Namespace,
+        changes: Document,
+    ) -> Result<Document, MongoError> {
         self.execute(move |tx| {
             let Some(mut meta) = tx.collection(&ns)? else {
                 return Err(MongoError::new(
@@ -399,7 +459,15 @@ impl Engine {
             catalog::put(tx.w, &meta)?;
             let mut o = doc! {"collMod": &ns.coll};
             o.extend(changes.clone());
-            tx.log(OpKind::Command, ns.clone(), Some(meta.uuid.clone()), o, Some(doc! {"collectionOptions_old": before.clone()}), None, None);
+            tx.log(
+                OpKind::Command,
+                ns.clone(),
+                Some(meta.uuid.clone()),
+                o,
+                Some(doc! {"collectionOptions_old": before.clone()}),
+                None,
+                None,
+            )?;
             Ok(before)
         })
     }
@@ -416,20 +484,29 @@ impl Engine {
         self.execute(move |tx| {
             let engine = tx.engine;
             let now = DateTime::now().timestamp_millis() / 1000;
-            let newest = tx.w.last(tables::OPLOG).map_err(storage_err)?.map(|(k, _)| k);
+            let newest =
+                tx.w.last(tables::OPLOG)
+                    .map_err(storage_err)?
+                    .map(|(k, _)| k);
             let mut excess = engine.oplog_bytes().saturating_sub(cap);
             let mut doomed = Vec::new();
             let mut freed = 0u64;
-            for entry in tx
-                .w
-                .scan(tables::OPLOG, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, false)
+            for entry in
+                tx.w.scan(
+                    tables::OPLOG,
+                    std::ops::Bound::Unbounded,
+                    std::ops::Bound::Unbounded,
+                    false,
+                )
                 .map_err(storage_err)?
             {
                 let (k, v) = entry.map_err(storage_err)?;
                 if excess == 0 || doomed.len() >= chunk || Some(&k) == newest.as_ref() {
                     break;
                 }
-                let ts = crate::oplog::ts_of_key(&k).map(|t| t.time as i64).unwrap_or(0);
+                let ts = crate::oplog::ts_of_key(&k)
+                    .map(|t| t.time as i64)
+                    .unwrap_or(0);
                 if min_keep_secs > 0 && now - ts < min_keep_secs as i64 {
                     break;
                 }
@@ -441,9 +518,10 @@ impl Engine {
             for k in &doomed {
                 tx.w.delete(tables::OPLOG, k).map_err(storage_err)?;
             }
-            engine
-                .oplog_bytes
-                .fetch_sub(freed.min(engine.oplog_bytes()), std::sync::atomic::Ordering::Relaxed);
+            engine.oplog_bytes.fetch_sub(
+                freed.min(engine.oplog_bytes()),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             Ok(doomed.len())
         })
     }
@@ -506,14 +584,19 @@ impl Tx<'_, '_> {
         self.w
             .put(tables::OPLOG, &entry.key(), &bytes)
             .map_err(storage_err)?;
-        self.engine
-            .oplog_bytes
-            .fetch_add((bytes.len() + 8) as u64, std::sync::atomic::Ordering::Relaxed);
+        self.engine.oplog_bytes.fetch_add(
+            (bytes.len() + 8) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.entries.push(Arc::new(entry));
         Ok(())
     }
 
-    fn create_collection(&mut self, ns: &Namespace, options: Document) -> Result<CollectionMeta, MongoError> {
+    fn create_collection(
+        &mut self,
+        ns: &Namespace,
+        options: Document,
+    ) -> Result<CollectionMeta, MongoError> {
         catalog::validate_writable(ns)?;
         let meta = CollectionMeta {
             ns: ns.clone(),
@@ -526,7 +609,15 @@ impl Tx<'_, '_> {
         let mut o = doc! {"create": &ns.coll};
         o.extend(options);
         o.insert("idIndex", CollectionMeta::id_index_spec());
-        self.log(OpKind::Command, ns.clone(), Some(meta.uuid.clone()), o, None, None, None)?;
+        self.log(
+            OpKind::Command,
+            ns.clone(),
+            Some(meta.uuid.clone()),
+            o,
+            None,
+            None,
+            None,
+        )?;
         Ok(meta)
     }
 
@@ -539,9 +630,13 @@ impl Tx<'_, '_> {
     }
 
     fn drop_collection(&mut self, meta: &CollectionMeta) -> Result<(), MongoError> {
-        self.w.delete_table(&meta.docs_table()).map_err(storage_err)?;
+        self.w
+            .delete_table(&meta.docs_table())
+            .map_err(storage_err)?;
         for index in &meta.indexes {
-            self.w.delete_table(&index::table(index)).map_err(storage_err)?;
+            self.w
+                .delete_table(&index::table(index))
+                .map_err(storage_err)?;
         }
         catalog::remove(self.w, &meta.ns)?;
         self.log(
@@ -557,17 +652,40 @@ impl Tx<'_, '_> {
 
     fn insert_doc(&mut self, meta: &CollectionMeta, doc: Document) -> Result<Bson, MongoError> {
         let doc = prepare_for_insert(doc)?;
-        let id = doc.get("_id").cloned().expect("prepare_for_insert adds _id");
+        let id = doc
+            .get("_id")
+            .cloned()
+            .expect("prepare_for_insert adds _id");
         let key = id_key(&id);
-        if self.w.get(&meta.docs_table(), &key).map_err(storage_err)?.is_some() {
-            return Err(index::duplicate_key_error(meta, "_id_", &doc! {"_id": 1}, &doc! {"_id": id}));
+        if self
+            .w
+            .get(&meta.docs_table(), &key)
+            .map_err(storage_err)?
+            .is_some()
+        {
+            return Err(index::duplicate_key_error(
+                meta,
+                "_id_",
+                &doc! {"_id": 1},
+                &doc! {"_id": id},
+            ));
         }
         index::check_unique(&*self.w, meta, &doc, &key)?;
         let bytes = encode_checked(&doc)?;
         index::add_entries(self.w, meta, &doc, &key)?;
-        self.w.put(&meta.docs_table(), &key, &bytes).map_err(storage_err)?;
+        self.w
+            .put(&meta.docs_table(), &key, &bytes)
+            .map_err(storage_err)?;
         let document_key = doc! {"_id": id.clone()};
-        self.log(OpKind::Insert, meta.ns.clone(), Some(meta.uuid.clone()), doc, Some(document_key), None, None)?;
+        self.log(
+            OpKind::Insert,
+            meta.ns.clone(),
+            Some(meta.uuid.clone()),
+            doc,
+            Some(document_key),
+            None,
+            None,
+        )?;
         Ok(id)
     }
 
@@ -604,22 +722,42 @@ impl Tx<'_, '_> {
         index::check_unique(&*self.w, meta, &new, &old.id_key)?;
         index::remove_entries(self.w, meta, &old.doc, &old.id_key)?;
         index::add_entries(self.w, meta, &new, &old.id_key)?;
-        self.w.put(&meta.docs_table(), &old.id_key, &bytes).map_err(storage_err)?;
+        self.w
+            .put(&meta.docs_table(), &old.id_key, &bytes)
+            .map_err(storage_err)?;
         let images = meta.pre_and_post_images();
         let pre = images.then(|| old.doc.clone());
         let document_key = doc! {"_id": old_id};
         match description {
             Some(desc) => {
                 let post = images.then(|| new.clone());
-                self.log(OpKind::Update, meta.ns.clone(), Some(meta.uuid.clone()), desc, Some(document_key), pre, post)
+                self.log(
+                    OpKind::Update,
+                    meta.ns.clone(),
+                    Some(meta.uuid.clone()),
+                    desc,
+                    Some(document_key),
+                    pre,
+                    post,
+                )
             }
-            None => self.log(OpKind::Replace, meta.ns.clone(), Some(meta.uuid.clone()), new, Some(document_key), pre, None),
+            None => self.log(
+                OpKind::Replace,
+                meta.ns.clone(),
+                Some(meta.uuid.clone()),
+                new,
+                Some(document_key),
+                pre,
+                None,
+            ),
         }
     }
 
     fn delete_doc(&mut self, meta: &CollectionMeta, m: &Matched) -> Result<(), MongoError> {
         index::remove_entries(self.w, meta, &m.doc, &m.id_key)?;
-        self.w.delete(&meta.docs_table(), &m.id_key).map_err(storage_err)?;
+        self.w
+            .delete(&meta.docs_table(), &m.id_key)
+            .map_err(storage_err)?;
         let id = m.doc.get("_id").cloned().unwrap_or(Bson::Null);
         let pre = meta.pre_and_post_images().then(|| m.doc.clone());
         self.log(
@@ -634,7 +772,12 @@ impl Tx<'_, '_> {
     }
 
     /// Applies `update` to a matched document; whether it changed.
-    fn apply_update(&mut self, meta: &CollectionMeta, update: &Update, m: &Matched) -> Result<Option<Document>, MongoError> {
+    fn apply_update(
+        &mut self,
+        meta: &CollectionMeta,
+        update: &Update,
+        m: &Matched,
+    ) -> Result<Option<Document>, MongoError> {
         let ctx = ApplyContext {
             matched: m.details.as_ref(),
             is_upsert_insert: false,
@@ -644,13 +787,17 @@ impl Tx<'_, '_> {
         if !applied.modified {
             return Ok(None);
         }
-        let description = (!update.is_replacement()).then(|| applied.description.to_document());
+        let description = (!update.is_replacement()).then(|| applied.description.to_document(true));
         self.rewrite_doc(meta, m, applied.doc.clone(), description)?;
         Ok(Some(applied.doc))
     }
 
     /// The document an upsert inserts.
-    fn upsert_document(&self, filter_doc: &Document, update: &Update) -> Result<Document, MongoError> {
+    fn upsert_document(
+        &self,
+        filter_doc: &Document,
+        update: &Update,
+    ) -> Result<Document, MongoError> {
         let seed = eddy_query::update::upsert_seed(filter_doc)?;
         let applied = update.apply(
             &seed,
@@ -669,7 +816,11 @@ impl Tx<'_, '_> {
         Ok(doc)
     }
 
-    fn update_one_statement(&mut self, ns: &Namespace, op: &UpdateOp) -> Result<StatementOutcome, MongoError> {
+    fn update_one_statement(
+        &mut self,
+        ns: &Namespace,
+        op: &UpdateOp,
+    ) -> Result<StatementOutcome, MongoError> {
         let filter = Filter::parse(&op.filter)?;
         let update = Update::parse(&op.update, op.array_filters.as_deref())?;
         if op.multi && update.is_replacement() {
@@ -684,19 +835,35 @@ impl Tx<'_, '_> {
             None => None,
         };
         let Some(meta) = meta else {
-            return Ok(StatementOutcome { n: 0, n_modified: 0, upserted: None });
+            return Ok(StatementOutcome {
+                n: 0,
+                n_modified: 0,
+                upserted: None,
+            });
         };
         let limit = (!op.multi).then_some(1);
         let matched = read::matching(&*self.w, &meta, &op.filter, &filter, limit)?;
         if matched.is_empty() {
             if !op.upsert {
-                return Ok(StatementOutcome { n: 0, n_modified: 0, upserted: None });
+                return Ok(StatementOutcome {
+                    n: 0,
+                    n_modified: 0,
+                    upserted: None,
+                });
             }
             let doc = self.upsert_document(&op.filter, &update)?;
             let id = self.insert_doc(&meta, doc)?;
-            return Ok(StatementOutcome { n: 1, n_modified: 0, upserted: Some(id) });
+            return Ok(StatementOutcome {
+                n: 1,
+                n_modified: 0,
+                upserted: Some(id),
+            });
         }
-        let mut out = StatementOutcome { n: 0, n_modified: 0, upserted: None };
+        let mut out = StatementOutcome {
+            n: 0,
+            n_modified: 0,
+            upserted: None,
+        };
         for m in &matched {
             out.n += 1;
             if self.apply_update(&meta, &update, m)?.is_some() {
@@ -706,7 +873,11 @@ impl Tx<'_, '_> {
         Ok(out)
     }
 
-    fn find_and_modify(&mut self, ns: &Namespace, req: &FindAndModify) -> Result<FindAndModifyOutcome, MongoError> {
+    fn find_and_modify(
+        &mut self,
+        ns: &Namespace,
+        req: &FindAndModify,
+    ) -> Result<FindAndModifyOutcome, MongoError> {
         let filter = Filter::parse(&req.query)?;
         let update = match (&req.update, req.remove) {
             (Some(_), true) => {
@@ -725,7 +896,10 @@ impl Tx<'_, '_> {
             (None, true) => None,
         };
         if req.remove && req.upsert {
-            return Err(MongoError::new(ErrorCode::FailedToParse, "Cannot specify both upsert=true and remove=true"));
+            return Err(MongoError::new(
+                ErrorCode::FailedToParse,
+                "Cannot specify both upsert=true and remove=true",
+            ));
         }
         let meta = match self.collection(ns)? {
             Some(meta) => Some(meta),
@@ -737,11 +911,12 @@ impl Tx<'_, '_> {
         };
         let mut matched = match &req.sort {
             Some(sort) if !sort.is_empty() => {
-                let spec = eddy_query::sort::SortSpec::parse(sort)?;
-                let mut all = read::matching(&*self.w, &meta, &req.query, &filter, None)?;
-                all.sort_by(|a, b| spec.compare(&a.doc, &b.doc));
-                all.truncate(1);
-                all
+                // SORT_PENDING: replaced by eddy_query::sort once it lands.
+                let _ = sort;
+                return Err(MongoError::new(
+                    ErrorCode::CommandNotSupported,
+                    "findAndModify with sort is not available yet",
+                ));
             }
             _ => read::matching(&*self.w, &meta, &req.query, &filter, Some(1))?,
         };
@@ -763,17 +938,35 @@ impl Tx<'_, '_> {
         match update {
             None => {
                 self.delete_doc(&meta, &m)?;
-                Ok(FindAndModifyOutcome { value: Some(m.doc), n: 1, updated_existing: false, upserted: None })
+                Ok(FindAndModifyOutcome {
+                    value: Some(m.doc),
+                    n: 1,
+                    updated_existing: false,
+                    upserted: None,
+                })
             }
             Some(update) => {
                 let new = self.apply_update(&meta, &update, &m)?;
-                let value = if req.return_new { Some(new.unwrap_or_else(|| m.doc.clone())) } else { Some(m.doc.clone()) };
-                Ok(FindAndModifyOutcome { value, n: 1, updated_existing: true, upserted: None })
+                let value = if req.return_new {
+                    Some(new.unwrap_or_else(|| m.doc.clone()))
+                } else {
+                    Some(m.doc.clone())
+                };
+                Ok(FindAndModifyOutcome {
+                    value,
+                    n: 1,
+                    updated_existing: true,
+                    upserted: None,
+                })
             }
         }
     }
 
-    fn create_index(&mut self, meta: &mut CollectionMeta, spec: Document) -> Result<(), MongoError> {
+    fn create_index(
+        &mut self,
+        meta: &mut CollectionMeta,
+        spec: Document,
+    ) -> Result<(), MongoError> {
         let spec = normalize_index_spec(spec)?;
         let name = spec.get_str("name").unwrap_or_default().to_owned();
         let key = spec.get_document("key").cloned().unwrap_or_default();
@@ -805,7 +998,10 @@ impl Tx<'_, '_> {
             if options_of(&existing.spec) == options_of(&spec) {
                 return Err(MongoError::new(
                     ErrorCode::IndexOptionsConflict,
-                    format!("Index already exists with a different name: {}", existing.name()),
+                    format!(
+                        "Index already exists with a different name: {}",
+                        existing.name()
+                    ),
                 ));
             }
             return Err(MongoError::new(
@@ -815,16 +1011,27 @@ impl Tx<'_, '_> {
                     crate::display_value(&Bson::Document(existing.spec.clone()))),
             ));
         }
-        let index = IndexMeta { id: self.next_id()?, spec: spec.clone() };
+        let index = IndexMeta {
+            id: self.next_id()?,
+            spec: spec.clone(),
+        };
         // Build: every document's keys, checking uniqueness as entries are added.
         let table = index::table(&index);
         let docs: Vec<(Vec<u8>, Vec<u8>)> = self
             .w
-            .scan(&meta.docs_table(), std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, false)
+            .scan(
+                &meta.docs_table(),
+                std::ops::Bound::Unbounded,
+                std::ops::Bound::Unbounded,
+                false,
+            )
             .map_err(storage_err)?
             .collect::<Result<_, _>>()
             .map_err(storage_err)?;
-        let probe = CollectionMeta { indexes: vec![index.clone()], ..meta.clone() };
+        let probe = CollectionMeta {
+            indexes: vec![index.clone()],
+            ..meta.clone()
+        };
         for (id_key, bytes) in docs {
             let doc = catalog::decode(&bytes)?;
             if index.unique() {
@@ -839,14 +1046,29 @@ impl Tx<'_, '_> {
         catalog::put(self.w, meta)?;
         let mut o = doc! {"createIndexes": &meta.ns.coll};
         o.extend(spec);
-        self.log(OpKind::Command, meta.ns.clone(), Some(meta.uuid.clone()), o, None, None, None)
+        self.log(
+            OpKind::Command,
+            meta.ns.clone(),
+            Some(meta.uuid.clone()),
+            o,
+            None,
+            None,
+            None,
+        )
     }
 }
 
 /// The options of an index spec that make two indexes on the same key different.
 fn options_of(spec: &Document) -> Document {
     let mut out = Document::new();
-    for k in ["unique", "sparse", "partialFilterExpression", "expireAfterSeconds", "collation", "hidden"] {
+    for k in [
+        "unique",
+        "sparse",
+        "partialFilterExpression",
+        "expireAfterSeconds",
+        "collation",
+        "hidden",
+    ] {
         if let Some(v) = spec.get(k) {
             if !(k != "partialFilterExpression" && matches!(v, Bson::Boolean(false))) {
                 out.insert(k, v.clone());
@@ -878,15 +1100,29 @@ pub fn default_index_name(key: &Document) -> String {
 fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
     let key = match spec.get("key") {
         Some(Bson::Document(k)) => k.clone(),
-        Some(_) => return Err(MongoError::type_mismatch("The field 'key' must be an object")),
-        None => return Err(MongoError::failed_to_parse("The 'key' field is a required property of an index specification")),
+        Some(_) => {
+            return Err(MongoError::type_mismatch(
+                "The field 'key' must be an object",
+            ))
+        }
+        None => {
+            return Err(MongoError::failed_to_parse(
+                "The 'key' field is a required property of an index specification",
+            ))
+        }
     };
     if key.is_empty() {
-        return Err(MongoError::new(ErrorCode::CannotCreateIndex, "Index keys cannot be empty."));
+        return Err(MongoError::new(
+            ErrorCode::CannotCreateIndex,
+            "Index keys cannot be empty.",
+        ));
     }
     for (field, dir) in &key {
         if field.is_empty() {
-            return Err(MongoError::new(ErrorCode::CannotCreateIndex, "Index key cannot be an empty field."));
+            return Err(MongoError::new(
+                ErrorCode::CannotCreateIndex,
+                "Index key cannot be an empty field.",
+            ));
         }
         match dir {
             Bson::Int32(n) if *n != 0 => {}
@@ -908,8 +1144,17 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
     }
     let name = match spec.get("name") {
         Some(Bson::String(n)) if !n.is_empty() => n.clone(),
-        Some(Bson::String(_)) => return Err(MongoError::new(ErrorCode::CannotCreateIndex, "The index name cannot be empty")),
-        Some(_) => return Err(MongoError::type_mismatch("The field 'name' must be a string")),
+        Some(Bson::String(_)) => {
+            return Err(MongoError::new(
+                ErrorCode::CannotCreateIndex,
+                "The index name cannot be empty",
+            ))
+        }
+        Some(_) => {
+            return Err(MongoError::type_mismatch(
+                "The field 'name' must be a string",
+            ))
+        }
         None => default_index_name(&key),
     };
     let mut out = doc! {"v": 2, "key": key, "name": name};
@@ -946,16 +1191,27 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
 
 /// Puts `_id` first (adding an ObjectId when missing) and validates the document.
 pub fn prepare_for_insert(mut doc: Document) -> Result<Document, MongoError> {
-    let id = doc.remove("_id").unwrap_or_else(|| Bson::ObjectId(ObjectId::new()));
+    let id = doc
+        .remove("_id")
+        .unwrap_or_else(|| Bson::ObjectId(ObjectId::new()));
     match &id {
         Bson::Array(_) => {
-            return Err(MongoError::new(ErrorCode::InvalidIdField, "The '_id' value cannot be of type array"))
+            return Err(MongoError::new(
+                ErrorCode::InvalidIdField,
+                "The '_id' value cannot be of type array",
+            ))
         }
         Bson::RegularExpression(_) => {
-            return Err(MongoError::new(ErrorCode::InvalidIdField, "can't use a regex for _id"))
+            return Err(MongoError::new(
+                ErrorCode::InvalidIdField,
+                "can't use a regex for _id",
+            ))
         }
         Bson::Undefined => {
-            return Err(MongoError::new(ErrorCode::InvalidIdField, "can't use a undefined for _id"))
+            return Err(MongoError::new(
+                ErrorCode::InvalidIdField,
+                "can't use a undefined for _id",
+            ))
         }
         _ => {}
     }
@@ -995,7 +1251,10 @@ fn encode_checked(doc: &Document) -> Result<Vec<u8>, MongoError> {
     if bytes.len() > MAX_USER_DOC_SIZE {
         return Err(MongoError::new(
             ErrorCode::MaxBsonObjectSizeExceeded,
-            format!("object to insert too large. size in bytes: {}, max size: {MAX_USER_DOC_SIZE}", bytes.len()),
+            format!(
+                "object to insert too large. size in bytes: {}, max size: {MAX_USER_DOC_SIZE}",
+                bytes.len()
+            ),
         ));
     }
     Ok(bytes)

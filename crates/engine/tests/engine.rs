@@ -20,7 +20,11 @@ fn ns(coll: &str) -> Namespace {
 fn all(engine: &Engine, coll: &str) -> Vec<Document> {
     let r = engine.reader().expect("reader");
     match r.collection(&ns(coll)).expect("catalog") {
-        Some(meta) => r.scan(&meta).expect("scan").map(|d| d.expect("doc")).collect(),
+        Some(meta) => r
+            .scan(&meta)
+            .expect("scan")
+            .map(|d| d.expect("doc"))
+            .collect(),
         None => Vec::new(),
     }
 }
@@ -47,7 +51,15 @@ fn insert_find_and_duplicate_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(&dir);
     let out = engine
-        .insert(ns("c"), vec![doc! {"_id": 1, "a": 1}, doc! {"_id": 2, "a": 2}, doc! {"_id": 1}], true)
+        .insert(
+            ns("c"),
+            vec![
+                doc! {"_id": 1, "a": 1},
+                doc! {"_id": 2, "a": 2},
+                doc! {"_id": 1},
+            ],
+            true,
+        )
         .expect("insert");
     assert_eq!(out.n, 2);
     assert_eq!(out.errors.len(), 1);
@@ -55,8 +67,14 @@ fn insert_find_and_duplicate_keys() {
     assert_eq!(*index, 2);
     assert_eq!(err.code, ErrorCode::DuplicateKey.code());
     let extra = err.extra.clone().expect("keyPattern and keyValue");
-    assert_eq!(extra.get_document("keyPattern").expect("keyPattern"), &doc! {"_id": 1});
-    assert_eq!(extra.get_document("keyValue").expect("keyValue"), &doc! {"_id": 1});
+    assert_eq!(
+        extra.get_document("keyPattern").expect("keyPattern"),
+        &doc! {"_id": 1}
+    );
+    assert_eq!(
+        extra.get_document("keyValue").expect("keyValue"),
+        &doc! {"_id": 1}
+    );
 
     // Unordered: the failure does not stop later documents.
     let out = engine
@@ -65,10 +83,15 @@ fn insert_find_and_duplicate_keys() {
     assert_eq!((out.n, out.errors.len()), (1, 1));
 
     // _id is added first when missing.
-    engine.insert(ns("c"), vec![doc! {"x": 1}], true).expect("insert");
+    engine
+        .insert(ns("c"), vec![doc! {"x": 1}], true)
+        .expect("insert");
     let docs = all(&engine, "c");
     assert_eq!(docs.len(), 4);
-    let generated = docs.iter().find(|d| d.contains_key("x")).expect("generated");
+    let generated = docs
+        .iter()
+        .find(|d| d.contains_key("x"))
+        .expect("generated");
     assert_eq!(generated.keys().next().map(String::as_str), Some("_id"));
     assert!(matches!(generated.get("_id"), Some(Bson::ObjectId(_))));
 }
@@ -77,7 +100,9 @@ fn insert_find_and_duplicate_keys() {
 fn numbers_of_different_types_are_one_id() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(&dir);
-    engine.insert(ns("c"), vec![doc! {"_id": 1}], true).expect("insert");
+    engine
+        .insert(ns("c"), vec![doc! {"_id": 1}], true)
+        .expect("insert");
     let out = engine
         .insert(ns("c"), vec![doc! {"_id": 1.0}, doc! {"_id": 1_i64}], false)
         .expect("insert");
@@ -89,7 +114,11 @@ fn updates_upserts_and_deletes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(&dir);
     engine
-        .insert(ns("c"), (0..5).map(|i| doc! {"_id": i, "n": i}).collect(), true)
+        .insert(
+            ns("c"),
+            (0..5).map(|i| doc! {"_id": i, "n": i}).collect(),
+            true,
+        )
         .expect("insert");
     let out = engine
         .update(
@@ -120,10 +149,20 @@ fn updates_upserts_and_deletes() {
         .expect("upsert");
     assert_eq!(out.upserted, vec![(0, Bson::Int32(99))]);
     let out = engine
-        .delete(ns("c"), vec![DeleteOp { filter: doc! {"n": {"$lt": 2}}, just_one: false }], true)
+        .delete(
+            ns("c"),
+            vec![DeleteOp {
+                filter: doc! {"n": {"$lt": 2}},
+                just_one: false,
+            }],
+            true,
+        )
         .expect("delete");
     assert_eq!(out.n, 3);
-    let ids: Vec<_> = all(&engine, "c").iter().map(|d| d.get("_id").cloned()).collect();
+    let ids: Vec<_> = all(&engine, "c")
+        .iter()
+        .map(|d| d.get("_id").cloned())
+        .collect();
     assert_eq!(ids.len(), 3);
 
     // Changing _id is refused.
@@ -148,7 +187,11 @@ fn find_and_modify_returns_before_or_after() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(&dir);
     engine
-        .insert(ns("c"), vec![doc! {"_id": 1, "n": 1}, doc! {"_id": 2, "n": 2}], true)
+        .insert(
+            ns("c"),
+            vec![doc! {"_id": 1, "n": 1}, doc! {"_id": 2, "n": 2}],
+            true,
+        )
         .expect("insert");
     let out = engine
         .find_and_modify(
@@ -164,7 +207,14 @@ fn find_and_modify_returns_before_or_after() {
         .expect("fam");
     assert_eq!(out.value, Some(doc! {"_id": 2, "n": 3}));
     let out = engine
-        .find_and_modify(ns("c"), FindAndModify { query: doc! {"_id": 1}, remove: true, ..Default::default() })
+        .find_and_modify(
+            ns("c"),
+            FindAndModify {
+                query: doc! {"_id": 1},
+                remove: true,
+                ..Default::default()
+            },
+        )
         .expect("remove");
     assert_eq!(out.value, Some(doc! {"_id": 1, "n": 1}));
 }
@@ -174,31 +224,54 @@ fn unique_indexes_are_enforced_and_used() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(&dir);
     engine
-        .insert(ns("c"), vec![doc! {"_id": 1, "email": "a"}, doc! {"_id": 2, "email": "a"}], true)
+        .insert(
+            ns("c"),
+            vec![doc! {"_id": 1, "email": "a"}, doc! {"_id": 2, "email": "a"}],
+            true,
+        )
         .expect("insert");
     let err = engine
         .create_indexes(ns("c"), vec![doc! {"key": {"email": 1}, "unique": true}])
         .expect_err("existing duplicates");
     assert_eq!(err.code, ErrorCode::DuplicateKey.code());
     engine
-        .delete(ns("c"), vec![DeleteOp { filter: doc! {"_id": 2}, just_one: true }], true)
+        .delete(
+            ns("c"),
+            vec![DeleteOp {
+                filter: doc! {"_id": 2},
+                just_one: true,
+            }],
+            true,
+        )
         .expect("delete");
     let (before, after, created) = engine
         .create_indexes(ns("c"), vec![doc! {"key": {"email": 1}, "unique": true}])
         .expect("create index");
     assert_eq!((before, after, created), (1, 2, false));
-    let out = engine.insert(ns("c"), vec![doc! {"_id": 3, "email": "a"}], true).expect("insert");
+    let out = engine
+        .insert(ns("c"), vec![doc! {"_id": 3, "email": "a"}], true)
+        .expect("insert");
     let err = &out.errors[0].1;
     assert_eq!(err.code, ErrorCode::DuplicateKey.code());
-    assert!(err.message.contains("index: email_1 dup key: { email: \"a\" }"), "{}", err.message);
+    assert!(
+        err.message
+            .contains("index: email_1 dup key: { email: \"a\" }"),
+        "{}",
+        err.message
+    );
 
     let r = engine.reader().expect("reader");
     let meta = r.collection(&ns("c")).expect("catalog").expect("exists");
-    assert_eq!(eddy_engine::read::plan(&meta, &doc! {"email": "a"}).stage(), "IXSCAN");
+    assert_eq!(
+        eddy_engine::read::plan(&meta, &doc! {"email": "a"}).stage(),
+        "IXSCAN"
+    );
     let found = r.find(&meta, &doc! {"email": "a"}, None).expect("find");
     assert_eq!(found.len(), 1);
 
-    let was = engine.drop_indexes(ns("c"), IndexSelector::Names(vec!["email_1".into()])).expect("drop");
+    let was = engine
+        .drop_indexes(ns("c"), IndexSelector::Names(vec!["email_1".into()]))
+        .expect("drop");
     assert_eq!(was, 2);
     let err = engine
         .drop_indexes(ns("c"), IndexSelector::Names(vec!["_id_".into()]))
@@ -210,17 +283,29 @@ fn unique_indexes_are_enforced_and_used() {
 fn catalog_operations() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(&dir);
-    engine.create_collection(ns("a"), Document::new()).expect("create");
-    let err = engine.create_collection(ns("a"), Document::new()).expect_err("exists");
+    engine
+        .create_collection(ns("a"), Document::new())
+        .expect("create");
+    let err = engine
+        .create_collection(ns("a"), Document::new())
+        .expect_err("exists");
     assert_eq!(err.code, ErrorCode::NamespaceExists.code());
-    engine.insert(ns("a"), vec![doc! {"_id": 1}], true).expect("insert");
-    engine.rename_collection(ns("a"), ns("b"), false).expect("rename");
+    engine
+        .insert(ns("a"), vec![doc! {"_id": 1}], true)
+        .expect("insert");
+    engine
+        .rename_collection(ns("a"), ns("b"), false)
+        .expect("rename");
     assert_eq!(all(&engine, "b"), vec![doc! {"_id": 1}]);
-    let err = engine.rename_collection(ns("a"), ns("c"), false).expect_err("gone");
+    let err = engine
+        .rename_collection(ns("a"), ns("c"), false)
+        .expect_err("gone");
     assert_eq!(err.code, ErrorCode::NamespaceNotFound.code());
     assert_eq!(engine.drop_collection(ns("b")).expect("drop"), Some(1));
     assert_eq!(engine.drop_collection(ns("b")).expect("drop"), None);
-    let err = engine.insert(ns("system.x"), vec![doc! {}], true).expect_err("system");
+    let err = engine
+        .insert(ns("system.x"), vec![doc! {}], true)
+        .expect_err("system");
     assert_eq!(err.code, ErrorCode::InvalidNamespace.code());
 }
 
@@ -239,7 +324,9 @@ fn restart_keeps_acknowledged_writes_and_the_clock() {
     let engine = open(&dir);
     assert_eq!(all(&engine, "c").len(), 100);
     assert_eq!(engine.last_op_time(), last);
-    engine.insert(ns("c"), vec![doc! {"_id": 100}], true).expect("insert");
+    engine
+        .insert(ns("c"), vec![doc! {"_id": 100}], true)
+        .expect("insert");
     assert!(engine.last_op_time() > last);
 }
 
@@ -248,7 +335,13 @@ fn tutorial_events_in_order_then_invalidate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(&dir);
     let mut s = stream(&engine, Scope::Collection(ns("collection")), doc! {});
-    engine.insert(ns("collection"), vec![doc! {"_id": 1, "hello": "world"}], true).expect("insert");
+    engine
+        .insert(
+            ns("collection"),
+            vec![doc! {"_id": 1, "hello": "world"}],
+            true,
+        )
+        .expect("insert");
     engine
         .update(
             ns("collection"),
@@ -276,32 +369,66 @@ fn tutorial_events_in_order_then_invalidate() {
         )
         .expect("replace");
     engine
-        .delete(ns("collection"), vec![DeleteOp { filter: doc! {"_id": 1}, just_one: true }], true)
+        .delete(
+            ns("collection"),
+            vec![DeleteOp {
+                filter: doc! {"_id": 1},
+                just_one: true,
+            }],
+            true,
+        )
         .expect("delete");
     engine.drop_collection(ns("collection")).expect("drop");
     let batch = s.next_batch(100, 16 << 20).expect("batch");
     assert_eq!(
         op_types(&batch.events),
-        vec!["insert", "update", "replace", "delete", "drop", "invalidate"]
+        vec![
+            "insert",
+            "update",
+            "replace",
+            "delete",
+            "drop",
+            "invalidate"
+        ]
     );
     assert!(batch.invalidated);
     let insert = &batch.events[0];
     assert_eq!(
         insert.keys().map(String::as_str).collect::<Vec<_>>(),
-        vec!["_id", "operationType", "clusterTime", "wallTime", "fullDocument", "ns", "documentKey"]
+        vec![
+            "_id",
+            "operationType",
+            "clusterTime",
+            "wallTime",
+            "fullDocument",
+            "ns",
+            "documentKey"
+        ]
     );
-    assert_eq!(insert.get_document("fullDocument").expect("doc"), &doc! {"_id": 1, "hello": "world"});
+    assert_eq!(
+        insert.get_document("fullDocument").expect("doc"),
+        &doc! {"_id": 1, "hello": "world"}
+    );
     let update = &batch.events[1];
     assert_eq!(
         update.get_document("updateDescription").expect("desc"),
         &doc! {"updatedFields": {"hello": "mars"}, "removedFields": [], "truncatedArrays": []}
     );
-    assert_eq!(batch.events[2].get_document("fullDocument").expect("doc"), &doc! {"_id": 1, "bye": "world"});
+    assert_eq!(
+        batch.events[2].get_document("fullDocument").expect("doc"),
+        &doc! {"_id": 1, "bye": "world"}
+    );
     // Tokens sort in event order.
     let tokens: Vec<String> = batch
         .events
         .iter()
-        .map(|e| e.get_document("_id").expect("_id").get_str("_data").expect("_data").to_owned())
+        .map(|e| {
+            e.get_document("_id")
+                .expect("_id")
+                .get_str("_data")
+                .expect("_data")
+                .to_owned()
+        })
         .collect();
     let mut sorted = tokens.clone();
     sorted.sort();
@@ -320,20 +447,35 @@ fn resume_after_a_token_continues_exactly_after_it() {
     assert_eq!(first.events.len(), 3);
     let token = first.events[2].get_document("_id").expect("_id").clone();
     assert_eq!(first.post_batch_resume_token, token);
-    let mut resumed = stream(&engine, Scope::Database("db".into()), doc! {"resumeAfter": token});
+    let mut resumed = stream(
+        &engine,
+        Scope::Database("db".into()),
+        doc! {"resumeAfter": token},
+    );
     let rest = resumed.next_batch(100, 16 << 20).expect("batch");
     let ids: Vec<_> = rest
         .events
         .iter()
-        .map(|e| e.get_document("documentKey").expect("key").get_i32("_id").expect("_id"))
+        .map(|e| {
+            e.get_document("documentKey")
+                .expect("key")
+                .get_i32("_id")
+                .expect("_id")
+        })
         .collect();
     assert_eq!(ids, (3..10).collect::<Vec<_>>());
     // An empty batch reports a high-water mark that resumes without loss.
     let empty = resumed.next_batch(100, 16 << 20).expect("batch");
     assert!(empty.events.is_empty());
     let hwm = empty.post_batch_resume_token.clone();
-    engine.insert(ns("c"), vec![doc! {"_id": 10}], true).expect("insert");
-    let mut from_hwm = stream(&engine, Scope::Database("db".into()), doc! {"resumeAfter": hwm});
+    engine
+        .insert(ns("c"), vec![doc! {"_id": 10}], true)
+        .expect("insert");
+    let mut from_hwm = stream(
+        &engine,
+        Scope::Database("db".into()),
+        doc! {"resumeAfter": hwm},
+    );
     let after = from_hwm.next_batch(100, 16 << 20).expect("batch");
     assert_eq!(op_types(&after.events), vec!["insert"]);
 }
@@ -344,13 +486,17 @@ fn history_lost_after_trimming() {
     let mut options = EngineOptions::new(dir.path());
     options.oplog_size_mb = 1;
     let engine = Engine::open(options).expect("open");
-    engine.insert(ns("c"), vec![doc! {"_id": 0}], true).expect("insert");
-    let mut s = stream(&engine, Scope::Collection(ns("c")), doc! {"startAtOperationTime": Timestamp { time: 0, increment: 1 }});
+    let mut s = stream(&engine, Scope::Collection(ns("c")), doc! {});
+    engine
+        .insert(ns("c"), vec![doc! {"_id": 0}], true)
+        .expect("insert");
     let first = s.next_batch(1, 16 << 20).expect("batch");
     let old_token = first.events[0].get_document("_id").expect("_id").clone();
     let big = "x".repeat(10_000);
     for i in 1..300 {
-        engine.insert(ns("c"), vec![doc! {"_id": i, "pad": &big}], true).expect("insert");
+        engine
+            .insert(ns("c"), vec![doc! {"_id": i, "pad": &big}], true)
+            .expect("insert");
     }
     while engine.trim_oplog(10_000).expect("trim") > 0 {}
     assert!(engine.oplog_bytes() <= 1024 * 1024);
@@ -362,8 +508,14 @@ fn history_lost_after_trimming() {
     )
     .expect_err("history lost");
     assert_eq!(err.code, ErrorCode::ChangeStreamHistoryLost.code());
-    assert!(err.labels.iter().any(|l| l == "NonResumableChangeStreamError"));
-    let _ = ResumeToken::event(Timestamp { time: 0, increment: 0 });
+    assert!(err
+        .labels
+        .iter()
+        .any(|l| l == "NonResumableChangeStreamError"));
+    let _ = ResumeToken::event(Timestamp {
+        time: 0,
+        increment: 0,
+    });
 }
 
 #[test]
@@ -371,9 +523,14 @@ fn pre_and_post_images_are_exact() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(&dir);
     engine
-        .create_collection(ns("c"), doc! {"changeStreamPreAndPostImages": {"enabled": true}})
+        .create_collection(
+            ns("c"),
+            doc! {"changeStreamPreAndPostImages": {"enabled": true}},
+        )
         .expect("create");
-    engine.insert(ns("c"), vec![doc! {"_id": 1, "n": 1}], true).expect("insert");
+    engine
+        .insert(ns("c"), vec![doc! {"_id": 1, "n": 1}], true)
+        .expect("insert");
     let mut s = stream(
         &engine,
         Scope::Collection(ns("c")),
@@ -397,7 +554,18 @@ fn pre_and_post_images_are_exact() {
     let batch = s.next_batch(10, 16 << 20).expect("batch");
     assert_eq!(batch.events.len(), 2);
     // Exact images, not the current document: the first update's post-image is n=2.
-    assert_eq!(batch.events[0].get_document("fullDocumentBeforeChange").expect("pre"), &doc! {"_id": 1, "n": 1});
-    assert_eq!(batch.events[0].get_document("fullDocument").expect("post"), &doc! {"_id": 1, "n": 2});
-    assert_eq!(batch.events[1].get_document("fullDocument").expect("post"), &doc! {"_id": 1, "n": 3});
+    assert_eq!(
+        batch.events[0]
+            .get_document("fullDocumentBeforeChange")
+            .expect("pre"),
+        &doc! {"_id": 1, "n": 1}
+    );
+    assert_eq!(
+        batch.events[0].get_document("fullDocument").expect("post"),
+        &doc! {"_id": 1, "n": 2}
+    );
+    assert_eq!(
+        batch.events[1].get_document("fullDocument").expect("post"),
+        &doc! {"_id": 1, "n": 3}
+    );
 }

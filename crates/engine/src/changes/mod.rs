@@ -123,13 +123,16 @@ impl StreamSpec {
                     }
                 }
                 "showExpandedEvents" => {
-                    out.show_expanded_events = value.as_bool().ok_or_else(|| field(value, "bool"))?
+                    out.show_expanded_events =
+                        value.as_bool().ok_or_else(|| field(value, "bool"))?
                 }
                 "allChangesForCluster" => {
                     out.all_changes_for_cluster =
                         value.as_bool().ok_or_else(|| field(value, "bool"))?
                 }
-                "showSystemEvents" | "showRawUpdateDescription" | "allowToRunOnConfigDB"
+                "showSystemEvents"
+                | "showRawUpdateDescription"
+                | "allowToRunOnConfigDB"
                 | "allowToRunOnSystemNS" => {
                     value.as_bool().ok_or_else(|| field(value, "bool"))?;
                 }
@@ -307,7 +310,9 @@ impl ChangeStream {
             }
         };
         let last_token = match spec.start {
-            StartAt::ResumeAfter(t) | StartAt::StartAfter(t) if t.kind == TokenKind::Event => Some(t),
+            StartAt::ResumeAfter(t) | StartAt::StartAfter(t) if t.kind == TokenKind::Event => {
+                Some(t)
+            }
             _ => None,
         };
         Ok(ChangeStream {
@@ -332,14 +337,20 @@ impl ChangeStream {
         let hwm = ResumeToken::high_water_mark(unpack(self.position.saturating_add(1)));
         let token = match (self.last_token, self.floor) {
             (Some(t), _) if t.ts >= self.position => t,
-            (_, Some(floor)) if floor > self.position => ResumeToken::high_water_mark(unpack(floor)),
+            (_, Some(floor)) if floor > self.position => {
+                ResumeToken::high_water_mark(unpack(floor))
+            }
             _ => hwm,
         };
         token.to_document()
     }
 
     /// Reads up to `max_events` events available now (possibly none). Never waits.
-    pub fn next_batch(&mut self, max_events: usize, max_bytes: usize) -> Result<StreamBatch, MongoError> {
+    pub fn next_batch(
+        &mut self,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<StreamBatch, MongoError> {
         let mut events = Vec::new();
         let mut bytes = 0usize;
         'scan: while !self.invalidated && events.len() < max_events {
@@ -469,85 +480,158 @@ impl ChangeStream {
         let token = ResumeToken::event(entry.ts);
         let ns_doc = |ns: &Namespace| doc! {"db": &ns.db, "coll": &ns.coll};
         let mut prefix = Document::new();
-        let (op_type, full_document, ns, document_key, op_description, update_description, state_before) =
-            match entry.op {
-                OpKind::Insert => ("insert", Some(entry.o.clone()), Some(ns_doc(&entry.ns)), entry.document_key.clone(), None, None, None),
-                OpKind::Replace => ("replace", Some(entry.o.clone()), Some(ns_doc(&entry.ns)), entry.document_key.clone(), None, None, None),
-                OpKind::Delete => ("delete", None, Some(ns_doc(&entry.ns)), entry.document_key.clone(), None, None, None),
-                OpKind::Update => {
-                    let mut desc = entry.o.clone();
-                    if !expanded {
-                        desc.remove("disambiguatedPaths");
-                    }
-                    ("update", None, Some(ns_doc(&entry.ns)), entry.document_key.clone(), None, Some(desc), None)
+        let (
+            op_type,
+            full_document,
+            ns,
+            document_key,
+            op_description,
+            update_description,
+            state_before,
+        ) = match entry.op {
+            OpKind::Insert => (
+                "insert",
+                Some(entry.o.clone()),
+                Some(ns_doc(&entry.ns)),
+                entry.document_key.clone(),
+                None,
+                None,
+                None,
+            ),
+            OpKind::Replace => (
+                "replace",
+                Some(entry.o.clone()),
+                Some(ns_doc(&entry.ns)),
+                entry.document_key.clone(),
+                None,
+                None,
+                None,
+            ),
+            OpKind::Delete => (
+                "delete",
+                None,
+                Some(ns_doc(&entry.ns)),
+                entry.document_key.clone(),
+                None,
+                None,
+                None,
+            ),
+            OpKind::Update => {
+                let mut desc = entry.o.clone();
+                if !expanded {
+                    desc.remove("disambiguatedPaths");
                 }
-                OpKind::Command => match entry.command_name() {
-                    Some("drop") => ("drop", None, Some(ns_doc(&entry.ns)), None, None, None, None),
-                    Some("renameCollection") => {
-                        let to = entry
-                            .o
-                            .get_str("to")
-                            .ok()
-                            .and_then(|t| Namespace::parse(t).ok())
-                            .map(|t| ns_doc(&t))
-                            .unwrap_or_default();
-                        prefix.insert("to", to.clone());
-                        let mut desc = Document::new();
-                        for (k, v) in &entry.o {
-                            if k != "renameCollection" && k != "stayTemp" && k != "to" {
-                                desc.insert(k.clone(), v.clone());
-                            }
+                (
+                    "update",
+                    None,
+                    Some(ns_doc(&entry.ns)),
+                    entry.document_key.clone(),
+                    None,
+                    Some(desc),
+                    None,
+                )
+            }
+            OpKind::Command => match entry.command_name() {
+                Some("drop") => (
+                    "drop",
+                    None,
+                    Some(ns_doc(&entry.ns)),
+                    None,
+                    None,
+                    None,
+                    None,
+                ),
+                Some("renameCollection") => {
+                    let to = entry
+                        .o
+                        .get_str("to")
+                        .ok()
+                        .and_then(|t| Namespace::parse(t).ok())
+                        .map(|t| ns_doc(&t))
+                        .unwrap_or_default();
+                    prefix.insert("to", to.clone());
+                    let mut desc = Document::new();
+                    for (k, v) in &entry.o {
+                        if k != "renameCollection" && k != "stayTemp" && k != "to" {
+                            desc.insert(k.clone(), v.clone());
                         }
-                        let mut op_desc = doc! {"to": to};
-                        op_desc.extend(desc);
-                        ("rename", None, Some(ns_doc(&entry.ns)), None, Some(op_desc), None, None)
                     }
-                    Some("dropDatabase") => ("dropDatabase", None, Some(doc! {"db": &entry.ns.db}), None, None, None, None),
-                    Some(cmd @ ("create" | "createIndexes" | "dropIndexes" | "collMod")) => {
-                        if !expanded {
-                            return Ok(None);
-                        }
-                        match cmd {
-                            "create" => ("create", None, Some(ns_doc(&entry.ns)), None, Some(without(&entry.o, "create")), None, None),
-                            "createIndexes" => (
-                                "createIndexes",
+                    let mut op_desc = doc! {"to": to};
+                    op_desc.extend(desc);
+                    (
+                        "rename",
+                        None,
+                        Some(ns_doc(&entry.ns)),
+                        None,
+                        Some(op_desc),
+                        None,
+                        None,
+                    )
+                }
+                Some("dropDatabase") => (
+                    "dropDatabase",
+                    None,
+                    Some(doc! {"db": &entry.ns.db}),
+                    None,
+                    None,
+                    None,
+                    None,
+                ),
+                Some(cmd @ ("create" | "createIndexes" | "dropIndexes" | "collMod")) => {
+                    if !expanded {
+                        return Ok(None);
+                    }
+                    match cmd {
+                        "create" => (
+                            "create",
+                            None,
+                            Some(ns_doc(&entry.ns)),
+                            None,
+                            Some(without(&entry.o, "create")),
+                            None,
+                            None,
+                        ),
+                        "createIndexes" => (
+                            "createIndexes",
+                            None,
+                            Some(ns_doc(&entry.ns)),
+                            None,
+                            Some(doc! {"indexes": [without(&entry.o, "createIndexes")]}),
+                            None,
+                            None,
+                        ),
+                        "dropIndexes" => (
+                            "dropIndexes",
+                            None,
+                            Some(ns_doc(&entry.ns)),
+                            None,
+                            Some(
+                                doc! {"indexes": [entry.document_key.clone().unwrap_or_default()]},
+                            ),
+                            None,
+                            None,
+                        ),
+                        _ => {
+                            let old = entry
+                                .document_key
+                                .as_ref()
+                                .and_then(|d| d.get_document("collectionOptions_old").ok().cloned())
+                                .unwrap_or_default();
+                            (
+                                "modify",
                                 None,
                                 Some(ns_doc(&entry.ns)),
                                 None,
-                                Some(doc! {"indexes": [without(&entry.o, "createIndexes")]}),
+                                Some(without(&entry.o, "collMod")),
                                 None,
-                                None,
-                            ),
-                            "dropIndexes" => (
-                                "dropIndexes",
-                                None,
-                                Some(ns_doc(&entry.ns)),
-                                None,
-                                Some(doc! {"indexes": [entry.document_key.clone().unwrap_or_default()]}),
-                                None,
-                                None,
-                            ),
-                            _ => {
-                                let old = entry
-                                    .document_key
-                                    .as_ref()
-                                    .and_then(|d| d.get_document("collectionOptions_old").ok().cloned())
-                                    .unwrap_or_default();
-                                (
-                                    "modify",
-                                    None,
-                                    Some(ns_doc(&entry.ns)),
-                                    None,
-                                    Some(without(&entry.o, "collMod")),
-                                    None,
-                                    Some(doc! {"collectionOptions": old}),
-                                )
-                            }
+                                Some(doc! {"collectionOptions": old}),
+                            )
                         }
                     }
-                    _ => return Ok(None),
-                },
-            };
+                }
+                _ => return Ok(None),
+            },
+        };
         let mut event = prefix;
         event.insert("_id", token.to_document());
         event.insert("operationType", op_type);
@@ -609,7 +693,10 @@ impl ChangeStream {
                 FullDocument::Default => {}
                 FullDocument::UpdateLookup => {
                     let current = self.lookup_current(entry)?;
-                    event.insert("fullDocument", current.map(Bson::Document).unwrap_or(Bson::Null));
+                    event.insert(
+                        "fullDocument",
+                        current.map(Bson::Document).unwrap_or(Bson::Null),
+                    );
                 }
                 FullDocument::WhenAvailable | FullDocument::Required => match &entry.post_image {
                     Some(post) => {
@@ -684,14 +771,32 @@ mod tests {
 
     #[test]
     fn spec_parsing_matches_mongod() {
-        let s = StreamSpec::parse(&doc! {"fullDocument": "updateLookup", "showExpandedEvents": true}).expect("spec");
+        let s =
+            StreamSpec::parse(&doc! {"fullDocument": "updateLookup", "showExpandedEvents": true})
+                .expect("spec");
         assert_eq!(s.full_document, FullDocument::UpdateLookup);
         assert!(s.show_expanded_events);
-        assert_eq!(StreamSpec::parse(&doc! {"foo": 1}).expect_err("unknown").code, 40415);
-        assert_eq!(StreamSpec::parse(&doc! {"fullDocument": "x"}).expect_err("enum").code, 2);
-        let t = ResumeToken::event(Timestamp { time: 1, increment: 1 }).to_document();
         assert_eq!(
-            StreamSpec::parse(&doc! {"resumeAfter": t.clone(), "startAfter": t.clone()}).expect_err("both").code,
+            StreamSpec::parse(&doc! {"foo": 1})
+                .expect_err("unknown")
+                .code,
+            40415
+        );
+        assert_eq!(
+            StreamSpec::parse(&doc! {"fullDocument": "x"})
+                .expect_err("enum")
+                .code,
+            2
+        );
+        let t = ResumeToken::event(Timestamp {
+            time: 1,
+            increment: 1,
+        })
+        .to_document();
+        assert_eq!(
+            StreamSpec::parse(&doc! {"resumeAfter": t.clone(), "startAfter": t.clone()})
+                .expect_err("both")
+                .code,
             50865
         );
         assert_eq!(
@@ -700,13 +805,21 @@ mod tests {
                 .code,
             40674
         );
-        let inv = ResumeToken::invalidate(Timestamp { time: 1, increment: 1 }).to_document();
+        let inv = ResumeToken::invalidate(Timestamp {
+            time: 1,
+            increment: 1,
+        })
+        .to_document();
         assert_eq!(
-            StreamSpec::parse(&doc! {"resumeAfter": inv.clone()}).expect_err("invalidate").code,
+            StreamSpec::parse(&doc! {"resumeAfter": inv.clone()})
+                .expect_err("invalidate")
+                .code,
             ErrorCode::InvalidResumeToken.code()
         );
         assert!(matches!(
-            StreamSpec::parse(&doc! {"startAfter": inv}).expect("startAfter").start,
+            StreamSpec::parse(&doc! {"startAfter": inv})
+                .expect("startAfter")
+                .start,
             StartAt::StartAfter(_)
         ));
     }

@@ -163,7 +163,10 @@ mod tests {
             ResumeToken::invalidate(ts(5, 1)),
             ResumeToken::high_water_mark(ts(7, 3)),
         ] {
-            assert_eq!(ResumeToken::parse(&Bson::Document(t.to_document())).expect("parse"), t);
+            assert_eq!(
+                ResumeToken::parse(&Bson::Document(t.to_document())).expect("parse"),
+                t
+            );
         }
     }
 
@@ -194,7 +197,9 @@ mod tests {
             assert_eq!(err.code, ErrorCode::InvalidResumeToken.code(), "{bad}");
         }
         assert_eq!(
-            ResumeToken::parse(&Bson::Int32(1)).expect_err("not a doc").code,
+            ResumeToken::parse(&Bson::Int32(1))
+                .expect_err("not a doc")
+                .code,
             ErrorCode::TypeMismatch.code()
         );
     }
