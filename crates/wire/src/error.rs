@@ -1,0 +1,126 @@
+//! The one error type of the codec.
+//!
+//! Each variant maps to the error code mongod answers with ([`WireError::code`]) and says
+//! whether the byte stream can still be trusted after it ([`WireError::closes_connection`]).
+
+/// Why a frame could not be decoded or a reply could not be encoded.
+///
+/// An incomplete frame is *not* an error: [`crate::peek_header`] answers `Ok(None)` for it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The frame (or the length its header declares) is shorter than the 16-byte header.
+    #[error("message length is invalid: shorter than the 16-byte header")]
+    TooShort,
+    /// The declared message length is above [`crate::MAX_MESSAGE_SIZE`] (or an encoded reply
+    /// would not fit the header's int32 length).
+    #[error("message length {len} is invalid: max {max}", max = crate::MAX_MESSAGE_SIZE)]
+    TooLarge { len: usize },
+    /// `decode` was handed a slice whose length differs from the header's `messageLength`.
+    #[error("frame length does not match the messageLength in its header")]
+    LengthMismatch,
+    /// An opcode this codec does not decode (legacy OP_INSERT, OP_GET_MORE, ..., or OP_REPLY
+    /// sent by a client, or OP_COMPRESSED nested inside OP_COMPRESSED).
+    #[error("unsupported opcode {0}")]
+    UnknownOpcode(i32),
+    /// OP_MSG flagBits with a required bit (0-15) that we do not know; carries all the flags.
+    #[error("Message contains illegal flags value: 0b{0:032b}")]
+    UnknownRequiredFlags(u32),
+    /// The CRC-32C checksum of an OP_MSG does not match its contents.
+    #[error("OP_MSG checksum does not match contents")]
+    BadChecksum,
+    /// An OP_MSG section kind other than 0 (body) or 1 (document sequence).
+    #[error("Unknown section kind {0}")]
+    BadSectionKind(u8),
+    /// An OP_MSG without a kind-0 section.
+    #[error("OP_MSG messages must have a body")]
+    MissingBody,
+    /// An OP_MSG with two kind-0 sections.
+    #[error("Multiple body sections in message")]
+    MultipleBodies,
+    /// A kind-1 section whose size is below 4 or runs past the end of the message.
+    #[error("Invalid document sequence size {0}")]
+    BadSectionSize(i32),
+    /// Two kind-1 sections with the same identifier.
+    #[error("Duplicate document sequence: {0}")]
+    DuplicateSequence(String),
+    /// A field named both in the body and as a document sequence identifier.
+    #[error("Duplicate field between body and document sequence {0}")]
+    DuplicateField(String),
+    /// A fixed-size field (flags, int32, ...) runs past the end of the message.
+    #[error("{0} runs past the end of the message")]
+    Truncated(&'static str),
+    /// Bytes left over after the last field of an OP_QUERY.
+    #[error("{0} unexpected bytes after the end of the message")]
+    TrailingBytes(usize),
+    /// A BSON document that is malformed: bad length, missing terminator, bad element,
+    /// invalid UTF-8 in a key or string. The text comes from the `bson` crate.
+    #[error("invalid BSON: {0}")]
+    InvalidBson(String),
+    /// A BSON document larger than [`crate::MAX_INTERNAL_BSON_SIZE`].
+    #[error("BSONObj size: {len} is invalid. Size must be between 0 and {max}(16MB+16KB)", max = crate::MAX_INTERNAL_BSON_SIZE)]
+    DocumentTooLarge { len: usize },
+    /// Documents and arrays nested deeper than [`crate::MAX_BSON_DEPTH`].
+    #[error("BSONObj exceeds maximum nested object depth: {max}", max = crate::MAX_BSON_DEPTH)]
+    TooDeep,
+    /// A cstring (collection name, sequence identifier) without its NUL, or not UTF-8.
+    #[error("invalid cstring: unterminated or not UTF-8")]
+    InvalidCString,
+    /// OP_COMPRESSED with a compressor other than noop (id 0).
+    #[error("Compression algorithm specified in message is not available (compressor id {0})")]
+    UnsupportedCompressor(u8),
+    /// OP_COMPRESSED whose `uncompressedSize` differs from the data it carries.
+    #[error("Decompressing message returned less data than expected")]
+    CompressedSizeMismatch,
+}
+
+impl WireError {
+    /// mongod's error code for this failure, for an error reply (`{ok: 0, code, errmsg}`).
+    ///
+    /// Named codes: 1 InternalError, 2 BadValue, 15 Overflow, 17 ProtocolError,
+    /// 22 InvalidBSON, 223 IllegalOpMsgFlag, 288 ChecksumMismatch, 10334 BSONObjectTooLarge;
+    /// 40430-40433 and 40587 are mongod's unnamed OP_MSG assertions (`Location<N>`).
+    pub fn code(&self) -> i32 {
+        match self {
+            // Framing errors: mongod logs them and closes the connection; ProtocolError is
+            // what its transport layer reports.
+            WireError::TooShort | WireError::TooLarge { .. } | WireError::LengthMismatch => 17,
+            // mongod drops messages with opcodes it does not serve without replying.
+            WireError::UnknownOpcode(_) => 17,
+            WireError::UnknownRequiredFlags(_) => 223,
+            WireError::BadChecksum => 288,
+            WireError::BadSectionKind(_) => 40432,
+            WireError::MissingBody => 40587,
+            WireError::MultipleBodies => 40430,
+            WireError::DuplicateSequence(_) => 40431,
+            WireError::DuplicateField(_) => 40433,
+            // mongod's BufReader fails with Overflow when a read runs past the buffer.
+            WireError::BadSectionSize(_)
+            | WireError::Truncated(_)
+            | WireError::InvalidCString
+            | WireError::TooDeep => 15,
+            WireError::TrailingBytes(_) => 17,
+            WireError::InvalidBson(_) => 22,
+            WireError::DocumentTooLarge { .. } => 10334,
+            WireError::UnsupportedCompressor(_) => 1,
+            WireError::CompressedSizeMismatch => 2,
+        }
+    }
+
+    /// Whether the connection should be closed rather than answered.
+    ///
+    /// True when the frame boundaries themselves are in doubt (the next message cannot be
+    /// found) and for OP_COMPRESSED failures, on which mongod ends the session too.
+    /// Everything else is a well-delimited message with bad contents: mongod replies with
+    /// an error and keeps the connection.
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            WireError::TooShort
+                | WireError::TooLarge { .. }
+                | WireError::LengthMismatch
+                | WireError::UnsupportedCompressor(_)
+                | WireError::CompressedSizeMismatch
+        )
+    }
+}

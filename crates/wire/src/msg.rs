@@ -1,0 +1,215 @@
+//! OP_MSG (opcode 2013): the message every command after the handshake travels in.
+//!
+//! ```text
+//! header | uint32 flagBits | section+ | optional uint32 CRC-32C
+//! section = 0x00 document                              (the body, exactly one)
+//!         | 0x01 int32 size, cstring identifier, document*  (a document sequence)
+//! ```
+
+use bson::{Bson, Document, RawDocument};
+
+use crate::frame::FrameBuf;
+use crate::reader::Reader;
+use crate::{flags, opcode, WireError, HEADER_LEN};
+
+/// Flag bits 0-15 are "required": a receiver that does not know one must fail.
+const REQUIRED_BITS: u32 = 0xFFFF;
+const KNOWN_REQUIRED: u32 = flags::CHECKSUM_PRESENT | flags::MORE_TO_COME;
+
+/// A decoded OP_MSG.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpMsg {
+    /// The flagBits as sent (including `CHECKSUM_PRESENT`, already verified).
+    pub flags: u32,
+    /// The kind-0 section: the command itself.
+    pub body: Document,
+    /// The kind-1 sections, in wire order (e.g. `documents` of an `insert`).
+    pub sequences: Vec<DocumentSequence>,
+}
+
+/// A kind-1 section: documents that belong in the command's `identifier` field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentSequence {
+    pub identifier: String,
+    pub documents: Vec<Document>,
+}
+
+impl OpMsg {
+    /// The client asks for no reply (flag bit 1), e.g. Node's `endSessions`.
+    pub fn more_to_come(&self) -> bool {
+        self.flags & flags::MORE_TO_COME != 0
+    }
+
+    /// The client accepts an exhaust stream of replies (flag bit 16): awaitable hello.
+    pub fn exhaust_allowed(&self) -> bool {
+        self.flags & flags::EXHAUST_ALLOWED != 0
+    }
+
+    /// The command with every document sequence merged into the body as an array field
+    /// named by its identifier, after the body's own fields.
+    ///
+    /// A field present both in the body and as a sequence is an error, as in mongod
+    /// (decoding already rejects it; this guards hand-built values).
+    pub fn into_command(self) -> Result<Document, WireError> {
+        let mut command = self.body;
+        for seq in self.sequences {
+            if command.contains_key(&seq.identifier) {
+                return Err(WireError::DuplicateField(seq.identifier));
+            }
+            let docs = seq.documents.into_iter().map(Bson::Document).collect();
+            command.insert(seq.identifier, Bson::Array(docs));
+        }
+        Ok(command)
+    }
+}
+
+/// Decodes the OP_MSG in `frame` (header included; its length is already checked).
+pub(crate) fn decode(frame: &[u8]) -> Result<OpMsg, WireError> {
+    let payload = frame.get(HEADER_LEN..).unwrap_or_default();
+    let (flag_bytes, rest) = payload
+        .split_first_chunk::<4>()
+        .ok_or(WireError::Truncated("OP_MSG flagBits"))?;
+    let flags = u32::from_le_bytes(*flag_bytes);
+    if flags & REQUIRED_BITS & !KNOWN_REQUIRED != 0 {
+        return Err(WireError::UnknownRequiredFlags(flags));
+    }
+
+    let sections = if flags & flags::CHECKSUM_PRESENT != 0 {
+        let sections_len = rest
+            .len()
+            .checked_sub(4)
+            .ok_or(WireError::Truncated("OP_MSG checksum"))?;
+        let (covered, sent) = frame
+            .split_last_chunk::<4>()
+            .ok_or(WireError::Truncated("OP_MSG checksum"))?;
+        // Verified before the sections are parsed (mongod verifies after): bytes that fail
+        // their checksum are corrupt, and whatever a parse of them says would mislead.
+        if crc32c::crc32c(covered) != u32::from_le_bytes(*sent) {
+            return Err(WireError::BadChecksum);
+        }
+        rest.get(..sections_len).unwrap_or_default()
+    } else {
+        rest
+    };
+
+    let mut r = Reader::new(sections);
+    let mut body = None;
+    let mut sequences: Vec<DocumentSequence> = Vec::new();
+    while !r.is_empty() {
+        match r.u8("section kind")? {
+            0 => {
+                if body.is_some() {
+                    return Err(WireError::MultipleBodies);
+                }
+                body = Some(r.document()?);
+            }
+            1 => {
+                // The size counts itself and runs to the end of the section.
+                let size = r.i32("document sequence size")?;
+                let inner = usize::try_from(size)
+                    .ok()
+                    .and_then(|s| s.checked_sub(4))
+                    .and_then(|n| r.take(n))
+                    .ok_or(WireError::BadSectionSize(size))?;
+                let mut s = Reader::new(inner);
+                let identifier = s.cstr()?.to_owned();
+                if sequences.iter().any(|q| q.identifier == identifier) {
+                    return Err(WireError::DuplicateSequence(identifier));
+                }
+                let mut documents = Vec::new();
+                while !s.is_empty() {
+                    documents.push(s.document()?);
+                }
+                sequences.push(DocumentSequence {
+                    identifier,
+                    documents,
+                });
+            }
+            kind => return Err(WireError::BadSectionKind(kind)),
+        }
+    }
+    let body = body.ok_or(WireError::MissingBody)?;
+    if let Some(dup) = sequences.iter().find(|s| body.contains_key(&s.identifier)) {
+        return Err(WireError::DuplicateField(dup.identifier.clone()));
+    }
+    Ok(OpMsg {
+        flags,
+        body,
+        sequences,
+    })
+}
+
+/// Encodes an OP_MSG reply with a single body section (flags usually 0, or `MORE_TO_COME`
+/// while streaming exhaust replies). A checksum is appended only if `flags` asks for one.
+pub fn encode_msg(
+    request_id: i32,
+    response_to: i32,
+    flags: u32,
+    body: &Document,
+) -> Result<Vec<u8>, WireError> {
+    let bytes = body
+        .to_vec()
+        .map_err(|e| WireError::InvalidBson(e.to_string()))?;
+    body_frame(request_id, response_to, flags, &bytes)
+}
+
+/// [`encode_msg`] from an already-encoded body.
+///
+/// # Panics
+/// If the frame would exceed `i32::MAX` bytes, which no reply the server may send can
+/// (replies are bounded by [`crate::MAX_INTERNAL_BSON_SIZE`]): a wrong length would
+/// desynchronize the client's stream, so this crashes instead.
+pub fn encode_msg_raw(
+    request_id: i32,
+    response_to: i32,
+    flags: u32,
+    body: &RawDocument,
+) -> Vec<u8> {
+    body_frame(request_id, response_to, flags, body.as_bytes())
+        .expect("an OP_MSG reply is smaller than 2 GiB")
+}
+
+fn body_frame(
+    request_id: i32,
+    response_to: i32,
+    flags: u32,
+    body: &[u8],
+) -> Result<Vec<u8>, WireError> {
+    let mut f = FrameBuf::with_capacity(4 + 1 + body.len() + 4);
+    f.u32(flags);
+    f.u8(0);
+    f.bytes(body);
+    let checksum = flags & flags::CHECKSUM_PRESENT != 0;
+    f.finish(request_id, response_to, opcode::MSG, checksum)
+}
+
+/// Encodes a whole [`OpMsg`]: the document sequences first (as drivers send them), then
+/// the body; with a checksum if `msg.flags` has `CHECKSUM_PRESENT`. For tests and clients.
+pub fn encode_op_msg(request_id: i32, response_to: i32, msg: &OpMsg) -> Result<Vec<u8>, WireError> {
+    let to_bytes = |d: &Document| {
+        d.to_vec()
+            .map_err(|e| WireError::InvalidBson(e.to_string()))
+    };
+    let mut f = FrameBuf::with_capacity(64);
+    f.u32(msg.flags);
+    for seq in &msg.sequences {
+        if seq.identifier.contains('\0') {
+            return Err(WireError::InvalidCString);
+        }
+        f.u8(1);
+        let size_at = f.len();
+        f.i32(0);
+        f.bytes(seq.identifier.as_bytes());
+        f.u8(0);
+        for d in &seq.documents {
+            f.bytes(&to_bytes(d)?);
+        }
+        let size = f.len() - size_at;
+        let size = i32::try_from(size).map_err(|_| WireError::TooLarge { len: size })?;
+        f.patch_i32(size_at, size);
+    }
+    f.u8(0);
+    f.bytes(&to_bytes(&msg.body)?);
+    let checksum = msg.flags & flags::CHECKSUM_PRESENT != 0;
+    f.finish(request_id, response_to, opcode::MSG, checksum)
+}
