@@ -32,6 +32,16 @@ pub enum WireError {
     /// An OP_MSG section kind other than 0 (body) or 1 (document sequence).
     #[error("Unknown section kind {0}")]
     BadSectionKind(u8),
+    /// A kind-2 section (a multitenancy security token), which mongod refuses unless
+    /// multitenancy is enabled.
+    #[error("Unsupported Security Token provided")]
+    SecurityToken,
+    /// A third kind-1 section: mongod accepts at most two per message.
+    #[error("Too many document sequences in OP_MSG")]
+    TooManySequences,
+    /// `CHECKSUM_PRESENT` on a message with no room for sections before the checksum.
+    #[error("Invalid message size for an OpMsg containing a checksum")]
+    NoRoomForChecksum,
     /// An OP_MSG without a kind-0 section.
     #[error("OP_MSG messages must have a body")]
     MissingBody,
@@ -77,9 +87,10 @@ pub enum WireError {
 impl WireError {
     /// mongod's error code for this failure, for an error reply (`{ok: 0, code, errmsg}`).
     ///
-    /// Named codes: 1 InternalError, 2 BadValue, 15 Overflow, 17 ProtocolError,
-    /// 22 InvalidBSON, 223 IllegalOpMsgFlag, 288 ChecksumMismatch, 10334 BSONObjectTooLarge;
-    /// 40430-40433 and 40587 are mongod's unnamed OP_MSG assertions (`Location<N>`).
+    /// Named codes: 1 InternalError, 2 BadValue, 13 Unauthorized, 15 Overflow,
+    /// 17 ProtocolError, 22 InvalidBSON, 223 IllegalOpMsgFlag, 233 TooManyDocumentSequences,
+    /// 288 ChecksumMismatch, 10334 BSONObjectTooLarge; 40430-40433, 40587 and 51251 are
+    /// mongod's unnamed OP_MSG assertions (`Location<N>`).
     pub fn code(&self) -> i32 {
         match self {
             // Framing errors: mongod logs them and closes the connection; ProtocolError is
@@ -90,6 +101,9 @@ impl WireError {
             WireError::UnknownRequiredFlags(_) => 223,
             WireError::BadChecksum => 288,
             WireError::BadSectionKind(_) => 40432,
+            WireError::SecurityToken => 13, // Unauthorized
+            WireError::TooManySequences => 233,
+            WireError::NoRoomForChecksum => 51251,
             WireError::MissingBody => 40587,
             WireError::MultipleBodies => 40430,
             WireError::DuplicateSequence(_) => 40431,

@@ -3,7 +3,8 @@
 //! ```text
 //! header | uint32 flagBits | section+ | optional uint32 CRC-32C
 //! section = 0x00 document                              (the body, exactly one)
-//!         | 0x01 int32 size, cstring identifier, document*  (a document sequence)
+//!         | 0x01 int32 size, cstring identifier, document*  (a document sequence, at most 2)
+//!         | 0x02 cstring                                 (security token: refused)
 //! ```
 
 use bson::{Bson, Document, RawDocument};
@@ -75,13 +76,15 @@ pub(crate) fn decode(frame: &[u8]) -> Result<OpMsg, WireError> {
     }
 
     let sections = if flags & flags::CHECKSUM_PRESENT != 0 {
+        // mongod wants at least one byte of sections besides the checksum.
         let sections_len = rest
             .len()
             .checked_sub(4)
-            .ok_or(WireError::Truncated("OP_MSG checksum"))?;
+            .filter(|&n| n > 0)
+            .ok_or(WireError::NoRoomForChecksum)?;
         let (covered, sent) = frame
             .split_last_chunk::<4>()
-            .ok_or(WireError::Truncated("OP_MSG checksum"))?;
+            .ok_or(WireError::NoRoomForChecksum)?;
         // Verified before the sections are parsed (mongod verifies after): bytes that fail
         // their checksum are corrupt, and whatever a parse of them says would mislead.
         if crc32c::crc32c(covered) != u32::from_le_bytes(*sent) {
@@ -104,6 +107,11 @@ pub(crate) fn decode(frame: &[u8]) -> Result<OpMsg, WireError> {
                 body = Some(r.document()?);
             }
             1 => {
+                // mongod's limit (its duplicate checks are quadratic); two is all any
+                // command uses (bulkWrite: `ops` and `nsInfo`).
+                if sequences.len() >= 2 {
+                    return Err(WireError::TooManySequences);
+                }
                 // The size counts itself and runs to the end of the section.
                 let size = r.i32("document sequence size")?;
                 let inner = usize::try_from(size)
@@ -125,6 +133,7 @@ pub(crate) fn decode(frame: &[u8]) -> Result<OpMsg, WireError> {
                     documents,
                 });
             }
+            2 => return Err(WireError::SecurityToken),
             kind => return Err(WireError::BadSectionKind(kind)),
         }
     }
