@@ -9,6 +9,7 @@
 //! * [`filter`]: the query matcher (`find` filters, `$match`, update queries);
 //! * [`schema`]: the `$jsonSchema` matcher;
 //! * [`update`]: replacement and modifier updates, upsert seeds;
+//! * [`projection`]: `find` projections and the base of `$project`;
 //! * [`expr`]: aggregation expressions;
 //! * [`diff`]: v2 oplog diffs and change-stream `updateDescription`s;
 //! * [`regex`]: PCRE-compatible regular expressions for `$regex`;
@@ -24,6 +25,7 @@ pub mod expr;
 pub mod filter;
 pub mod key;
 pub mod path;
+pub mod projection;
 pub mod regex;
 pub mod schema;
 pub mod update;
@@ -31,4 +33,5 @@ pub mod util;
 
 pub use diff::UpdateDescription;
 pub use filter::{Filter, MatchDetails};
+pub use projection::Projection;
 pub use update::{Applied, ApplyContext, Update};
