@@ -10,6 +10,7 @@
 //! * [`schema`]: the `$jsonSchema` matcher;
 //! * [`update`]: replacement and modifier updates, upsert seeds;
 //! * [`projection`]: `find` projections and the base of `$project`;
+//! * [`sort`]: sort specifications and mongod's sort keys (arrays, parallel arrays);
 //! * [`expr`]: aggregation expressions;
 //! * [`diff`]: v2 oplog diffs and change-stream `updateDescription`s;
 //! * [`regex`]: PCRE-compatible regular expressions for `$regex`;
@@ -28,10 +29,12 @@ pub mod path;
 pub mod projection;
 pub mod regex;
 pub mod schema;
+pub mod sort;
 pub mod update;
 pub mod util;
 
 pub use diff::UpdateDescription;
 pub use filter::{Filter, MatchDetails};
 pub use projection::Projection;
+pub use sort::SortSpec;
 pub use update::{Applied, ApplyContext, Update};
