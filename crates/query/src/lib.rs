@@ -9,6 +9,9 @@
 //! * [`filter`]: the query matcher (`find` filters, `$match`, update queries);
 //! * [`schema`]: the `$jsonSchema` matcher;
 //! * [`update`]: replacement and modifier updates, upsert seeds;
+//! * [`projection`]: `find` projections and the base of `$project`;
+//! * [`sort`]: sort specifications and mongod's sort keys (arrays, parallel arrays);
+//! * [`expr`]: aggregation expressions;
 //! * [`diff`]: v2 oplog diffs and change-stream `updateDescription`s;
 //! * [`regex`]: PCRE-compatible regular expressions for `$regex`;
 //! * [`util`]: mongod-style value printing and integer coercions for messages.
@@ -19,14 +22,19 @@
 
 pub mod cmp;
 pub mod diff;
+pub mod expr;
 pub mod filter;
 pub mod key;
 pub mod path;
+pub mod projection;
 pub mod regex;
 pub mod schema;
+pub mod sort;
 pub mod update;
 pub mod util;
 
 pub use diff::UpdateDescription;
 pub use filter::{Filter, MatchDetails};
+pub use projection::Projection;
+pub use sort::SortSpec;
 pub use update::{Applied, ApplyContext, Update};
