@@ -547,15 +547,33 @@ pub async fn run(args: ServeArgs, argv: Vec<String>, shutdown: Shutdown) -> Resu
 mod server_adapter {
     use super::ServeSettings;
     use crate::cli::signal::Shutdown;
-    use anyhow::{bail, Result};
+    use anyhow::Result;
+    use eddy_engine::EngineOptions;
+    use eddy_server::{Server, ServerConfig};
 
-    pub(super) async fn serve(settings: ServeSettings, _shutdown: Shutdown) -> Result<()> {
-        // eddy-server does not export `ServerConfig`/`serve` yet in this build.
-        bail!(
-            "this build of eddy has no database server yet (eddy-server::serve is missing); \
-             cannot listen on port {}",
-            settings.port
-        )
+    pub(super) async fn serve(settings: ServeSettings, mut shutdown: Shutdown) -> Result<()> {
+        let config = ServerConfig {
+            bind: settings.bind_ip.clone(),
+            port: settings.port,
+            repl_set: settings.repl_set.clone(),
+            enable_test_commands: settings.enable_test_commands,
+            set_parameters: settings.set_parameters.clone(),
+            argv: settings.argv.clone(),
+            parsed: settings.parsed.clone(),
+            max_incoming_connections: settings.max_incoming_connections,
+            cursor_timeout: settings.cursor_timeout,
+        };
+        let mut engine = EngineOptions::new(settings.dbpath.clone());
+        engine.oplog_size_mb = settings.oplog_size_mb;
+        engine.oplog_min_retention_hours = settings.oplog_min_retention_hours;
+        let server = Server::bind(config, engine).await?;
+        tracing::info!(
+            addrs = ?server.local_addrs(),
+            repl_set = %settings.repl_set,
+            "waiting for connections"
+        );
+        server.run(async move { shutdown.wait().await }).await;
+        Ok(())
     }
 }
 

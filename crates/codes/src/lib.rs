@@ -359,7 +359,7 @@ error_codes! {
     KeyPatternShorterThanBound = 349,
     ReshardCollectionTruncatedError = 350,
     LocalDatabaseNotInitialized = 351,
-    StaleCollection = 352,
+    UnsupportedOpQueryCommand = 352,
     TenantMigrationStrictlyDisallowed = 353,
     NoSuchSession = 354,
     InvalidUUID = 9999,
@@ -378,6 +378,7 @@ error_codes! {
     NotPrimaryOrSecondary = 13436,
     OutOfDiskSpace = 14031,
     ClientMarkedKilled = 46841,
+    NotARetryableWriteCommand = 50768,
 }
 
 impl ErrorCode {

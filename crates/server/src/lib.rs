@@ -1,1 +1,206 @@
-//! eddy-server
+//! eddy-server: the network front of Eddy. It accepts MongoDB driver connections on
+//! TCP, frames messages with `eddy-wire`, runs commands against `eddy-engine` and
+//! answers as the primary of a one-member MongoDB 7.0 replica set.
+//!
+//! Layout:
+//! - [`connection`]: one task per socket; framing, OP_MSG / OP_QUERY, exhaust;
+//! - [`dispatch`]: the generic rules every command goes through (sessions, retryable
+//!   writes, failpoints, write concern) and the reply's `ok` / `$clusterTime` /
+//!   `operationTime`;
+//! - [`commands`]: one file per command behind one name -> handler table;
+//! - [`command`]: the `Command` trait (parse, then apply) and its context `Ctx`;
+//! - [`cursor`]: cursor sources and the server-wide cursor registry;
+//! - [`failpoint`]: `configureFailPoint` for driver test suites;
+//! - [`state`]: what all connections share.
+//!
+//! Only this crate knows about sockets; only the engine knows about storage.
+#![forbid(unsafe_code)]
+// Every fallible function here returns the workspace-wide `MongoError` (code, message,
+// labels, extra fields), a plain struct shared by all layers.
+#![allow(clippy::result_large_err)]
+
+pub mod args;
+pub mod command;
+pub mod commands;
+pub mod connection;
+pub mod cursor;
+pub mod dispatch;
+pub mod failpoint;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eddy_engine::{Engine, EngineOptions};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+pub use state::{ServerConfig, ServerState};
+
+/// The MongoDB version Eddy presents (`buildInfo.version`, `serverStatus.version`).
+pub const VERSION: &str = "7.0.14";
+
+/// How often idle cursors and expired sessions are cleaned up.
+const REAP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error("cannot open the data files: {0}")]
+    Storage(eddy_codes::MongoError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A server bound to its addresses, ready to run.
+pub struct Server {
+    state: Arc<ServerState>,
+    listeners: Vec<TcpListener>,
+}
+
+impl Server {
+    /// Opens the store and binds every address of `config.bind` on `config.port`.
+    pub async fn bind(config: ServerConfig, engine: EngineOptions) -> Result<Server, ServeError> {
+        let engine = tokio::task::spawn_blocking(move || Engine::open(engine))
+            .await
+            .map_err(|e| ServeError::Storage(eddy_codes::MongoError::internal(e.to_string())))?
+            .map_err(ServeError::Storage)?;
+        let mut listeners = Vec::new();
+        for host in &config.bind {
+            let addr = if host.contains(':') {
+                format!("[{host}]:{}", config.port)
+            } else {
+                format!("{host}:{}", config.port)
+            };
+            let listener = TcpListener::bind(&addr).await.map_err(|source| {
+                engine.close();
+                ServeError::Bind {
+                    addr: addr.clone(),
+                    source,
+                }
+            })?;
+            tracing::info!(%addr, "listening");
+            listeners.push(listener);
+        }
+        Ok(Server {
+            state: Arc::new(ServerState::new(config, engine)),
+            listeners,
+        })
+    }
+
+    /// The addresses actually bound (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves or a `shutdown` command arrives; then stops
+    /// accepting, ends the connections and closes the store (after the committer has
+    /// committed what was queued).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let state = self.state;
+        let connections = Arc::new(Mutex::new(JoinSet::new()));
+        let mut acceptors = JoinSet::new();
+        for listener in self.listeners {
+            acceptors.spawn(accept_loop(
+                Arc::clone(&state),
+                listener,
+                Arc::clone(&connections),
+            ));
+        }
+        let reaper = tokio::spawn(reap_loop(Arc::clone(&state)));
+        tokio::select! {
+            _ = shutdown => tracing::info!("shutting down"),
+            _ = state.shutdown.notified() => tracing::info!("shutting down (shutdown command)"),
+        }
+        acceptors.abort_all();
+        reaper.abort();
+        let mut conns = std::mem::take(&mut *connections.lock().unwrap_or_else(|p| p.into_inner()));
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
+        let engine = Arc::clone(&state.engine);
+        let _ = tokio::task::spawn_blocking(move || engine.close()).await;
+        tracing::info!("shutdown complete");
+    }
+}
+
+async fn accept_loop(
+    state: Arc<ServerState>,
+    listener: TcpListener,
+    connections: Arc<Mutex<JoinSet<()>>>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let max = i64::from(state.config.max_incoming_connections);
+        if state.connections_current.load(Ordering::Relaxed) >= max {
+            tracing::warn!(%peer, max, "connection refused because too many open connections");
+            drop(stream);
+            continue;
+        }
+        let local = stream.local_addr().unwrap_or(peer);
+        let id = state.next_connection_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(command::ConnInfo {
+            id,
+            peer,
+            local,
+            client: Mutex::new(None),
+        });
+        state.connections_current.fetch_add(1, Ordering::Relaxed);
+        state.connections_total.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(connection = id, %peer, "connection accepted");
+        let st = Arc::clone(&state);
+        let mut set = connections.lock().unwrap_or_else(|p| p.into_inner());
+        // Finished connections are collected here so the set stays small.
+        while set.try_join_next().is_some() {}
+        set.spawn(async move {
+            let _guard = ConnectionGuard(Arc::clone(&st));
+            connection::serve(st, stream, conn).await;
+        });
+    }
+}
+
+/// Decrements the open-connection count however the connection task ends.
+struct ConnectionGuard(Arc<ServerState>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections_current.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn reap_loop(state: Arc<ServerState>) {
+    let session_timeout = Duration::from_secs(state::SESSION_TIMEOUT_MINUTES as u64 * 60);
+    loop {
+        tokio::time::sleep(REAP_INTERVAL.min(state.cursors.timeout())).await;
+        let cursors = state.cursors.reap();
+        let sessions = state.sessions.expire(session_timeout);
+        if cursors + sessions > 0 {
+            tracing::debug!(
+                cursors,
+                sessions,
+                "reaped idle cursors and expired sessions"
+            );
+        }
+    }
+}

@@ -6,20 +6,16 @@
 //! (default 1 s, as mongod), then answers, possibly with an empty batch and a fresh
 //! `postBatchResumeToken`. The stream holds no task while nobody asks for a batch.
 
-use std::time::Duration;
-
 use bson::{Document, RawDocumentBuf, Timestamp};
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_engine::changes::{ChangeStream, EventFilter, Scope, StreamSpec};
+use eddy_engine::changes::{ChangeStream, EventFilter, PassAll, Scope, StreamSpec};
 use eddy_engine::Namespace;
+use eddy_query::filter::Filter;
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
-use crate::command::Ctx;
+use crate::command::{CommandResult, Ctx};
 use crate::cursor::{Batch, BatchRequest, CursorOptions, CursorSource};
-
-/// mongod's default wait of an awaitData getMore without `maxTimeMS`.
-const DEFAULT_AWAIT: Duration = Duration::from_secs(1);
 
 /// Stages that may follow `$changeStream`.
 pub const ALLOWED_STAGES: &[&str] = &[
@@ -44,9 +40,7 @@ impl CursorSource for ChangeStreamSource {
     fn next_batch<'a>(&'a mut self, req: BatchRequest) -> BoxFuture<'a, Result<Batch, MongoError>> {
         Box::pin(async move {
             let max_events = req.batch_size.map(|n| n as usize).unwrap_or(usize::MAX);
-            let deadline = req
-                .max_await
-                .map(|d| tokio::time::Instant::now() + d);
+            let deadline = req.max_await.map(|d| tokio::time::Instant::now() + d);
             loop {
                 // Mark the current publish as seen before reading, so that a publish
                 // racing with this read wakes the wait below.
@@ -140,6 +134,66 @@ pub fn scope(db: &str, coll: Option<&str>, spec: &StreamSpec) -> Result<Scope, M
     }
 }
 
+/// The stages after `$changeStream`, applied to each event in order.
+struct EventPipeline {
+    stages: Vec<EventStage>,
+}
+
+enum EventStage {
+    Match(Filter),
+}
+
+impl EventFilter for EventPipeline {
+    fn apply(&self, event: Document) -> Result<Option<Document>, MongoError> {
+        for stage in &self.stages {
+            match stage {
+                EventStage::Match(filter) => {
+                    if !filter.matches(&event) {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Ok(Some(event))
+    }
+}
+
+/// Parses the user's stages after `$changeStream`: only the stages mongod allows there.
+pub fn event_pipeline(stages: &[Document]) -> Result<Box<dyn EventFilter>, MongoError> {
+    if stages.is_empty() {
+        return Ok(Box::new(PassAll));
+    }
+    let mut parsed = Vec::with_capacity(stages.len());
+    for stage in stages {
+        let name = super::aggregate::stage_name(stage)?;
+        if !ALLOWED_STAGES.contains(&name) {
+            return Err(MongoError::new(
+                ErrorCode::IllegalOperation,
+                format!("{name} is not permitted in a $changeStream pipeline"),
+            ));
+        }
+        let arg = stage.get(name).cloned().unwrap_or(bson::Bson::Null);
+        match (name, arg) {
+            ("$match", bson::Bson::Document(query)) => {
+                parsed.push(EventStage::Match(Filter::parse(&query)?))
+            }
+            ("$match", _) => {
+                return Err(MongoError::location(
+                    15959,
+                    "the match filter must be an expression in an object",
+                ))
+            }
+            (other, _) => {
+                return Err(MongoError::new(
+                    ErrorCode::CommandNotSupported,
+                    format!("{other} after $changeStream is not available in this build yet"),
+                ))
+            }
+        }
+    }
+    Ok(Box::new(EventPipeline { stages: parsed }))
+}
+
 /// Opens a change stream and answers the `aggregate` with its first batch.
 pub async fn open(
     ctx: &Ctx,
@@ -147,7 +201,7 @@ pub async fn open(
     spec: &Document,
     filter: Box<dyn EventFilter>,
     batch_size: Option<u32>,
-) -> Result<Document, MongoError> {
+) -> CommandResult {
     let spec = StreamSpec::parse(spec)?;
     let scope = scope(ctx.db(), coll.as_deref(), &spec)?;
     let cursor_ns = match &scope {
@@ -157,9 +211,10 @@ pub async fn open(
     };
     let engine = ctx.engine().clone();
     let published = engine.hub().subscribe();
-    let stream = tokio::task::spawn_blocking(move || ChangeStream::open(engine, scope, spec, filter))
-        .await
-        .map_err(|e| MongoError::internal(format!("opening the stream failed: {e}")))??;
+    let stream =
+        tokio::task::spawn_blocking(move || ChangeStream::open(engine, scope, spec, filter))
+            .await
+            .map_err(|e| MongoError::internal(format!("opening the stream failed: {e}")))??;
     let source = ChangeStreamSource { stream, published };
     ctx.open_cursor(
         cursor_ns,
@@ -179,9 +234,18 @@ mod tests {
     fn scopes_follow_mongod() {
         let plain = StreamSpec::parse(&doc! {}).expect("spec");
         let cluster = StreamSpec::parse(&doc! {"allChangesForCluster": true}).expect("spec");
-        assert_eq!(scope("db", Some("c"), &plain).expect("coll"), Scope::Collection(Namespace::new("db", "c")));
-        assert_eq!(scope("db", None, &plain).expect("db"), Scope::Database("db".into()));
-        assert_eq!(scope("admin", None, &cluster).expect("cluster"), Scope::Cluster);
+        assert_eq!(
+            scope("db", Some("c"), &plain).expect("coll"),
+            Scope::Collection(Namespace::new("db", "c"))
+        );
+        assert_eq!(
+            scope("db", None, &plain).expect("db"),
+            Scope::Database("db".into())
+        );
+        assert_eq!(
+            scope("admin", None, &cluster).expect("cluster"),
+            Scope::Cluster
+        );
         assert!(scope("admin", None, &plain).is_err());
         assert!(scope("db", None, &cluster).is_err());
         assert!(scope("local", Some("oplog.rs"), &plain).is_err());

@@ -23,8 +23,9 @@ impl Command for CollMod {
                 "changeStreamPreAndPostImages" => {
                     changes.insert(key.clone(), pre_and_post_images(value, "collMod")?);
                 }
-                "index" | "validator" | "validationLevel" | "validationAction" | "viewOn" | "pipeline"
-                | "expireAfterSeconds" | "timeseries" | "cappedSize" | "cappedMax" | "dryRun" => {
+                "index" | "validator" | "validationLevel" | "validationAction" | "viewOn"
+                | "pipeline" | "expireAfterSeconds" | "timeseries" | "cappedSize" | "cappedMax"
+                | "dryRun" => {
                     return Err(MongoError::new(
                         ErrorCode::CommandNotSupported,
                         format!("Eddy does not support collMod of '{key}'"),

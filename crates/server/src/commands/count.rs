@@ -15,21 +15,32 @@ pub struct Count {
 
 impl Command for Count {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
-        check_fields(cmd, "count", &["query", "limit", "skip", "hint", "collation", "fields"])?;
+        check_fields(
+            cmd,
+            "count",
+            &["query", "limit", "skip", "hint", "collation", "fields"],
+        )?;
         check_collation(cmd, "count")?;
         let skip = opt_integer(cmd, "count", "skip")?.unwrap_or(0);
         if skip < 0 {
-            return Err(MongoError::bad_value("skip value is negative in count query"));
+            return Err(MongoError::bad_value(
+                "skip value is negative in count query",
+            ));
         }
         // A negative limit counts like its absolute value (mongod's legacy rule).
-        let limit = opt_integer(cmd, "count", "limit")?.map(i64::unsigned_abs).filter(|l| *l > 0);
+        let limit = opt_integer(cmd, "count", "limit")?
+            .map(i64::unsigned_abs)
+            .filter(|l| *l > 0);
         Ok(Count {
             coll: collection_arg(cmd, "count")?,
             query: QuerySpec {
                 filter: opt_doc(cmd, "count", "query")?.cloned().unwrap_or_default(),
                 skip: skip as u64,
                 limit,
-                hint: cmd.get("hint").filter(|h| matches!(h, Bson::String(_) | Bson::Document(_))).cloned(),
+                hint: cmd
+                    .get("hint")
+                    .filter(|h| matches!(h, Bson::String(_) | Bson::Document(_)))
+                    .cloned(),
                 ..QuerySpec::default()
             },
         })

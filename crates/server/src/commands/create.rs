@@ -17,7 +17,14 @@ pub struct Create {
 pub fn pre_and_post_images(v: &Bson, command: &str) -> Result<Document, MongoError> {
     let d = match v {
         Bson::Document(d) => d,
-        other => return Err(wrong_type(command, "changeStreamPreAndPostImages", other, "type 'object'")),
+        other => {
+            return Err(wrong_type(
+                command,
+                "changeStreamPreAndPostImages",
+                other,
+                "type 'object'",
+            ))
+        }
     };
     match d.get("enabled") {
         Some(Bson::Boolean(b)) if d.len() == 1 => Ok(bson::doc! {"enabled": *b}),
@@ -27,11 +34,19 @@ pub fn pre_and_post_images(v: &Bson, command: &str) -> Result<Document, MongoErr
             other,
             "type 'bool'",
         )),
-        None => Err(crate::args::missing(command, "changeStreamPreAndPostImages.enabled")),
+        None => Err(crate::args::missing(
+            command,
+            "changeStreamPreAndPostImages.enabled",
+        )),
         _ => Err(MongoError::location(
             40415,
-            format!("BSON field '{command}.changeStreamPreAndPostImages.{}' is an unknown field.",
-                d.keys().find(|k| *k != "enabled").cloned().unwrap_or_default()),
+            format!(
+                "BSON field '{command}.changeStreamPreAndPostImages.{}' is an unknown field.",
+                d.keys()
+                    .find(|k| *k != "enabled")
+                    .cloned()
+                    .unwrap_or_default()
+            ),
         )),
     }
 }
@@ -49,9 +64,15 @@ impl Command for Create {
                 }
                 "collation" | "writeConcern" => {}
                 "capped" if !crate::args::truthy(value) => {}
-                "autoIndexId" | "size" | "max" | "storageEngine" | "indexOptionDefaults" | "flags" => {}
-                "capped" | "timeseries" | "viewOn" | "pipeline" | "clusteredIndex" | "expireAfterSeconds"
-                | "validator" | "validationLevel" | "validationAction" | "encryptedFields" => {
+                "autoIndexId"
+                | "size"
+                | "max"
+                | "storageEngine"
+                | "indexOptionDefaults"
+                | "flags" => {}
+                "capped" | "timeseries" | "viewOn" | "pipeline" | "clusteredIndex"
+                | "expireAfterSeconds" | "validator" | "validationLevel" | "validationAction"
+                | "encryptedFields" => {
                     return Err(MongoError::new(
                         ErrorCode::CommandNotSupported,
                         format!("Eddy does not support the collection option '{key}'"),

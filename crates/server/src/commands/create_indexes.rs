@@ -13,7 +13,11 @@ pub struct CreateIndexes {
 
 impl Command for CreateIndexes {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
-        check_fields(cmd, "createIndexes", &["indexes", "commitQuorum", "ignoreUnknownIndexOptions"])?;
+        check_fields(
+            cmd,
+            "createIndexes",
+            &["indexes", "commitQuorum", "ignoreUnknownIndexOptions"],
+        )?;
         Ok(CreateIndexes {
             coll: collection_arg(cmd, "createIndexes")?,
             indexes: documents_arg(cmd, "createIndexes", "indexes")?,
@@ -23,7 +27,8 @@ impl Command for CreateIndexes {
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
         let indexes = self.indexes;
-        let (before, after, created) = with_engine(&ctx, move |e| e.create_indexes(ns, indexes)).await?;
+        let (before, after, created) =
+            with_engine(&ctx, move |e| e.create_indexes(ns, indexes)).await?;
         let mut reply = doc! {
             "numIndexesBefore": before as i32,
             "numIndexesAfter": after as i32,

@@ -50,7 +50,11 @@ pub fn check_fields(cmd: &Document, command: &str, allowed: &[&str]) -> Result<(
 }
 
 /// Refuses unknown fields of one statement of a write batch (`update.updates.foo`).
-pub fn check_statement_fields(stmt: &Document, path: &str, allowed: &[&str]) -> Result<(), MongoError> {
+pub fn check_statement_fields(
+    stmt: &Document,
+    path: &str,
+    allowed: &[&str],
+) -> Result<(), MongoError> {
     for key in stmt.keys() {
         if !allowed.contains(&key.as_str()) {
             return Err(MongoError::location(
@@ -77,7 +81,9 @@ pub fn collection_arg(cmd: &Document, command: &str) -> Result<String, MongoErro
                 crate::args::type_name(v)
             ),
         )),
-        None => Err(MongoError::failed_to_parse(format!("{command}: empty command"))),
+        None => Err(MongoError::failed_to_parse(format!(
+            "{command}: empty command"
+        ))),
     }
 }
 
@@ -87,7 +93,11 @@ pub fn namespace(ctx: &Ctx, coll: &str) -> Namespace {
 }
 
 /// A required array of documents (`documents`, `updates`, `deletes`).
-pub fn documents_arg(cmd: &Document, command: &str, field: &str) -> Result<Vec<Document>, MongoError> {
+pub fn documents_arg(
+    cmd: &Document,
+    command: &str,
+    field: &str,
+) -> Result<Vec<Document>, MongoError> {
     let array = match cmd.get(field) {
         Some(Bson::Array(a)) => a,
         Some(v) => return Err(wrong_type(command, field, v, "type 'array'")),
@@ -107,7 +117,12 @@ pub fn documents_arg(cmd: &Document, command: &str, field: &str) -> Result<Vec<D
         .enumerate()
         .map(|(i, v)| match v {
             Bson::Document(d) => Ok(d.clone()),
-            other => Err(wrong_type(command, &format!("{field}.{i}"), other, "type 'object'")),
+            other => Err(wrong_type(
+                command,
+                &format!("{field}.{i}"),
+                other,
+                "type 'object'",
+            )),
         })
         .collect()
 }
@@ -133,7 +148,11 @@ pub fn write_errors(out: &WriteOutcome) -> Vec<Bson> {
 }
 
 /// An optional array-of-documents field (`arrayFilters`).
-pub fn opt_documents(doc: &Document, command: &str, field: &str) -> Result<Option<Vec<Document>>, MongoError> {
+pub fn opt_documents(
+    doc: &Document,
+    command: &str,
+    field: &str,
+) -> Result<Option<Vec<Document>>, MongoError> {
     match doc.get(field) {
         None => Ok(None),
         Some(Bson::Array(a)) => a

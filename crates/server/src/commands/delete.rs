@@ -4,7 +4,10 @@ use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_engine::DeleteOp;
 
-use super::data::{check_collation, check_fields, check_statement_fields, collection_arg, documents_arg, namespace, with_engine, write_errors};
+use super::data::{
+    check_collation, check_fields, check_statement_fields, collection_arg, documents_arg,
+    namespace, with_engine, write_errors,
+};
 use crate::args::{as_integer, missing, opt_bool, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
 
@@ -21,7 +24,14 @@ fn parse_statement(s: &Document) -> Result<DeleteOp, MongoError> {
         None => return Err(missing("delete.deletes", "q")),
     };
     let limit = match s.get("limit") {
-        Some(v) => as_integer(v).ok_or_else(|| wrong_type("delete.deletes", "limit", v, "types '[long, int, decimal, double]'"))?,
+        Some(v) => as_integer(v).ok_or_else(|| {
+            wrong_type(
+                "delete.deletes",
+                "limit",
+                v,
+                "types '[long, int, decimal, double]'",
+            )
+        })?,
         None => return Err(missing("delete.deletes", "limit")),
     };
     if limit != 0 && limit != 1 {
@@ -32,7 +42,10 @@ fn parse_statement(s: &Document) -> Result<DeleteOp, MongoError> {
     }
     check_statement_fields(s, "delete.deletes", &["q", "limit", "hint", "collation"])?;
     check_collation(s, "delete.deletes")?;
-    Ok(DeleteOp { filter, just_one: limit == 1 })
+    Ok(DeleteOp {
+        filter,
+        just_one: limit == 1,
+    })
 }
 
 impl Command for Delete {

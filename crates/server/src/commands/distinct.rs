@@ -28,7 +28,9 @@ impl Command for Distinct {
             coll: collection_arg(cmd, "distinct")?,
             key,
             query: QuerySpec {
-                filter: opt_doc(cmd, "distinct", "query")?.cloned().unwrap_or_default(),
+                filter: opt_doc(cmd, "distinct", "query")?
+                    .cloned()
+                    .unwrap_or_default(),
                 ..QuerySpec::default()
             },
         })

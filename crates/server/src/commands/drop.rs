@@ -14,7 +14,9 @@ pub struct Drop {
 impl Command for Drop {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
         check_fields(cmd, "drop", &[])?;
-        Ok(Drop { coll: collection_arg(cmd, "drop")? })
+        Ok(Drop {
+            coll: collection_arg(cmd, "drop")?,
+        })
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {

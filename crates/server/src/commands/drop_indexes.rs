@@ -28,10 +28,20 @@ impl Command for DropIndexes {
                     })
                     .collect::<Result<_, _>>()?,
             ),
-            Some(v) => return Err(wrong_type("dropIndexes", "index", v, "types '[string, object, array]'")),
+            Some(v) => {
+                return Err(wrong_type(
+                    "dropIndexes",
+                    "index",
+                    v,
+                    "types '[string, object, array]'",
+                ))
+            }
             None => return Err(missing("dropIndexes", "index")),
         };
-        Ok(DropIndexes { coll: collection_arg(cmd, "dropIndexes")?, selector })
+        Ok(DropIndexes {
+            coll: collection_arg(cmd, "dropIndexes")?,
+            selector,
+        })
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {

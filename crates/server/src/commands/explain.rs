@@ -85,7 +85,9 @@ fn winning_plan(meta: Option<&CollectionMeta>, filter: &Document) -> Document {
                 },
             }
         }
-        Plan::CollectionScan => doc! {"stage": "COLLSCAN", "filter": filter.clone(), "direction": "forward"},
+        Plan::CollectionScan => {
+            doc! {"stage": "COLLSCAN", "filter": filter.clone(), "direction": "forward"}
+        }
     }
 }
 
@@ -101,8 +103,8 @@ impl Command for Explain {
             "executionStats" | "allPlansExecution" => Verbosity::ExecutionStats,
             other => {
                 return Err(MongoError::bad_value(format!(
-                    "Enumeration value '{other}' for field 'explain.verbosity' is not a valid value."
-                )))
+                "Enumeration value '{other}' for field 'explain.verbosity' is not a valid value."
+            )))
             }
         };
         Ok(Explain { command, verbosity })
@@ -130,7 +132,10 @@ impl Command for Explain {
             };
             if verbosity == Verbosity::ExecutionStats {
                 let started = Instant::now();
-                let spec = QuerySpec { filter, ..QuerySpec::default() };
+                let spec = QuerySpec {
+                    filter,
+                    ..QuerySpec::default()
+                };
                 let n = query::run(e, &ns, &spec)?.len();
                 reply.insert(
                     "executionStats",
@@ -142,7 +147,10 @@ impl Command for Explain {
                 );
             }
             reply.insert("command", command);
-            reply.insert("serverInfo", doc! {"host": "localhost", "version": crate::VERSION});
+            reply.insert(
+                "serverInfo",
+                doc! {"host": "localhost", "version": crate::VERSION},
+            );
             Ok(reply.into())
         })
         .await

@@ -36,10 +36,29 @@ impl Command for Find {
             cmd,
             "find",
             &[
-                "filter", "sort", "projection", "hint", "skip", "limit", "batchSize", "singleBatch",
-                "max", "min", "returnKey", "showRecordId", "tailable", "oplogReplay",
-                "noCursorTimeout", "awaitData", "allowPartialResults", "collation", "allowDiskUse",
-                "let", "readOnce", "term", "ntoreturn",
+                "filter",
+                "sort",
+                "projection",
+                "hint",
+                "skip",
+                "limit",
+                "batchSize",
+                "singleBatch",
+                "max",
+                "min",
+                "returnKey",
+                "showRecordId",
+                "tailable",
+                "oplogReplay",
+                "noCursorTimeout",
+                "awaitData",
+                "allowPartialResults",
+                "collation",
+                "allowDiskUse",
+                "let",
+                "readOnce",
+                "term",
+                "ntoreturn",
             ],
         )?;
         check_collation(cmd, "find")?;
@@ -71,7 +90,8 @@ impl Command for Find {
                 limit: non_negative(cmd, "find", "limit")?.map(|l| l as u64),
                 hint,
             },
-            batch_size: non_negative(cmd, "find", "batchSize")?.map(|b| b.min(i64::from(u32::MAX)) as u32),
+            batch_size: non_negative(cmd, "find", "batchSize")?
+                .map(|b| b.min(i64::from(u32::MAX)) as u32),
             single_batch: opt_bool(cmd, "find", "singleBatch")?.unwrap_or(false),
         })
     }
@@ -89,9 +109,7 @@ impl Command for Find {
             }
         }
         let source = VecCursor::from_documents(docs)?;
-        let reply = ctx
-            .open_cursor(full, Box::new(source), CursorOptions::default(), first)
-            .await?;
-        Ok(reply.into())
+        ctx.open_cursor(full, Box::new(source), CursorOptions::default(), first)
+            .await
     }
 }

@@ -5,7 +5,9 @@ use eddy_codes::MongoError;
 use eddy_engine::FindAndModify as Request;
 use eddy_query::projection::Projection;
 
-use super::data::{check_collation, check_fields, collection_arg, namespace, opt_documents, with_engine};
+use super::data::{
+    check_collation, check_fields, collection_arg, namespace, opt_documents, with_engine,
+};
 use crate::args::{opt_bool, opt_doc, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
 
@@ -21,15 +23,32 @@ impl Command for FindAndModify {
             cmd,
             "findAndModify",
             &[
-                "query", "sort", "remove", "update", "new", "fields", "upsert", "arrayFilters",
-                "bypassDocumentValidation", "collation", "hint", "let",
+                "query",
+                "sort",
+                "remove",
+                "update",
+                "new",
+                "fields",
+                "upsert",
+                "arrayFilters",
+                "bypassDocumentValidation",
+                "collation",
+                "hint",
+                "let",
             ],
         )?;
         check_collation(cmd, "findAndModify")?;
         let update = match cmd.get("update") {
             None => None,
             Some(u @ (Bson::Document(_) | Bson::Array(_))) => Some(u.clone()),
-            Some(v) => return Err(wrong_type("findAndModify", "update", v, "types '[object, array]'")),
+            Some(v) => {
+                return Err(wrong_type(
+                    "findAndModify",
+                    "update",
+                    v,
+                    "types '[object, array]'",
+                ))
+            }
         };
         let fields = opt_doc(cmd, "findAndModify", "fields")?.cloned();
         if let Some(f) = &fields {
@@ -38,7 +57,9 @@ impl Command for FindAndModify {
         Ok(FindAndModify {
             coll: collection_arg(cmd, "findAndModify")?,
             request: Request {
-                query: opt_doc(cmd, "findAndModify", "query")?.cloned().unwrap_or_default(),
+                query: opt_doc(cmd, "findAndModify", "query")?
+                    .cloned()
+                    .unwrap_or_default(),
                 sort: opt_doc(cmd, "findAndModify", "sort")?.cloned(),
                 remove: opt_bool(cmd, "findAndModify", "remove")?.unwrap_or(false),
                 update,

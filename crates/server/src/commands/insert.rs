@@ -3,7 +3,9 @@
 use bson::{doc, Document};
 use eddy_codes::MongoError;
 
-use super::data::{check_fields, collection_arg, documents_arg, namespace, with_engine, write_errors};
+use super::data::{
+    check_fields, collection_arg, documents_arg, namespace, with_engine, write_errors,
+};
 use crate::args::opt_bool;
 use crate::command::{Command, CommandResult, Ctx};
 
@@ -15,7 +17,11 @@ pub struct Insert {
 
 impl Command for Insert {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
-        check_fields(cmd, "insert", &["documents", "ordered", "bypassDocumentValidation", "let"])?;
+        check_fields(
+            cmd,
+            "insert",
+            &["documents", "ordered", "bypassDocumentValidation", "let"],
+        )?;
         Ok(Insert {
             coll: collection_arg(cmd, "insert")?,
             documents: documents_arg(cmd, "insert", "documents")?,

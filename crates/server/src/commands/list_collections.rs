@@ -17,13 +17,25 @@ pub struct ListCollections {
 
 impl Command for ListCollections {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
-        check_fields(cmd, "listCollections", &["filter", "nameOnly", "cursor", "authorizedCollections", "includePendingDrops"])?;
+        check_fields(
+            cmd,
+            "listCollections",
+            &[
+                "filter",
+                "nameOnly",
+                "cursor",
+                "authorizedCollections",
+                "includePendingDrops",
+            ],
+        )?;
         let filter = opt_doc(cmd, "listCollections", "filter")?.cloned();
         if let Some(f) = &filter {
             Filter::parse(f)?;
         }
         let batch_size = match opt_doc(cmd, "listCollections", "cursor")? {
-            Some(c) => opt_integer(c, "listCollections.cursor", "batchSize")?.map(|b| b.max(0) as u32),
+            Some(c) => {
+                opt_integer(c, "listCollections.cursor", "batchSize")?.map(|b| b.max(0) as u32)
+            }
             None => None,
         };
         Ok(ListCollections {
@@ -61,10 +73,12 @@ impl Command for ListCollections {
         .await?;
         let ns = format!("{}.$cmd.listCollections", ctx.db());
         let source = VecCursor::from_documents(docs)?;
-        let reply = ctx
-            .open_cursor(ns, Box::new(source), CursorOptions::default(), self.batch_size)
-            .await?;
-        Ok(reply.into())
+        ctx.open_cursor(
+            ns,
+            Box::new(source),
+            CursorOptions::default(),
+            self.batch_size,
+        )
+        .await
     }
 }
-

@@ -15,7 +15,11 @@ pub struct ListDatabases {
 
 impl Command for ListDatabases {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
-        check_fields(cmd, "listDatabases", &["nameOnly", "filter", "authorizedDatabases"])?;
+        check_fields(
+            cmd,
+            "listDatabases",
+            &["nameOnly", "filter", "authorizedDatabases"],
+        )?;
         let filter = opt_doc(cmd, "listDatabases", "filter")?.cloned();
         if let Some(f) = &filter {
             Filter::parse(f)?;

@@ -15,12 +15,19 @@ pub struct ListIndexes {
 
 impl Command for ListIndexes {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
-        check_fields(cmd, "listIndexes", &["cursor", "includeBuildUUIDs", "includeIndexBuildInfo"])?;
+        check_fields(
+            cmd,
+            "listIndexes",
+            &["cursor", "includeBuildUUIDs", "includeIndexBuildInfo"],
+        )?;
         let batch_size = match opt_doc(cmd, "listIndexes", "cursor")? {
             Some(c) => opt_integer(c, "listIndexes.cursor", "batchSize")?.map(|b| b.max(0) as u32),
             None => None,
         };
-        Ok(ListIndexes { coll: collection_arg(cmd, "listIndexes")?, batch_size })
+        Ok(ListIndexes {
+            coll: collection_arg(cmd, "listIndexes")?,
+            batch_size,
+        })
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
@@ -35,9 +42,12 @@ impl Command for ListIndexes {
         })
         .await?;
         let source = VecCursor::from_documents(specs)?;
-        let reply = ctx
-            .open_cursor(full, Box::new(source), CursorOptions::default(), self.batch_size)
-            .await?;
-        Ok(reply.into())
+        ctx.open_cursor(
+            full,
+            Box::new(source),
+            CursorOptions::default(),
+            self.batch_size,
+        )
+        .await
     }
 }

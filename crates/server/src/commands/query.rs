@@ -51,7 +51,11 @@ pub fn check_hint(meta: Option<&CollectionMeta>, hint: &Bson) -> Result<(), Mong
 }
 
 /// Runs a query against `ns`, returning the result documents in order.
-pub fn run(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Vec<Document>, MongoError> {
+pub fn run(
+    engine: &Arc<Engine>,
+    ns: &Namespace,
+    q: &QuerySpec,
+) -> Result<Vec<Document>, MongoError> {
     let projection = q.projection.as_ref().map(Projection::parse).transpose()?;
     let sort = match &q.sort {
         Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),

@@ -19,7 +19,14 @@ impl Command for RenameCollection {
         check_fields(cmd, "renameCollection", &["to", "dropTarget", "stayTemp"])?;
         let from = match cmd.get("renameCollection") {
             Some(Bson::String(s)) => Namespace::parse(s)?,
-            Some(v) => return Err(wrong_type("renameCollection", "renameCollection", v, "type 'string'")),
+            Some(v) => {
+                return Err(wrong_type(
+                    "renameCollection",
+                    "renameCollection",
+                    v,
+                    "type 'string'",
+                ))
+            }
             None => return Err(missing("renameCollection", "renameCollection")),
         };
         let to = match cmd.get("to") {
@@ -35,7 +42,10 @@ impl Command for RenameCollection {
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
-        with_engine(&ctx, move |e| e.rename_collection(self.from, self.to, self.drop_target)).await?;
+        with_engine(&ctx, move |e| {
+            e.rename_collection(self.from, self.to, self.drop_target)
+        })
+        .await?;
         Ok(Document::new().into())
     }
 }

@@ -24,7 +24,11 @@ impl Command for DbStats {
                 size += reader.data_size(meta)?;
                 indexes += meta.indexes.len() + 1;
             }
-            let avg = if objects == 0 { 0.0 } else { size as f64 / objects as f64 };
+            let avg = if objects == 0 {
+                0.0
+            } else {
+                size as f64 / objects as f64
+            };
             Ok(doc! {
                 "db": &db,
                 "collections": colls.len() as i64,
@@ -49,7 +53,9 @@ pub struct CollStats {
 
 impl Command for CollStats {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
-        Ok(CollStats { coll: collection_arg(cmd, "collStats")? })
+        Ok(CollStats {
+            coll: collection_arg(cmd, "collStats")?,
+        })
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
@@ -64,7 +70,7 @@ impl Command for CollStats {
             };
             let count = reader.count(&meta)?;
             let size = reader.data_size(&meta)?;
-            let avg = if count == 0 { 0 } else { size / count };
+            let avg = size.checked_div(count).unwrap_or(0);
             Ok(doc! {
                 "ns": ns.to_string(),
                 "size": size as i64,

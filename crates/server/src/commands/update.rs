@@ -5,8 +5,8 @@ use eddy_codes::MongoError;
 use eddy_engine::UpdateOp;
 
 use super::data::{
-    check_collation, check_fields, check_statement_fields, collection_arg, documents_arg, namespace, opt_documents, with_engine,
-    write_errors,
+    check_collation, check_fields, check_statement_fields, collection_arg, documents_arg,
+    namespace, opt_documents, with_engine, write_errors,
 };
 use crate::args::{missing, opt_bool, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
@@ -21,7 +21,18 @@ fn parse_statement(s: &Document) -> Result<UpdateOp, MongoError> {
     check_statement_fields(
         s,
         "update.updates",
-        &["q", "u", "multi", "upsert", "arrayFilters", "hint", "collation", "c", "upsertSupplied", "sort"],
+        &[
+            "q",
+            "u",
+            "multi",
+            "upsert",
+            "arrayFilters",
+            "hint",
+            "collation",
+            "c",
+            "upsertSupplied",
+            "sort",
+        ],
     )?;
     let filter = match s.get("q") {
         Some(Bson::Document(d)) => d.clone(),
@@ -30,7 +41,14 @@ fn parse_statement(s: &Document) -> Result<UpdateOp, MongoError> {
     };
     let update = match s.get("u") {
         Some(u @ (Bson::Document(_) | Bson::Array(_))) => u.clone(),
-        Some(v) => return Err(wrong_type("update.updates", "u", v, "types '[object, array]'")),
+        Some(v) => {
+            return Err(wrong_type(
+                "update.updates",
+                "u",
+                v,
+                "types '[object, array]'",
+            ))
+        }
         None => return Err(missing("update.updates", "u")),
     };
     check_collation(s, "update.updates")?;
@@ -51,7 +69,11 @@ fn parse_statement(s: &Document) -> Result<UpdateOp, MongoError> {
 
 impl Command for Update {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
-        check_fields(cmd, "update", &["updates", "ordered", "bypassDocumentValidation", "let"])?;
+        check_fields(
+            cmd,
+            "update",
+            &["updates", "ordered", "bypassDocumentValidation", "let"],
+        )?;
         let ops = documents_arg(cmd, "update", "updates")?
             .iter()
             .map(parse_statement)

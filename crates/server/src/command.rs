@@ -1,0 +1,132 @@
+//! The command framework: a [`Command`] parses its request into a typed struct, then
+//! applies it; [`Ctx`] is what a command may use; [`Reply`] is what it answers.
+//!
+//! `ok`, `$clusterTime` and `operationTime` are added by the dispatcher
+//! ([`crate::dispatch`]), never by commands.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bson::{Bson, Document, RawDocumentBuf};
+use eddy_codes::MongoError;
+use eddy_engine::Engine;
+
+use crate::cursor::{cursor_reply, BatchRequest, CursorOptions, CursorSource, MAX_BATCH_BYTES};
+use crate::state::ServerState;
+
+/// A command's answer, before `ok` and the cluster-time fields are appended.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub body: RawDocumentBuf,
+}
+
+impl From<Document> for Reply {
+    fn from(doc: Document) -> Reply {
+        // Replies are built from documents the server made itself: they always encode
+        // (keys without NUL bytes); an encoding failure would be a bug, so fall back to
+        // an empty body rather than panic on a connection.
+        Reply {
+            body: RawDocumentBuf::try_from(&doc).unwrap_or_default(),
+        }
+    }
+}
+
+impl From<RawDocumentBuf> for Reply {
+    fn from(body: RawDocumentBuf) -> Reply {
+        Reply { body }
+    }
+}
+
+pub type CommandResult = Result<Reply, MongoError>;
+
+/// One command: parsed from its document, then applied.
+pub trait Command: Sized + Send + 'static {
+    fn parse(cmd: &Document, ctx: &Ctx) -> Result<Self, MongoError>;
+    fn apply(self, ctx: Ctx) -> impl Future<Output = CommandResult> + Send;
+}
+
+/// What the server knows about one client connection.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// mongod's connection number (`connectionId` in hello, `whatsmyuri`).
+    pub id: i64,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// The `client` document of the first hello, if any.
+    pub client: Mutex<Option<Document>>,
+}
+
+impl ConnInfo {
+    /// `client.application.name` from the handshake (failpoints can be limited to it).
+    pub fn app_name(&self) -> Option<String> {
+        let client = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        client
+            .as_ref()?
+            .get_document("application")
+            .ok()?
+            .get_str("name")
+            .ok()
+            .map(str::to_owned)
+    }
+}
+
+/// The context of one command invocation.
+#[derive(Clone)]
+pub struct Ctx {
+    pub(crate) state: Arc<ServerState>,
+    pub(crate) conn: Arc<ConnInfo>,
+    /// `$db`.
+    pub(crate) db: String,
+    /// `lsid.id`, when the command runs in a session.
+    pub(crate) session: Option<Bson>,
+}
+
+impl Ctx {
+    /// The database the command runs on (`$db`).
+    pub fn db(&self) -> &str {
+        &self.db
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.state.engine
+    }
+
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.state
+    }
+
+    pub fn conn(&self) -> &Arc<ConnInfo> {
+        &self.conn
+    }
+
+    pub fn session(&self) -> Option<&Bson> {
+        self.session.as_ref()
+    }
+
+    /// Reads the first batch of `source` and, unless it is exhausted, registers it as a
+    /// cursor: the reply `{cursor: {firstBatch, [postBatchResumeToken], id, ns}}`.
+    pub async fn open_cursor(
+        &self,
+        ns: String,
+        mut source: Box<dyn CursorSource>,
+        options: CursorOptions,
+        batch_size: Option<u32>,
+    ) -> CommandResult {
+        let batch = source
+            .next_batch(BatchRequest {
+                batch_size,
+                max_bytes: MAX_BATCH_BYTES,
+                max_await: None,
+            })
+            .await?;
+        let id = if batch.exhausted {
+            0
+        } else {
+            self.state
+                .cursors
+                .register(ns.clone(), self.session.clone(), options, source)
+        };
+        Ok(cursor_reply("firstBatch", batch, id, &ns).into())
+    }
+}

@@ -1,0 +1,354 @@
+//! Small administrative commands: `ping`, `buildInfo`, `getParameter`, `getCmdLineOpts`,
+//! `serverStatus`, `hostInfo`, `whatsmyuri`, `connectionStatus`, `listCommands`, `shutdown`.
+
+use std::sync::atomic::Ordering;
+
+use bson::{doc, Bson, DateTime, Document};
+use eddy_codes::{ErrorCode, MongoError};
+
+use super::hello::MAX_BSON_OBJECT_SIZE;
+use crate::command::{Command, CommandResult, Ctx};
+
+pub struct Ping;
+
+impl Command for Ping {
+    fn parse(_cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        Ok(Ping)
+    }
+
+    async fn apply(self, _ctx: Ctx) -> CommandResult {
+        Ok(Document::new().into())
+    }
+}
+
+pub struct BuildInfo;
+
+/// `buildInfo.versionArray`.
+fn version_array() -> Vec<i32> {
+    crate::VERSION
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0))
+        .chain(std::iter::once(0))
+        .collect()
+}
+
+impl Command for BuildInfo {
+    fn parse(_cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        Ok(BuildInfo)
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        Ok(doc! {
+            "version": crate::VERSION,
+            "gitVersion": "eddy",
+            "modules": [],
+            "allocator": "system",
+            "javascriptEngine": "none",
+            "sysInfo": "deprecated",
+            "versionArray": version_array(),
+            "bits": 64,
+            "debug": false,
+            "maxBsonObjectSize": MAX_BSON_OBJECT_SIZE,
+            "storageEngines": [ctx.engine().storage_engine_name()],
+            "openssl": {"running": "disabled", "compiled": "disabled"},
+            "buildEnvironment": {"target_os": std::env::consts::OS, "target_arch": std::env::consts::ARCH},
+            "eddyVersion": env!("CARGO_PKG_VERSION"),
+        }
+        .into())
+    }
+}
+
+/// The server parameters `getParameter` knows, with their current values.
+fn parameters(ctx: &Ctx) -> Document {
+    let config = &ctx.state().config;
+    let mut params = doc! {
+        "authenticationMechanisms": Vec::<Bson>::new(),
+        "cursorTimeoutMillis": config.cursor_timeout.as_millis() as i64,
+        "enableTestCommands": config.enable_test_commands,
+        "featureCompatibilityVersion": {"version": "7.0"},
+        "localLogicalSessionTimeoutMinutes": crate::state::SESSION_TIMEOUT_MINUTES as i32,
+        "maxIncomingConnections": config.max_incoming_connections as i64,
+        "requireApiVersion": false,
+        "transactionLifetimeLimitSeconds": 60,
+    };
+    for (k, v) in &config.set_parameters {
+        params.insert(k.clone(), v.clone());
+    }
+    params
+}
+
+pub struct GetParameter {
+    all: bool,
+    names: Vec<String>,
+    show_details: bool,
+}
+
+impl Command for GetParameter {
+    fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        let (all, show_details) = match cmd.get("getParameter") {
+            Some(Bson::String(s)) if s == "*" => (true, false),
+            Some(Bson::Document(d)) => (
+                d.get("allParameters").is_some_and(crate::args::truthy),
+                d.get("showDetails").is_some_and(crate::args::truthy),
+            ),
+            _ => (false, false),
+        };
+        let names = cmd
+            .keys()
+            .skip(1)
+            .filter(|k| !crate::commands::GENERIC_FIELDS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        Ok(GetParameter {
+            all,
+            names,
+            show_details,
+        })
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        let params = parameters(&ctx);
+        let detailed = |k: &str, v: &Bson| {
+            if self.show_details {
+                Bson::Document(
+                    doc! {"value": v.clone(), "settableAtRuntime": false, "settableAtStartup": true},
+                )
+            } else {
+                let _ = k;
+                v.clone()
+            }
+        };
+        let mut reply = Document::new();
+        if self.all {
+            for (k, v) in &params {
+                reply.insert(k.clone(), detailed(k, v));
+            }
+        } else {
+            for name in &self.names {
+                if let Some(v) = params.get(name) {
+                    reply.insert(name.clone(), detailed(name, v));
+                }
+            }
+            if reply.is_empty() {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidOptions,
+                    "no option found to get",
+                ));
+            }
+        }
+        Ok(reply.into())
+    }
+}
+
+pub struct GetCmdLineOpts;
+
+impl Command for GetCmdLineOpts {
+    fn parse(_cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        Ok(GetCmdLineOpts)
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        let config = &ctx.state().config;
+        Ok(doc! {"argv": config.argv.clone(), "parsed": config.parsed.clone()}.into())
+    }
+}
+
+/// Resident and virtual memory of this process in MB, from /proc (0 where unavailable).
+fn memory_mb() -> (i64, i64) {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return (0, 0);
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<i64>().ok())
+            .map_or(0, |kb| kb / 1024)
+    };
+    (field("VmRSS:"), field("VmSize:"))
+}
+
+pub struct ServerStatus;
+
+impl Command for ServerStatus {
+    fn parse(_cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        Ok(ServerStatus)
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        let state = ctx.state();
+        let uptime = state.started.elapsed();
+        let current = state.connections_current.load(Ordering::Relaxed);
+        let (resident, virt) = memory_mb();
+        let me = state.config.advertised_host();
+        let op_time = ctx.engine().last_op_time();
+        Ok(doc! {
+            "host": me.clone(),
+            "version": crate::VERSION,
+            "process": "mongod",
+            "pid": std::process::id() as i64,
+            "uptime": uptime.as_secs_f64().floor(),
+            "uptimeMillis": uptime.as_millis() as i64,
+            "uptimeEstimate": uptime.as_secs() as i64,
+            "localTime": DateTime::now(),
+            "connections": {
+                "current": current as i32,
+                "available": (i64::from(state.config.max_incoming_connections) - current).max(0) as i32,
+                "totalCreated": state.connections_total.load(Ordering::Relaxed) as i32,
+                "active": current as i32,
+            },
+            "opcounters": state.opcounters.to_document(),
+            "repl": {
+                "hosts": [me.clone()],
+                "setName": state.config.repl_set.clone(),
+                "setVersion": 1,
+                "isWritablePrimary": true,
+                "secondary": false,
+                "primary": me.clone(),
+                "me": me,
+                "electionId": state.election_id,
+                "lastWrite": {"opTime": {"ts": op_time, "t": 1_i64}},
+            },
+            "storageEngine": {
+                "name": ctx.engine().storage_engine_name(),
+                "supportsCommittedReads": true,
+                "persistent": true,
+                "readOnly": false,
+                "backupCursorOpen": false,
+            },
+            "mem": {"bits": 64, "resident": resident, "virtual": virt, "supported": resident > 0},
+            "metrics": {
+                "cursor": {"open": {"total": state.cursors.len() as i64}},
+                "changeStreams": {"waiting": ctx.engine().hub().waiters() as i64},
+            },
+            "oplog": {
+                "sizeBytes": ctx.engine().oplog_bytes() as i64,
+            },
+            "logicalSessionRecordCache": {"activeSessionsCount": state.sessions.len() as i64},
+        }
+        .into())
+    }
+}
+
+pub struct HostInfo;
+
+impl Command for HostInfo {
+    fn parse(_cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        Ok(HostInfo)
+    }
+
+    async fn apply(self, _ctx: Ctx) -> CommandResult {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        let mem_mb = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("MemTotal:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<i64>().ok())
+            })
+            .map_or(0, |kb| kb / 1024);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        Ok(doc! {
+            "system": {
+                "currentTime": DateTime::now(),
+                "hostname": hostname,
+                "cpuAddrSize": 64,
+                "memSizeMB": mem_mb,
+                "memLimitMB": mem_mb,
+                "numCores": cores,
+                "cpuArch": std::env::consts::ARCH,
+                "numaEnabled": false,
+            },
+            "os": {"type": if cfg!(target_os = "linux") { "Linux" } else { std::env::consts::OS }, "name": std::env::consts::OS, "version": kernel},
+            "extra": {},
+        }
+        .into())
+    }
+}
+
+pub struct WhatsMyUri;
+
+impl Command for WhatsMyUri {
+    fn parse(_cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        Ok(WhatsMyUri)
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        Ok(doc! {"you": ctx.conn().peer.to_string()}.into())
+    }
+}
+
+pub struct ConnectionStatus {
+    show_privileges: bool,
+}
+
+impl Command for ConnectionStatus {
+    fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        Ok(ConnectionStatus {
+            show_privileges: crate::args::opt_bool(cmd, "connectionStatus", "showPrivileges")?
+                .unwrap_or(false),
+        })
+    }
+
+    async fn apply(self, _ctx: Ctx) -> CommandResult {
+        let mut auth = doc! {"authenticatedUsers": [], "authenticatedUserRoles": []};
+        if self.show_privileges {
+            auth.insert("authenticatedUserPrivileges", Vec::<Bson>::new());
+        }
+        Ok(doc! {"authInfo": auth}.into())
+    }
+}
+
+pub struct ListCommands;
+
+impl Command for ListCommands {
+    fn parse(_cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        Ok(ListCommands)
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        let test = ctx.state().config.enable_test_commands;
+        let mut entries: Vec<(&str, &crate::commands::Entry)> = crate::commands::TABLE
+            .iter()
+            .filter(|e| test || !e.test_only)
+            .flat_map(|e| e.names.iter().map(move |n| (*n, e)))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        let mut commands = Document::new();
+        for (name, e) in entries {
+            commands.insert(
+                name,
+                doc! {
+                    "help": e.help,
+                    "requiresAuth": false,
+                    "secondaryOk": true,
+                    "adminOnly": e.admin_only,
+                    "apiVersions": [],
+                    "deprecatedApiVersions": [],
+                },
+            );
+        }
+        Ok(doc! {"commands": commands}.into())
+    }
+}
+
+pub struct Shutdown;
+
+impl Command for Shutdown {
+    fn parse(_cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        Ok(Shutdown)
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        tracing::info!(connection = ctx.conn().id, "shutdown requested by command");
+        ctx.state().shutdown.notify_one();
+        Ok(Document::new().into())
+    }
+}

@@ -1,0 +1,206 @@
+//! One client connection: owns the socket, frames messages with the codec, runs each
+//! command through the dispatcher and writes the reply.
+//!
+//! A frame the codec rejects closes the connection (after a log line), as mongod does
+//! for a malformed message; the server itself is never affected. Requests on one
+//! connection are answered in order, one at a time, as the protocol requires.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
+use bson::{Bson, Document, RawDocumentBuf};
+use eddy_codes::{ErrorCode, MongoError};
+use eddy_wire::{flags, Header, OpMsg, OpQuery, Request, WireError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::command::ConnInfo;
+use crate::dispatch::{self, Outcome};
+use crate::state::ServerState;
+
+/// Request ids of the server's own messages.
+static NEXT_REQUEST_ID: AtomicI32 = AtomicI32::new(1);
+
+fn next_request_id() -> i32 {
+    NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum Closed {
+    /// The client hung up.
+    Eof,
+    /// A failpoint asked for it.
+    Requested,
+    Io(std::io::Error),
+    Protocol(WireError),
+}
+
+/// Serves one connection until it closes.
+pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, conn: Arc<ConnInfo>) {
+    let _ = stream.set_nodelay(true);
+    match run(&state, &mut stream, &conn).await {
+        Closed::Eof | Closed::Requested => {
+            tracing::debug!(connection = conn.id, peer = %conn.peer, "connection closed")
+        }
+        Closed::Io(e) => {
+            tracing::debug!(connection = conn.id, peer = %conn.peer, error = %e, "connection ended")
+        }
+        Closed::Protocol(e) => {
+            tracing::warn!(connection = conn.id, peer = %conn.peer, error = %e, "malformed message; closing the connection")
+        }
+    }
+}
+
+async fn run(state: &Arc<ServerState>, stream: &mut TcpStream, conn: &Arc<ConnInfo>) -> Closed {
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    loop {
+        // Read until one whole frame is buffered.
+        let header = loop {
+            match eddy_wire::peek_header(&buf) {
+                Ok(Some(h)) if buf.len() >= h.length as usize => break h,
+                Ok(_) => {}
+                Err(e) => return Closed::Protocol(e),
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            match stream.read(&mut chunk).await {
+                Ok(0) => return Closed::Eof,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) => return Closed::Io(e),
+            }
+        };
+        let len = header.length as usize;
+        let request = eddy_wire::decode(&buf[..len]);
+        buf.drain(..len);
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => return Closed::Protocol(e),
+        };
+        let result = match request {
+            Request::Msg(header, msg) => on_msg(state, stream, conn, header, msg).await,
+            Request::Query(header, query) => on_query(state, stream, conn, header, query).await,
+        };
+        if let Err(closed) = result {
+            return closed;
+        }
+    }
+}
+
+async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Closed> {
+    stream.write_all(bytes).await.map_err(Closed::Io)
+}
+
+/// The cursor id and batch length of a cursor reply, for exhaust streaming.
+fn cursor_progress(reply: &RawDocumentBuf) -> Option<(i64, usize)> {
+    let cursor = reply.get_document("cursor").ok()?;
+    let id = cursor.get_i64("id").ok()?;
+    let batch = cursor.get_array("nextBatch").ok()?;
+    Some((id, batch.into_iter().count()))
+}
+
+async fn on_msg(
+    state: &Arc<ServerState>,
+    stream: &mut TcpStream,
+    conn: &Arc<ConnInfo>,
+    header: Header,
+    msg: OpMsg,
+) -> Result<(), Closed> {
+    let more_to_come = msg.more_to_come();
+    let exhaust = msg.exhaust_allowed();
+    let cmd = match msg.into_command() {
+        Ok(cmd) => cmd,
+        Err(e) => {
+            let err = MongoError::location(e.code(), e.to_string());
+            if !more_to_come {
+                let reply = dispatch::error_reply(state, &err);
+                write(
+                    stream,
+                    &eddy_wire::encode_msg_raw(next_request_id(), header.request_id, 0, &reply),
+                )
+                .await?;
+            }
+            return Ok(());
+        }
+    };
+    let is_get_more = cmd.keys().next().is_some_and(|k| k == "getMore");
+    let mut response_to = header.request_id;
+    loop {
+        let Outcome { reply, close } = dispatch::execute(state, conn, cmd.clone(), None).await;
+        if close {
+            return Err(Closed::Requested);
+        }
+        if more_to_come {
+            // The client asked for no answer (unacknowledged writes, Node's endSessions).
+            return Ok(());
+        }
+        // Exhaust getMore: keep sending batches, each flagged moreToCome, until the cursor
+        // is exhausted (or a batch comes back empty: an awaitData cursor would spin).
+        let stream_more = exhaust
+            && is_get_more
+            && cursor_progress(&reply).is_some_and(|(id, n)| id != 0 && n > 0);
+        let request_id = next_request_id();
+        let flag = if stream_more { flags::MORE_TO_COME } else { 0 };
+        write(
+            stream,
+            &eddy_wire::encode_msg_raw(request_id, response_to, flag, &reply),
+        )
+        .await?;
+        if !stream_more {
+            return Ok(());
+        }
+        response_to = request_id;
+    }
+}
+
+/// The legacy OP_QUERY: mongod 6.0+ answers only the handshake through it.
+async fn on_query(
+    state: &Arc<ServerState>,
+    stream: &mut TcpStream,
+    conn: &Arc<ConnInfo>,
+    header: Header,
+    query: OpQuery,
+) -> Result<(), Closed> {
+    let reply_doc = match legacy_command(&query) {
+        Ok((db, cmd)) => {
+            let Outcome { reply, close } = dispatch::execute(state, conn, cmd, Some(&db)).await;
+            if close {
+                return Err(Closed::Requested);
+            }
+            Document::try_from(reply).unwrap_or_default()
+        }
+        Err(err) => {
+            let mut d = bson::doc! {"$err": err.message.clone(), "code": err.code};
+            d.insert("ok", 0.0);
+            d
+        }
+    };
+    let bytes = eddy_wire::encode_reply(next_request_id(), header.request_id, 0, &[reply_doc])
+        .map_err(Closed::Protocol)?;
+    write(stream, &bytes).await
+}
+
+/// The database and command of an OP_QUERY on `<db>.$cmd`, unwrapping `$query`.
+fn legacy_command(query: &OpQuery) -> Result<(String, Document), MongoError> {
+    let unsupported = |what: &str| {
+        MongoError::new(
+            ErrorCode::UnsupportedOpQueryCommand,
+            format!("Unsupported OP_QUERY command: {what}. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal"),
+        )
+    };
+    let Some(db) = query.full_collection_name.strip_suffix(".$cmd") else {
+        return Err(unsupported("find"));
+    };
+    let cmd = match query
+        .query
+        .get("$query")
+        .or_else(|| query.query.get("query"))
+    {
+        Some(Bson::Document(inner)) => inner.clone(),
+        _ => query.query.clone(),
+    };
+    let name = cmd.keys().next().cloned().unwrap_or_default();
+    if !matches!(name.as_str(), "isMaster" | "ismaster" | "hello") {
+        return Err(unsupported(&name));
+    }
+    Ok((db.to_owned(), cmd))
+}

@@ -1,0 +1,362 @@
+//! Cursors: what `find`, `aggregate`, `listCollections`, ... leave open for `getMore`.
+//!
+//! A cursor is a [`CursorSource`] (anything that can produce the next batch) kept in the
+//! server-wide [`CursorRegistry`] under a random positive 64-bit id with the namespace and
+//! session it belongs to. A `getMore` checks the cursor out (a second concurrent `getMore`
+//! on the same cursor gets 143 CursorInUse, as mongod), asks for one batch and checks it
+//! back in; an exhausted cursor is removed. Idle cursors are reaped after
+//! `cursorTimeoutMillis` (10 minutes by default, as mongod).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bson::raw::cstr;
+use bson::{Bson, Document, RawArrayBuf, RawDocumentBuf};
+use eddy_codes::{ErrorCode, MongoError};
+use futures_util::future::BoxFuture;
+
+/// mongod's limit on the documents of one reply batch (16 MiB): a batch stops before the
+/// document that would cross it, but always holds at least one document.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// What a `getMore` (or the opening command) asks of a source.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchRequest {
+    /// At most this many documents (`None`: as many as fit in `max_bytes`).
+    pub batch_size: Option<u32>,
+    /// At most this many bytes of documents.
+    pub max_bytes: usize,
+    /// For awaitData cursors (change streams): how long to wait for data when there is
+    /// none. `None` answers at once.
+    pub max_await: Option<Duration>,
+}
+
+/// One batch from a source.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub docs: Vec<RawDocumentBuf>,
+    /// Nothing follows: the cursor closes (id 0 in the reply).
+    pub exhausted: bool,
+    /// Change streams: the token to resume after this batch.
+    pub post_batch_resume_token: Option<Document>,
+}
+
+/// Something a cursor reads from.
+pub trait CursorSource: Send {
+    fn next_batch<'a>(&'a mut self, req: BatchRequest) -> BoxFuture<'a, Result<Batch, MongoError>>;
+}
+
+/// How a cursor behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CursorOptions {
+    /// A tailable awaitData cursor (change streams): `getMore` waits for data up to
+    /// `maxTimeMS` (default 1 s) and an empty batch does not close it.
+    pub await_data: bool,
+    /// `noCursorTimeout`: never reaped for idleness.
+    pub no_timeout: bool,
+}
+
+impl CursorOptions {
+    pub fn change_stream() -> CursorOptions {
+        CursorOptions {
+            await_data: true,
+            no_timeout: false,
+        }
+    }
+}
+
+/// A cursor over documents computed up front.
+pub struct VecCursor {
+    docs: VecDeque<RawDocumentBuf>,
+}
+
+impl VecCursor {
+    pub fn from_documents(docs: Vec<Document>) -> Result<VecCursor, MongoError> {
+        let docs = docs
+            .iter()
+            .map(|d| {
+                RawDocumentBuf::try_from(d).map_err(|e| {
+                    MongoError::internal(format!("cannot encode a result document: {e}"))
+                })
+            })
+            .collect::<Result<VecDeque<_>, _>>()?;
+        Ok(VecCursor { docs })
+    }
+
+    pub fn from_raw(docs: Vec<RawDocumentBuf>) -> VecCursor {
+        VecCursor { docs: docs.into() }
+    }
+}
+
+impl CursorSource for VecCursor {
+    fn next_batch<'a>(&'a mut self, req: BatchRequest) -> BoxFuture<'a, Result<Batch, MongoError>> {
+        let max_docs = req.batch_size.map_or(usize::MAX, |n| n as usize);
+        let mut batch = Batch::default();
+        let mut bytes = 0usize;
+        while batch.docs.len() < max_docs {
+            let Some(next) = self.docs.front() else { break };
+            let len = next.as_bytes().len();
+            if !batch.docs.is_empty() && bytes + len > req.max_bytes {
+                break;
+            }
+            bytes += len;
+            if let Some(doc) = self.docs.pop_front() {
+                batch.docs.push(doc);
+            }
+        }
+        batch.exhausted = self.docs.is_empty();
+        Box::pin(std::future::ready(Ok(batch)))
+    }
+}
+
+/// A registered cursor.
+struct Slot {
+    ns: String,
+    /// The `lsid.id` of the session that opened it, if any.
+    session: Option<Bson>,
+    options: CursorOptions,
+    /// `None` while a `getMore` has it checked out.
+    source: Option<Box<dyn CursorSource>>,
+    last_used: Instant,
+}
+
+/// Every open cursor of the server.
+pub struct CursorRegistry {
+    slots: Mutex<HashMap<i64, Slot>>,
+    timeout: Duration,
+}
+
+/// A cursor checked out for one `getMore`.
+pub struct CheckedOut {
+    pub id: i64,
+    pub ns: String,
+    pub options: CursorOptions,
+    pub source: Box<dyn CursorSource>,
+}
+
+impl CursorRegistry {
+    pub fn new(timeout: Duration) -> CursorRegistry {
+        CursorRegistry {
+            slots: Mutex::new(HashMap::new()),
+            timeout,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Slot>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a cursor and returns its new id (random, positive, never 0).
+    pub fn register(
+        &self,
+        ns: String,
+        session: Option<Bson>,
+        options: CursorOptions,
+        source: Box<dyn CursorSource>,
+    ) -> i64 {
+        let mut slots = self.lock();
+        let id = loop {
+            let candidate = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
+            if candidate != 0 && !slots.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        slots.insert(
+            id,
+            Slot {
+                ns,
+                session,
+                options,
+                source: Some(source),
+                last_used: Instant::now(),
+            },
+        );
+        id
+    }
+
+    /// Checks a cursor out for a `getMore` on `ns`.
+    pub fn check_out(&self, id: i64, ns: &str) -> Result<CheckedOut, MongoError> {
+        let mut slots = self.lock();
+        let Some(slot) = slots.get_mut(&id) else {
+            return Err(MongoError::new(
+                ErrorCode::CursorNotFound,
+                format!("cursor id {id} not found"),
+            ));
+        };
+        if slot.ns != ns {
+            return Err(MongoError::new(
+                ErrorCode::Unauthorized,
+                format!(
+                    "Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {}",
+                    slot.ns
+                ),
+            ));
+        }
+        let Some(source) = slot.source.take() else {
+            return Err(MongoError::new(
+                ErrorCode::CursorInUse,
+                format!("cursor id {id} is already in use"),
+            ));
+        };
+        Ok(CheckedOut {
+            id,
+            ns: slot.ns.clone(),
+            options: slot.options,
+            source,
+        })
+    }
+
+    /// Returns a checked-out cursor; a cursor killed meanwhile stays killed.
+    pub fn check_in(&self, cursor: CheckedOut) {
+        if let Some(slot) = self.lock().get_mut(&cursor.id) {
+            slot.source = Some(cursor.source);
+            slot.last_used = Instant::now();
+        }
+    }
+
+    /// Removes a cursor (exhausted, failed or killed). Returns whether it existed.
+    pub fn remove(&self, id: i64) -> bool {
+        self.lock().remove(&id).is_some()
+    }
+
+    /// `killCursors` on `ns`: the ids that were killed and those not found.
+    pub fn kill(&self, ns: &str, ids: &[i64]) -> (Vec<i64>, Vec<i64>) {
+        let mut slots = self.lock();
+        let (mut killed, mut not_found) = (Vec::new(), Vec::new());
+        for id in ids {
+            match slots.get(id) {
+                Some(slot) if slot.ns == ns => {
+                    slots.remove(id);
+                    killed.push(*id);
+                }
+                _ => not_found.push(*id),
+            }
+        }
+        (killed, not_found)
+    }
+
+    /// Kills every cursor opened by one of these sessions (`endSessions`).
+    pub fn kill_sessions(&self, sessions: &[Bson]) -> usize {
+        let mut slots = self.lock();
+        let before = slots.len();
+        slots.retain(|_, s| !s.session.as_ref().is_some_and(|id| sessions.contains(id)));
+        before - slots.len()
+    }
+
+    /// Kills every cursor opened in a session (`killAllSessions`).
+    pub fn kill_all_sessions(&self) -> usize {
+        let mut slots = self.lock();
+        let before = slots.len();
+        slots.retain(|_, s| s.session.is_none());
+        before - slots.len()
+    }
+
+    /// Removes cursors idle for longer than the timeout; returns how many.
+    pub fn reap(&self) -> usize {
+        let timeout = self.timeout;
+        let mut slots = self.lock();
+        let before = slots.len();
+        slots.retain(|_, s| {
+            s.options.no_timeout || s.source.is_none() || s.last_used.elapsed() < timeout
+        });
+        before - slots.len()
+    }
+
+    /// Open cursors.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How long an idle cursor lives.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// The `cursor` sub-document of a reply: `{firstBatch|nextBatch, [postBatchResumeToken], id, ns}`.
+pub fn cursor_reply(batch_field: &'static str, batch: Batch, id: i64, ns: &str) -> RawDocumentBuf {
+    let mut docs = RawArrayBuf::new();
+    for d in batch.docs {
+        docs.push(d);
+    }
+    let mut cursor = RawDocumentBuf::new();
+    match batch_field {
+        "firstBatch" => cursor.append(cstr!("firstBatch"), docs),
+        _ => cursor.append(cstr!("nextBatch"), docs),
+    }
+    if let Some(token) = batch.post_batch_resume_token {
+        if let Ok(raw) = RawDocumentBuf::try_from(&token) {
+            cursor.append(cstr!("postBatchResumeToken"), raw);
+        }
+    }
+    cursor.append(cstr!("id"), id);
+    cursor.append(cstr!("ns"), ns);
+    let mut reply = RawDocumentBuf::new();
+    reply.append(cstr!("cursor"), cursor);
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    fn request(n: Option<u32>) -> BatchRequest {
+        BatchRequest {
+            batch_size: n,
+            max_bytes: MAX_BATCH_BYTES,
+            max_await: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn vec_cursor_batches() {
+        let mut c =
+            VecCursor::from_documents((0..5).map(|i| doc! {"_id": i}).collect()).expect("encode");
+        let b = c.next_batch(request(Some(2))).await.expect("batch");
+        assert_eq!((b.docs.len(), b.exhausted), (2, false));
+        let b = c.next_batch(request(None)).await.expect("batch");
+        assert_eq!((b.docs.len(), b.exhausted), (3, true));
+    }
+
+    #[tokio::test]
+    async fn byte_limit_keeps_at_least_one() {
+        let mut c = VecCursor::from_documents(vec![doc! {"a": "x".repeat(100)}, doc! {"a": 1}])
+            .expect("encode");
+        let b = c
+            .next_batch(BatchRequest {
+                batch_size: None,
+                max_bytes: 10,
+                max_await: None,
+            })
+            .await
+            .expect("batch");
+        assert_eq!(b.docs.len(), 1);
+    }
+
+    #[test]
+    fn registry_rules() {
+        let reg = CursorRegistry::new(Duration::from_secs(600));
+        let id = reg.register(
+            "db.c".into(),
+            None,
+            CursorOptions::default(),
+            Box::new(VecCursor::from_raw(vec![])),
+        );
+        assert!(id > 0);
+        assert_eq!(
+            reg.check_out(id, "db.other").err().map(|e| e.code),
+            Some(13)
+        );
+        let c = reg.check_out(id, "db.c").expect("check out");
+        assert_eq!(reg.check_out(id, "db.c").err().map(|e| e.code), Some(143));
+        reg.check_in(c);
+        assert_eq!(reg.kill("db.c", &[id, 7]), (vec![id], vec![7]));
+        assert_eq!(reg.check_out(id, "db.c").err().map(|e| e.code), Some(43));
+    }
+}

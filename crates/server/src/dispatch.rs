@@ -1,0 +1,295 @@
+//! Running one command document: look the name up in the command table, apply the
+//! generic rules (test-only and admin-only commands, sessions, retryable writes,
+//! failpoints, write concern), run the command, and finish the reply with `ok`,
+//! `$clusterTime` and `operationTime`, as mongod does for every command.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bson::raw::cstr;
+use bson::{doc, spec::BinarySubtype, Binary, Bson, Document, RawDocumentBuf, Timestamp};
+use eddy_codes::{labels, ErrorCode, MongoError};
+
+use crate::command::{ConnInfo, Ctx, Reply};
+use crate::commands::{self, Entry, Kind};
+use crate::failpoint::is_retryable_write_code;
+use crate::state::ServerState;
+
+/// What the connection does with a finished command.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The whole reply document.
+    pub reply: RawDocumentBuf,
+    /// Close the connection instead of answering (failpoint `closeConnection`).
+    pub close: bool,
+}
+
+/// `$clusterTime` as mongod sends it, with a zero signature (no keys: no auth).
+fn cluster_time_doc(ts: Timestamp) -> Document {
+    doc! {
+        "clusterTime": ts,
+        "signature": {
+            "hash": Binary { subtype: BinarySubtype::Generic, bytes: vec![0; 20] },
+            "keyId": 0_i64,
+        },
+    }
+}
+
+/// The operation time to report: the newest durable write, or the cluster time before
+/// the first write.
+fn operation_time(state: &ServerState) -> Timestamp {
+    let committed = state.engine.last_op_time();
+    if committed.time == 0 {
+        state.engine.cluster_time()
+    } else {
+        committed
+    }
+}
+
+/// Appends `ok` and the cluster-time fields to a reply body.
+fn finish(
+    state: &ServerState,
+    mut body: RawDocumentBuf,
+    ok: bool,
+    extra: Option<Document>,
+) -> RawDocumentBuf {
+    if ok {
+        body.append(cstr!("ok"), 1.0);
+    }
+    if let Some(extra) = extra {
+        for (k, v) in &extra {
+            if let (Ok(key), Ok(raw)) = (
+                <&bson::raw::CStr>::try_from(k.as_str()),
+                bson::RawBson::try_from(v.clone()),
+            ) {
+                body.append(key, raw);
+            }
+        }
+    }
+    let op_time = operation_time(state);
+    let cluster = state.engine.cluster_time().max(op_time);
+    if let Ok(ct) = RawDocumentBuf::try_from(&cluster_time_doc(cluster)) {
+        body.append(cstr!("$clusterTime"), ct);
+    }
+    body.append(cstr!("operationTime"), op_time);
+    body
+}
+
+/// The error reply for `err`.
+pub fn error_reply(state: &ServerState, err: &MongoError) -> RawDocumentBuf {
+    let body = RawDocumentBuf::try_from(&err.to_reply()).unwrap_or_default();
+    finish(state, body, false, None)
+}
+
+/// Runs one command. `legacy_db` is the database of an OP_QUERY (`db.$cmd`), which has no `$db`.
+pub async fn execute(
+    state: &Arc<ServerState>,
+    conn: &Arc<ConnInfo>,
+    mut cmd: Document,
+    legacy_db: Option<&str>,
+) -> Outcome {
+    let name = cmd.keys().next().cloned().unwrap_or_default();
+    let db = match (cmd.get("$db"), legacy_db) {
+        (Some(Bson::String(db)), _) => db.clone(),
+        (Some(v), _) => {
+            let err = crate::args::wrong_type(&name, "$db", v, "type 'string'");
+            return Outcome {
+                reply: error_reply(state, &err),
+                close: false,
+            };
+        }
+        (None, Some(db)) => db.to_owned(),
+        (None, None) => {
+            let err = MongoError::location(40571, "OP_MSG requests require a $db argument");
+            return Outcome {
+                reply: error_reply(state, &err),
+                close: false,
+            };
+        }
+    };
+    if legacy_db.is_some() {
+        cmd.remove("$db");
+    }
+    let Some(entry) = commands::lookup(&name, state.config.enable_test_commands) else {
+        let err = if name.is_empty() {
+            MongoError::new(ErrorCode::FailedToParse, "Empty command object")
+        } else {
+            commands::unknown(&name)
+        };
+        state.opcounters.command.fetch_add(1, Ordering::Relaxed);
+        return Outcome {
+            reply: error_reply(state, &err),
+            close: false,
+        };
+    };
+    match run(state, conn, entry, &name, cmd, db).await {
+        Ok(outcome) => outcome,
+        Err(err) => Outcome {
+            reply: error_reply(state, &err),
+            close: false,
+        },
+    }
+}
+
+async fn run(
+    state: &Arc<ServerState>,
+    conn: &Arc<ConnInfo>,
+    entry: &'static Entry,
+    name: &str,
+    cmd: Document,
+    db: String,
+) -> Result<Outcome, MongoError> {
+    count(state, entry.kind);
+    if entry.admin_only && db != "admin" {
+        return Err(MongoError::new(
+            ErrorCode::Unauthorized,
+            format!("{name} may only be run against the admin database."),
+        ));
+    }
+    if cmd.contains_key("startTransaction") || cmd.get("autocommit").is_some() {
+        return Err(MongoError::new(
+            ErrorCode::CommandNotSupported,
+            "Eddy does not support multi-document transactions",
+        ));
+    }
+    let session = match cmd.get("lsid") {
+        Some(Bson::Document(lsid)) => lsid.get("id").cloned(),
+        Some(v) => return Err(crate::args::wrong_type(name, "lsid", v, "type 'object'")),
+        None => None,
+    };
+    if let Some(id) = &session {
+        state.sessions.touch(id);
+    }
+    let txn_number = match cmd.get("txnNumber") {
+        Some(Bson::Int64(n)) => Some(*n),
+        Some(Bson::Int32(n)) => Some(i64::from(*n)),
+        _ => None,
+    };
+    let retryable = entry.kind.is_write() && session.is_some() && txn_number.is_some();
+    if txn_number.is_some() && !entry.kind.is_write() {
+        return Err(MongoError::new(
+            ErrorCode::NotARetryableWriteCommand,
+            format!("txnNumber may only be provided for multi-document transactions and retryable write commands. txnNumber {{{}}} is not valid for command {name}", txn_number.unwrap_or(0)),
+        ));
+    }
+
+    // Failpoints (test commands only): before the command runs, as mongod's failCommand.
+    let mut write_concern_error = None;
+    if state.config.enable_test_commands
+        && !matches!(
+            name,
+            "configureFailPoint" | "hello" | "isMaster" | "ismaster"
+        )
+    {
+        if let Some(injected) =
+            state
+                .failpoints
+                .fail_command(name, conn.app_name().as_deref(), retryable)
+        {
+            if let Some(block) = injected.block {
+                tokio::time::sleep(block).await;
+            }
+            if injected.close_connection {
+                return Ok(Outcome {
+                    reply: RawDocumentBuf::new(),
+                    close: true,
+                });
+            }
+            if let Some(err) = injected.error {
+                return Err(err);
+            }
+            write_concern_error = injected.write_concern_error;
+        }
+    }
+
+    // A retried write is answered from the session, not applied twice.
+    if let (true, Some(id), Some(txn)) = (retryable, &session, txn_number) {
+        if let Some(reply) = state.sessions.retried_reply(id, txn)? {
+            return Ok(Outcome {
+                reply,
+                close: false,
+            });
+        }
+    }
+    let unsatisfiable = write_concern_problem(&cmd, entry.kind)?;
+
+    let ctx = Ctx {
+        state: Arc::clone(state),
+        conn: Arc::clone(conn),
+        db,
+        session: session.clone(),
+    };
+    let result = (entry.handler)(cmd, ctx).await;
+    let Reply { body } = match result {
+        Ok(reply) => reply,
+        Err(mut err) => {
+            if retryable && is_retryable_write_code(err.code) {
+                err = err.with_label(labels::RETRYABLE_WRITE_ERROR);
+            }
+            return Err(err);
+        }
+    };
+    let wce = write_concern_error
+        .or(unsatisfiable)
+        .map(|wce| doc! {"writeConcernError": wce});
+    let reply = finish(state, body, true, wce);
+    if let (true, Some(id), Some(txn)) = (retryable, &session, txn_number) {
+        state.sessions.record(id, txn, reply.clone());
+    }
+    Ok(Outcome {
+        reply,
+        close: false,
+    })
+}
+
+/// Counts the command in `serverStatus.opcounters`.
+fn count(state: &ServerState, kind: Kind) {
+    let c = &state.opcounters;
+    let counter = match kind {
+        Kind::Insert => &c.insert,
+        Kind::Update | Kind::FindAndModify => &c.update,
+        Kind::Delete => &c.delete,
+        Kind::Query => &c.query,
+        Kind::GetMore => &c.getmore,
+        Kind::Other => &c.command,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A one-member set cannot satisfy `w` greater than 1: the write is applied and the
+/// reply carries mongod's `writeConcernError` (100 UnsatisfiableWriteConcern).
+fn write_concern_problem(cmd: &Document, kind: Kind) -> Result<Option<Document>, MongoError> {
+    let Some(wc) = cmd.get("writeConcern") else {
+        return Ok(None);
+    };
+    let Bson::Document(wc) = wc else {
+        return Err(crate::args::wrong_type(
+            "",
+            "writeConcern",
+            wc,
+            "type 'object'",
+        ));
+    };
+    let w = match wc.get("w") {
+        Some(Bson::Int32(n)) => Some(i64::from(*n)),
+        Some(Bson::Int64(n)) => Some(*n),
+        Some(Bson::Double(d)) => Some(*d as i64),
+        _ => None,
+    };
+    if let Some(w) = w {
+        if w < 0 {
+            return Err(MongoError::new(
+                ErrorCode::FailedToParse,
+                "w has to be a non-negative number and not greater than 50; found: -1",
+            ));
+        }
+        if w > 1 && (kind.is_write() || kind == Kind::Other) {
+            return Ok(Some(doc! {
+                "code": ErrorCode::UnsatisfiableWriteConcern.code(),
+                "codeName": "UnsatisfiableWriteConcern",
+                "errmsg": "Not enough data-bearing nodes",
+            }));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,222 @@
+//! Server-wide state shared by every connection: the configuration, the engine, cursors,
+//! sessions, failpoints and the counters `serverStatus` reports.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bson::{oid::ObjectId, Bson, Document, RawDocumentBuf};
+use eddy_engine::Engine;
+use tokio::sync::Notify;
+
+use crate::cursor::CursorRegistry;
+use crate::failpoint::FailPoints;
+
+/// mongod's `logicalSessionTimeoutMinutes` default.
+pub const SESSION_TIMEOUT_MINUTES: i64 = 30;
+
+/// How the server was started.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Addresses to listen on (`--bind_ip` resolved with `--port`).
+    pub bind: Vec<String>,
+    pub port: u16,
+    /// The replica-set name (`--replSet`).
+    pub repl_set: String,
+    /// `--setParameter enableTestCommands=1`.
+    pub enable_test_commands: bool,
+    /// Other `--setParameter`s, typed.
+    pub set_parameters: Document,
+    /// `getCmdLineOpts.argv` / `.parsed`.
+    pub argv: Vec<String>,
+    pub parsed: Document,
+    pub max_incoming_connections: u32,
+    pub cursor_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// The `host:port` this node names itself by in `hello` (`me`, `hosts`, `primary`):
+    /// `localhost:<port>` when it listens on loopback only (what clients on this machine
+    /// type, and what a mongod initiated on localhost reports), else the first bind address.
+    pub fn advertised_host(&self) -> String {
+        let loopback = self.bind.iter().all(|b| {
+            matches!(b.as_str(), "127.0.0.1" | "localhost" | "::1") || b.starts_with("127.")
+        });
+        match self.bind.first() {
+            Some(b) if !loopback && b != "0.0.0.0" && b != "::" => {
+                if b.contains(':') {
+                    format!("[{b}]:{}", self.port)
+                } else {
+                    format!("{}:{}", b.to_lowercase(), self.port)
+                }
+            }
+            _ => format!("localhost:{}", self.port),
+        }
+    }
+}
+
+/// `serverStatus.opcounters`.
+#[derive(Debug, Default)]
+pub struct OpCounters {
+    pub insert: AtomicU64,
+    pub query: AtomicU64,
+    pub update: AtomicU64,
+    pub delete: AtomicU64,
+    pub getmore: AtomicU64,
+    pub command: AtomicU64,
+}
+
+impl OpCounters {
+    pub fn to_document(&self) -> Document {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as i64;
+        bson::doc! {
+            "insert": get(&self.insert),
+            "query": get(&self.query),
+            "update": get(&self.update),
+            "delete": get(&self.delete),
+            "getmore": get(&self.getmore),
+            "command": get(&self.command),
+        }
+    }
+}
+
+/// A logical session (`lsid`): when it was last used, and the replies of its retryable
+/// writes by `txnNumber`, so that a retried write is answered, not applied twice.
+#[derive(Debug)]
+struct Session {
+    last_use: Instant,
+    /// Only the newest transaction number matters: drivers never retry an older one.
+    retry: Option<(i64, RawDocumentBuf)>,
+}
+
+/// The sessions the server has seen.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<Vec<u8>, Session>>,
+}
+
+/// A session key: the BSON bytes of `lsid.id` (a UUID binary).
+fn session_key(id: &Bson) -> Vec<u8> {
+    match id {
+        Bson::Binary(b) => b.bytes.clone(),
+        other => other.to_string().into_bytes(),
+    }
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Session>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks a session as used.
+    pub fn touch(&self, id: &Bson) {
+        let mut map = self.lock();
+        map.entry(session_key(id))
+            .and_modify(|s| s.last_use = Instant::now())
+            .or_insert(Session {
+                last_use: Instant::now(),
+                retry: None,
+            });
+    }
+
+    /// The stored reply of a retryable write already executed with this `txnNumber`,
+    /// or 225 TransactionTooOld for a number below the session's newest.
+    pub fn retried_reply(
+        &self,
+        id: &Bson,
+        txn: i64,
+    ) -> Result<Option<RawDocumentBuf>, eddy_codes::MongoError> {
+        let map = self.lock();
+        match map.get(&session_key(id)).and_then(|s| s.retry.as_ref()) {
+            Some((n, reply)) if *n == txn => Ok(Some(reply.clone())),
+            Some((n, _)) if *n > txn => Err(eddy_codes::MongoError::new(
+                eddy_codes::ErrorCode::TransactionTooOld,
+                format!("Retryable write with txnNumber {txn} is prohibited on session because a newer retryable write with txnNumber {n} has already started on this session."),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// Records the reply of a retryable write.
+    pub fn record(&self, id: &Bson, txn: i64, reply: RawDocumentBuf) {
+        let mut map = self.lock();
+        let s = map.entry(session_key(id)).or_insert(Session {
+            last_use: Instant::now(),
+            retry: None,
+        });
+        s.last_use = Instant::now();
+        if s.retry.as_ref().is_none_or(|(n, _)| *n <= txn) {
+            s.retry = Some((txn, reply));
+        }
+    }
+
+    /// Forgets sessions (`endSessions`, `killSessions`).
+    pub fn end(&self, ids: &[Bson]) {
+        let mut map = self.lock();
+        for id in ids {
+            map.remove(&session_key(id));
+        }
+    }
+
+    /// Forgets sessions idle for longer than the session timeout; returns their ids' keys.
+    pub fn expire(&self, timeout: Duration) -> usize {
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|_, s| s.last_use.elapsed() < timeout);
+        before - map.len()
+    }
+
+    /// Forgets every session (`killAllSessions`).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Everything the connections share.
+pub struct ServerState {
+    pub config: ServerConfig,
+    pub engine: Arc<Engine>,
+    pub cursors: CursorRegistry,
+    pub sessions: Sessions,
+    pub failpoints: FailPoints,
+    pub opcounters: OpCounters,
+    /// Open connections and all connections accepted since start.
+    pub connections_current: AtomicI64,
+    pub connections_total: AtomicI64,
+    pub started: Instant,
+    /// The constant `electionId` of this node's single term.
+    pub election_id: ObjectId,
+    /// Set by the `shutdown` command; the listener stops on it.
+    pub shutdown: Notify,
+    pub(crate) next_connection_id: AtomicI64,
+}
+
+impl ServerState {
+    pub fn new(config: ServerConfig, engine: Arc<Engine>) -> ServerState {
+        let cursor_timeout = config.cursor_timeout;
+        ServerState {
+            config,
+            engine,
+            cursors: CursorRegistry::new(cursor_timeout),
+            sessions: Sessions::default(),
+            failpoints: FailPoints::default(),
+            opcounters: OpCounters::default(),
+            connections_current: AtomicI64::new(0),
+            connections_total: AtomicI64::new(0),
+            started: Instant::now(),
+            election_id: ObjectId::parse_str("7fffffff0000000000000001")
+                .unwrap_or_else(|_| ObjectId::new()),
+            shutdown: Notify::new(),
+            next_connection_id: AtomicI64::new(1),
+        }
+    }
+}
