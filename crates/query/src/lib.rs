@@ -9,6 +9,7 @@
 //! * [`filter`]: the query matcher (`find` filters, `$match`, update queries);
 //! * [`schema`]: the `$jsonSchema` matcher;
 //! * [`update`]: replacement and modifier updates, upsert seeds;
+//! * [`expr`]: aggregation expressions (`$add`, `$map`, `$dateToString`, ...);
 //! * [`diff`]: v2 oplog diffs and change-stream `updateDescription`s;
 //! * [`regex`]: PCRE-compatible regular expressions for `$regex`;
 //! * [`util`]: mongod-style value printing and integer coercions for messages.
@@ -19,6 +20,7 @@
 
 pub mod cmp;
 pub mod diff;
+pub mod expr;
 pub mod filter;
 pub mod key;
 pub mod path;
