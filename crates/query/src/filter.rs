@@ -12,8 +12,8 @@
 //!   `$eq`/`$lte`/`$gte`; NaN equals NaN only;
 //! * errors carry mongod's codes and messages (mostly BadValue 2).
 //!
-//! `$expr` is parsed through [`parse_expr_hook`], the single place that will hand
-//! the raw expression to the aggregation expression evaluator once it exists.
+//! `$expr` is parsed through [`parse_expr_hook`] into an aggregation expression
+//! ([`crate::expr::Expr`]) and matches when it evaluates to a truthy value.
 //! `$where` reports what mongod reports without a JavaScript engine; `$text` and the
 //! `$near` family report their missing-index errors; `$geoWithin`/`$geoIntersects`
 //! are not implemented (115).
@@ -130,10 +130,11 @@ pub(crate) struct BitMask {
     positions: Vec<u32>,
 }
 
-/// A parsed `$expr` (the raw aggregation expression), evaluated through the hook.
+/// A parsed `$expr`: the raw argument and its aggregation expression.
 #[derive(Debug, Clone)]
 pub struct ExprPredicate {
     pub raw: Bson,
+    expr: crate::expr::Expr,
 }
 
 /// Where a filter is being parsed; decides which top-level operators are allowed.
@@ -143,22 +144,22 @@ enum Level {
     Sub,
 }
 
-/// Parses the argument of `$expr`. This is the single hook the aggregation
-/// expression module will be wired into; until then `$expr` is refused honestly.
+/// Parses the argument of `$expr` as an aggregation expression.
 pub fn parse_expr_hook(raw: &Bson) -> Result<ExprPredicate, MongoError> {
-    let _ = raw;
-    Err(MongoError::new(
-        ErrorCode::CommandNotSupported,
-        "$expr is not supported yet",
-    ))
+    Ok(ExprPredicate {
+        raw: raw.clone(),
+        expr: crate::expr::Expr::parse(raw)?,
+    })
 }
 
-/// Evaluates a parsed `$expr` against a document (see [`parse_expr_hook`]).
+/// Evaluates a parsed `$expr`: the document matches when the result is truthy
+/// (missing is false). Evaluation errors (e.g. `$divide` by zero) make the document
+/// not match, since the matcher has no error channel.
 fn eval_expr_hook(pred: &ExprPredicate, doc: &Document) -> bool {
-    // parse_expr_hook never yields a predicate yet, so there is nothing to evaluate;
-    // the lead replaces both functions together.
-    let _ = (pred, doc);
-    false
+    match pred.expr.evaluate(doc, &crate::expr::Env::new()) {
+        Ok(v) => v.as_ref().is_some_and(util::true_value),
+        Err(_) => false,
+    }
 }
 
 /// A predicate on one value, as `$pull` applies `{$gte: 6}` or `/re/` to each array
@@ -1711,7 +1712,7 @@ mod tests {
             (doc! {"a": bson::Bson::Undefined}, 2, "cannot compare to undefined"),
             (doc! {"$where": "this.a"}, 2, "no globalScriptEngine in $where parsing"),
             (doc! {"a": {"$where": "x"}}, 2, "$where cannot be applied to a field"),
-            (doc! {"$expr": {"$eq": ["$a", 1]}}, 115, "$expr is not supported yet"),
+            (doc! {"$expr": {"$foo": 1}}, 168, "Unrecognized expression '$foo'"),
             (doc! {"$text": {"$search": "x"}}, 27, "text index required for $text query"),
             (doc! {"a": {"$bitsAllSet": "x"}}, 2, "a takes an Array, a number, or a BinData but received: \"x\""),
             (doc! {"a": {"$bitsAllSet": [-1]}}, 2, "Failed to parse bit position. Expected a positive number in: : -1"),

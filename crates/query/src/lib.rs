@@ -11,7 +11,7 @@
 //! * [`update`]: replacement and modifier updates, upsert seeds;
 //! * [`projection`]: `find` projections and the base of `$project`;
 //! * [`sort`]: sort specifications and mongod's sort keys (arrays, parallel arrays);
-//! * [`expr`]: aggregation expressions;
+//! * [`expr`]: aggregation expressions (`$add`, `$map`, `$dateToString`, ...);
 //! * [`diff`]: v2 oplog diffs and change-stream `updateDescription`s;
 //! * [`regex`]: PCRE-compatible regular expressions for `$regex`;
 //! * [`util`]: mongod-style value printing and integer coercions for messages.
