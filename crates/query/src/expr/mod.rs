@@ -629,7 +629,7 @@ impl Parser {
         let Bson::Document(vars) = vars else {
             return Err(MongoError::location(
                 10065,
-                format!("invalid parameter: expected an object (vars)"),
+                "invalid parameter: expected an object (vars)",
             ));
         };
         // The definitions see only the outer scope; the body sees them too.
@@ -1244,12 +1244,4 @@ pub(crate) fn value_to_string(v: &Option<Bson>) -> String {
 
 pub(crate) fn null() -> Result<Option<Bson>, MongoError> {
     Ok(Some(Bson::Null))
-}
-
-/// Placeholder for operators whose family is still being written.
-pub(crate) fn not_yet() -> MongoError {
-    MongoError::new(
-        ErrorCode::CommandNotSupported,
-        "Eddy does not support this expression operator yet",
-    )
 }

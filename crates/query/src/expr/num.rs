@@ -747,7 +747,7 @@ mod tests {
     #[test]
     fn double_g_format() {
         assert_eq!(format_double_g(2.5), "2.5");
-        assert_eq!(format_double_g(3.14159265), "3.14159");
+        assert_eq!(format_double_g(1.23456789), "1.23457");
         assert_eq!(format_double_g(1e20), "1e+20");
         assert_eq!(format_double_g(100000.0), "100000");
         assert_eq!(format_double_g(1234567.0), "1.23457e+06");
