@@ -14,7 +14,6 @@ fn project(spec: Document, d: Document) -> Document {
 }
 
 #[test]
-#[ignore = "needs $slice from the array family of crate::expr (in progress)"]
 fn expression_fields() {
     let d = doc! {"_id": 1, "a": 1, "b": 2, "s": [1, 2, 3]};
     let cases: Vec<(Document, Document)> = vec![
