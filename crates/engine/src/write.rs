@@ -911,12 +911,13 @@ impl Tx<'_, '_> {
         };
         let mut matched = match &req.sort {
             Some(sort) if !sort.is_empty() => {
-                // SORT_PENDING: replaced by eddy_query::sort once it lands.
-                let _ = sort;
-                return Err(MongoError::new(
-                    ErrorCode::CommandNotSupported,
-                    "findAndModify with sort is not available yet",
-                ));
+                // The first document in sort order: all matches, then the minimum.
+                let sort = eddy_query::sort::SortSpec::parse(sort)?;
+                let all = read::matching(&*self.w, &meta, &req.query, &filter, None)?;
+                all.into_iter()
+                    .min_by(|a, b| sort.compare(&a.doc, &b.doc))
+                    .into_iter()
+                    .collect()
             }
             _ => read::matching(&*self.w, &meta, &req.query, &filter, Some(1))?,
         };
