@@ -1,0 +1,366 @@
+//! Change streams through the Rust `mongodb` driver against a real `eddy serve`: the tutorial's
+//! six events in MongoDB 7.0's shapes, resume tokens (resumeAfter, startAfter after an
+//! invalidate, startAtOperationTime), fullDocument / fullDocumentBeforeChange, database and
+//! cluster scope, the driver's automatic resume after a resumable getMore error, and the errors
+//! mongod answers for bad tokens and bad pipelines.
+
+mod common;
+
+use std::time::Duration;
+
+use bson::{doc, Document};
+use common::TestServer;
+use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
+use mongodb::change_stream::ChangeStream;
+use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
+
+/// Reads the next event, failing the test after 10 s.
+async fn next<T>(stream: &mut ChangeStream<T>) -> T
+where
+    T: serde::de::DeserializeOwned + Unpin + Send + Sync,
+{
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(e) = stream.next_if_any().await.expect("getMore") {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("an event within 10 s")
+}
+
+fn error_code(e: &mongodb::error::Error) -> Option<i32> {
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::Command(c) => Some(c.code),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn tutorial_events_in_order_with_mongod_shapes() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let coll = client
+        .database("changestream")
+        .collection::<Document>("collection");
+    let mut stream = coll.watch().await.expect("watch");
+
+    coll.insert_one(doc! {"_id": 1, "hello": "world"})
+        .await
+        .expect("insert");
+    coll.update_one(doc! {"_id": 1}, doc! {"$set": {"hello": "mars"}})
+        .await
+        .expect("update");
+    coll.replace_one(doc! {"_id": 1}, doc! {"bye": "world"})
+        .await
+        .expect("replace");
+    coll.delete_one(doc! {"_id": 1}).await.expect("delete");
+    coll.drop().await.expect("drop");
+
+    let kinds = [
+        OperationType::Insert,
+        OperationType::Update,
+        OperationType::Replace,
+        OperationType::Delete,
+        OperationType::Drop,
+        OperationType::Invalidate,
+    ];
+    let mut events: Vec<ChangeStreamEvent<Document>> = Vec::new();
+    for _ in 0..kinds.len() {
+        events.push(next(&mut stream).await);
+    }
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.operation_type.clone())
+            .collect::<Vec<_>>(),
+        kinds.to_vec()
+    );
+    assert_eq!(
+        events[0].full_document,
+        Some(doc! {"_id": 1, "hello": "world"})
+    );
+    assert_eq!(events[0].document_key, Some(doc! {"_id": 1}));
+    let desc = events[1]
+        .update_description
+        .as_ref()
+        .expect("updateDescription");
+    assert_eq!(desc.updated_fields, doc! {"hello": "mars"});
+    assert!(desc.removed_fields.is_empty());
+    assert_eq!(desc.truncated_arrays.as_ref().map(Vec::len), Some(0));
+    assert_eq!(
+        events[2].full_document,
+        Some(doc! {"_id": 1, "bye": "world"})
+    );
+    assert!(events
+        .iter()
+        .all(|e| e.cluster_time.is_some() && e.wall_time.is_some()));
+    // Tokens compare as strings in event order.
+    let tokens: Vec<String> = events
+        .iter()
+        .map(|e| {
+            bson::serialize_to_document(&e.id)
+                .expect("token")
+                .get_str("_data")
+                .expect("_data")
+                .to_owned()
+        })
+        .collect();
+    assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
+    // After invalidate the server closed the cursor (id 0).
+    assert!(!stream.is_alive());
+}
+
+#[tokio::test]
+async fn resume_after_and_start_after_invalidate() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let coll = client.database("app").collection::<Document>("c");
+    let mut stream = coll.watch().await.expect("watch");
+    for i in 0..3 {
+        coll.insert_one(doc! {"_id": i}).await.expect("insert");
+    }
+    let first = next(&mut stream).await;
+    let token: ResumeToken = first.id.clone();
+    drop(stream);
+
+    // resumeAfter the first event: the second and third follow.
+    let mut resumed = coll
+        .watch()
+        .resume_after(token.clone())
+        .await
+        .expect("resumeAfter");
+    let e1: ChangeStreamEvent<Document> = next(&mut resumed).await;
+    let e2: ChangeStreamEvent<Document> = next(&mut resumed).await;
+    assert_eq!(e1.document_key, Some(doc! {"_id": 1}));
+    assert_eq!(e2.document_key, Some(doc! {"_id": 2}));
+
+    // Drop: drop then invalidate. startAfter the invalidate works; resumeAfter it does not.
+    coll.drop().await.expect("drop");
+    let drop_event = next(&mut resumed).await;
+    assert_eq!(drop_event.operation_type, OperationType::Drop);
+    let invalidate = next(&mut resumed).await;
+    assert_eq!(invalidate.operation_type, OperationType::Invalidate);
+    let err = coll
+        .watch()
+        .resume_after(invalidate.id.clone())
+        .await
+        .expect_err("resumeAfter an invalidate is refused");
+    assert_eq!(error_code(&err), Some(260));
+    let mut after = coll
+        .watch()
+        .start_after(invalidate.id.clone())
+        .await
+        .expect("startAfter");
+    coll.insert_one(doc! {"_id": "new"})
+        .await
+        .expect("insert after drop");
+    let e = next(&mut after).await;
+    assert_eq!(e.operation_type, OperationType::Insert);
+    assert_eq!(e.document_key, Some(doc! {"_id": "new"}));
+}
+
+#[tokio::test]
+async fn full_document_and_pre_images() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("app");
+    db.run_command(doc! {"create": "images", "changeStreamPreAndPostImages": {"enabled": true}})
+        .await
+        .expect("create with pre/post images");
+    let coll = db.collection::<Document>("images");
+    coll.insert_one(doc! {"_id": 1, "n": 1})
+        .await
+        .expect("insert");
+    let mut stream = coll
+        .watch()
+        .full_document(FullDocumentType::UpdateLookup)
+        .full_document_before_change(FullDocumentBeforeChangeType::Required)
+        .await
+        .expect("watch");
+    coll.update_one(doc! {"_id": 1}, doc! {"$inc": {"n": 1}})
+        .await
+        .expect("update");
+    // updateLookup reads the document when the event is read: read it before the delete.
+    let update = next(&mut stream).await;
+    assert_eq!(update.full_document, Some(doc! {"_id": 1, "n": 2}));
+    assert_eq!(
+        update.full_document_before_change,
+        Some(doc! {"_id": 1, "n": 1})
+    );
+    coll.delete_one(doc! {"_id": 1}).await.expect("delete");
+    let delete = next(&mut stream).await;
+    assert_eq!(delete.operation_type, OperationType::Delete);
+    assert_eq!(
+        delete.full_document_before_change,
+        Some(doc! {"_id": 1, "n": 2})
+    );
+
+    // Without pre-images enabled, `required` fails the stream when an event needs one.
+    let plain = db.collection::<Document>("plain");
+    plain.insert_one(doc! {"_id": 1}).await.expect("insert");
+    let mut stream = plain
+        .watch()
+        .full_document_before_change(FullDocumentBeforeChangeType::Required)
+        .await
+        .expect("watch");
+    plain.delete_one(doc! {"_id": 1}).await.expect("delete");
+    let err = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.next_if_any().await {
+                Ok(Some(_)) => panic!("an event without its required pre-image"),
+                Ok(None) => continue,
+                Err(e) => return e,
+            }
+        }
+    })
+    .await
+    .expect("an error within 10 s");
+    assert_eq!(error_code(&err), Some(47), "{err}");
+}
+
+#[tokio::test]
+async fn database_and_cluster_scope() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let mut db_stream = client.database("shop").watch().await.expect("db watch");
+    let mut cluster = client.watch().await.expect("cluster watch");
+    client
+        .database("shop")
+        .collection::<Document>("a")
+        .insert_one(doc! {"x": 1})
+        .await
+        .expect("insert a");
+    client
+        .database("other")
+        .collection::<Document>("b")
+        .insert_one(doc! {"y": 1})
+        .await
+        .expect("insert b");
+    client
+        .database("shop")
+        .collection::<Document>("c")
+        .insert_one(doc! {"z": 1})
+        .await
+        .expect("insert c");
+
+    let a = next(&mut db_stream).await;
+    let c = next(&mut db_stream).await;
+    assert_eq!(
+        a.ns.as_ref().and_then(|n| n.coll.clone()).as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        c.ns.as_ref().and_then(|n| n.coll.clone()).as_deref(),
+        Some("c")
+    );
+    let dbs: Vec<String> = [
+        next(&mut cluster).await,
+        next(&mut cluster).await,
+        next(&mut cluster).await,
+    ]
+    .iter()
+    .map(|e| e.ns.as_ref().map(|n| n.db.clone()).unwrap_or_default())
+    .collect();
+    assert_eq!(dbs, vec!["shop", "other", "shop"]);
+}
+
+#[tokio::test]
+async fn match_pipeline_filters_by_operation_type() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let coll = client.database("app").collection::<Document>("m");
+    let mut inserts = coll
+        .watch()
+        .pipeline([doc! {"$match": {"operationType": "insert"}}])
+        .await
+        .expect("watch");
+    coll.insert_one(doc! {"_id": 1}).await.expect("insert");
+    coll.update_one(doc! {"_id": 1}, doc! {"$set": {"a": 1}})
+        .await
+        .expect("update");
+    coll.insert_one(doc! {"_id": 2}).await.expect("insert");
+    let a = next(&mut inserts).await;
+    let b = next(&mut inserts).await;
+    assert_eq!(a.document_key, Some(doc! {"_id": 1}));
+    assert_eq!(b.document_key, Some(doc! {"_id": 2}));
+}
+
+#[tokio::test]
+async fn errors_match_mongod() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("app");
+    let run = |cmd: Document| {
+        let db = db.clone();
+        async move { db.run_command(cmd).await.expect_err("refused") }
+    };
+    let bad_token = run(doc! {"aggregate": "c", "pipeline": [{"$changeStream": {"resumeAfter": {"_data": "zz"}}}], "cursor": {}}).await;
+    assert_eq!(error_code(&bad_token), Some(260));
+    let unknown = run(
+        doc! {"aggregate": "c", "pipeline": [{"$changeStream": {}}, {"$fnord": {}}], "cursor": {}},
+    )
+    .await;
+    assert_eq!(error_code(&unknown), Some(40324));
+    let not_first = run(
+        doc! {"aggregate": "c", "pipeline": [{"$match": {}}, {"$changeStream": {}}], "cursor": {}},
+    )
+    .await;
+    assert_eq!(error_code(&not_first), Some(40602));
+    let get_more = run(doc! {"getMore": 12345_i64, "collection": "c"}).await;
+    assert_eq!(error_code(&get_more), Some(43));
+}
+
+#[tokio::test]
+async fn driver_resumes_after_a_resumable_get_more_error() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let coll = client.database("app").collection::<Document>("r");
+    let mut stream = coll.watch().await.expect("watch");
+    coll.insert_one(doc! {"_id": 1}).await.expect("insert");
+    assert_eq!(next(&mut stream).await.document_key, Some(doc! {"_id": 1}));
+    client
+        .database("admin")
+        .run_command(doc! {
+            "configureFailPoint": "failGetMoreAfterCursorCheckout",
+            "mode": {"times": 1},
+            "data": {"errorCode": 10107},
+        })
+        .await
+        .expect("configureFailPoint");
+    coll.insert_one(doc! {"_id": 2}).await.expect("insert");
+    // The failed getMore carries ResumableChangeStreamError: the driver resumes after event 1
+    // and sees event 2 exactly once.
+    assert_eq!(next(&mut stream).await.document_key, Some(doc! {"_id": 2}));
+    coll.insert_one(doc! {"_id": 3}).await.expect("insert");
+    assert_eq!(next(&mut stream).await.document_key, Some(doc! {"_id": 3}));
+}
+
+#[tokio::test]
+async fn quiet_stream_keeps_its_place_with_post_batch_resume_token() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let coll = client.database("app").collection::<Document>("quiet");
+    let other = client.database("app").collection::<Document>("busy");
+    let mut stream = coll
+        .watch()
+        .max_await_time(Duration::from_millis(50))
+        .await
+        .expect("watch");
+    let before = stream.resume_token().expect("a token from the first batch");
+    for i in 0..5 {
+        other.insert_one(doc! {"_id": i}).await.expect("insert");
+    }
+    // Empty batches still advance the token past entries of other collections.
+    let mut advanced = false;
+    for _ in 0..50 {
+        assert!(stream.next_if_any().await.expect("getMore").is_none());
+        let now = stream.resume_token().expect("token");
+        if bson::serialize_to_bson(&now).ok() != bson::serialize_to_bson(&before).ok() {
+            advanced = true;
+            break;
+        }
+    }
+    assert!(advanced, "postBatchResumeToken never moved");
+}
