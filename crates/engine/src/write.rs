@@ -1161,8 +1161,10 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
     let mut out = doc! {"v": 2, "key": key, "name": name};
     for (k, v) in &spec {
         match k.as_str() {
-            "key" | "name" | "v" | "ns" | "background" => {}
-            "unique" | "sparse" | "hidden" => {
+            "key" | "name" | "v" | "ns" => {}
+            // Deprecated and ignored since 3.0, still accepted by mongod 7.0.
+            "dropDups" => {}
+            "unique" | "sparse" | "hidden" | "background" => {
                 out.insert(k.clone(), Bson::Boolean(v.as_bool().unwrap_or(false) || matches!(v, Bson::Int32(n) if *n != 0)));
             }
             "partialFilterExpression" => {
@@ -1223,16 +1225,10 @@ pub fn prepare_for_insert(mut doc: Document) -> Result<Document, MongoError> {
     Ok(out)
 }
 
-/// mongod's storage validation: top-level field names may not start with `$`.
+/// mongod's storage validation. Since 5.0, field names may start with `$` (inserts and
+/// pipeline updates store them; update operators and replacements refuse them
+/// earlier), except inside `_id`.
 fn validate_stored(doc: &Document) -> Result<(), MongoError> {
-    for key in doc.keys() {
-        if key.starts_with('$') {
-            return Err(MongoError::new(
-                ErrorCode::DollarPrefixedFieldName,
-                format!("Document can't have $ prefixed field names: {key}"),
-            ));
-        }
-    }
     if let Some(Bson::Document(id)) = doc.get("_id") {
         for key in id.keys() {
             if key.starts_with('$') {

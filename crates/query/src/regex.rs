@@ -9,10 +9,11 @@
 //!   same; both become `(?:\n?\z)` (safe because only `is_match` is used);
 //! * `\h` (horizontal space) becomes `[ \t]`.
 //!
-//! Constructs the `regex` crate cannot express (backreferences, lookaround, atomic
-//! groups, possessive quantifiers, ...) fail to compile and are reported as mongod
-//! reports an invalid pattern: code 51091 "Regular expression is invalid: ...".
-//! This is the one knowing divergence from mongod: such patterns are valid there.
+//! Patterns the `regex` crate cannot express (backreferences, lookaround, atomic
+//! groups, possessive quantifiers) are compiled with `fancy-regex` instead, a
+//! backtracking engine layered on the same crate, so `^(?!system\.)` works as in mongod.
+//! What neither accepts is reported as mongod reports an invalid pattern: code 51091
+//! "Regular expression is invalid: ...".
 
 use eddy_codes::MongoError;
 
@@ -24,7 +25,15 @@ const MAX_PATTERN_SIZE: usize = 32764;
 pub struct MongoRegex {
     pub pattern: String,
     pub options: String,
-    re: regex::Regex,
+    re: Engine,
+}
+
+/// The compiled pattern: the linear-time engine when it can express the pattern, the
+/// backtracking one otherwise.
+#[derive(Debug, Clone)]
+enum Engine {
+    Plain(regex::Regex),
+    Fancy(Box<fancy_regex::Regex>),
 }
 
 impl PartialEq for MongoRegex {
@@ -70,21 +79,27 @@ impl MongoRegex {
         } else {
             format!("(?{flags}){translated}")
         };
-        let re = regex::RegexBuilder::new(&full)
-            .size_limit(1 << 24)
-            .build()
-            .map_err(|e| {
-                let detail = match e {
-                    regex::Error::Syntax(s) => s
-                        .lines()
-                        .rev()
-                        .find(|l| l.starts_with("error:"))
-                        .map(|l| l.trim_start_matches("error:").trim().to_owned())
-                        .unwrap_or(s),
-                    other => other.to_string(),
-                };
-                MongoError::location(51091, format!("Regular expression is invalid: {detail}"))
-            })?;
+        let plain = regex::RegexBuilder::new(&full).size_limit(1 << 24).build();
+        let re = match plain {
+            Ok(re) => Engine::Plain(re),
+            Err(first) => fancy_regex::RegexBuilder::new(&full)
+                .delegate_size_limit(1 << 24)
+                .build()
+                .map(|re| Engine::Fancy(Box::new(re)))
+                .map_err(|_| first)
+                .map_err(|e| {
+                    let detail = match e {
+                        regex::Error::Syntax(s) => s
+                            .lines()
+                            .rev()
+                            .find(|l| l.starts_with("error:"))
+                            .map(|l| l.trim_start_matches("error:").trim().to_owned())
+                            .unwrap_or(s),
+                        other => other.to_string(),
+                    };
+                    MongoError::location(51091, format!("Regular expression is invalid: {detail}"))
+                })?,
+        };
         Ok(MongoRegex {
             pattern: pattern.to_owned(),
             options: options.to_owned(),
@@ -92,14 +107,40 @@ impl MongoRegex {
         })
     }
 
-    /// Whether the pattern matches anywhere in `s`.
+    /// Whether the pattern matches anywhere in `s`. A backtracking match that exceeds
+    /// its step limit counts as no match (PCRE's match limit behaves the same way).
     pub fn is_match(&self, s: &str) -> bool {
-        self.re.is_match(s)
+        match &self.re {
+            Engine::Plain(re) => re.is_match(s),
+            Engine::Fancy(re) => re.is_match(s).unwrap_or(false),
+        }
     }
 
-    /// The underlying compiled regex (for `$regexFind` style captures).
-    pub fn inner(&self) -> &regex::Regex {
-        &self.re
+    /// The first match at or after byte `start`: its span and its capture groups
+    /// (`None` for a group that did not participate), for `$regexFind`.
+    pub fn captures_at(
+        &self,
+        text: &str,
+        start: usize,
+    ) -> Option<(usize, usize, Vec<Option<String>>)> {
+        match &self.re {
+            Engine::Plain(re) => {
+                let caps = re.captures_at(text, start)?;
+                let m = caps.get(0)?;
+                let groups = (1..caps.len())
+                    .map(|i| caps.get(i).map(|g| g.as_str().to_owned()))
+                    .collect();
+                Some((m.start(), m.end(), groups))
+            }
+            Engine::Fancy(re) => {
+                let caps = re.captures_from_pos(text, start).ok()??;
+                let m = caps.get(0)?;
+                let groups = (1..caps.len())
+                    .map(|i| caps.get(i).map(|g| g.as_str().to_owned()))
+                    .collect();
+                Some((m.start(), m.end(), groups))
+            }
+        }
     }
 }
 
@@ -222,10 +263,20 @@ mod tests {
                 .code,
             51091
         );
-        let e = MongoRegex::new("(?<=a)b", "")
-            .map(|_| ())
-            .expect_err("invalid");
-        assert_eq!(e.code, 51091);
-        assert!(e.message.starts_with("Regular expression is invalid: "));
+    }
+
+    #[test]
+    fn lookaround_and_backreferences_as_pcre() {
+        let not_system = MongoRegex::new(r"^(?!system\.)", "").expect("lookahead");
+        assert!(not_system.is_match("users"));
+        assert!(!not_system.is_match("system.views"));
+        let behind = MongoRegex::new("(?<=a)b", "").expect("lookbehind");
+        assert!(behind.is_match("ab") && !behind.is_match("cb"));
+        let twice = MongoRegex::new(r"(\w)\1", "").expect("backreference");
+        assert!(twice.is_match("hello") && !twice.is_match("helo"));
+        assert_eq!(
+            twice.captures_at("hello", 0).map(|c| (c.0, c.1)),
+            Some((2, 4))
+        );
     }
 }

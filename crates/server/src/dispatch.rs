@@ -200,6 +200,15 @@ async fn run(
             }
             write_concern_error = injected.write_concern_error;
         }
+        if cmd
+            .get("maxTimeMS")
+            .and_then(crate::args::as_integer)
+            .is_some_and(|ms| ms > 0)
+        {
+            if let Some(err) = state.failpoints.max_time_expired() {
+                return Err(err);
+            }
+        }
     }
 
     // A retried write is answered from the session, not applied twice.

@@ -5,6 +5,9 @@
 //! * `failGetMoreAfterCursorCheckout`: `{mode, data: {errorCode}}`; the error carries the
 //!   `ResumableChangeStreamError` label when the code is a resumable one, as mongod adds it.
 //!
+//! * `maxTimeAlwaysTimeOut`: every command that sets `maxTimeMS` fails with 50
+//!   MaxTimeMSExpired, as if its time limit had passed.
+//!
 //! Modes: `"alwaysOn"`, `"off"`, `{times: n}`, `{skip: n}`, `{activationProbability: p}`.
 
 use std::collections::HashMap;
@@ -15,7 +18,11 @@ use bson::{doc, Bson, Document};
 use eddy_codes::{labels, ErrorCode, MongoError};
 
 /// The failpoints Eddy knows.
-pub const KNOWN: &[&str] = &["failCommand", "failGetMoreAfterCursorCheckout"];
+pub const KNOWN: &[&str] = &[
+    "failCommand",
+    "failGetMoreAfterCursorCheckout",
+    "maxTimeAlwaysTimeOut",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 enum Mode {
@@ -260,6 +267,15 @@ impl FailPoints {
             err = err.with_label(labels::RESUMABLE_CHANGE_STREAM_ERROR);
         }
         Some(err)
+    }
+
+    /// `maxTimeAlwaysTimeOut`: the error for a command with a time limit, if it fires.
+    pub fn max_time_expired(&self) -> Option<MongoError> {
+        self.fire("maxTimeAlwaysTimeOut", |_| true)?;
+        Some(MongoError::new(
+            ErrorCode::MaxTimeMSExpired,
+            "operation exceeded time limit",
+        ))
     }
 
     /// The reply to `configureFailPoint`.

@@ -662,17 +662,13 @@ fn regex_op(cx: &mut Ctx<'_>, op: Named, args: &[Option<Node>]) -> R {
             _ => Bson::Array(Vec::new()),
         }));
     };
-    let re = re.inner();
     let find_at = |start: usize| -> Option<(usize, usize, Vec<Bson>)> {
-        let caps = re.captures_at(text, start)?;
-        let m = caps.get(0)?;
-        let groups = (1..caps.len())
-            .map(|i| match caps.get(i) {
-                Some(g) => Bson::String(g.as_str().to_owned()),
-                None => Bson::Null,
-            })
+        let (s, e, groups) = re.captures_at(text, start)?;
+        let groups = groups
+            .into_iter()
+            .map(|g| g.map_or(Bson::Null, Bson::String))
             .collect();
-        Some((m.start(), m.end(), groups))
+        Some((s, e, groups))
     };
     let to_doc = |s: usize, e: usize, groups: Vec<Bson>| {
         Bson::Document(doc! {

@@ -119,6 +119,12 @@ impl Command for Explain {
         let command = self.command.clone();
         with_engine(&ctx, move |e| {
             let meta = e.reader()?.collection(&ns)?;
+            if let Some(hint) = command
+                .get("hint")
+                .filter(|h| matches!(h, Bson::String(_) | Bson::Document(_)))
+            {
+                query::check_hint(meta.as_ref(), hint)?;
+            }
             let winning = winning_plan(meta.as_ref(), &filter);
             let mut reply = doc! {
                 "explainVersion": "1",

@@ -50,13 +50,35 @@ pub fn check_hint(meta: Option<&CollectionMeta>, hint: &Bson) -> Result<(), Mong
     }
 }
 
+/// The key pattern of the secondary index a hint names, if it names one.
+fn hinted_pattern(meta: &CollectionMeta, hint: &Bson) -> Option<Document> {
+    match hint {
+        Bson::String(name) => meta.index(name).map(|i| i.key_pattern()),
+        Bson::Document(p)
+            if !p.is_empty()
+                && !p.contains_key("$natural")
+                && !(p.len() == 1 && p.contains_key("_id")) =>
+        {
+            meta.indexes
+                .iter()
+                .find(|i| &i.key_pattern() == p)
+                .map(|i| i.key_pattern())
+        }
+        _ => None,
+    }
+}
+
 /// Runs a query against `ns`, returning the result documents in order.
 pub fn run(
     engine: &Arc<Engine>,
     ns: &Namespace,
     q: &QuerySpec,
 ) -> Result<Vec<Document>, MongoError> {
-    let projection = q.projection.as_ref().map(Projection::parse).transpose()?;
+    let projection = q
+        .projection
+        .as_ref()
+        .map(|p| Projection::parse_with_query(p, &q.filter))
+        .transpose()?;
     let sort = match &q.sort {
         Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),
         _ => None,
@@ -70,6 +92,12 @@ pub fn run(
     if let Some(hint) = &q.hint {
         check_hint(Some(&meta), hint)?;
     }
+    // A hinted secondary index with no sort returns documents in that index's order,
+    // as its index scan would.
+    let sort = match (sort, q.hint.as_ref().and_then(|h| hinted_pattern(&meta, h))) {
+        (None, Some(pattern)) => Some(SortSpec::parse(&pattern)?),
+        (sort, _) => sort,
+    };
     let limit_hint = match (&sort, q.limit) {
         (None, Some(l)) if l > 0 => Some((l + q.skip) as usize),
         _ => None,
