@@ -52,18 +52,14 @@ pub fn check_hint(meta: Option<&CollectionMeta>, hint: &Bson) -> Result<(), Mong
 
 /// The key pattern of the secondary index a hint names, if it names one.
 fn hinted_pattern(meta: &CollectionMeta, hint: &Bson) -> Option<Document> {
+    // `_id` and `$natural` hints name no secondary index, so they find nothing here.
     match hint {
         Bson::String(name) => meta.index(name).map(|i| i.key_pattern()),
-        Bson::Document(p)
-            if !p.is_empty()
-                && !p.contains_key("$natural")
-                && !(p.len() == 1 && p.contains_key("_id")) =>
-        {
-            meta.indexes
-                .iter()
-                .find(|i| &i.key_pattern() == p)
-                .map(|i| i.key_pattern())
-        }
+        Bson::Document(p) => meta
+            .indexes
+            .iter()
+            .map(|i| i.key_pattern())
+            .find(|k| k == p),
         _ => None,
     }
 }
