@@ -198,6 +198,12 @@ fn type_name(v: &Bson) -> &'static str {
 /// `None` when the pipeline filtered it out.
 pub trait EventFilter: Send + Sync {
     fn apply(&self, event: Document) -> Result<Option<Document>, MongoError>;
+
+    /// Whether the pipeline ends with `$changeStreamSplitLargeEvent`: events over 16 MB
+    /// are then returned as fragments instead of failing the stream.
+    fn splits_large_events(&self) -> bool {
+        false
+    }
 }
 
 /// A stream with no pipeline stages.
@@ -241,6 +247,10 @@ pub struct ChangeStream {
     invalidated: bool,
     /// The last token returned, to report as `postBatchResumeToken`.
     last_token: Option<ResumeToken>,
+    /// Fragments of a split event not returned yet (a batch ended between them).
+    pending: std::collections::VecDeque<(ResumeToken, Document)>,
+    /// Resuming from a fragment token: fragments of that event up to this one were seen.
+    resume_fragment: Option<(u64, u32)>,
 }
 
 impl std::fmt::Debug for ChangeStream {
@@ -291,7 +301,12 @@ impl ChangeStream {
                             .with_label(labels::NON_RESUMABLE_CHANGE_STREAM_ERROR));
                         }
                     }
-                    (t.ts, None)
+                    if t.fragment > 0 {
+                        // Re-read the split event and skip the fragments already seen.
+                        (t.ts.saturating_sub(1), None)
+                    } else {
+                        (t.ts, None)
+                    }
                 }
                 TokenKind::HighWaterMark => {
                     let before = t.ts.saturating_sub(1);
@@ -315,6 +330,12 @@ impl ChangeStream {
             }
             _ => None,
         };
+        let resume_fragment = match spec.start {
+            StartAt::ResumeAfter(t) | StartAt::StartAfter(t) if t.fragment > 0 => {
+                Some((t.ts, t.fragment))
+            }
+            _ => None,
+        };
         Ok(ChangeStream {
             engine,
             scope,
@@ -324,6 +345,8 @@ impl ChangeStream {
             floor,
             invalidated: false,
             last_token,
+            pending: std::collections::VecDeque::new(),
+            resume_fragment,
         })
     }
 
@@ -353,6 +376,10 @@ impl ChangeStream {
     ) -> Result<StreamBatch, MongoError> {
         let mut events = Vec::new();
         let mut bytes = 0usize;
+        // Fragments left over from the previous batch come first.
+        if !self.take_pending(&mut events, &mut bytes, max_events, max_bytes) {
+            return Ok(self.batch(events));
+        }
         'scan: while !self.invalidated && events.len() < max_events {
             let entries = self.engine.read_oplog(unpack(self.position), SCAN_CHUNK)?;
             if entries.is_empty() {
@@ -374,13 +401,28 @@ impl ChangeStream {
                     check_id_unchanged(&event, &token)?;
                     let size = event.to_vec().map(|v| v.len()).unwrap_or(0);
                     if size > MAX_EVENT_SIZE {
-                        return Err(MongoError::new(
-                            ErrorCode::MaxBsonObjectSizeExceeded,
-                            format!(
-                                "Executor error during getMore :: caused by :: BSONObj size: {size} (0x{size:X}) is invalid. Size must be between 0 and 16793600(16MB) First element: _id: {}",
-                                crate::display_value(event.get("_id").unwrap_or(&Bson::Null))
-                            ),
-                        ));
+                        if !self.filter.splits_large_events() {
+                            return Err(MongoError::new(
+                                ErrorCode::MaxBsonObjectSizeExceeded,
+                                format!(
+                                    "Executor error during getMore :: caused by :: BSONObj size: {size} (0x{size:X}) is invalid. Size must be between 0 and 16793600(16MB) First element: _id: {}",
+                                    crate::display_value(event.get("_id").unwrap_or(&Bson::Null))
+                                ),
+                            ));
+                        }
+                        let skip = match self.resume_fragment.take() {
+                            Some((ts, n)) if ts == token.ts => n,
+                            _ => 0,
+                        };
+                        for fragment in split_event(&event, token)?.into_iter().skip(skip as usize)
+                        {
+                            self.pending.push_back(fragment);
+                        }
+                        self.position = pack(entry.ts);
+                        if !self.take_pending(&mut events, &mut bytes, max_events, max_bytes) {
+                            break 'scan;
+                        }
+                        continue;
                     }
                     if !events.is_empty() && bytes + size > max_bytes {
                         // Leave this entry for the next batch: do not advance past it.
@@ -399,11 +441,37 @@ impl ChangeStream {
                 }
             }
         }
-        Ok(StreamBatch {
+        Ok(self.batch(events))
+    }
+
+    fn batch(&self, events: Vec<Document>) -> StreamBatch {
+        StreamBatch {
             events,
             post_batch_resume_token: self.post_batch_resume_token(),
             invalidated: self.invalidated,
-        })
+        }
+    }
+
+    /// Moves pending fragments into the batch while they fit; false when the batch is full.
+    fn take_pending(
+        &mut self,
+        events: &mut Vec<Document>,
+        bytes: &mut usize,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> bool {
+        while let Some((_, fragment)) = self.pending.front() {
+            let size = fragment.to_vec().map(|v| v.len()).unwrap_or(0);
+            if events.len() >= max_events || (!events.is_empty() && *bytes + size > max_bytes) {
+                return false;
+            }
+            if let Some((token, fragment)) = self.pending.pop_front() {
+                *bytes += size;
+                events.push(fragment);
+                self.last_token = Some(token);
+            }
+        }
+        true
     }
 
     /// Whether an entry concerns this stream, and whether it invalidates it.
@@ -746,6 +814,58 @@ fn without(d: &Document, field: &str) -> Document {
 }
 
 /// mongod refuses events whose `_id` (the resume token) the pipeline changed.
+/// Splits an event over 16 MB into fragments as `$changeStreamSplitLargeEvent` does:
+/// each fragment is `{_id: <token of fragment n>, splitEvent: {fragment: n, of: N}, ...}`
+/// with the event's other top-level fields, in order, packed greedily; a field is never
+/// split, so one that cannot fit a fragment by itself fails the stream.
+fn split_event(
+    event: &Document,
+    token: ResumeToken,
+) -> Result<Vec<(ResumeToken, Document)>, MongoError> {
+    // Room for `_id` and `splitEvent` in every fragment.
+    const OVERHEAD: usize = 256;
+    let mut groups: Vec<Vec<(&String, &Bson)>> = vec![Vec::new()];
+    let mut used = OVERHEAD;
+    for (key, value) in event.iter().filter(|(k, _)| k.as_str() != "_id") {
+        let size = doc! {key.clone(): value.clone()}
+            .to_vec()
+            .map(|v| v.len())
+            .unwrap_or(0);
+        if size + OVERHEAD > MAX_EVENT_SIZE {
+            return Err(MongoError::location(
+                7182803,
+                format!("Executor error during getMore :: caused by :: Unable to split change stream event: field '{key}' does not fit in a fragment of 16MB"),
+            ));
+        }
+        let current_is_empty = groups.last().is_none_or(Vec::is_empty);
+        if used + size > MAX_EVENT_SIZE && !current_is_empty {
+            groups.push(Vec::new());
+            used = OVERHEAD;
+        }
+        used += size;
+        if let Some(group) = groups.last_mut() {
+            group.push((key, value));
+        }
+    }
+    let of = groups.len() as i32;
+    Ok(groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, fields)| {
+            let t = ResumeToken {
+                fragment: i as u32 + 1,
+                ..token
+            };
+            let mut fragment =
+                doc! {"_id": t.to_document(), "splitEvent": {"fragment": i as i32 + 1, "of": of}};
+            for (k, v) in fields {
+                fragment.insert(k.clone(), v.clone());
+            }
+            (t, fragment)
+        })
+        .collect())
+}
+
 fn check_id_unchanged(event: &Document, token: &ResumeToken) -> Result<(), MongoError> {
     let expected = token.to_document();
     match event.get("_id") {
@@ -768,6 +888,41 @@ fn check_id_unchanged(event: &Document, token: &ResumeToken) -> Result<(), Mongo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_events_split_into_ordered_fragments() {
+        let token = ResumeToken::event(bson::Timestamp {
+            time: 5,
+            increment: 1,
+        });
+        let big = "z".repeat(10 * 1024 * 1024);
+        let event = doc! {
+            "_id": token.to_document(),
+            "operationType": "update",
+            "fullDocument": {"v": big.clone()},
+            "fullDocumentBeforeChange": {"v": big},
+        };
+        let fragments = split_event(&event, token).expect("splits");
+        assert_eq!(fragments.len(), 2);
+        for (i, (t, f)) in fragments.iter().enumerate() {
+            assert_eq!(f.get_document("_id").ok(), Some(&t.to_document()));
+            assert_eq!(
+                f.get_document("splitEvent").ok(),
+                Some(&doc! {"fragment": i as i32 + 1, "of": 2})
+            );
+            assert!(f.to_vec().map(|v| v.len()).unwrap_or(usize::MAX) <= MAX_EVENT_SIZE);
+        }
+        assert!(fragments[0].0.to_hex() < fragments[1].0.to_hex());
+        assert!(
+            fragments[0].1.contains_key("operationType")
+                && fragments[1].1.contains_key("fullDocumentBeforeChange")
+        );
+        let huge = doc! {"_id": token.to_document(), "f": "x".repeat(17 * 1024 * 1024)};
+        assert_eq!(
+            split_event(&huge, token).err().map(|e| e.code),
+            Some(7182803)
+        );
+    }
 
     #[test]
     fn spec_parsing_matches_mongod() {
