@@ -7,7 +7,7 @@
 #   fmt       cargo fmt --all -- --check
 #   clippy    cargo clippy --workspace --all-targets -- -D warnings
 #   build     cargo build --release
-#   cargo     cargo test --workspace
+#   cargo     cargo test --workspace --no-fail-fast
 #   python    pytest tests/python (each test starts its own target/release/eddy)
 #   pymongo   scripts/pymongo-suite.sh (pymongo 4.20.1's own tests against target/release/eddy)
 # setup..build are hard: the first failure stops the run. cargo/python/pymongo always all run
@@ -112,7 +112,7 @@ hard build cargo build --release
 # ---- cargo test -----------------------------------------------------------------------------
 cargo_tests() {
     local log="$RESULTS/cargo-test.log" rc p=0 f=0 s=0 line
-    cargo test --workspace 2>&1 | tee "$log"
+    cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     while read -r line; do
         # "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s"

@@ -364,3 +364,121 @@ async fn quiet_stream_keeps_its_place_with_post_batch_resume_token() {
     }
     assert!(advanced, "postBatchResumeToken never moved");
 }
+
+#[tokio::test]
+async fn rename_drop_database_and_expanded_events() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("ddl");
+    let mut expanded = db.watch().show_expanded_events(true).await.expect("db watch");
+    db.create_collection("a").await.expect("create");
+    db.collection::<Document>("a")
+        .create_index(mongodb::IndexModel::builder().keys(doc! {"x": 1}).build())
+        .await
+        .expect("createIndexes");
+    db.collection::<Document>("a").insert_one(doc! {"_id": 1}).await.expect("insert");
+    client
+        .database("admin")
+        .run_command(doc! {"renameCollection": "ddl.a", "to": "ddl.b"})
+        .await
+        .expect("rename");
+    db.drop().await.expect("dropDatabase");
+    let mut kinds = Vec::new();
+    for _ in 0..6 {
+        let e: ChangeStreamEvent<Document> = next(&mut expanded).await;
+        if e.operation_type == OperationType::Rename {
+            let to = e.to.as_ref().expect("rename carries `to`");
+            assert_eq!((to.db.as_str(), to.coll.as_deref()), ("ddl", Some("b")));
+        }
+        kinds.push(e.operation_type);
+    }
+    assert_eq!(
+        kinds,
+        vec![
+            OperationType::Other("create".into()),
+            OperationType::Other("createIndexes".into()),
+            OperationType::Insert,
+            OperationType::Rename,
+            OperationType::Drop,
+            OperationType::DropDatabase,
+        ]
+    );
+}
+
+#[tokio::test]
+async fn resume_after_server_restart_from_a_stored_token() {
+    let mut server = TestServer::start_replset();
+    let token = {
+        let client = server.client().await;
+        let coll = client.database("app").collection::<Document>("durable");
+        let mut stream = coll.watch().await.expect("watch");
+        coll.insert_one(doc! {"_id": 1}).await.expect("insert 1");
+        coll.insert_one(doc! {"_id": 2}).await.expect("insert 2");
+        let first = next(&mut stream).await;
+        first.id
+    };
+    server.restart();
+    let client = server.client().await;
+    let coll = client.database("app").collection::<Document>("durable");
+    coll.insert_one(doc! {"_id": 3}).await.expect("insert 3");
+    let mut resumed = coll.watch().resume_after(token).await.expect("resume after restart");
+    assert_eq!(next(&mut resumed).await.document_key, Some(doc! {"_id": 2}));
+    assert_eq!(next(&mut resumed).await.document_key, Some(doc! {"_id": 3}));
+}
+
+#[tokio::test]
+async fn history_lost_after_trimming() {
+    let server = TestServer::start_with(&["--replSet", "rs0", "--oplogSize", "1"]);
+    let client = server.client().await;
+    let coll = client.database("app").collection::<Document>("trim");
+    let mut stream = coll.watch().await.expect("watch");
+    coll.insert_one(doc! {"_id": 0}).await.expect("insert");
+    let old = next(&mut stream).await.id;
+    drop(stream);
+    // Write well past the 1 MB cap, then give the trimmer (every 500 ms) time to run.
+    let filler = "f".repeat(16 * 1024);
+    for chunk in 0..10 {
+        let docs: Vec<Document> = (0..20).map(|i| doc! {"_id": 1 + chunk * 20 + i, "f": filler.clone()}).collect();
+        coll.insert_many(docs).await.expect("insert_many");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let err = loop {
+        match coll.watch().resume_after(old.clone()).await {
+            Err(e) => break e,
+            Ok(_) if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(250)).await,
+            Ok(_) => panic!("the oplog was never trimmed past the token"),
+        }
+    };
+    assert_eq!(error_code(&err), Some(286), "{err}");
+    assert!(err.contains_label("NonResumableChangeStreamError"));
+    // A point inside the retained history still resumes.
+    let mut fresh = coll.watch().await.expect("watch");
+    coll.insert_one(doc! {"_id": "late"}).await.expect("insert");
+    let late = next(&mut fresh).await;
+    assert_eq!(late.document_key, Some(doc! {"_id": "late"}));
+}
+
+#[tokio::test]
+async fn start_at_operation_time_and_batch_size() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let coll = client.database("app").collection::<Document>("optime");
+    coll.insert_one(doc! {"_id": "before"}).await.expect("insert");
+    let reply = client.database("app").run_command(doc! {"ping": 1}).await.expect("ping");
+    let at = reply.get_timestamp("operationTime").expect("operationTime");
+    coll.insert_one(doc! {"_id": "after"}).await.expect("insert");
+    // startAtOperationTime is inclusive: the first event at or after `at`.
+    let mut stream = coll.watch().start_at_operation_time(at).await.expect("watch");
+    let first = next(&mut stream).await;
+    assert!(first.cluster_time.expect("clusterTime") >= at);
+    let raw = client
+        .database("app")
+        .run_command(doc! {"aggregate": "optime", "pipeline": [{"$changeStream": {"startAtOperationTime": bson::Timestamp {time: 0, increment: 1}}}], "cursor": {"batchSize": 1}})
+        .await;
+    // Timestamp(0, 1) is older than the oldest retained entry only once trimming ran;
+    // on a fresh server it is inside the history: one event per batch.
+    if let Ok(raw) = raw {
+        let batch = raw.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("firstBatch");
+        assert!(batch.len() <= 1);
+    }
+}
