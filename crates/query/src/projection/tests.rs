@@ -750,7 +750,10 @@ fn parse_errors() {
         let spec = doc! {"a": {"$slice": arg.clone()}};
         match Projection::parse(&spec) {
             Err(e) => assert!(e.message.contains(prefix), "{arg:?}: {}", e.message),
-            Ok(p) => assert!(p.apply(&doc! {"a": [1, 2]}, None).is_err(), "{arg:?} evaluated"),
+            Ok(p) => assert!(
+                p.apply(&doc! {"a": [1, 2]}, None).is_err(),
+                "{arg:?} evaluated"
+            ),
         }
     }
     // {a: {$id: 1}} is a sub-projection of the DBRef field, not an expression.
