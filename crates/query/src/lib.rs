@@ -12,6 +12,8 @@
 //! * [`projection`]: `find` projections and the base of `$project`;
 //! * [`sort`]: sort specifications and mongod's sort keys (arrays, parallel arrays);
 //! * [`expr`]: aggregation expressions (`$add`, `$map`, `$dateToString`, ...);
+//! * [`pipeline`]: aggregation stages (`$group`, `$lookup`, ...), change-stream and
+//!   update pipelines;
 //! * [`diff`]: v2 oplog diffs and change-stream `updateDescription`s;
 //! * [`regex`]: PCRE-compatible regular expressions for `$regex`;
 //! * [`util`]: mongod-style value printing and integer coercions for messages.
@@ -26,6 +28,7 @@ pub mod expr;
 pub mod filter;
 pub mod key;
 pub mod path;
+pub mod pipeline;
 pub mod projection;
 pub mod regex;
 pub mod schema;

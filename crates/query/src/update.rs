@@ -223,6 +223,8 @@ impl Update {
                         }
                     }
                 }
+                // Refuse bad stages even when no document matches.
+                crate::pipeline::Pipeline::parse_update(&out, &[])?;
                 Ok(Update::Pipeline(out))
             }
             Bson::Document(d) => {
@@ -254,17 +256,14 @@ impl Update {
         matches!(self, Update::Replacement(_))
     }
 
-    /// Applies a replacement or modifier update to `doc`. Pipeline updates cannot be
-    /// applied here (the caller runs the pipeline and uses
-    /// [`crate::diff::compute_oplog_diff`]); they yield 115.
+    /// Applies the update to `doc`. A pipeline update runs through
+    /// [`crate::pipeline`]; its diff is [`crate::diff::compute_oplog_diff`]'s, and
+    /// `diff: None` means mongod would log (and report) a full replacement.
     pub fn apply(&self, doc: &Document, ctx: &ApplyContext<'_>) -> Result<Applied, MongoError> {
         match self {
             Update::Replacement(r) => apply_replacement(doc, r),
             Update::Modifiers(m) => m.apply(doc, ctx),
-            Update::Pipeline(_) => Err(MongoError::new(
-                ErrorCode::CommandNotSupported,
-                "pipeline-style updates must be run by the aggregation module",
-            )),
+            Update::Pipeline(stages) => apply_pipeline(doc, stages, ctx),
         }
     }
 }
@@ -298,6 +297,27 @@ pub fn apply_replacement(doc: &Document, replacement: &Document) -> Result<Appli
         description: UpdateDescription::default(),
         diff: None,
     })
+}
+
+/// Runs a pipeline-style update (`$set`, `$unset`, `$replaceWith`, ...) on `doc`;
+/// `_id` is kept when the pipeline drops it and may not change (66).
+fn apply_pipeline(
+    doc: &Document,
+    stages: &[Document],
+    ctx: &ApplyContext<'_>,
+) -> Result<Applied, MongoError> {
+    let pipeline = crate::pipeline::Pipeline::parse_update(stages, &[])?;
+    let env = crate::expr::Env {
+        now: ctx.now,
+        ..crate::expr::Env::new()
+    };
+    let out = pipeline.apply_one(doc.clone(), &env)?.unwrap_or_default();
+    let mut applied = apply_replacement(doc, &out)?;
+    if let Some(tree) = crate::diff::compute_oplog_diff(doc, &applied.doc) {
+        applied.description = tree.describe();
+        applied.diff = Some(tree.to_document());
+    }
+    Ok(applied)
 }
 
 /// `_id` may not be an array, a regex or undefined (storage validation).

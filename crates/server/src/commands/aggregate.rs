@@ -1,21 +1,40 @@
 //! `aggregate`: `{aggregate: coll | 1, pipeline: [...], cursor: {batchSize?}, explain?, ...}`.
 //!
 //! A pipeline that starts with `$changeStream` opens a change stream
-//! ([`super::change_stream`]); any other runs over the collection's documents.
+//! ([`super::change_stream`]); any other runs over the collection's documents through
+//! [`eddy_query::pipeline`], on the blocking pool, from one reader snapshot:
+//!
+//! * a leading `$match` is handed to the engine's planner, so it can use an index;
+//! * `$lookup`/`$unionWith` read other collections through the same snapshot;
+//! * a final `$out` writes a temporary collection (with the target's indexes) and
+//!   renames it over the target, as mongod does; `$merge` upserts document by
+//!   document through the engine's write path.
+
+use std::sync::Arc;
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
+use eddy_engine::write::UpdateOp;
+use eddy_engine::{Engine, Namespace};
+use eddy_query::expr::{Env, Expr};
+use eddy_query::pipeline::{Context, MergeAction, MergeSpec, Output, Pipeline};
 
 use super::change_stream;
-use super::data::{check_collation, check_fields};
+use super::data::{check_collation, check_fields, with_engine};
 use crate::args::{missing, opt_doc, opt_integer, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
+use crate::cursor::{CursorOptions, VecCursor};
+
+/// The first batch of an aggregate without `batchSize` holds at most this many.
+const DEFAULT_FIRST_BATCH: u32 = 101;
 
 pub struct Aggregate {
     /// `None` for `aggregate: 1` (database-level).
     coll: Option<String>,
     pipeline: Vec<Document>,
     batch_size: Option<u32>,
+    /// The command's `let` variables, unevaluated.
+    let_vars: Document,
 }
 
 /// Stage names of mongod 7.0's aggregation framework.
@@ -187,17 +206,24 @@ impl Command for Aggregate {
                 ));
             }
         }
+        let let_vars = opt_doc(cmd, "aggregate", "let")?
+            .cloned()
+            .unwrap_or_default();
         Ok(Aggregate {
             coll,
             pipeline,
             batch_size,
+            let_vars,
         })
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
-        let mut stages = self.pipeline.into_iter();
-        match stages.next() {
-            Some(first) if first.contains_key("$changeStream") => {
+        let is_stream = self
+            .pipeline
+            .first()
+            .is_some_and(|s| s.contains_key("$changeStream"));
+        match self.pipeline.first() {
+            Some(first) if is_stream => {
                 let spec = match first.get("$changeStream") {
                     Some(Bson::Document(d)) => d.clone(),
                     Some(v) => {
@@ -211,14 +237,236 @@ impl Command for Aggregate {
                     }
                     None => Document::new(),
                 };
-                let rest: Vec<Document> = stages.collect();
-                let filter = change_stream::event_pipeline(&rest)?;
+                let filter = change_stream::event_pipeline(&self.pipeline[1..])?;
                 change_stream::open(&ctx, self.coll, &spec, filter, self.batch_size).await
             }
-            _ => Err(MongoError::new(
-                ErrorCode::CommandNotSupported,
-                "aggregation pipelines other than $changeStream are not available in this build yet",
-            )),
+            _ => {
+                let db = ctx.db().to_owned();
+                let ns = match &self.coll {
+                    Some(c) => format!("{db}.{c}"),
+                    None => format!("{db}.$cmd.aggregate"),
+                };
+                let job = Job {
+                    db,
+                    coll: self.coll,
+                    pipeline: self.pipeline,
+                    let_vars: self.let_vars,
+                };
+                let docs = with_engine(&ctx, move |engine| job.run(engine)).await?;
+                let source = VecCursor::from_documents(docs)?;
+                let first = self.batch_size.or(Some(DEFAULT_FIRST_BATCH));
+                ctx.open_cursor(ns, Box::new(source), CursorOptions::default(), first)
+                    .await
+            }
         }
     }
+}
+
+/// An aggregation run on the blocking pool.
+struct Job {
+    db: String,
+    coll: Option<String>,
+    pipeline: Vec<Document>,
+    let_vars: Document,
+}
+
+impl Job {
+    fn run(self, engine: &Arc<Engine>) -> Result<Vec<Document>, MongoError> {
+        let mut env = Env::new();
+        env.cluster_time = Some(engine.cluster_time());
+        let mut names: Vec<String> = Vec::new();
+        for (k, v) in &self.let_vars {
+            let value = Expr::parse_with_vars(v, &names)?
+                .evaluate(&Document::new(), &env)?
+                .unwrap_or(Bson::Null);
+            env.vars.push((k.clone(), value));
+            names.push(k.clone());
+        }
+        let pipeline = Pipeline::parse_with_vars(&self.pipeline, &names)?;
+        let reader = engine.reader()?;
+        let mut ctx = ReaderContext {
+            reader: &reader,
+            db: self.db.clone(),
+            env,
+        };
+        let results = match &self.coll {
+            None => pipeline.run(Vec::new(), &mut ctx)?,
+            Some(coll) => {
+                let ns = Namespace::new(self.db.clone(), coll.clone());
+                let meta = reader.collection(&ns)?;
+                match (meta, pipeline.leading_match()) {
+                    (Some(meta), Some(filter)) => {
+                        let input = reader
+                            .find(&meta, filter, None)?
+                            .into_iter()
+                            .map(|m| m.doc)
+                            .collect();
+                        pipeline.run_after_match(input, &mut ctx)?
+                    }
+                    (Some(meta), None) => {
+                        let input = reader.scan(&meta)?.collect::<Result<Vec<_>, _>>()?;
+                        pipeline.run(input, &mut ctx)?
+                    }
+                    (None, _) => pipeline.run(Vec::new(), &mut ctx)?,
+                }
+            }
+        };
+        let env = ctx.env.clone();
+        drop(reader);
+        match pipeline.writes() {
+            None => Ok(results),
+            Some(Output::Out { db, coll }) => {
+                let target = Namespace::new(db.clone().unwrap_or(self.db.clone()), coll.clone());
+                write_out(engine, target, results)?;
+                Ok(Vec::new())
+            }
+            Some(Output::Merge(spec)) => {
+                write_merge(engine, &self.db, spec, results, &env)?;
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
+/// Reads for `$lookup`/`$unionWith` through the aggregation's snapshot.
+struct ReaderContext<'a> {
+    reader: &'a eddy_engine::read::Reader,
+    db: String,
+    env: Env,
+}
+
+impl Context for ReaderContext<'_> {
+    fn collection(&mut self, db: &str, coll: &str) -> Result<Vec<Document>, MongoError> {
+        match self.reader.collection(&Namespace::new(db, coll))? {
+            Some(meta) => self.reader.scan(&meta)?.collect(),
+            None => Ok(Vec::new()),
+        }
+    }
+    fn db(&self) -> &str {
+        &self.db
+    }
+    fn env(&self) -> &Env {
+        &self.env
+    }
+}
+
+fn first_write_error(out: &eddy_engine::write::WriteOutcome) -> Result<(), MongoError> {
+    match out.errors.first() {
+        Some((_, e)) => Err(e.clone()),
+        None => Ok(()),
+    }
+}
+
+/// `$out`: the results go to a temporary collection carrying the target's options
+/// and indexes, which then replaces the target in one rename.
+fn write_out(
+    engine: &Arc<Engine>,
+    target: Namespace,
+    docs: Vec<Document>,
+) -> Result<(), MongoError> {
+    if target.is_system() {
+        return Err(MongoError::new(
+            ErrorCode::InvalidNamespace,
+            format!("Invalid $out target namespace, {target}"),
+        ));
+    }
+    let existing = engine.reader()?.collection(&target)?;
+    let temp = Namespace::new(
+        target.db.clone(),
+        format!("tmp.agg_out.{}", bson::oid::ObjectId::new().to_hex()),
+    );
+    let options = existing
+        .as_ref()
+        .map(|m| m.options.clone())
+        .unwrap_or_default();
+    engine.create_collection(temp.clone(), options)?;
+    let filled = (|| {
+        if let Some(meta) = &existing {
+            let specs: Vec<Document> = meta.indexes.iter().map(|i| i.spec.clone()).collect();
+            if !specs.is_empty() {
+                engine.create_indexes(temp.clone(), specs)?;
+            }
+        }
+        if !docs.is_empty() {
+            first_write_error(&engine.insert(temp.clone(), docs, true)?)?;
+        }
+        engine.rename_collection(temp.clone(), target.clone(), true)
+    })();
+    if filled.is_err() {
+        let _ = engine.drop_collection(temp);
+    }
+    filled
+}
+
+/// `$merge`: each result is matched to the target by its `on` fields and inserted,
+/// replaced, merged or dropped as the spec says.
+fn write_merge(
+    engine: &Arc<Engine>,
+    db: &str,
+    spec: &MergeSpec,
+    docs: Vec<Document>,
+    env: &Env,
+) -> Result<(), MongoError> {
+    let target = Namespace::new(
+        spec.db.clone().unwrap_or_else(|| db.to_owned()),
+        spec.coll.clone(),
+    );
+    let reader = engine.reader()?;
+    let meta = reader.collection(&target)?;
+    if spec.on != ["_id"] {
+        let unique = meta.as_ref().is_some_and(|m| {
+            m.indexes.iter().any(|i| {
+                let key = i.key_pattern();
+                i.spec.get_bool("unique").unwrap_or(false)
+                    && key.len() == spec.on.len()
+                    && spec.on.iter().all(|f| key.contains_key(f))
+            })
+        });
+        if !unique {
+            return Err(MongoError::location(
+                51183,
+                "Cannot find index to verify that join fields will be unique",
+            ));
+        }
+    }
+    let mut inserts = Vec::new();
+    let mut updates = Vec::new();
+    for doc in docs {
+        let existing = match (spec.target_filter(&doc)?, &meta) {
+            (Some(filter), Some(meta)) => reader.find(meta, &filter, Some(1))?.into_iter().next(),
+            _ => None,
+        };
+        let id_filter = existing
+            .as_ref()
+            .and_then(|m| m.doc.get("_id").cloned())
+            .map(|id| bson::doc! {"_id": {"$eq": id}});
+        match spec.merge(doc, existing.as_ref().map(|m| &m.doc), env)? {
+            MergeAction::Insert(d) => inserts.push(d),
+            MergeAction::Replace(d) => updates.push((id_filter, Bson::Document(d))),
+            MergeAction::Set(fields) if !fields.is_empty() => {
+                updates.push((id_filter, Bson::Document(bson::doc! {"$set": fields})))
+            }
+            MergeAction::Set(_) | MergeAction::Nothing => {}
+        }
+    }
+    drop(reader);
+    let ops: Vec<UpdateOp> = updates
+        .into_iter()
+        .filter_map(|(filter, update)| {
+            filter.map(|filter| UpdateOp {
+                filter,
+                update,
+                multi: false,
+                upsert: false,
+                array_filters: None,
+            })
+        })
+        .collect();
+    if !ops.is_empty() {
+        first_write_error(&engine.update(target.clone(), ops, true)?)?;
+    }
+    if !inserts.is_empty() {
+        first_write_error(&engine.insert(target, inserts, true)?)?;
+    }
+    Ok(())
 }

@@ -10,25 +10,13 @@ use bson::{Document, RawDocumentBuf, Timestamp};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_engine::changes::{ChangeStream, EventFilter, PassAll, Scope, StreamSpec};
 use eddy_engine::Namespace;
-use eddy_query::filter::Filter;
+use eddy_query::expr::Env;
+use eddy_query::pipeline::Pipeline;
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::command::{CommandResult, Ctx};
 use crate::cursor::{Batch, BatchRequest, CursorOptions, CursorSource};
-
-/// Stages that may follow `$changeStream`.
-pub const ALLOWED_STAGES: &[&str] = &[
-    "$match",
-    "$project",
-    "$addFields",
-    "$set",
-    "$unset",
-    "$replaceRoot",
-    "$replaceWith",
-    "$redact",
-    "$changeStreamSplitLargeEvent",
-];
 
 /// A change stream as a cursor source.
 pub struct ChangeStreamSource {
@@ -136,62 +124,27 @@ pub fn scope(db: &str, coll: Option<&str>, spec: &StreamSpec) -> Result<Scope, M
 
 /// The stages after `$changeStream`, applied to each event in order.
 struct EventPipeline {
-    stages: Vec<EventStage>,
-}
-
-enum EventStage {
-    Match(Filter),
+    pipeline: Pipeline,
+    /// `$$NOW` is fixed when the stream opens.
+    env: Env,
 }
 
 impl EventFilter for EventPipeline {
     fn apply(&self, event: Document) -> Result<Option<Document>, MongoError> {
-        for stage in &self.stages {
-            match stage {
-                EventStage::Match(filter) => {
-                    if !filter.matches(&event) {
-                        return Ok(None);
-                    }
-                }
-            }
-        }
-        Ok(Some(event))
+        self.pipeline.apply_one(event, &self.env)
     }
 }
 
-/// Parses the user's stages after `$changeStream`: only the stages mongod allows there.
+/// Parses the user's stages after `$changeStream`: only the stages mongod allows there
+/// (`$changeStreamSplitLargeEvent` is refused with 115: events are not split).
 pub fn event_pipeline(stages: &[Document]) -> Result<Box<dyn EventFilter>, MongoError> {
     if stages.is_empty() {
         return Ok(Box::new(PassAll));
     }
-    let mut parsed = Vec::with_capacity(stages.len());
-    for stage in stages {
-        let name = super::aggregate::stage_name(stage)?;
-        if !ALLOWED_STAGES.contains(&name) {
-            return Err(MongoError::new(
-                ErrorCode::IllegalOperation,
-                format!("{name} is not permitted in a $changeStream pipeline"),
-            ));
-        }
-        let arg = stage.get(name).cloned().unwrap_or(bson::Bson::Null);
-        match (name, arg) {
-            ("$match", bson::Bson::Document(query)) => {
-                parsed.push(EventStage::Match(Filter::parse(&query)?))
-            }
-            ("$match", _) => {
-                return Err(MongoError::location(
-                    15959,
-                    "the match filter must be an expression in an object",
-                ))
-            }
-            (other, _) => {
-                return Err(MongoError::new(
-                    ErrorCode::CommandNotSupported,
-                    format!("{other} after $changeStream is not available in this build yet"),
-                ))
-            }
-        }
-    }
-    Ok(Box::new(EventPipeline { stages: parsed }))
+    Ok(Box::new(EventPipeline {
+        pipeline: Pipeline::parse_change_stream(stages)?,
+        env: Env::new(),
+    }))
 }
 
 /// Opens a change stream and answers the `aggregate` with its first batch.

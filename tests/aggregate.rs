@@ -1,0 +1,306 @@
+//! The aggregation pipeline end to end: the Rust `mongodb` driver against `eddy serve`.
+//! `countDocuments` (a `$match`/`$group` pipeline in the driver), `$group`, `$lookup`,
+//! `$unwind`, `$out`, `$merge`, and change streams with `$match`/`$project`/`$addFields`
+//! after `$changeStream`.
+
+mod common;
+
+use std::time::Duration;
+
+use bson::{doc, Bson, Document};
+use common::TestServer;
+use futures_util::StreamExt;
+
+async fn collect(mut cursor: mongodb::Cursor<Document>) -> Vec<Document> {
+    let mut out = Vec::new();
+    while cursor.advance().await.expect("cursor advance") {
+        out.push(cursor.deserialize_current().expect("decoding a document"));
+    }
+    out
+}
+
+fn error_code(e: &mongodb::error::Error) -> Option<i32> {
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::Command(c) => Some(c.code),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn stages_over_a_collection() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("agg");
+    let orders = db.collection::<Document>("orders");
+    orders
+        .insert_many(vec![
+            doc! {"_id": 1, "item": "almonds", "qty": 2, "tags": ["a", "b"]},
+            doc! {"_id": 2, "item": "pecans", "qty": 1, "tags": ["b"]},
+            doc! {"_id": 3, "item": "almonds", "qty": 5, "tags": []},
+        ])
+        .await
+        .expect("insert orders");
+    let inventory = db.collection::<Document>("inventory");
+    inventory
+        .insert_many(vec![
+            doc! {"_id": 10, "sku": "almonds", "instock": 120},
+            doc! {"_id": 11, "sku": "pecans", "instock": 70},
+        ])
+        .await
+        .expect("insert inventory");
+
+    // countDocuments runs {$match}, {$group: {_id: 1, n: {$sum: 1}}}.
+    assert_eq!(orders.count_documents(doc! {}).await.expect("count"), 3);
+    assert_eq!(
+        orders
+            .count_documents(doc! {"item": "almonds"})
+            .await
+            .expect("count"),
+        2
+    );
+
+    let grouped = collect(
+        orders
+            .aggregate(vec![
+                doc! {"$group": {"_id": "$item", "total": {"$sum": "$qty"}, "n": {"$count": {}}}},
+                doc! {"$sort": {"_id": 1}},
+            ])
+            .await
+            .expect("group"),
+    )
+    .await;
+    assert_eq!(
+        grouped,
+        vec![
+            doc! {"_id": "almonds", "total": 7, "n": 2},
+            doc! {"_id": "pecans", "total": 1, "n": 1},
+        ]
+    );
+
+    let joined = collect(
+        orders
+            .aggregate(vec![
+                doc! {"$match": {"_id": {"$lte": 2}}},
+                doc! {"$lookup": {"from": "inventory", "localField": "item", "foreignField": "sku", "as": "stock"}},
+                doc! {"$project": {"stock": "$stock.instock"}},
+            ])
+            .await
+            .expect("lookup"),
+    )
+    .await;
+    assert_eq!(
+        joined,
+        vec![
+            doc! {"_id": 1, "stock": [120]},
+            doc! {"_id": 2, "stock": [70]}
+        ]
+    );
+
+    let unwound = collect(
+        orders
+            .aggregate(vec![
+                doc! {"$unwind": "$tags"},
+                doc! {"$project": {"tags": 1}},
+            ])
+            .await
+            .expect("unwind"),
+    )
+    .await;
+    assert_eq!(
+        unwound,
+        vec![
+            doc! {"_id": 1, "tags": "a"},
+            doc! {"_id": 1, "tags": "b"},
+            doc! {"_id": 2, "tags": "b"},
+        ]
+    );
+
+    // Errors carry mongod's codes.
+    let e = orders
+        .aggregate(vec![doc! {"$foo": 1}])
+        .await
+        .expect_err("unknown stage");
+    assert_eq!(error_code(&e), Some(40324));
+    let e = orders
+        .aggregate(vec![doc! {"$graphLookup": {}}])
+        .await
+        .expect_err("unsupported stage");
+    assert_eq!(error_code(&e), Some(115));
+
+    // A cursor spanning batches.
+    let many: Vec<Document> = (0..250).map(|i| doc! {"_id": 100 + i, "v": i}).collect();
+    db.collection::<Document>("many")
+        .insert_many(many)
+        .await
+        .expect("insert many");
+    let all = collect(
+        db.collection::<Document>("many")
+            .aggregate(vec![
+                doc! {"$match": {"v": {"$gte": 0}}},
+                doc! {"$sort": {"v": -1}},
+            ])
+            .await
+            .expect("sorted"),
+    )
+    .await;
+    assert_eq!(all.len(), 250);
+    assert_eq!(all[0].get_i32("v").ok(), Some(249));
+
+    // $documents with aggregate: 1.
+    let docs = collect(
+        db.aggregate(vec![
+            doc! {"$documents": [{"x": 1}, {"x": 2}]},
+            doc! {"$match": {"x": 2}},
+        ])
+        .await
+        .expect("$documents"),
+    )
+    .await;
+    assert_eq!(docs, vec![doc! {"x": 2}]);
+}
+
+#[tokio::test]
+async fn out_and_merge_write_collections() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("aggw");
+    let src = db.collection::<Document>("src");
+    src.insert_many(vec![
+        doc! {"_id": 1, "k": "a", "v": 1},
+        doc! {"_id": 2, "k": "b", "v": 2},
+        doc! {"_id": 3, "k": "a", "v": 3},
+    ])
+    .await
+    .expect("insert");
+    let target = db.collection::<Document>("totals");
+    target
+        .insert_one(doc! {"_id": "old"})
+        .await
+        .expect("old target doc");
+
+    let out = collect(
+        src.aggregate(vec![
+            doc! {"$group": {"_id": "$k", "sum": {"$sum": "$v"}}},
+            doc! {"$out": "totals"},
+        ])
+        .await
+        .expect("$out"),
+    )
+    .await;
+    assert!(out.is_empty());
+    let mut written = collect(target.find(doc! {}).await.expect("find")).await;
+    written.sort_by(|a, b| {
+        a.get_str("_id")
+            .unwrap_or("")
+            .cmp(b.get_str("_id").unwrap_or(""))
+    });
+    assert_eq!(
+        written,
+        vec![doc! {"_id": "a", "sum": 4}, doc! {"_id": "b", "sum": 2}]
+    );
+    let names = db.list_collection_names().await.expect("list");
+    assert!(
+        !names.iter().any(|n| n.starts_with("tmp.agg_out")),
+        "{names:?}"
+    );
+
+    // $merge: merge into existing, insert new.
+    collect(
+        src.aggregate(vec![
+            doc! {"$match": {"_id": {"$in": [1, 2]}}},
+            doc! {"$project": {"_id": "$k", "last": "$v"}},
+            doc! {"$merge": {"into": "totals"}},
+        ])
+        .await
+        .expect("$merge"),
+    )
+    .await;
+    let a = target
+        .find_one(doc! {"_id": "a"})
+        .await
+        .expect("find")
+        .expect("a");
+    assert_eq!(a, doc! {"_id": "a", "sum": 4, "last": 1});
+    let b = target
+        .find_one(doc! {"_id": "b"})
+        .await
+        .expect("find")
+        .expect("b");
+    assert_eq!(b, doc! {"_id": "b", "sum": 2, "last": 2});
+}
+
+#[tokio::test]
+async fn change_stream_pipelines() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let coll = client.database("aggcs").collection::<Document>("events");
+    coll.insert_one(doc! {"_id": 0}).await.expect("create");
+
+    let mut stream = coll
+        .watch()
+        .pipeline(vec![
+            doc! {"$match": {"operationType": "insert"}},
+            doc! {"$addFields": {"doubled": {"$multiply": ["$fullDocument.n", 2]}}},
+            doc! {"$project": {"operationType": 1, "doubled": 1}},
+        ])
+        .await
+        .expect("watch")
+        .with_type::<Document>();
+    coll.insert_one(doc! {"_id": 1, "n": 21})
+        .await
+        .expect("insert");
+    coll.delete_one(doc! {"_id": 1}).await.expect("delete");
+    coll.insert_one(doc! {"_id": 2, "n": 5})
+        .await
+        .expect("insert");
+
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("an event in time")
+            .expect("stream open")
+            .expect("event");
+        seen.push(ev);
+    }
+    for (ev, want) in seen.iter().zip([42, 10]) {
+        assert_eq!(ev.get_str("operationType").ok(), Some("insert"));
+        assert_eq!(ev.get("doubled"), Some(&Bson::Int32(want)));
+        assert!(ev.get("fullDocument").is_none(), "{ev}");
+        assert!(ev.contains_key("_id"));
+    }
+
+    let e = coll
+        .watch()
+        .pipeline(vec![doc! {"$group": {"_id": null}}])
+        .await
+        .expect_err("$group refused");
+    assert_eq!(error_code(&e), Some(20));
+}
+
+#[tokio::test]
+async fn pipeline_updates() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let coll = client.database("aggu").collection::<Document>("docs");
+    coll.insert_one(doc! {"_id": 1, "a": 2})
+        .await
+        .expect("insert");
+    let res = coll
+        .update_one(
+            doc! {"_id": 1},
+            vec![
+                doc! {"$set": {"b": {"$add": ["$a", 1]}}},
+                doc! {"$unset": "a"},
+            ],
+        )
+        .await
+        .expect("pipeline update");
+    assert_eq!(res.modified_count, 1);
+    let d = coll
+        .find_one(doc! {"_id": 1})
+        .await
+        .expect("find")
+        .expect("doc");
+    assert_eq!(d, doc! {"_id": 1, "b": 3});
+}
