@@ -370,13 +370,20 @@ async fn rename_drop_database_and_expanded_events() {
     let server = TestServer::start_replset();
     let client = server.client().await;
     let db = client.database("ddl");
-    let mut expanded = db.watch().show_expanded_events(true).await.expect("db watch");
+    let mut expanded = db
+        .watch()
+        .show_expanded_events(true)
+        .await
+        .expect("db watch");
     db.create_collection("a").await.expect("create");
     db.collection::<Document>("a")
         .create_index(mongodb::IndexModel::builder().keys(doc! {"x": 1}).build())
         .await
         .expect("createIndexes");
-    db.collection::<Document>("a").insert_one(doc! {"_id": 1}).await.expect("insert");
+    db.collection::<Document>("a")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .expect("insert");
     client
         .database("admin")
         .run_command(doc! {"renameCollection": "ddl.a", "to": "ddl.b"})
@@ -421,7 +428,11 @@ async fn resume_after_server_restart_from_a_stored_token() {
     let client = server.client().await;
     let coll = client.database("app").collection::<Document>("durable");
     coll.insert_one(doc! {"_id": 3}).await.expect("insert 3");
-    let mut resumed = coll.watch().resume_after(token).await.expect("resume after restart");
+    let mut resumed = coll
+        .watch()
+        .resume_after(token)
+        .await
+        .expect("resume after restart");
     assert_eq!(next(&mut resumed).await.document_key, Some(doc! {"_id": 2}));
     assert_eq!(next(&mut resumed).await.document_key, Some(doc! {"_id": 3}));
 }
@@ -438,14 +449,18 @@ async fn history_lost_after_trimming() {
     // Write well past the 1 MB cap, then give the trimmer (every 500 ms) time to run.
     let filler = "f".repeat(16 * 1024);
     for chunk in 0..10 {
-        let docs: Vec<Document> = (0..20).map(|i| doc! {"_id": 1 + chunk * 20 + i, "f": filler.clone()}).collect();
+        let docs: Vec<Document> = (0..20)
+            .map(|i| doc! {"_id": 1 + chunk * 20 + i, "f": filler.clone()})
+            .collect();
         coll.insert_many(docs).await.expect("insert_many");
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let err = loop {
         match coll.watch().resume_after(old.clone()).await {
             Err(e) => break e,
-            Ok(_) if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(250)).await,
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await
+            }
             Ok(_) => panic!("the oplog was never trimmed past the token"),
         }
     };
@@ -463,12 +478,24 @@ async fn start_at_operation_time_and_batch_size() {
     let server = TestServer::start_replset();
     let client = server.client().await;
     let coll = client.database("app").collection::<Document>("optime");
-    coll.insert_one(doc! {"_id": "before"}).await.expect("insert");
-    let reply = client.database("app").run_command(doc! {"ping": 1}).await.expect("ping");
+    coll.insert_one(doc! {"_id": "before"})
+        .await
+        .expect("insert");
+    let reply = client
+        .database("app")
+        .run_command(doc! {"ping": 1})
+        .await
+        .expect("ping");
     let at = reply.get_timestamp("operationTime").expect("operationTime");
-    coll.insert_one(doc! {"_id": "after"}).await.expect("insert");
+    coll.insert_one(doc! {"_id": "after"})
+        .await
+        .expect("insert");
     // startAtOperationTime is inclusive: the first event at or after `at`.
-    let mut stream = coll.watch().start_at_operation_time(at).await.expect("watch");
+    let mut stream = coll
+        .watch()
+        .start_at_operation_time(at)
+        .await
+        .expect("watch");
     let first = next(&mut stream).await;
     assert!(first.cluster_time.expect("clusterTime") >= at);
     let raw = client
@@ -478,7 +505,10 @@ async fn start_at_operation_time_and_batch_size() {
     // Timestamp(0, 1) is older than the oldest retained entry only once trimming ran;
     // on a fresh server it is inside the history: one event per batch.
     if let Ok(raw) = raw {
-        let batch = raw.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("firstBatch");
+        let batch = raw
+            .get_document("cursor")
+            .and_then(|c| c.get_array("firstBatch"))
+            .expect("firstBatch");
         assert!(batch.len() <= 1);
     }
 }

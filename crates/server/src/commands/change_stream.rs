@@ -125,6 +125,8 @@ pub fn scope(db: &str, coll: Option<&str>, spec: &StreamSpec) -> Result<Scope, M
 /// The stages after `$changeStream`, applied to each event in order.
 struct EventPipeline {
     pipeline: Pipeline,
+    /// The pipeline ended with `$changeStreamSplitLargeEvent`.
+    split: bool,
     /// `$$NOW` is fixed when the stream opens.
     env: Env,
 }
@@ -133,16 +135,45 @@ impl EventFilter for EventPipeline {
     fn apply(&self, event: Document) -> Result<Option<Document>, MongoError> {
         self.pipeline.apply_one(event, &self.env)
     }
+
+    fn splits_large_events(&self) -> bool {
+        self.split
+    }
 }
 
-/// Parses the user's stages after `$changeStream`: only the stages mongod allows there
-/// (`$changeStreamSplitLargeEvent` is refused with 115: events are not split).
+/// The stage that asks for events over 16 MB to be split into fragments (the engine
+/// splits them, `eddy_engine::changes`).
+const SPLIT_STAGE: &str = "$changeStreamSplitLargeEvent";
+
+/// Parses the user's stages after `$changeStream`: only the stages mongod allows there;
+/// `$changeStreamSplitLargeEvent` only last, with an empty argument.
 pub fn event_pipeline(stages: &[Document]) -> Result<Box<dyn EventFilter>, MongoError> {
-    if stages.is_empty() {
+    let split = stages.last().is_some_and(|s| s.contains_key(SPLIT_STAGE));
+    if let Some(last) = stages.last().filter(|_| split) {
+        if !matches!(last.get(SPLIT_STAGE), Some(bson::Bson::Document(d)) if d.is_empty()) {
+            return Err(MongoError::location(
+                7182800,
+                "$changeStreamSplitLargeEvent takes an empty document {}",
+            ));
+        }
+    }
+    let stages = if split {
+        &stages[..stages.len() - 1]
+    } else {
+        stages
+    };
+    if stages.iter().any(|s| s.contains_key(SPLIT_STAGE)) {
+        return Err(MongoError::location(
+            7182802,
+            "$changeStreamSplitLargeEvent must be the last stage in the pipeline",
+        ));
+    }
+    if stages.is_empty() && !split {
         return Ok(Box::new(PassAll));
     }
     Ok(Box::new(EventPipeline {
         pipeline: Pipeline::parse_change_stream(stages)?,
+        split,
         env: Env::new(),
     }))
 }
