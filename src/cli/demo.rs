@@ -140,7 +140,7 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> Result<i32> {
 /// The tutorial's test.py, step by step.
 async fn tutorial(coll: &Collection<Document>, uri: &str) -> Result<()> {
     let ns = coll.namespace();
-    println!("Writing to {ns} on {uri}");
+    println!("Writing to {ns} on {}", super::watch::redact_uri(uri));
     let d = doc! {"_id": 1, "hello": "world"};
     let r = coll
         .insert_one(d.clone())

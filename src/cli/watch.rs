@@ -346,6 +346,21 @@ pub fn resolve_uri(arg: Option<&str>) -> String {
         .unwrap_or_else(|| DEFAULT_URI.to_owned())
 }
 
+/// `uri` with any password replaced by `***`, for messages (stderr often ends up in logs).
+pub fn redact_uri(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***{}", &rest[at..])
+        }
+        None => uri.to_owned(),
+    }
+}
+
 /// Opens a client; a short server-selection timeout keeps reconnect attempts responsive.
 pub async fn connect(uri: &str, app_name: &str) -> Result<Client> {
     let mut opts = ClientOptions::parse(uri)
@@ -440,7 +455,10 @@ fn scope_name(args: &WatchArgs) -> String {
 }
 
 fn history_lost_message(err: &MongoError, args: &WatchArgs) -> String {
-    let mut msg = format!("eddy watch: the change stream cannot be resumed: {err}\n");
+    let mut msg = format!(
+        "eddy watch: the change stream cannot be resumed: {}\n",
+        describe(err)
+    );
     let code = match err.kind.as_ref() {
         ErrorKind::Command(ce) => Some(ce.code),
         _ => None,
@@ -532,14 +550,22 @@ pub async fn run(args: WatchArgs, mut shutdown: Shutdown) -> Result<i32> {
         };
         let mut stream = match opened {
             Ok(s) => {
-                tracing::debug!(scope = %scope_name(&args), ?start, "change stream opened");
+                // On stderr (stdout is for events): tells the user, and scripts waiting for
+                // the stream to be open before they write, that watching has begun.
+                let shown = redact_uri(&uri);
+                if ever_opened {
+                    tracing::info!("resumed watching {} at {shown}", scope_name(&args));
+                } else {
+                    tracing::info!("watching {} at {shown}", scope_name(&args));
+                }
+                tracing::debug!(?start, "change stream opened");
                 ever_opened = true;
                 backoff.reset();
                 s
             }
             Err(e) => match classify(&e) {
                 ErrorClass::Retry => {
-                    if wait_retry(&e, &mut backoff, &mut shutdown, deadline).await {
+                    if wait_retry(&describe(&e), &mut backoff, &mut shutdown, deadline).await {
                         return Ok(0);
                     }
                     continue 'outer;
@@ -550,9 +576,10 @@ pub async fn run(args: WatchArgs, mut shutdown: Shutdown) -> Result<i32> {
                 }
                 ErrorClass::Fatal => {
                     let _ = ever_opened;
-                    return Err(anyhow!(e).context(format!(
-                        "opening a change stream on {} at {uri}",
-                        scope_name(&args)
+                    return Err(anyhow!(describe(&e)).context(format!(
+                        "opening a change stream on {} at {}",
+                        scope_name(&args),
+                        redact_uri(&uri)
                     )));
                 }
             },
@@ -609,7 +636,7 @@ pub async fn run(args: WatchArgs, mut shutdown: Shutdown) -> Result<i32> {
                             }
                         }
                         let deadline = idle.map(|d| last_activity + d);
-                        if wait_retry(&e, &mut backoff, &mut shutdown, deadline).await {
+                        if wait_retry(&describe(&e), &mut backoff, &mut shutdown, deadline).await {
                             return Ok(0);
                         }
                         continue 'outer;
@@ -619,7 +646,7 @@ pub async fn run(args: WatchArgs, mut shutdown: Shutdown) -> Result<i32> {
                         return Ok(2);
                     }
                     ErrorClass::Fatal => {
-                        return Err(anyhow!(e).context("reading the change stream"));
+                        return Err(anyhow!(describe(&e)).context("reading the change stream"));
                     }
                 },
                 None => {
@@ -631,8 +658,8 @@ pub async fn run(args: WatchArgs, mut shutdown: Shutdown) -> Result<i32> {
                         }
                     }
                     let deadline = idle.map(|d| last_activity + d);
-                    let e = MongoError::custom("the server closed the change stream cursor");
-                    if wait_retry(&e, &mut backoff, &mut shutdown, deadline).await {
+                    let why = "the server closed the change stream cursor";
+                    if wait_retry(why, &mut backoff, &mut shutdown, deadline).await {
                         return Ok(0);
                     }
                     continue 'outer;
@@ -642,9 +669,23 @@ pub async fn run(args: WatchArgs, mut shutdown: Shutdown) -> Result<i32> {
     }
 }
 
+/// A one-line description of a driver error for humans: the error kind (which carries the
+/// server's code, codeName and message) without the driver's `Display` extras (labels, raw
+/// server response bytes), plus the labels when there are any.
+fn describe(err: &MongoError) -> String {
+    let labels = err.labels();
+    if labels.is_empty() {
+        err.kind.to_string()
+    } else {
+        let mut labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        labels.sort_unstable();
+        format!("{} [{}]", err.kind, labels.join(", "))
+    }
+}
+
 /// Sleeps the next backoff delay; true when interrupted (shutdown or idle deadline).
 async fn wait_retry(
-    err: &MongoError,
+    err: &str,
     backoff: &mut Backoff,
     shutdown: &mut Shutdown,
     deadline: Option<Instant>,
@@ -729,6 +770,19 @@ mod tests {
         );
         assert!(parse_timestamp("soon").is_err());
         assert!(parse_timestamp("1,x").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_uri("mongodb://u:secret@h:1,h2/db?x=1"),
+            "mongodb://u:***@h:1,h2/db?x=1"
+        );
+        assert_eq!(
+            redact_uri("mongodb://h:27017/?a=b@c"),
+            "mongodb://h:27017/?a=b@c"
+        );
+        assert_eq!(redact_uri("not a uri"), "not a uri");
     }
 
     #[test]
