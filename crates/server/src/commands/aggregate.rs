@@ -188,6 +188,20 @@ impl Command for Aggregate {
                 ));
             }
         }
+        let is_change_stream = pipeline.first().is_some_and(|s| s.contains_key("$changeStream"));
+        if is_change_stream {
+            // Change streams read majority-committed data only; an explicit other level fails.
+            let level = cmd
+                .get_document("readConcern")
+                .ok()
+                .and_then(|rc| rc.get_str("level").ok());
+            if let Some(level) = level.filter(|l| *l != "majority") {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidOptions,
+                    format!("Aggregation stage $changeStream cannot run with a readConcern other than 'majority'. Current readConcern: {level}"),
+                ));
+            }
+        }
         if coll.is_none() {
             // Only stages that generate their own input run without a collection.
             let first = pipeline
