@@ -789,7 +789,8 @@ impl Tx<'_, '_> {
         }
         // A pipeline update that mongod logs as a whole new document (no diff) is a
         // `replace` event, like a replacement.
-        let logged_as_replace = update.is_replacement() || (matches!(update, Update::Pipeline(_)) && applied.diff.is_none());
+        let logged_as_replace = update.is_replacement()
+            || (matches!(update, Update::Pipeline(_)) && applied.diff.is_none());
         let description = (!logged_as_replace).then(|| applied.description.to_document(true));
         self.rewrite_doc(meta, m, applied.doc.clone(), description)?;
         Ok(Some(applied.doc))

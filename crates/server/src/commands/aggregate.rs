@@ -188,7 +188,9 @@ impl Command for Aggregate {
                 ));
             }
         }
-        let is_change_stream = pipeline.first().is_some_and(|s| s.contains_key("$changeStream"));
+        let is_change_stream = pipeline
+            .first()
+            .is_some_and(|s| s.contains_key("$changeStream"));
         if is_change_stream {
             // Change streams read majority-committed data only; an explicit other level fails.
             let level = cmd
