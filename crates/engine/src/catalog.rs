@@ -4,6 +4,13 @@
 //! database's collections are one prefix scan and a write transaction sees the catalog
 //! changes made earlier in the same group commit. A database exists while it holds a
 //! collection (as in mongod, where `listDatabases` shows only non-empty databases).
+//!
+//! A view shares the collections' key space (a name is a collection or a view, never
+//! both) but is its own kind of entry, `{db, coll, view: {viewOn, pipeline}}`, with no
+//! tables behind it. [`get`] refuses a view with 166 CommandNotSupportedOnView, so a
+//! path that does not know about views (writes, index DDL, rename) refuses them as
+//! mongod does instead of mistaking them for a missing collection; reads that go
+//! through views ask for [`view`] first.
 
 use bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
@@ -270,6 +277,102 @@ impl CollectionMeta {
     }
 }
 
+/// The longest chain of views mongod resolves (`kMaxViewDepth`).
+pub const MAX_VIEW_DEPTH: usize = 20;
+
+/// A (non-materialized) view: a pipeline over another collection or view of the same
+/// database, run at read time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewMeta {
+    pub ns: Namespace,
+    /// The collection or view it reads, in the same database.
+    pub view_on: String,
+    pub pipeline: Vec<Document>,
+}
+
+impl ViewMeta {
+    /// `{viewOn, pipeline}`: the view's `listCollections` options and its `create` event's
+    /// `operationDescription`.
+    pub fn options(&self) -> Document {
+        doc! {"viewOn": &self.view_on, "pipeline": self.pipeline_bson()}
+    }
+
+    fn pipeline_bson(&self) -> Vec<Bson> {
+        self.pipeline.iter().cloned().map(Bson::Document).collect()
+    }
+
+    fn to_document(&self) -> Document {
+        doc! {"db": &self.ns.db, "coll": &self.ns.coll, "view": self.options()}
+    }
+
+    fn from_document(d: &Document) -> Result<Option<ViewMeta>, MongoError> {
+        let Ok(view) = d.get_document("view") else {
+            return Ok(None);
+        };
+        let corrupt = || MongoError::new(ErrorCode::DataCorruptionDetected, "bad view entry");
+        let pipeline = view
+            .get_array("pipeline")
+            .map_err(|_| corrupt())?
+            .iter()
+            .map(|s| s.as_document().cloned().ok_or_else(corrupt))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(ViewMeta {
+            ns: Namespace::new(
+                d.get_str("db").map_err(|_| corrupt())?,
+                d.get_str("coll").map_err(|_| corrupt())?,
+            ),
+            view_on: view.get_str("viewOn").map_err(|_| corrupt())?.to_owned(),
+            pipeline,
+        }))
+    }
+}
+
+/// The error for a collection operation on a view (mongod's wording).
+pub fn not_a_collection(ns: &Namespace) -> MongoError {
+    MongoError::new(
+        ErrorCode::CommandNotSupportedOnView,
+        format!("Namespace {ns} is a view, not a collection"),
+    )
+}
+
+/// A view resolved to what it finally reads: the source collection's namespace and the
+/// pipelines of the chain, innermost first, concatenated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedView {
+    pub source: Namespace,
+    pub pipeline: Vec<Document>,
+}
+
+/// Resolves `ns` if it is a view (`None` for a collection or nothing). A chain longer
+/// than [`MAX_VIEW_DEPTH`] or a cycle fails with 165 ViewDepthLimitExceeded.
+pub fn resolve_view(r: &impl KvRead, ns: &Namespace) -> Result<Option<ResolvedView>, MongoError> {
+    let Some(mut v) = view(r, ns)? else {
+        return Ok(None);
+    };
+    let mut stages: Vec<Vec<Document>> = Vec::new();
+    loop {
+        if stages.len() >= MAX_VIEW_DEPTH {
+            return Err(MongoError::new(
+                ErrorCode::ViewDepthLimitExceeded,
+                format!(
+                    "View depth too deep or view cycle detected. Maximum depth is {MAX_VIEW_DEPTH}"
+                ),
+            ));
+        }
+        stages.push(std::mem::take(&mut v.pipeline));
+        let source = Namespace::new(ns.db.clone(), v.view_on.clone());
+        match view(r, &source)? {
+            Some(next) => v = next,
+            None => {
+                return Ok(Some(ResolvedView {
+                    source,
+                    pipeline: stages.into_iter().rev().flatten().collect(),
+                }))
+            }
+        }
+    }
+}
+
 /// A fresh random collection UUID.
 pub fn new_uuid() -> Binary {
     Binary {
@@ -278,15 +381,61 @@ pub fn new_uuid() -> Binary {
     }
 }
 
-/// Reads a collection's catalog entry.
+/// Reads a collection's catalog entry; 166 CommandNotSupportedOnView if `ns` is a view.
 pub fn get(r: &impl KvRead, ns: &Namespace) -> Result<Option<CollectionMeta>, MongoError> {
     match r.get(tables::CATALOG, &ns.key()).map_err(storage_err)? {
-        Some(bytes) => Ok(Some(CollectionMeta::from_document(&decode(&bytes)?)?)),
+        Some(bytes) => {
+            let d = decode(&bytes)?;
+            if d.contains_key("view") {
+                return Err(not_a_collection(ns));
+            }
+            Ok(Some(CollectionMeta::from_document(&d)?))
+        }
         None => Ok(None),
     }
 }
 
-/// Every collection of `db` (all databases when `None`), in name order.
+/// Reads a view's catalog entry (`None` for a collection or nothing).
+pub fn view(r: &impl KvRead, ns: &Namespace) -> Result<Option<ViewMeta>, MongoError> {
+    match r.get(tables::CATALOG, &ns.key()).map_err(storage_err)? {
+        Some(bytes) => ViewMeta::from_document(&decode(&bytes)?),
+        None => Ok(None),
+    }
+}
+
+/// Whether `ns` names a collection or a view.
+pub fn exists(r: &impl KvRead, ns: &Namespace) -> Result<bool, MongoError> {
+    Ok(r.get(tables::CATALOG, &ns.key())
+        .map_err(storage_err)?
+        .is_some())
+}
+
+/// Every view of `db`, in name order.
+pub fn list_views(r: &impl KvRead, db: &str) -> Result<Vec<ViewMeta>, MongoError> {
+    let mut p = db.as_bytes().to_vec();
+    p.push(0);
+    let (start, end) = prefix_bounds(&p);
+    let mut out = Vec::new();
+    for entry in r
+        .scan(tables::CATALOG, start, end, false)
+        .map_err(storage_err)?
+    {
+        let (_, v) = entry.map_err(storage_err)?;
+        if let Some(view) = ViewMeta::from_document(&decode(&v)?)? {
+            out.push(view);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a view's catalog entry.
+pub fn put_view(w: &mut eddy_storage::WriteBatch<'_>, view: &ViewMeta) -> Result<(), MongoError> {
+    let bytes = encode(&view.to_document())?;
+    w.put(tables::CATALOG, &view.ns.key(), &bytes)
+        .map_err(storage_err)
+}
+
+/// Every collection (not view) of `db` (all databases when `None`), in name order.
 pub fn list(r: &impl KvRead, db: Option<&str>) -> Result<Vec<CollectionMeta>, MongoError> {
     let (start, end) = match db {
         Some(db) => {
@@ -305,7 +454,11 @@ pub fn list(r: &impl KvRead, db: Option<&str>) -> Result<Vec<CollectionMeta>, Mo
         if Namespace::from_key(&k).is_none() {
             continue;
         }
-        out.push(CollectionMeta::from_document(&decode(&v)?)?);
+        let d = decode(&v)?;
+        if d.contains_key("view") {
+            continue;
+        }
+        out.push(CollectionMeta::from_document(&d)?);
     }
     Ok(out)
 }
@@ -317,7 +470,7 @@ pub fn put(w: &mut eddy_storage::WriteBatch<'_>, meta: &CollectionMeta) -> Resul
         .map_err(storage_err)
 }
 
-/// Removes a collection's catalog entry.
+/// Removes a collection's or a view's catalog entry.
 pub fn remove(w: &mut eddy_storage::WriteBatch<'_>, ns: &Namespace) -> Result<(), MongoError> {
     w.delete(tables::CATALOG, &ns.key()).map_err(storage_err)?;
     Ok(())

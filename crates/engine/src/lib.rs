@@ -35,7 +35,7 @@ use bson::{Bson, Timestamp};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_storage::{Committer, KvRead, StorageError, Store};
 
-pub use catalog::{CollectionMeta, IndexMeta, Namespace};
+pub use catalog::{CollectionMeta, IndexMeta, Namespace, ResolvedView, ViewMeta};
 pub use hub::{ChangeHub, TailRead};
 pub use oplog::{OpKind, OplogEntry, SharedEntry};
 pub use read::Reader;

@@ -245,6 +245,24 @@ impl Reader {
         catalog::get(&self.snap, ns)
     }
 
+    /// A view's catalog entry (`None` for a collection or nothing).
+    pub fn view(&self, ns: &Namespace) -> Result<Option<catalog::ViewMeta>, MongoError> {
+        catalog::view(&self.snap, ns)
+    }
+
+    /// `ns` resolved to its source collection and pipeline, if it is a view.
+    pub fn resolve_view(
+        &self,
+        ns: &Namespace,
+    ) -> Result<Option<catalog::ResolvedView>, MongoError> {
+        catalog::resolve_view(&self.snap, ns)
+    }
+
+    /// The views of `db`, in name order.
+    pub fn views(&self, db: &str) -> Result<Vec<catalog::ViewMeta>, MongoError> {
+        catalog::list_views(&self.snap, db)
+    }
+
     /// The collections of `db` (of every database when `None`), in name order.
     pub fn collections(&self, db: Option<&str>) -> Result<Vec<CollectionMeta>, MongoError> {
         catalog::list(&self.snap, db)

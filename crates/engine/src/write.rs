@@ -14,7 +14,7 @@ use eddy_query::filter::Filter;
 use eddy_query::update::{ApplyContext, Update};
 use eddy_storage::{KvRead, StorageError, WriteBatch};
 
-use crate::catalog::{self, CollectionMeta, IndexMeta, Namespace};
+use crate::catalog::{self, CollectionMeta, IndexMeta, Namespace, ViewMeta};
 use crate::oplog::{OpKind, OplogEntry, SharedEntry};
 use crate::read::{self, id_key, Matched};
 use crate::{index, meta_keys, storage_err, tables, Engine};
@@ -245,20 +245,46 @@ impl Engine {
     ) -> Result<(), MongoError> {
         catalog::validate_writable(&ns)?;
         self.execute(move |tx| {
-            if tx.collection(&ns)?.is_some() {
-                return Err(MongoError::new(
-                    ErrorCode::NamespaceExists,
-                    format!("Collection {ns} already exists."),
-                ));
-            }
+            tx.check_free(&ns)?;
             tx.create_collection(&ns, options)?;
             Ok(())
         })
     }
 
-    /// Drops a collection; the number of indexes it had, or `None` if it did not exist.
+    /// Creates a view of `view_on` (a collection or view of the same database, which
+    /// need not exist yet); 48 NamespaceExists if the name is taken. The pipeline is
+    /// the caller's to validate. Logged as `{create: view, viewOn, pipeline}` without a
+    /// UUID, the command mongod's change streams rebuild from its `system.views` insert.
+    pub fn create_view(
+        self: &Arc<Self>,
+        ns: Namespace,
+        view_on: String,
+        pipeline: Vec<Document>,
+    ) -> Result<(), MongoError> {
+        catalog::validate_writable(&ns)?;
+        self.execute(move |tx| {
+            tx.check_free(&ns)?;
+            tx.check_view_chain(&ns, &view_on)?;
+            let view = ViewMeta {
+                ns: ns.clone(),
+                view_on,
+                pipeline,
+            };
+            catalog::put_view(tx.w, &view)?;
+            let mut o = doc! {"create": &ns.coll};
+            o.extend(view.options());
+            tx.log(OpKind::Command, ns, None, o, None, None, None)
+        })
+    }
+
+    /// Drops a collection or a view; the number of indexes a collection had, or `None`
+    /// if it was a view or did not exist.
     pub fn drop_collection(self: &Arc<Self>, ns: Namespace) -> Result<Option<usize>, MongoError> {
         self.execute(move |tx| {
+            if let Some(view) = catalog::view(&*tx.w, &ns)? {
+                tx.drop_view(&view)?;
+                return Ok(None);
+            }
             let Some(meta) = tx.collection(&ns)? else {
                 return Ok(None);
             };
@@ -271,8 +297,12 @@ impl Engine {
     pub fn drop_database(self: &Arc<Self>, db: String) -> Result<(), MongoError> {
         self.execute(move |tx| {
             let colls = catalog::list(&*tx.w, Some(&db))?;
-            if colls.is_empty() {
+            let views = catalog::list_views(&*tx.w, &db)?;
+            if colls.is_empty() && views.is_empty() {
                 return Ok(());
+            }
+            for view in &views {
+                tx.drop_view(view)?;
             }
             for meta in &colls {
                 tx.drop_collection(meta)?;
@@ -446,6 +476,15 @@ impl Engine {
         changes: Document,
     ) -> Result<Document, MongoError> {
         self.execute(move |tx| {
+            if let Some(view) = catalog::view(&*tx.w, &ns)? {
+                return tx.modify_view(view, changes);
+            }
+            if changes.contains_key("viewOn") || changes.contains_key("pipeline") {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidOptions,
+                    "option only supported on a view: viewOn or pipeline",
+                ));
+            }
             let Some(mut meta) = tx.collection(&ns)? else {
                 return Err(MongoError::new(
                     ErrorCode::NamespaceNotFound,
@@ -619,6 +658,101 @@ impl Tx<'_, '_> {
             None,
         )?;
         Ok(meta)
+    }
+
+    /// 48 NamespaceExists unless `ns` names neither a collection nor a view.
+    fn check_free(&self, ns: &Namespace) -> Result<(), MongoError> {
+        if catalog::exists(&*self.w, ns)? {
+            return Err(MongoError::new(
+                ErrorCode::NamespaceExists,
+                format!("Collection {ns} already exists."),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that a view `ns` on `view_on` makes no cycle and a chain of at most
+    /// [`catalog::MAX_VIEW_DEPTH`] views.
+    fn check_view_chain(&self, ns: &Namespace, view_on: &str) -> Result<(), MongoError> {
+        let mut depth = 1;
+        let mut current = view_on.to_owned();
+        loop {
+            if current == ns.coll {
+                return Err(MongoError::new(
+                    ErrorCode::GraphContainsCycle,
+                    format!("View cycle detected: [{ns} -> {}.{view_on}]", ns.db),
+                ));
+            }
+            if depth > catalog::MAX_VIEW_DEPTH {
+                return Err(MongoError::new(
+                    ErrorCode::ViewDepthLimitExceeded,
+                    format!(
+                        "View depth too deep or view cycle detected. Maximum depth is {}",
+                        catalog::MAX_VIEW_DEPTH
+                    ),
+                ));
+            }
+            match catalog::view(&*self.w, &Namespace::new(ns.db.clone(), current))? {
+                Some(next) => current = next.view_on,
+                None => return Ok(()),
+            }
+            depth += 1;
+        }
+    }
+
+    /// Removes a view and logs `{drop: view}` (mongod reports a view's drop as `drop`).
+    fn drop_view(&mut self, view: &ViewMeta) -> Result<(), MongoError> {
+        catalog::remove(self.w, &view.ns)?;
+        self.log(
+            OpKind::Command,
+            view.ns.clone(),
+            None,
+            doc! {"drop": &view.ns.coll},
+            None,
+            None,
+            None,
+        )
+    }
+
+    /// `collMod` of a view: `viewOn` and/or `pipeline` replaced; any other change is
+    /// refused as mongod does. Returns the options before the change.
+    fn modify_view(
+        &mut self,
+        mut view: ViewMeta,
+        changes: Document,
+    ) -> Result<Document, MongoError> {
+        let before = view.options();
+        for (k, v) in &changes {
+            match (k.as_str(), v) {
+                ("viewOn", Bson::String(s)) => view.view_on = s.clone(),
+                ("pipeline", Bson::Array(stages)) => {
+                    view.pipeline = stages
+                        .iter()
+                        .filter_map(|s| s.as_document().cloned())
+                        .collect();
+                }
+                _ => {
+                    return Err(MongoError::new(
+                        ErrorCode::InvalidOptions,
+                        format!("option not supported on a view: {k}"),
+                    ))
+                }
+            }
+        }
+        self.check_view_chain(&view.ns, &view.view_on)?;
+        catalog::put_view(self.w, &view)?;
+        let mut o = doc! {"collMod": &view.ns.coll};
+        o.extend(view.options());
+        self.log(
+            OpKind::Command,
+            view.ns.clone(),
+            None,
+            o,
+            Some(doc! {"collectionOptions_old": before.clone()}),
+            None,
+            None,
+        )?;
+        Ok(before)
     }
 
     /// The collection, created (with an oplog entry) if it does not exist.

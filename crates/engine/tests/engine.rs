@@ -569,3 +569,102 @@ fn pre_and_post_images_are_exact() {
         &doc! {"_id": 1, "n": 3}
     );
 }
+
+#[test]
+fn views_are_catalog_entries_that_refuse_collection_operations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(&dir);
+    let mut s = stream(
+        &engine,
+        Scope::Database("db".into()),
+        doc! {"showExpandedEvents": true},
+    );
+    let stage = doc! {"$match": {"a": 1}};
+    // The source need not exist; a view may read a view.
+    engine
+        .create_view(ns("v1"), "src".into(), vec![stage.clone()])
+        .expect("view");
+    engine
+        .create_view(ns("v2"), "v1".into(), vec![doc! {"$limit": 1}])
+        .expect("view of a view");
+    let r = engine.reader().expect("reader");
+    let resolved = r.resolve_view(&ns("v2")).expect("resolve").expect("a view");
+    assert_eq!(resolved.source, ns("src"));
+    assert_eq!(resolved.pipeline, vec![stage.clone(), doc! {"$limit": 1}]);
+    assert!(r.resolve_view(&ns("src")).expect("resolve").is_none());
+    assert!(r.collections(Some("db")).expect("list").is_empty());
+    assert_eq!(r.views("db").expect("views").len(), 2);
+    drop(r);
+
+    let code = |e: eddy_codes::MongoError| e.code;
+    let exists = engine.create_view(ns("v1"), "src".into(), Vec::new());
+    assert_eq!(exists.map_err(code), Err(ErrorCode::NamespaceExists.code()));
+    let exists = engine.create_collection(ns("v1"), Document::new());
+    assert_eq!(exists.map_err(code), Err(ErrorCode::NamespaceExists.code()));
+    let cycle = engine.create_view(ns("self"), "self".into(), Vec::new());
+    assert_eq!(
+        cycle.map_err(code),
+        Err(ErrorCode::GraphContainsCycle.code())
+    );
+    let insert = engine.insert(ns("v1"), vec![doc! {"_id": 1}], true);
+    assert_eq!(
+        insert.map(|_| ()).map_err(code),
+        Err(ErrorCode::CommandNotSupportedOnView.code())
+    );
+    let index = engine.create_indexes(ns("v1"), vec![doc! {"key": {"a": 1}, "name": "a_1"}]);
+    assert_eq!(
+        index.map(|_| ()).map_err(code),
+        Err(ErrorCode::CommandNotSupportedOnView.code())
+    );
+    let opened = ChangeStream::open(
+        engine.clone(),
+        Scope::Collection(ns("v1")),
+        StreamSpec::parse(&doc! {}).expect("spec"),
+        Box::new(PassAll),
+    );
+    assert_eq!(
+        opened.map(|_| ()).map_err(code),
+        Err(ErrorCode::CommandNotSupportedOnView.code())
+    );
+
+    // A chain longer than 20 views is refused.
+    let mut prev = "v2".to_owned();
+    for i in 3..=20 {
+        let name = format!("v{i}");
+        engine
+            .create_view(ns(&name), prev.clone(), Vec::new())
+            .expect("within the depth limit");
+        prev = name;
+    }
+    let deep = engine.create_view(ns("v21"), prev, Vec::new());
+    assert_eq!(
+        deep.map_err(code),
+        Err(ErrorCode::ViewDepthLimitExceeded.code())
+    );
+
+    engine
+        .coll_mod(ns("v2"), doc! {"pipeline": [{"$skip": 1}]})
+        .expect("collMod of a view");
+    assert_eq!(engine.drop_collection(ns("v2")).expect("drop"), None);
+    engine.drop_database("db".into()).expect("drop database");
+    assert!(engine
+        .reader()
+        .expect("reader")
+        .views("db")
+        .expect("views")
+        .is_empty());
+
+    let events = s.next_batch(100, 16 << 20).expect("batch").events;
+    let first = &events[0];
+    assert_eq!(first.get_str("operationType").ok(), Some("create"));
+    assert!(!first.contains_key("collectionUUID"));
+    assert_eq!(
+        first.get_document("operationDescription").expect("desc"),
+        &doc! {"viewOn": "src", "pipeline": [stage]}
+    );
+    let types: Vec<&str> = op_types(&events);
+    assert_eq!(types.iter().filter(|t| **t == "create").count(), 20);
+    assert!(types.contains(&"modify"));
+    assert_eq!(types.iter().filter(|t| **t == "drop").count(), 20);
+    assert_eq!(types[types.len() - 2..], ["dropDatabase", "invalidate"]);
+}

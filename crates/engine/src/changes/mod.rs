@@ -278,6 +278,12 @@ impl ChangeStream {
         spec: StreamSpec,
         filter: Box<dyn EventFilter>,
     ) -> Result<ChangeStream, MongoError> {
+        if let Scope::Collection(ns) = &scope {
+            // mongod refuses a stream on a view; its events are those of its source.
+            if engine.reader()?.view(ns)?.is_some() {
+                return Err(crate::catalog::not_a_collection(ns));
+            }
+        }
         let now = pack(engine.last_op_time());
         let oldest = engine.oplog_start()?.map(pack);
         // `position`: the newest packed timestamp already seen.

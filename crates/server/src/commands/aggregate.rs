@@ -278,16 +278,18 @@ impl Command for Aggregate {
     }
 }
 
-/// An aggregation run on the blocking pool.
-struct Job {
-    db: String,
-    coll: Option<String>,
-    pipeline: Vec<Document>,
-    let_vars: Document,
+/// An aggregation run on the blocking pool (also how `find`, `count` and `distinct` read
+/// through a view).
+pub(super) struct Job {
+    pub db: String,
+    /// A collection or a view; `None` for `{aggregate: 1}`.
+    pub coll: Option<String>,
+    pub pipeline: Vec<Document>,
+    pub let_vars: Document,
 }
 
 impl Job {
-    fn run(self, engine: &Arc<Engine>) -> Result<Vec<Document>, MongoError> {
+    pub(super) fn run(self, engine: &Arc<Engine>) -> Result<Vec<Document>, MongoError> {
         let mut env = Env::new();
         env.cluster_time = Some(engine.cluster_time());
         let mut names: Vec<String> = Vec::new();
@@ -298,14 +300,28 @@ impl Job {
             env.vars.push((k.clone(), value));
             names.push(k.clone());
         }
-        let pipeline = Pipeline::parse_with_vars(&self.pipeline, &names)?;
         let reader = engine.reader()?;
+        // A view reads its source collection through its pipeline, ahead of the user's.
+        let (coll, stages) = match &self.coll {
+            Some(coll) => {
+                match reader.resolve_view(&Namespace::new(self.db.clone(), coll.clone()))? {
+                    Some(view) => {
+                        let mut stages = view.pipeline;
+                        stages.extend(self.pipeline);
+                        (Some(view.source.coll), stages)
+                    }
+                    None => (Some(coll.clone()), self.pipeline),
+                }
+            }
+            None => (None, self.pipeline),
+        };
+        let pipeline = Pipeline::parse_with_vars(&stages, &names)?;
         let mut ctx = ReaderContext {
             reader: &reader,
             db: self.db.clone(),
             env,
         };
-        let results = match &self.coll {
+        let results = match &coll {
             None => pipeline.run(Vec::new(), &mut ctx)?,
             Some(coll) => {
                 let ns = Namespace::new(self.db.clone(), coll.clone());
@@ -353,6 +369,11 @@ struct ReaderContext<'a> {
 
 impl Context for ReaderContext<'_> {
     fn collection(&mut self, db: &str, coll: &str) -> Result<Vec<Document>, MongoError> {
+        if let Some(view) = self.reader.resolve_view(&Namespace::new(db, coll))? {
+            // `$lookup`/`$unionWith` from a view read it through its pipeline.
+            let input = self.collection(db, &view.source.coll)?;
+            return Pipeline::parse(&view.pipeline)?.run(input, self);
+        }
         match self.reader.collection(&Namespace::new(db, coll))? {
             Some(meta) => self.reader.scan(&meta)?.collect(),
             None => Ok(Vec::new()),

@@ -1,11 +1,12 @@
-//! `collMod`: `{collMod: coll, changeStreamPreAndPostImages?}`; other modifications are
-//! refused rather than ignored.
+//! `collMod`: `{collMod: coll, changeStreamPreAndPostImages?}`, or `{collMod: view,
+//! viewOn?, pipeline?}`; other modifications are refused rather than ignored.
 
-use bson::Document;
+use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 
-use super::create::pre_and_post_images;
+use super::create::{pre_and_post_images, view_pipeline};
 use super::data::{collection_arg, namespace, with_engine, GENERIC_FIELDS};
+use crate::args::wrong_type;
 use crate::command::{Command, CommandResult, Ctx};
 
 pub struct CollMod {
@@ -23,9 +24,18 @@ impl Command for CollMod {
                 "changeStreamPreAndPostImages" => {
                     changes.insert(key.clone(), pre_and_post_images(value, "collMod")?);
                 }
-                "index" | "validator" | "validationLevel" | "validationAction" | "viewOn"
-                | "pipeline" | "expireAfterSeconds" | "timeseries" | "cappedSize" | "cappedMax"
-                | "dryRun" => {
+                "viewOn" => match value {
+                    Bson::String(_) => {
+                        changes.insert(key.clone(), value.clone());
+                    }
+                    other => return Err(wrong_type("collMod", "viewOn", other, "type 'string'")),
+                },
+                "pipeline" => {
+                    let stages = view_pipeline(value, "collMod")?;
+                    changes.insert(key.clone(), stages);
+                }
+                "index" | "validator" | "validationLevel" | "validationAction"
+                | "expireAfterSeconds" | "timeseries" | "cappedSize" | "cappedMax" | "dryRun" => {
                     return Err(MongoError::new(
                         ErrorCode::CommandNotSupported,
                         format!("Eddy does not support collMod of '{key}'"),

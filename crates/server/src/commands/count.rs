@@ -53,10 +53,12 @@ impl Command for Count {
             if query.filter.is_empty() && query.skip == 0 && query.limit.is_none() {
                 // The fast path mongod also takes: the collection's record count.
                 let reader = e.reader()?;
-                return match reader.collection(&ns)? {
-                    Some(meta) => reader.count(&meta),
-                    None => Ok(0),
-                };
+                if reader.view(&ns)?.is_none() {
+                    return match reader.collection(&ns)? {
+                        Some(meta) => reader.count(&meta),
+                        None => Ok(0),
+                    };
+                }
             }
             Ok(query::run(e, &ns, &query)?.len() as u64)
         })

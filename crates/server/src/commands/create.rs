@@ -1,5 +1,5 @@
-//! `create`: `{create: coll, ...options}`. Options Eddy cannot honour are refused, never
-//! silently ignored.
+//! `create`: `{create: coll, ...options}`, or `{create: view, viewOn, pipeline?}` for a
+//! view. Options Eddy cannot honour are refused, never silently ignored.
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
@@ -11,6 +11,37 @@ use crate::command::{Command, CommandResult, Ctx};
 pub struct Create {
     coll: String,
     options: Document,
+    /// `viewOn` and the view's pipeline, for a view.
+    view: Option<(String, Vec<Document>)>,
+}
+
+/// Parses and validates a view's pipeline as `create` and `collMod` take it: an array of
+/// stages that parse, with no stage that writes or opens a change stream.
+pub fn view_pipeline(v: &Bson, command: &str) -> Result<Vec<Document>, MongoError> {
+    let Bson::Array(stages) = v else {
+        return Err(wrong_type(command, "pipeline", v, "type 'array'"));
+    };
+    let stages = stages
+        .iter()
+        .map(|s| match s {
+            Bson::Document(d) => Ok(d.clone()),
+            other => Err(MongoError::type_mismatch(format!(
+                "Each element of the 'pipeline' array must be an object, but found {}",
+                crate::args::type_name(other)
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for stage in &stages {
+        let name = super::aggregate::stage_name(stage)?;
+        if matches!(name, "$out" | "$merge" | "$changeStream") {
+            return Err(MongoError::new(
+                ErrorCode::OptionNotSupportedOnView,
+                format!("{name} cannot be used in a view definition"),
+            ));
+        }
+    }
+    eddy_query::pipeline::Pipeline::parse(&stages)?;
+    Ok(stages)
 }
 
 /// Validates `changeStreamPreAndPostImages: {enabled: <bool>}`.
@@ -56,9 +87,16 @@ impl Command for Create {
         let coll = collection_arg(cmd, "create")?;
         check_collation(cmd, "create")?;
         let mut options = Document::new();
+        let mut view_on = None;
+        let mut pipeline = None;
         for (key, value) in cmd.iter().skip(1) {
             match key.as_str() {
                 k if GENERIC_FIELDS.contains(&k) => {}
+                "viewOn" => match value {
+                    Bson::String(s) => view_on = Some(s.clone()),
+                    other => return Err(wrong_type("create", "viewOn", other, "type 'string'")),
+                },
+                "pipeline" => pipeline = Some(view_pipeline(value, "create")?),
                 "changeStreamPreAndPostImages" => {
                     options.insert(key.clone(), pre_and_post_images(value, "create")?);
                 }
@@ -70,9 +108,8 @@ impl Command for Create {
                 | "storageEngine"
                 | "indexOptionDefaults"
                 | "flags" => {}
-                "capped" | "timeseries" | "viewOn" | "pipeline" | "clusteredIndex"
-                | "expireAfterSeconds" | "validator" | "validationLevel" | "validationAction"
-                | "encryptedFields" => {
+                "capped" | "timeseries" | "clusteredIndex" | "expireAfterSeconds" | "validator"
+                | "validationLevel" | "validationAction" | "encryptedFields" => {
                     return Err(MongoError::new(
                         ErrorCode::CommandNotSupported,
                         format!("Eddy does not support the collection option '{key}'"),
@@ -86,13 +123,40 @@ impl Command for Create {
                 }
             }
         }
-        Ok(Create { coll, options })
+        let view = match (view_on, pipeline) {
+            (Some(on), pipeline) => {
+                if let Some(option) = options.keys().next() {
+                    return Err(MongoError::new(
+                        ErrorCode::InvalidOptions,
+                        format!("option not supported on a view: {option}"),
+                    ));
+                }
+                Some((on, pipeline.unwrap_or_default()))
+            }
+            (None, Some(_)) => {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidOptions,
+                    "'pipeline' requires 'viewOn' to also be specified",
+                ))
+            }
+            (None, None) => None,
+        };
+        Ok(Create {
+            coll,
+            options,
+            view,
+        })
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
         let options = self.options;
-        with_engine(&ctx, move |e| e.create_collection(ns, options)).await?;
+        match self.view {
+            Some((on, pipeline)) => {
+                with_engine(&ctx, move |e| e.create_view(ns, on, pipeline)).await?
+            }
+            None => with_engine(&ctx, move |e| e.create_collection(ns, options)).await?,
+        }
         Ok(Document::new().into())
     }
 }

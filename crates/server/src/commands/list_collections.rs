@@ -50,8 +50,10 @@ impl Command for ListCollections {
         let (filter, name_only) = (self.filter, self.name_only);
         let docs = with_engine(&ctx, move |e| {
             let filter = filter.as_ref().map(Filter::parse).transpose()?;
-            let mut out = Vec::new();
-            for meta in e.reader()?.collections(Some(&db))? {
+            let reader = e.reader()?;
+            // (name, type, the full entry), collections and views in one name order.
+            let mut entries: Vec<(String, &str, Document)> = Vec::new();
+            for meta in reader.collections(Some(&db))? {
                 let full = doc! {
                     "name": &meta.ns.coll,
                     "type": "collection",
@@ -59,11 +61,26 @@ impl Command for ListCollections {
                     "info": {"readOnly": false, "uuid": meta.uuid_bson()},
                     "idIndex": eddy_engine::CollectionMeta::id_index_spec(),
                 };
+                entries.push((meta.ns.coll, "collection", full));
+            }
+            for view in reader.views(&db)? {
+                // As mongod: no UUID and no `_id` index.
+                let full = doc! {
+                    "name": &view.ns.coll,
+                    "type": "view",
+                    "options": view.options(),
+                    "info": {"readOnly": true},
+                };
+                entries.push((view.ns.coll, "view", full));
+            }
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut out = Vec::new();
+            for (name, kind, full) in entries {
                 if filter.as_ref().is_some_and(|f| !f.matches(&full)) {
                     continue;
                 }
                 out.push(if name_only {
-                    doc! {"name": &meta.ns.coll, "type": "collection"}
+                    doc! {"name": name, "type": kind}
                 } else {
                     full
                 });

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bson::{Bson, Document};
+use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_engine::{CollectionMeta, Engine, Namespace};
 use eddy_query::projection::Projection;
@@ -82,6 +82,10 @@ pub fn run(
     // Parse the filter even when the collection does not exist: bad filters fail.
     let _ = eddy_query::filter::Filter::parse(&q.filter)?;
     let reader = engine.reader()?;
+    if reader.view(ns)?.is_some() {
+        drop(reader);
+        return through_view(engine, ns, q, projection.as_ref());
+    }
     let Some(meta) = reader.collection(ns)? else {
         return Ok(Vec::new());
     };
@@ -116,4 +120,38 @@ pub fn run(
             None => Ok(m.doc),
         })
         .collect()
+}
+
+/// A query on a view, run as mongod runs it: an aggregation of the view's pipeline
+/// followed by the query's `$match`, `$sort`, `$skip` and `$limit`, then the projection.
+fn through_view(
+    engine: &Arc<Engine>,
+    ns: &Namespace,
+    q: &QuerySpec,
+    projection: Option<&Projection>,
+) -> Result<Vec<Document>, MongoError> {
+    let mut pipeline = Vec::new();
+    if !q.filter.is_empty() {
+        pipeline.push(doc! {"$match": q.filter.clone()});
+    }
+    if let Some(sort) = q.sort.as_ref().filter(|s| !s.is_empty()) {
+        pipeline.push(doc! {"$sort": sort.clone()});
+    }
+    if q.skip > 0 {
+        pipeline.push(doc! {"$skip": i64::try_from(q.skip).unwrap_or(i64::MAX)});
+    }
+    if let Some(limit) = q.limit.filter(|l| *l > 0) {
+        pipeline.push(doc! {"$limit": i64::try_from(limit).unwrap_or(i64::MAX)});
+    }
+    let job = super::aggregate::Job {
+        db: ns.db.clone(),
+        coll: Some(ns.coll.clone()),
+        pipeline,
+        let_vars: Document::new(),
+    };
+    let docs = job.run(engine)?;
+    match projection {
+        Some(p) => docs.iter().map(|d| p.apply(d, None)).collect(),
+        None => Ok(docs),
+    }
 }
