@@ -307,7 +307,7 @@ impl Job {
                 match (meta, pipeline.leading_match()) {
                     (Some(meta), Some(filter)) => {
                         let input = reader
-                            .find(&meta, filter, None)?
+                            .find_with_vars(&meta, filter, &ctx.env.vars, None)?
                             .into_iter()
                             .map(|m| m.doc)
                             .collect();
