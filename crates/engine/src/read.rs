@@ -326,7 +326,19 @@ impl Reader {
         filter_doc: &Document,
         limit: Option<usize>,
     ) -> Result<Vec<Matched>, MongoError> {
-        let filter = Filter::parse(filter_doc)?;
+        self.find_with_vars(meta, filter_doc, &[], limit)
+    }
+
+    /// [`Reader::find`] with a command's `let` variables in scope of the filter's
+    /// `$expr`.
+    pub fn find_with_vars(
+        &self,
+        meta: &CollectionMeta,
+        filter_doc: &Document,
+        vars: &[(String, Bson)],
+        limit: Option<usize>,
+    ) -> Result<Vec<Matched>, MongoError> {
+        let filter = Filter::parse_with_vars(filter_doc, vars)?;
         matching(&self.snap, meta, filter_doc, &filter, limit)
     }
 

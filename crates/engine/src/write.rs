@@ -36,7 +36,7 @@ pub struct WriteOutcome {
 }
 
 /// One statement of an `update` command.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct UpdateOp {
     pub filter: Document,
     /// A replacement or operator document, or a pipeline (array).
@@ -44,14 +44,18 @@ pub struct UpdateOp {
     pub multi: bool,
     pub upsert: bool,
     pub array_filters: Option<Vec<Document>>,
+    /// The command's evaluated `let` variables (for `$expr` and pipeline updates).
+    pub let_vars: Vec<(String, Bson)>,
 }
 
 /// One statement of a `delete` command.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DeleteOp {
     pub filter: Document,
     /// `limit: 1` deletes one matching document; `limit: 0` all.
     pub just_one: bool,
+    /// The command's evaluated `let` variables (for `$expr`).
+    pub let_vars: Vec<(String, Bson)>,
 }
 
 /// A `findAndModify` request.
@@ -65,6 +69,8 @@ pub struct FindAndModify {
     pub return_new: bool,
     pub upsert: bool,
     pub array_filters: Option<Vec<Document>>,
+    /// The command's evaluated `let` variables (for `$expr` and pipeline updates).
+    pub let_vars: Vec<(String, Bson)>,
 }
 
 /// What `findAndModify` did.
@@ -199,7 +205,7 @@ impl Engine {
             let mut out = WriteOutcome::default();
             for (i, op) in ops.into_iter().enumerate() {
                 let res = (|| {
-                    let filter = Filter::parse(&op.filter)?;
+                    let filter = Filter::parse_with_vars(&op.filter, &op.let_vars)?;
                     let Some(meta) = tx.collection(&ns)? else {
                         return Ok(0);
                     };
@@ -959,8 +965,9 @@ impl Tx<'_, '_> {
         ns: &Namespace,
         op: &UpdateOp,
     ) -> Result<StatementOutcome, MongoError> {
-        let filter = Filter::parse(&op.filter)?;
-        let update = Update::parse(&op.update, op.array_filters.as_deref())?;
+        let filter = Filter::parse_with_vars(&op.filter, &op.let_vars)?;
+        let update =
+            Update::parse_with_vars(&op.update, op.array_filters.as_deref(), &op.let_vars)?;
         if op.multi && update.is_replacement() {
             return Err(MongoError::new(
                 ErrorCode::FailedToParse,
@@ -1016,7 +1023,7 @@ impl Tx<'_, '_> {
         ns: &Namespace,
         req: &FindAndModify,
     ) -> Result<FindAndModifyOutcome, MongoError> {
-        let filter = Filter::parse(&req.query)?;
+        let filter = Filter::parse_with_vars(&req.query, &req.let_vars)?;
         let update = match (&req.update, req.remove) {
             (Some(_), true) => {
                 return Err(MongoError::new(
@@ -1030,7 +1037,11 @@ impl Tx<'_, '_> {
                     "Either an update or remove=true must be specified",
                 ))
             }
-            (Some(u), false) => Some(Update::parse(u, req.array_filters.as_deref())?),
+            (Some(u), false) => Some(Update::parse_with_vars(
+                u,
+                req.array_filters.as_deref(),
+                &req.let_vars,
+            )?),
             (None, true) => None,
         };
         if req.remove && req.upsert {

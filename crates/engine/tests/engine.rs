@@ -129,6 +129,7 @@ fn updates_upserts_and_deletes() {
                 multi: true,
                 upsert: false,
                 array_filters: None,
+                let_vars: Vec::new(),
             }],
             true,
         )
@@ -143,6 +144,7 @@ fn updates_upserts_and_deletes() {
                 multi: false,
                 upsert: true,
                 array_filters: None,
+                let_vars: Vec::new(),
             }],
             true,
         )
@@ -154,6 +156,7 @@ fn updates_upserts_and_deletes() {
             vec![DeleteOp {
                 filter: doc! {"n": {"$lt": 2}},
                 just_one: false,
+                let_vars: Vec::new(),
             }],
             true,
         )
@@ -175,6 +178,7 @@ fn updates_upserts_and_deletes() {
                 multi: false,
                 upsert: false,
                 array_filters: None,
+                let_vars: Vec::new(),
             }],
             true,
         )
@@ -240,6 +244,7 @@ fn unique_indexes_are_enforced_and_used() {
             vec![DeleteOp {
                 filter: doc! {"_id": 2},
                 just_one: true,
+                let_vars: Vec::new(),
             }],
             true,
         )
@@ -351,6 +356,7 @@ fn tutorial_events_in_order_then_invalidate() {
                 multi: false,
                 upsert: false,
                 array_filters: None,
+                let_vars: Vec::new(),
             }],
             true,
         )
@@ -364,6 +370,7 @@ fn tutorial_events_in_order_then_invalidate() {
                 multi: false,
                 upsert: false,
                 array_filters: None,
+                let_vars: Vec::new(),
             }],
             true,
         )
@@ -374,6 +381,7 @@ fn tutorial_events_in_order_then_invalidate() {
             vec![DeleteOp {
                 filter: doc! {"_id": 1},
                 just_one: true,
+                let_vars: Vec::new(),
             }],
             true,
         )
@@ -546,6 +554,7 @@ fn pre_and_post_images_are_exact() {
                     multi: false,
                     upsert: false,
                     array_filters: None,
+                    let_vars: Vec::new(),
                 }],
                 true,
             )

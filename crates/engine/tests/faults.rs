@@ -140,6 +140,7 @@ fn scenario(arm: impl Fn(&FaultInjector), disarm: impl Fn(&FaultInjector), paylo
                 multi: false,
                 upsert: false,
                 array_filters: None,
+                let_vars: Vec::new(),
             }],
             true,
         )
@@ -151,6 +152,7 @@ fn scenario(arm: impl Fn(&FaultInjector), disarm: impl Fn(&FaultInjector), paylo
             vec![DeleteOp {
                 filter: doc! {"_id": 9},
                 just_one: true,
+                let_vars: Vec::new(),
             }],
             true,
         )
@@ -185,6 +187,7 @@ fn scenario(arm: impl Fn(&FaultInjector), disarm: impl Fn(&FaultInjector), paylo
                 multi: false,
                 upsert: false,
                 array_filters: None,
+                let_vars: Vec::new(),
             }],
             true,
         ),
@@ -196,6 +199,7 @@ fn scenario(arm: impl Fn(&FaultInjector), disarm: impl Fn(&FaultInjector), paylo
             vec![DeleteOp {
                 filter: doc! {"_id": 2},
                 just_one: true,
+                let_vars: Vec::new(),
             }],
             true,
         ),

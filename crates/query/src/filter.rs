@@ -135,6 +135,11 @@ pub(crate) struct BitMask {
 pub struct ExprPredicate {
     pub raw: Bson,
     expr: crate::expr::Expr,
+    /// The command's `let` variables, when it has any (else a fresh [`Env`] per
+    /// evaluation, as before).
+    ///
+    /// [`Env`]: crate::expr::Env
+    env: Option<Box<crate::expr::Env>>,
 }
 
 /// Where a filter is being parsed; decides which top-level operators are allowed.
@@ -146,9 +151,26 @@ enum Level {
 
 /// Parses the argument of `$expr` as an aggregation expression.
 pub fn parse_expr_hook(raw: &Bson) -> Result<ExprPredicate, MongoError> {
+    parse_expr_hook_with_vars(raw, &[])
+}
+
+/// Parses the argument of `$expr` with a command's `let` variables in scope; their
+/// values are kept for evaluation.
+pub fn parse_expr_hook_with_vars(
+    raw: &Bson,
+    vars: &[(String, Bson)],
+) -> Result<ExprPredicate, MongoError> {
+    let names: Vec<String> = vars.iter().map(|(k, _)| k.clone()).collect();
+    let env = (!vars.is_empty()).then(|| {
+        Box::new(crate::expr::Env {
+            vars: vars.to_vec(),
+            ..crate::expr::Env::new()
+        })
+    });
     Ok(ExprPredicate {
         raw: raw.clone(),
-        expr: crate::expr::Expr::parse(raw)?,
+        expr: crate::expr::Expr::parse_with_vars(raw, &names)?,
+        env,
     })
 }
 
@@ -156,7 +178,11 @@ pub fn parse_expr_hook(raw: &Bson) -> Result<ExprPredicate, MongoError> {
 /// (missing is false). Evaluation errors (e.g. `$divide` by zero) make the document
 /// not match, since the matcher has no error channel.
 fn eval_expr_hook(pred: &ExprPredicate, doc: &Document) -> bool {
-    match pred.expr.evaluate(doc, &crate::expr::Env::new()) {
+    let result = match &pred.env {
+        Some(env) => pred.expr.evaluate(doc, env),
+        None => pred.expr.evaluate(doc, &crate::expr::Env::new()),
+    };
+    match result {
         Ok(v) => v.as_ref().is_some_and(util::true_value),
         Err(_) => false,
     }
@@ -211,8 +237,17 @@ pub enum Bound {
 impl Filter {
     /// Parses a query document.
     pub fn parse(query: &Document) -> Result<Filter, MongoError> {
+        Filter::parse_with_vars(query, &[])
+    }
+
+    /// Parses a query document with a command's `let` variables (name, value) in
+    /// scope of its `$expr`s (as `$$name`).
+    pub fn parse_with_vars(
+        query: &Document,
+        vars: &[(String, Bson)],
+    ) -> Result<Filter, MongoError> {
         Ok(Filter {
-            root: parse_doc(query, Level::Top)?,
+            root: parse_doc(query, Level::Top, vars)?,
         })
     }
 
@@ -523,11 +558,11 @@ fn and_of(mut children: Vec<Expr>) -> Expr {
     }
 }
 
-fn parse_doc(query: &Document, level: Level) -> Result<Expr, MongoError> {
+fn parse_doc(query: &Document, level: Level, vars: &[(String, Bson)]) -> Result<Expr, MongoError> {
     let mut children = Vec::new();
     for (key, value) in query {
         if let Some(name) = key.strip_prefix('$') {
-            if let Some(e) = parse_pathless(key, name, value, level)? {
+            if let Some(e) = parse_pathless(key, name, value, level, vars)? {
                 children.push(e);
             }
             continue;
@@ -546,6 +581,7 @@ fn parse_pathless(
     name: &str,
     value: &Bson,
     level: Level,
+    vars: &[(String, Bson)],
 ) -> Result<Option<Expr>, MongoError> {
     Ok(Some(match name {
         "and" | "or" | "nor" => {
@@ -560,7 +596,7 @@ fn parse_pathless(
                 let Bson::Document(d) = item else {
                     return Err(bad("$or/$and/$nor entries need to be full objects"));
                 };
-                subs.push(parse_doc(d, level)?);
+                subs.push(parse_doc(d, level, vars)?);
             }
             match name {
                 "and" => Expr::And(subs),
@@ -594,7 +630,7 @@ fn parse_pathless(
             if level == Level::Sub {
                 return Err(bad("$expr can only be applied to the top-level document"));
             }
-            Expr::Aggregate(parse_expr_hook(value)?)
+            Expr::Aggregate(parse_expr_hook_with_vars(value, vars)?)
         }
         "text" => {
             if level == Level::Sub {
@@ -1108,7 +1144,11 @@ fn parse_elem_match(arg: &Bson) -> Result<Leaf, MongoError> {
     if obj.contains_key("$where") {
         return Err(bad("$where can only be applied to the top-level document"));
     }
-    Ok(Leaf::ElemMatchObject(Box::new(parse_doc(obj, Level::Sub)?)))
+    Ok(Leaf::ElemMatchObject(Box::new(parse_doc(
+        obj,
+        Level::Sub,
+        &[],
+    )?)))
 }
 
 fn parse_bit_mask(path: &str, arg: &Bson) -> Result<BitMask, MongoError> {

@@ -42,8 +42,15 @@ pub enum Update {
     Replacement(Document),
     /// An operator document.
     Modifiers(ModifierUpdate),
-    /// A pipeline-style update (an array of stages), run by the caller.
-    Pipeline(Vec<Document>),
+    /// A pipeline-style update (an array of stages).
+    Pipeline(PipelineUpdate),
+}
+
+/// A pipeline-style update: its stages and the command's `let` variables they see.
+#[derive(Debug, Clone)]
+pub struct PipelineUpdate {
+    pub stages: Vec<Document>,
+    pub vars: Vec<(String, Bson)>,
 }
 
 /// A parsed operator document.
@@ -205,6 +212,16 @@ impl Update {
     /// Parses the `u` of an update statement. `array_filters` are the statement's
     /// `arrayFilters`.
     pub fn parse(spec: &Bson, array_filters: Option<&[Document]>) -> Result<Update, MongoError> {
+        Update::parse_with_vars(spec, array_filters, &[])
+    }
+
+    /// Parses with a command's `let` variables (name, value): a pipeline-style update
+    /// sees them as `$$name` (operator and replacement updates do not use them).
+    pub fn parse_with_vars(
+        spec: &Bson,
+        array_filters: Option<&[Document]>,
+        vars: &[(String, Bson)],
+    ) -> Result<Update, MongoError> {
         match spec {
             Bson::Array(stages) => {
                 if array_filters.is_some_and(|f| !f.is_empty()) {
@@ -224,8 +241,11 @@ impl Update {
                     }
                 }
                 // Refuse bad stages even when no document matches.
-                crate::pipeline::Pipeline::parse_update(&out, &[])?;
-                Ok(Update::Pipeline(out))
+                crate::pipeline::Pipeline::parse_update(&out, &var_names(vars))?;
+                Ok(Update::Pipeline(PipelineUpdate {
+                    stages: out,
+                    vars: vars.to_vec(),
+                }))
             }
             Bson::Document(d) => {
                 let is_modifiers = d.keys().next().is_some_and(|k| k.starts_with('$'));
@@ -263,9 +283,13 @@ impl Update {
         match self {
             Update::Replacement(r) => apply_replacement(doc, r),
             Update::Modifiers(m) => m.apply(doc, ctx),
-            Update::Pipeline(stages) => apply_pipeline(doc, stages, ctx),
+            Update::Pipeline(p) => apply_pipeline(doc, p, ctx),
         }
     }
+}
+
+fn var_names(vars: &[(String, Bson)]) -> Vec<String> {
+    vars.iter().map(|(k, _)| k.clone()).collect()
 }
 
 /// Replaces `doc` by `replacement`, keeping `_id` (mongod's `ObjectReplaceExecutor`).
@@ -303,12 +327,14 @@ pub fn apply_replacement(doc: &Document, replacement: &Document) -> Result<Appli
 /// `_id` is kept when the pipeline drops it and may not change (66).
 fn apply_pipeline(
     doc: &Document,
-    stages: &[Document],
+    update: &PipelineUpdate,
     ctx: &ApplyContext<'_>,
 ) -> Result<Applied, MongoError> {
-    let pipeline = crate::pipeline::Pipeline::parse_update(stages, &[])?;
+    let pipeline =
+        crate::pipeline::Pipeline::parse_update(&update.stages, &var_names(&update.vars))?;
     let env = crate::expr::Env {
         now: ctx.now,
+        vars: update.vars.clone(),
         ..crate::expr::Env::new()
     };
     let out = pipeline.apply_one(doc.clone(), &env)?.unwrap_or_default();
@@ -2321,7 +2347,7 @@ mod tests {
         let same = run(doc! {"_id": 7, "b": 2}, doc! {"b": 2});
         assert!(!same.modified);
         let pipeline = Update::parse(&bson!([{"$set": {"a": 1}}]), None).expect("ok");
-        assert!(matches!(pipeline, Update::Pipeline(ref p) if p.len() == 1));
+        assert!(matches!(pipeline, Update::Pipeline(ref p) if p.stages.len() == 1));
     }
 
     #[test]

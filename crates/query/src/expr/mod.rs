@@ -69,6 +69,32 @@ impl Default for Env {
     }
 }
 
+/// Evaluates a command's `let` document (mongod's `seedVariablesWithLetParameters`):
+/// each value is an expression evaluated against no document, in order, with the
+/// variables before it in scope. Names must be valid user variable names (16866,
+/// 16867, 16868); a value that evaluates to missing is stored as `null`.
+pub fn evaluate_let(spec: &Document, env: &Env) -> Result<Vec<(String, Bson)>, MongoError> {
+    let mut env = env.clone();
+    let mut names: Vec<String> = env.vars.iter().map(|(k, _)| k.clone()).collect();
+    let mut out = Vec::with_capacity(spec.len());
+    for (k, v) in spec {
+        if k == "CURRENT" {
+            return Err(MongoError::location(
+                16867,
+                format!("'{k}' starts with an invalid character for a user variable name"),
+            ));
+        }
+        validate_var_name(k, true)?;
+        let value = Expr::parse_with_vars(v, &names)?
+            .evaluate(&Document::new(), &env)?
+            .unwrap_or(Bson::Null);
+        env.vars.push((k.clone(), value.clone()));
+        names.push(k.clone());
+        out.push((k.clone(), value));
+    }
+    Ok(out)
+}
+
 /// A parsed aggregation expression.
 #[derive(Debug, Clone)]
 pub struct Expr {

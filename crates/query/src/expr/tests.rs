@@ -1332,3 +1332,59 @@ fn dates() {
         ],
     );
 }
+
+#[test]
+fn let_vars_in_filter_expr() {
+    use crate::filter::Filter;
+    let vars = evaluate_let(&doc! {"id": 1, "two": {"$add": ["$$id", 1]}}, &Env::new())
+        .expect("let evaluates");
+    assert_eq!(vars.len(), 2);
+    assert_eq!(vars[0], ("id".to_owned(), Bson::Int32(1)));
+    assert_eq!(vars[1].0, "two");
+    assert_eq!(crate::util::number_as_f64(&vars[1].1), Some(2.0));
+    let f =
+        Filter::parse_with_vars(&doc! {"$expr": {"$eq": ["$_id", "$$id"]}}, &vars).expect("parse");
+    assert!(f.matches(&doc! {"_id": 1}));
+    assert!(!f.matches(&doc! {"_id": 2}));
+    // Through $and/$or, and alongside $$NOW.
+    let f = Filter::parse_with_vars(
+        &doc! {"$or": [{"$and": [{"$expr": {"$eq": ["$x", "$$two"]}}]}, {"$expr": {"$lt": ["$$NOW", "$d"]}}]},
+        &vars,
+    )
+    .expect("parse");
+    assert!(f.matches(&doc! {"x": 2}));
+    assert!(!f.matches(&doc! {"x": 3}));
+    // Without the variables, the name is undefined.
+    let e = Filter::parse(&doc! {"$expr": {"$eq": ["$_id", "$$id"]}}).expect_err("undefined");
+    assert_eq!(e.code, 17276);
+}
+
+#[test]
+fn let_spec_errors() {
+    let e = evaluate_let(&doc! {"Id": 1}, &Env::new()).expect_err("uppercase");
+    assert_eq!(e.code, 16867);
+    let e = evaluate_let(&doc! {"a-b": 1}, &Env::new()).expect_err("bad char");
+    assert_eq!(e.code, 16868);
+    let e = evaluate_let(&doc! {"a": "$$undefinedvar"}, &Env::new()).expect_err("undefined");
+    assert_eq!(e.code, 17276);
+    // A field path sees no document: missing, stored as null.
+    let vars = evaluate_let(&doc! {"a": "$x"}, &Env::new()).expect("evaluates");
+    assert_eq!(vars, vec![("a".to_owned(), Bson::Null)]);
+}
+
+#[test]
+fn let_vars_in_update_pipeline() {
+    use crate::update::{ApplyContext, Update};
+    let ctx = ApplyContext {
+        matched: None,
+        is_upsert_insert: false,
+        now: bson::DateTime::now(),
+    };
+    let vars = vec![("x".to_owned(), Bson::String("foo".into()))];
+    let u = Update::parse_with_vars(&bson::bson!([{"$set": {"x": "$$x"}}]), None, &vars)
+        .expect("parses");
+    let applied = u.apply(&doc! {"_id": 1}, &ctx).expect("applies");
+    assert_eq!(applied.doc, doc! {"_id": 1, "x": "foo"});
+    let e = Update::parse(&bson::bson!([{"$set": {"x": "$$x"}}]), None).expect_err("undefined");
+    assert_eq!(e.code, 17276);
+}

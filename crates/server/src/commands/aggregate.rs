@@ -16,7 +16,7 @@ use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_engine::write::UpdateOp;
 use eddy_engine::{Engine, Namespace};
-use eddy_query::expr::{Env, Expr};
+use eddy_query::expr::Env;
 use eddy_query::pipeline::{Context, MergeAction, MergeSpec, Output, Pipeline};
 
 use super::change_stream;
@@ -292,14 +292,8 @@ impl Job {
     pub(super) fn run(self, engine: &Arc<Engine>) -> Result<Vec<Document>, MongoError> {
         let mut env = Env::new();
         env.cluster_time = Some(engine.cluster_time());
-        let mut names: Vec<String> = Vec::new();
-        for (k, v) in &self.let_vars {
-            let value = Expr::parse_with_vars(v, &names)?
-                .evaluate(&Document::new(), &env)?
-                .unwrap_or(Bson::Null);
-            env.vars.push((k.clone(), value));
-            names.push(k.clone());
-        }
+        env.vars = eddy_query::expr::evaluate_let(&self.let_vars, &env)?;
+        let names: Vec<String> = env.vars.iter().map(|(k, _)| k.clone()).collect();
         let reader = engine.reader()?;
         // A view reads its source collection through its pipeline, ahead of the user's.
         let (coll, stages) = match &self.coll {
@@ -329,7 +323,7 @@ impl Job {
                 match (meta, pipeline.leading_match()) {
                     (Some(meta), Some(filter)) => {
                         let input = reader
-                            .find(&meta, filter, None)?
+                            .find_with_vars(&meta, filter, &ctx.env.vars, None)?
                             .into_iter()
                             .map(|m| m.doc)
                             .collect();
@@ -496,6 +490,7 @@ fn write_merge(
                 multi: false,
                 upsert: false,
                 array_filters: None,
+                let_vars: Vec::new(),
             })
         })
         .collect();

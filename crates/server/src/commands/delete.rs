@@ -8,13 +8,14 @@ use super::data::{
     check_collation, check_fields, check_statement_fields, collection_arg, documents_arg,
     namespace, with_engine, write_errors,
 };
-use crate::args::{as_integer, missing, opt_bool, wrong_type};
+use crate::args::{as_integer, missing, opt_bool, opt_doc, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
 
 pub struct Delete {
     coll: String,
     ops: Vec<DeleteOp>,
     ordered: bool,
+    let_vars: Document,
 }
 
 fn parse_statement(s: &Document) -> Result<DeleteOp, MongoError> {
@@ -45,6 +46,7 @@ fn parse_statement(s: &Document) -> Result<DeleteOp, MongoError> {
     Ok(DeleteOp {
         filter,
         just_one: limit == 1,
+        let_vars: Vec::new(),
     })
 }
 
@@ -59,12 +61,21 @@ impl Command for Delete {
             coll: collection_arg(cmd, "delete")?,
             ops,
             ordered: opt_bool(cmd, "delete", "ordered")?.unwrap_or(true),
+            let_vars: opt_doc(cmd, "delete", "let")?.cloned().unwrap_or_default(),
         })
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
-        let out = with_engine(&ctx, move |e| e.delete(ns, self.ops, self.ordered)).await?;
+        let (mut ops, ordered, let_spec) = (self.ops, self.ordered, self.let_vars);
+        let out = with_engine(&ctx, move |e| {
+            let vars = super::query::evaluate_let(e, &let_spec)?;
+            for op in &mut ops {
+                op.let_vars.clone_from(&vars);
+            }
+            e.delete(ns, ops, ordered)
+        })
+        .await?;
         let mut reply = doc! {"n": out.n as i32};
         if !out.errors.is_empty() {
             reply.insert("writeErrors", write_errors(&out));

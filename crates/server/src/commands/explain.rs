@@ -140,6 +140,7 @@ impl Command for Explain {
                 let started = Instant::now();
                 let spec = QuerySpec {
                     filter,
+                    let_vars: command.get_document("let").cloned().unwrap_or_default(),
                     ..QuerySpec::default()
                 };
                 let n = query::run(e, &ns, &spec)?.len();

@@ -89,6 +89,7 @@ impl Command for Find {
                 skip: non_negative(cmd, "find", "skip")?.unwrap_or(0) as u64,
                 limit: non_negative(cmd, "find", "limit")?.map(|l| l as u64),
                 hint,
+                let_vars: opt_doc(cmd, "find", "let")?.cloned().unwrap_or_default(),
             },
             batch_size: non_negative(cmd, "find", "batchSize")?
                 .map(|b| b.min(i64::from(u32::MAX)) as u32),

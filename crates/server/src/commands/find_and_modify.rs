@@ -15,6 +15,7 @@ pub struct FindAndModify {
     coll: String,
     request: Request,
     fields: Option<Document>,
+    let_vars: Document,
 }
 
 impl Command for FindAndModify {
@@ -66,15 +67,24 @@ impl Command for FindAndModify {
                 return_new: opt_bool(cmd, "findAndModify", "new")?.unwrap_or(false),
                 upsert: opt_bool(cmd, "findAndModify", "upsert")?.unwrap_or(false),
                 array_filters: opt_documents(cmd, "findAndModify", "arrayFilters")?,
+                let_vars: Vec::new(),
             },
             fields,
+            let_vars: opt_doc(cmd, "findAndModify", "let")?
+                .cloned()
+                .unwrap_or_default(),
         })
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
-        let request = self.request;
-        let out = with_engine(&ctx, move |e| e.find_and_modify(ns, request)).await?;
+        let mut request = self.request;
+        let let_spec = self.let_vars;
+        let out = with_engine(&ctx, move |e| {
+            request.let_vars = super::query::evaluate_let(e, &let_spec)?;
+            e.find_and_modify(ns, request)
+        })
+        .await?;
         let value = match (out.value, &self.fields) {
             (Some(v), Some(f)) => Bson::Document(Projection::parse(f)?.apply(&v, None)?),
             (Some(v), None) => Bson::Document(v),

@@ -18,6 +18,23 @@ pub struct QuerySpec {
     pub skip: u64,
     pub limit: Option<u64>,
     pub hint: Option<Bson>,
+    /// The command's `let` document, unevaluated (empty without one).
+    pub let_vars: Document,
+}
+
+/// Evaluates a command's `let` document once (`$$CLUSTER_TIME` is the engine's).
+pub fn evaluate_let(
+    engine: &Arc<Engine>,
+    spec: &Document,
+) -> Result<Vec<(String, Bson)>, MongoError> {
+    if spec.is_empty() {
+        return Ok(Vec::new());
+    }
+    let env = eddy_query::expr::Env {
+        cluster_time: Some(engine.cluster_time()),
+        ..eddy_query::expr::Env::new()
+    };
+    eddy_query::expr::evaluate_let(spec, &env)
 }
 
 /// Checks that a hint names an index of the collection.
@@ -80,7 +97,8 @@ pub fn run(
         _ => None,
     };
     // Parse the filter even when the collection does not exist: bad filters fail.
-    let _ = eddy_query::filter::Filter::parse(&q.filter)?;
+    let vars = evaluate_let(engine, &q.let_vars)?;
+    let _ = eddy_query::filter::Filter::parse_with_vars(&q.filter, &vars)?;
     let reader = engine.reader()?;
     if reader.view(ns)?.is_some() {
         drop(reader);
@@ -102,7 +120,7 @@ pub fn run(
         (None, Some(l)) if l > 0 => Some((l + q.skip) as usize),
         _ => None,
     };
-    let mut matched = reader.find(&meta, &q.filter, limit_hint)?;
+    let mut matched = reader.find_with_vars(&meta, &q.filter, &vars, limit_hint)?;
     if let Some(sort) = &sort {
         matched.sort_by(|a, b| sort.compare(&a.doc, &b.doc));
     }

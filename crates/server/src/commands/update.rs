@@ -8,13 +8,14 @@ use super::data::{
     check_collation, check_fields, check_statement_fields, collection_arg, documents_arg,
     namespace, opt_documents, with_engine, write_errors,
 };
-use crate::args::{missing, opt_bool, wrong_type};
+use crate::args::{missing, opt_bool, opt_doc, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
 
 pub struct Update {
     coll: String,
     ops: Vec<UpdateOp>,
     ordered: bool,
+    let_vars: Document,
 }
 
 fn parse_statement(s: &Document) -> Result<UpdateOp, MongoError> {
@@ -64,6 +65,7 @@ fn parse_statement(s: &Document) -> Result<UpdateOp, MongoError> {
         multi: opt_bool(s, "update.updates", "multi")?.unwrap_or(false),
         upsert: opt_bool(s, "update.updates", "upsert")?.unwrap_or(false),
         array_filters: opt_documents(s, "update.updates", "arrayFilters")?,
+        let_vars: Vec::new(),
     })
 }
 
@@ -82,12 +84,21 @@ impl Command for Update {
             coll: collection_arg(cmd, "update")?,
             ops,
             ordered: opt_bool(cmd, "update", "ordered")?.unwrap_or(true),
+            let_vars: opt_doc(cmd, "update", "let")?.cloned().unwrap_or_default(),
         })
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
-        let out = with_engine(&ctx, move |e| e.update(ns, self.ops, self.ordered)).await?;
+        let (mut ops, ordered, let_spec) = (self.ops, self.ordered, self.let_vars);
+        let out = with_engine(&ctx, move |e| {
+            let vars = super::query::evaluate_let(e, &let_spec)?;
+            for op in &mut ops {
+                op.let_vars.clone_from(&vars);
+            }
+            e.update(ns, ops, ordered)
+        })
+        .await?;
         let mut reply = doc! {"n": out.n as i32, "nModified": out.n_modified as i32};
         if !out.upserted.is_empty() {
             let upserted: Vec<Bson> = out
