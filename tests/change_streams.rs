@@ -512,3 +512,125 @@ async fn start_at_operation_time_and_batch_size() {
         assert!(batch.len() <= 1);
     }
 }
+
+#[tokio::test]
+async fn post_images_when_available_and_required_and_comment() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("app");
+    db.run_command(doc! {"create": "post", "changeStreamPreAndPostImages": {"enabled": true}})
+        .await
+        .expect("create with images");
+    let with_images = db.collection::<Document>("post");
+    let plain = db.collection::<Document>("plain_post");
+    with_images
+        .insert_one(doc! {"_id": 1, "n": 1})
+        .await
+        .expect("insert");
+    plain
+        .insert_one(doc! {"_id": 1, "n": 1})
+        .await
+        .expect("insert");
+
+    // `required` post-images on a collection that stores them; `comment` is accepted.
+    let mut required = with_images
+        .watch()
+        .full_document(FullDocumentType::Required)
+        .full_document_before_change(FullDocumentBeforeChangeType::WhenAvailable)
+        .comment(bson::Bson::String("audit".into()))
+        .await
+        .expect("watch");
+    // `whenAvailable` on a collection without them: null, not an error.
+    let mut available = plain
+        .watch()
+        .full_document(FullDocumentType::WhenAvailable)
+        .full_document_before_change(FullDocumentBeforeChangeType::WhenAvailable)
+        .await
+        .expect("watch");
+    with_images
+        .update_one(doc! {"_id": 1}, doc! {"$set": {"n": 2}})
+        .await
+        .expect("update");
+    plain
+        .update_one(doc! {"_id": 1}, doc! {"$set": {"n": 2}})
+        .await
+        .expect("update");
+    let e = next(&mut required).await;
+    assert_eq!(e.full_document, Some(doc! {"_id": 1, "n": 2}));
+    assert_eq!(e.full_document_before_change, Some(doc! {"_id": 1, "n": 1}));
+    let raw = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(e) = available.next_if_any().await.expect("getMore") {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("an event");
+    assert_eq!(raw.operation_type, OperationType::Update);
+    assert_eq!(
+        raw.full_document, None,
+        "whenAvailable without stored images gives null"
+    );
+    assert_eq!(raw.full_document_before_change, None);
+
+    // `required` post-images where none are stored fails the stream with 47.
+    let mut strict = plain
+        .watch()
+        .full_document(FullDocumentType::Required)
+        .await
+        .expect("watch");
+    plain
+        .update_one(doc! {"_id": 1}, doc! {"$set": {"n": 3}})
+        .await
+        .expect("update");
+    let err = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match strict.next_if_any().await {
+                Ok(Some(_)) => panic!("an event without its required post-image"),
+                Ok(None) => continue,
+                Err(e) => return e,
+            }
+        }
+    })
+    .await
+    .expect("an error");
+    assert_eq!(error_code(&err), Some(47), "{err}");
+}
+
+#[tokio::test]
+async fn index_and_modify_events_with_show_expanded_events() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("ddl2");
+    let coll = db.collection::<Document>("c");
+    coll.insert_one(doc! {"_id": 1}).await.expect("insert");
+    let mut stream = coll
+        .watch()
+        .show_expanded_events(true)
+        .await
+        .expect("watch");
+    coll.create_index(mongodb::IndexModel::builder().keys(doc! {"k": 1}).build())
+        .await
+        .expect("createIndexes");
+    db.run_command(doc! {"collMod": "c", "changeStreamPreAndPostImages": {"enabled": true}})
+        .await
+        .expect("collMod");
+    coll.drop_index("k_1").await.expect("dropIndexes");
+    let kinds: Vec<OperationType> = [
+        next(&mut stream).await,
+        next(&mut stream).await,
+        next(&mut stream).await,
+    ]
+    .into_iter()
+    .map(|e| e.operation_type)
+    .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            OperationType::Other("createIndexes".into()),
+            OperationType::Other("modify".into()),
+            OperationType::Other("dropIndexes".into()),
+        ]
+    );
+}

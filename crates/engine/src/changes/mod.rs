@@ -130,6 +130,9 @@ impl StreamSpec {
                     out.all_changes_for_cluster =
                         value.as_bool().ok_or_else(|| field(value, "bool"))?
                 }
+                // The Rust driver repeats the command's `comment` inside the stage; like
+                // mongod, accept it (it only tags the operation in logs).
+                "comment" => {}
                 "showSystemEvents"
                 | "showRawUpdateDescription"
                 | "allowToRunOnConfigDB"
