@@ -199,6 +199,7 @@ impl CursorRegistry {
                 format!("cursor id {id} is already in use"),
             ));
         };
+        slot.last_used = Instant::now();
         Ok(CheckedOut {
             id,
             ns: slot.ns.clone(),
@@ -257,9 +258,9 @@ impl CursorRegistry {
         let timeout = self.timeout;
         let mut slots = self.lock();
         let before = slots.len();
-        slots.retain(|_, s| {
-            s.options.no_timeout || s.source.is_none() || s.last_used.elapsed() < timeout
-        });
+        // A cursor checked out by a getMore whose connection went away is never checked
+        // back in: its slot goes the same way as an idle one.
+        slots.retain(|_, s| s.options.no_timeout || s.last_used.elapsed() < timeout);
         before - slots.len()
     }
 
@@ -358,5 +359,29 @@ mod tests {
         reg.check_in(c);
         assert_eq!(reg.kill("db.c", &[id, 7]), (vec![id], vec![7]));
         assert_eq!(reg.check_out(id, "db.c").err().map(|e| e.code), Some(43));
+    }
+
+    #[test]
+    fn idle_and_abandoned_cursors_are_reaped() {
+        let reg = CursorRegistry::new(Duration::from_millis(0));
+        let empty = || Box::new(VecCursor::from_raw(vec![]));
+        let idle = reg.register("db.c".into(), None, CursorOptions::default(), empty());
+        let abandoned = reg.register("db.c".into(), None, CursorOptions::default(), empty());
+        let pinned = CursorOptions {
+            no_timeout: true,
+            ..CursorOptions::default()
+        };
+        let kept = reg.register("db.c".into(), None, pinned, empty());
+        let lost = reg.check_out(abandoned, "db.c").expect("check out");
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(reg.reap(), 2);
+        // Checking a reaped cursor back in does not bring it back.
+        reg.check_in(lost);
+        assert_eq!(reg.check_out(idle, "db.c").err().map(|e| e.code), Some(43));
+        assert_eq!(
+            reg.check_out(abandoned, "db.c").err().map(|e| e.code),
+            Some(43)
+        );
+        assert!(reg.check_out(kept, "db.c").is_ok());
     }
 }

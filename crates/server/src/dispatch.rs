@@ -85,7 +85,7 @@ pub fn error_reply(state: &ServerState, err: &MongoError) -> RawDocumentBuf {
 pub async fn execute(
     state: &Arc<ServerState>,
     conn: &Arc<ConnInfo>,
-    mut cmd: Document,
+    cmd: Document,
     legacy_db: Option<&str>,
 ) -> Outcome {
     let name = cmd.keys().next().cloned().unwrap_or_default();
@@ -107,9 +107,6 @@ pub async fn execute(
             };
         }
     };
-    if legacy_db.is_some() {
-        cmd.remove("$db");
-    }
     let Some(entry) = commands::lookup(&name, state.config.enable_test_commands) else {
         let err = if name.is_empty() {
             MongoError::new(ErrorCode::FailedToParse, "Empty command object")
