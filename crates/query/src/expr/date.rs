@@ -230,6 +230,33 @@ fn parse_offset(s: &str) -> Option<i64> {
 }
 
 /// `makeTimeZone`: `Ok(None)` when the timezone expression is nullish.
+/// Evaluates the optional `format` argument of `$dateToString` / `$dateFromString`:
+/// `None` when absent, else its value, which must be nullish or a valid format string
+/// (otherwise `code`, mongod's error for that operator).
+fn eval_format(
+    cx: &mut Ctx<'_>,
+    arg: &Option<Node>,
+    op: &str,
+    code: i32,
+) -> Result<Option<Option<Bson>>, MongoError> {
+    let Some(n) = arg else { return Ok(None) };
+    let f = cx.eval(n)?;
+    if !nullish(&f) {
+        let Some(Bson::String(s)) = &f else {
+            return Err(MongoError::location(
+                code,
+                format!(
+                    "{op} requires that 'format' be a string, found: {} with value {}",
+                    type_name_of(&f),
+                    value_to_string(&f)
+                ),
+            ));
+        };
+        validate_format(s)?;
+    }
+    Ok(Some(f))
+}
+
 fn time_zone(cx: &mut Ctx<'_>, tz: &Option<Node>) -> Result<Option<Tz>, MongoError> {
     let Some(n) = tz else {
         return Ok(Some(Tz::UTC));
@@ -1017,26 +1044,7 @@ pub(super) fn eval_named(cx: &mut Ctx<'_>, op: Named, args: &[Option<Node>]) -> 
         }
         Named::DateToString => {
             let d = cx.eval_opt(&args[0])?;
-            let format = match &args[1] {
-                Some(n) => {
-                    let f = cx.eval(n)?;
-                    if !nullish(&f) {
-                        let Some(Bson::String(s)) = &f else {
-                            return Err(MongoError::location(
-                                18533,
-                                format!(
-                                    "$dateToString requires that 'format' be a string, found: {} with value {}",
-                                    type_name_of(&f),
-                                    value_to_string(&f)
-                                ),
-                            ));
-                        };
-                        validate_format(s)?;
-                    }
-                    Some(f)
-                }
-                None => None,
-            };
+            let format = eval_format(cx, &args[1], "$dateToString", 18533)?;
             let tz = time_zone(cx, &args[2])?;
             if nullish(&d) {
                 return match &args[3] {
@@ -1055,26 +1063,7 @@ pub(super) fn eval_named(cx: &mut Ctx<'_>, op: Named, args: &[Option<Node>]) -> 
         }
         Named::DateFromString => {
             let s = cx.eval_opt(&args[0])?;
-            let format = match &args[2] {
-                Some(n) => {
-                    let f = cx.eval(n)?;
-                    if !nullish(&f) {
-                        let Some(Bson::String(fs)) = &f else {
-                            return Err(MongoError::location(
-                                40684,
-                                format!(
-                                    "$dateFromString requires that 'format' be a string, found: {} with value {}",
-                                    type_name_of(&f),
-                                    value_to_string(&f)
-                                ),
-                            ));
-                        };
-                        validate_format(fs)?;
-                    }
-                    Some(f)
-                }
-                None => None,
-            };
+            let format = eval_format(cx, &args[2], "$dateFromString", 40684)?;
             let tz = time_zone(cx, &args[1])?;
             if nullish(&s) {
                 return match &args[3] {
