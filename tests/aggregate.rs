@@ -8,23 +8,8 @@ mod common;
 use std::time::Duration;
 
 use bson::{doc, Bson, Document};
-use common::TestServer;
+use common::{collect, error_code, TestServer};
 use futures_util::StreamExt;
-
-async fn collect(mut cursor: mongodb::Cursor<Document>) -> Vec<Document> {
-    let mut out = Vec::new();
-    while cursor.advance().await.expect("cursor advance") {
-        out.push(cursor.deserialize_current().expect("decoding a document"));
-    }
-    out
-}
-
-fn error_code(e: &mongodb::error::Error) -> Option<i32> {
-    match e.kind.as_ref() {
-        mongodb::error::ErrorKind::Command(c) => Some(c.code),
-        _ => None,
-    }
-}
 
 #[tokio::test]
 async fn stages_over_a_collection() {

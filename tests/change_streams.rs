@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use bson::{doc, Document};
-use common::TestServer;
+use common::{error_code, TestServer};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
 use mongodb::change_stream::ChangeStream;
 use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
@@ -28,13 +28,6 @@ where
     })
     .await
     .expect("an event within 10 s")
-}
-
-fn error_code(e: &mongodb::error::Error) -> Option<i32> {
-    match e.kind.as_ref() {
-        mongodb::error::ErrorKind::Command(c) => Some(c.code),
-        _ => None,
-    }
 }
 
 #[tokio::test]

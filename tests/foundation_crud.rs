@@ -7,16 +7,8 @@
 mod common;
 
 use bson::{doc, Bson, Document};
-use common::TestServer;
+use common::{collect, TestServer};
 use mongodb::error::{ErrorKind, WriteFailure};
-
-async fn collect(mut cursor: mongodb::Cursor<Document>) -> Vec<Document> {
-    let mut out = Vec::new();
-    while cursor.advance().await.expect("cursor advance") {
-        out.push(cursor.deserialize_current().expect("decoding a document"));
-    }
-    out
-}
 
 fn ids(docs: &[Document]) -> Vec<i32> {
     docs.iter()

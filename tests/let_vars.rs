@@ -5,16 +5,8 @@
 mod common;
 
 use bson::{doc, Document};
-use common::TestServer;
+use common::{collect, TestServer};
 use mongodb::options::ReturnDocument;
-
-async fn collect(mut cursor: mongodb::Cursor<Document>) -> Vec<Document> {
-    let mut out = Vec::new();
-    while cursor.advance().await.expect("cursor advance") {
-        out.push(cursor.deserialize_current().expect("decoding a document"));
-    }
-    out
-}
 
 async fn error_code(db: &mongodb::Database, cmd: Document) -> i32 {
     match *db.run_command(cmd).await.expect_err("command fails").kind {

@@ -7,30 +7,8 @@ mod common;
 use std::time::Duration;
 
 use bson::{doc, Document};
-use common::TestServer;
-use mongodb::error::{ErrorKind, WriteFailure};
+use common::{collect, error_code, TestServer};
 use mongodb::options::CreateCollectionOptions;
-
-async fn collect(mut cursor: mongodb::Cursor<Document>) -> Vec<Document> {
-    let mut out = Vec::new();
-    while cursor.advance().await.expect("cursor advance") {
-        out.push(cursor.deserialize_current().expect("decoding a document"));
-    }
-    out
-}
-
-fn error_code(e: &mongodb::error::Error) -> Option<i32> {
-    match e.kind.as_ref() {
-        ErrorKind::Command(c) => Some(c.code),
-        ErrorKind::Write(WriteFailure::WriteError(w)) => Some(w.code),
-        ErrorKind::InsertMany(m) => m
-            .write_errors
-            .as_ref()
-            .and_then(|w| w.first())
-            .map(|w| w.code),
-        _ => None,
-    }
-}
 
 fn ids(docs: &[Document]) -> Vec<i32> {
     docs.iter()

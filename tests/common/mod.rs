@@ -256,3 +256,27 @@ fn open_log(path: &Path, command_line: &str) -> File {
     let _ = writeln!(file, "\n=== start: {command_line}");
     file
 }
+
+/// Every document of a cursor, in order.
+pub async fn collect(mut cursor: mongodb::Cursor<bson::Document>) -> Vec<bson::Document> {
+    let mut out = Vec::new();
+    while cursor.advance().await.expect("cursor advance") {
+        out.push(cursor.deserialize_current().expect("decoding a document"));
+    }
+    out
+}
+
+/// The server's error code of a command error, or of the first write error.
+pub fn error_code(e: &mongodb::error::Error) -> Option<i32> {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => Some(c.code),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => Some(w.code),
+        ErrorKind::InsertMany(m) => m
+            .write_errors
+            .as_ref()
+            .and_then(|w| w.first())
+            .map(|w| w.code),
+        _ => None,
+    }
+}
