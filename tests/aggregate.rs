@@ -289,3 +289,88 @@ async fn pipeline_updates() {
         .expect("doc");
     assert_eq!(d, doc! {"_id": 1, "b": 3});
 }
+
+#[tokio::test]
+async fn list_local_sessions() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let admin = client.database("admin");
+    let mut session = client.start_session().await.expect("start a session");
+    let session_id = session.id().get("id").cloned().expect("lsid.id");
+    client
+        .database("s")
+        .collection::<Document>("c")
+        .insert_one(doc! {"x": 1})
+        .session(&mut session)
+        .await
+        .expect("insert in the session");
+
+    let listed = |pipeline: Vec<Document>| {
+        let admin = admin.clone();
+        async move { collect(admin.aggregate(pipeline).await.expect("aggregate")).await }
+    };
+    let ids = |docs: Vec<Document>| -> Vec<Bson> {
+        docs.iter()
+            .map(|d| {
+                d.get_document("_id")
+                    .expect("_id")
+                    .get("id")
+                    .cloned()
+                    .expect("id")
+            })
+            .collect()
+    };
+    let all = listed(vec![doc! {"$listLocalSessions": {"allUsers": true}}]).await;
+    assert!(ids(all.clone()).contains(&session_id), "{all:?}");
+    let record = all
+        .iter()
+        .find(|d| d.get_document("_id").ok().and_then(|i| i.get("id")) == Some(&session_id))
+        .expect("the session's record");
+    assert!(record.get_datetime("lastUse").is_ok(), "{record:?}");
+    let uid = record
+        .get_document("_id")
+        .expect("_id")
+        .get_binary_generic("uid");
+    assert_eq!(uid.expect("uid").len(), 32, "a SHA-256 user digest");
+    // {} lists the current (unauthenticated) user's sessions: all of them.
+    let mine = listed(vec![doc! {"$listLocalSessions": {}}]).await;
+    assert!(ids(mine).contains(&session_id));
+    let others = listed(vec![
+        doc! {"$listLocalSessions": {"users": [{"user": "app", "db": "test"}]}},
+    ])
+    .await;
+    assert!(others.is_empty(), "{others:?}");
+
+    // Ended sessions leave the cache. (The driver still holds `session`, so it does not
+    // hand that id out again for the commands below.)
+    admin
+        .run_command(doc! {"endSessions": [{"id": session_id.clone()}]})
+        .await
+        .expect("endSessions");
+    let after = listed(vec![doc! {"$listLocalSessions": {"allUsers": true}}]).await;
+    assert!(!ids(after).contains(&session_id));
+    drop(session);
+
+    // Only as the first stage of a collectionless aggregate.
+    let coll = client.database("s").collection::<Document>("c");
+    let e = coll
+        .aggregate(vec![doc! {"$listLocalSessions": {}}])
+        .await
+        .expect_err("on a collection");
+    assert_eq!(error_code(&e), Some(73));
+    let e = admin
+        .aggregate(vec![
+            doc! {"$documents": []},
+            doc! {"$listLocalSessions": {}},
+        ])
+        .await
+        .expect_err("not first");
+    assert_eq!(error_code(&e), Some(40602));
+    let e = admin
+        .aggregate(vec![
+            doc! {"$listLocalSessions": {"allUsers": true, "users": [{"user": "a", "db": "b"}]}},
+        ])
+        .await
+        .expect_err("both");
+    assert_eq!(error_code(&e), Some(12));
+}

@@ -1393,7 +1393,10 @@ fn log_rename_removal(from: &str, ctx: &mut Ctx<'_>) {
         .split('.')
         .map(|p| PathPart::Field(p.to_owned()))
         .collect();
-    ctx.log(&parts, LogKind::Deleted);
+    // The source is outside any subtree being created at the destination (`a` ->
+    // `b.a` creates `b`), so its removal is logged even while `creating` mutes the
+    // destination's own entries.
+    ctx.log.push((parts, LogKind::Deleted));
     ctx.rename_removals.push(from.to_owned());
 }
 
@@ -2284,6 +2287,14 @@ mod tests {
             doc! {"$rename": {"n.x": "m.y"}},
         );
         assert_eq!(got.doc, doc! {"_id": 1, "n": {}, "m": {"y": 1}});
+        assert_eq!(got.description.updated_fields, doc! {"m": {"y": 1}});
+        assert_eq!(got.description.removed_fields, vec!["n.x".to_owned()]);
+        // A destination whose parent is created still reports the source's removal
+        // (found by the update-then-match proptest).
+        let got = run(doc! {"_id": 1, "a": 0}, doc! {"$rename": {"a": "b.a"}});
+        assert_eq!(got.doc, doc! {"_id": 1, "b": {"a": 0}});
+        assert_eq!(got.description.updated_fields, doc! {"b": {"a": 0}});
+        assert_eq!(got.description.removed_fields, vec!["a".to_owned()]);
         let got = run(doc! {"_id": 1}, doc! {"$rename": {"a": "b"}});
         assert!(!got.modified);
         assert_eq!(

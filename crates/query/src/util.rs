@@ -4,6 +4,38 @@
 use bson::Bson;
 use eddy_codes::{ErrorCode, MongoError};
 
+/// A pseudo-random 64-bit number for `$rand` and `$sample` (xorshift64* on a
+/// per-thread state seeded from the process's hash keys): statistically fine for
+/// sampling, not for cryptography, as mongod's own `PseudoRandom`.
+pub fn random_u64() -> u64 {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            h.finish() | 1
+        });
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        s.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    })
+}
+
+/// A pseudo-random double uniformly distributed in [0, 1) (53 random mantissa bits).
+pub fn random_unit() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// A value printed as mongod's `BSONElement::toString` prints it in error messages
 /// (`{ a: 1, b: "x" }`, `[ 1, 2 ]`, `1.5`, `true`).
 pub fn bson_to_string(v: &Bson) -> String {

@@ -151,6 +151,25 @@ impl Sessions {
         }
     }
 
+    /// Every cached session: its `lsid.id` and when it was last used, most recent first.
+    pub fn list(&self) -> Vec<(Bson, std::time::SystemTime)> {
+        let now_instant = Instant::now();
+        let now = std::time::SystemTime::now();
+        let mut out: Vec<(Bson, std::time::SystemTime)> = self
+            .lock()
+            .iter()
+            .map(|(key, s)| {
+                let id = Bson::Binary(bson::Binary {
+                    subtype: bson::spec::BinarySubtype::Uuid,
+                    bytes: key.clone(),
+                });
+                (id, now - now_instant.duration_since(s.last_use))
+            })
+            .collect();
+        out.sort_by_key(|(_, last_use)| std::cmp::Reverse(*last_use));
+        out
+    }
+
     /// Forgets sessions (`endSessions`, `killSessions`).
     pub fn end(&self, ids: &[Bson]) {
         let mut map = self.lock();

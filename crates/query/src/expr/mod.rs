@@ -175,6 +175,8 @@ impl Node {
             Node::Const(_) => true,
             Node::Var(v, _) => matches!(v, Var::Remove | Var::Keep | Var::Prune | Var::Descend),
             Node::Object(fields) => fields.iter().all(|(_, n)| n.is_constant()),
+            // `$rand` has no arguments and a new value at every evaluation.
+            Node::Op(Op::Rand, _) => false,
             Node::Array(items) | Node::Op(_, items) => items.iter().all(Node::is_constant),
             Node::Named(_, args) => args.iter().flatten().all(Node::is_constant),
             Node::Switch(branches, default) => {
@@ -295,6 +297,9 @@ pub(crate) enum Op {
     Max,
     StdDevPop,
     StdDevSamp,
+    // other
+    /// `$rand`: a uniformly distributed double in [0, 1).
+    Rand,
 }
 
 /// Named-argument operators; the argument slots are listed by [`Named::fields`].
@@ -438,7 +443,6 @@ fn list_op(name: &str) -> Option<(Op, Arity)> {
 const UNSUPPORTED: &[&str] = &[
     "$function",
     "$meta",
-    "$rand",
     "$bsonSize",
     "$binarySize",
     "$toHashedIndexKey",
@@ -580,6 +584,7 @@ impl Parser {
             "$filter" => return self.filter(arg),
             "$reduce" => return self.reduce(arg),
             "$switch" => return self.switch(arg),
+            "$rand" => return rand_operator(arg),
             _ => {}
         }
         if let Some((op, arity)) = list_op(name) {
@@ -923,6 +928,23 @@ impl Parser {
             return Ok(Some(n));
         }
         date::parse_named(self, name, arg)
+    }
+}
+
+/// `$rand` takes no arguments: `{}` or `[]` (mongod's two codes for the two wrong
+/// shapes).
+fn rand_operator(arg: &Bson) -> Result<Node, MongoError> {
+    match arg {
+        Bson::Document(d) if d.is_empty() => Ok(Node::Op(Op::Rand, Vec::new())),
+        Bson::Array(a) if a.is_empty() => Ok(Node::Op(Op::Rand, Vec::new())),
+        Bson::Document(_) | Bson::Array(_) => Err(MongoError::location(
+            3040501,
+            "$rand does not currently accept arguments",
+        )),
+        _ => Err(MongoError::location(
+            10065,
+            "invalid parameter: expected an object ($rand)",
+        )),
     }
 }
 

@@ -253,6 +253,7 @@ impl Ctx<'_> {
                 let v = self.eval(&args[0])?;
                 convert::convert_value(v, target)
             }
+            Op::Rand => Ok(Some(Bson::Double(crate::util::random_unit()))),
             _ => {
                 if let Some(r) = string::eval(self, op, args)? {
                     return Ok(r);

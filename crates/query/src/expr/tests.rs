@@ -1388,3 +1388,31 @@ fn let_vars_in_update_pipeline() {
     let e = Update::parse(&bson::bson!([{"$set": {"x": "$$x"}}]), None).expect_err("undefined");
     assert_eq!(e.code, 17276);
 }
+
+#[test]
+fn rand_is_a_fresh_unit_double_each_time() {
+    let e = Expr::parse(&Bson::Document(doc! {"$rand": {}})).expect("parse");
+    assert!(!e.is_constant());
+    let env = Env::new();
+    let values: Vec<f64> = (0..1000)
+        .map(|_| match e.evaluate(&doc! {}, &env).expect("eval") {
+            Some(Bson::Double(d)) => d,
+            other => panic!("not a double: {other:?}"),
+        })
+        .collect();
+    assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
+    let distinct: std::collections::BTreeSet<u64> = values.iter().map(|v| v.to_bits()).collect();
+    assert!(distinct.len() > 990, "values repeat: {}", distinct.len());
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    assert!((0.4..0.6).contains(&mean), "mean {mean}");
+    assert!(Expr::parse(&Bson::Document(doc! {"$rand": []})).is_ok());
+    let code = |v: Bson| {
+        Expr::parse(&Bson::Document(doc! {"$rand": v}))
+            .expect_err("should fail")
+            .code
+    };
+    assert_eq!(code(Bson::Document(doc! {"x": 1})), 3040501);
+    assert_eq!(code(bson::bson!([1])), 3040501);
+    assert_eq!(code(Bson::Int32(0)), 10065);
+    assert_eq!(code(Bson::Null), 10065);
+}

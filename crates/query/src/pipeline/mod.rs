@@ -46,6 +46,12 @@ pub trait Context {
     fn db(&self) -> &str;
     /// `$$NOW`, `$$CLUSTER_TIME` and the command's `let` variables.
     fn env(&self) -> &Env;
+    /// The session records of the server's in-memory cache (`$listLocalSessions`):
+    /// every user's when `users` is `None`, else those of the listed `(user, db)` pairs.
+    fn local_sessions(
+        &mut self,
+        users: Option<&[(String, String)]>,
+    ) -> Result<Vec<Document>, MongoError>;
 }
 
 /// Stage names of mongod 7.0 that Eddy knows but does not run.
@@ -58,7 +64,6 @@ const UNSUPPORTED_STAGES: &[&str] = &[
     "$geoNear",
     "$graphLookup",
     "$indexStats",
-    "$listLocalSessions",
     "$listSampledQueries",
     "$listSearchIndexes",
     "$listSessions",
@@ -178,6 +183,8 @@ enum Stage {
     Sample(usize),
     UnionWith(Box<UnionWith>),
     Documents(Expr),
+    /// `$listLocalSessions`: `None` lists every user's sessions (`allUsers: true`).
+    ListLocalSessions(Option<Vec<(String, String)>>),
 }
 
 /// A `$match`: the matcher, plus top-level `$expr`s parsed here so they see the
@@ -408,6 +415,7 @@ fn check_known(name: &str) -> Result<(), MongoError> {
         "$sample",
         "$unionWith",
         "$documents",
+        "$listLocalSessions",
         "$out",
         "$merge",
     ];
@@ -589,10 +597,10 @@ fn parse_pipeline(
             });
             continue;
         }
-        if name == "$documents" && i != 0 {
+        if matches!(name, "$documents" | "$listLocalSessions") && i != 0 {
             return Err(MongoError::location(
                 40602,
-                "$documents is only valid as the first stage in a pipeline",
+                format!("{name} is only valid as the first stage in a pipeline"),
             ));
         }
         if mode == Mode::Facet && name == "$facet" {
@@ -711,8 +719,103 @@ fn parse_stage(name: &str, arg: &Bson, vars: &[String]) -> Result<Stage, MongoEr
         "$sample" => Stage::Sample(parse_sample(arg)?),
         "$unionWith" => Stage::UnionWith(Box::new(parse_union_with(arg, vars)?)),
         "$documents" => Stage::Documents(Expr::parse_with_vars(arg, vars)?),
+        "$listLocalSessions" => Stage::ListLocalSessions(parse_list_sessions(name, arg)?),
         other => return Err(unrecognized(other)),
     })
+}
+
+/// A `$listLocalSessions` (or `$listSessions`) specification, as mongod's
+/// `listSessionsParseSpec`: `{}` (the current user's sessions; without authentication,
+/// the user `("", "")`), `{allUsers: true}` or `{users: [{user, db}, ...]}`.
+fn parse_list_sessions(
+    name: &str,
+    arg: &Bson,
+) -> Result<Option<Vec<(String, String)>>, MongoError> {
+    let Bson::Document(spec) = arg else {
+        return Err(MongoError::new(
+            ErrorCode::TypeMismatch,
+            format!(
+                "{name} options must be specified in an object, but found: {}",
+                type_name(arg)
+            ),
+        ));
+    };
+    let mut all_users = false;
+    let mut users = Vec::new();
+    for (k, v) in spec {
+        match (k.as_str(), v) {
+            ("allUsers", Bson::Boolean(b)) => all_users = *b,
+            ("users", Bson::Array(items)) => {
+                for item in items {
+                    users.push(parse_session_user(name, item)?);
+                }
+            }
+            ("allUsers" | "users", v) => {
+                let expected = if k == "allUsers" { "bool" } else { "array" };
+                return Err(MongoError::new(
+                    ErrorCode::TypeMismatch,
+                    format!(
+                        "BSON field '{name}.{k}' is the wrong type '{}', expected type '{expected}'",
+                        type_name(v)
+                    ),
+                ));
+            }
+            _ => {
+                return Err(MongoError::location(
+                    40415,
+                    format!("BSON field '{name}.{k}' is an unknown field."),
+                ))
+            }
+        }
+    }
+    if all_users && !users.is_empty() {
+        return Err(MongoError::new(
+            ErrorCode::UnsupportedFormat,
+            format!(
+                "{name} may not specify {{allUsers:true}} and {{users:[...]}} at the same time"
+            ),
+        ));
+    }
+    Ok(match (all_users, users.is_empty()) {
+        (true, _) => None,
+        // The implicit request for oneself: the unauthenticated user.
+        (false, true) => Some(vec![(String::new(), String::new())]),
+        (false, false) => Some(users),
+    })
+}
+
+/// One `{user, db}` of a `$listLocalSessions` `users` list.
+fn parse_session_user(name: &str, item: &Bson) -> Result<(String, String), MongoError> {
+    let Bson::Document(d) = item else {
+        return Err(MongoError::new(
+            ErrorCode::TypeMismatch,
+            format!(
+                "BSON field '{name}.users' is the wrong type '{}', expected type 'object'",
+                type_name(item)
+            ),
+        ));
+    };
+    let field = |f: &str| match d.get(f) {
+        Some(Bson::String(s)) => Ok(s.clone()),
+        Some(v) => Err(MongoError::new(
+            ErrorCode::TypeMismatch,
+            format!(
+                "BSON field '{name}.users.{f}' is the wrong type '{}', expected type 'string'",
+                type_name(v)
+            ),
+        )),
+        None => Err(MongoError::location(
+            40414,
+            format!("BSON field '{name}.users.{f}' is missing but a required field"),
+        )),
+    };
+    if let Some(k) = d.keys().find(|k| *k != "user" && *k != "db") {
+        return Err(MongoError::location(
+            40415,
+            format!("BSON field '{name}.users.{k}' is an unknown field."),
+        ));
+    }
+    Ok((field("user")?, field("db")?))
 }
 
 fn parse_unset(arg: &Bson) -> Result<Projection, MongoError> {
@@ -1569,7 +1672,7 @@ fn run_stage(
         }
         Stage::Bucket(b) => b.run(docs, &env)?,
         Stage::BucketAuto(b) => b.run(docs, &env)?,
-        Stage::Sample(n) => sample(docs, *n, &env),
+        Stage::Sample(n) => sample(docs, *n),
         Stage::UnionWith(u) => {
             let db = u.db.clone().unwrap_or_else(|| ctx.db().to_owned());
             let other = match &u.coll {
@@ -1584,6 +1687,7 @@ fn run_stage(
             docs.extend(other);
             docs
         }
+        Stage::ListLocalSessions(users) => ctx.local_sessions(users.as_deref())?,
         Stage::Documents(e) => {
             let empty = Document::new();
             match e.evaluate(&empty, &env)? {
@@ -1809,24 +1913,19 @@ impl Context for SubContext<'_> {
     fn env(&self) -> &Env {
         &self.env
     }
+    fn local_sessions(
+        &mut self,
+        users: Option<&[(String, String)]>,
+    ) -> Result<Vec<Document>, MongoError> {
+        self.inner.local_sessions(users)
+    }
 }
 
 /// `$sample`: `n` documents in random order (a partial Fisher-Yates shuffle).
-fn sample(mut docs: Vec<Document>, n: usize, env: &Env) -> Vec<Document> {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_i64(env.now.timestamp_millis());
-    let mut state = h.finish() | 1;
-    let mut next = move || {
-        // xorshift64*
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    };
+fn sample(mut docs: Vec<Document>, n: usize) -> Vec<Document> {
     let take = n.min(docs.len());
     for i in 0..take {
-        let j = i + (next() % (docs.len() - i) as u64) as usize;
+        let j = i + (util::random_u64() % (docs.len() - i) as u64) as usize;
         docs.swap(i, j);
     }
     docs.truncate(take);

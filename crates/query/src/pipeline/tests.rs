@@ -25,6 +25,18 @@ impl Context for MapContext {
     fn env(&self) -> &Env {
         &self.env
     }
+    fn local_sessions(
+        &mut self,
+        users: Option<&[(String, String)]>,
+    ) -> Result<Vec<Document>, MongoError> {
+        // Two sessions of the unauthenticated user ("", "").
+        let mine = users.is_none_or(|u| u.iter().any(|(n, d)| n.is_empty() && d.is_empty()));
+        Ok(if mine {
+            vec![doc! {"_id": {"id": 1}}, doc! {"_id": {"id": 2}}]
+        } else {
+            Vec::new()
+        })
+    }
 }
 
 fn docs(v: Vec<Bson>) -> Vec<Document> {
@@ -990,4 +1002,44 @@ fn update_pipelines() {
             .expect("applies")
             .modified
     );
+}
+
+#[test]
+fn list_local_sessions_parses_as_mongod() {
+    let run = |spec: Bson, rest: Vec<Document>| {
+        let mut stages = vec![doc! {"$listLocalSessions": spec}];
+        stages.extend(rest);
+        run_simple(&stages, Vec::new())
+    };
+    assert_eq!(run(Bson::Document(doc! {}), vec![]).expect("runs").len(), 2);
+    assert_eq!(
+        run(Bson::Document(doc! {"allUsers": true}), vec![])
+            .expect("runs")
+            .len(),
+        2
+    );
+    let other = doc! {"users": [{"user": "app", "db": "test"}]};
+    assert_eq!(run(Bson::Document(other), vec![]).expect("runs").len(), 0);
+    let limited = run(
+        Bson::Document(doc! {}),
+        vec![doc! {"$limit": 1}, doc! {"$project": {"_id": 0, "x": "y"}}],
+    )
+    .expect("runs");
+    assert_eq!(limited, vec![doc! {"x": "y"}]);
+    let code = |r: Result<Vec<Document>, MongoError>| r.expect_err("should fail").code;
+    assert_eq!(code(run(Bson::Int32(1), vec![])), 14);
+    assert_eq!(
+        code(run(
+            Bson::Document(doc! {"allUsers": true, "users": [{"user": "a", "db": "b"}]}),
+            vec![]
+        )),
+        12
+    );
+    assert_eq!(code(run(Bson::Document(doc! {"bogus": 1}), vec![])), 40415);
+    assert_eq!(
+        code(run(Bson::Document(doc! {"users": [{"user": "a"}]}), vec![])),
+        40414
+    );
+    let not_first = vec![doc! {"$match": {}}, doc! {"$listLocalSessions": {}}];
+    assert_eq!(code(run_simple(&not_first, Vec::new())), 40602);
 }

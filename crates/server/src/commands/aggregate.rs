@@ -204,6 +204,16 @@ impl Command for Aggregate {
                 ));
             }
         }
+        if coll.is_some()
+            && pipeline
+                .first()
+                .is_some_and(|s| s.contains_key("$listLocalSessions"))
+        {
+            return Err(MongoError::new(
+                ErrorCode::InvalidNamespace,
+                "$listLocalSessions must be run against the database with {aggregate: 1}, not a collection",
+            ));
+        }
         if coll.is_none() {
             // Only stages that generate their own input run without a collection.
             let first = pipeline
@@ -262,11 +272,23 @@ impl Command for Aggregate {
                     Some(c) => format!("{db}.{c}"),
                     None => format!("{db}.$cmd.aggregate"),
                 };
+                // `$listLocalSessions` reads the server's session cache, which the
+                // blocking pool does not see: take the snapshot here.
+                let lists_sessions = self
+                    .pipeline
+                    .first()
+                    .is_some_and(|s| s.contains_key("$listLocalSessions"));
+                let local_sessions = if lists_sessions {
+                    ctx.state().sessions.list()
+                } else {
+                    Vec::new()
+                };
                 let job = Job {
                     db,
                     coll: self.coll,
                     pipeline: self.pipeline,
                     let_vars: self.let_vars,
+                    local_sessions,
                 };
                 let docs = with_engine(&ctx, move |engine| job.run(engine)).await?;
                 let source = VecCursor::from_documents(docs)?;
@@ -286,6 +308,9 @@ pub(super) struct Job {
     pub coll: Option<String>,
     pub pipeline: Vec<Document>,
     pub let_vars: Document,
+    /// The session cache (`lsid.id`, last use) for a leading `$listLocalSessions`;
+    /// empty otherwise.
+    pub local_sessions: Vec<(Bson, std::time::SystemTime)>,
 }
 
 impl Job {
@@ -314,6 +339,7 @@ impl Job {
             reader: &reader,
             db: self.db.clone(),
             env,
+            local_sessions: &self.local_sessions,
         };
         let results = match &coll {
             None => pipeline.run(Vec::new(), &mut ctx)?,
@@ -359,7 +385,15 @@ struct ReaderContext<'a> {
     reader: &'a eddy_engine::read::Reader,
     db: String,
     env: Env,
+    local_sessions: &'a [(Bson, std::time::SystemTime)],
 }
+
+/// The `uid` of every session: Eddy has no authentication, so every session belongs to
+/// the unauthenticated user, whose digest mongod defines as SHA-256 of the empty string.
+const NO_AUTH_DIGEST: [u8; 32] = [
+    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+    0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+];
 
 impl Context for ReaderContext<'_> {
     fn collection(&mut self, db: &str, coll: &str) -> Result<Vec<Document>, MongoError> {
@@ -378,6 +412,32 @@ impl Context for ReaderContext<'_> {
     }
     fn env(&self) -> &Env {
         &self.env
+    }
+    fn local_sessions(
+        &mut self,
+        users: Option<&[(String, String)]>,
+    ) -> Result<Vec<Document>, MongoError> {
+        // Every session is the unauthenticated user's: a list naming other users
+        // matches none of them.
+        if users.is_some_and(|u| !u.iter().any(|(n, d)| n.is_empty() && d.is_empty())) {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .local_sessions
+            .iter()
+            .map(|(id, last_use)| {
+                bson::doc! {
+                    "_id": {
+                        "id": id.clone(),
+                        "uid": bson::Binary {
+                            subtype: bson::spec::BinarySubtype::Generic,
+                            bytes: NO_AUTH_DIGEST.to_vec(),
+                        },
+                    },
+                    "lastUse": bson::DateTime::from_system_time(*last_use),
+                }
+            })
+            .collect())
     }
 }
 

@@ -166,6 +166,7 @@ fn through_view(
         coll: Some(ns.coll.clone()),
         pipeline,
         let_vars: Document::new(),
+        local_sessions: Vec::new(),
     };
     let docs = job.run(engine)?;
     match projection {
