@@ -153,7 +153,14 @@ pub fn matching(
             }
             Ok(())
         };
-    match plan(meta, filter_doc) {
+    // Indexes order strings by bytes: a query comparing strings under a collation
+    // reads every document.
+    let plan = if filter.is_collated() {
+        Plan::CollectionScan
+    } else {
+        plan(meta, filter_doc)
+    };
+    match plan {
         Plan::IdLookup(ids) => {
             let mut keys: Vec<Vec<u8>> = ids.iter().map(id_key).collect();
             keys.sort();
@@ -338,7 +345,20 @@ impl Reader {
         vars: &[(String, Bson)],
         limit: Option<usize>,
     ) -> Result<Vec<Matched>, MongoError> {
-        let filter = Filter::parse_with_vars(filter_doc, vars)?;
+        self.find_collated(meta, filter_doc, vars, None, limit)
+    }
+
+    /// [`Reader::find_with_vars`] with the filter's string comparisons under
+    /// `collation` (`None`: simple).
+    pub fn find_collated(
+        &self,
+        meta: &CollectionMeta,
+        filter_doc: &Document,
+        vars: &[(String, Bson)],
+        collation: Option<&std::sync::Arc<eddy_query::collation::Collation>>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Matched>, MongoError> {
+        let filter = Filter::parse_collated(filter_doc, vars, collation)?;
         matching(&self.snap, meta, filter_doc, &filter, limit)
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use eddy_codes::{ErrorCode, MongoError};
+use eddy_query::collation::Collation;
 use eddy_query::filter::Filter;
 use eddy_query::update::{ApplyContext, Update};
 use eddy_storage::{KvRead, StorageError, WriteBatch};
@@ -46,6 +47,8 @@ pub struct UpdateOp {
     pub array_filters: Option<Vec<Document>>,
     /// The command's evaluated `let` variables (for `$expr` and pipeline updates).
     pub let_vars: Vec<(String, Bson)>,
+    /// The statement's collation for its query (`None`: simple).
+    pub collation: Option<Arc<Collation>>,
 }
 
 /// One statement of a `delete` command.
@@ -56,6 +59,8 @@ pub struct DeleteOp {
     pub just_one: bool,
     /// The command's evaluated `let` variables (for `$expr`).
     pub let_vars: Vec<(String, Bson)>,
+    /// The statement's collation for its query (`None`: simple).
+    pub collation: Option<Arc<Collation>>,
 }
 
 /// A `findAndModify` request.
@@ -71,6 +76,8 @@ pub struct FindAndModify {
     pub array_filters: Option<Vec<Document>>,
     /// The command's evaluated `let` variables (for `$expr` and pipeline updates).
     pub let_vars: Vec<(String, Bson)>,
+    /// The collation of the query and the sort (`None`: simple).
+    pub collation: Option<Arc<Collation>>,
 }
 
 /// What `findAndModify` did.
@@ -205,7 +212,8 @@ impl Engine {
             let mut out = WriteOutcome::default();
             for (i, op) in ops.into_iter().enumerate() {
                 let res = (|| {
-                    let filter = Filter::parse_with_vars(&op.filter, &op.let_vars)?;
+                    let filter =
+                        Filter::parse_collated(&op.filter, &op.let_vars, op.collation.as_ref())?;
                     let Some(meta) = tx.collection(&ns)? else {
                         return Ok(0);
                     };
@@ -965,7 +973,7 @@ impl Tx<'_, '_> {
         ns: &Namespace,
         op: &UpdateOp,
     ) -> Result<StatementOutcome, MongoError> {
-        let filter = Filter::parse_with_vars(&op.filter, &op.let_vars)?;
+        let filter = Filter::parse_collated(&op.filter, &op.let_vars, op.collation.as_ref())?;
         let update =
             Update::parse_with_vars(&op.update, op.array_filters.as_deref(), &op.let_vars)?;
         if op.multi && update.is_replacement() {
@@ -1023,7 +1031,7 @@ impl Tx<'_, '_> {
         ns: &Namespace,
         req: &FindAndModify,
     ) -> Result<FindAndModifyOutcome, MongoError> {
-        let filter = Filter::parse_with_vars(&req.query, &req.let_vars)?;
+        let filter = Filter::parse_collated(&req.query, &req.let_vars, req.collation.as_ref())?;
         let update = match (&req.update, req.remove) {
             (Some(_), true) => {
                 return Err(MongoError::new(
@@ -1061,7 +1069,8 @@ impl Tx<'_, '_> {
         let mut matched = match &req.sort {
             Some(sort) if !sort.is_empty() => {
                 // The first document in sort order: all matches, then the minimum.
-                let sort = eddy_query::sort::SortSpec::parse(sort)?;
+                let sort =
+                    eddy_query::sort::SortSpec::parse(sort)?.with_collation(req.collation.clone());
                 let all = read::matching(&*self.w, &meta, &req.query, &filter, None)?;
                 all.into_iter()
                     .min_by(|a, b| sort.compare(&a.doc, &b.doc))

@@ -29,6 +29,8 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Document};
 
+use crate::collation::Collation;
+
 /// The canonical type bracket of a value (mongod's `canonicalizeBSONType`).
 /// Values in different brackets never compare equal.
 pub fn type_bracket(v: &Bson) -> u8 {
@@ -63,16 +65,37 @@ pub fn is_number(v: &Bson) -> bool {
 
 /// Compares two values in mongod's order.
 pub fn compare(a: &Bson, b: &Bson) -> Ordering {
+    compare_by(a, b, bytewise)
+}
+
+/// [`compare`] under a collation (`None`: the simple collation, byte order).
+pub fn compare_collated(a: &Bson, b: &Bson, collation: Option<&Collation>) -> Ordering {
+    match collation {
+        None => compare(a, b),
+        Some(c) => compare_by(a, b, |x, y| c.compare(x, y)),
+    }
+}
+
+/// [`values_equal`] under a collation.
+pub fn values_equal_collated(a: &Bson, b: &Bson, collation: Option<&Collation>) -> bool {
+    compare_collated(a, b, collation) == Ordering::Equal
+}
+
+fn bytewise(x: &str, y: &str) -> Ordering {
+    x.as_bytes().cmp(y.as_bytes())
+}
+
+/// mongod's order with `strings` comparing string (and symbol) values, wherever they
+/// are nested; everything else, field names included, compares as always.
+fn compare_by<F: Fn(&str, &str) -> Ordering + Copy>(a: &Bson, b: &Bson, strings: F) -> Ordering {
     let (ta, tb) = (type_bracket(a), type_bracket(b));
     if ta != tb {
         return ta.cmp(&tb);
     }
     match (a, b) {
-        (Bson::String(x) | Bson::Symbol(x), Bson::String(y) | Bson::Symbol(y)) => {
-            x.as_bytes().cmp(y.as_bytes())
-        }
-        (Bson::Document(x), Bson::Document(y)) => compare_documents(x, y),
-        (Bson::Array(x), Bson::Array(y)) => compare_arrays(x, y),
+        (Bson::String(x) | Bson::Symbol(x), Bson::String(y) | Bson::Symbol(y)) => strings(x, y),
+        (Bson::Document(x), Bson::Document(y)) => compare_documents_by(x, y, strings),
+        (Bson::Array(x), Bson::Array(y)) => compare_arrays_by(x, y, strings),
         (Bson::Binary(x), Bson::Binary(y)) => x
             .bytes
             .len()
@@ -109,7 +132,7 @@ pub fn compare(a: &Bson, b: &Bson) -> Ordering {
             .code
             .as_bytes()
             .cmp(y.code.as_bytes())
-            .then_with(|| compare_documents(&x.scope, &y.scope)),
+            .then_with(|| compare_documents_by(&x.scope, &y.scope, strings)),
         _ if ta == 10 => compare_numbers(a, b),
         // MinKey, MaxKey, Null, Undefined: one value per bracket.
         _ => Ordering::Equal,
@@ -124,6 +147,14 @@ pub fn values_equal(a: &Bson, b: &Bson) -> bool {
 
 /// Compares documents as mongod's `BSONObj::woCompare` with field names considered.
 pub fn compare_documents(a: &Document, b: &Document) -> Ordering {
+    compare_documents_by(a, b, bytewise)
+}
+
+fn compare_documents_by<F: Fn(&str, &str) -> Ordering + Copy>(
+    a: &Document,
+    b: &Document,
+    strings: F,
+) -> Ordering {
     let mut ia = a.iter();
     let mut ib = b.iter();
     loop {
@@ -135,7 +166,7 @@ pub fn compare_documents(a: &Document, b: &Document) -> Ordering {
                 let o = type_bracket(va)
                     .cmp(&type_bracket(vb))
                     .then_with(|| ka.as_bytes().cmp(kb.as_bytes()))
-                    .then_with(|| compare(va, vb));
+                    .then_with(|| compare_by(va, vb, strings));
                 if o != Ordering::Equal {
                     return o;
                 }
@@ -146,8 +177,16 @@ pub fn compare_documents(a: &Document, b: &Document) -> Ordering {
 
 /// Compares arrays element by element, the shorter first.
 pub fn compare_arrays(a: &[Bson], b: &[Bson]) -> Ordering {
+    compare_arrays_by(a, b, bytewise)
+}
+
+fn compare_arrays_by<F: Fn(&str, &str) -> Ordering + Copy>(
+    a: &[Bson],
+    b: &[Bson],
+    strings: F,
+) -> Ordering {
     for (x, y) in a.iter().zip(b.iter()) {
-        let o = compare(x, y);
+        let o = compare_by(x, y, strings);
         if o != Ordering::Equal {
             return o;
         }

@@ -26,7 +26,10 @@ use std::cmp::Ordering;
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 
+use std::sync::Arc;
+
 use crate::cmp::{self, compare, type_bracket};
+use crate::collation::Collation;
 use crate::path::{self, Candidate};
 use crate::regex::MongoRegex;
 use crate::schema::JsonSchema;
@@ -51,6 +54,9 @@ impl MatchDetails {
 #[derive(Debug, Clone)]
 pub struct Filter {
     root: Expr,
+    /// Some string comparison runs under a non-simple collation, so indexes (which
+    /// order strings by bytes) cannot answer it.
+    collated: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +76,8 @@ pub(crate) enum Expr {
 #[derive(Debug, Clone)]
 pub(crate) enum Leaf {
     Cmp(CmpOp, Bson),
+    /// A comparison whose value holds strings, under a non-simple collation.
+    Collated(CmpOp, Bson, Arc<Collation>),
     In(InSet),
     Regex(MongoRegex),
     Exists,
@@ -99,10 +107,12 @@ pub(crate) enum CmpOp {
 
 #[derive(Debug, Clone)]
 pub(crate) struct InSet {
-    /// Sorted by `cmp::compare`, deduplicated.
+    /// Sorted by `cmp::compare` (under `collation`), deduplicated.
     pub(crate) values: Vec<Bson>,
     pub(crate) regexes: Vec<MongoRegex>,
     pub(crate) has_null: bool,
+    /// Set when the values hold strings and the query has a non-simple collation.
+    pub(crate) collation: Option<Arc<Collation>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -248,13 +258,40 @@ impl Filter {
     ) -> Result<Filter, MongoError> {
         Ok(Filter {
             root: parse_doc(query, Level::Top, vars)?,
+            collated: false,
         })
+    }
+
+    /// Parses a query whose string comparisons (`$eq`, `$lt`, `$in`, ... on values
+    /// holding strings) run under `collation` (`None`: simple, byte order). Regexes,
+    /// `$expr` and `$jsonSchema` are not affected.
+    pub fn parse_collated(
+        query: &Document,
+        vars: &[(String, Bson)],
+        collation: Option<&Arc<Collation>>,
+    ) -> Result<Filter, MongoError> {
+        Ok(Filter::parse_with_vars(query, vars)?.collated(collation))
+    }
+
+    /// The same filter with its string comparisons under `collation`.
+    pub fn collated(mut self, collation: Option<&Arc<Collation>>) -> Filter {
+        if let Some(c) = collation {
+            self.collated |= collate_expr(&mut self.root, c);
+        }
+        self
+    }
+
+    /// Whether some comparison runs under a non-simple collation (an index ordered by
+    /// bytes then cannot serve the query).
+    pub fn is_collated(&self) -> bool {
+        self.collated
     }
 
     /// A filter that matches every document.
     pub fn match_all() -> Filter {
         Filter {
             root: Expr::AlwaysTrue,
+            collated: false,
         }
     }
 
@@ -297,6 +334,9 @@ impl Filter {
     /// `$gt`/`$gte`/`$lt`/`$lte`), or `None` if it places none usable for an index.
     /// The engine must still apply the whole filter to the documents it fetches.
     pub fn range_on(&self, field: &str) -> Option<Range> {
+        if self.collated {
+            return None;
+        }
         let mut leaves = Vec::new();
         collect_conjunct_leaves(&self.root, field, &mut leaves);
         let mut points: Option<Vec<Bson>> = None;
@@ -925,6 +965,7 @@ fn parse_all(path: &str, arg: &Bson) -> Result<Vec<Node>, MongoError> {
             values: Vec::new(),
             regexes: Vec::new(),
             has_null: false,
+            collation: None,
         }))]);
     }
     // Each value is its own predicate on the path (mongod builds an AND of them).
@@ -990,6 +1031,7 @@ fn parse_in(items: &[Bson]) -> Result<InSet, MongoError> {
         values,
         regexes,
         has_null,
+        collation: None,
     })
 }
 
@@ -1201,6 +1243,67 @@ fn parse_bit_mask(path: &str, arg: &Bson) -> Result<BitMask, MongoError> {
 }
 
 // ---------------------------------------------------------------------------------
+// Collation
+// ---------------------------------------------------------------------------------
+
+/// Whether a value is or holds a string (the only values a collation compares).
+fn holds_string(v: &Bson) -> bool {
+    match v {
+        Bson::String(_) | Bson::Symbol(_) => true,
+        Bson::Array(items) => items.iter().any(holds_string),
+        Bson::Document(d) => d.values().any(holds_string),
+        _ => false,
+    }
+}
+
+/// Puts the comparisons of `e` whose values hold strings under `c`; true if any.
+fn collate_expr(e: &mut Expr, c: &Arc<Collation>) -> bool {
+    match e {
+        Expr::And(children) | Expr::Or(children) | Expr::Nor(children) => {
+            let mut any = false;
+            for child in children {
+                any |= collate_expr(child, c);
+            }
+            any
+        }
+        Expr::Not(inner) => collate_expr(inner, c),
+        Expr::Path(_, leaf) => collate_leaf(leaf, c),
+        Expr::AlwaysTrue | Expr::AlwaysFalse | Expr::Aggregate(_) | Expr::Schema(_) => false,
+    }
+}
+
+fn collate_leaf(leaf: &mut Leaf, c: &Arc<Collation>) -> bool {
+    match leaf {
+        Leaf::Cmp(op, v) if holds_string(v) => {
+            *leaf = Leaf::Collated(*op, v.clone(), Arc::clone(c));
+            true
+        }
+        Leaf::In(set) if set.values.iter().any(holds_string) => {
+            set.values
+                .sort_by(|a, b| cmp::compare_collated(a, b, Some(c)));
+            set.values
+                .dedup_by(|a, b| cmp::values_equal_collated(a, b, Some(c)));
+            set.collation = Some(Arc::clone(c));
+            true
+        }
+        Leaf::ElemMatchObject(inner) => collate_expr(inner, c),
+        Leaf::ElemMatchValue(nodes) => collate_nodes(nodes, c),
+        _ => false,
+    }
+}
+
+fn collate_nodes(nodes: &mut [Node], c: &Arc<Collation>) -> bool {
+    let mut any = false;
+    for n in nodes {
+        any |= match n {
+            Node::Leaf(l) => collate_leaf(l, c),
+            Node::Not(children) => collate_nodes(children, c),
+        };
+    }
+    any
+}
+
+// ---------------------------------------------------------------------------------
 // Evaluation
 // ---------------------------------------------------------------------------------
 
@@ -1276,12 +1379,18 @@ impl Leaf {
     pub(crate) fn matches_single(&self, v: Option<&Bson>, key: &mut Option<usize>) -> bool {
         match self {
             Leaf::Cmp(op, rhs) => cmp_matches(*op, v, rhs),
+            Leaf::Collated(op, rhs, c) => cmp_matches_collated(*op, v, rhs, Some(c)),
             Leaf::In(set) => {
                 if set.has_null && matches!(v, None | Some(Bson::Undefined)) {
                     return true;
                 }
                 let Some(v) = v else { return false };
-                if set.values.binary_search_by(|x| compare(x, v)).is_ok() {
+                let c = set.collation.as_deref();
+                if set
+                    .values
+                    .binary_search_by(|x| cmp::compare_collated(x, v, c))
+                    .is_ok()
+                {
                     return true;
                 }
                 set.regexes.iter().any(|r| regex_matches(r, v))
@@ -1365,6 +1474,16 @@ fn regex_matches(r: &MongoRegex, v: &Bson) -> bool {
 
 /// `ComparisonMatchExpression::matchesSingleElement`.
 pub(crate) fn cmp_matches(op: CmpOp, v: Option<&Bson>, rhs: &Bson) -> bool {
+    cmp_matches_collated(op, v, rhs, None)
+}
+
+/// [`cmp_matches`] with strings compared under `collation`.
+fn cmp_matches_collated(
+    op: CmpOp,
+    v: Option<&Bson>,
+    rhs: &Bson,
+    collation: Option<&Collation>,
+) -> bool {
     // EOO and undefined share canonical type 0 in mongod; null is 5.
     let lb = v.map_or(2, type_bracket);
     let rb = type_bracket(rhs);
@@ -1394,7 +1513,7 @@ pub(crate) fn cmp_matches(op: CmpOp, v: Option<&Bson>, rhs: &Bson) -> bool {
             _ => both,
         };
     }
-    let o = compare(v, rhs);
+    let o = cmp::compare_collated(v, rhs, collation);
     match op {
         CmpOp::Eq => o == Ordering::Equal,
         CmpOp::Lt => o == Ordering::Less,

@@ -4,6 +4,7 @@
 //! can call it under its own locks. Modules:
 //!
 //! * [`cmp`]: mongod's total order over BSON values;
+//! * [`collation`]: language-aware string comparison (ICU collations);
 //! * [`path`]: dotted paths with mongod's implicit array traversal;
 //! * [`key`]: order-preserving byte encoding of values for index keys;
 //! * [`filter`]: the query matcher (`find` filters, `$match`, update queries);
@@ -23,6 +24,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cmp;
+pub mod collation;
 pub mod diff;
 pub mod expr;
 pub mod filter;

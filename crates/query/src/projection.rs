@@ -165,6 +165,8 @@ enum Mode {
 struct Ctx<'q> {
     mode: Mode,
     query: Option<&'q Document>,
+    /// The command's `let` variable names, in scope of computed fields.
+    vars: &'q [String],
     /// `Some(true)` inclusion, `Some(false)` exclusion, once a field decides it.
     kind: Option<bool>,
     id_specified: bool,
@@ -182,27 +184,36 @@ impl Projection {
     /// Parses a `find` projection. Positional projections are not checked against
     /// the query here (see [`Projection::parse_with_query`]).
     pub fn parse(spec: &Document) -> Result<Projection, MongoError> {
-        parse_spec(spec, Mode::Find, None)
+        parse_spec(spec, Mode::Find, None, &[])
     }
 
     /// Parses a `find` projection with the query it goes with, so a positional
     /// projection is checked as mongod checks it (31277 when no query predicate is on
     /// the projected array's top-level field).
     pub fn parse_with_query(spec: &Document, query: &Document) -> Result<Projection, MongoError> {
-        parse_spec(spec, Mode::Find, Some(query))
+        parse_spec(spec, Mode::Find, Some(query), &[])
     }
 
     /// Parses the specification of an aggregation `$project` stage: find-only
     /// operators are refused as mongod refuses them, `$slice` is the expression, and
     /// errors carry the stage's `Invalid $project :: caused by :: ` prefix.
     pub fn parse_aggregation(spec: &Document) -> Result<Projection, MongoError> {
+        Projection::parse_aggregation_with_vars(spec, &[])
+    }
+
+    /// [`Projection::parse_aggregation`] with the command's `let` variable names in
+    /// scope of its expressions.
+    pub fn parse_aggregation_with_vars(
+        spec: &Document,
+        vars: &[String],
+    ) -> Result<Projection, MongoError> {
         let parsed = if spec.is_empty() {
             Err(MongoError::location(
                 51272,
                 "projection specification must have at least one field",
             ))
         } else {
-            parse_spec(spec, Mode::Aggregation, None)
+            parse_spec(spec, Mode::Aggregation, None, vars)
         };
         parsed.map_err(|mut e| {
             e.message = format!("Invalid $project :: caused by :: {}", e.message);
@@ -282,10 +293,12 @@ fn parse_spec(
     spec: &Document,
     mode: Mode,
     query: Option<&Document>,
+    vars: &[String],
 ) -> Result<Projection, MongoError> {
     let mut ctx = Ctx {
         mode,
         query,
+        vars,
         kind: None,
         id_specified: false,
         id_included: false,
@@ -491,7 +504,7 @@ fn parse_literal(
     } else {
         Node::Expr(ExprNode {
             raw: value.clone(),
-            expr: Arc::new(expr::Expr::parse(value)?),
+            expr: Arc::new(expr::Expr::parse_with_vars(value, ctx.vars)?),
         })
     };
     let path = field_path(name)?;
@@ -669,7 +682,7 @@ fn parse_expression(
         return Err(meta_error(sub.get("$meta").unwrap_or(&Bson::Null)));
     }
     let raw = Bson::Document(sub.clone());
-    let parsed = expr::Expr::parse(&raw).map_err(|e| {
+    let parsed = expr::Expr::parse_with_vars(&raw, ctx.vars).map_err(|e| {
         // An operator the expression module does not know is, to mongod's projection
         // parser, not an expression name at all: 31325.
         if e.code == ErrorCode::InvalidPipelineOperator.code()

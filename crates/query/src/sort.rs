@@ -20,7 +20,10 @@ use std::cmp::Ordering;
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 
-use crate::cmp::compare as compare_values;
+use std::sync::Arc;
+
+use crate::cmp::compare_collated;
+use crate::collation::Collation;
 use crate::path::array_index;
 use crate::projection::field_path;
 use crate::util;
@@ -35,6 +38,8 @@ pub struct SortSpec {
     fields: Vec<(String, bool)>,
     /// Each field's path, split.
     paths: Vec<Vec<String>>,
+    /// Strings order under this collation (`None`: byte order).
+    collation: Option<Arc<Collation>>,
 }
 
 impl SortSpec {
@@ -65,7 +70,11 @@ impl SortSpec {
             paths.push(field_path(name)?);
             fields.push((name.clone(), direction == 1));
         }
-        Ok(SortSpec { fields, paths })
+        Ok(SortSpec {
+            fields,
+            paths,
+            collation: None,
+        })
     }
 
     /// Parses the specification of a `$sort` stage, which must name a key.
@@ -117,13 +126,28 @@ impl SortSpec {
         Ok(best.unwrap_or(fixed))
     }
 
+    /// The same sort with strings ordered by `collation` (`None`: byte order).
+    pub fn with_collation(mut self, collation: Option<Arc<Collation>>) -> SortSpec {
+        self.collation = collation;
+        self
+    }
+
+    /// Whether strings sort under a non-simple collation (an index cannot serve it).
+    pub fn is_collated(&self) -> bool {
+        self.collation.is_some()
+    }
+
+    fn compare_values(&self, a: &Bson, b: &Bson) -> Ordering {
+        compare_collated(a, b, self.collation.as_deref())
+    }
+
     /// Compares two keys from [`SortSpec::key`] in sort order.
     pub fn compare_keys(&self, a: &[Bson], b: &[Bson]) -> Ordering {
         for (i, (_, ascending)) in self.fields.iter().enumerate() {
             let (Some(x), Some(y)) = (a.get(i), b.get(i)) else {
                 break;
             };
-            let ord = compare_values(x, y);
+            let ord = self.compare_values(x, y);
             let ord = if *ascending { ord } else { ord.reverse() };
             if ord != Ordering::Equal {
                 return ord;
@@ -154,7 +178,7 @@ impl SortSpec {
                 // One field cannot meet parallel arrays.
                 let _ = generate(Some(doc), &single, &mut fixed, &mut |k| {
                     let better = best.as_ref().is_none_or(|b| {
-                        let ord = compare_values(&k[0], b);
+                        let ord = self.compare_values(&k[0], b);
                         if *ascending {
                             ord == Ordering::Less
                         } else {

@@ -26,10 +26,12 @@ mod group;
 mod tests;
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 
+use crate::collation::Collation;
 use crate::expr::{Env, Expr, DESCEND, KEEP, PRUNE};
 use crate::filter::Filter;
 use crate::projection::{field_path, Projection};
@@ -501,6 +503,33 @@ impl Pipeline {
         self.leading_match.as_ref()
     }
 
+    /// The same pipeline with the command's collation applied to the string comparisons
+    /// of its `$match` stages and the order of its `$sort`s (in `$facet`s too).
+    /// `$group` keys, `$lookup` joins and expressions keep byte order.
+    pub fn collated(mut self, collation: Option<&Arc<Collation>>) -> Pipeline {
+        let Some(c) = collation else {
+            return self;
+        };
+        for stage in &mut self.stages {
+            match stage {
+                Stage::Match(m) => {
+                    let filter = std::mem::replace(&mut m.filter, Filter::match_all());
+                    m.filter = filter.collated(Some(c));
+                }
+                Stage::Sort(spec) => {
+                    *spec = spec.clone().with_collation(Some(Arc::clone(c)));
+                }
+                Stage::Facet(facets) => {
+                    for (_, p) in facets.iter_mut() {
+                        *p = std::mem::take(p).collated(Some(c));
+                    }
+                }
+                _ => {}
+            }
+        }
+        self
+    }
+
     /// The final `$out`/`$merge` the caller must perform with the results of `run`.
     pub fn writes(&self) -> Option<&Output> {
         self.output.as_ref()
@@ -635,7 +664,7 @@ fn parse_stage(name: &str, arg: &Bson, vars: &[String]) -> Result<Stage, MongoEr
             }
         },
         "$project" => match arg {
-            Bson::Document(d) => Stage::Project(Projection::parse_aggregation(d)?),
+            Bson::Document(d) => Stage::Project(Projection::parse_aggregation_with_vars(d, vars)?),
             _ => {
                 return Err(MongoError::location(
                     15969,

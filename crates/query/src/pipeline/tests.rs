@@ -1043,3 +1043,17 @@ fn list_local_sessions_parses_as_mongod() {
     let not_first = vec![doc! {"$match": {}}, doc! {"$listLocalSessions": {}}];
     assert_eq!(code(run_simple(&not_first, Vec::new())), 40602);
 }
+
+#[test]
+fn project_sees_let_variables() {
+    let stages = vec![doc! {"$project": {"_id": 0, "x": "$$x", "r": {"$rand": {}}}}];
+    let p = Pipeline::parse_with_vars(&stages, &["x".to_owned()]).expect("parses");
+    let mut ctx = MapContext::default();
+    ctx.env.vars = vec![("x".to_owned(), Bson::String("foo".into()))];
+    let out = p.run(vec![doc! {"_id": 1}], &mut ctx).expect("runs");
+    assert_eq!(out[0].get_str("x").ok(), Some("foo"));
+    assert!(matches!(out[0].get("r"), Some(Bson::Double(d)) if (0.0..1.0).contains(d)));
+    // Without the variable in scope, mongod's 17276.
+    let e = Pipeline::parse(&stages).expect_err("undefined variable");
+    assert_eq!(e.code, 17276);
+}

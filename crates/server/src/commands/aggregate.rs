@@ -16,11 +16,12 @@ use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_engine::write::UpdateOp;
 use eddy_engine::{Engine, Namespace};
+use eddy_query::collation::Collation;
 use eddy_query::expr::Env;
 use eddy_query::pipeline::{Context, MergeAction, MergeSpec, Output, Pipeline};
 
 use super::change_stream;
-use super::data::{check_collation, check_fields, with_engine};
+use super::data::{check_fields, collation_arg, with_engine};
 use crate::args::{missing, opt_doc, opt_integer, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
 use crate::cursor::{CursorOptions, VecCursor};
@@ -35,6 +36,7 @@ pub struct Aggregate {
     batch_size: Option<u32>,
     /// The command's `let` variables, unevaluated.
     let_vars: Document,
+    collation: Option<Arc<Collation>>,
 }
 
 /// Stage names of mongod 7.0's aggregation framework.
@@ -123,7 +125,7 @@ impl Command for Aggregate {
                 "runtimeConstants",
             ],
         )?;
-        check_collation(cmd, "aggregate")?;
+        let collation = collation_arg(cmd, "aggregate")?;
         let coll = match cmd.get("aggregate") {
             Some(Bson::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(Bson::String(_)) => {
@@ -240,6 +242,7 @@ impl Command for Aggregate {
             pipeline,
             batch_size,
             let_vars,
+            collation,
         })
     }
 
@@ -289,6 +292,7 @@ impl Command for Aggregate {
                     pipeline: self.pipeline,
                     let_vars: self.let_vars,
                     local_sessions,
+                    collation: self.collation,
                 };
                 let docs = with_engine(&ctx, move |engine| job.run(engine)).await?;
                 let source = VecCursor::from_documents(docs)?;
@@ -311,6 +315,8 @@ pub(super) struct Job {
     /// The session cache (`lsid.id`, last use) for a leading `$listLocalSessions`;
     /// empty otherwise.
     pub local_sessions: Vec<(Bson, std::time::SystemTime)>,
+    /// The command's collation (`None`: simple).
+    pub collation: Option<Arc<Collation>>,
 }
 
 impl Job {
@@ -334,7 +340,8 @@ impl Job {
             }
             None => (None, self.pipeline),
         };
-        let pipeline = Pipeline::parse_with_vars(&stages, &names)?;
+        let pipeline =
+            Pipeline::parse_with_vars(&stages, &names)?.collated(self.collation.as_ref());
         let mut ctx = ReaderContext {
             reader: &reader,
             db: self.db.clone(),
@@ -349,7 +356,13 @@ impl Job {
                 match (meta, pipeline.leading_match()) {
                     (Some(meta), Some(filter)) => {
                         let input = reader
-                            .find_with_vars(&meta, filter, &ctx.env.vars, None)?
+                            .find_collated(
+                                &meta,
+                                filter,
+                                &ctx.env.vars,
+                                self.collation.as_ref(),
+                                None,
+                            )?
                             .into_iter()
                             .map(|m| m.doc)
                             .collect();
@@ -551,6 +564,8 @@ fn write_merge(
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
+                // The `on` lookup matched the target by its own values, under no collation.
+                collation: None,
             })
         })
         .collect();

@@ -3,7 +3,7 @@
 use bson::{doc, Bson, Document};
 use eddy_codes::MongoError;
 
-use super::data::{check_collation, check_fields, collection_arg, namespace, with_engine};
+use super::data::{check_fields, collation_arg, collection_arg, namespace, with_engine};
 use super::query::{self, QuerySpec};
 use crate::args::{opt_doc, opt_integer};
 use crate::command::{Command, CommandResult, Ctx};
@@ -20,7 +20,6 @@ impl Command for Count {
             "count",
             &["query", "limit", "skip", "hint", "collation", "fields"],
         )?;
-        check_collation(cmd, "count")?;
         let skip = opt_integer(cmd, "count", "skip")?.unwrap_or(0);
         if skip < 0 {
             return Err(MongoError::bad_value(
@@ -41,6 +40,7 @@ impl Command for Count {
                     .get("hint")
                     .filter(|h| matches!(h, Bson::String(_) | Bson::Document(_)))
                     .cloned(),
+                collation: collation_arg(cmd, "count")?,
                 ..QuerySpec::default()
             },
         })

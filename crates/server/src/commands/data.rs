@@ -168,6 +168,20 @@ pub fn opt_documents(
 }
 
 /// `collation` is accepted only as the simple collation.
+/// A query command's `collation` (`None`: simple), parsed with mongod's errors.
+pub fn collation_arg(
+    doc: &Document,
+    command: &str,
+) -> Result<Option<std::sync::Arc<eddy_query::collation::Collation>>, MongoError> {
+    match doc.get("collation") {
+        None => Ok(None),
+        Some(Bson::Document(c)) => eddy_query::collation::Collation::parse(c),
+        Some(v) => Err(wrong_type(command, "collation", v, "type 'object'")),
+    }
+}
+
+/// For commands that store a collation (collection and index defaults), which Eddy
+/// does not: only the simple collation is accepted.
 pub fn check_collation(doc: &Document, command: &str) -> Result<(), MongoError> {
     match doc.get("collation") {
         None => Ok(()),

@@ -5,8 +5,8 @@ use eddy_codes::{ErrorCode, MongoError};
 use eddy_engine::DeleteOp;
 
 use super::data::{
-    check_collation, check_fields, check_statement_fields, collection_arg, documents_arg,
-    namespace, with_engine, write_errors,
+    check_fields, check_statement_fields, collation_arg, collection_arg, documents_arg, namespace,
+    with_engine, write_errors,
 };
 use crate::args::{as_integer, missing, opt_bool, opt_doc, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
@@ -42,11 +42,11 @@ fn parse_statement(s: &Document) -> Result<DeleteOp, MongoError> {
         ));
     }
     check_statement_fields(s, "delete.deletes", &["q", "limit", "hint", "collation"])?;
-    check_collation(s, "delete.deletes")?;
     Ok(DeleteOp {
         filter,
         just_one: limit == 1,
         let_vars: Vec::new(),
+        collation: collation_arg(s, "delete.deletes")?,
     })
 }
 

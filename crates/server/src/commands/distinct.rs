@@ -4,7 +4,7 @@
 use bson::{doc, Bson, Document};
 use eddy_codes::MongoError;
 
-use super::data::{check_collation, check_fields, collection_arg, namespace, with_engine};
+use super::data::{check_fields, collation_arg, collection_arg, namespace, with_engine};
 use super::query::{self, QuerySpec};
 use crate::args::{missing, opt_doc, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
@@ -18,7 +18,6 @@ pub struct Distinct {
 impl Command for Distinct {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
         check_fields(cmd, "distinct", &["key", "query", "collation", "hint"])?;
-        check_collation(cmd, "distinct")?;
         let key = match cmd.get("key") {
             Some(Bson::String(k)) => k.clone(),
             Some(v) => return Err(wrong_type("distinct", "key", v, "type 'string'")),
@@ -31,6 +30,7 @@ impl Command for Distinct {
                 filter: opt_doc(cmd, "distinct", "query")?
                     .cloned()
                     .unwrap_or_default(),
+                collation: collation_arg(cmd, "distinct")?,
                 ..QuerySpec::default()
             },
         })
@@ -41,6 +41,9 @@ impl Command for Distinct {
         let (key, query) = (self.key, self.query);
         let values = with_engine(&ctx, move |e| {
             let docs = query::run(e, &ns, &query)?;
+            // Values equal under the collation are one value (the first one met).
+            let collation = query.collation.as_deref();
+            let same = |a: &Bson, b: &Bson| eddy_query::cmp::values_equal_collated(a, b, collation);
             let mut values: Vec<Bson> = Vec::new();
             for d in &docs {
                 // Leaf arrays contribute their elements, not themselves.
@@ -48,12 +51,12 @@ impl Command for Distinct {
                     let Some(v) = c.value.filter(|_| !c.whole_array) else {
                         continue;
                     };
-                    if !values.iter().any(|x| eddy_query::cmp::values_equal(x, v)) {
+                    if !values.iter().any(|x| same(x, v)) {
                         values.push(v.clone());
                     }
                 }
             }
-            values.sort_by(eddy_query::cmp::compare);
+            values.sort_by(|a, b| eddy_query::cmp::compare_collated(a, b, collation));
             Ok(values)
         })
         .await?;

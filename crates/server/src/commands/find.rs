@@ -3,7 +3,7 @@
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 
-use super::data::{check_collation, check_fields, collection_arg, namespace, with_engine};
+use super::data::{check_fields, collation_arg, collection_arg, namespace, with_engine};
 use super::query::{self, QuerySpec};
 use crate::args::{opt_bool, opt_doc, opt_integer, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
@@ -61,7 +61,6 @@ impl Command for Find {
                 "ntoreturn",
             ],
         )?;
-        check_collation(cmd, "find")?;
         if opt_bool(cmd, "find", "tailable")?.unwrap_or(false) {
             return Err(MongoError::bad_value(
                 "error processing query: tailable cursor requested on non capped collection",
@@ -90,6 +89,7 @@ impl Command for Find {
                 limit: non_negative(cmd, "find", "limit")?.map(|l| l as u64),
                 hint,
                 let_vars: opt_doc(cmd, "find", "let")?.cloned().unwrap_or_default(),
+                collation: collation_arg(cmd, "find")?,
             },
             batch_size: non_negative(cmd, "find", "batchSize")?
                 .map(|b| b.min(i64::from(u32::MAX)) as u32),

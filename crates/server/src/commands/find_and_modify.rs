@@ -6,7 +6,7 @@ use eddy_engine::FindAndModify as Request;
 use eddy_query::projection::Projection;
 
 use super::data::{
-    check_collation, check_fields, collection_arg, namespace, opt_documents, with_engine,
+    check_fields, collation_arg, collection_arg, namespace, opt_documents, with_engine,
 };
 use crate::args::{opt_bool, opt_doc, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
@@ -38,7 +38,6 @@ impl Command for FindAndModify {
                 "let",
             ],
         )?;
-        check_collation(cmd, "findAndModify")?;
         let update = match cmd.get("update") {
             None => None,
             Some(u @ (Bson::Document(_) | Bson::Array(_))) => Some(u.clone()),
@@ -68,6 +67,7 @@ impl Command for FindAndModify {
                 upsert: opt_bool(cmd, "findAndModify", "upsert")?.unwrap_or(false),
                 array_filters: opt_documents(cmd, "findAndModify", "arrayFilters")?,
                 let_vars: Vec::new(),
+                collation: collation_arg(cmd, "findAndModify")?,
             },
             fields,
             let_vars: opt_doc(cmd, "findAndModify", "let")?

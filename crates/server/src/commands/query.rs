@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_engine::{CollectionMeta, Engine, Namespace};
+use eddy_query::collation::Collation;
 use eddy_query::projection::Projection;
 use eddy_query::sort::SortSpec;
 
@@ -20,6 +21,8 @@ pub struct QuerySpec {
     pub hint: Option<Bson>,
     /// The command's `let` document, unevaluated (empty without one).
     pub let_vars: Document,
+    /// The query's collation (`None`: simple).
+    pub collation: Option<Arc<Collation>>,
 }
 
 /// Evaluates a command's `let` document once (`$$CLUSTER_TIME` is the engine's).
@@ -93,12 +96,12 @@ pub fn run(
         .map(|p| Projection::parse_with_query(p, &q.filter))
         .transpose()?;
     let sort = match &q.sort {
-        Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),
+        Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?.with_collation(q.collation.clone())),
         _ => None,
     };
     // Parse the filter even when the collection does not exist: bad filters fail.
     let vars = evaluate_let(engine, &q.let_vars)?;
-    let _ = eddy_query::filter::Filter::parse_with_vars(&q.filter, &vars)?;
+    let _ = eddy_query::filter::Filter::parse_collated(&q.filter, &vars, q.collation.as_ref())?;
     let reader = engine.reader()?;
     if reader.view(ns)?.is_some() {
         drop(reader);
@@ -113,14 +116,17 @@ pub fn run(
     // A hinted secondary index with no sort returns documents in that index's order,
     // as its index scan would.
     let sort = match (sort, q.hint.as_ref().and_then(|h| hinted_pattern(&meta, h))) {
-        (None, Some(pattern)) => Some(SortSpec::parse(&pattern)?),
+        (None, Some(pattern)) => {
+            Some(SortSpec::parse(&pattern)?.with_collation(q.collation.clone()))
+        }
         (sort, _) => sort,
     };
     let limit_hint = match (&sort, q.limit) {
         (None, Some(l)) if l > 0 => Some((l + q.skip) as usize),
         _ => None,
     };
-    let mut matched = reader.find_with_vars(&meta, &q.filter, &vars, limit_hint)?;
+    let mut matched =
+        reader.find_collated(&meta, &q.filter, &vars, q.collation.as_ref(), limit_hint)?;
     if let Some(sort) = &sort {
         matched.sort_by(|a, b| sort.compare(&a.doc, &b.doc));
     }
@@ -167,6 +173,7 @@ fn through_view(
         pipeline,
         let_vars: Document::new(),
         local_sessions: Vec::new(),
+        collation: q.collation.clone(),
     };
     let docs = job.run(engine)?;
     match projection {

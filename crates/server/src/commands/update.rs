@@ -5,8 +5,8 @@ use eddy_codes::MongoError;
 use eddy_engine::UpdateOp;
 
 use super::data::{
-    check_collation, check_fields, check_statement_fields, collection_arg, documents_arg,
-    namespace, opt_documents, with_engine, write_errors,
+    check_fields, check_statement_fields, collation_arg, collection_arg, documents_arg, namespace,
+    opt_documents, with_engine, write_errors,
 };
 use crate::args::{missing, opt_bool, opt_doc, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
@@ -52,7 +52,6 @@ fn parse_statement(s: &Document) -> Result<UpdateOp, MongoError> {
         }
         None => return Err(missing("update.updates", "u")),
     };
-    check_collation(s, "update.updates")?;
     if s.contains_key("sort") {
         return Err(MongoError::new(
             eddy_codes::ErrorCode::CommandNotSupported,
@@ -66,6 +65,7 @@ fn parse_statement(s: &Document) -> Result<UpdateOp, MongoError> {
         upsert: opt_bool(s, "update.updates", "upsert")?.unwrap_or(false),
         array_filters: opt_documents(s, "update.updates", "arrayFilters")?,
         let_vars: Vec::new(),
+        collation: collation_arg(s, "update.updates")?,
     })
 }
 
