@@ -363,3 +363,34 @@ def test_kill9_after_acknowledged_writes_loses_nothing(server: EddyServer):
     c = server.client()
     assert c.app.acked.count_documents({}) == 200
     assert sorted(d["_id"] for d in c.app.acked.find({}, {"_id": 1})) == list(range(200))
+
+
+# ---------------------------------------------------------------------------------------------
+# aggregation writes: errors as mongod reports them
+# ---------------------------------------------------------------------------------------------
+def test_merge_fail_reports_the_duplicate_key(db):
+    db.target.insert_one({"_id": 2, "x": 0})
+    with pytest.raises(OperationFailure) as ei:
+        db.aggregate(
+            [{"$documents": [{"_id": 2, "x": 1}]}, {"$merge": {"into": "target", "whenMatched": "fail"}}]
+        )
+    assert ei.value.code == 11000
+    assert ei.value.details["keyPattern"] == {"_id": 1}
+    assert ei.value.details["keyValue"] == {"_id": 2}
+    assert db.target.find_one({"_id": 2}) == {"_id": 2, "x": 0}
+
+
+def test_linearizable_read_concern_refuses_out_and_merge(db):
+    from pymongo.read_concern import ReadConcern
+
+    db.src.insert_one({"_id": 1})
+    linearizable = db.src.with_options(read_concern=ReadConcern("linearizable"))
+    for stage in ({"$out": "dest"}, {"$merge": {"into": "dest"}}):
+        with pytest.raises(OperationFailure) as ei:
+            linearizable.aggregate([{"$match": {}}, stage])
+        assert ei.value.code == 72, ei.value.details
+        name = next(iter(stage))
+        assert ei.value.details["errmsg"] == f"{name} cannot be used with a 'linearizable' read concern level"
+    assert "dest" not in db.list_collection_names()
+    # Reads without a write stage still run.
+    assert list(linearizable.aggregate([{"$match": {}}])) == [{"_id": 1}]

@@ -1535,10 +1535,27 @@ impl MergeSpec {
                 set.remove("_id");
                 Ok(MergeAction::Set(set))
             }
-            WhenMatched::Fail => Err(MongoError::new(
-                ErrorCode::DuplicateKey,
-                "$merge failed due to a DuplicateKey error",
-            )),
+            WhenMatched::Fail => {
+                // mongod inserts and lets the unique index on the `on` fields refuse:
+                // the error names that index's key pattern and the duplicate values.
+                let mut pattern = Document::new();
+                let mut value = Document::new();
+                for field in &self.on {
+                    pattern.insert(field.clone(), 1);
+                    let v = crate::path::get_path(&doc, field)
+                        .cloned()
+                        .unwrap_or(Bson::Null);
+                    value.insert(field.clone(), v);
+                }
+                Err(MongoError::new(
+                    ErrorCode::DuplicateKey,
+                    format!(
+                        "$merge failed due to a DuplicateKey error :: caused by :: E11000 duplicate key error dup key: {}",
+                        bson_to_string(&Bson::Document(value.clone()))
+                    ),
+                )
+                .with_extra(bson::doc! {"keyPattern": pattern, "keyValue": value}))
+            }
             WhenMatched::Pipeline(p) => {
                 let mut env = env.clone();
                 for (k, e) in &self.let_vars {

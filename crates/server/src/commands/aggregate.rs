@@ -193,12 +193,25 @@ impl Command for Aggregate {
         let is_change_stream = pipeline
             .first()
             .is_some_and(|s| s.contains_key("$changeStream"));
+        let level = cmd
+            .get_document("readConcern")
+            .ok()
+            .and_then(|rc| rc.get_str("level").ok());
+        if level == Some("linearizable") {
+            // A linearizable read must not write (mongod's check on $out and $merge).
+            let writer = pipeline
+                .last()
+                .and_then(|s| s.keys().next())
+                .filter(|n| matches!(n.as_str(), "$out" | "$merge"));
+            if let Some(stage) = writer {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidOptions,
+                    format!("{stage} cannot be used with a 'linearizable' read concern level"),
+                ));
+            }
+        }
         if is_change_stream {
             // Change streams read majority-committed data only; an explicit other level fails.
-            let level = cmd
-                .get_document("readConcern")
-                .ok()
-                .and_then(|rc| rc.get_str("level").ok());
             if let Some(level) = level.filter(|l| *l != "majority") {
                 return Err(MongoError::new(
                     ErrorCode::InvalidOptions,
