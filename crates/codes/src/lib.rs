@@ -234,6 +234,7 @@ error_codes! {
     ViewPipelineMaxSizeExceeded = 195,
     InvalidIndexSpecificationOption = 197,
     IllegalOpMsgFlag = 223,
+    QueryFeatureNotAllowed = 224,
     TransactionTooOld = 225,
     AtomicityFailure = 226,
     CannotImplicitlyCreateCollection = 227,

@@ -49,6 +49,8 @@ pub struct UpdateOp {
     pub let_vars: Vec<(String, Bson)>,
     /// The statement's collation for its query (`None`: simple).
     pub collation: Option<Arc<Collation>>,
+    /// The command's `bypassDocumentValidation`.
+    pub bypass_document_validation: bool,
 }
 
 /// One statement of a `delete` command.
@@ -78,6 +80,8 @@ pub struct FindAndModify {
     pub let_vars: Vec<(String, Bson)>,
     /// The collation of the query and the sort (`None`: simple).
     pub collation: Option<Arc<Collation>>,
+    /// The command's `bypassDocumentValidation`.
+    pub bypass_document_validation: bool,
 }
 
 /// What `findAndModify` did.
@@ -96,6 +100,9 @@ pub struct Tx<'a, 'b> {
     engine: &'a Engine,
     entries: Vec<SharedEntry>,
     wall: DateTime,
+    /// `bypassDocumentValidation` of the statement being run: collection validators
+    /// are not checked.
+    bypass_validation: bool,
 }
 
 impl Engine {
@@ -122,6 +129,7 @@ impl Engine {
                     engine: &engine,
                     entries: Vec::new(),
                     wall: DateTime::now(),
+                    bypass_validation: false,
                 };
                 let result = f(&mut tx);
                 let entries = std::mem::take(&mut tx.entries);
@@ -152,7 +160,20 @@ impl Engine {
         docs: Vec<Document>,
         ordered: bool,
     ) -> Result<WriteOutcome, MongoError> {
+        self.insert_bypassing(ns, docs, ordered, false)
+    }
+
+    /// [`Engine::insert`], with the collection's validator skipped when
+    /// `bypass_document_validation` (the command option of that name).
+    pub fn insert_bypassing(
+        self: &Arc<Self>,
+        ns: Namespace,
+        docs: Vec<Document>,
+        ordered: bool,
+        bypass_document_validation: bool,
+    ) -> Result<WriteOutcome, MongoError> {
         self.execute(move |tx| {
+            tx.bypass_validation = bypass_document_validation;
             let meta = tx.ensure_collection(&ns)?;
             let mut out = WriteOutcome::default();
             for (i, doc) in docs.into_iter().enumerate() {
@@ -181,6 +202,7 @@ impl Engine {
         self.execute(move |tx| {
             let mut out = WriteOutcome::default();
             for (i, op) in ops.into_iter().enumerate() {
+                tx.bypass_validation = op.bypass_document_validation;
                 match tx.update_one_statement(&ns, &op) {
                     Ok(stmt) => {
                         out.n += stmt.n;
@@ -248,7 +270,10 @@ impl Engine {
         if !req.remove {
             catalog::validate_writable(&ns)?;
         }
-        self.execute(move |tx| tx.find_and_modify(&ns, &req))
+        self.execute(move |tx| {
+            tx.bypass_validation = req.bypass_document_validation;
+            tx.find_and_modify(&ns, &req)
+        })
     }
 
     /// Creates a collection; 48 NamespaceExists if it exists.
@@ -798,8 +823,48 @@ impl Tx<'_, '_> {
         )
     }
 
+    /// Checks a document about to be written against the collection's validator, as
+    /// mongod's `validationLevel` / `validationAction` say: `old` is the document an
+    /// update replaces (a `moderate` level lets updates of already-invalid documents
+    /// through).
+    fn check_validator(
+        &self,
+        meta: &CollectionMeta,
+        new: &Document,
+        old: Option<&Document>,
+    ) -> Result<(), MongoError> {
+        if self.bypass_validation {
+            return Ok(());
+        }
+        let Ok(validator) = meta.options.get_document("validator") else {
+            return Ok(());
+        };
+        let level = meta.options.get_str("validationLevel").unwrap_or("strict");
+        if level == "off" || validator.is_empty() {
+            return Ok(());
+        }
+        let filter = Filter::parse(validator)?;
+        if level == "moderate" && old.is_some_and(|o| !filter.matches(o)) {
+            return Ok(());
+        }
+        if filter.matches(new) {
+            return Ok(());
+        }
+        let id = new.get("_id").cloned().unwrap_or(Bson::Null);
+        if meta.options.get_str("validationAction").ok() == Some("warn") {
+            tracing::warn!(ns = %meta.ns, id = %id, "Document would fail validation");
+            return Ok(());
+        }
+        Err(MongoError::new(
+            ErrorCode::DocumentValidationFailure,
+            "Document failed validation",
+        )
+        .with_extra(doc! {"errInfo": {"failingDocumentId": id}}))
+    }
+
     fn insert_doc(&mut self, meta: &CollectionMeta, doc: Document) -> Result<Bson, MongoError> {
         let doc = prepare_for_insert(doc)?;
+        self.check_validator(meta, &doc, None)?;
         let id = doc
             .get("_id")
             .cloned()
@@ -866,6 +931,7 @@ impl Tx<'_, '_> {
             }
         }
         validate_stored(&new)?;
+        self.check_validator(meta, &new, Some(&old.doc))?;
         let bytes = encode_checked(&new)?;
         index::check_unique(&*self.w, meta, &new, &old.id_key)?;
         index::remove_entries(self.w, meta, &old.doc, &old.id_key)?;

@@ -130,7 +130,7 @@ fn updates_upserts_and_deletes() {
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
-                collation: None,
+                ..Default::default()
             }],
             true,
         )
@@ -146,7 +146,7 @@ fn updates_upserts_and_deletes() {
                 upsert: true,
                 array_filters: None,
                 let_vars: Vec::new(),
-                collation: None,
+                ..Default::default()
             }],
             true,
         )
@@ -159,7 +159,7 @@ fn updates_upserts_and_deletes() {
                 filter: doc! {"n": {"$lt": 2}},
                 just_one: false,
                 let_vars: Vec::new(),
-                collation: None,
+                ..Default::default()
             }],
             true,
         )
@@ -182,7 +182,7 @@ fn updates_upserts_and_deletes() {
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
-                collation: None,
+                ..Default::default()
             }],
             true,
         )
@@ -249,7 +249,7 @@ fn unique_indexes_are_enforced_and_used() {
                 filter: doc! {"_id": 2},
                 just_one: true,
                 let_vars: Vec::new(),
-                collation: None,
+                ..Default::default()
             }],
             true,
         )
@@ -362,7 +362,7 @@ fn tutorial_events_in_order_then_invalidate() {
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
-                collation: None,
+                ..Default::default()
             }],
             true,
         )
@@ -377,7 +377,7 @@ fn tutorial_events_in_order_then_invalidate() {
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
-                collation: None,
+                ..Default::default()
             }],
             true,
         )
@@ -389,7 +389,7 @@ fn tutorial_events_in_order_then_invalidate() {
                 filter: doc! {"_id": 1},
                 just_one: true,
                 let_vars: Vec::new(),
-                collation: None,
+                ..Default::default()
             }],
             true,
         )
@@ -563,7 +563,7 @@ fn pre_and_post_images_are_exact() {
                     upsert: false,
                     array_filters: None,
                     let_vars: Vec::new(),
-                    collation: None,
+                    ..Default::default()
                 }],
                 true,
             )

@@ -141,7 +141,7 @@ fn scenario(arm: impl Fn(&FaultInjector), disarm: impl Fn(&FaultInjector), paylo
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
-                collation: None,
+                ..Default::default()
             }],
             true,
         )
@@ -154,7 +154,7 @@ fn scenario(arm: impl Fn(&FaultInjector), disarm: impl Fn(&FaultInjector), paylo
                 filter: doc! {"_id": 9},
                 just_one: true,
                 let_vars: Vec::new(),
-                collation: None,
+                ..Default::default()
             }],
             true,
         )
@@ -190,7 +190,7 @@ fn scenario(arm: impl Fn(&FaultInjector), disarm: impl Fn(&FaultInjector), paylo
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
-                collation: None,
+                ..Default::default()
             }],
             true,
         ),
@@ -203,7 +203,7 @@ fn scenario(arm: impl Fn(&FaultInjector), disarm: impl Fn(&FaultInjector), paylo
                 filter: doc! {"_id": 2},
                 just_one: true,
                 let_vars: Vec::new(),
-                collation: None,
+                ..Default::default()
             }],
             true,
         ),

@@ -37,6 +37,7 @@ pub struct Aggregate {
     /// The command's `let` variables, unevaluated.
     let_vars: Document,
     collation: Option<Arc<Collation>>,
+    bypass_document_validation: bool,
 }
 
 /// Stage names of mongod 7.0's aggregation framework.
@@ -126,6 +127,8 @@ impl Command for Aggregate {
             ],
         )?;
         let collation = collation_arg(cmd, "aggregate")?;
+        let bypass_document_validation =
+            crate::args::opt_bool(cmd, "aggregate", "bypassDocumentValidation")?.unwrap_or(false);
         let coll = match cmd.get("aggregate") {
             Some(Bson::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(Bson::String(_)) => {
@@ -256,6 +259,7 @@ impl Command for Aggregate {
             batch_size,
             let_vars,
             collation,
+            bypass_document_validation,
         })
     }
 
@@ -306,6 +310,7 @@ impl Command for Aggregate {
                     let_vars: self.let_vars,
                     local_sessions,
                     collation: self.collation,
+                    bypass_document_validation: self.bypass_document_validation,
                 };
                 let docs = with_engine(&ctx, move |engine| job.run(engine)).await?;
                 let source = VecCursor::from_documents(docs)?;
@@ -330,6 +335,8 @@ pub(super) struct Job {
     pub local_sessions: Vec<(Bson, std::time::SystemTime)>,
     /// The command's collation (`None`: simple).
     pub collation: Option<Arc<Collation>>,
+    /// `$out`/`$merge` skip the target's validator.
+    pub bypass_document_validation: bool,
 }
 
 impl Job {
@@ -395,11 +402,18 @@ impl Job {
             None => Ok(results),
             Some(Output::Out { db, coll }) => {
                 let target = Namespace::new(db.clone().unwrap_or(self.db.clone()), coll.clone());
-                write_out(engine, target, results)?;
+                write_out(engine, target, results, self.bypass_document_validation)?;
                 Ok(Vec::new())
             }
             Some(Output::Merge(spec)) => {
-                write_merge(engine, &self.db, spec, results, &env)?;
+                write_merge(
+                    engine,
+                    &self.db,
+                    spec,
+                    results,
+                    &env,
+                    self.bypass_document_validation,
+                )?;
                 Ok(Vec::new())
             }
         }
@@ -480,6 +494,7 @@ fn write_out(
     engine: &Arc<Engine>,
     target: Namespace,
     docs: Vec<Document>,
+    bypass: bool,
 ) -> Result<(), MongoError> {
     if target.is_system() {
         return Err(MongoError::new(
@@ -505,7 +520,7 @@ fn write_out(
             }
         }
         if !docs.is_empty() {
-            first_write_error(&engine.insert(temp.clone(), docs, true)?)?;
+            first_write_error(&engine.insert_bypassing(temp.clone(), docs, true, bypass)?)?;
         }
         engine.rename_collection(temp.clone(), target.clone(), true)
     })();
@@ -523,6 +538,7 @@ fn write_merge(
     spec: &MergeSpec,
     docs: Vec<Document>,
     env: &Env,
+    bypass: bool,
 ) -> Result<(), MongoError> {
     let target = Namespace::new(
         spec.db.clone().unwrap_or_else(|| db.to_owned()),
@@ -579,6 +595,7 @@ fn write_merge(
                 let_vars: Vec::new(),
                 // The `on` lookup matched the target by its own values, under no collation.
                 collation: None,
+                bypass_document_validation: bypass,
             })
         })
         .collect();
@@ -586,7 +603,7 @@ fn write_merge(
         first_write_error(&engine.update(target.clone(), ops, true)?)?;
     }
     if !inserts.is_empty() {
-        first_write_error(&engine.insert(target, inserts, true)?)?;
+        first_write_error(&engine.insert_bypassing(target, inserts, true, bypass)?)?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 
-use super::create::{pre_and_post_images, view_pipeline};
+use super::create::{pre_and_post_images, validation_option, view_pipeline};
 use super::data::{collection_arg, namespace, with_engine, GENERIC_FIELDS};
 use crate::args::wrong_type;
 use crate::command::{Command, CommandResult, Ctx};
@@ -34,8 +34,11 @@ impl Command for CollMod {
                     let stages = view_pipeline(value, "collMod")?;
                     changes.insert(key.clone(), stages);
                 }
-                "index" | "validator" | "validationLevel" | "validationAction"
-                | "expireAfterSeconds" | "timeseries" | "cappedSize" | "cappedMax" | "dryRun" => {
+                "validator" | "validationLevel" | "validationAction" => {
+                    changes.insert(key.clone(), validation_option(key, value, "collMod")?);
+                }
+                "index" | "expireAfterSeconds" | "timeseries" | "cappedSize" | "cappedMax"
+                | "dryRun" => {
                     return Err(MongoError::new(
                         ErrorCode::CommandNotSupported,
                         format!("Eddy does not support collMod of '{key}'"),

@@ -82,6 +82,55 @@ pub fn pre_and_post_images(v: &Bson, command: &str) -> Result<Document, MongoErr
     }
 }
 
+/// A schema-validation option of `create` or `collMod`, checked as mongod checks it:
+/// `validator` must parse as a query (and may not use `$where`, `$text` or the `$near`
+/// family), `validationLevel` is `off`/`strict`/`moderate`, `validationAction` is
+/// `error`/`warn`.
+pub fn validation_option(key: &str, value: &Bson, command: &str) -> Result<Bson, MongoError> {
+    let one_of = |allowed: &[&str]| match value {
+        Bson::String(s) if allowed.contains(&s.as_str()) => Ok(value.clone()),
+        Bson::String(s) => Err(MongoError::bad_value(format!(
+            "Enumeration value '{s}' for field '{command}.{key}' is not a valid value."
+        ))),
+        other => Err(wrong_type(command, key, other, "type 'string'")),
+    };
+    match key {
+        "validator" => {
+            let Bson::Document(filter) = value else {
+                return Err(wrong_type(command, key, value, "type 'object'"));
+            };
+            for banned in ["$where", "$text", "$near", "$nearSphere", "$geoNear"] {
+                if contains_operator(filter, banned) {
+                    return Err(MongoError::new(
+                        ErrorCode::QueryFeatureNotAllowed,
+                        format!("{banned} is not allowed in this context"),
+                    ));
+                }
+            }
+            eddy_query::filter::Filter::parse(filter)?;
+            Ok(value.clone())
+        }
+        "validationLevel" => one_of(&["off", "strict", "moderate"]),
+        "validationAction" => one_of(&["error", "warn"]),
+        other => unreachable!("not a validation option: {other}"),
+    }
+}
+
+/// Whether a query uses `op` anywhere (top level, in a field's operators, or nested in
+/// `$and`/`$or`/`$nor`/`$not`/`$elemMatch`).
+fn contains_operator(filter: &Document, op: &str) -> bool {
+    filter.iter().any(|(k, v)| {
+        k == op
+            || match v {
+                Bson::Document(d) => contains_operator(d, op),
+                Bson::Array(items) => items
+                    .iter()
+                    .any(|i| matches!(i, Bson::Document(d) if contains_operator(d, op))),
+                _ => false,
+            }
+    })
+}
+
 impl Command for Create {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
         let coll = collection_arg(cmd, "create")?;
@@ -108,8 +157,11 @@ impl Command for Create {
                 | "storageEngine"
                 | "indexOptionDefaults"
                 | "flags" => {}
-                "capped" | "timeseries" | "clusteredIndex" | "expireAfterSeconds" | "validator"
-                | "validationLevel" | "validationAction" | "encryptedFields" => {
+                "validator" | "validationLevel" | "validationAction" => {
+                    options.insert(key.clone(), validation_option(key, value, "create")?);
+                }
+                "capped" | "timeseries" | "clusteredIndex" | "expireAfterSeconds"
+                | "encryptedFields" => {
                     return Err(MongoError::new(
                         ErrorCode::CommandNotSupported,
                         format!("Eddy does not support the collection option '{key}'"),
@@ -120,6 +172,14 @@ impl Command for Create {
                         40415,
                         format!("BSON field 'create.{other}' is an unknown field."),
                     ))
+                }
+            }
+        }
+        if options.contains_key("validator") {
+            // mongod records the defaults with a validator.
+            for (k, default) in [("validationLevel", "strict"), ("validationAction", "error")] {
+                if !options.contains_key(k) {
+                    options.insert(k, default);
                 }
             }
         }

@@ -68,6 +68,12 @@ impl Command for FindAndModify {
                 array_filters: opt_documents(cmd, "findAndModify", "arrayFilters")?,
                 let_vars: Vec::new(),
                 collation: collation_arg(cmd, "findAndModify")?,
+                bypass_document_validation: opt_bool(
+                    cmd,
+                    "findAndModify",
+                    "bypassDocumentValidation",
+                )?
+                .unwrap_or(false),
             },
             fields,
             let_vars: opt_doc(cmd, "findAndModify", "let")?

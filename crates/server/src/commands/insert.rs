@@ -13,6 +13,7 @@ pub struct Insert {
     coll: String,
     documents: Vec<Document>,
     ordered: bool,
+    bypass_document_validation: bool,
 }
 
 impl Command for Insert {
@@ -26,12 +27,19 @@ impl Command for Insert {
             coll: collection_arg(cmd, "insert")?,
             documents: documents_arg(cmd, "insert", "documents")?,
             ordered: opt_bool(cmd, "insert", "ordered")?.unwrap_or(true),
+            bypass_document_validation: opt_bool(cmd, "insert", "bypassDocumentValidation")?
+                .unwrap_or(false),
         })
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
-        let out = with_engine(&ctx, move |e| e.insert(ns, self.documents, self.ordered)).await?;
+        let (docs, ordered, bypass) = (
+            self.documents,
+            self.ordered,
+            self.bypass_document_validation,
+        );
+        let out = with_engine(&ctx, move |e| e.insert_bypassing(ns, docs, ordered, bypass)).await?;
         let mut reply = doc! {"n": out.n as i32};
         if !out.errors.is_empty() {
             reply.insert("writeErrors", write_errors(&out));

@@ -174,6 +174,7 @@ fn through_view(
         let_vars: Document::new(),
         local_sessions: Vec::new(),
         collation: q.collation.clone(),
+        bypass_document_validation: false,
     };
     let docs = job.run(engine)?;
     match projection {

@@ -66,6 +66,7 @@ fn parse_statement(s: &Document) -> Result<UpdateOp, MongoError> {
         array_filters: opt_documents(s, "update.updates", "arrayFilters")?,
         let_vars: Vec::new(),
         collation: collation_arg(s, "update.updates")?,
+        bypass_document_validation: false,
     })
 }
 
@@ -76,9 +77,15 @@ impl Command for Update {
             "update",
             &["updates", "ordered", "bypassDocumentValidation", "let"],
         )?;
+        let bypass = opt_bool(cmd, "update", "bypassDocumentValidation")?.unwrap_or(false);
         let ops = documents_arg(cmd, "update", "updates")?
             .iter()
-            .map(parse_statement)
+            .map(|s| {
+                parse_statement(s).map(|op| UpdateOp {
+                    bypass_document_validation: bypass,
+                    ..op
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Update {
             coll: collection_arg(cmd, "update")?,
