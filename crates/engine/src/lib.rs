@@ -24,6 +24,7 @@ pub mod hub;
 pub mod index;
 pub mod oplog;
 pub mod read;
+pub mod snapshots;
 pub mod write;
 
 use std::path::PathBuf;
@@ -112,6 +113,8 @@ pub struct Engine {
     /// Approximate bytes held by the oplog (sum of entry sizes).
     pub(crate) oplog_bytes: AtomicU64,
     started: Instant,
+    /// Snapshots kept for snapshot reads at their cluster time.
+    snapshots: snapshots::SnapshotHistory,
 }
 
 impl std::fmt::Debug for Engine {
@@ -218,6 +221,7 @@ impl Engine {
             oplog_bytes: AtomicU64::new(oplog_bytes),
             options,
             started: Instant::now(),
+            snapshots: snapshots::SnapshotHistory::default(),
         });
         tracing::info!(
             dbpath = %engine.options.dbpath.display(),

@@ -12,7 +12,7 @@ use bson::{Bson, Document, RawDocumentBuf};
 use eddy_codes::MongoError;
 use eddy_engine::Engine;
 
-use crate::cursor::{cursor_reply, BatchRequest, CursorOptions, CursorSource, MAX_BATCH_BYTES};
+use crate::cursor::{cursor_document, BatchRequest, CursorOptions, CursorSource, MAX_BATCH_BYTES};
 use crate::state::ServerState;
 
 /// A command's answer, before `ok` and the cluster-time fields are appended.
@@ -109,9 +109,23 @@ impl Ctx {
     pub async fn open_cursor(
         &self,
         ns: String,
+        source: Box<dyn CursorSource>,
+        options: CursorOptions,
+        batch_size: Option<u32>,
+    ) -> CommandResult {
+        self.open_cursor_at(ns, source, options, batch_size, None)
+            .await
+    }
+
+    /// [`Ctx::open_cursor`] for a snapshot read: the reply's cursor carries the
+    /// snapshot's `atClusterTime`, as mongod's does.
+    pub async fn open_cursor_at(
+        &self,
+        ns: String,
         mut source: Box<dyn CursorSource>,
         options: CursorOptions,
         batch_size: Option<u32>,
+        at_cluster_time: Option<bson::Timestamp>,
     ) -> CommandResult {
         let batch = source
             .next_batch(BatchRequest {
@@ -127,6 +141,12 @@ impl Ctx {
                 .cursors
                 .register(ns.clone(), self.session.clone(), options, source)
         };
-        Ok(cursor_reply("firstBatch", batch, id, &ns).into())
+        let mut cursor = cursor_document("firstBatch", batch, id, &ns);
+        if let Some(ts) = at_cluster_time {
+            cursor.append(bson::raw::cstr!("atClusterTime"), ts);
+        }
+        let mut body = bson::RawDocumentBuf::new();
+        body.append(bson::raw::cstr!("cursor"), cursor);
+        Ok(Reply { body })
     }
 }

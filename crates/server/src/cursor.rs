@@ -69,6 +69,12 @@ impl CursorOptions {
 /// A cursor over documents computed up front.
 pub struct VecCursor {
     docs: VecDeque<RawDocumentBuf>,
+    /// mongod's streaming plans (a collection or index scan) learn that they are done
+    /// only when asked for a document past the last one: a batch that ends exactly on
+    /// the last document leaves the cursor open, and the next `getMore` returns an
+    /// empty batch and closes it. Blocking plans (a sort, a reached limit, an `_id`
+    /// lookup) know, and close with the last document.
+    lazy_eof: bool,
 }
 
 impl VecCursor {
@@ -81,11 +87,23 @@ impl VecCursor {
                 })
             })
             .collect::<Result<VecDeque<_>, _>>()?;
-        Ok(VecCursor { docs })
+        Ok(VecCursor {
+            docs,
+            lazy_eof: false,
+        })
     }
 
     pub fn from_raw(docs: Vec<RawDocumentBuf>) -> VecCursor {
-        VecCursor { docs: docs.into() }
+        VecCursor {
+            docs: docs.into(),
+            lazy_eof: false,
+        }
+    }
+
+    /// The cursor of a streaming plan (see `lazy_eof`).
+    pub fn streaming(mut self) -> VecCursor {
+        self.lazy_eof = true;
+        self
     }
 }
 
@@ -105,7 +123,8 @@ impl CursorSource for VecCursor {
                 batch.docs.push(doc);
             }
         }
-        batch.exhausted = self.docs.is_empty();
+        // A streaming plan has seen its end only if it stopped for want of documents.
+        batch.exhausted = self.docs.is_empty() && !(self.lazy_eof && batch.docs.len() == max_docs);
         Box::pin(std::future::ready(Ok(batch)))
     }
 }
@@ -281,6 +300,18 @@ impl CursorRegistry {
 
 /// The `cursor` sub-document of a reply: `{firstBatch|nextBatch, [postBatchResumeToken], id, ns}`.
 pub fn cursor_reply(batch_field: &'static str, batch: Batch, id: i64, ns: &str) -> RawDocumentBuf {
+    let mut reply = RawDocumentBuf::new();
+    reply.append(cstr!("cursor"), cursor_document(batch_field, batch, id, ns));
+    reply
+}
+
+/// The `cursor` sub-document of a cursor reply: the batch, the token, `id` and `ns`.
+pub fn cursor_document(
+    batch_field: &'static str,
+    batch: Batch,
+    id: i64,
+    ns: &str,
+) -> RawDocumentBuf {
     let mut docs = RawArrayBuf::new();
     for d in batch.docs {
         docs.push(d);
@@ -297,9 +328,7 @@ pub fn cursor_reply(batch_field: &'static str, batch: Batch, id: i64, ns: &str) 
     }
     cursor.append(cstr!("id"), id);
     cursor.append(cstr!("ns"), ns);
-    let mut reply = RawDocumentBuf::new();
-    reply.append(cstr!("cursor"), cursor);
-    reply
+    cursor
 }
 
 #[cfg(test)]
@@ -323,6 +352,23 @@ mod tests {
         assert_eq!((b.docs.len(), b.exhausted), (2, false));
         let b = c.next_batch(request(None)).await.expect("batch");
         assert_eq!((b.docs.len(), b.exhausted), (3, true));
+    }
+
+    #[tokio::test]
+    async fn streaming_cursor_learns_its_end_one_batch_late() {
+        let docs = || (0..4).map(|i| doc! {"_id": i}).collect::<Vec<_>>();
+        let mut c = VecCursor::from_documents(docs()).expect("encode").streaming();
+        let b = c.next_batch(request(Some(2))).await.expect("batch");
+        assert_eq!((b.docs.len(), b.exhausted), (2, false));
+        // The last two documents fill the batch exactly: not known to be the end yet.
+        let b = c.next_batch(request(Some(2))).await.expect("batch");
+        assert_eq!((b.docs.len(), b.exhausted), (2, false));
+        let b = c.next_batch(request(Some(2))).await.expect("batch");
+        assert_eq!((b.docs.len(), b.exhausted), (0, true));
+        // A batch with room to spare sees the end.
+        let mut c = VecCursor::from_documents(docs()).expect("encode").streaming();
+        let b = c.next_batch(request(Some(10))).await.expect("batch");
+        assert_eq!((b.docs.len(), b.exhausted), (4, true));
     }
 
     #[tokio::test]

@@ -171,7 +171,7 @@ impl Store {
     /// A consistent read snapshot of the last commit. It never blocks the writer.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let txn = self.db.begin_read().map_err(io)?;
-        Ok(Snapshot { txn })
+        Ok(Snapshot { txn: Arc::new(txn) })
     }
 
     /// Why writes are refused, if an earlier commit failed.
@@ -215,9 +215,11 @@ impl Store {
     }
 }
 
-/// A read-only, consistent view of the last commit.
+/// A read-only, consistent view of the last commit. Clones share one redb read
+/// transaction (one MVCC version), so a snapshot can be kept and read again later.
+#[derive(Clone)]
 pub struct Snapshot {
-    txn: redb::ReadTransaction,
+    txn: Arc<redb::ReadTransaction>,
 }
 
 impl KvRead for Snapshot {

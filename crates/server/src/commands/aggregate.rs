@@ -38,6 +38,7 @@ pub struct Aggregate {
     let_vars: Document,
     collation: Option<Arc<Collation>>,
     bypass_document_validation: bool,
+    snapshot: Option<Option<bson::Timestamp>>,
 }
 
 /// Stage names of mongod 7.0's aggregation framework.
@@ -127,6 +128,7 @@ impl Command for Aggregate {
             ],
         )?;
         let collation = collation_arg(cmd, "aggregate")?;
+        let snapshot = super::data::snapshot_read(cmd)?;
         let bypass_document_validation =
             crate::args::opt_bool(cmd, "aggregate", "bypassDocumentValidation")?.unwrap_or(false);
         let coll = match cmd.get("aggregate") {
@@ -260,6 +262,7 @@ impl Command for Aggregate {
             let_vars,
             collation,
             bypass_document_validation,
+            snapshot,
         })
     }
 
@@ -311,11 +314,12 @@ impl Command for Aggregate {
                     local_sessions,
                     collation: self.collation,
                     bypass_document_validation: self.bypass_document_validation,
+                    snapshot: self.snapshot,
                 };
-                let docs = with_engine(&ctx, move |engine| job.run(engine)).await?;
+                let (docs, at) = with_engine(&ctx, move |engine| job.run_at(engine)).await?;
                 let source = VecCursor::from_documents(docs)?;
                 let first = self.batch_size.or(Some(DEFAULT_FIRST_BATCH));
-                ctx.open_cursor(ns, Box::new(source), CursorOptions::default(), first)
+                ctx.open_cursor_at(ns, Box::new(source), CursorOptions::default(), first, at)
                     .await
             }
         }
@@ -337,15 +341,21 @@ pub(super) struct Job {
     pub collation: Option<Arc<Collation>>,
     /// `$out`/`$merge` skip the target's validator.
     pub bypass_document_validation: bool,
+    /// `readConcern: {level: "snapshot"}`, with its `atClusterTime` if given.
+    pub snapshot: Option<Option<bson::Timestamp>>,
 }
 
 impl Job {
-    pub(super) fn run(self, engine: &Arc<Engine>) -> Result<Vec<Document>, MongoError> {
+    /// Runs the aggregation; with `snapshot`, also the cluster time it read at.
+    pub(super) fn run_at(
+        self,
+        engine: &Arc<Engine>,
+    ) -> Result<(Vec<Document>, Option<bson::Timestamp>), MongoError> {
         let mut env = Env::new();
         env.cluster_time = Some(engine.cluster_time());
         env.vars = eddy_query::expr::evaluate_let(&self.let_vars, &env)?;
         let names: Vec<String> = env.vars.iter().map(|(k, _)| k.clone()).collect();
-        let reader = engine.reader()?;
+        let (reader, at) = super::query::open_reader(engine, self.snapshot)?;
         // A view reads its source collection through its pipeline, ahead of the user's.
         let (coll, stages) = match &self.coll {
             Some(coll) => {
@@ -399,11 +409,11 @@ impl Job {
         let env = ctx.env.clone();
         drop(reader);
         match pipeline.writes() {
-            None => Ok(results),
+            None => Ok((results, at)),
             Some(Output::Out { db, coll }) => {
                 let target = Namespace::new(db.clone().unwrap_or(self.db.clone()), coll.clone());
                 write_out(engine, target, results, self.bypass_document_validation)?;
-                Ok(Vec::new())
+                Ok((Vec::new(), at))
             }
             Some(Output::Merge(spec)) => {
                 write_merge(
@@ -414,7 +424,7 @@ impl Job {
                     &env,
                     self.bypass_document_validation,
                 )?;
-                Ok(Vec::new())
+                Ok((Vec::new(), at))
             }
         }
     }

@@ -168,6 +168,49 @@ pub fn opt_documents(
 }
 
 /// `collation` is accepted only as the simple collation.
+/// The `readConcern` of a read command that can read a snapshot (`find`, `aggregate`,
+/// `distinct`): `Some(atClusterTime)` for `level: "snapshot"`, `None` for the other
+/// levels. `atClusterTime` is refused with any other level, as mongod does.
+pub fn snapshot_read(doc: &Document) -> Result<Option<Option<bson::Timestamp>>, MongoError> {
+    let Some(rc) = doc.get("readConcern") else {
+        return Ok(None);
+    };
+    let Bson::Document(rc) = rc else {
+        return Err(wrong_type(
+            "readConcern",
+            "readConcern",
+            rc,
+            "type 'object'",
+        ));
+    };
+    let at = match rc.get("atClusterTime") {
+        None => None,
+        Some(Bson::Timestamp(ts)) => Some(*ts),
+        Some(v) => {
+            return Err(wrong_type(
+                "readConcern",
+                "atClusterTime",
+                v,
+                "type 'timestamp'",
+            ))
+        }
+    };
+    let snapshot = rc.get_str("level").ok() == Some("snapshot");
+    if at.is_some() && !snapshot {
+        return Err(MongoError::new(
+            ErrorCode::InvalidOptions,
+            "atClusterTime field can be set only if level is snapshot",
+        ));
+    }
+    if at.is_some() && rc.contains_key("afterClusterTime") {
+        return Err(MongoError::new(
+            ErrorCode::InvalidOptions,
+            "Can not specify both afterClusterTime and atClusterTime",
+        ));
+    }
+    Ok(snapshot.then_some(at))
+}
+
 /// A query command's `collation` (`None`: simple), parsed with mongod's errors.
 pub fn collation_arg(
     doc: &Document,

@@ -31,6 +31,7 @@ impl Command for Distinct {
                     .cloned()
                     .unwrap_or_default(),
                 collation: collation_arg(cmd, "distinct")?,
+                snapshot: super::data::snapshot_read(cmd)?,
                 ..QuerySpec::default()
             },
         })
@@ -39,8 +40,8 @@ impl Command for Distinct {
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
         let (key, query) = (self.key, self.query);
-        let values = with_engine(&ctx, move |e| {
-            let docs = query::run(e, &ns, &query)?;
+        let (values, at) = with_engine(&ctx, move |e| {
+            let (docs, at) = query::run_at(e, &ns, &query)?;
             // Values equal under the collation are one value (the first one met).
             let collation = query.collation.as_deref();
             let same = |a: &Bson, b: &Bson| eddy_query::cmp::values_equal_collated(a, b, collation);
@@ -57,9 +58,13 @@ impl Command for Distinct {
                 }
             }
             values.sort_by(|a, b| eddy_query::cmp::compare_collated(a, b, collation));
-            Ok(values)
+            Ok((values, at))
         })
         .await?;
-        Ok(doc! {"values": values}.into())
+        let mut reply = doc! {"values": values};
+        if let Some(ts) = at {
+            reply.insert("atClusterTime", ts);
+        }
+        Ok(reply.into())
     }
 }

@@ -90,6 +90,7 @@ impl Command for Find {
                 hint,
                 let_vars: opt_doc(cmd, "find", "let")?.cloned().unwrap_or_default(),
                 collation: collation_arg(cmd, "find")?,
+                snapshot: super::data::snapshot_read(cmd)?,
             },
             batch_size: non_negative(cmd, "find", "batchSize")?
                 .map(|b| b.min(i64::from(u32::MAX)) as u32),
@@ -101,7 +102,21 @@ impl Command for Find {
         let ns = namespace(&ctx, &self.coll);
         let full = ns.to_string();
         let query = self.query;
-        let mut docs = with_engine(&ctx, move |e| query::run(e, &ns, &query)).await?;
+        // Which cursors mongod closes with their last document (see `VecCursor::streaming`):
+        // a sort or an `_id` point lookup knows its end; a scan does not, unless a limit
+        // stops it.
+        let sorted = query.sort.as_ref().is_some_and(|s| !s.is_empty());
+        let id_lookup = query.filter.len() == 1
+            && query.filter.get("_id").is_some_and(|v| {
+                !matches!(
+                    v,
+                    Bson::Document(_) | Bson::Array(_) | Bson::RegularExpression(_)
+                )
+            });
+        let limit = query.limit;
+        let (mut docs, at) = with_engine(&ctx, move |e| query::run_at(e, &ns, &query)).await?;
+        let limit_reached = limit.is_some_and(|l| l > 0 && docs.len() as u64 >= l);
+        let streaming = !(sorted || id_lookup || limit_reached || self.single_batch);
         let first = self.batch_size.or(Some(DEFAULT_FIRST_BATCH));
         if self.single_batch {
             // One batch and no cursor: what does not fit the first batch is dropped.
@@ -109,8 +124,11 @@ impl Command for Find {
                 docs.truncate(n as usize);
             }
         }
-        let source = VecCursor::from_documents(docs)?;
-        ctx.open_cursor(full, Box::new(source), CursorOptions::default(), first)
+        let mut source = VecCursor::from_documents(docs)?;
+        if streaming {
+            source = source.streaming();
+        }
+        ctx.open_cursor_at(full, Box::new(source), CursorOptions::default(), first, at)
             .await
     }
 }

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use bson::{doc, Bson, Document};
+use bson::{doc, Bson, Document, Timestamp};
 use eddy_codes::{ErrorCode, MongoError};
+use eddy_engine::read::Reader;
 use eddy_engine::{CollectionMeta, Engine, Namespace};
 use eddy_query::collation::Collation;
 use eddy_query::projection::Projection;
@@ -23,6 +24,22 @@ pub struct QuerySpec {
     pub let_vars: Document,
     /// The query's collation (`None`: simple).
     pub collation: Option<Arc<Collation>>,
+    /// `readConcern: {level: "snapshot"}`, with its `atClusterTime` if given.
+    pub snapshot: Option<Option<Timestamp>>,
+}
+
+/// The reader of a read command, and for a snapshot read the cluster time it reads at.
+pub fn open_reader(
+    engine: &Arc<Engine>,
+    snapshot: Option<Option<Timestamp>>,
+) -> Result<(Reader, Option<Timestamp>), MongoError> {
+    match snapshot {
+        Some(at) => {
+            let (reader, ts) = engine.snapshot_reader(at)?;
+            Ok((reader, Some(ts)))
+        }
+        None => Ok((engine.reader()?, None)),
+    }
 }
 
 /// Evaluates a command's `let` document once (`$$CLUSTER_TIME` is the engine's).
@@ -90,6 +107,15 @@ pub fn run(
     ns: &Namespace,
     q: &QuerySpec,
 ) -> Result<Vec<Document>, MongoError> {
+    run_at(engine, ns, q).map(|(docs, _)| docs)
+}
+
+/// [`run`], with the cluster time a snapshot read read at.
+pub fn run_at(
+    engine: &Arc<Engine>,
+    ns: &Namespace,
+    q: &QuerySpec,
+) -> Result<(Vec<Document>, Option<Timestamp>), MongoError> {
     let projection = q
         .projection
         .as_ref()
@@ -102,13 +128,13 @@ pub fn run(
     // Parse the filter even when the collection does not exist: bad filters fail.
     let vars = evaluate_let(engine, &q.let_vars)?;
     let _ = eddy_query::filter::Filter::parse_collated(&q.filter, &vars, q.collation.as_ref())?;
-    let reader = engine.reader()?;
+    let (reader, at) = open_reader(engine, q.snapshot)?;
     if reader.view(ns)?.is_some() {
         drop(reader);
         return through_view(engine, ns, q, projection.as_ref());
     }
     let Some(meta) = reader.collection(ns)? else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), at));
     };
     if let Some(hint) = &q.hint {
         check_hint(Some(&meta), hint)?;
@@ -135,7 +161,7 @@ pub fn run(
         Some(l) if l > 0 => usize::try_from(l).unwrap_or(usize::MAX),
         _ => usize::MAX,
     };
-    matched
+    let docs = matched
         .into_iter()
         .skip(skip)
         .take(take)
@@ -143,7 +169,8 @@ pub fn run(
             Some(p) => p.apply(&m.doc, m.details.as_ref()),
             None => Ok(m.doc),
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((docs, at))
 }
 
 /// A query on a view, run as mongod runs it: an aggregation of the view's pipeline
@@ -153,7 +180,7 @@ fn through_view(
     ns: &Namespace,
     q: &QuerySpec,
     projection: Option<&Projection>,
-) -> Result<Vec<Document>, MongoError> {
+) -> Result<(Vec<Document>, Option<Timestamp>), MongoError> {
     let mut pipeline = Vec::new();
     if !q.filter.is_empty() {
         pipeline.push(doc! {"$match": q.filter.clone()});
@@ -175,10 +202,15 @@ fn through_view(
         local_sessions: Vec::new(),
         collation: q.collation.clone(),
         bypass_document_validation: false,
+        snapshot: q.snapshot,
     };
-    let docs = job.run(engine)?;
-    match projection {
-        Some(p) => docs.iter().map(|d| p.apply(d, None)).collect(),
-        None => Ok(docs),
-    }
+    let (docs, at) = job.run_at(engine)?;
+    let docs = match projection {
+        Some(p) => docs
+            .iter()
+            .map(|d| p.apply(d, None))
+            .collect::<Result<_, _>>()?,
+        None => docs,
+    };
+    Ok((docs, at))
 }
