@@ -113,6 +113,20 @@ def test_unknown_command_keeps_connection_usable(shared_server: EddyServer):
     assert c.admin.command("ping")["ok"] == 1.0
 
 
+def test_users_info_lists_no_users(shared_server: EddyServer):
+    # Eddy has no authentication: no user exists, and none can be created.
+    c = shared_server.client()
+    assert c.test.command("usersInfo", 1)["users"] == []
+    assert c.test.command("usersInfo", {"user": "app", "db": "test"})["users"] == []
+    assert c.admin.command("usersInfo", {"forAllDBs": True})["users"] == []
+    with pytest.raises(OperationFailure) as ei:
+        c.test.command("usersInfo", 5)
+    assert ei.value.code == 2
+    with pytest.raises(OperationFailure) as ei:
+        c.test.command("createUser", "app", pwd="secret", roles=[])
+    assert ei.value.code == 115
+
+
 def test_replies_carry_cluster_time(shared_server: EddyServer):
     events: list[monitoring.CommandSucceededEvent] = []
 

@@ -357,7 +357,9 @@ mod tests {
     #[tokio::test]
     async fn streaming_cursor_learns_its_end_one_batch_late() {
         let docs = || (0..4).map(|i| doc! {"_id": i}).collect::<Vec<_>>();
-        let mut c = VecCursor::from_documents(docs()).expect("encode").streaming();
+        let mut c = VecCursor::from_documents(docs())
+            .expect("encode")
+            .streaming();
         let b = c.next_batch(request(Some(2))).await.expect("batch");
         assert_eq!((b.docs.len(), b.exhausted), (2, false));
         // The last two documents fill the batch exactly: not known to be the end yet.
@@ -366,7 +368,9 @@ mod tests {
         let b = c.next_batch(request(Some(2))).await.expect("batch");
         assert_eq!((b.docs.len(), b.exhausted), (0, true));
         // A batch with room to spare sees the end.
-        let mut c = VecCursor::from_documents(docs()).expect("encode").streaming();
+        let mut c = VecCursor::from_documents(docs())
+            .expect("encode")
+            .streaming();
         let b = c.next_batch(request(Some(10))).await.expect("batch");
         assert_eq!((b.docs.len(), b.exhausted), (4, true));
     }

@@ -182,6 +182,12 @@ pub static TABLE: &[Entry] = &[
         "Returns connection-specific information such as logged-in users and their roles"
     ),
     entry!(
+        &["usersInfo"],
+        admin::UsersInfo,
+        Other,
+        "Returns information about users (Eddy has none: no authentication)"
+    ),
+    entry!(
         &["listCommands"],
         admin::ListCommands,
         Other,
@@ -383,7 +389,6 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "updateUser",
     "dropUser",
     "dropAllUsersFromDatabase",
-    "usersInfo",
     "createRole",
     "dropRole",
     "rolesInfo",
