@@ -39,6 +39,7 @@ mod rename_collection;
 mod repl_set;
 mod sessions;
 mod stats;
+mod tailable;
 mod update;
 
 pub use data::GENERIC_FIELDS;
