@@ -194,3 +194,47 @@ async fn tailable_cursors_follow_inserts_and_die_when_overtaken() {
     let err = cursor.advance().await.expect_err("position lost");
     assert_eq!(error_code(&err), Some(136));
 }
+
+#[tokio::test]
+async fn validate_checks_documents_against_indexes() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("val");
+    db.run_command(doc! {"create": "c", "capped": true, "size": 4096, "max": 5})
+        .await
+        .expect("create");
+    let coll = db.collection::<Document>("c");
+    coll.create_index(mongodb::IndexModel::builder().keys(doc! {"x": 1}).build())
+        .await
+        .expect("index");
+    coll.insert_many((0..8).map(|x| doc! {"x": x, "tags": [x, x + 100]}))
+        .await
+        .expect("insert");
+    let reply = db
+        .run_command(doc! {"validate": "c", "full": true})
+        .await
+        .expect("validate");
+    assert_eq!(reply.get_bool("valid").ok(), Some(true), "{reply}");
+    assert_eq!(reply.get_i64("nrecords").ok(), Some(5));
+    assert_eq!(reply.get_i32("nIndexes").ok(), Some(2));
+    assert_eq!(
+        reply.get_document("keysPerIndex").ok(),
+        Some(&doc! {"_id_": 5_i64, "x_1": 5_i64})
+    );
+    assert_eq!(
+        reply.get_document("indexDetails").ok(),
+        Some(&doc! {"_id_": {"valid": true}, "x_1": {"valid": true}})
+    );
+    assert_eq!(reply.get_array("errors").map(Vec::len).ok(), Some(0));
+
+    let err = db
+        .run_command(doc! {"validate": "c", "full": true, "background": true})
+        .await
+        .expect_err("full + background");
+    assert_eq!(error_code(&err), Some(72));
+    let err = db
+        .run_command(doc! {"validate": "missing"})
+        .await
+        .expect_err("missing");
+    assert_eq!(error_code(&err), Some(26));
+}

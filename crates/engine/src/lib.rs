@@ -25,6 +25,7 @@ pub mod hub;
 pub mod index;
 pub mod oplog;
 pub mod read;
+pub mod validate;
 pub mod write;
 
 use std::path::PathBuf;

@@ -41,6 +41,7 @@ mod sessions;
 mod stats;
 mod tailable;
 mod update;
+mod validate;
 
 pub use data::GENERIC_FIELDS;
 
@@ -371,6 +372,19 @@ pub static TABLE: &[Entry] = &[
         Other,
         "Get stats on a collection"
     ),
+    entry!(
+        &["validate"],
+        validate::Validate,
+        Other,
+        "Validate contents of a namespace by scanning its data structures for correctness"
+    ),
+    entry!(
+        &["fsync"],
+        validate::Fsync,
+        Other,
+        "Flush all pending writes to disk (every acknowledged write already is)",
+        admin
+    ),
 ];
 
 /// Commands of mongod 7.0 that Eddy does not implement: 115 CommandNotSupported.
@@ -396,10 +410,8 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "logout",
     "currentOp",
     "killOp",
-    "fsync",
     "fsyncUnlock",
     "compact",
-    "validate",
     "reIndex",
     "cloneCollectionAsCapped",
     "convertToCapped",
