@@ -42,6 +42,10 @@ async fn capped_collections_keep_the_newest_documents_in_insertion_order() {
         .clone();
     assert_eq!(options, doc! {"capped": true, "size": 1024, "max": 3});
 
+    db.collection::<Document>("plain")
+        .insert_one(doc! {})
+        .await
+        .expect("insert");
     let coll = db.collection::<Document>("bymax");
     // Inserted in an order unlike _id order: natural order is insertion order.
     for (id, x) in [(9, 1), (2, 2), (7, 3), (1, 4), (5, 5)] {
@@ -85,6 +89,25 @@ async fn capped_collections_keep_the_newest_documents_in_insertion_order() {
     coll.insert_one(doc! {"x": 6}).await.expect("insert");
     let all = collect(coll.find(doc! {}).await.expect("find")).await;
     assert_eq!(xs(&all), vec![3, 5, 6]);
+
+    // collMod lowers the cap; the next insert applies it.
+    db.run_command(doc! {"collMod": "bymax", "cappedMax": 2, "cappedSize": 2000})
+        .await
+        .expect("collMod");
+    coll.insert_one(doc! {"x": 7}).await.expect("insert");
+    let all = collect(coll.find(doc! {}).await.expect("find")).await;
+    assert_eq!(xs(&all), vec![6, 7]);
+    let stats = db
+        .run_command(doc! {"collStats": "bymax"})
+        .await
+        .expect("collStats");
+    assert_eq!(stats.get("max"), Some(&Bson::Int32(2)));
+    assert_eq!(stats.get("maxSize"), Some(&Bson::Int32(2048)));
+    let err = db
+        .run_command(doc! {"collMod": "plain", "cappedMax": 2})
+        .await
+        .expect_err("not capped");
+    assert_eq!(error_code(&err), Some(72));
 
     // By size: 4096 bytes of ~1 kB documents keep three of them.
     db.run_command(doc! {"create": "bysize", "capped": true, "size": 4096})

@@ -499,7 +499,28 @@ impl Engine {
             };
             let before = meta.options.clone();
             for (k, v) in &changes {
-                meta.options.insert(k.clone(), v.clone());
+                match k.as_str() {
+                    // A new cap is applied by the next insert, as in mongod.
+                    "cappedSize" | "cappedMax" if meta.cap().is_none() => {
+                        return Err(MongoError::new(
+                            ErrorCode::InvalidOptions,
+                            format!("{k} can only be set on a capped collection"),
+                        ))
+                    }
+                    "cappedSize" => {
+                        meta.options.insert("size", v.clone());
+                    }
+                    // `cappedMax: 0` lifts the document limit.
+                    "cappedMax" if matches!(v, Bson::Int32(0) | Bson::Int64(0)) => {
+                        meta.options.remove("max");
+                    }
+                    "cappedMax" => {
+                        meta.options.insert("max", v.clone());
+                    }
+                    _ => {
+                        meta.options.insert(k.clone(), v.clone());
+                    }
+                }
             }
             catalog::put(tx.w, &meta)?;
             let mut o = doc! {"collMod": &ns.coll};

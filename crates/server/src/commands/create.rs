@@ -85,14 +85,14 @@ pub fn pre_and_post_images(v: &Bson, command: &str) -> Result<Document, MongoErr
 
 /// A numeric `size`/`max`/`cappedSize`/`cappedMax` as mongod reads it (any number,
 /// truncated to an integer).
-pub fn capped_number(field: &str, v: &Bson) -> Result<i64, MongoError> {
+pub fn capped_number(command: &str, field: &str, v: &Bson) -> Result<i64, MongoError> {
     match v {
         Bson::Int32(n) => Ok(i64::from(*n)),
         Bson::Int64(n) => Ok(*n),
         Bson::Double(n) => Ok(*n as i64),
         Bson::Decimal128(d) => Ok(d.to_string().parse::<f64>().unwrap_or(0.0) as i64),
         other => Err(wrong_type(
-            "create",
+            command,
             field,
             other,
             "types '[long, int, decimal, double]'",
@@ -158,8 +158,8 @@ impl Command for Create {
                 }
                 "collation" | "writeConcern" => {}
                 "capped" => capped = crate::args::truthy(value),
-                "size" => size = Some(capped_number("size", value)?),
-                "max" => max = Some(capped_number("max", value)?),
+                "size" => size = Some(capped_number("create", "size", value)?),
+                "max" => max = Some(capped_number("create", "max", value)?),
                 "autoIndexId" | "storageEngine" | "indexOptionDefaults" | "flags" => {}
                 "timeseries" | "clusteredIndex" | "expireAfterSeconds" | "validator"
                 | "validationLevel" | "validationAction" | "encryptedFields" => {
