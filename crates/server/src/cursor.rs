@@ -69,6 +69,10 @@ impl CursorOptions {
 /// A cursor over documents computed up front.
 pub struct VecCursor {
     docs: VecDeque<RawDocumentBuf>,
+    /// A find without a limit: as mongod's collection scan, a batch filled to its
+    /// `batchSize` does not look ahead for the end, so the cursor stays open and a
+    /// later `getMore` finds it empty (drivers count on this, e.g. exhaust cursors).
+    scan_like: bool,
 }
 
 impl VecCursor {
@@ -81,11 +85,23 @@ impl VecCursor {
                 })
             })
             .collect::<Result<VecDeque<_>, _>>()?;
-        Ok(VecCursor { docs })
+        Ok(VecCursor {
+            docs,
+            scan_like: false,
+        })
     }
 
     pub fn from_raw(docs: Vec<RawDocumentBuf>) -> VecCursor {
-        VecCursor { docs: docs.into() }
+        VecCursor {
+            docs: docs.into(),
+            scan_like: false,
+        }
+    }
+
+    /// Reports the end only after a batch that came up short (see `scan_like`).
+    pub fn scan_like(mut self) -> VecCursor {
+        self.scan_like = true;
+        self
     }
 }
 
@@ -105,7 +121,8 @@ impl CursorSource for VecCursor {
                 batch.docs.push(doc);
             }
         }
-        batch.exhausted = self.docs.is_empty();
+        let filled = max_docs > 0 && batch.docs.len() == max_docs;
+        batch.exhausted = self.docs.is_empty() && !(self.scan_like && filled);
         Box::pin(std::future::ready(Ok(batch)))
     }
 }
@@ -342,6 +359,21 @@ mod tests {
         assert_eq!((b.docs.len(), b.exhausted), (2, false));
         let b = c.next_batch(request(None)).await.expect("batch");
         assert_eq!((b.docs.len(), b.exhausted), (3, true));
+    }
+
+    #[tokio::test]
+    async fn scan_like_cursors_end_after_a_short_batch() {
+        let docs = || (0..2).map(|i| doc! {"_id": i}).collect::<Vec<_>>();
+        let mut c = VecCursor::from_documents(docs())
+            .expect("encode")
+            .scan_like();
+        let b = c.next_batch(request(Some(2))).await.expect("batch");
+        assert_eq!((b.docs.len(), b.exhausted), (2, false));
+        let b = c.next_batch(request(Some(2))).await.expect("batch");
+        assert_eq!((b.docs.len(), b.exhausted), (0, true));
+        let mut c = VecCursor::from_documents(docs()).expect("encode");
+        let b = c.next_batch(request(Some(2))).await.expect("batch");
+        assert_eq!((b.docs.len(), b.exhausted), (2, true));
     }
 
     #[tokio::test]

@@ -128,6 +128,7 @@ impl Command for Find {
             .await;
         }
         let query = self.query;
+        let unlimited = query.limit.is_none_or(|l| l == 0) && !self.single_batch;
         let mut docs = with_engine(&ctx, move |e| query::run(e, &ns, &query)).await?;
         let first = self.batch_size.or(Some(DEFAULT_FIRST_BATCH));
         if self.single_batch {
@@ -136,7 +137,10 @@ impl Command for Find {
                 docs.truncate(n as usize);
             }
         }
-        let source = VecCursor::from_documents(docs)?;
+        let mut source = VecCursor::from_documents(docs)?;
+        if unlimited {
+            source = source.scan_like();
+        }
         ctx.open_cursor(full, Box::new(source), CursorOptions::default(), first)
             .await
     }
