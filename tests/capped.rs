@@ -131,6 +131,11 @@ async fn capped_collections_keep_the_newest_documents_in_insertion_order() {
 
     // Errors as mongod's.
     let err = db
+        .run_command(doc! {"aggregate": "plain", "pipeline": [{"$out": "bysize"}], "cursor": {}})
+        .await
+        .expect_err("$out to capped");
+    assert_eq!(error_code(&err), Some(17152));
+    let err = db
         .run_command(doc! {"create": "nosize", "capped": true})
         .await
         .expect_err("size required");

@@ -402,6 +402,12 @@ fn write_out(
         ));
     }
     let existing = engine.reader()?.collection(&target)?;
+    if existing.as_ref().is_some_and(|m| m.cap().is_some()) {
+        return Err(MongoError::location(
+            17152,
+            format!("namespace '{target}' is capped so it can't be used for $out"),
+        ));
+    }
     let temp = Namespace::new(
         target.db.clone(),
         format!("tmp.agg_out.{}", bson::oid::ObjectId::new().to_hex()),
