@@ -71,6 +71,11 @@ async fn capped_collections_keep_the_newest_documents_in_insertion_order() {
     )
     .await;
     assert_eq!(xs(&hinted), vec![5, 4, 3]);
+    // Aggregations read in natural order too, with or without a leading $match.
+    for pipeline in [vec![], vec![doc! {"$match": {"x": {"$gte": 3}}}]] {
+        let docs = collect(coll.aggregate(pipeline).await.expect("aggregate")).await;
+        assert_eq!(xs(&docs), vec![3, 4, 5]);
+    }
 
     let stats = db
         .run_command(doc! {"collStats": "bymax"})

@@ -278,6 +278,18 @@ impl crate::Reader {
         Ok(())
     }
 
+    /// Every document of a collection in natural order: insertion order for a capped
+    /// collection, `_id` order (a scan) for any other.
+    pub fn natural(&self, meta: &CollectionMeta) -> Result<Vec<Document>, MongoError> {
+        if meta.cap().is_none() {
+            return self.scan(meta)?.collect();
+        }
+        Ok(read_after(self.snap(), meta, 0, usize::MAX)?
+            .into_iter()
+            .map(|(_, doc)| doc)
+            .collect())
+    }
+
     /// The documents of a capped collection after record id `after`, oldest first, at
     /// most `limit`, with their record ids.
     pub fn capped_after(

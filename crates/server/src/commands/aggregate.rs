@@ -322,15 +322,16 @@ impl Job {
                 let meta = reader.collection(&ns)?;
                 match (meta, pipeline.leading_match()) {
                     (Some(meta), Some(filter)) => {
-                        let input = reader
-                            .find_with_vars(&meta, filter, &ctx.env.vars, None)?
-                            .into_iter()
-                            .map(|m| m.doc)
-                            .collect();
+                        let mut matched =
+                            reader.find_with_vars(&meta, filter, &ctx.env.vars, None)?;
+                        if meta.cap().is_some() {
+                            reader.sort_natural(&meta, &mut matched)?;
+                        }
+                        let input = matched.into_iter().map(|m| m.doc).collect();
                         pipeline.run_after_match(input, &mut ctx)?
                     }
                     (Some(meta), None) => {
-                        let input = reader.scan(&meta)?.collect::<Result<Vec<_>, _>>()?;
+                        let input = reader.natural(&meta)?;
                         pipeline.run(input, &mut ctx)?
                     }
                     (None, _) => pipeline.run(Vec::new(), &mut ctx)?,
@@ -369,7 +370,7 @@ impl Context for ReaderContext<'_> {
             return Pipeline::parse(&view.pipeline)?.run(input, self);
         }
         match self.reader.collection(&Namespace::new(db, coll))? {
-            Some(meta) => self.reader.scan(&meta)?.collect(),
+            Some(meta) => self.reader.natural(&meta),
             None => Ok(Vec::new()),
         }
     }
