@@ -134,6 +134,49 @@ async fn capped_collections_keep_the_newest_documents_in_insertion_order() {
     assert_eq!(error_code(&err), Some(2));
     assert_eq!(coll.count_documents(doc! {}).await.expect("count"), 3);
 
+    // cloneCollectionAsCapped keeps the newest documents that fit; convertToCapped
+    // replaces the collection (only the _id index survives, as in mongod).
+    let src = db.collection::<Document>("src");
+    src.insert_many((0..6).map(|x| doc! {"_id": x, "x": x, "pad": "p".repeat(1000)}))
+        .await
+        .expect("insert");
+    src.create_index(mongodb::IndexModel::builder().keys(doc! {"x": 1}).build())
+        .await
+        .expect("index");
+    db.run_command(doc! {"cloneCollectionAsCapped": "src", "toCollection": "srccap", "size": 4096})
+        .await
+        .expect("clone");
+    let cloned = collect(
+        db.collection::<Document>("srccap")
+            .find(doc! {})
+            .await
+            .expect("find"),
+    )
+    .await;
+    assert_eq!(xs(&cloned), vec![3, 4, 5]);
+    let err = db
+        .run_command(
+            doc! {"cloneCollectionAsCapped": "src", "toCollection": "srccap", "size": 4096},
+        )
+        .await
+        .expect_err("exists");
+    assert_eq!(error_code(&err), Some(48));
+    db.run_command(doc! {"convertToCapped": "src", "size": 100_000})
+        .await
+        .expect("convert");
+    let stats = db
+        .run_command(doc! {"collStats": "src"})
+        .await
+        .expect("stats");
+    assert_eq!(stats.get_bool("capped").ok(), Some(true));
+    assert_eq!(stats.get_i32("nindexes").ok(), Some(1));
+    assert_eq!(src.count_documents(doc! {}).await.expect("count"), 6);
+    let err = db
+        .run_command(doc! {"convertToCapped": "nothing", "size": 4096})
+        .await
+        .expect_err("missing");
+    assert_eq!(error_code(&err), Some(26));
+
     // Errors as mongod's.
     let err = db
         .run_command(doc! {"aggregate": "plain", "pipeline": [{"$out": "bysize"}], "cursor": {}})

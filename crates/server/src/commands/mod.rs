@@ -15,6 +15,7 @@ mod admin;
 mod aggregate;
 pub mod change_stream;
 mod coll_mod;
+mod convert_capped;
 mod count;
 mod create;
 mod create_indexes;
@@ -373,6 +374,18 @@ pub static TABLE: &[Entry] = &[
         "Get stats on a collection"
     ),
     entry!(
+        &["cloneCollectionAsCapped"],
+        convert_capped::CloneCollectionAsCapped,
+        Other,
+        "Create a capped collection holding a copy of another collection's documents"
+    ),
+    entry!(
+        &["convertToCapped"],
+        convert_capped::ConvertToCapped,
+        Other,
+        "Convert a collection to a capped collection"
+    ),
+    entry!(
         &["validate"],
         validate::Validate,
         Other,
@@ -413,8 +426,6 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "fsyncUnlock",
     "compact",
     "reIndex",
-    "cloneCollectionAsCapped",
-    "convertToCapped",
     "setParameter",
     "setFeatureCompatibilityVersion",
     "replSetReconfig",
