@@ -206,6 +206,11 @@ impl CollectionMeta {
             .unwrap_or(false)
     }
 
+    /// The cap of a capped collection (`None` for an ordinary one).
+    pub fn cap(&self) -> Option<crate::capped::Cap> {
+        crate::capped::Cap::of(&self.options)
+    }
+
     /// The table holding the documents.
     pub fn docs_table(&self) -> String {
         tables::docs(self.id)

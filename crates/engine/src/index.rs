@@ -252,7 +252,7 @@ pub fn remove_entries(
     Ok(())
 }
 
-fn entry_key(index: &IndexMeta, mut k: Vec<u8>, id_key: &[u8]) -> Vec<u8> {
+pub(crate) fn entry_key(index: &IndexMeta, mut k: Vec<u8>, id_key: &[u8]) -> Vec<u8> {
     if !index.unique() {
         k.extend_from_slice(id_key);
     }

@@ -17,6 +17,7 @@
 //! entries to the hub (waking change streams) and only then answers the writer. So an
 //! acknowledged write is durable, and a change stream never sees a write that is not.
 
+pub mod capped;
 pub mod catalog;
 pub mod changes;
 pub mod clock;
@@ -25,6 +26,7 @@ pub mod index;
 pub mod oplog;
 pub mod read;
 pub mod snapshots;
+pub mod validate;
 pub mod write;
 
 use std::path::PathBuf;

@@ -247,6 +247,11 @@ impl Reader {
         Reader { snap }
     }
 
+    /// The snapshot itself, for reads kept in their own modules (`capped`).
+    pub(crate) fn snap(&self) -> &Snapshot {
+        &self.snap
+    }
+
     /// A collection's catalog entry.
     pub fn collection(&self, ns: &Namespace) -> Result<Option<CollectionMeta>, MongoError> {
         catalog::get(&self.snap, ns)

@@ -18,7 +18,7 @@ use eddy_storage::{KvRead, StorageError, WriteBatch};
 use crate::catalog::{self, CollectionMeta, IndexMeta, Namespace, ViewMeta};
 use crate::oplog::{OpKind, OplogEntry, SharedEntry};
 use crate::read::{self, id_key, Matched};
-use crate::{index, meta_keys, storage_err, tables, Engine};
+use crate::{capped, index, meta_keys, storage_err, tables, Engine};
 
 /// The largest document a user may store (BSONObjectMaxUserSize).
 pub const MAX_USER_DOC_SIZE: usize = 16 * 1024 * 1024;
@@ -532,7 +532,28 @@ impl Engine {
             };
             let before = meta.options.clone();
             for (k, v) in &changes {
-                meta.options.insert(k.clone(), v.clone());
+                match k.as_str() {
+                    // A new cap is applied by the next insert, as in mongod.
+                    "cappedSize" | "cappedMax" if meta.cap().is_none() => {
+                        return Err(MongoError::new(
+                            ErrorCode::InvalidOptions,
+                            format!("{k} can only be set on a capped collection"),
+                        ))
+                    }
+                    "cappedSize" => {
+                        meta.options.insert("size", v.clone());
+                    }
+                    // `cappedMax: 0` lifts the document limit.
+                    "cappedMax" if matches!(v, Bson::Int32(0) | Bson::Int64(0)) => {
+                        meta.options.remove("max");
+                    }
+                    "cappedMax" => {
+                        meta.options.insert("max", v.clone());
+                    }
+                    _ => {
+                        meta.options.insert(k.clone(), v.clone());
+                    }
+                }
             }
             catalog::put(tx.w, &meta)?;
             let mut o = doc! {"collMod": &ns.coll};
@@ -806,6 +827,11 @@ impl Tx<'_, '_> {
         self.w
             .delete_table(&meta.docs_table())
             .map_err(storage_err)?;
+        if meta.cap().is_some() {
+            for table in [capped::natural_table(meta), capped::records_table(meta)] {
+                self.w.delete_table(&table).map_err(storage_err)?;
+            }
+        }
         for index in &meta.indexes {
             self.w
                 .delete_table(&index::table(index))
@@ -885,10 +911,19 @@ impl Tx<'_, '_> {
         }
         index::check_unique(&*self.w, meta, &doc, &key)?;
         let bytes = encode_checked(&doc)?;
+        let cap = meta.cap();
+        if let Some(cap) = &cap {
+            capped::check_fits(cap, bytes.len())?;
+        }
         index::add_entries(self.w, meta, &doc, &key)?;
         self.w
             .put(&meta.docs_table(), &key, &bytes)
             .map_err(storage_err)?;
+        if let Some(cap) = &cap {
+            let record_id = self.next_id()?;
+            capped::record_insert(self.w, meta, &key, bytes.len(), record_id)?;
+            self.truncate_capped(meta, cap)?;
+        }
         let document_key = doc! {"_id": id.clone()};
         self.log(
             OpKind::Insert,
@@ -939,6 +974,11 @@ impl Tx<'_, '_> {
         self.w
             .put(&meta.docs_table(), &old.id_key, &bytes)
             .map_err(storage_err)?;
+        if meta.cap().is_some() {
+            // mongod 6.0+ lets updates change a capped document's size; the cap is
+            // enforced again by the next insert.
+            capped::record_resize(self.w, meta, &old.id_key, bytes.len())?;
+        }
         let images = meta.pre_and_post_images();
         let pre = images.then(|| old.doc.clone());
         let document_key = doc! {"_id": old_id};
@@ -967,11 +1007,47 @@ impl Tx<'_, '_> {
         }
     }
 
+    /// Removes the oldest documents of a capped collection while it is over its cap.
+    /// Not logged: as in mongod 7.0, capped truncation is each node's own business, and
+    /// change streams do not report it.
+    fn truncate_capped(
+        &mut self,
+        meta: &CollectionMeta,
+        cap: &capped::Cap,
+    ) -> Result<(), MongoError> {
+        while let Some(key) = capped::oldest_over_cap(self.w, meta, cap)? {
+            self.remove_doc(meta, &key)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a document, its index entries and its capped record, without logging.
+    fn remove_doc(&mut self, meta: &CollectionMeta, id_key: &[u8]) -> Result<(), MongoError> {
+        if let Some(bytes) = self
+            .w
+            .get(&meta.docs_table(), id_key)
+            .map_err(storage_err)?
+        {
+            let doc = catalog::decode(&bytes)?;
+            index::remove_entries(self.w, meta, &doc, id_key)?;
+            self.w
+                .delete(&meta.docs_table(), id_key)
+                .map_err(storage_err)?;
+        }
+        if meta.cap().is_some() {
+            capped::record_delete(self.w, meta, id_key)?;
+        }
+        Ok(())
+    }
+
     fn delete_doc(&mut self, meta: &CollectionMeta, m: &Matched) -> Result<(), MongoError> {
         index::remove_entries(self.w, meta, &m.doc, &m.id_key)?;
         self.w
             .delete(&meta.docs_table(), &m.id_key)
             .map_err(storage_err)?;
+        if meta.cap().is_some() {
+            capped::record_delete(self.w, meta, &m.id_key)?;
+        }
         let id = m.doc.get("_id").cloned().unwrap_or(Bson::Null);
         let pre = meta.pre_and_post_images().then(|| m.doc.clone());
         self.log(

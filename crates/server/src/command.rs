@@ -80,6 +80,9 @@ pub struct Ctx {
     pub(crate) db: String,
     /// `lsid.id`, when the command runs in a session.
     pub(crate) session: Option<Bson>,
+    /// When a time-limited read's `maxTimeMS` runs out; a cursor it opens keeps what
+    /// is left of it for its `getMore`s.
+    pub(crate) deadline: Option<tokio::time::Instant>,
 }
 
 impl Ctx {
@@ -137,9 +140,19 @@ impl Ctx {
         let id = if batch.exhausted {
             0
         } else {
-            self.state
-                .cursors
-                .register(ns.clone(), self.session.clone(), options, source)
+            // As mongod: the `getMore`s of a cursor that does not await data share
+            // what is left of the opening command's `maxTimeMS`.
+            let budget = self
+                .deadline
+                .filter(|_| !options.await_data)
+                .map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+            self.state.cursors.register_with_budget(
+                ns.clone(),
+                self.session.clone(),
+                options,
+                source,
+                budget,
+            )
         };
         let mut cursor = cursor_document("firstBatch", batch, id, &ns);
         if let Some(ts) = at_cluster_time {

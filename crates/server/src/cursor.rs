@@ -138,6 +138,8 @@ struct Slot {
     /// `None` while a `getMore` has it checked out.
     source: Option<Box<dyn CursorSource>>,
     last_used: Instant,
+    /// What is left of the opening command's `maxTimeMS` for the `getMore`s.
+    budget: Option<Duration>,
 }
 
 /// Every open cursor of the server.
@@ -152,6 +154,8 @@ pub struct CheckedOut {
     pub ns: String,
     pub options: CursorOptions,
     pub source: Box<dyn CursorSource>,
+    /// What is left of the opening command's `maxTimeMS` (the `getMore` spends it).
+    pub budget: Option<Duration>,
 }
 
 impl CursorRegistry {
@@ -174,6 +178,18 @@ impl CursorRegistry {
         options: CursorOptions,
         source: Box<dyn CursorSource>,
     ) -> i64 {
+        self.register_with_budget(ns, session, options, source, None)
+    }
+
+    /// [`CursorRegistry::register`] with a `maxTimeMS` budget for its `getMore`s.
+    pub fn register_with_budget(
+        &self,
+        ns: String,
+        session: Option<Bson>,
+        options: CursorOptions,
+        source: Box<dyn CursorSource>,
+        budget: Option<Duration>,
+    ) -> i64 {
         let mut slots = self.lock();
         let id = loop {
             let candidate = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
@@ -189,6 +205,7 @@ impl CursorRegistry {
                 options,
                 source: Some(source),
                 last_used: Instant::now(),
+                budget,
             },
         );
         id
@@ -224,6 +241,7 @@ impl CursorRegistry {
             ns: slot.ns.clone(),
             options: slot.options,
             source,
+            budget: slot.budget,
         })
     }
 
@@ -231,6 +249,7 @@ impl CursorRegistry {
     pub fn check_in(&self, cursor: CheckedOut) {
         if let Some(slot) = self.lock().get_mut(&cursor.id) {
             slot.source = Some(cursor.source);
+            slot.budget = cursor.budget;
             slot.last_used = Instant::now();
         }
     }

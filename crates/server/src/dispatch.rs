@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bson::raw::cstr;
 use bson::{doc, spec::BinarySubtype, Binary, Bson, Document, RawDocumentBuf, Timestamp};
@@ -128,6 +129,14 @@ pub async fn execute(
     }
 }
 
+/// The reads whose `maxTimeMS` Eddy enforces.
+const TIME_LIMITED: &[&str] = &["find", "aggregate", "count", "distinct"];
+
+/// mongod's error for an operation past its `maxTimeMS`.
+pub fn max_time_expired() -> MongoError {
+    MongoError::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit")
+}
+
 async fn run(
     state: &Arc<ServerState>,
     conn: &Arc<ConnInfo>,
@@ -219,13 +228,28 @@ async fn run(
     }
     let unsatisfiable = write_concern_problem(&cmd, entry.kind)?;
 
+    // `maxTimeMS` of a read: the reply is 50 MaxTimeMSExpired once the deadline passes
+    // (a getMore's own `maxTimeMS` is an await time instead, see `commands/cursors.rs`).
+    let deadline = match TIME_LIMITED.contains(&entry.names[0]) {
+        true => crate::args::max_time_ms(&cmd)?
+            .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms)),
+        false => None,
+    };
     let ctx = Ctx {
         state: Arc::clone(state),
         conn: Arc::clone(conn),
         db,
         session: session.clone(),
+        deadline,
     };
-    let result = (entry.handler)(cmd, ctx).await;
+    let result = match deadline {
+        // Dropping the handler at the deadline abandons its engine work, which runs on
+        // the blocking pool to completion and is discarded (COMPAT: maxTimeMS).
+        Some(deadline) => tokio::time::timeout_at(deadline, (entry.handler)(cmd, ctx))
+            .await
+            .unwrap_or_else(|_| Err(max_time_expired())),
+        None => (entry.handler)(cmd, ctx).await,
+    };
     let Reply { body } = match result {
         Ok(reply) => reply,
         Err(mut err) => {

@@ -385,21 +385,21 @@ impl Job {
                 let meta = reader.collection(&ns)?;
                 match (meta, pipeline.leading_match()) {
                     (Some(meta), Some(filter)) => {
-                        let input = reader
-                            .find_collated(
-                                &meta,
-                                filter,
-                                &ctx.env.vars,
-                                self.collation.as_ref(),
-                                None,
-                            )?
-                            .into_iter()
-                            .map(|m| m.doc)
-                            .collect();
+                        let mut matched = reader.find_collated(
+                            &meta,
+                            filter,
+                            &ctx.env.vars,
+                            self.collation.as_ref(),
+                            None,
+                        )?;
+                        if meta.cap().is_some() {
+                            reader.sort_natural(&meta, &mut matched)?;
+                        }
+                        let input = matched.into_iter().map(|m| m.doc).collect();
                         pipeline.run_after_match(input, &mut ctx)?
                     }
                     (Some(meta), None) => {
-                        let input = reader.scan(&meta)?.collect::<Result<Vec<_>, _>>()?;
+                        let input = reader.natural(&meta)?;
                         pipeline.run(input, &mut ctx)?
                     }
                     (None, _) => pipeline.run(Vec::new(), &mut ctx)?,
@@ -453,7 +453,7 @@ impl Context for ReaderContext<'_> {
             return Pipeline::parse(&view.pipeline)?.run(input, self);
         }
         match self.reader.collection(&Namespace::new(db, coll))? {
-            Some(meta) => self.reader.scan(&meta)?.collect(),
+            Some(meta) => self.reader.natural(&meta),
             None => Ok(Vec::new()),
         }
     }
@@ -513,6 +513,12 @@ fn write_out(
         ));
     }
     let existing = engine.reader()?.collection(&target)?;
+    if existing.as_ref().is_some_and(|m| m.cap().is_some()) {
+        return Err(MongoError::location(
+            17152,
+            format!("namespace '{target}' is capped so it can't be used for $out"),
+        ));
+    }
     let temp = Namespace::new(
         target.db.clone(),
         format!("tmp.agg_out.{}", bson::oid::ObjectId::new().to_hex()),

@@ -1,8 +1,9 @@
-//! `collMod`: `{collMod: coll, changeStreamPreAndPostImages?}`, or `{collMod: view,
+//! `collMod`: `{collMod: coll, changeStreamPreAndPostImages?, cappedSize?, cappedMax?}`, or `{collMod: view,
 //! viewOn?, pipeline?}`; other modifications are refused rather than ignored.
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
+use eddy_engine::capped;
 
 use super::create::{pre_and_post_images, validation_option, view_pipeline};
 use super::data::{collection_arg, namespace, with_engine, GENERIC_FIELDS};
@@ -37,8 +38,27 @@ impl Command for CollMod {
                 "validator" | "validationLevel" | "validationAction" => {
                     changes.insert(key.clone(), validation_option(key, value, "collMod")?);
                 }
-                "index" | "expireAfterSeconds" | "timeseries" | "cappedSize" | "cappedMax"
-                | "dryRun" => {
+                "cappedSize" => {
+                    let size = super::create::capped_number("collMod", key, value)?;
+                    if size <= 0 || size > capped::MAX_CAPPED_SIZE {
+                        return Err(MongoError::new(
+                            ErrorCode::InvalidOptions,
+                            "Capped size must be greater than 0 and less than or equal to 1 PB",
+                        ));
+                    }
+                    changes.insert(key.clone(), capped::number(capped::round_size(size)));
+                }
+                "cappedMax" => {
+                    let max = super::create::capped_number("collMod", key, value)?;
+                    if !(0..=capped::MAX_CAPPED_DOCS).contains(&max) {
+                        return Err(MongoError::new(
+                            ErrorCode::InvalidOptions,
+                            "max in a capped collection has to be < 2^31 or not set",
+                        ));
+                    }
+                    changes.insert(key.clone(), capped::number(max));
+                }
+                "index" | "expireAfterSeconds" | "timeseries" | "dryRun" => {
                     return Err(MongoError::new(
                         ErrorCode::CommandNotSupported,
                         format!("Eddy does not support collMod of '{key}'"),

@@ -3,6 +3,7 @@
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
+use eddy_engine::capped;
 
 use super::data::{check_collation, collection_arg, namespace, with_engine, GENERIC_FIELDS};
 use crate::args::wrong_type;
@@ -131,6 +132,60 @@ fn contains_operator(filter: &Document, op: &str) -> bool {
     })
 }
 
+/// A numeric `size`/`max`/`cappedSize`/`cappedMax` as mongod reads it (any number,
+/// truncated to an integer).
+pub fn capped_number(command: &str, field: &str, v: &Bson) -> Result<i64, MongoError> {
+    match v {
+        Bson::Int32(n) => Ok(i64::from(*n)),
+        Bson::Int64(n) => Ok(*n),
+        Bson::Double(n) => Ok(*n as i64),
+        Bson::Decimal128(d) => Ok(d.to_string().parse::<f64>().unwrap_or(0.0) as i64),
+        other => Err(wrong_type(
+            command,
+            field,
+            other,
+            "types '[long, int, decimal, double]'",
+        )),
+    }
+}
+
+/// Checks a capped size as mongod's collection options do and rounds it up to a
+/// multiple of 256 bytes.
+pub fn capped_size(size: i64) -> Result<i64, MongoError> {
+    if size < 0 {
+        return Err(MongoError::bad_value("size has to be >= 0"));
+    }
+    if size > capped::MAX_CAPPED_SIZE {
+        return Err(MongoError::bad_value("size cannot exceed 1 PB"));
+    }
+    Ok(capped::round_size(size))
+}
+
+/// Checks a capped `max`: below 2^31; zero or negative means no limit.
+pub fn capped_max(max: i64) -> Result<Option<i64>, MongoError> {
+    if max > capped::MAX_CAPPED_DOCS {
+        return Err(MongoError::bad_value(
+            "max in a capped collection has to be < 2^31 or not set",
+        ));
+    }
+    Ok((max > 0).then_some(max))
+}
+
+/// `{capped: true, size, max?}` as mongod stores (and `listCollections` shows) them.
+fn capped_options(size: Option<i64>, max: Option<i64>) -> Result<Document, MongoError> {
+    let Some(size) = size.filter(|s| *s != 0) else {
+        return Err(MongoError::new(
+            ErrorCode::InvalidOptions,
+            "the 'size' field is required when 'capped' is true",
+        ));
+    };
+    let mut options = bson::doc! {"capped": true, "size": capped::number(capped_size(size)?)};
+    if let Some(max) = max.map(capped_max).transpose()?.flatten() {
+        options.insert("max", capped::number(max));
+    }
+    Ok(options)
+}
+
 impl Command for Create {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
         let coll = collection_arg(cmd, "create")?;
@@ -138,6 +193,7 @@ impl Command for Create {
         let mut options = Document::new();
         let mut view_on = None;
         let mut pipeline = None;
+        let (mut capped, mut size, mut max) = (false, None, None);
         for (key, value) in cmd.iter().skip(1) {
             match key.as_str() {
                 k if GENERIC_FIELDS.contains(&k) => {}
@@ -150,18 +206,14 @@ impl Command for Create {
                     options.insert(key.clone(), pre_and_post_images(value, "create")?);
                 }
                 "collation" | "writeConcern" => {}
-                "capped" if !crate::args::truthy(value) => {}
-                "autoIndexId"
-                | "size"
-                | "max"
-                | "storageEngine"
-                | "indexOptionDefaults"
-                | "flags" => {}
+                "capped" => capped = crate::args::truthy(value),
+                "size" => size = Some(capped_number("create", "size", value)?),
+                "max" => max = Some(capped_number("create", "max", value)?),
+                "autoIndexId" | "storageEngine" | "indexOptionDefaults" | "flags" => {}
                 "validator" | "validationLevel" | "validationAction" => {
                     options.insert(key.clone(), validation_option(key, value, "create")?);
                 }
-                "capped" | "timeseries" | "clusteredIndex" | "expireAfterSeconds"
-                | "encryptedFields" => {
+                "timeseries" | "clusteredIndex" | "expireAfterSeconds" | "encryptedFields" => {
                     return Err(MongoError::new(
                         ErrorCode::CommandNotSupported,
                         format!("Eddy does not support the collection option '{key}'"),
@@ -182,6 +234,11 @@ impl Command for Create {
                     options.insert(k, default);
                 }
             }
+        }
+        if capped {
+            let mut capped_options = capped_options(size, max)?;
+            capped_options.extend(options);
+            options = capped_options;
         }
         let view = match (view_on, pipeline) {
             (Some(on), pipeline) => {

@@ -86,7 +86,23 @@ impl Command for GetMore {
                 .await_data
                 .then(|| self.max_time.unwrap_or(DEFAULT_AWAIT)),
         };
-        let batch = match cursor.source.next_batch(req).await {
+        let started = std::time::Instant::now();
+        let result = match cursor.budget {
+            Some(budget) => {
+                if ctx.state().config.enable_test_commands {
+                    if let Some(err) = ctx.state().failpoints.max_time_expired() {
+                        registry.remove(self.id);
+                        return Err(err);
+                    }
+                }
+                tokio::time::timeout(budget, cursor.source.next_batch(req))
+                    .await
+                    .unwrap_or_else(|_| Err(crate::dispatch::max_time_expired()))
+            }
+            None => cursor.source.next_batch(req).await,
+        };
+        cursor.budget = cursor.budget.map(|b| b.saturating_sub(started.elapsed()));
+        let batch = match result {
             Ok(batch) => batch,
             Err(err) => {
                 // As mongod: a getMore that fails destroys its cursor.

@@ -17,6 +17,14 @@ pub struct Find {
     query: QuerySpec,
     batch_size: Option<u32>,
     single_batch: bool,
+    /// `tailable` (with its `awaitData`), served by [`super::tailable`].
+    tail: Option<Tail>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tail {
+    await_data: bool,
+    no_timeout: bool,
 }
 
 /// A non-negative integer field: mongod's 51024 for negatives.
@@ -61,9 +69,12 @@ impl Command for Find {
                 "ntoreturn",
             ],
         )?;
-        if opt_bool(cmd, "find", "tailable")?.unwrap_or(false) {
-            return Err(MongoError::bad_value(
-                "error processing query: tailable cursor requested on non capped collection",
+        let tailable = opt_bool(cmd, "find", "tailable")?.unwrap_or(false);
+        let await_data = opt_bool(cmd, "find", "awaitData")?.unwrap_or(false);
+        if await_data && !tailable {
+            return Err(MongoError::new(
+                ErrorCode::FailedToParse,
+                "Cannot set 'awaitData' without also setting 'tailable'",
             ));
         }
         for unsupported in ["max", "min", "returnKey", "showRecordId"] {
@@ -95,12 +106,28 @@ impl Command for Find {
             batch_size: non_negative(cmd, "find", "batchSize")?
                 .map(|b| b.min(i64::from(u32::MAX)) as u32),
             single_batch: opt_bool(cmd, "find", "singleBatch")?.unwrap_or(false),
+            tail: tailable.then_some(Tail {
+                await_data,
+                no_timeout: opt_bool(cmd, "find", "noCursorTimeout")?.unwrap_or(false),
+            }),
         })
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
         let full = ns.to_string();
+        if let Some(tail) = self.tail {
+            return super::tailable::open(
+                &ctx,
+                ns,
+                self.query,
+                tail.await_data,
+                tail.no_timeout,
+                self.batch_size,
+                self.single_batch,
+            )
+            .await;
+        }
         let query = self.query;
         // Which cursors mongod closes with their last document (see `VecCursor::streaming`):
         // a sort or an `_id` point lookup knows its end; a scan does not, unless a limit

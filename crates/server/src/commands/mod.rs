@@ -15,6 +15,7 @@ mod admin;
 mod aggregate;
 pub mod change_stream;
 mod coll_mod;
+mod convert_capped;
 mod count;
 mod create;
 mod create_indexes;
@@ -39,7 +40,9 @@ mod rename_collection;
 mod repl_set;
 mod sessions;
 mod stats;
+mod tailable;
 mod update;
+mod validate;
 
 pub use data::GENERIC_FIELDS;
 
@@ -376,6 +379,31 @@ pub static TABLE: &[Entry] = &[
         Other,
         "Get stats on a collection"
     ),
+    entry!(
+        &["cloneCollectionAsCapped"],
+        convert_capped::CloneCollectionAsCapped,
+        Other,
+        "Create a capped collection holding a copy of another collection's documents"
+    ),
+    entry!(
+        &["convertToCapped"],
+        convert_capped::ConvertToCapped,
+        Other,
+        "Convert a collection to a capped collection"
+    ),
+    entry!(
+        &["validate"],
+        validate::Validate,
+        Other,
+        "Validate contents of a namespace by scanning its data structures for correctness"
+    ),
+    entry!(
+        &["fsync"],
+        validate::Fsync,
+        Other,
+        "Flush all pending writes to disk (every acknowledged write already is)",
+        admin
+    ),
 ];
 
 /// Commands of mongod 7.0 that Eddy does not implement: 115 CommandNotSupported.
@@ -400,13 +428,9 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "logout",
     "currentOp",
     "killOp",
-    "fsync",
     "fsyncUnlock",
     "compact",
-    "validate",
     "reIndex",
-    "cloneCollectionAsCapped",
-    "convertToCapped",
     "setParameter",
     "setFeatureCompatibilityVersion",
     "replSetReconfig",

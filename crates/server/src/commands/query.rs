@@ -101,6 +101,23 @@ fn hinted_pattern(meta: &CollectionMeta, hint: &Bson) -> Option<Document> {
     }
 }
 
+/// The direction of a `{$natural: ±1}` sort or hint (mongod accepts any number,
+/// its sign giving the direction).
+pub fn natural_direction(spec: Option<&Document>) -> Option<i32> {
+    let spec = spec?;
+    if spec.len() != 1 {
+        return None;
+    }
+    let v = spec.get("$natural")?;
+    let n = match v {
+        Bson::Int32(n) => f64::from(*n),
+        Bson::Int64(n) => *n as f64,
+        Bson::Double(n) => *n,
+        _ => return None,
+    };
+    Some(if n < 0.0 { -1 } else { 1 })
+}
+
 /// Runs a query against `ns`, returning the result documents in order.
 pub fn run(
     engine: &Arc<Engine>,
@@ -121,7 +138,11 @@ pub fn run_at(
         .as_ref()
         .map(|p| Projection::parse_with_query(p, &q.filter))
         .transpose()?;
+    // `{$natural: ±1}` as the sort (or hint) asks for storage order, not a field order.
+    let natural = natural_direction(q.sort.as_ref())
+        .or_else(|| natural_direction(q.hint.as_ref().and_then(Bson::as_document)));
     let sort = match &q.sort {
+        Some(s) if natural_direction(Some(s)).is_some() => None,
         Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?.with_collation(q.collation.clone())),
         _ => None,
     };
@@ -147,14 +168,25 @@ pub fn run_at(
         }
         (sort, _) => sort,
     };
+    // Natural order is `_id` order (what a scan returns) except for a capped
+    // collection (insertion order) or a reversed `$natural`: then the whole result is
+    // read and reordered, so no early limit.
+    let reorder = sort.is_none() && (meta.cap().is_some() || natural == Some(-1));
     let limit_hint = match (&sort, q.limit) {
-        (None, Some(l)) if l > 0 => Some((l + q.skip) as usize),
+        (None, Some(l)) if l > 0 && !reorder => Some((l + q.skip) as usize),
         _ => None,
     };
     let mut matched =
         reader.find_collated(&meta, &q.filter, &vars, q.collation.as_ref(), limit_hint)?;
     if let Some(sort) = &sort {
         matched.sort_by(|a, b| sort.compare(&a.doc, &b.doc));
+    } else if reorder {
+        if meta.cap().is_some() {
+            reader.sort_natural(&meta, &mut matched)?;
+        }
+        if natural == Some(-1) {
+            matched.reverse();
+        }
     }
     let skip = usize::try_from(q.skip).unwrap_or(usize::MAX);
     let take = match q.limit {

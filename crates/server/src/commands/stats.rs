@@ -71,17 +71,23 @@ impl Command for CollStats {
             let count = reader.count(&meta)?;
             let size = reader.data_size(&meta)?;
             let avg = size.checked_div(count).unwrap_or(0);
-            Ok(doc! {
+            let mut reply = doc! {
                 "ns": ns.to_string(),
                 "size": size as i64,
                 "count": count as i64,
                 "avgObjSize": avg as i64,
                 "storageSize": size as i64,
                 "nindexes": (meta.indexes.len() + 1) as i32,
-                "capped": false,
-                "scaleFactor": 1_i32,
+                "capped": meta.cap().is_some(),
+            };
+            if let Some(cap) = meta.cap() {
+                // mongod: `max` is 0 when no document limit was set.
+                let max = cap.max.map_or(0, |m| m as i64);
+                reply.insert("max", eddy_engine::capped::number(max));
+                reply.insert("maxSize", eddy_engine::capped::number(cap.size as i64));
             }
-            .into())
+            reply.insert("scaleFactor", 1_i32);
+            Ok(reply.into())
         })
         .await
     }
