@@ -1,0 +1,346 @@
+//! Hostile clients against the real server: malformed messages on raw sockets, limits
+//! (connections, message size), idle cursors and a change stream nobody reads. After
+//! each abuse the server must still serve other clients (a driver ping, insert, find).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bson::{doc, Document};
+use common::TestServer;
+
+const OP_MSG: i32 = 2013;
+
+/// A frame: the 16-byte header (with `len` as declared) followed by `body`.
+fn frame(len: i32, op: i32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + body.len());
+    out.extend(len.to_le_bytes());
+    out.extend(7_i32.to_le_bytes());
+    out.extend(0_i32.to_le_bytes());
+    out.extend(op.to_le_bytes());
+    out.extend(body);
+    out
+}
+
+/// An OP_MSG with `flags` and the raw `sections`, its length computed.
+fn op_msg(flags: u32, sections: &[u8]) -> Vec<u8> {
+    let mut body = flags.to_le_bytes().to_vec();
+    body.extend(sections);
+    frame(16 + body.len() as i32, OP_MSG, &body)
+}
+
+/// A kind-0 section holding `cmd`.
+fn body_section(cmd: &Document) -> Vec<u8> {
+    let mut s = vec![0u8];
+    s.extend(cmd.to_vec().expect("encodes"));
+    s
+}
+
+fn connect(server: &TestServer) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", server.port())).expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s
+}
+
+/// What the server did with a request: answered (the reply's body) or closed.
+#[derive(Debug)]
+enum Answer {
+    Reply(Document),
+    Closed,
+}
+
+fn read_answer(s: &mut TcpStream) -> Answer {
+    let mut header = [0u8; 16];
+    match s.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(e)
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            panic!("the server neither answered nor closed within the timeout")
+        }
+        Err(_) => return Answer::Closed,
+    }
+    let len = i32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let mut rest = vec![0u8; len - 16];
+    s.read_exact(&mut rest).expect("reply body");
+    assert_eq!(&header[12..16], &OP_MSG.to_le_bytes(), "an OP_MSG reply");
+    // flags (4), section kind 0 (1), the document.
+    Answer::Reply(Document::from_reader(&rest[5..]).expect("reply document"))
+}
+
+fn send(server: &TestServer, bytes: &[u8]) -> Answer {
+    let mut s = connect(server);
+    // The server may close before reading everything (a refused length): ignore EPIPE.
+    let _ = s.write_all(bytes);
+    read_answer(&mut s)
+}
+
+/// Other clients still work: a driver ping, an insert and a find.
+async fn assert_alive(server: &TestServer) {
+    let client = server.client().await;
+    client
+        .database("admin")
+        .run_command(doc! {"ping": 1})
+        .await
+        .expect("ping after abuse");
+    let coll = client.database("hostile").collection::<Document>("alive");
+    let id = bson::oid::ObjectId::new();
+    coll.insert_one(doc! {"_id": id}).await.expect("insert");
+    assert!(coll
+        .find_one(doc! {"_id": id})
+        .await
+        .expect("find")
+        .is_some());
+}
+
+fn ping() -> Document {
+    doc! {"ping": 1, "$db": "admin"}
+}
+
+#[tokio::test]
+async fn malformed_messages_close_or_fail_and_the_server_lives() {
+    let server = TestServer::start();
+    let good = op_msg(0, &body_section(&ping()));
+    // Sanity: the well-formed message is answered.
+    match send(&server, &good) {
+        Answer::Reply(d) => assert_eq!(d.get_f64("ok").ok(), Some(1.0)),
+        Answer::Closed => panic!("a good ping was not answered"),
+    }
+
+    let big_doc = {
+        // A document with `depth` nested levels: {a: {a: ... {}}}.
+        let mut d = doc! {};
+        for _ in 0..201 {
+            d = doc! {"a": d};
+        }
+        doc! {"ping": 1, "$db": "admin", "deep": d}
+    };
+    let mut invalid_utf8 = body_section(&doc! {"ping": 1, "$db": "admin", "s": "abc"});
+    let at = invalid_utf8
+        .windows(3)
+        .position(|w| w == b"abc")
+        .expect("string bytes");
+    invalid_utf8[at] = 0xff;
+    let mut truncated = body_section(&ping());
+    truncated.truncate(truncated.len() - 6);
+    let mut checksum = op_msg(1, &body_section(&ping()));
+    checksum.extend([0xde, 0xad, 0xbe, 0xef]);
+    let fix = checksum.len() as i32;
+    checksum[..4].copy_from_slice(&fix.to_le_bytes());
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("length below the header", frame(10, OP_MSG, &[0; 10])),
+        ("negative length", frame(-1, OP_MSG, &[])),
+        ("zero length", frame(0, OP_MSG, &[])),
+        ("length over 48 MB", frame(48_000_001, OP_MSG, &[0; 64])),
+        ("unknown opcode", frame(16 + 8, 9999, &[0; 8])),
+        ("legacy OP_INSERT", frame(16 + 8, 2002, &[0; 8])),
+        ("section kind 7", op_msg(0, &[7, 5, 0, 0, 0, 0])),
+        ("no sections", op_msg(0, &[])),
+        ("truncated BSON", op_msg(0, &truncated)),
+        ("invalid UTF-8", op_msg(0, &invalid_utf8)),
+        ("201 levels of nesting", op_msg(0, &body_section(&big_doc))),
+        (
+            "unknown required flag bit",
+            op_msg(1 << 3, &body_section(&ping())),
+        ),
+        ("bad checksum", checksum),
+    ];
+    for (what, bytes) in &cases {
+        let answer = send(&server, bytes);
+        match &answer {
+            Answer::Closed => {}
+            Answer::Reply(d) => {
+                assert_eq!(d.get_f64("ok").ok(), Some(0.0), "{what}: {d}");
+                assert!(d.get_i32("code").is_ok_and(|c| c != 0), "{what}: {d}");
+            }
+        }
+        eprintln!("{what}: {answer:?}");
+    }
+    // Every closed connection left a log line.
+    let log = std::fs::read_to_string(server.log_path()).expect("log");
+    assert!(
+        log.matches("malformed message").count() >= 5,
+        "log lines for closed connections:\n{}",
+        server.log_tail(40)
+    );
+    assert_alive(&server).await;
+}
+
+#[tokio::test]
+async fn oversized_message_is_refused_before_it_is_buffered() {
+    let server = TestServer::start();
+    // The header alone announces 48 MB + 1: the connection closes without the server
+    // waiting for (or allocating) the body.
+    let mut s = connect(&server);
+    s.write_all(&frame(48_000_001, OP_MSG, &[]))
+        .expect("header sent");
+    assert!(matches!(read_answer(&mut s), Answer::Closed));
+
+    // A legal but large announced length that then trickles: the server buffers only what
+    // arrives. 200 such connections announcing ~47 MB each would need ~9 GB if the server
+    // allocated up front; its RSS must stay far below that.
+    let pid = server.pid().expect("running");
+    let before = rss_kb(pid);
+    let mut trickling = Vec::new();
+    for _ in 0..200 {
+        let mut s = connect(&server);
+        s.write_all(&frame(47_000_000, OP_MSG, &[0; 100]))
+            .expect("partial frame");
+        trickling.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let during = rss_kb(pid);
+    assert!(
+        during < before + 200 * 1024,
+        "RSS grew from {before} kB to {during} kB with 200 partial frames"
+    );
+    drop(trickling);
+    assert_alive(&server).await;
+}
+
+#[tokio::test]
+async fn many_partial_frames_then_hangups() {
+    let server = TestServer::start();
+    let good = op_msg(0, &body_section(&ping()));
+    for n in 1..good.len() {
+        let mut s = connect(&server);
+        s.write_all(&good[..n]).expect("partial write");
+        // Hang up mid-frame.
+    }
+    assert_alive(&server).await;
+}
+
+#[tokio::test]
+async fn a_document_over_16mb_is_refused_with_mongods_error() {
+    let server = TestServer::start();
+    let overhead = doc! {"_id": 1, "x": ""}.to_vec().expect("encodes").len();
+    let max_user = 16 * 1024 * 1024;
+    let exact = doc! {"_id": 1, "x": "a".repeat(max_user - overhead)};
+    let over = doc! {"_id": 2, "x": "a".repeat(max_user - overhead + 1)};
+    assert_eq!(over.to_vec().expect("encodes").len(), max_user + 1);
+    // As a document sequence (kind 1), as drivers send inserts.
+    let insert = |d: &Document| {
+        let mut sections = body_section(&doc! {"insert": "big", "$db": "hostile"});
+        let bytes = d.to_vec().expect("encodes");
+        let ident = b"documents\0";
+        sections.push(1);
+        sections.extend(((4 + ident.len() + bytes.len()) as i32).to_le_bytes());
+        sections.extend(ident);
+        sections.extend(bytes);
+        op_msg(0, &sections)
+    };
+    match send(&server, &insert(&exact)) {
+        Answer::Reply(d) => assert_eq!(d.get_i32("n").ok(), Some(1), "{d}"),
+        Answer::Closed => panic!("a 16 MB document was refused"),
+    }
+    match send(&server, &insert(&over)) {
+        Answer::Reply(d) => {
+            assert_eq!(d.get_i32("n").ok(), Some(0), "{d}");
+            let err = d
+                .get_array("writeErrors")
+                .ok()
+                .and_then(|a| a.first())
+                .and_then(|e| e.as_document())
+                .cloned()
+                .unwrap_or_else(|| panic!("no writeErrors: {d}"));
+            assert_eq!(err.get_i32("code").ok(), Some(2), "{err}");
+            assert_eq!(
+                err.get_str("errmsg").ok(),
+                Some(
+                    format!(
+                        "object to insert too large. size in bytes: {}, max size: {max_user}",
+                        max_user + 1
+                    )
+                    .as_str()
+                )
+            );
+        }
+        Answer::Closed => panic!("a 16 MB + 1 insert closed the connection"),
+    }
+    assert_alive(&server).await;
+}
+
+/// The resident set size of a process in kB (Linux).
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Runs `cmd` on a raw connection and returns the reply.
+fn raw_command(s: &mut TcpStream, cmd: &Document) -> Document {
+    s.write_all(&op_msg(0, &body_section(cmd))).expect("sent");
+    match read_answer(s) {
+        Answer::Reply(d) => d,
+        Answer::Closed => panic!("connection closed on {cmd}"),
+    }
+}
+
+#[tokio::test]
+async fn max_incoming_connections_refuses_the_one_too_many() {
+    let server = TestServer::start_with(&["--maxConns", "3"]);
+    // Wait until the start-up probe connection is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut a = connect(&server);
+    loop {
+        let st = raw_command(&mut a, &doc! {"serverStatus": 1, "$db": "admin"});
+        if st
+            .get_document("connections")
+            .and_then(|c| c.get_i32("current"))
+            .ok()
+            == Some(1)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "probe connections linger: {st}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut b = connect(&server);
+    raw_command(&mut b, &ping());
+    let mut c = connect(&server);
+    raw_command(&mut c, &ping());
+    // The fourth is accepted by the kernel, then closed by the server unanswered.
+    let mut d = connect(&server);
+    let _ = d.write_all(&op_msg(0, &body_section(&ping())));
+    assert!(matches!(read_answer(&mut d), Answer::Closed));
+
+    let st = raw_command(&mut a, &doc! {"serverStatus": 1, "$db": "admin"});
+    let conns = st.get_document("connections").expect("connections");
+    assert_eq!(conns.get_i32("current").ok(), Some(3), "{conns}");
+    assert_eq!(conns.get_i32("available").ok(), Some(0), "{conns}");
+    let created = conns.get_i32("totalCreated").expect("totalCreated");
+
+    // Closing one lets a new one in.
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut e = loop {
+        let mut e = connect(&server);
+        let _ = e.write_all(&op_msg(0, &body_section(&ping())));
+        if let Answer::Reply(r) = read_answer(&mut e) {
+            assert_eq!(r.get_f64("ok").ok(), Some(1.0));
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no slot freed after a close");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let st = raw_command(&mut e, &doc! {"serverStatus": 1, "$db": "admin"});
+    let conns = st.get_document("connections").expect("connections");
+    assert_eq!(conns.get_i32("current").ok(), Some(3), "{conns}");
+    assert_eq!(conns.get_i32("available").ok(), Some(0), "{conns}");
+    assert!(conns.get_i32("totalCreated").expect("totalCreated") > created);
+    let log = std::fs::read_to_string(server.log_path()).expect("log");
+    assert!(
+        log.contains("too many open connections"),
+        "{}",
+        server.log_tail(20)
+    );
+    drop((a, b, e));
+}
