@@ -344,3 +344,154 @@ async fn max_incoming_connections_refuses_the_one_too_many() {
     );
     drop((a, b, e));
 }
+
+/// `serverStatus.metrics.cursor` through the driver.
+async fn cursor_metrics(client: &mongodb::Client) -> Document {
+    let st = client
+        .database("admin")
+        .run_command(doc! {"serverStatus": 1})
+        .await
+        .expect("serverStatus");
+    st.get_document("metrics")
+        .and_then(|m| m.get_document("cursor"))
+        .cloned()
+        .expect("metrics.cursor")
+}
+
+fn cursor_id(reply: &Document) -> i64 {
+    reply
+        .get_document("cursor")
+        .and_then(|c| c.get_i64("id"))
+        .expect("cursor id")
+}
+
+#[tokio::test]
+async fn idle_cursors_are_reaped_after_cursor_timeout_millis() {
+    let server = TestServer::start_with(&["--setParameter", "cursorTimeoutMillis=1000"]);
+    let client = server.client().await;
+    let db = client.database("reap");
+    let docs: Vec<Document> = (0..10).map(|i| doc! {"_id": i}).collect();
+    db.collection::<Document>("c")
+        .insert_many(docs)
+        .await
+        .expect("insert");
+    let find = db
+        .run_command(doc! {"find": "c", "batchSize": 2})
+        .await
+        .expect("find");
+    let stream = db
+        .run_command(doc! {"aggregate": "c", "pipeline": [{"$changeStream": {}}], "cursor": {}})
+        .await
+        .expect("watch");
+    // A cursor whose connection closes is kept until it times out, as mongod does
+    // (cursors outside a session are not tied to their connection).
+    let mut raw = connect(&server);
+    let orphan = raw_command(&mut raw, &doc! {"find": "c", "batchSize": 2, "$db": "reap"});
+    drop(raw);
+    let orphan_id = cursor_id(&orphan);
+    let get_more = |id: i64| doc! {"getMore": id, "collection": "c", "batchSize": 1};
+    db.run_command(get_more(orphan_id))
+        .await
+        .expect("a closed connection's cursor lives on until it times out");
+    assert!(
+        cursor_metrics(&client)
+            .await
+            .get_document("open")
+            .expect("open")
+            .get_i64("total")
+            .expect("total")
+            >= 3
+    );
+
+    // Idle for 1 s and reaped within the next half-second pass, with slack for a slow box.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for id in [cursor_id(&find), cursor_id(&stream), orphan_id] {
+        let err = db
+            .run_command(get_more(id))
+            .await
+            .expect_err("a reaped cursor");
+        assert_eq!(common::error_code(&err), Some(43), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("cursor id {id} not found")),
+            "{err}"
+        );
+    }
+    let metrics = cursor_metrics(&client).await;
+    assert!(
+        metrics.get_i64("timedOut").expect("timedOut") >= 3,
+        "{metrics}"
+    );
+    assert_eq!(
+        metrics
+            .get_document("open")
+            .and_then(|o| o.get_i64("total"))
+            .ok(),
+        Some(0),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_change_stream_nobody_reads_neither_holds_memory_nor_delays_writers() {
+    use futures_util::StreamExt;
+    let server = TestServer::start_replset();
+    let pid = server.pid().expect("running");
+    let client = server.client().await;
+    let coll = client.database("slow").collection::<Document>("c");
+    let batch = |round: i32| -> Vec<Document> {
+        (0..1000)
+            .map(|i| doc! {"round": round, "i": i, "pad": "x".repeat(100)})
+            .collect()
+    };
+    // Baseline: 10k inserts with no stream open.
+    let rss_start = rss_kb(pid);
+    let started = Instant::now();
+    for round in 0..10 {
+        coll.insert_many(batch(round)).await.expect("insert");
+    }
+    let alone = started.elapsed();
+    let rss_alone = rss_kb(pid);
+
+    // 50 streams opened and never read, one read a document at a time, slowly.
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        idle.push(coll.watch().await.expect("watch"));
+    }
+    let mut slow = coll.watch().batch_size(1).await.expect("watch");
+    let reader = tokio::spawn(async move {
+        let mut seen = 0;
+        while seen < 20 {
+            if slow.next().await.is_some() {
+                seen += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        seen
+    });
+    let started = Instant::now();
+    for round in 10..20 {
+        coll.insert_many(batch(round)).await.expect("insert");
+    }
+    let watched = started.elapsed();
+    let rss_watched = rss_kb(pid);
+    eprintln!(
+        "10k inserts: {alone:?} alone, {watched:?} with 51 streams; RSS {rss_start} kB -> {rss_alone} kB -> {rss_watched} kB"
+    );
+    // Writers never wait for readers: the same work takes about as long.
+    assert!(
+        watched < alone * 3 + Duration::from_secs(2),
+        "writers slowed by idle streams: {alone:?} -> {watched:?}"
+    );
+    // The streams hold positions, not copies: memory grows like it did for the first
+    // 10k inserts (the shared tail), not per stream (51 x 10k x ~150 B would be ~75 MB).
+    let grown_alone = rss_alone.saturating_sub(rss_start);
+    let grown = rss_watched.saturating_sub(rss_alone);
+    assert!(
+        grown < grown_alone * 2 + 32 * 1024,
+        "RSS grew {grown} kB with 51 unread streams ({grown_alone} kB without)"
+    );
+    assert_eq!(reader.await.expect("reader"), 20);
+    drop(idle);
+    assert_alive(&server).await;
+}

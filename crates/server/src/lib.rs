@@ -192,8 +192,16 @@ impl Drop for ConnectionGuard {
 async fn reap_loop(state: Arc<ServerState>) {
     let session_timeout = Duration::from_secs(state::SESSION_TIMEOUT_MINUTES as u64 * 60);
     loop {
-        tokio::time::sleep(REAP_INTERVAL.min(state.cursors.timeout())).await;
+        // Half the timeout for short ones, so an idle cursor goes within 1.5 timeouts
+        // (tests use a second); never a busy loop for `cursorTimeoutMillis=0`.
+        let interval = REAP_INTERVAL
+            .min(state.cursors.timeout() / 2)
+            .max(Duration::from_millis(10));
+        tokio::time::sleep(interval).await;
         let cursors = state.cursors.reap();
+        state
+            .cursors_timed_out
+            .fetch_add(cursors as u64, Ordering::Relaxed);
         let sessions = state.sessions.expire(session_timeout);
         if cursors + sessions > 0 {
             tracing::debug!(

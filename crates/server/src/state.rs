@@ -192,6 +192,8 @@ pub struct ServerState {
     /// Open connections and all connections accepted since start.
     pub connections_current: AtomicI64,
     pub connections_total: AtomicI64,
+    /// Cursors reaped for idleness since start (`metrics.cursor.timedOut`).
+    pub cursors_timed_out: AtomicU64,
     pub started: Instant,
     /// The constant `electionId` of this node's single term.
     pub election_id: ObjectId,
@@ -212,6 +214,7 @@ impl ServerState {
             opcounters: OpCounters::default(),
             connections_current: AtomicI64::new(0),
             connections_total: AtomicI64::new(0),
+            cursors_timed_out: AtomicU64::new(0),
             started: Instant::now(),
             election_id: ObjectId::parse_str("7fffffff0000000000000001")
                 .unwrap_or_else(|_| ObjectId::new()),
