@@ -518,3 +518,61 @@ async fn a_change_stream_nobody_reads_neither_holds_memory_nor_delays_writers() 
     drop(idle);
     assert_alive(&server).await;
 }
+
+#[tokio::test]
+async fn an_expired_session_takes_its_cursors_with_it() {
+    // mongod's parameter sets what hello reports; Eddy's test-only knob makes the
+    // expiry itself take a second instead of minutes.
+    let server = TestServer::start_with(&[
+        "--setParameter",
+        "localLogicalSessionTimeoutMinutes=7",
+        "--setParameter",
+        "eddySessionTimeoutMillis=1000",
+    ]);
+    let client = server.client().await;
+    let hello = client
+        .database("admin")
+        .run_command(doc! {"hello": 1})
+        .await
+        .expect("hello");
+    assert_eq!(hello.get_i32("logicalSessionTimeoutMinutes").ok(), Some(7));
+    let coll = client.database("sess").collection::<Document>("c");
+    let docs: Vec<Document> = (0..10).map(|i| doc! {"_id": i}).collect();
+    coll.insert_many(docs).await.expect("insert");
+
+    let mut session = client.start_session().await.expect("session");
+    let started = client
+        .database("admin")
+        .run_command(doc! {"startSession": 1})
+        .await
+        .expect("startSession");
+    assert_eq!(started.get_i32("timeoutMinutes").ok(), Some(7));
+    let mut cursor = coll
+        .find(doc! {})
+        .batch_size(2)
+        .session(&mut session)
+        .await
+        .expect("find in a session");
+    assert!(cursor.advance(&mut session).await.expect("first"));
+    let open = |m: Document| m.get_document("open").and_then(|o| o.get_i64("total")).ok();
+    assert_eq!(open(cursor_metrics(&client).await), Some(1));
+    // The session idles past its timeout: the reaper ends it and kills its cursor
+    // (the cursor timeout is still mongod's 10 minutes).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(open(cursor_metrics(&client).await), Some(0));
+    assert_eq!(
+        cursor_metrics(&client).await.get_i64("timedOut").ok(),
+        Some(0),
+        "killed with the session, not timed out"
+    );
+    // Drain the in-memory batch; the next getMore finds the cursor gone.
+    let mut err = None;
+    for _ in 0..3 {
+        if let Err(e) = cursor.advance(&mut session).await {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = err.expect("getMore on a killed cursor fails");
+    assert_eq!(common::error_code(&err), Some(43), "{err}");
+}
