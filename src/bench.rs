@@ -23,6 +23,9 @@ pub enum Workload {
     Insert,
     /// One writer, N change streams on the collection: delivery latency and rate.
     Fanout,
+    /// One writer with 0 and then K change streams that never read: writer throughput and
+    /// the server's resident memory, side by side.
+    SlowConsumer,
     /// Everything above.
     All,
 }
@@ -42,6 +45,12 @@ pub struct BenchArgs {
     /// Events the writer makes per fan-out run.
     #[arg(long, default_value_t = 200)]
     pub events: usize,
+    /// Idle streams in the slow-consumer workload (compared with none).
+    #[arg(long, default_value_t = 1000)]
+    pub idle_streams: usize,
+    /// Documents the writer inserts per slow-consumer run (in batches of 100).
+    #[arg(long, default_value_t = 20_000)]
+    pub slow_inserts: usize,
 }
 
 /// A server started for one workload; killed on drop.
@@ -115,6 +124,9 @@ pub async fn run(args: BenchArgs) -> Result<i32> {
     }
     if matches!(args.workload, Workload::Fanout | Workload::All) {
         fanout(&args.streams, args.events).await?;
+    }
+    if matches!(args.workload, Workload::SlowConsumer | Workload::All) {
+        slow_consumer(args.idle_streams, args.slow_inserts).await?;
     }
     Ok(0)
 }
@@ -240,6 +252,71 @@ async fn fanout(stream_counts: &[usize], events: usize) -> Result<()> {
             ms(percentile(&latencies, 0.99)),
             events as f64 / elapsed.as_secs_f64(),
             latencies.len() as f64 / elapsed.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// slow-consumer: change streams that never read
+// ---------------------------------------------------------------------------------
+
+/// The resident set size of a process in kB (`/proc/<pid>/status`, Linux).
+fn rss_kb(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .context("reading the server's /proc status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmRSS in /proc status")
+}
+
+/// A writer inserting `inserts` documents with no stream, then with `idle` streams open
+/// and never read: a stream keeps a position in the shared tail, not a queue of its
+/// own, so neither the writer's rate nor the server's memory should depend on `idle`.
+async fn slow_consumer(idle: usize, inserts: usize) -> Result<()> {
+    println!("# slow consumers: one writer, change streams opened and never read");
+    println!(
+        "{:>12} {:>12} {:>14} {:>14} {:>12}",
+        "idle streams", "inserts/s", "RSS before kB", "RSS after kB", "growth kB"
+    );
+    let mut results = Vec::new();
+    for streams in [0, idle] {
+        let server = BenchServer::start()?;
+        let pid = server.child.id();
+        let client = server.client(16).await?;
+        let coll = client.database("bench").collection::<Document>("slow");
+        coll.insert_one(doc! {"warmup": true}).await?;
+        let mut open = Vec::with_capacity(streams);
+        for _ in 0..streams {
+            open.push(coll.watch().await?);
+        }
+        let before = rss_kb(pid)?;
+        let started = Instant::now();
+        let mut written = 0;
+        while written < inserts {
+            let n = (inserts - written).min(100);
+            let docs: Vec<Document> = (written..written + n)
+                .map(|i| doc! {"i": i as i64, "pad": "x".repeat(200)})
+                .collect();
+            coll.insert_many(docs).await?;
+            written += n;
+        }
+        let rate = inserts as f64 / started.elapsed().as_secs_f64();
+        let after = rss_kb(pid)?;
+        println!(
+            "{streams:>12} {rate:>12.0} {before:>14} {after:>14} {:>12}",
+            after.saturating_sub(before)
+        );
+        results.push((rate, after.saturating_sub(before)));
+        drop(open);
+    }
+    if let [(rate0, grown0), (rate_k, grown_k)] = results[..] {
+        println!(
+            "with {idle} idle streams: writer rate {:.2}x, memory growth {:.2}x of the run without",
+            rate_k / rate0,
+            grown_k as f64 / grown0.max(1) as f64
         );
     }
     Ok(())

@@ -244,6 +244,16 @@ fn resolve_with(
                 cursor_timeout = Duration::from_millis(ms as u64);
                 set_parameters.insert(name.clone(), Bson::Int64(ms));
             }
+            // mongod: an int greater than 0. The second is Eddy's test-only knob.
+            "localLogicalSessionTimeoutMinutes" | "eddySessionTimeoutMillis" => {
+                let n: i32 = value.parse().map_err(|_| {
+                    anyhow!("Bad value for parameter \"{name}\": \"{value}\" is not an integer")
+                })?;
+                if n <= 0 {
+                    bail!("Bad value for parameter \"{name}\": must be greater than 0");
+                }
+                set_parameters.insert(name.clone(), Bson::Int32(n));
+            }
             _ => {
                 set_parameters.insert(name.clone(), typed_parameter(value));
             }

@@ -102,6 +102,11 @@ impl TestServer {
             .expect("parsing the test server's URI")
     }
 
+    /// The server process id (to read its `/proc/<pid>/status`), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the server process is running.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {

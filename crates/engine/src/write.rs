@@ -910,7 +910,13 @@ impl Tx<'_, '_> {
             ));
         }
         index::check_unique(&*self.w, meta, &doc, &key)?;
-        let bytes = encode_checked(&doc)?;
+        let bytes = encode_checked(&doc, |size| {
+            // mongod's fixDocumentForInsert: BadValue, not BSONObjectTooLarge.
+            MongoError::new(
+                ErrorCode::BadValue,
+                format!("object to insert too large. size in bytes: {size}, max size: {MAX_USER_DOC_SIZE}"),
+            )
+        })?;
         let cap = meta.cap();
         if let Some(cap) = &cap {
             capped::check_fits(cap, bytes.len())?;
@@ -967,7 +973,12 @@ impl Tx<'_, '_> {
         }
         validate_stored(&new)?;
         self.check_validator(meta, &new, Some(&old.doc))?;
-        let bytes = encode_checked(&new)?;
+        let bytes = encode_checked(&new, |_| {
+            MongoError::location(
+                17419,
+                format!("Resulting document after update is larger than {MAX_USER_DOC_SIZE}"),
+            )
+        })?;
         index::check_unique(&*self.w, meta, &new, &old.id_key)?;
         index::remove_entries(self.w, meta, &old.doc, &old.id_key)?;
         index::add_entries(self.w, meta, &new, &old.id_key)?;
@@ -1542,17 +1553,15 @@ fn validate_stored(doc: &Document) -> Result<(), MongoError> {
     Ok(())
 }
 
-/// Encodes a document, refusing it when it exceeds the user size limit.
-fn encode_checked(doc: &Document) -> Result<Vec<u8>, MongoError> {
+/// Encodes a document, refusing it with `too_large(size)` when it exceeds the user size
+/// limit (inserts and updates answer differently in mongod).
+fn encode_checked(
+    doc: &Document,
+    too_large: impl FnOnce(usize) -> MongoError,
+) -> Result<Vec<u8>, MongoError> {
     let bytes = catalog::encode(doc)?;
     if bytes.len() > MAX_USER_DOC_SIZE {
-        return Err(MongoError::new(
-            ErrorCode::MaxBsonObjectSizeExceeded,
-            format!(
-                "object to insert too large. size in bytes: {}, max size: {MAX_USER_DOC_SIZE}",
-                bytes.len()
-            ),
-        ));
+        return Err(too_large(bytes.len()));
     }
     Ok(bytes)
 }

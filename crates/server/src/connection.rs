@@ -1,8 +1,9 @@
 //! One client connection: owns the socket, frames messages with the codec, runs each
 //! command through the dispatcher and writes the reply.
 //!
-//! A frame the codec rejects closes the connection (after a log line), as mongod does
-//! for a malformed message; the server itself is never affected. Requests on one
+//! A frame the codec rejects is answered with mongod's error when mongod would answer
+//! it (a bad section kind, invalid BSON: [`answerable`]) and otherwise closes the
+//! connection; either way a line is logged and the server itself is never affected. Requests on one
 //! connection are answered in order, one at a time, as the protocol requires.
 
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -74,6 +75,17 @@ async fn run(state: &Arc<ServerState>, stream: &mut TcpStream, conn: &Arc<ConnIn
         buf.drain(..len);
         let request = match request {
             Ok(r) => r,
+            Err(e) if answerable(&header, &e) => {
+                tracing::warn!(connection = conn.id, peer = %conn.peer, error = %e, "malformed message; answered with an error");
+                let reply =
+                    dispatch::error_reply(state, &MongoError::location(e.code(), e.to_string()));
+                let bytes =
+                    eddy_wire::encode_msg_raw(next_request_id(), header.request_id, 0, &reply);
+                if let Err(closed) = write(stream, &bytes).await {
+                    return closed;
+                }
+                continue;
+            }
             Err(e) => return Closed::Protocol(e),
         };
         let result = match request {
@@ -84,6 +96,23 @@ async fn run(state: &Arc<ServerState>, stream: &mut TcpStream, conn: &Arc<ConnIn
             return closed;
         }
     }
+}
+
+/// Whether a frame the codec refused is answered with an error reply (the connection
+/// stays open) rather than closing the connection, as mongod decides: the frame itself
+/// was delimited correctly, it is an OP_MSG, and the error is not in mongod's
+/// `ConnectionFatalMessageParseError` category (illegal flag bits, too many document
+/// sequences, a checksum mismatch), e.g. a bad section kind, invalid or too deep BSON.
+fn answerable(header: &Header, e: &WireError) -> bool {
+    header.op_code == eddy_wire::opcode::MSG
+        && !e.closes_connection()
+        && !matches!(
+            e,
+            WireError::UnknownRequiredFlags(_)
+                | WireError::TooManySequences
+                | WireError::BadChecksum
+                | WireError::UnknownOpcode(_)
+        )
 }
 
 async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Closed> {

@@ -82,6 +82,103 @@ pub fn error_reply(state: &ServerState, err: &MongoError) -> RawDocumentBuf {
     finish(state, body, false, None)
 }
 
+/// The `$db` of a command: its `$db` field, or the database of an OP_QUERY (`db.$cmd`).
+fn command_db(cmd: &Document, name: &str, legacy_db: Option<&str>) -> Result<String, MongoError> {
+    match (cmd.get("$db"), legacy_db) {
+        (Some(Bson::String(db)), _) => Ok(db.clone()),
+        (Some(v), _) => Err(crate::args::wrong_type(name, "$db", v, "type 'string'")),
+        (None, Some(db)) => Ok(db.to_owned()),
+        (None, None) => Err(MongoError::location(
+            40571,
+            "OP_MSG requests require a $db argument",
+        )),
+    }
+}
+
+/// The table row of a command name: 59 CommandNotFound, 115 CommandNotSupported, or
+/// FailedToParse for an empty command document.
+fn lookup(name: &str, test_commands: bool) -> Result<&'static Entry, MongoError> {
+    commands::lookup(name, test_commands).ok_or_else(|| {
+        if name.is_empty() {
+            MongoError::new(ErrorCode::FailedToParse, "Empty command object")
+        } else {
+            commands::unknown(name)
+        }
+    })
+}
+
+/// The generic fields every command may carry, checked before the command runs.
+struct Envelope {
+    /// `lsid.id`.
+    session: Option<Bson>,
+    txn_number: Option<i64>,
+    /// A retryable write (a write with `lsid` and `txnNumber`).
+    retryable: bool,
+}
+
+impl Envelope {
+    fn parse(entry: &Entry, name: &str, db: &str, cmd: &Document) -> Result<Envelope, MongoError> {
+        if entry.admin_only && db != "admin" {
+            return Err(MongoError::new(
+                ErrorCode::Unauthorized,
+                format!("{name} may only be run against the admin database."),
+            ));
+        }
+        if cmd.contains_key("startTransaction") || cmd.get("autocommit").is_some() {
+            return Err(MongoError::new(
+                ErrorCode::CommandNotSupported,
+                "Eddy does not support multi-document transactions",
+            ));
+        }
+        let session = match cmd.get("lsid") {
+            Some(Bson::Document(lsid)) => lsid.get("id").cloned(),
+            Some(v) => return Err(crate::args::wrong_type(name, "lsid", v, "type 'object'")),
+            None => None,
+        };
+        let txn_number = match cmd.get("txnNumber") {
+            Some(Bson::Int64(n)) => Some(*n),
+            Some(Bson::Int32(n)) => Some(i64::from(*n)),
+            _ => None,
+        };
+        if let (Some(txn), false) = (txn_number, entry.kind.is_write()) {
+            return Err(MongoError::new(
+                ErrorCode::NotARetryableWriteCommand,
+                format!("txnNumber may only be provided for multi-document transactions and retryable write commands. txnNumber {{{txn}}} is not valid for command {name}"),
+            ));
+        }
+        Ok(Envelope {
+            retryable: entry.kind.is_write() && session.is_some() && txn_number.is_some(),
+            session,
+            txn_number,
+        })
+    }
+}
+
+/// Parses a command as [`execute`] would, without running it: the name lookup, `$db`,
+/// the generic fields, write concern and the command's own typed parse. No I/O and no
+/// engine access (the engine in `state` is only carried by the context); the fuzz
+/// target `command_parse` drives this.
+pub fn parse_command(
+    state: &Arc<ServerState>,
+    conn: &Arc<ConnInfo>,
+    cmd: &Document,
+    legacy_db: Option<&str>,
+) -> Result<(), MongoError> {
+    let name = cmd.keys().next().cloned().unwrap_or_default();
+    let db = command_db(cmd, &name, legacy_db)?;
+    let entry = lookup(&name, state.config.enable_test_commands)?;
+    let envelope = Envelope::parse(entry, &name, &db, cmd)?;
+    write_concern_problem(cmd, entry.kind)?;
+    let ctx = Ctx {
+        state: Arc::clone(state),
+        conn: Arc::clone(conn),
+        db,
+        session: envelope.session,
+        deadline: None,
+    };
+    (entry.check)(cmd, &ctx)
+}
+
 /// Runs one command. `legacy_db` is the database of an OP_QUERY (`db.$cmd`), which has no `$db`.
 pub async fn execute(
     state: &Arc<ServerState>,
@@ -90,43 +187,21 @@ pub async fn execute(
     legacy_db: Option<&str>,
 ) -> Outcome {
     let name = cmd.keys().next().cloned().unwrap_or_default();
-    let db = match (cmd.get("$db"), legacy_db) {
-        (Some(Bson::String(db)), _) => db.clone(),
-        (Some(v), _) => {
-            let err = crate::args::wrong_type(&name, "$db", v, "type 'string'");
-            return Outcome {
-                reply: error_reply(state, &err),
-                close: false,
-            };
+    let resolved = command_db(&cmd, &name, legacy_db).and_then(|db| {
+        let entry = lookup(&name, state.config.enable_test_commands);
+        if entry.is_err() {
+            state.opcounters.command.fetch_add(1, Ordering::Relaxed);
         }
-        (None, Some(db)) => db.to_owned(),
-        (None, None) => {
-            let err = MongoError::location(40571, "OP_MSG requests require a $db argument");
-            return Outcome {
-                reply: error_reply(state, &err),
-                close: false,
-            };
-        }
+        Ok((db, entry?))
+    });
+    let result = match resolved {
+        Ok((db, entry)) => run(state, conn, entry, &name, cmd, db).await,
+        Err(err) => Err(err),
     };
-    let Some(entry) = commands::lookup(&name, state.config.enable_test_commands) else {
-        let err = if name.is_empty() {
-            MongoError::new(ErrorCode::FailedToParse, "Empty command object")
-        } else {
-            commands::unknown(&name)
-        };
-        state.opcounters.command.fetch_add(1, Ordering::Relaxed);
-        return Outcome {
-            reply: error_reply(state, &err),
-            close: false,
-        };
-    };
-    match run(state, conn, entry, &name, cmd, db).await {
-        Ok(outcome) => outcome,
-        Err(err) => Outcome {
-            reply: error_reply(state, &err),
-            close: false,
-        },
-    }
+    result.unwrap_or_else(|err| Outcome {
+        reply: error_reply(state, &err),
+        close: false,
+    })
 }
 
 /// The reads whose `maxTimeMS` Eddy enforces.
@@ -146,37 +221,13 @@ async fn run(
     db: String,
 ) -> Result<Outcome, MongoError> {
     count(state, entry.kind);
-    if entry.admin_only && db != "admin" {
-        return Err(MongoError::new(
-            ErrorCode::Unauthorized,
-            format!("{name} may only be run against the admin database."),
-        ));
-    }
-    if cmd.contains_key("startTransaction") || cmd.get("autocommit").is_some() {
-        return Err(MongoError::new(
-            ErrorCode::CommandNotSupported,
-            "Eddy does not support multi-document transactions",
-        ));
-    }
-    let session = match cmd.get("lsid") {
-        Some(Bson::Document(lsid)) => lsid.get("id").cloned(),
-        Some(v) => return Err(crate::args::wrong_type(name, "lsid", v, "type 'object'")),
-        None => None,
-    };
+    let Envelope {
+        session,
+        txn_number,
+        retryable,
+    } = Envelope::parse(entry, name, &db, &cmd)?;
     if let Some(id) = &session {
         state.sessions.touch(id);
-    }
-    let txn_number = match cmd.get("txnNumber") {
-        Some(Bson::Int64(n)) => Some(*n),
-        Some(Bson::Int32(n)) => Some(i64::from(*n)),
-        _ => None,
-    };
-    let retryable = entry.kind.is_write() && session.is_some() && txn_number.is_some();
-    if txn_number.is_some() && !entry.kind.is_write() {
-        return Err(MongoError::new(
-            ErrorCode::NotARetryableWriteCommand,
-            format!("txnNumber may only be provided for multi-document transactions and retryable write commands. txnNumber {{{}}} is not valid for command {name}", txn_number.unwrap_or(0)),
-        ));
     }
 
     // Failpoints (test commands only): before the command runs, as mongod's failCommand.

@@ -190,15 +190,27 @@ impl Drop for ConnectionGuard {
 }
 
 async fn reap_loop(state: Arc<ServerState>) {
-    let session_timeout = Duration::from_secs(state::SESSION_TIMEOUT_MINUTES as u64 * 60);
+    let session_timeout = state.config.session_timeout();
     loop {
-        tokio::time::sleep(REAP_INTERVAL.min(state.cursors.timeout())).await;
+        // Half the shorter timeout when it is short, so an idle cursor goes within 1.5
+        // timeouts (tests use a second); never a busy loop for `cursorTimeoutMillis=0`.
+        let interval = REAP_INTERVAL
+            .min(state.cursors.timeout() / 2)
+            .min(session_timeout / 2)
+            .max(Duration::from_millis(10));
+        tokio::time::sleep(interval).await;
         let cursors = state.cursors.reap();
+        state
+            .cursors_timed_out
+            .fetch_add(cursors as u64, Ordering::Relaxed);
+        // An expired session takes its cursors with it, as mongod's session reaper does.
         let sessions = state.sessions.expire(session_timeout);
-        if cursors + sessions > 0 {
+        let killed = state.cursors.kill_sessions(&sessions);
+        if cursors + sessions.len() > 0 {
             tracing::debug!(
                 cursors,
-                sessions,
+                sessions = sessions.len(),
+                session_cursors = killed,
                 "reaped idle cursors and expired sessions"
             );
         }

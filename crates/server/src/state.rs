@@ -36,6 +36,29 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// `localLogicalSessionTimeoutMinutes` (startup parameter; 30 by default), which
+    /// `hello` and `startSession` report.
+    pub fn session_timeout_minutes(&self) -> i64 {
+        match self.set_parameters.get("localLogicalSessionTimeoutMinutes") {
+            Some(Bson::Int32(n)) => i64::from(*n),
+            Some(Bson::Int64(n)) => *n,
+            _ => SESSION_TIMEOUT_MINUTES,
+        }
+    }
+
+    /// How long an idle session lives before it (and its cursors) are reaped: the
+    /// minutes above, or Eddy's test-only `eddySessionTimeoutMillis` when set (mongod
+    /// has no sub-minute knob; see docs/COMPAT.md).
+    pub fn session_timeout(&self) -> Duration {
+        match self.set_parameters.get("eddySessionTimeoutMillis") {
+            Some(Bson::Int32(n)) => Duration::from_millis(u64::try_from(*n).unwrap_or(0)),
+            Some(Bson::Int64(n)) => Duration::from_millis(u64::try_from(*n).unwrap_or(0)),
+            _ => {
+                Duration::from_secs(u64::try_from(self.session_timeout_minutes()).unwrap_or(0) * 60)
+            }
+        }
+    }
+
     /// The `host:port` this node names itself by in `hello` (`me`, `hosts`, `primary`):
     /// `localhost:<port>` when it listens on loopback only (what clients on this machine
     /// type, and what a mongod initiated on localhost reports), else the first bind address.
@@ -85,6 +108,8 @@ impl OpCounters {
 /// writes by `txnNumber`, so that a retried write is answered, not applied twice.
 #[derive(Debug)]
 struct Session {
+    /// `lsid.id`, to kill the session's cursors when it expires.
+    id: Bson,
     last_use: Instant,
     /// Only the newest transaction number matters: drivers never retry an older one.
     retry: Option<(i64, RawDocumentBuf)>,
@@ -114,7 +139,8 @@ impl Sessions {
         let mut map = self.lock();
         map.entry(session_key(id))
             .and_modify(|s| s.last_use = Instant::now())
-            .or_insert(Session {
+            .or_insert_with(|| Session {
+                id: id.clone(),
                 last_use: Instant::now(),
                 retry: None,
             });
@@ -141,7 +167,8 @@ impl Sessions {
     /// Records the reply of a retryable write.
     pub fn record(&self, id: &Bson, txn: i64, reply: RawDocumentBuf) {
         let mut map = self.lock();
-        let s = map.entry(session_key(id)).or_insert(Session {
+        let s = map.entry(session_key(id)).or_insert_with(|| Session {
+            id: id.clone(),
             last_use: Instant::now(),
             retry: None,
         });
@@ -179,11 +206,17 @@ impl Sessions {
     }
 
     /// Forgets sessions idle for longer than the session timeout; returns their ids' keys.
-    pub fn expire(&self, timeout: Duration) -> usize {
+    pub fn expire(&self, timeout: Duration) -> Vec<Bson> {
         let mut map = self.lock();
-        let before = map.len();
-        map.retain(|_, s| s.last_use.elapsed() < timeout);
-        before - map.len()
+        let mut expired = Vec::new();
+        map.retain(|_, s| {
+            let live = s.last_use.elapsed() < timeout;
+            if !live {
+                expired.push(s.id.clone());
+            }
+            live
+        });
+        expired
     }
 
     /// Forgets every session (`killAllSessions`).
@@ -211,6 +244,8 @@ pub struct ServerState {
     /// Open connections and all connections accepted since start.
     pub connections_current: AtomicI64,
     pub connections_total: AtomicI64,
+    /// Cursors reaped for idleness since start (`metrics.cursor.timedOut`).
+    pub cursors_timed_out: AtomicU64,
     pub started: Instant,
     /// The constant `electionId` of this node's single term.
     pub election_id: ObjectId,
@@ -231,6 +266,7 @@ impl ServerState {
             opcounters: OpCounters::default(),
             connections_current: AtomicI64::new(0),
             connections_total: AtomicI64::new(0),
+            cursors_timed_out: AtomicU64::new(0),
             started: Instant::now(),
             election_id: ObjectId::parse_str("7fffffff0000000000000001")
                 .unwrap_or_else(|_| ObjectId::new()),

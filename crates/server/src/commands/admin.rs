@@ -219,7 +219,10 @@ impl Command for ServerStatus {
             },
             "mem": {"bits": 64, "resident": resident, "virtual": virt, "supported": resident > 0},
             "metrics": {
-                "cursor": {"open": {"total": state.cursors.len() as i64}},
+                "cursor": {
+                    "timedOut": state.cursors_timed_out.load(Ordering::Relaxed) as i64,
+                    "open": {"total": state.cursors.len() as i64},
+                },
                 "changeStreams": {"waiting": ctx.engine().hub().waiters() as i64},
             },
             "oplog": {

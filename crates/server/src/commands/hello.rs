@@ -9,7 +9,6 @@ use bson::{doc, Bson, DateTime, Document};
 use eddy_codes::{ErrorCode, MongoError};
 
 use crate::command::{Command, CommandResult, Ctx};
-use crate::state::SESSION_TIMEOUT_MINUTES;
 
 /// The wire versions of MongoDB 7.0.
 pub const MIN_WIRE_VERSION: i32 = 0;
@@ -118,7 +117,7 @@ fn answer(hello: Hello, ctx: &Ctx) -> CommandResult {
     reply.insert("localTime", DateTime::now());
     reply.insert(
         "logicalSessionTimeoutMinutes",
-        SESSION_TIMEOUT_MINUTES as i32,
+        ctx.state().config.session_timeout_minutes() as i32,
     );
     reply.insert("connectionId", ctx.conn().id as i32);
     reply.insert("minWireVersion", MIN_WIRE_VERSION);

@@ -70,11 +70,16 @@ impl Kind {
 
 type Handler = fn(Document, Ctx) -> BoxFuture<'static, CommandResult>;
 
+/// A command's typed parse alone, without applying it.
+type Check = fn(&Document, &Ctx) -> Result<(), MongoError>;
+
 /// One row of the table.
 pub struct Entry {
     /// The canonical name first, then mongod's aliases.
     pub names: &'static [&'static str],
     pub handler: Handler,
+    /// The typed parse only (fuzzing and [`crate::dispatch::parse_command`]).
+    pub check: Check,
     pub kind: Kind,
     /// Runs only on the admin database.
     pub admin_only: bool,
@@ -82,6 +87,10 @@ pub struct Entry {
     pub test_only: bool,
     /// `listCommands` help text.
     pub help: &'static str,
+}
+
+fn check<C: Command>(cmd: &Document, ctx: &Ctx) -> Result<(), MongoError> {
+    C::parse(cmd, ctx).map(drop)
 }
 
 fn handler<C: Command>(cmd: Document, ctx: Ctx) -> BoxFuture<'static, CommandResult> {
@@ -96,6 +105,7 @@ macro_rules! entry {
         Entry {
             names: $names,
             handler: handler::<$ty>,
+            check: check::<$ty>,
             kind: Kind::$kind,
             admin_only: false,
             test_only: false,
@@ -106,6 +116,7 @@ macro_rules! entry {
         Entry {
             names: $names,
             handler: handler::<$ty>,
+            check: check::<$ty>,
             kind: Kind::$kind,
             admin_only: true,
             test_only: false,
@@ -116,6 +127,7 @@ macro_rules! entry {
         Entry {
             names: $names,
             handler: handler::<$ty>,
+            check: check::<$ty>,
             kind: Kind::$kind,
             admin_only: true,
             test_only: true,

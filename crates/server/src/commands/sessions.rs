@@ -6,7 +6,6 @@ use eddy_codes::MongoError;
 
 use crate::args::wrong_type;
 use crate::command::{Command, CommandResult, Ctx};
-use crate::state::SESSION_TIMEOUT_MINUTES;
 
 /// The `id`s of an array of `{id: UUID}` session documents.
 fn session_ids(cmd: &Document, command: &str) -> Result<Vec<Bson>, MongoError> {
@@ -40,7 +39,7 @@ impl Command for StartSession {
             bytes: uuid::Uuid::new_v4().as_bytes().to_vec(),
         });
         ctx.state().sessions.touch(&id);
-        Ok(doc! {"id": {"id": id}, "timeoutMinutes": SESSION_TIMEOUT_MINUTES as i32}.into())
+        Ok(doc! {"id": {"id": id}, "timeoutMinutes": ctx.state().config.session_timeout_minutes() as i32}.into())
     }
 }
 

@@ -1,0 +1,165 @@
+//! The fuzz harnesses as plain functions, shared by the libFuzzer targets in
+//! `fuzz_targets/` (nightly, `cargo fuzz run`) and by the stable regression test
+//! `tests/fuzz_corpus.rs`, which replays the seed corpora and every crash input kept in
+//! `fuzz/regressions/` on each `cargo test`.
+//!
+//! Inputs are structured from raw bytes: a harness takes one or more BSON documents
+//! laid end to end (each with its own little-endian length prefix), so the fuzzer's
+//! mutations of the length fields and bodies reach the parsers with valid-looking BSON.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bson::{Bson, Document};
+use eddy_query::filter::Filter;
+use eddy_query::update::{diff_description, ApplyContext, Update};
+
+/// Splits `data` into the BSON documents laid end to end at its start (at most `max`);
+/// stops at the first prefix that is not a whole valid document.
+pub fn split_docs(mut data: &[u8], max: usize) -> Vec<Document> {
+    let mut docs = Vec::new();
+    while docs.len() < max && data.len() >= 5 {
+        let Ok(len) = <[u8; 4]>::try_from(&data[..4]).map(i32::from_le_bytes) else {
+            break;
+        };
+        let Some(chunk) = usize::try_from(len).ok().and_then(|n| data.get(..n)) else {
+            break;
+        };
+        let Ok(doc) = Document::from_reader(chunk) else {
+            break;
+        };
+        docs.push(doc);
+        data = &data[chunk.len()..];
+    }
+    docs
+}
+
+/// Builds an input for the harnesses from documents (seed corpora, regression tests).
+pub fn join_docs(docs: &[Document]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for d in docs {
+        out.extend(d.to_vec().expect("seed documents encode"));
+    }
+    out
+}
+
+/// The matcher: `[filter, doc]`. A parsed filter never panics on any document, its
+/// `matches_details` agrees with `matches`, and `{$nor: [filter]}` (when it parses)
+/// matches exactly the documents the filter does not.
+pub fn matcher(data: &[u8]) {
+    let docs = split_docs(data, 2);
+    let [query, doc] = docs.as_slice() else {
+        return;
+    };
+    let Ok(filter) = Filter::parse(query) else {
+        return;
+    };
+    let matched = filter.matches(doc);
+    assert_eq!(filter.matches_details(doc).is_some(), matched);
+    let nor = bson::doc! {"$nor": [query.clone()]};
+    if let Ok(negated) = Filter::parse(&nor) {
+        assert_eq!(
+            negated.matches(doc),
+            !matched,
+            "$nor of {query:?} on {doc:?}"
+        );
+    }
+}
+
+/// The update engine: `[update, doc, options]`. The update is `update.u` when present
+/// (so an array reaches the pipeline-update path), else the whole first document;
+/// `options` may carry `arrayFilters` and `upsert` (`$setOnInsert` applies). Applying
+/// never panics; a successful result re-encodes as BSON, and the change-stream
+/// description of the change (and its document form) can always be computed.
+pub fn update(data: &[u8]) {
+    let docs = split_docs(data, 3);
+    let (Some(spec), Some(doc)) = (docs.first(), docs.get(1)) else {
+        return;
+    };
+    let options = docs.get(2).cloned().unwrap_or_default();
+    let spec = spec
+        .get("u")
+        .cloned()
+        .unwrap_or_else(|| Bson::Document(spec.clone()));
+    let array_filters: Option<Vec<Document>> = match options.get("arrayFilters") {
+        Some(Bson::Array(a)) => Some(a.iter().filter_map(|v| v.as_document().cloned()).collect()),
+        _ => None,
+    };
+    let Ok(update) = Update::parse(&spec, array_filters.as_deref()) else {
+        return;
+    };
+    let ctx = ApplyContext {
+        matched: None,
+        is_upsert_insert: options.get_bool("upsert").unwrap_or(false),
+        now: bson::DateTime::from_millis(1_700_000_000_000),
+    };
+    let Ok(applied) = update.apply(doc, &ctx) else {
+        return;
+    };
+    applied
+        .doc
+        .to_vec()
+        .expect("an updated document encodes as BSON");
+    let _ = applied.description.to_document(true);
+    let described = diff_description(doc, &applied.doc);
+    let _ = described.to_document(false);
+    if let Some(diff) = &applied.diff {
+        diff.to_vec().expect("an oplog diff encodes as BSON");
+    }
+}
+
+/// The server's state for command parsing: an engine opened once in a temporary
+/// directory (parsing never reads or writes it, but the command context carries it).
+fn server() -> &'static (
+    Arc<eddy_server::ServerState>,
+    Arc<eddy_server::command::ConnInfo>,
+) {
+    static SERVER: OnceLock<(
+        Arc<eddy_server::ServerState>,
+        Arc<eddy_server::command::ConnInfo>,
+    )> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("eddy-fuzz-{}", std::process::id()));
+        let engine = eddy_engine::Engine::open(eddy_engine::EngineOptions::new(&dir))
+            .expect("a temporary engine opens");
+        // Nothing is left behind: the engine keeps its open files, and parsing never
+        // creates new ones.
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = eddy_server::ServerConfig {
+            bind: vec!["127.0.0.1".into()],
+            port: 27017,
+            repl_set: "rs0".into(),
+            enable_test_commands: true,
+            set_parameters: Document::new(),
+            argv: Vec::new(),
+            parsed: Document::new(),
+            max_incoming_connections: 10,
+            cursor_timeout: std::time::Duration::from_secs(600),
+        };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 27017));
+        let conn = eddy_server::command::ConnInfo {
+            id: 1,
+            peer: addr,
+            local: addr,
+            client: Mutex::new(None),
+        };
+        (
+            Arc::new(eddy_server::ServerState::new(config, engine)),
+            Arc::new(conn),
+        )
+    })
+}
+
+/// Command parsing: `[command]` goes through the server's parse path (name lookup,
+/// `$db`, generic fields, write concern, the command's typed parse) without running.
+/// It must answer `Ok` or a `MongoError` with a real code, never panic.
+pub fn command(data: &[u8]) {
+    let docs = split_docs(data, 1);
+    let Some(cmd) = docs.first() else {
+        return;
+    };
+    let (state, conn) = server();
+    if let Err(e) = eddy_server::dispatch::parse_command(state, conn, cmd, None) {
+        assert!(e.code != 0, "error without a code: {e:?}");
+        let _ = e.to_reply();
+    }
+}
