@@ -5,7 +5,7 @@
 mod common;
 
 use bson::{doc, Document};
-use common::{collect, error_code, TestServer};
+use common::{collect, error_code, ids, TestServer};
 use mongodb::options::{Collation, CollationStrength};
 
 fn case_insensitive() -> Collation {
@@ -13,12 +13,6 @@ fn case_insensitive() -> Collation {
         .locale("en_US")
         .strength(CollationStrength::Secondary)
         .build()
-}
-
-fn ids(docs: &[Document]) -> Vec<i32> {
-    docs.iter()
-        .map(|d| d.get_i32("_id").expect("_id"))
-        .collect()
 }
 
 #[tokio::test]

@@ -5,14 +5,7 @@
 mod common;
 
 use bson::{doc, Document};
-use common::TestServer;
-
-fn cursor_id(reply: &Document) -> i64 {
-    reply
-        .get_document("cursor")
-        .and_then(|c| c.get_i64("id"))
-        .expect("cursor id")
-}
+use common::{cursor_id, TestServer};
 
 #[tokio::test]
 async fn a_full_batch_leaves_the_cursor_open_until_a_get_more_finds_the_end() {

@@ -7,14 +7,8 @@
 mod common;
 
 use bson::{doc, Bson, Document};
-use common::{collect, TestServer};
+use common::{collect, ids, TestServer};
 use mongodb::error::{ErrorKind, WriteFailure};
-
-fn ids(docs: &[Document]) -> Vec<i32> {
-    docs.iter()
-        .map(|d| d.get_i32("_id").expect("integer _id"))
-        .collect()
-}
 
 #[tokio::test]
 async fn crud_round_trip() {

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bson::{doc, Document};
-use common::TestServer;
+use common::{cursor_id, TestServer};
 
 const OP_MSG: i32 = 2013;
 
@@ -379,13 +379,6 @@ async fn cursor_metrics(client: &mongodb::Client) -> Document {
         .and_then(|m| m.get_document("cursor"))
         .cloned()
         .expect("metrics.cursor")
-}
-
-fn cursor_id(reply: &Document) -> i64 {
-    reply
-        .get_document("cursor")
-        .and_then(|c| c.get_i64("id"))
-        .expect("cursor id")
 }
 
 #[tokio::test]

@@ -7,14 +7,8 @@ mod common;
 use std::time::Duration;
 
 use bson::{doc, Document};
-use common::{collect, error_code, TestServer};
+use common::{collect, error_code, ids, TestServer};
 use mongodb::options::CreateCollectionOptions;
-
-fn ids(docs: &[Document]) -> Vec<i32> {
-    docs.iter()
-        .map(|d| d.get_i32("_id").expect("integer _id"))
-        .collect()
-}
 
 #[tokio::test]
 async fn views_read_through_their_pipeline_and_refuse_writes() {

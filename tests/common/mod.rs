@@ -285,3 +285,18 @@ pub fn error_code(e: &mongodb::error::Error) -> Option<i32> {
         _ => None,
     }
 }
+
+/// The integer `_id`s of documents, in order.
+pub fn ids(docs: &[bson::Document]) -> Vec<i32> {
+    docs.iter()
+        .map(|d| d.get_i32("_id").expect("integer _id"))
+        .collect()
+}
+
+/// The cursor id of a raw cursor reply (`{cursor: {id, ...}}`).
+pub fn cursor_id(reply: &bson::Document) -> i64 {
+    reply
+        .get_document("cursor")
+        .and_then(|c| c.get_i64("id"))
+        .expect("cursor id")
+}
