@@ -512,6 +512,13 @@ fn parse_rename(from: &str, to: &Bson) -> Result<(String, String), MongoError> {
             elem_to_string(from, to)
         )));
     };
+    // A field name cannot hold a NUL (it is a cstring in BSON); the source is a key and
+    // cannot, but the target is a string value and can (found by the `update` fuzzer).
+    if to.contains('\0') {
+        return Err(bad(
+            "The 'to' field for $rename cannot contain an embedded null byte",
+        ));
+    }
     let shown = elem_to_string(from, &Bson::String(to.clone()));
     if from == to {
         return Err(bad(format!(
@@ -2332,6 +2339,7 @@ mod tests {
             (doc! {"_id": 1}, doc! {"$rename": {"a": "a"}}, 2, "The source and target field for $rename must differ: a: \"a\""),
             (doc! {"_id": 1}, doc! {"$rename": {"a": "a.b"}}, 2, "The source and target field for $rename must not be on the same path: a: \"a.b\""),
             (doc! {"_id": 1}, doc! {"$rename": {"a": 1}}, 2, "The 'to' field for $rename must be a string: a: 1"),
+            (doc! {"_id": 1, "a": 1}, doc! {"$rename": {"a": "b\0c"}}, 2, "The 'to' field for $rename cannot contain an embedded null byte"),
             (doc! {"_id": 1}, doc! {"$bit": {"a": 5}}, 2, "The $bit modifier is not compatible with a int. You must pass in an embedded document: {$bit: {field: {and/or/xor: #}}"),
             (doc! {"_id": 1}, doc! {"$bit": {"a": {"and": 1.0}}}, 2, "The $bit modifier field must be an Integer(32/64 bit); a 'double' is not supported here: {and: 1.0}"),
             (doc! {"_id": 1}, doc! {"$set": {"": 1}}, 56, "An empty update path is not valid."),
