@@ -89,6 +89,10 @@ pub struct Tx<'a, 'b> {
     engine: &'a Engine,
     entries: Vec<SharedEntry>,
     wall: DateTime,
+    /// Multikey components this job already wrote to the catalog, per index id: a
+    /// statement holds its collection's entry from before its own writes, so without
+    /// this every array document of a batch would rewrite the catalog entry again.
+    multikey_written: std::collections::HashMap<u64, Vec<Vec<usize>>>,
 }
 
 impl Engine {
@@ -115,6 +119,7 @@ impl Engine {
                     engine: &engine,
                     entries: Vec::new(),
                     wall: DateTime::now(),
+                    multikey_written: std::collections::HashMap::new(),
                 };
                 let result = f(&mut tx);
                 let entries = std::mem::take(&mut tx.entries);
@@ -433,7 +438,7 @@ impl Engine {
                     let found: Vec<IndexMeta> = meta
                         .indexes
                         .iter()
-                        .filter(|i| &i.key_pattern() == pattern)
+                        .filter(|i| catalog::same_key_pattern(&i.key_pattern(), pattern))
                         .cloned()
                         .collect();
                     match found.len() {
@@ -761,6 +766,37 @@ impl Tx<'_, '_> {
         Ok(before)
     }
 
+    /// Records in the catalog that indexes of `ns` now hold arrays on more paths, in
+    /// the same transaction as the index entries that show it (the planner relies on
+    /// an index not marked multikey holding no array).
+    fn record_multikey(
+        &mut self,
+        ns: &Namespace,
+        news: index::MultikeyNews,
+    ) -> Result<(), MongoError> {
+        let mut changed = false;
+        for (id, paths) in news {
+            let written = self.multikey_written.entry(id).or_default();
+            changed |= catalog::merge_multikey_paths(written, &paths);
+        }
+        if !changed {
+            return Ok(());
+        }
+        let Some(mut meta) = self.collection(ns)? else {
+            return Ok(());
+        };
+        let mut any = false;
+        for index in &mut meta.indexes {
+            if let Some(paths) = self.multikey_written.get(&index.id) {
+                any |= index.add_multikey_paths(paths);
+            }
+        }
+        if any {
+            catalog::put(self.w, &meta)?;
+        }
+        Ok(())
+    }
+
     /// The collection, created (with an oplog entry) if it does not exist.
     fn ensure_collection(&mut self, ns: &Namespace) -> Result<CollectionMeta, MongoError> {
         match self.collection(ns)? {
@@ -812,7 +848,8 @@ impl Tx<'_, '_> {
         }
         index::check_unique(&*self.w, meta, &doc, &key)?;
         let bytes = encode_checked(&doc)?;
-        index::add_entries(self.w, meta, &doc, &key)?;
+        let news = index::add_entries(self.w, meta, &doc, &key)?;
+        self.record_multikey(&meta.ns, news)?;
         self.w
             .put(&meta.docs_table(), &key, &bytes)
             .map_err(storage_err)?;
@@ -861,7 +898,8 @@ impl Tx<'_, '_> {
         let bytes = encode_checked(&new)?;
         index::check_unique(&*self.w, meta, &new, &old.id_key)?;
         index::remove_entries(self.w, meta, &old.doc, &old.id_key)?;
-        index::add_entries(self.w, meta, &new, &old.id_key)?;
+        let news = index::add_entries(self.w, meta, &new, &old.id_key)?;
+        self.record_multikey(&meta.ns, news)?;
         self.w
             .put(&meta.docs_table(), &old.id_key, &bytes)
             .map_err(storage_err)?;
@@ -1124,7 +1162,7 @@ impl Tx<'_, '_> {
             return Ok(());
         }
         if let Some(existing) = meta.index(&name) {
-            if existing.key_pattern() != key {
+            if !catalog::same_key_pattern(&existing.key_pattern(), &key) {
                 return Err(MongoError::new(
                     ErrorCode::IndexKeySpecsConflict,
                     format!(
@@ -1144,7 +1182,11 @@ impl Tx<'_, '_> {
             }
             return Ok(());
         }
-        if let Some(existing) = meta.indexes.iter().find(|i| i.key_pattern() == key) {
+        if let Some(existing) = meta
+            .indexes
+            .iter()
+            .find(|i| catalog::same_key_pattern(&i.key_pattern(), &key))
+        {
             if options_of(&existing.spec) == options_of(&spec) {
                 return Err(MongoError::new(
                     ErrorCode::IndexOptionsConflict,
@@ -1161,9 +1203,10 @@ impl Tx<'_, '_> {
                     crate::display_value(&Bson::Document(existing.spec.clone()))),
             ));
         }
-        let index = IndexMeta {
+        let mut index = IndexMeta {
             id: self.next_id()?,
             spec: spec.clone(),
+            multikey_paths: Some(vec![Vec::new(); key.len()]),
         };
         // Build: every document's keys, checking uniqueness as entries are added.
         let table = index::table(&index);
@@ -1190,7 +1233,8 @@ impl Tx<'_, '_> {
                     return Err(e);
                 }
             }
-            index::add_index_entries(self.w, &index, &doc, &id_key)?;
+            let paths = index::add_index_entries(self.w, &index, &doc, &id_key)?;
+            index.add_multikey_paths(&paths);
         }
         meta.indexes.push(index);
         catalog::put(self.w, meta)?;

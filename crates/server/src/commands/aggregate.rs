@@ -4,7 +4,8 @@
 //! ([`super::change_stream`]); any other runs over the collection's documents through
 //! [`eddy_query::pipeline`], on the blocking pool, from one reader snapshot:
 //!
-//! * a leading `$match` is handed to the engine's planner, so it can use an index;
+//! * a leading `$match` is handed to the engine's planner, so it can use an index, and
+//!   with it a `$sort` (and `$limit`) right after, so an index can give the order;
 //! * `$lookup`/`$unionWith` read other collections through the same snapshot;
 //! * a final `$out` writes a temporary collection (with the target's indexes) and
 //!   renames it over the target, as mongod does; `$merge` upserts document by
@@ -14,9 +15,11 @@ use std::sync::Arc;
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
+use eddy_engine::plan::Query;
 use eddy_engine::write::UpdateOp;
 use eddy_engine::{Engine, Namespace};
 use eddy_query::expr::Env;
+use eddy_query::filter::Filter;
 use eddy_query::pipeline::{Context, MergeAction, MergeSpec, Output, Pipeline};
 
 use super::change_stream;
@@ -320,8 +323,27 @@ impl Job {
             Some(coll) => {
                 let ns = Namespace::new(self.db.clone(), coll.clone());
                 let meta = reader.collection(&ns)?;
-                match (meta, pipeline.leading_match()) {
-                    (Some(meta), Some(filter)) => {
+                match (meta, pipeline.leading_match(), pipeline.leading_sort()) {
+                    (Some(meta), filter, Some((sort, limit, next))) => {
+                        // The engine sorts (from an index when one gives the order, then
+                        // stopping at the `$limit`); otherwise the pipeline's own `$sort`
+                        // runs too, over input already in that order, so that its
+                        // errors (parallel arrays) stay mongod's.
+                        let empty = Document::new();
+                        let filter_doc = filter.unwrap_or(&empty);
+                        let parsed = Filter::parse_with_vars(filter_doc, &ctx.env.vars)?;
+                        let mut q = Query::new(filter_doc, &parsed);
+                        q.sort = Some(sort);
+                        let sorted = eddy_engine::plan::plan(&meta, &q)?.sorted;
+                        let found = reader.query(&meta, &q, if sorted { limit } else { None })?;
+                        let input = found.docs.into_iter().map(|m| m.doc).collect();
+                        if sorted {
+                            pipeline.run_from_stage(next, input, &mut ctx)?
+                        } else {
+                            pipeline.run_after_match(input, &mut ctx)?
+                        }
+                    }
+                    (Some(meta), Some(filter), None) => {
                         let input = reader
                             .find_with_vars(&meta, filter, &ctx.env.vars, None)?
                             .into_iter()
@@ -329,11 +351,11 @@ impl Job {
                             .collect();
                         pipeline.run_after_match(input, &mut ctx)?
                     }
-                    (Some(meta), None) => {
+                    (Some(meta), None, None) => {
                         let input = reader.scan(&meta)?.collect::<Result<Vec<_>, _>>()?;
                         pipeline.run(input, &mut ctx)?
                     }
-                    (None, _) => pipeline.run(Vec::new(), &mut ctx)?,
+                    (None, _, _) => pipeline.run(Vec::new(), &mut ctx)?,
                 }
             }
         };

@@ -12,7 +12,8 @@ use crate::command::{Command, CommandResult, Ctx};
 pub struct Distinct {
     coll: String,
     key: String,
-    query: QuerySpec,
+    /// Also what `explain` of this command runs.
+    pub(super) query: QuerySpec,
 }
 
 impl Command for Distinct {

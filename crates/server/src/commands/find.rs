@@ -14,7 +14,8 @@ const DEFAULT_FIRST_BATCH: u32 = 101;
 
 pub struct Find {
     coll: String,
-    query: QuerySpec,
+    /// Also what `explain` of a find runs.
+    pub(super) query: QuerySpec,
     batch_size: Option<u32>,
     single_batch: bool,
 }
@@ -28,6 +29,26 @@ pub fn non_negative(cmd: &Document, command: &str, field: &str) -> Result<Option
         )),
         other => Ok(other),
     }
+}
+
+/// `min` and `max` (empty documents are absent), with mongod's check that both name
+/// the same fields in the same order.
+fn min_max(cmd: &Document) -> Result<(Option<Document>, Option<Document>), MongoError> {
+    let min = opt_doc(cmd, "find", "min")?
+        .filter(|d| !d.is_empty())
+        .cloned();
+    let max = opt_doc(cmd, "find", "max")?
+        .filter(|d| !d.is_empty())
+        .cloned();
+    if let (Some(lo), Some(hi)) = (&min, &max) {
+        if lo.len() != hi.len() || lo.keys().zip(hi.keys()).any(|(a, b)| a != b) {
+            return Err(MongoError::location(
+                51176,
+                "min and max must have the same field names",
+            ));
+        }
+    }
+    Ok((min, max))
 }
 
 impl Command for Find {
@@ -67,7 +88,7 @@ impl Command for Find {
                 "error processing query: tailable cursor requested on non capped collection",
             ));
         }
-        for unsupported in ["max", "min", "returnKey", "showRecordId"] {
+        for unsupported in ["returnKey", "showRecordId"] {
             if cmd.contains_key(unsupported) {
                 return Err(MongoError::new(
                     ErrorCode::CommandNotSupported,
@@ -80,6 +101,7 @@ impl Command for Find {
             Some(h @ (Bson::String(_) | Bson::Document(_))) => Some(h.clone()),
             Some(v) => return Err(wrong_type("find", "hint", v, "types '[string, object]'")),
         };
+        let (min, max) = min_max(cmd)?;
         Ok(Find {
             coll: collection_arg(cmd, "find")?,
             query: QuerySpec {
@@ -90,6 +112,8 @@ impl Command for Find {
                 limit: non_negative(cmd, "find", "limit")?.map(|l| l as u64),
                 hint,
                 let_vars: opt_doc(cmd, "find", "let")?.cloned().unwrap_or_default(),
+                min,
+                max,
             },
             batch_size: non_negative(cmd, "find", "batchSize")?
                 .map(|b| b.min(i64::from(u32::MAX)) as u32),

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_engine::{CollectionMeta, Engine, Namespace};
+use eddy_engine::plan::{self, Direction, Plan, Query};
+use eddy_engine::read::ExecStats;
+use eddy_engine::{Engine, Namespace};
+use eddy_query::filter::Filter;
 use eddy_query::projection::Projection;
 use eddy_query::sort::SortSpec;
 
@@ -20,6 +23,9 @@ pub struct QuerySpec {
     pub hint: Option<Bson>,
     /// The command's `let` document, unevaluated (empty without one).
     pub let_vars: Document,
+    /// `find`'s `min` and `max` index bounds (`None` when absent or empty).
+    pub min: Option<Document>,
+    pub max: Option<Document>,
 }
 
 /// Evaluates a command's `let` document once (`$$CLUSTER_TIME` is the engine's).
@@ -37,48 +43,51 @@ pub fn evaluate_let(
     eddy_query::expr::evaluate_let(spec, &env)
 }
 
-/// Checks that a hint names an index of the collection.
-pub fn check_hint(meta: Option<&CollectionMeta>, hint: &Bson) -> Result<(), MongoError> {
-    let bad = || {
-        MongoError::bad_value(
-            "error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index",
-        )
-    };
-    let Some(meta) = meta else {
-        return Ok(());
-    };
-    match hint {
-        Bson::String(name) if name == "_id_" || meta.index(name).is_some() => Ok(()),
-        Bson::String(_) => Err(bad()),
-        Bson::Document(pattern) if pattern.is_empty() => Ok(()),
-        Bson::Document(pattern) if pattern.contains_key("$natural") => Ok(()),
-        Bson::Document(pattern) => {
-            let is_id = pattern.len() == 1 && pattern.contains_key("_id");
-            if is_id || meta.indexes.iter().any(|i| &i.key_pattern() == pattern) {
-                Ok(())
-            } else {
-                Err(bad())
-            }
-        }
-        _ => Err(MongoError::new(
-            ErrorCode::FailedToParse,
-            "hint must be a string or an object",
-        )),
-    }
+/// What a query did: its results, and for explain the plan and what it read.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub docs: Vec<Document>,
+    /// `None` when there was nothing to plan (no such collection, or a view).
+    pub plan: Option<Plan>,
+    pub stats: ExecStats,
 }
 
-/// The key pattern of the secondary index a hint names, if it names one.
-fn hinted_pattern(meta: &CollectionMeta, hint: &Bson) -> Option<Document> {
-    // `_id` and `$natural` hints name no secondary index, so they find nothing here.
-    match hint {
-        Bson::String(name) => meta.index(name).map(|i| i.key_pattern()),
-        Bson::Document(p) => meta
-            .indexes
-            .iter()
-            .map(|i| i.key_pattern())
-            .find(|k| k == p),
+/// The parts of a query parsed before it touches the engine (bad ones fail even on a
+/// missing collection, as in mongod).
+struct Parsed {
+    filter: Filter,
+    projection: Option<Projection>,
+    sort: Option<SortSpec>,
+    /// The hint, or `{$natural: d}` for a `{$natural: d}` sort without one.
+    hint: Option<Bson>,
+}
+
+fn parse(engine: &Arc<Engine>, q: &QuerySpec) -> Result<Parsed, MongoError> {
+    let projection = q
+        .projection
+        .as_ref()
+        .map(|p| Projection::parse_with_query(p, &q.filter))
+        .transpose()?;
+    let mut hint = q.hint.clone();
+    let sort = match &q.sort {
+        // `{$natural: 1 | -1}` orders by the collection scan itself.
+        Some(s) if s.len() == 1 && s.contains_key("$natural") => {
+            let d = plan::natural_direction(s.get("$natural").unwrap_or(&Bson::Null), "sort")?;
+            let n = if d == Direction::Forward { 1 } else { -1 };
+            hint.get_or_insert(Bson::Document(doc! {"$natural": n}));
+            None
+        }
+        Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),
         _ => None,
-    }
+    };
+    let vars = evaluate_let(engine, &q.let_vars)?;
+    let filter = Filter::parse_with_vars(&q.filter, &vars)?;
+    Ok(Parsed {
+        filter,
+        projection,
+        sort,
+        hint,
+    })
 }
 
 /// Runs a query against `ns`, returning the result documents in order.
@@ -87,57 +96,83 @@ pub fn run(
     ns: &Namespace,
     q: &QuerySpec,
 ) -> Result<Vec<Document>, MongoError> {
-    let projection = q
-        .projection
-        .as_ref()
-        .map(|p| Projection::parse_with_query(p, &q.filter))
-        .transpose()?;
-    let sort = match &q.sort {
-        Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?),
-        _ => None,
+    Ok(execute(engine, ns, q)?.docs)
+}
+
+/// The plan a query would run with, without running it (`None`: nothing to plan).
+pub fn plan_only(
+    engine: &Arc<Engine>,
+    ns: &Namespace,
+    q: &QuerySpec,
+) -> Result<Option<Plan>, MongoError> {
+    let p = parse(engine, q)?;
+    let reader = engine.reader()?;
+    if reader.view(ns)?.is_some() {
+        return Ok(None);
+    }
+    let Some(meta) = reader.collection(ns)? else {
+        return Ok(None);
     };
-    // Parse the filter even when the collection does not exist: bad filters fail.
-    let vars = evaluate_let(engine, &q.let_vars)?;
-    let _ = eddy_query::filter::Filter::parse_with_vars(&q.filter, &vars)?;
+    plan::plan(&meta, &engine_query(q, &p)).map(Some)
+}
+
+fn engine_query<'a>(q: &'a QuerySpec, p: &'a Parsed) -> Query<'a> {
+    Query {
+        filter_doc: &q.filter,
+        filter: &p.filter,
+        sort: p.sort.as_ref(),
+        hint: p.hint.as_ref(),
+        min: q.min.as_ref(),
+        max: q.max.as_ref(),
+        skip: q.skip > 0,
+    }
+}
+
+/// Runs a query against `ns`: plan, filter, sort, skip, limit, project.
+pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Outcome, MongoError> {
+    let p = parse(engine, q)?;
     let reader = engine.reader()?;
     if reader.view(ns)?.is_some() {
         drop(reader);
-        return through_view(engine, ns, q, projection.as_ref());
+        for (name, given) in [("min", &q.min), ("max", &q.max)] {
+            if given.is_some() {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidPipelineOperator,
+                    format!("Option {name} not supported in aggregation."),
+                ));
+            }
+        }
+        let docs = through_view(engine, ns, q, p.projection.as_ref())?;
+        return Ok(Outcome {
+            docs,
+            ..Outcome::default()
+        });
     }
     let Some(meta) = reader.collection(ns)? else {
-        return Ok(Vec::new());
+        return Ok(Outcome::default());
     };
-    if let Some(hint) = &q.hint {
-        check_hint(Some(&meta), hint)?;
-    }
-    // A hinted secondary index with no sort returns documents in that index's order,
-    // as its index scan would.
-    let sort = match (sort, q.hint.as_ref().and_then(|h| hinted_pattern(&meta, h))) {
-        (None, Some(pattern)) => Some(SortSpec::parse(&pattern)?),
-        (sort, _) => sort,
-    };
-    let limit_hint = match (&sort, q.limit) {
-        (None, Some(l)) if l > 0 => Some((l + q.skip) as usize),
-        _ => None,
-    };
-    let mut matched = reader.find_with_vars(&meta, &q.filter, &vars, limit_hint)?;
-    if let Some(sort) = &sort {
-        matched.sort_by(|a, b| sort.compare(&a.doc, &b.doc));
-    }
     let skip = usize::try_from(q.skip).unwrap_or(usize::MAX);
     let take = match q.limit {
         Some(l) if l > 0 => usize::try_from(l).unwrap_or(usize::MAX),
         _ => usize::MAX,
     };
-    matched
+    let needed = (take != usize::MAX).then(|| take.saturating_add(skip));
+    let executed = reader.query(&meta, &engine_query(q, &p), needed)?;
+    let docs = executed
+        .docs
         .into_iter()
         .skip(skip)
         .take(take)
-        .map(|m| match &projection {
-            Some(p) => p.apply(&m.doc, m.details.as_ref()),
+        .map(|m| match &p.projection {
+            Some(proj) => proj.apply(&m.doc, m.details.as_ref()),
             None => Ok(m.doc),
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(Outcome {
+        docs,
+        plan: Some(executed.plan),
+        stats: executed.stats,
+    })
 }
 
 /// A query on a view, run as mongod runs it: an aggregation of the view's pipeline
