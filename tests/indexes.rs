@@ -428,3 +428,56 @@ async fn min_and_max_scan_the_hinted_index() {
     assert_eq!(ixscan.get_str("indexName").expect("name"), "j_1");
     assert_eq!(exec_stat(&e, "nReturned"), 7);
 }
+
+#[tokio::test]
+async fn writes_read_through_their_hint() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    let db = client.database("idx");
+    let coll = db.collection::<Document>("w");
+    coll.create_index(
+        mongodb::IndexModel::builder()
+            .keys(doc! {"s": 1})
+            .options(
+                mongodb::options::IndexOptions::builder()
+                    .sparse(true)
+                    .build(),
+            )
+            .build(),
+    )
+    .await
+    .expect("sparse index");
+    coll.insert_many(vec![
+        doc! {"_id": 1, "s": 1},
+        doc! {"_id": 2},
+        doc! {"_id": 3, "s": 3},
+    ])
+    .await
+    .expect("insert");
+    // As in mongod, a write hinted to a sparse index sees only the documents in it.
+    let res = coll
+        .update_many(doc! {}, doc! {"$set": {"t": 1}})
+        .hint(Hint::Name("s_1".into()))
+        .await
+        .expect("update");
+    assert_eq!(res.matched_count, 2);
+    let err = coll
+        .update_one(doc! {}, doc! {"$set": {"t": 2}})
+        .hint(Hint::Name("nope".into()))
+        .await
+        .expect_err("bad hint");
+    assert_eq!(error_code(&err), Some(2));
+    let res = coll
+        .delete_many(doc! {"_id": {"$gte": 2}})
+        .hint(Hint::Keys(doc! {"s": 1}))
+        .await
+        .expect("delete");
+    assert_eq!(res.deleted_count, 1);
+    let left: Vec<Document> = find_all(&coll, doc! {}, Some(doc! {"_id": 1}), None).await;
+    assert_eq!(left, vec![doc! {"_id": 1, "s": 1, "t": 1}, doc! {"_id": 2}]);
+    let err = db
+        .run_command(doc! {"delete": "w", "deletes": [{"q": {}, "limit": 0, "hint": 5}]})
+        .await
+        .expect_err("hint of a wrong type");
+    assert_eq!(error_code(&err), Some(9));
+}

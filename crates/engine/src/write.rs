@@ -16,6 +16,7 @@ use eddy_storage::{KvRead, StorageError, WriteBatch};
 
 use crate::catalog::{self, CollectionMeta, IndexMeta, Namespace, ViewMeta};
 use crate::oplog::{OpKind, OplogEntry, SharedEntry};
+use crate::plan::Query;
 use crate::read::{self, id_key, Matched};
 use crate::{index, meta_keys, storage_err, tables, Engine};
 
@@ -46,6 +47,8 @@ pub struct UpdateOp {
     pub array_filters: Option<Vec<Document>>,
     /// The command's evaluated `let` variables (for `$expr` and pipeline updates).
     pub let_vars: Vec<(String, Bson)>,
+    /// The index to read the matching documents through (`hint`), as for `find`.
+    pub hint: Option<Bson>,
 }
 
 /// One statement of a `delete` command.
@@ -56,6 +59,8 @@ pub struct DeleteOp {
     pub just_one: bool,
     /// The command's evaluated `let` variables (for `$expr`).
     pub let_vars: Vec<(String, Bson)>,
+    /// The index to read the matching documents through (`hint`), as for `find`.
+    pub hint: Option<Bson>,
 }
 
 /// A `findAndModify` request.
@@ -71,6 +76,8 @@ pub struct FindAndModify {
     pub array_filters: Option<Vec<Document>>,
     /// The command's evaluated `let` variables (for `$expr` and pipeline updates).
     pub let_vars: Vec<(String, Bson)>,
+    /// The index to read the matching documents through (`hint`), as for `find`.
+    pub hint: Option<Bson>,
 }
 
 /// What `findAndModify` did.
@@ -215,7 +222,9 @@ impl Engine {
                         return Ok(0);
                     };
                     let limit = op.just_one.then_some(1);
-                    let matched = read::matching(&*tx.w, &meta, &op.filter, &filter, limit)?;
+                    let mut q = Query::new(&op.filter, &filter);
+                    q.hint = op.hint.as_ref();
+                    let matched = read::execute(&*tx.w, &meta, &q, limit)?.docs;
                     let n = matched.len() as u64;
                     for m in matched {
                         tx.delete_doc(&meta, &m)?;
@@ -1025,7 +1034,9 @@ impl Tx<'_, '_> {
             });
         };
         let limit = (!op.multi).then_some(1);
-        let matched = read::matching(&*self.w, &meta, &op.filter, &filter, limit)?;
+        let mut q = Query::new(&op.filter, &filter);
+        q.hint = op.hint.as_ref();
+        let matched = read::execute(&*self.w, &meta, &q, limit)?.docs;
         if matched.is_empty() {
             if !op.upsert {
                 return Ok(StatementOutcome {
@@ -1096,18 +1107,15 @@ impl Tx<'_, '_> {
         let Some(meta) = meta else {
             return Ok(FindAndModifyOutcome::default());
         };
-        let mut matched = match &req.sort {
-            Some(sort) if !sort.is_empty() => {
-                // The first document in sort order: all matches, then the minimum.
-                let sort = eddy_query::sort::SortSpec::parse(sort)?;
-                let all = read::matching(&*self.w, &meta, &req.query, &filter, None)?;
-                all.into_iter()
-                    .min_by(|a, b| sort.compare(&a.doc, &b.doc))
-                    .into_iter()
-                    .collect()
-            }
-            _ => read::matching(&*self.w, &meta, &req.query, &filter, Some(1))?,
+        // The first document in sort order (from an index when one gives the order).
+        let sort = match &req.sort {
+            Some(sort) if !sort.is_empty() => Some(eddy_query::sort::SortSpec::parse(sort)?),
+            _ => None,
         };
+        let mut q = Query::new(&req.query, &filter);
+        q.sort = sort.as_ref();
+        q.hint = req.hint.as_ref();
+        let mut matched = read::execute(&*self.w, &meta, &q, Some(1))?.docs;
         let Some(m) = matched.pop() else {
             let Some(update) = update.filter(|_| req.upsert) else {
                 return Ok(FindAndModifyOutcome::default());

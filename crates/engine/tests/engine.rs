@@ -130,6 +130,7 @@ fn updates_upserts_and_deletes() {
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
+                hint: None,
             }],
             true,
         )
@@ -145,6 +146,7 @@ fn updates_upserts_and_deletes() {
                 upsert: true,
                 array_filters: None,
                 let_vars: Vec::new(),
+                hint: None,
             }],
             true,
         )
@@ -157,6 +159,7 @@ fn updates_upserts_and_deletes() {
                 filter: doc! {"n": {"$lt": 2}},
                 just_one: false,
                 let_vars: Vec::new(),
+                hint: None,
             }],
             true,
         )
@@ -179,6 +182,7 @@ fn updates_upserts_and_deletes() {
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
+                hint: None,
             }],
             true,
         )
@@ -245,6 +249,7 @@ fn unique_indexes_are_enforced_and_used() {
                 filter: doc! {"_id": 2},
                 just_one: true,
                 let_vars: Vec::new(),
+                hint: None,
             }],
             true,
         )
@@ -361,6 +366,7 @@ fn tutorial_events_in_order_then_invalidate() {
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
+                hint: None,
             }],
             true,
         )
@@ -375,6 +381,7 @@ fn tutorial_events_in_order_then_invalidate() {
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
+                hint: None,
             }],
             true,
         )
@@ -386,6 +393,7 @@ fn tutorial_events_in_order_then_invalidate() {
                 filter: doc! {"_id": 1},
                 just_one: true,
                 let_vars: Vec::new(),
+                hint: None,
             }],
             true,
         )
@@ -559,6 +567,7 @@ fn pre_and_post_images_are_exact() {
                     upsert: false,
                     array_filters: None,
                     let_vars: Vec::new(),
+                    hint: None,
                 }],
                 true,
             )

@@ -141,6 +141,7 @@ fn scenario(arm: impl Fn(&FaultInjector), disarm: impl Fn(&FaultInjector), paylo
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
+                hint: None,
             }],
             true,
         )
@@ -153,6 +154,7 @@ fn scenario(arm: impl Fn(&FaultInjector), disarm: impl Fn(&FaultInjector), paylo
                 filter: doc! {"_id": 9},
                 just_one: true,
                 let_vars: Vec::new(),
+                hint: None,
             }],
             true,
         )
@@ -188,6 +190,7 @@ fn scenario(arm: impl Fn(&FaultInjector), disarm: impl Fn(&FaultInjector), paylo
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
+                hint: None,
             }],
             true,
         ),
@@ -200,6 +203,7 @@ fn scenario(arm: impl Fn(&FaultInjector), disarm: impl Fn(&FaultInjector), paylo
                 filter: doc! {"_id": 2},
                 just_one: true,
                 let_vars: Vec::new(),
+                hint: None,
             }],
             true,
         ),

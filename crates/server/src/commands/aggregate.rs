@@ -513,6 +513,7 @@ fn write_merge(
                 upsert: false,
                 array_filters: None,
                 let_vars: Vec::new(),
+                hint: None,
             })
         })
         .collect();

@@ -47,6 +47,7 @@ fn parse_statement(s: &Document) -> Result<DeleteOp, MongoError> {
         filter,
         just_one: limit == 1,
         let_vars: Vec::new(),
+        hint: super::data::opt_hint(s)?,
     })
 }
 

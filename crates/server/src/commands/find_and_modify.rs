@@ -68,6 +68,7 @@ impl Command for FindAndModify {
                 upsert: opt_bool(cmd, "findAndModify", "upsert")?.unwrap_or(false),
                 array_filters: opt_documents(cmd, "findAndModify", "arrayFilters")?,
                 let_vars: Vec::new(),
+                hint: super::data::opt_hint(cmd)?,
             },
             fields,
             let_vars: opt_doc(cmd, "findAndModify", "let")?

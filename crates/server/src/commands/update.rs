@@ -66,6 +66,7 @@ fn parse_statement(s: &Document) -> Result<UpdateOp, MongoError> {
         upsert: opt_bool(s, "update.updates", "upsert")?.unwrap_or(false),
         array_filters: opt_documents(s, "update.updates", "arrayFilters")?,
         let_vars: Vec::new(),
+        hint: super::data::opt_hint(s)?,
     })
 }
 
