@@ -461,6 +461,19 @@ async fn writes_read_through_their_hint() {
         .await
         .expect("update");
     assert_eq!(res.matched_count, 2);
+    // So does an aggregation's input.
+    let through = collect(
+        coll.aggregate(vec![doc! {"$sort": {"_id": -1}}])
+            .hint(Hint::Name("s_1".into()))
+            .await
+            .expect("aggregate"),
+    )
+    .await;
+    let ids: Vec<i32> = through
+        .iter()
+        .map(|d| d.get_i32("_id").expect("id"))
+        .collect();
+    assert_eq!(ids, vec![3, 1]);
     let err = coll
         .update_one(doc! {}, doc! {"$set": {"t": 2}})
         .hint(Hint::Name("nope".into()))

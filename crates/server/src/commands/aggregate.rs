@@ -38,6 +38,8 @@ pub struct Aggregate {
     batch_size: Option<u32>,
     /// The command's `let` variables, unevaluated.
     let_vars: Document,
+    /// The index the pipeline's input is read through (`hint`).
+    hint: Option<Bson>,
 }
 
 /// Stage names of mongod 7.0's aggregation framework.
@@ -228,11 +230,13 @@ impl Command for Aggregate {
         let let_vars = opt_doc(cmd, "aggregate", "let")?
             .cloned()
             .unwrap_or_default();
+        let hint = super::data::opt_hint(cmd)?;
         Ok(Aggregate {
             coll,
             pipeline,
             batch_size,
             let_vars,
+            hint,
         })
     }
 
@@ -270,6 +274,7 @@ impl Command for Aggregate {
                     coll: self.coll,
                     pipeline: self.pipeline,
                     let_vars: self.let_vars,
+                    hint: self.hint,
                 };
                 let docs = with_engine(&ctx, move |engine| job.run(engine)).await?;
                 let source = VecCursor::from_documents(docs)?;
@@ -289,6 +294,8 @@ pub(super) struct Job {
     pub coll: Option<String>,
     pub pipeline: Vec<Document>,
     pub let_vars: Document,
+    /// The index the source collection is read through.
+    pub hint: Option<Bson>,
 }
 
 impl Job {
@@ -322,40 +329,16 @@ impl Job {
             None => pipeline.run(Vec::new(), &mut ctx)?,
             Some(coll) => {
                 let ns = Namespace::new(self.db.clone(), coll.clone());
-                let meta = reader.collection(&ns)?;
-                match (meta, pipeline.leading_match(), pipeline.leading_sort()) {
-                    (Some(meta), filter, Some((sort, limit, next))) => {
-                        // The engine sorts (from an index when one gives the order, then
-                        // stopping at the `$limit`); otherwise the pipeline's own `$sort`
-                        // runs too, over input already in that order, so that its
-                        // errors (parallel arrays) stay mongod's.
-                        let empty = Document::new();
-                        let filter_doc = filter.unwrap_or(&empty);
-                        let parsed = Filter::parse_with_vars(filter_doc, &ctx.env.vars)?;
-                        let mut q = Query::new(filter_doc, &parsed);
-                        q.sort = Some(sort);
-                        let sorted = eddy_engine::plan::plan(&meta, &q)?.sorted;
-                        let found = reader.query(&meta, &q, if sorted { limit } else { None })?;
-                        let input = found.docs.into_iter().map(|m| m.doc).collect();
-                        if sorted {
-                            pipeline.run_from_stage(next, input, &mut ctx)?
-                        } else {
-                            pipeline.run_after_match(input, &mut ctx)?
+                match reader.collection(&ns)? {
+                    Some(meta) => {
+                        let input =
+                            read_source(&reader, &meta, &pipeline, &ctx, self.hint.as_ref())?;
+                        match input {
+                            (docs, Some(next)) => pipeline.run_from_stage(next, docs, &mut ctx)?,
+                            (docs, None) => pipeline.run_after_match(docs, &mut ctx)?,
                         }
                     }
-                    (Some(meta), Some(filter), None) => {
-                        let input = reader
-                            .find_with_vars(&meta, filter, &ctx.env.vars, None)?
-                            .into_iter()
-                            .map(|m| m.doc)
-                            .collect();
-                        pipeline.run_after_match(input, &mut ctx)?
-                    }
-                    (Some(meta), None, None) => {
-                        let input = reader.scan(&meta)?.collect::<Result<Vec<_>, _>>()?;
-                        pipeline.run(input, &mut ctx)?
-                    }
-                    (None, _, _) => pipeline.run(Vec::new(), &mut ctx)?,
+                    None => pipeline.run(Vec::new(), &mut ctx)?,
                 }
             }
         };
@@ -374,6 +357,39 @@ impl Job {
             }
         }
     }
+}
+
+/// The pipeline's input from its source collection, read through the planner with the
+/// leading `$match` (so it can use an index) and a `$sort` (and `$limit`) right after it:
+/// the documents, and the stage to continue from when the engine already applied the
+/// sort and limit (an index gave the order); otherwise the pipeline continues after the
+/// `$match`, its own `$sort` running over input already in that order, so that its
+/// errors (parallel arrays) stay mongod's.
+fn read_source(
+    reader: &eddy_engine::read::Reader,
+    meta: &eddy_engine::CollectionMeta,
+    pipeline: &Pipeline,
+    ctx: &ReaderContext<'_>,
+    hint: Option<&Bson>,
+) -> Result<(Vec<Document>, Option<usize>), MongoError> {
+    let empty = Document::new();
+    let filter_doc = pipeline.leading_match().unwrap_or(&empty);
+    let filter = Filter::parse_with_vars(filter_doc, &ctx.env.vars)?;
+    let mut q = Query::new(filter_doc, &filter);
+    q.hint = hint;
+    let (limit, next) = match pipeline.leading_sort() {
+        Some((sort, limit, next)) => {
+            q.sort = Some(sort);
+            if eddy_engine::plan::plan(meta, &q)?.sorted {
+                (limit, Some(next))
+            } else {
+                (None, None)
+            }
+        }
+        None => (None, None),
+    };
+    let found = reader.query(meta, &q, limit)?;
+    Ok((found.docs.into_iter().map(|m| m.doc).collect(), next))
 }
 
 /// Reads for `$lookup`/`$unionWith` through the aggregation's snapshot.

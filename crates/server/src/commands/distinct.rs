@@ -32,6 +32,7 @@ impl Command for Distinct {
                 filter: opt_doc(cmd, "distinct", "query")?
                     .cloned()
                     .unwrap_or_default(),
+                hint: super::data::opt_hint(cmd)?,
                 ..QuerySpec::default()
             },
         })

@@ -201,6 +201,7 @@ fn through_view(
         coll: Some(ns.coll.clone()),
         pipeline,
         let_vars: Document::new(),
+        hint: None,
     };
     let docs = job.run(engine)?;
     match projection {
