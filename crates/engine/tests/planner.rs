@@ -1,9 +1,9 @@
 //! The planner's correctness property: whatever plan serves a query (the planner's own
 //! choice, or any index forced by a hint), it returns exactly what a full collection
 //! scan, the matcher and an in-memory sort return. Random small collections hold
-//! numbers, strings, null, missing fields, arrays (multikey), sub-documents and NaN;
-//! random queries combine equalities, ranges, `$in`, `$elemMatch`, negations, sorts
-//! and limits; indexes (ascending, descending, compound, sparse, partial) are created
+//! numbers, strings, null, missing fields, arrays (multikey), sub-documents, regexes
+//! and NaN; random queries combine equalities, ranges, `$in`, `$elemMatch`, regexes,
+//! negations, sorts and limits; indexes (ascending, descending, compound, sparse, partial) are created
 //! before and after the documents, and some documents are updated afterwards, so both
 //! ways of learning that an index is multikey are exercised.
 
@@ -35,16 +35,27 @@ fn scalar() -> impl Strategy<Value = Bson> {
     ]
 }
 
+/// A scalar stored in a document: also regex values, which queries cannot compare to.
+fn stored_scalar() -> impl Strategy<Value = Bson> {
+    prop_oneof![
+        12 => scalar(),
+        1 => prop_oneof![Just("^a"), Just("b")].prop_map(|p| Bson::RegularExpression(bson::Regex {
+            pattern: p.try_into().expect("cstr"),
+            options: "".try_into().expect("cstr"),
+        })),
+    ]
+}
+
 /// A field value: a scalar, or (when arrays are allowed) an array of scalars, maybe
 /// nested or of sub-documents.
 fn value(arrays: bool) -> BoxedStrategy<Bson> {
     if !arrays {
-        return scalar().boxed();
+        return stored_scalar().boxed();
     }
     prop_oneof![
-        5 => scalar(),
-        2 => prop::collection::vec(scalar(), 0..4).prop_map(Bson::Array),
-        1 => prop::collection::vec(scalar(), 0..3)
+        5 => stored_scalar(),
+        2 => prop::collection::vec(stored_scalar(), 0..4).prop_map(Bson::Array),
+        1 => prop::collection::vec(stored_scalar(), 0..3)
             .prop_map(|v| Bson::Array(vec![Bson::Array(v), Bson::Int32(1)])),
     ]
     .boxed()
@@ -127,6 +138,11 @@ fn predicate() -> impl Strategy<Value = Bson> {
         1 => any::<bool>().prop_map(|e| Bson::Document(doc! {"$exists": e})),
         1 => prop::collection::vec(scalar(), 1..3).prop_map(|v| Bson::Document(doc! {"$all": v})),
         1 => prop::collection::vec(scalar(), 0..2).prop_map(Bson::Array),
+        2 => (
+            prop_oneof![Just("^a"), Just("^ab"), Just("b"), Just("^"), Just("^a|b"), Just("^ab?"), Just("\\Aa")],
+            prop_oneof![Just(""), Just("i"), Just("m")]
+        )
+            .prop_map(|(p, o)| Bson::Document(doc! {"$regex": p, "$options": o})),
     ]
 }
 
@@ -362,7 +378,11 @@ fn check(case: Case) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // PROPTEST_CASES=5000 for a longer run.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn every_plan_returns_what_a_full_scan_returns(c in case()) {
         check(c)?;

@@ -11,7 +11,9 @@
 //! * anything that can match a missing field or `null` (`{a: null}`, `$lte: null`,
 //!   `$in` holding `null`, `$exists`, negations) gives no bounds: an array of
 //!   sub-documents some of which lack the field indexes no `null` key for them;
-//! * arrays as values (`{a: [1, 2]}`), `MinKey`/`MaxKey` and regexes give no bounds;
+//! * arrays as values (`{a: [1, 2]}`) and `MinKey`/`MaxKey` give no bounds; a regex
+//!   gives the strings starting with its literal prefix when it is anchored (`/^ab/`
+//!   is `["ab", "ac")`), else all strings, plus the regex value itself;
 //! * several predicates on one path are intersected only when the index holds no array
 //!   on that path: for `{a: {$gt: 1, $lt: 5}}` an array `[0, 10]` matches (each element
 //!   satisfies one predicate) although no element lies in `(1, 5)`, so on a multikey
@@ -29,6 +31,7 @@ use bson::{Bson, Document};
 
 use crate::cmp::{self, compare, type_bracket};
 use crate::filter::{CmpOp, Expr, Filter, Leaf, Node};
+use crate::regex::MongoRegex;
 use crate::util;
 
 /// One interval of values, `start <= end` in mongod's order.
@@ -332,6 +335,7 @@ fn leaf_bounds(leaf: &Leaf) -> Option<Vec<Interval>> {
             // Sorted and distinct by the parser.
             Some(set.values.iter().cloned().map(Interval::point).collect())
         }
+        Leaf::Regex(r) => Some(regex_bounds(r)),
         Leaf::ElemMatchValue(nodes) => {
             // One element satisfies every predicate: their bounds intersect.
             let mut acc: Option<Vec<Interval>> = None;
@@ -395,6 +399,77 @@ fn raw_conjuncts(query: &Document) -> Vec<(&String, &Bson)> {
         }
     }
     out
+}
+
+/// The bounds of a regex: the strings starting with its literal prefix when it is
+/// anchored (`/^abc/` gives `["abc", "abd")`), else every string; and the regex value
+/// itself, which the matcher accepts too.
+fn regex_bounds(r: &MongoRegex) -> Vec<Interval> {
+    let all_strings = Interval {
+        start: Bson::String(String::new()),
+        start_inclusive: true,
+        end: Bson::Document(Document::new()),
+        end_inclusive: false,
+    };
+    let strings = match simple_prefix(&r.pattern, &r.options) {
+        Some(prefix) if !prefix.is_empty() => prefix_interval(&prefix).unwrap_or(all_strings),
+        _ => all_strings,
+    };
+    let mut out = vec![strings];
+    // A pattern holding NUL cannot be stored as a BSON regex, so no document holds it.
+    if let (Ok(pattern), Ok(options)) =
+        (r.pattern.as_str().try_into(), r.options.as_str().try_into())
+    {
+        out.push(Interval::point(Bson::RegularExpression(bson::Regex {
+            pattern,
+            options,
+        })));
+    }
+    out
+}
+
+/// The literal text every match of `pattern` starts with, when it is anchored at the
+/// start of the string (mongod's `simpleRegex`): `^` or `\A`, no alternation, no
+/// case-insensitive, multi-line or extended flag. `None` when not anchored.
+fn simple_prefix(pattern: &str, options: &str) -> Option<String> {
+    if options.contains(['i', 'm', 'x']) || pattern.contains('|') {
+        return None;
+    }
+    let rest = pattern
+        .strip_prefix('^')
+        .or_else(|| pattern.strip_prefix("\\A"))?;
+    let mut prefix = String::new();
+    for c in rest.chars() {
+        if "\\^$.[]|()?*+{}".contains(c) {
+            // A quantifier makes the character before it optional.
+            if matches!(c, '?' | '*' | '{') {
+                prefix.pop();
+            }
+            break;
+        }
+        prefix.push(c);
+    }
+    Some(prefix)
+}
+
+/// `[prefix, successor)`: every string starting with `prefix` (UTF-8 orders bytewise
+/// as code points, so the prefix with its last character incremented bounds them).
+fn prefix_interval(prefix: &str) -> Option<Interval> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    loop {
+        let last = chars.pop()?;
+        let next = (u32::from(last) + 1..=0x10FFFF).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            break;
+        }
+    }
+    Some(Interval {
+        start: Bson::String(prefix.to_owned()),
+        start_inclusive: true,
+        end: Bson::String(chars.into_iter().collect()),
+        end_inclusive: false,
+    })
 }
 
 /// Whether a value satisfying comparison `q` of the query on some path is guaranteed to

@@ -117,7 +117,75 @@ fn bounds_follow_mongod() {
         (doc! {"a": {"$lt": Bson::MaxKey}}, false, None),
         (doc! {"a": {"$gt": f64::NAN}}, false, None),
         (doc! {"a": {"$type": "string"}}, false, None),
-        (doc! {"a": {"$regex": "^x"}}, false, None),
+        // Regexes: the strings with their anchored literal prefix, and the regex itself.
+        (
+            doc! {"a": {"$regex": "^x"}},
+            false,
+            strs(&["[\"x\", \"y\")", "[/^x/, /^x/]"]),
+        ),
+        (
+            doc! {"a": regex("^ab*c")},
+            false,
+            strs(&["[\"a\", \"b\")", "[/^ab*c/, /^ab*c/]"]),
+        ),
+        (
+            doc! {"a": regex("^ab+c")},
+            false,
+            strs(&["[\"ab\", \"ac\")", "[/^ab+c/, /^ab+c/]"]),
+        ),
+        (
+            doc! {"a": regex("\\Aq.")},
+            false,
+            strs(&["[\"q\", \"r\")", "[/\\Aq./, /\\Aq./]"]),
+        ),
+        (
+            doc! {"a": regex("b")},
+            false,
+            strs(&["[\"\", {})", "[/b/, /b/]"]),
+        ),
+        (
+            doc! {"a": regex("^")},
+            false,
+            strs(&["[\"\", {})", "[/^/, /^/]"]),
+        ),
+        (
+            doc! {"a": regex("^a|^b")},
+            false,
+            strs(&["[\"\", {})", "[/^a|^b/, /^a|^b/]"]),
+        ),
+        (
+            doc! {"a": {"$regex": "^x", "$options": "i"}},
+            false,
+            strs(&["[\"\", {})", "[/^x/i, /^x/i]"]),
+        ),
+        (
+            doc! {"a": {"$regex": "^x", "$options": "m"}},
+            false,
+            strs(&["[\"\", {})", "[/^x/m, /^x/m]"]),
+        ),
+        (
+            doc! {"a": regex("^\u{10FFFF}")},
+            false,
+            strs(&["[\"\", {})", "[/^\u{10FFFF}/, /^\u{10FFFF}/]"]),
+        ),
+        (
+            doc! {"a": regex("^a\u{10FFFF}")},
+            false,
+            strs(&[
+                "[\"a\u{10FFFF}\", \"b\")",
+                "[/^a\u{10FFFF}/, /^a\u{10FFFF}/]",
+            ]),
+        ),
+        (
+            doc! {"a": regex("^\u{D7FF}")},
+            false,
+            strs(&["[\"\u{D7FF}\", \"\u{E000}\")", "[/^\u{D7FF}/, /^\u{D7FF}/]"]),
+        ),
+        (
+            doc! {"a": {"$gt": 5}, "$and": [{"a": regex("^x")}]},
+            false,
+            strs(&[]),
+        ),
         (doc! {"a": {"$in": [1, regex("x")]}}, true, None),
         (
             doc! {"a": {"$eq": regex("x")}},
