@@ -339,6 +339,16 @@ async fn multikey_and_partial_indexes_are_used_only_when_safe() {
     assert!(stage(winning(&e), "COLLSCAN").is_some(), "{e:?}");
     let got = find_all(&p, doc! {"x": {"$gte": 5}}, None, None).await;
     assert_eq!(got.len(), 2);
+
+    // A query on a view is not explained (mongod explains it as an aggregation).
+    db.run_command(doc! {"create": "v", "viewOn": "p", "pipeline": []})
+        .await
+        .expect("create view");
+    let err = db
+        .run_command(doc! {"explain": {"find": "v", "filter": {"x": 5}}})
+        .await
+        .expect_err("explain of a view");
+    assert_eq!(error_code(&err), Some(166));
 }
 
 #[tokio::test]

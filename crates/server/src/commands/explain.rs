@@ -303,6 +303,10 @@ impl Command for Explain {
             verbosity,
         } = self;
         with_engine(&ctx, move |e| {
+            if e.reader()?.view(&ns)?.is_some() {
+                // mongod explains a view's query as an aggregation, which Eddy cannot.
+                return Err(eddy_engine::catalog::not_a_collection(&ns));
+            }
             let mut stats = None;
             let plan = match verbosity {
                 Verbosity::QueryPlanner => query::plan_only(e, &ns, &spec)?,
