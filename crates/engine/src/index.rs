@@ -58,7 +58,7 @@ fn collect(
     let Some((first, rest)) = path.split_first() else {
         match value {
             Bson::Array(items) => {
-                arrays.push(total - 1);
+                arrays.push(total.saturating_sub(1));
                 if items.is_empty() {
                     out.push(Bson::Undefined);
                 }
@@ -79,7 +79,7 @@ fn collect(
             }
         }
         Bson::Array(items) => {
-            arrays.push(total - path.len() - 1);
+            arrays.push(total.saturating_sub(path.len() + 1));
             if let Ok(i) = first.parse::<usize>() {
                 if let Some(item) = items.get(i) {
                     collect(item, rest, total, out, arrays);

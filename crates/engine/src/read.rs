@@ -199,7 +199,20 @@ impl Sink<'_> {
             }
         }
         self.run.push((key, m));
+        if !self.streamed && self.limit < usize::MAX && self.run.len() >= 2 * self.limit + 64 {
+            // Only the first `limit` in sort order can be returned: keep memory bounded.
+            self.sort_in_memory(sort);
+            self.run.truncate(self.limit);
+        }
         Ok(false)
+    }
+
+    /// Orders the collected matches by (sort key, `_id`).
+    fn sort_in_memory(&mut self, sort: &SortSpec) {
+        self.run.sort_by(|a, b| {
+            sort.compare_keys(&a.0, &b.0)
+                .then_with(|| a.1.id_key.cmp(&b.1.id_key))
+        });
     }
 
     fn flush_run(&mut self) {
@@ -209,10 +222,7 @@ impl Sink<'_> {
 
     fn finish(mut self) -> Vec<Matched> {
         if let (Some(sort), false) = (self.sort, self.streamed) {
-            self.run.sort_by(|a, b| {
-                sort.compare_keys(&a.0, &b.0)
-                    .then_with(|| a.1.id_key.cmp(&b.1.id_key))
-            });
+            self.sort_in_memory(sort);
             self.out.extend(self.run.drain(..).map(|(_, m)| m));
         } else {
             self.flush_run();

@@ -422,3 +422,49 @@ fn multikey_ranges_and_sorts() {
     };
     check(case).expect("property holds");
 }
+
+/// Sorts in memory with a small limit keep only the best documents as they go; many
+/// equal keys make the cut between kept and dropped ones fall inside runs of ties.
+#[test]
+fn in_memory_sorts_with_small_limits() {
+    let mut x: u64 = 7;
+    let mut next = move |m: u64| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    let docs: Vec<Document> = (0..400)
+        .map(|_| {
+            let b = match next(4) {
+                0 => Bson::Int32(next(5) as i32),
+                1 => Bson::String(format!("s{}", next(3))),
+                2 => Bson::Array(vec![
+                    Bson::Int32(next(5) as i32),
+                    Bson::Int32(next(5) as i32),
+                ]),
+                _ => Bson::Null,
+            };
+            doc! {"a": next(3) as i32, "b": b}
+        })
+        .collect();
+    let mut queries = Vec::new();
+    for limit in [1, 3, 7, 40] {
+        for sort in [
+            doc! {"b": 1},
+            doc! {"b": -1, "a": 1},
+            doc! {"a": -1, "b": 1},
+        ] {
+            queries.push((doc! {}, Some(sort.clone()), Some(limit)));
+            queries.push((doc! {"a": {"$gte": 1}}, Some(sort), Some(limit)));
+        }
+    }
+    let case = Case {
+        docs,
+        early: 0,
+        indexes: vec![doc! {"key": {"a": 1}, "name": "a_1"}],
+        updates: vec![],
+        queries,
+    };
+    check(case).expect("property holds");
+}
