@@ -26,6 +26,8 @@ pub enum Workload {
     /// One writer with 0 and then K change streams that never read: writer throughput and
     /// the server's resident memory, side by side.
     SlowConsumer,
+    /// Finds by an indexed field against a collection scan, and the matcher's rate.
+    Find,
     /// Everything above.
     All,
 }
@@ -51,6 +53,12 @@ pub struct BenchArgs {
     /// Documents the writer inserts per slow-consumer run (in batches of 100).
     #[arg(long, default_value_t = 20_000)]
     pub slow_inserts: usize,
+    /// Documents loaded into each collection of the find workload.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub docs: usize,
+    /// Queries timed per kind (point, range) and collection in the find workload.
+    #[arg(long, default_value_t = 100)]
+    pub queries: usize,
 }
 
 /// A server started for one workload; killed on drop.
@@ -127,6 +135,9 @@ pub async fn run(args: BenchArgs) -> Result<i32> {
     }
     if matches!(args.workload, Workload::SlowConsumer | Workload::All) {
         slow_consumer(args.idle_streams, args.slow_inserts).await?;
+    }
+    if matches!(args.workload, Workload::Find | Workload::All) {
+        find(args.docs, args.queries).await?;
     }
     Ok(0)
 }
@@ -319,5 +330,146 @@ async fn slow_consumer(idle: usize, inserts: usize) -> Result<()> {
             grown_k as f64 / grown0.max(1) as f64
         );
     }
+    Ok(())
+}
+
+/// The documents of the find workload: `k` is a permutation of `0..n` (so index order
+/// is not insertion order), `g` takes 100 values (a 1% filter), plus the fields of a
+/// typical user record.
+fn find_doc(i: usize, n: usize) -> Document {
+    // 7919 is prime and does not divide any n used here, so i -> k is a bijection
+    // unless n is a multiple of it.
+    let k = if n.is_multiple_of(7919) {
+        i
+    } else {
+        (i * 7919) % n
+    };
+    doc! {
+        "_id": i as i64,
+        "k": k as i64,
+        "g": (i % 100) as i32,
+        "name": format!("user{i}"),
+        "age": (18 + i % 60) as i32,
+        "status": if i.is_multiple_of(3) { "inactive" } else { "active" },
+        "tags": ["a", if i.is_multiple_of(2) { "even" } else { "odd" }],
+        "score": (i % 1000) as f64 / 10.0,
+    }
+}
+
+/// Latencies of `queries` finds built by `filter(q)`, each collected whole.
+async fn time_finds(
+    coll: &mongodb::Collection<Document>,
+    queries: usize,
+    expect: usize,
+    filter: impl Fn(usize) -> Document,
+) -> Result<Vec<Duration>> {
+    let mut latencies = Vec::with_capacity(queries);
+    for q in 0..queries {
+        let f = filter(q);
+        let t = Instant::now();
+        let mut cursor = coll.find(f.clone()).await?;
+        let mut n = 0;
+        while let Some(d) = cursor.next().await {
+            d?;
+            n += 1;
+        }
+        latencies.push(t.elapsed());
+        if n != expect {
+            bail!("{f} returned {n} documents, expected {expect}");
+        }
+    }
+    latencies.sort();
+    Ok(latencies)
+}
+
+async fn find(docs: usize, queries: usize) -> Result<()> {
+    if docs < 100 {
+        bail!("--docs must be at least 100");
+    }
+    println!("# find by an indexed field vs a collection scan ({docs} documents each)");
+    let server = BenchServer::start()?;
+    let client = server.client(8).await?;
+    let db = client.database("bench");
+    let indexed = db.collection::<Document>("indexed");
+    let scanned = db.collection::<Document>("scanned");
+    indexed
+        .create_index(mongodb::IndexModel::builder().keys(doc! {"k": 1}).build())
+        .await?;
+    db.create_collection("scanned").await?;
+    const BATCH: usize = 10_000;
+    let started = Instant::now();
+    let mut start = 0;
+    while start < docs {
+        let end = (start + BATCH).min(docs);
+        let batch: Vec<Document> = (start..end).map(|i| find_doc(i, docs)).collect();
+        indexed.insert_many(batch.clone()).await?;
+        scanned.insert_many(batch).await?;
+        start = end;
+    }
+    let load = started.elapsed();
+    println!(
+        "load: {docs} documents into each collection (batches of {BATCH}) in {:.1} s, {:.0} documents/s",
+        load.as_secs_f64(),
+        (2 * docs) as f64 / load.as_secs_f64()
+    );
+    // Spread the probes over the key space.
+    let key = |q: usize| ((q * 104_729) % (docs - 10)) as i64;
+    let point = |q: usize| doc! {"k": key(q)};
+    let range = |q: usize| doc! {"k": {"$gte": key(q), "$lt": key(q) + 10}};
+    println!(
+        "{:<22} {:>22} {:>22} {:>10}",
+        "query", "indexed p50/p99 ms", "scan p50/p99 ms", "speed-up"
+    );
+    for (name, expect, filter) in [
+        ("point {k: v}", 1, &point as &dyn Fn(usize) -> Document),
+        ("range {k: [v, v+10)}", 10, &range),
+    ] {
+        let with = time_finds(&indexed, queries, expect, filter).await?;
+        let without = time_finds(&scanned, queries, expect, filter).await?;
+        let mean =
+            |v: &[Duration]| v.iter().map(|d| d.as_secs_f64()).sum::<f64>() / v.len().max(1) as f64;
+        println!(
+            "{name:<22} {:>10.3} / {:>9.3} {:>10.2} / {:>9.2} {:>9.0}x",
+            ms(percentile(&with, 0.5)),
+            ms(percentile(&with, 0.99)),
+            ms(percentile(&without, 0.5)),
+            ms(percentile(&without, 0.99)),
+            mean(&without) / mean(&with).max(f64::MIN_POSITIVE)
+        );
+    }
+    // A collection scan whose filter matches 1% of the documents, server side.
+    let filter = doc! {"g": 42, "status": "active"};
+    let expect = (0..docs).filter(|i| i % 100 == 42 && i % 3 != 0).count();
+    let scans = 3;
+    let t = Instant::now();
+    time_finds(&scanned, scans, expect, |_| filter.clone()).await?;
+    let per_scan = t.elapsed().as_secs_f64() / scans as f64;
+    println!(
+        "collection scan with {filter} ({expect} matches): {:.0} ms, {:.0} documents/s",
+        per_scan * 1000.0,
+        docs as f64 / per_scan
+    );
+    drop(server);
+    matcher_rate(docs.min(200_000))
+}
+
+/// The matcher alone, in process: a typical `$match` over realistic documents.
+fn matcher_rate(n: usize) -> Result<()> {
+    use eddy_query::filter::Filter;
+    let docs: Vec<Document> = (0..n).map(|i| find_doc(i, n)).collect();
+    let spec = doc! {"status": "active", "age": {"$gte": 30, "$lt": 40}, "tags": "even"};
+    let filter = Filter::parse(&spec)?;
+    let rounds = 5;
+    let t = Instant::now();
+    let mut matched = 0usize;
+    for _ in 0..rounds {
+        matched += docs.iter().filter(|d| filter.matches(d)).count();
+    }
+    let elapsed = t.elapsed().as_secs_f64();
+    println!(
+        "matcher: {spec} over {n} documents x {rounds}: {:.0} documents/s ({} matches per round)",
+        (n * rounds) as f64 / elapsed,
+        matched / rounds
+    );
     Ok(())
 }

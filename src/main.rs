@@ -56,9 +56,10 @@ Examples:
 
 const BENCH_EXAMPLES: &str = "\
 Examples:
-  eddy bench                      # everything: inserts with 1 and 16 clients, fan-out to 1/100/1000 streams
+  eddy bench                      # everything: inserts with 1 and 16 clients, fan-out to 1/100/1000 streams, finds over 1M documents
   eddy bench insert --inserts 50000
   eddy bench fanout --streams 1,100,1000,10000 --events 100
+  eddy bench find --docs 100000 --queries 50   # indexed finds vs collection scans, matcher rate
 ";
 
 #[derive(Parser, Debug)]
@@ -91,7 +92,7 @@ enum Command {
     /// Perform the tutorial's writes, or a steady mixed load
     #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
-    /// Measure durable insert throughput and change-stream fan-out (starts its own servers)
+    /// Measure durable inserts, change-stream fan-out and indexed finds (starts its own servers)
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(bench::BenchArgs),
 }

@@ -101,6 +101,40 @@ async fn queries_writes_and_sorts_follow_the_collation() {
     )
     .await;
     assert_eq!(ids(&by_bytes), vec![5, 3, 4, 6, 1, 2]);
+    // The index on `w` could serve the sort and stop after the limit, in byte order;
+    // under a collation the order is the collation's, with or without a limit.
+    let en = || Collation::builder().locale("en_US").build();
+    let top = collect(
+        coll.find(doc! {})
+            .sort(doc! {"w": 1})
+            .limit(2)
+            .collation(en())
+            .await
+            .expect("sort with limit"),
+    )
+    .await;
+    assert_eq!(ids(&top), vec![5, 4]);
+    let top = collect(
+        coll.aggregate(vec![doc! {"$sort": {"w": 1}}, doc! {"$limit": 2}])
+            .collation(en())
+            .await
+            .expect("aggregate sort with limit"),
+    )
+    .await;
+    assert_eq!(ids(&top), vec![5, 4]);
+    let explained = client
+        .database("c")
+        .run_command(doc! {
+            "explain": {"find": "words", "filter": {"w": "ping"}, "collation": {"locale": "en", "strength": 2}},
+            "verbosity": "queryPlanner",
+        })
+        .await
+        .expect("explain");
+    let winning = explained
+        .get_document("queryPlanner")
+        .and_then(|p| p.get_document("winningPlan"))
+        .expect("winningPlan");
+    assert_eq!(winning.get_str("stage").ok(), Some("COLLSCAN"), "{winning}");
 
     let distinct = coll
         .distinct("w", doc! {})

@@ -80,6 +80,11 @@ pub(crate) fn natural_table(meta: &CollectionMeta) -> String {
     format!("n.{}", meta.id)
 }
 
+/// Whether a key of the natural table is a record id (the other key holds the size).
+pub(crate) fn is_record_key(key: &[u8]) -> bool {
+    key.len() == 8
+}
+
 pub(crate) fn records_table(meta: &CollectionMeta) -> String {
     format!("r.{}", meta.id)
 }
@@ -218,7 +223,7 @@ pub fn natural_after(
             break;
         }
         let (k, v) = entry.map_err(storage_err)?;
-        if k.len() == 8 {
+        if is_record_key(&k) {
             out.push((be(&k), v));
         }
     }
@@ -260,24 +265,6 @@ pub fn read_after(
 }
 
 impl crate::Reader {
-    /// Orders matched documents of a capped collection by insertion (record id).
-    pub fn sort_natural(
-        &self,
-        meta: &CollectionMeta,
-        matched: &mut [crate::read::Matched],
-    ) -> Result<(), MongoError> {
-        let mut keyed = Vec::with_capacity(matched.len());
-        for m in matched.iter() {
-            keyed.push(record_id(self.snap(), meta, &m.id_key)?.unwrap_or(u64::MAX));
-        }
-        let mut order: Vec<usize> = (0..matched.len()).collect();
-        order.sort_by_key(|i| keyed[*i]);
-        let mut sorted: Vec<crate::read::Matched> =
-            order.iter().map(|i| matched[*i].clone()).collect();
-        matched.swap_with_slice(&mut sorted);
-        Ok(())
-    }
-
     /// Every document of a collection in natural order: insertion order for a capped
     /// collection, `_id` order (a scan) for any other.
     pub fn natural(&self, meta: &CollectionMeta) -> Result<Vec<Document>, MongoError> {

@@ -159,6 +159,11 @@ pub struct IndexMeta {
     pub id: u64,
     /// The spec as `listIndexes` shows it: `{v: 2, key, name, unique?, sparse?, ...}`.
     pub spec: Document,
+    /// Per key field, the positions of the path components at which some document held
+    /// an array (mongod's `multikeyPaths`: `[[0], []]` for `{a: 1, b: 1}` when some `a`
+    /// was an array). Only ever grows, like mongod's. `None` for indexes written by a
+    /// build that did not record it: the planner must then assume every field multikey.
+    pub multikey_paths: Option<Vec<Vec<usize>>>,
 }
 
 impl IndexMeta {
@@ -181,6 +186,68 @@ impl IndexMeta {
     pub fn partial_filter(&self) -> Option<&Document> {
         self.spec.get_document("partialFilterExpression").ok()
     }
+
+    pub fn hidden(&self) -> bool {
+        self.spec.get_bool("hidden").unwrap_or(false)
+    }
+
+    /// Whether some document held an array along key field `i`'s path (or this is not
+    /// known).
+    pub fn field_multikey(&self, i: usize) -> bool {
+        match &self.multikey_paths {
+            Some(paths) => paths.get(i).is_none_or(|p| !p.is_empty()),
+            None => true,
+        }
+    }
+
+    /// Whether any key field is (or may be) multikey: `isMultiKey` in explain.
+    pub fn is_multikey(&self) -> bool {
+        (0..self.key_pattern().len().max(1)).any(|i| self.field_multikey(i))
+    }
+
+    /// Whether `seen` holds multikey components this index has not recorded.
+    pub fn lacks_multikey_paths(&self, seen: &[Vec<usize>]) -> bool {
+        let Some(paths) = &self.multikey_paths else {
+            return false;
+        };
+        seen.iter().enumerate().any(|(i, new)| {
+            let have = paths.get(i).map(Vec::as_slice).unwrap_or(&[]);
+            new.iter().any(|c| !have.contains(c))
+        })
+    }
+
+    /// Merges newly seen multikey components; whether anything was new.
+    pub fn add_multikey_paths(&mut self, seen: &[Vec<usize>]) -> bool {
+        match &mut self.multikey_paths {
+            Some(paths) => merge_multikey_paths(paths, seen),
+            None => false,
+        }
+    }
+}
+
+/// Whether two key patterns name the same index: the same fields in the same order with
+/// directions that compare equal (`{a: 1}` is `{a: 1.0}`, `{a: 1, b: 1}` is not
+/// `{b: 1, a: 1}`), as mongod's `woCompare` decides. (`Document`'s `==` ignores order.)
+pub fn same_key_pattern(a: &Document, b: &Document) -> bool {
+    eddy_query::cmp::compare_documents(a, b).is_eq()
+}
+
+/// Merges per-field multikey components `seen` into `have`; whether anything was new.
+pub fn merge_multikey_paths(have: &mut Vec<Vec<usize>>, seen: &[Vec<usize>]) -> bool {
+    let mut changed = false;
+    if have.len() < seen.len() {
+        have.resize(seen.len(), Vec::new());
+    }
+    for (have, new) in have.iter_mut().zip(seen) {
+        for c in new {
+            if !have.contains(c) {
+                have.push(*c);
+                have.sort_unstable();
+                changed = true;
+            }
+        }
+    }
+    changed
 }
 
 /// A collection as the catalog records it.
@@ -240,7 +307,17 @@ impl CollectionMeta {
         let indexes: Vec<Bson> = self
             .indexes
             .iter()
-            .map(|i| Bson::Document(doc! {"id": i.id as i64, "spec": i.spec.clone()}))
+            .map(|i| {
+                let mut d = doc! {"id": i.id as i64, "spec": i.spec.clone()};
+                if let Some(paths) = &i.multikey_paths {
+                    let paths: Vec<Bson> = paths
+                        .iter()
+                        .map(|p| Bson::Array(p.iter().map(|c| Bson::Int32(*c as i32)).collect()))
+                        .collect();
+                    d.insert("multikeyPaths", paths);
+                }
+                Bson::Document(d)
+            })
             .collect();
         doc! {
             "db": &self.ns.db,
@@ -260,9 +337,30 @@ impl CollectionMeta {
             .iter()
             .map(|i| {
                 let i = i.as_document().ok_or_else(corrupt)?;
+                // Entries written before multikey tracking have no `multikeyPaths`.
+                let multikey_paths = match i.get("multikeyPaths") {
+                    None => None,
+                    Some(Bson::Array(fields)) => Some(
+                        fields
+                            .iter()
+                            .map(|f| match f {
+                                Bson::Array(cs) => cs
+                                    .iter()
+                                    .map(|c| match c {
+                                        Bson::Int32(n) if *n >= 0 => Ok(*n as usize),
+                                        _ => Err(corrupt()),
+                                    })
+                                    .collect::<Result<Vec<usize>, MongoError>>(),
+                                _ => Err(corrupt()),
+                            })
+                            .collect::<Result<Vec<_>, MongoError>>()?,
+                    ),
+                    Some(_) => return Err(corrupt()),
+                };
                 Ok(IndexMeta {
                     id: i.get_i64("id").map_err(|_| corrupt())? as u64,
                     spec: i.get_document("spec").map_err(|_| corrupt())?.clone(),
+                    multikey_paths,
                 })
             })
             .collect::<Result<Vec<_>, MongoError>>()?;
@@ -520,14 +618,41 @@ mod tests {
             id: 7,
             uuid: new_uuid(),
             options: doc! {"changeStreamPreAndPostImages": {"enabled": true}},
-            indexes: vec![IndexMeta {
-                id: 8,
-                spec: doc! {"v": 2, "key": {"a": 1}, "name": "a_1", "unique": true},
-            }],
+            indexes: vec![
+                IndexMeta {
+                    id: 8,
+                    spec: doc! {"v": 2, "key": {"a": 1}, "name": "a_1", "unique": true},
+                    multikey_paths: Some(vec![vec![]]),
+                },
+                IndexMeta {
+                    id: 9,
+                    spec: doc! {"v": 2, "key": {"b.c": 1, "d": -1}, "name": "b.c_1_d_-1"},
+                    multikey_paths: Some(vec![vec![0, 1], vec![]]),
+                },
+            ],
         };
         let back = CollectionMeta::from_document(&meta.to_document()).expect("decode");
         assert_eq!(back, meta);
         assert!(back.pre_and_post_images());
         assert!(back.indexes[0].unique());
+        assert!(!back.indexes[0].is_multikey());
+        assert!(back.indexes[1].field_multikey(0));
+        assert!(!back.indexes[1].field_multikey(1));
+    }
+
+    #[test]
+    fn entries_without_multikey_paths_are_assumed_multikey() {
+        // The shape written before multikey tracking existed.
+        let old = doc! {
+            "db": "d", "coll": "c", "id": 7_i64, "uuid": new_uuid(), "options": {},
+            "indexes": [{"id": 8_i64, "spec": {"v": 2, "key": {"a": 1, "b": 1}, "name": "a_1_b_1"}}],
+        };
+        let meta = CollectionMeta::from_document(&old).expect("decode");
+        let index = &meta.indexes[0];
+        assert_eq!(index.multikey_paths, None);
+        assert!(index.field_multikey(0) && index.field_multikey(1) && index.is_multikey());
+        // And it stays unknown when written back.
+        let again = CollectionMeta::from_document(&meta.to_document()).expect("decode");
+        assert_eq!(again.indexes[0].multikey_paths, None);
     }
 }

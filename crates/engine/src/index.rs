@@ -25,29 +25,40 @@ pub fn table(index: &IndexMeta) -> String {
     tables::index(index.id)
 }
 
-/// The values a document holds at `path`, with mongod's array expansion, and whether
-/// an array was expanded.
-fn values_at(doc: &Document, path: &str) -> (Vec<Bson>, bool) {
+/// The values a document holds at `path`, with mongod's array expansion, and the
+/// positions of the path components at which an array was met (empty: not multikey).
+fn values_at(doc: &Document, path: &str) -> (Vec<Bson>, Vec<usize>) {
     let mut out = Vec::new();
-    let mut multikey = false;
+    let mut arrays = Vec::new();
     let components: Vec<&str> = path.split('.').collect();
     collect(
         &Bson::Document(doc.clone()),
         &components,
+        components.len(),
         &mut out,
-        &mut multikey,
+        &mut arrays,
     );
     if out.is_empty() {
         out.push(Bson::Null);
     }
-    (out, multikey)
+    arrays.sort_unstable();
+    arrays.dedup();
+    (out, arrays)
 }
 
-fn collect(value: &Bson, path: &[&str], out: &mut Vec<Bson>, multikey: &mut bool) {
+/// `total` is the number of components of the whole path, so the array met with
+/// `path` left is at component `total - path.len() - 1`.
+fn collect(
+    value: &Bson,
+    path: &[&str],
+    total: usize,
+    out: &mut Vec<Bson>,
+    arrays: &mut Vec<usize>,
+) {
     let Some((first, rest)) = path.split_first() else {
         match value {
             Bson::Array(items) => {
-                *multikey = true;
+                arrays.push(total.saturating_sub(1));
                 if items.is_empty() {
                     out.push(Bson::Undefined);
                 }
@@ -64,20 +75,20 @@ fn collect(value: &Bson, path: &[&str], out: &mut Vec<Bson>, multikey: &mut bool
     match value {
         Bson::Document(d) => {
             if let Some(child) = d.get(*first) {
-                collect(child, rest, out, multikey);
+                collect(child, rest, total, out, arrays);
             }
         }
         Bson::Array(items) => {
-            *multikey = true;
+            arrays.push(total.saturating_sub(path.len() + 1));
             if let Ok(i) = first.parse::<usize>() {
                 if let Some(item) = items.get(i) {
-                    collect(item, rest, out, multikey);
+                    collect(item, rest, total, out, arrays);
                     return;
                 }
             }
             for item in items {
                 if let Bson::Document(_) = item {
-                    collect(item, path, out, multikey);
+                    collect(item, path, total, out, arrays);
                 }
             }
         }
@@ -88,18 +99,33 @@ fn collect(value: &Bson, path: &[&str], out: &mut Vec<Bson>, multikey: &mut bool
 /// The encoded keys a document contributes to an index (empty when a sparse or
 /// partial index skips it).
 pub fn keys_for(index: &IndexMeta, doc: &Document) -> Result<Vec<Vec<u8>>, MongoError> {
+    Ok(keys_and_paths(index, doc)?.0)
+}
+
+/// Per key field, the path components at which a document held an array.
+pub type MultikeyPaths = Vec<Vec<usize>>;
+
+/// [`keys_for`], with the multikey path components the document shows for each key
+/// field (all empty when the index skips the document).
+pub fn keys_and_paths(
+    index: &IndexMeta,
+    doc: &Document,
+) -> Result<(Vec<Vec<u8>>, MultikeyPaths), MongoError> {
+    let pattern = index.key_pattern();
+    let no_paths = || vec![Vec::new(); pattern.len()];
     if let Some(filter) = index.partial_filter() {
         let filter = Filter::parse(filter)?;
         if !filter.matches(doc) {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), no_paths()));
         }
     }
-    let pattern = index.key_pattern();
     let mut per_field: Vec<(Vec<Bson>, bool)> = Vec::with_capacity(pattern.len());
+    let mut paths = Vec::with_capacity(pattern.len());
     let mut any_present = false;
     let mut array_fields = Vec::new();
     for (field, direction) in &pattern {
-        let (values, multikey) = values_at(doc, field);
+        let (values, arrays) = values_at(doc, field);
+        let multikey = !arrays.is_empty();
         if multikey && values.len() > 1 {
             array_fields.push(field.clone());
         }
@@ -107,9 +133,10 @@ pub fn keys_for(index: &IndexMeta, doc: &Document) -> Result<Vec<Vec<u8>>, Mongo
             any_present = true;
         }
         per_field.push((values, is_descending(direction)));
+        paths.push(arrays);
     }
     if index.sparse() && !any_present {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), no_paths()));
     }
     if array_fields.len() > 1 {
         return Err(MongoError::new(
@@ -136,10 +163,11 @@ pub fn keys_for(index: &IndexMeta, doc: &Document) -> Result<Vec<Vec<u8>>, Mongo
     let mut encoded: Vec<Vec<u8>> = keys.iter().map(|parts| key::encode_key(parts)).collect();
     encoded.sort();
     encoded.dedup();
-    Ok(encoded)
+    Ok((encoded, paths))
 }
 
-fn is_descending(direction: &Bson) -> bool {
+/// Whether a key pattern direction is descending (`-1`).
+pub fn is_descending(direction: &Bson) -> bool {
     match direction {
         Bson::Int32(n) => *n < 0,
         Bson::Int64(n) => *n < 0,
@@ -207,32 +235,41 @@ pub fn check_unique(
     Ok(())
 }
 
-/// Adds a document's entries to every index.
+/// Multikey path components a write found beyond what an index recorded:
+/// `(index id, per-field components)`, for the caller to merge into the catalog.
+pub type MultikeyNews = Vec<(u64, MultikeyPaths)>;
+
+/// Adds a document's entries to every index; what they newly showed to be multikey.
 pub fn add_entries(
     w: &mut WriteBatch<'_>,
     meta: &CollectionMeta,
     doc: &Document,
     id_key: &[u8],
-) -> Result<(), MongoError> {
+) -> Result<MultikeyNews, MongoError> {
+    let mut news = Vec::new();
     for index in &meta.indexes {
-        add_index_entries(w, index, doc, id_key)?;
+        let paths = add_index_entries(w, index, doc, id_key)?;
+        if index.lacks_multikey_paths(&paths) {
+            news.push((index.id, paths));
+        }
     }
-    Ok(())
+    Ok(news)
 }
 
-/// Adds a document's entries to one index.
+/// Adds a document's entries to one index; the multikey components it showed.
 pub fn add_index_entries(
     w: &mut WriteBatch<'_>,
     index: &IndexMeta,
     doc: &Document,
     id_key: &[u8],
-) -> Result<(), MongoError> {
+) -> Result<MultikeyPaths, MongoError> {
     let t = table(index);
-    for k in keys_for(index, doc)? {
+    let (keys, paths) = keys_and_paths(index, doc)?;
+    for k in keys {
         let entry_key = entry_key(index, k, id_key);
         w.put(&t, &entry_key, id_key).map_err(storage_err)?;
     }
-    Ok(())
+    Ok(paths)
 }
 
 /// Removes a document's entries from every index.
@@ -264,7 +301,11 @@ mod tests {
     use super::*;
 
     fn index(spec: Document) -> IndexMeta {
-        IndexMeta { id: 1, spec }
+        IndexMeta {
+            id: 1,
+            spec,
+            multikey_paths: Some(Vec::new()),
+        }
     }
 
     #[test]
@@ -278,9 +319,15 @@ mod tests {
 
     #[test]
     fn dotted_paths_traverse_arrays() {
-        let (values, multikey) = values_at(&doc! {"a": [{"b": 1}, {"b": 2}, {"c": 3}]}, "a.b");
-        assert!(multikey);
+        let (values, arrays) = values_at(&doc! {"a": [{"b": 1}, {"b": 2}, {"c": 3}]}, "a.b");
+        assert_eq!(arrays, vec![0]);
         assert_eq!(values, vec![Bson::Int32(1), Bson::Int32(2)]);
+        let (_, arrays) = values_at(&doc! {"a": [{"b": [1]}]}, "a.b");
+        assert_eq!(arrays, vec![0, 1]);
+        let (_, arrays) = values_at(&doc! {"a": {"b": []}}, "a.b");
+        assert_eq!(arrays, vec![1]);
+        let (_, arrays) = values_at(&doc! {"a": {"b": 1}}, "a.b");
+        assert!(arrays.is_empty());
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! - [`clock`]: the cluster clock that orders all writes;
 //! - [`hub`]: the in-memory tail of the oplog that change streams read;
 //! - [`write`]: the write operations, run inside the group commit;
-//! - [`read`]: snapshots, query planning and scans.
+//! - [`plan`]: query planning (which index, which bounds, which direction);
+//! - [`read`]: snapshots, and running plans.
 //!
 //! The data flow of a write: a command calls an [`Engine`] method, which submits a job
 //! to the committer thread and waits. The committer runs the job inside the shared
@@ -24,6 +25,7 @@ pub mod clock;
 pub mod hub;
 pub mod index;
 pub mod oplog;
+pub mod plan;
 pub mod read;
 pub mod snapshots;
 pub mod validate;

@@ -1,118 +1,31 @@
-//! Reads: snapshots, query planning and scans.
+//! Reads: snapshots, and running a query's plan ([`crate::plan`]).
 //!
-//! Planning is deliberately simple and predictable: an equality (or `$in`) on `_id`
-//! reads those documents directly; otherwise an equality on the leading field of a
-//! secondary index scans that index's matching entries; otherwise the whole
-//! collection is scanned. The full filter is applied to every candidate, so a plan
-//! only ever narrows what is read, never what matches. The same planner serves reads
-//! (on a snapshot) and writes (inside the write transaction) through `KvRead`.
+//! The full filter is applied to every document a plan reads, so a plan only ever
+//! narrows what is read, never what matches. The same code serves reads (on a
+//! snapshot) and writes (inside the write transaction) through `KvRead`.
+//!
+//! Order of results: a plan that yields the sort's order streams documents, and a
+//! `limit` stops the scan early; one that does not is sorted in memory. Either way,
+//! documents with equal sort keys come out in `_id` order, so the same query returns
+//! the same sequence whichever index (or none) serves it. Without a sort, documents
+//! come in the plan's order (index order, or for a collection scan `_id` order, or
+//! insertion order for a capped collection).
 
+use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::ops::Bound;
 
 use bson::{Bson, Document};
 use eddy_codes::MongoError;
 use eddy_query::filter::{Filter, MatchDetails};
 use eddy_query::key;
-use eddy_storage::{prefix_bounds, KvRead, Snapshot};
+use eddy_query::sort::SortSpec;
+use eddy_storage::{KvRead, Snapshot};
 
-use crate::catalog::{self, CollectionMeta, IndexMeta, Namespace};
-use crate::{index, storage_err};
-
-/// How a query reads a collection.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Plan {
-    /// Point reads of these `_id` values.
-    IdLookup(Vec<Bson>),
-    /// Entries of a secondary index whose leading field equals a value.
-    IndexEquality { index: String, values: Vec<Bson> },
-    /// Every document.
-    CollectionScan,
-}
-
-impl Plan {
-    /// The stage name `explain` reports.
-    pub fn stage(&self) -> &'static str {
-        match self {
-            Plan::IdLookup(_) => "IDHACK",
-            Plan::IndexEquality { .. } => "IXSCAN",
-            Plan::CollectionScan => "COLLSCAN",
-        }
-    }
-
-    pub fn index_name(&self) -> Option<&str> {
-        match self {
-            Plan::IdLookup(_) => Some("_id_"),
-            Plan::IndexEquality { index, .. } => Some(index),
-            Plan::CollectionScan => None,
-        }
-    }
-}
-
-/// A value an index lookup can serve exactly: scalars whose equality semantics are
-/// plain (no null-matches-missing, no array-matches-element, no regex).
-fn indexable_equality(v: &Bson) -> bool {
-    !matches!(
-        v,
-        Bson::Null
-            | Bson::Undefined
-            | Bson::Array(_)
-            | Bson::Document(_)
-            | Bson::RegularExpression(_)
-            | Bson::MinKey
-            | Bson::MaxKey
-    )
-}
-
-/// The values a top-level field of the filter must equal, when the filter says so
-/// plainly (`{f: v}`, `{f: {$eq: v}}`, `{f: {$in: [...]}}`).
-fn equality_values(filter: &Document, field: &str) -> Option<Vec<Bson>> {
-    let cond = filter.get(field)?;
-    match cond {
-        Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
-            if d.len() != 1 {
-                return None;
-            }
-            if let Some(v) = d.get("$eq") {
-                return indexable_equality(v).then(|| vec![v.clone()]);
-            }
-            if let Some(Bson::Array(values)) = d.get("$in") {
-                return values
-                    .iter()
-                    .all(indexable_equality)
-                    .then(|| values.clone());
-            }
-            None
-        }
-        v => indexable_equality(v).then(|| vec![v.clone()]),
-    }
-}
-
-/// Chooses how to read `meta` for `filter`.
-pub fn plan(meta: &CollectionMeta, filter: &Document) -> Plan {
-    if let Some(ids) = equality_values(filter, "_id") {
-        return Plan::IdLookup(ids);
-    }
-    for index in &meta.indexes {
-        if index.partial_filter().is_some() || index.sparse() {
-            continue;
-        }
-        let Some((first, _)) = index
-            .spec
-            .get_document("key")
-            .ok()
-            .and_then(|k| k.iter().next())
-        else {
-            continue;
-        };
-        if let Some(values) = equality_values(filter, first) {
-            return Plan::IndexEquality {
-                index: index.name().to_owned(),
-                values,
-            };
-        }
-    }
-    Plan::CollectionScan
-}
+use crate::capped;
+use crate::catalog::{self, CollectionMeta, Namespace};
+use crate::plan::{self, Access, Direction, Plan, Query};
+use crate::storage_err;
 
 /// A document that matched, with its storage key and match details.
 #[derive(Debug, Clone)]
@@ -129,8 +42,26 @@ pub fn id_key(id: &Bson) -> Vec<u8> {
     out
 }
 
-/// The documents of `meta` matching `filter`, in `_id` order for scans, at most
-/// `limit` of them.
+/// What running a plan read (explain's `executionStats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecStats {
+    /// Index entries read (the `_id` index: documents-table keys of a range scan).
+    pub keys_examined: u64,
+    /// Documents read and tested against the filter.
+    pub docs_examined: u64,
+}
+
+/// The outcome of [`execute`]: the plan and what it found.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    pub plan: Plan,
+    /// In the query's order, at most `limit` of them.
+    pub docs: Vec<Matched>,
+    pub stats: ExecStats,
+}
+
+/// The documents of `meta` matching `filter`, in plan order, at most `limit` of them
+/// (the write paths' reader).
 pub fn matching(
     r: &impl KvRead,
     meta: &CollectionMeta,
@@ -138,103 +69,192 @@ pub fn matching(
     filter: &Filter,
     limit: Option<usize>,
 ) -> Result<Vec<Matched>, MongoError> {
-    let table = meta.docs_table();
-    let mut out = Vec::new();
-    let full = |out: &Vec<Matched>| limit.is_some_and(|l| out.len() >= l);
-    let consider =
-        |out: &mut Vec<Matched>, id_key: Vec<u8>, bytes: &[u8]| -> Result<(), MongoError> {
-            let doc = catalog::decode(bytes)?;
-            if let Some(details) = filter.matches_details(&doc) {
-                out.push(Matched {
-                    id_key,
-                    doc,
-                    details: Some(details),
-                });
-            }
-            Ok(())
-        };
-    // Indexes order strings by bytes: a query comparing strings under a collation
-    // reads every document.
-    let plan = if filter.is_collated() {
-        Plan::CollectionScan
-    } else {
-        plan(meta, filter_doc)
-    };
-    match plan {
-        Plan::IdLookup(ids) => {
-            let mut keys: Vec<Vec<u8>> = ids.iter().map(id_key).collect();
-            keys.sort();
-            keys.dedup();
-            for k in keys {
-                if full(&out) {
-                    break;
-                }
-                if let Some(bytes) = r.get(&table, &k).map_err(storage_err)? {
-                    consider(&mut out, k, &bytes)?;
-                }
-            }
-        }
-        Plan::IndexEquality { index, values } => {
-            let index = meta
-                .index(&index)
-                .expect("the plan names an index of this collection");
-            let mut id_keys = index_lookup(r, index, &values)?;
-            id_keys.sort();
-            id_keys.dedup();
-            for k in id_keys {
-                if full(&out) {
-                    break;
-                }
-                if let Some(bytes) = r.get(&table, &k).map_err(storage_err)? {
-                    consider(&mut out, k, &bytes)?;
-                }
-            }
-        }
-        Plan::CollectionScan => {
-            for entry in r
-                .scan(&table, Bound::Unbounded, Bound::Unbounded, false)
-                .map_err(storage_err)?
-            {
-                if full(&out) {
-                    break;
-                }
-                let (k, v) = entry.map_err(storage_err)?;
-                consider(&mut out, k, &v)?;
-            }
-        }
-    }
-    Ok(out)
+    Ok(execute(r, meta, &Query::new(filter_doc, filter), limit)?.docs)
 }
 
-/// The `_id` keys of the entries of `index` whose leading field equals one of `values`.
-fn index_lookup(
+/// Plans `q` and runs the plan: the first `limit` matching documents in the query's
+/// order (see the module doc).
+pub fn execute(
     r: &impl KvRead,
-    index: &IndexMeta,
-    values: &[Bson],
-) -> Result<Vec<Vec<u8>>, MongoError> {
-    let descending = index
-        .spec
-        .get_document("key")
-        .ok()
-        .and_then(|k| {
-            k.iter().next().map(|(_, d)| {
-                matches!(d, Bson::Int32(n) if *n < 0)
-                    || matches!(d, Bson::Int64(n) if *n < 0)
-                    || matches!(d, Bson::Double(n) if *n < 0.0)
-            })
-        })
-        .unwrap_or(false);
-    let table = index::table(index);
-    let mut out = Vec::new();
-    for v in values {
-        let prefix = key::encode_key(&[(v, descending)]);
-        let (start, end) = prefix_bounds(&prefix);
-        for entry in r.scan(&table, start, end, false).map_err(storage_err)? {
-            let (_, id) = entry.map_err(storage_err)?;
-            out.push(id);
+    meta: &CollectionMeta,
+    q: &Query<'_>,
+    limit: Option<usize>,
+) -> Result<Executed, MongoError> {
+    let plan = plan::plan(meta, q)?;
+    let mut sink = Sink {
+        filter: q.filter,
+        sort: q.sort.filter(|s| !s.is_empty()),
+        streamed: plan.sorted,
+        limit: limit.unwrap_or(usize::MAX),
+        out: Vec::new(),
+        run: Vec::new(),
+        stats: ExecStats::default(),
+    };
+    let docs = meta.docs_table();
+    match &plan.access {
+        Access::CollScan(direction) if meta.cap().is_some() => {
+            // A capped collection's natural order is insertion order: its record ids.
+            let backward = *direction == Direction::Backward;
+            for entry in r
+                .scan(
+                    &capped::natural_table(meta),
+                    Bound::Unbounded,
+                    Bound::Unbounded,
+                    backward,
+                )
+                .map_err(storage_err)?
+            {
+                let (record, k) = entry.map_err(storage_err)?;
+                if !capped::is_record_key(&record) {
+                    continue;
+                }
+                if let Some(v) = r.get(&docs, &k).map_err(storage_err)? {
+                    if sink.push(k, &v)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Access::CollScan(direction) => {
+            let backward = *direction == Direction::Backward;
+            for entry in r
+                .scan(&docs, Bound::Unbounded, Bound::Unbounded, backward)
+                .map_err(storage_err)?
+            {
+                let (k, v) = entry.map_err(storage_err)?;
+                if sink.push(k, &v)? {
+                    break;
+                }
+            }
+        }
+        Access::IdHack(id) => {
+            let k = id_key(id);
+            if let Some(v) = r.get(&docs, &k).map_err(storage_err)? {
+                sink.stats.keys_examined += 1;
+                sink.push(k, &v)?;
+            }
+        }
+        Access::IndexScan(scan) => {
+            let backward = scan.direction == Direction::Backward;
+            let dedup = scan.is_multikey() || scan.ranges.len() > 1;
+            let mut seen: HashSet<Vec<u8>> = HashSet::new();
+            let mut ranges: Vec<_> = scan.ranges.iter().collect();
+            if backward {
+                ranges.reverse();
+            }
+            'ranges: for (start, end) in ranges {
+                let table = scan.table.as_deref().unwrap_or(&docs);
+                for entry in r
+                    .scan(table, start.clone(), end.clone(), backward)
+                    .map_err(storage_err)?
+                {
+                    let (k, v) = entry.map_err(storage_err)?;
+                    sink.stats.keys_examined += 1;
+                    let stop = match &scan.table {
+                        // The `_id` index is the documents table: the entry is the document.
+                        None => sink.push(k, &v)?,
+                        Some(_) => {
+                            if dedup && !seen.insert(v.clone()) {
+                                continue;
+                            }
+                            match r.get(&docs, &v).map_err(storage_err)? {
+                                Some(bytes) => sink.push(v, &bytes)?,
+                                None => false,
+                            }
+                        }
+                    };
+                    if stop {
+                        break 'ranges;
+                    }
+                }
+            }
         }
     }
-    Ok(out)
+    let stats = sink.stats;
+    Ok(Executed {
+        plan,
+        docs: sink.finish(),
+        stats,
+    })
+}
+
+/// Collects matching documents in the query's order.
+struct Sink<'a> {
+    filter: &'a Filter,
+    sort: Option<&'a SortSpec>,
+    /// Whether documents arrive in sort order (or there is no sort).
+    streamed: bool,
+    limit: usize,
+    /// Finished results (streamed), or every match with its sort key (in memory).
+    out: Vec<Matched>,
+    /// Matches with equal sort keys not yet put in `_id` order, or (in memory) all of
+    /// them.
+    run: Vec<(Vec<Bson>, Matched)>,
+    stats: ExecStats,
+}
+
+impl Sink<'_> {
+    /// Takes one document read by the plan; whether the scan can stop.
+    fn push(&mut self, id_key: Vec<u8>, bytes: &[u8]) -> Result<bool, MongoError> {
+        self.stats.docs_examined += 1;
+        let doc = catalog::decode(bytes)?;
+        let Some(details) = self.filter.matches_details(&doc) else {
+            return Ok(false);
+        };
+        let m = Matched {
+            id_key,
+            doc,
+            details: Some(details),
+        };
+        let Some(sort) = self.sort else {
+            self.out.push(m);
+            return Ok(self.out.len() >= self.limit);
+        };
+        let key = sort.key_total(&m.doc);
+        if self.streamed {
+            let new_run = self
+                .run
+                .first()
+                .is_some_and(|(k, _)| sort.compare_keys(k, &key) != Ordering::Equal);
+            if new_run {
+                self.flush_run();
+                if self.out.len() >= self.limit {
+                    return Ok(true);
+                }
+            }
+        }
+        self.run.push((key, m));
+        if !self.streamed && self.limit < usize::MAX && self.run.len() >= 2 * self.limit + 64 {
+            // Only the first `limit` in sort order can be returned: keep memory bounded.
+            self.sort_in_memory(sort);
+            self.run.truncate(self.limit);
+        }
+        Ok(false)
+    }
+
+    /// Orders the collected matches by (sort key, `_id`).
+    fn sort_in_memory(&mut self, sort: &SortSpec) {
+        self.run.sort_by(|a, b| {
+            sort.compare_keys(&a.0, &b.0)
+                .then_with(|| a.1.id_key.cmp(&b.1.id_key))
+        });
+    }
+
+    fn flush_run(&mut self) {
+        self.run.sort_by(|a, b| a.1.id_key.cmp(&b.1.id_key));
+        self.out.extend(self.run.drain(..).map(|(_, m)| m));
+    }
+
+    fn finish(mut self) -> Vec<Matched> {
+        if let (Some(sort), false) = (self.sort, self.streamed) {
+            self.sort_in_memory(sort);
+            self.out.extend(self.run.drain(..).map(|(_, m)| m));
+        } else {
+            self.flush_run();
+        }
+        self.out.truncate(self.limit);
+        self.out
+    }
 }
 
 /// A consistent read view of the whole database.
@@ -338,33 +358,18 @@ impl Reader {
         filter_doc: &Document,
         limit: Option<usize>,
     ) -> Result<Vec<Matched>, MongoError> {
-        self.find_with_vars(meta, filter_doc, &[], limit)
-    }
-
-    /// [`Reader::find`] with a command's `let` variables in scope of the filter's
-    /// `$expr`.
-    pub fn find_with_vars(
-        &self,
-        meta: &CollectionMeta,
-        filter_doc: &Document,
-        vars: &[(String, Bson)],
-        limit: Option<usize>,
-    ) -> Result<Vec<Matched>, MongoError> {
-        self.find_collated(meta, filter_doc, vars, None, limit)
-    }
-
-    /// [`Reader::find_with_vars`] with the filter's string comparisons under
-    /// `collation` (`None`: simple).
-    pub fn find_collated(
-        &self,
-        meta: &CollectionMeta,
-        filter_doc: &Document,
-        vars: &[(String, Bson)],
-        collation: Option<&std::sync::Arc<eddy_query::collation::Collation>>,
-        limit: Option<usize>,
-    ) -> Result<Vec<Matched>, MongoError> {
-        let filter = Filter::parse_collated(filter_doc, vars, collation)?;
+        let filter = Filter::parse(filter_doc)?;
         matching(&self.snap, meta, filter_doc, &filter, limit)
+    }
+
+    /// Plans and runs a query on this snapshot (see [`execute`]).
+    pub fn query(
+        &self,
+        meta: &CollectionMeta,
+        q: &Query<'_>,
+        limit: Option<usize>,
+    ) -> Result<Executed, MongoError> {
+        execute(&self.snap, meta, q, limit)
     }
 
     /// Every document of a collection, in `_id` order.
@@ -385,42 +390,5 @@ impl Reader {
                 e.map_err(storage_err)
                     .and_then(|(_, v)| catalog::decode(&v))
             }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bson::doc;
-
-    fn meta() -> CollectionMeta {
-        CollectionMeta {
-            ns: Namespace::new("d", "c"),
-            id: 1,
-            uuid: catalog::new_uuid(),
-            options: Document::new(),
-            indexes: vec![IndexMeta {
-                id: 2,
-                spec: doc! {"v": 2, "key": {"a": 1}, "name": "a_1"},
-            }],
-        }
-    }
-
-    #[test]
-    fn plans_follow_the_filter() {
-        let m = meta();
-        assert_eq!(
-            plan(&m, &doc! {"_id": 1}),
-            Plan::IdLookup(vec![Bson::Int32(1)])
-        );
-        assert_eq!(
-            plan(&m, &doc! {"_id": {"$in": [1, 2]}}),
-            Plan::IdLookup(vec![Bson::Int32(1), Bson::Int32(2)])
-        );
-        assert_eq!(plan(&m, &doc! {"a": "x", "b": 1}).stage(), "IXSCAN");
-        assert_eq!(plan(&m, &doc! {"a": null}).stage(), "COLLSCAN");
-        assert_eq!(plan(&m, &doc! {"a": {"$gt": 1}}).stage(), "COLLSCAN");
-        assert_eq!(plan(&m, &doc! {"_id": {"a": 1}}).stage(), "COLLSCAN");
-        assert_eq!(plan(&m, &doc! {"b": 1}).stage(), "COLLSCAN");
     }
 }

@@ -17,6 +17,7 @@ use eddy_storage::{KvRead, StorageError, WriteBatch};
 
 use crate::catalog::{self, CollectionMeta, IndexMeta, Namespace, ViewMeta};
 use crate::oplog::{OpKind, OplogEntry, SharedEntry};
+use crate::plan::Query;
 use crate::read::{self, id_key, Matched};
 use crate::{capped, index, meta_keys, storage_err, tables, Engine};
 
@@ -51,6 +52,8 @@ pub struct UpdateOp {
     pub collation: Option<Arc<Collation>>,
     /// The command's `bypassDocumentValidation`.
     pub bypass_document_validation: bool,
+    /// The index to read the matching documents through (`hint`), as for `find`.
+    pub hint: Option<Bson>,
 }
 
 /// One statement of a `delete` command.
@@ -63,6 +66,8 @@ pub struct DeleteOp {
     pub let_vars: Vec<(String, Bson)>,
     /// The statement's collation for its query (`None`: simple).
     pub collation: Option<Arc<Collation>>,
+    /// The index to read the matching documents through (`hint`), as for `find`.
+    pub hint: Option<Bson>,
 }
 
 /// A `findAndModify` request.
@@ -82,6 +87,8 @@ pub struct FindAndModify {
     pub collation: Option<Arc<Collation>>,
     /// The command's `bypassDocumentValidation`.
     pub bypass_document_validation: bool,
+    /// The index to read the matching documents through (`hint`), as for `find`.
+    pub hint: Option<Bson>,
 }
 
 /// What `findAndModify` did.
@@ -103,6 +110,10 @@ pub struct Tx<'a, 'b> {
     /// `bypassDocumentValidation` of the statement being run: collection validators
     /// are not checked.
     bypass_validation: bool,
+    /// Multikey components this job already wrote to the catalog, per index id: a
+    /// statement holds its collection's entry from before its own writes, so without
+    /// this every array document of a batch would rewrite the catalog entry again.
+    multikey_written: std::collections::HashMap<u64, Vec<Vec<usize>>>,
 }
 
 impl Engine {
@@ -130,6 +141,7 @@ impl Engine {
                     entries: Vec::new(),
                     wall: DateTime::now(),
                     bypass_validation: false,
+                    multikey_written: std::collections::HashMap::new(),
                 };
                 let result = f(&mut tx);
                 let entries = std::mem::take(&mut tx.entries);
@@ -240,7 +252,9 @@ impl Engine {
                         return Ok(0);
                     };
                     let limit = op.just_one.then_some(1);
-                    let matched = read::matching(&*tx.w, &meta, &op.filter, &filter, limit)?;
+                    let mut q = Query::new(&op.filter, &filter);
+                    q.hint = op.hint.as_ref();
+                    let matched = read::execute(&*tx.w, &meta, &q, limit)?.docs;
                     let n = matched.len() as u64;
                     for m in matched {
                         tx.delete_doc(&meta, &m)?;
@@ -466,7 +480,7 @@ impl Engine {
                     let found: Vec<IndexMeta> = meta
                         .indexes
                         .iter()
-                        .filter(|i| &i.key_pattern() == pattern)
+                        .filter(|i| catalog::same_key_pattern(&i.key_pattern(), pattern))
                         .cloned()
                         .collect();
                     match found.len() {
@@ -815,6 +829,37 @@ impl Tx<'_, '_> {
         Ok(before)
     }
 
+    /// Records in the catalog that indexes of `ns` now hold arrays on more paths, in
+    /// the same transaction as the index entries that show it (the planner relies on
+    /// an index not marked multikey holding no array).
+    fn record_multikey(
+        &mut self,
+        ns: &Namespace,
+        news: index::MultikeyNews,
+    ) -> Result<(), MongoError> {
+        let mut changed = false;
+        for (id, paths) in news {
+            let written = self.multikey_written.entry(id).or_default();
+            changed |= catalog::merge_multikey_paths(written, &paths);
+        }
+        if !changed {
+            return Ok(());
+        }
+        let Some(mut meta) = self.collection(ns)? else {
+            return Ok(());
+        };
+        let mut any = false;
+        for index in &mut meta.indexes {
+            if let Some(paths) = self.multikey_written.get(&index.id) {
+                any |= index.add_multikey_paths(paths);
+            }
+        }
+        if any {
+            catalog::put(self.w, &meta)?;
+        }
+        Ok(())
+    }
+
     /// The collection, created (with an oplog entry) if it does not exist.
     fn ensure_collection(&mut self, ns: &Namespace) -> Result<CollectionMeta, MongoError> {
         match self.collection(ns)? {
@@ -921,7 +966,8 @@ impl Tx<'_, '_> {
         if let Some(cap) = &cap {
             capped::check_fits(cap, bytes.len())?;
         }
-        index::add_entries(self.w, meta, &doc, &key)?;
+        let news = index::add_entries(self.w, meta, &doc, &key)?;
+        self.record_multikey(&meta.ns, news)?;
         self.w
             .put(&meta.docs_table(), &key, &bytes)
             .map_err(storage_err)?;
@@ -981,7 +1027,8 @@ impl Tx<'_, '_> {
         })?;
         index::check_unique(&*self.w, meta, &new, &old.id_key)?;
         index::remove_entries(self.w, meta, &old.doc, &old.id_key)?;
-        index::add_entries(self.w, meta, &new, &old.id_key)?;
+        let news = index::add_entries(self.w, meta, &new, &old.id_key)?;
+        self.record_multikey(&meta.ns, news)?;
         self.w
             .put(&meta.docs_table(), &old.id_key, &bytes)
             .map_err(storage_err)?;
@@ -1148,7 +1195,9 @@ impl Tx<'_, '_> {
             });
         };
         let limit = (!op.multi).then_some(1);
-        let matched = read::matching(&*self.w, &meta, &op.filter, &filter, limit)?;
+        let mut q = Query::new(&op.filter, &filter);
+        q.hint = op.hint.as_ref();
+        let matched = read::execute(&*self.w, &meta, &q, limit)?.docs;
         if matched.is_empty() {
             if !op.upsert {
                 return Ok(StatementOutcome {
@@ -1219,19 +1268,17 @@ impl Tx<'_, '_> {
         let Some(meta) = meta else {
             return Ok(FindAndModifyOutcome::default());
         };
-        let mut matched = match &req.sort {
+        // The first document in sort order (from an index when one gives the order).
+        let sort = match &req.sort {
             Some(sort) if !sort.is_empty() => {
-                // The first document in sort order: all matches, then the minimum.
-                let sort =
-                    eddy_query::sort::SortSpec::parse(sort)?.with_collation(req.collation.clone());
-                let all = read::matching(&*self.w, &meta, &req.query, &filter, None)?;
-                all.into_iter()
-                    .min_by(|a, b| sort.compare(&a.doc, &b.doc))
-                    .into_iter()
-                    .collect()
+                Some(eddy_query::sort::SortSpec::parse(sort)?.with_collation(req.collation.clone()))
             }
-            _ => read::matching(&*self.w, &meta, &req.query, &filter, Some(1))?,
+            _ => None,
         };
+        let mut q = Query::new(&req.query, &filter);
+        q.sort = sort.as_ref();
+        q.hint = req.hint.as_ref();
+        let mut matched = read::execute(&*self.w, &meta, &q, Some(1))?.docs;
         let Some(m) = matched.pop() else {
             let Some(update) = update.filter(|_| req.upsert) else {
                 return Ok(FindAndModifyOutcome::default());
@@ -1286,7 +1333,7 @@ impl Tx<'_, '_> {
             return Ok(());
         }
         if let Some(existing) = meta.index(&name) {
-            if existing.key_pattern() != key {
+            if !catalog::same_key_pattern(&existing.key_pattern(), &key) {
                 return Err(MongoError::new(
                     ErrorCode::IndexKeySpecsConflict,
                     format!(
@@ -1306,7 +1353,11 @@ impl Tx<'_, '_> {
             }
             return Ok(());
         }
-        if let Some(existing) = meta.indexes.iter().find(|i| i.key_pattern() == key) {
+        if let Some(existing) = meta
+            .indexes
+            .iter()
+            .find(|i| catalog::same_key_pattern(&i.key_pattern(), &key))
+        {
             if options_of(&existing.spec) == options_of(&spec) {
                 return Err(MongoError::new(
                     ErrorCode::IndexOptionsConflict,
@@ -1323,9 +1374,10 @@ impl Tx<'_, '_> {
                     crate::display_value(&Bson::Document(existing.spec.clone()))),
             ));
         }
-        let index = IndexMeta {
+        let mut index = IndexMeta {
             id: self.next_id()?,
             spec: spec.clone(),
+            multikey_paths: Some(vec![Vec::new(); key.len()]),
         };
         // Build: every document's keys, checking uniqueness as entries are added.
         let table = index::table(&index);
@@ -1352,7 +1404,8 @@ impl Tx<'_, '_> {
                     return Err(e);
                 }
             }
-            index::add_index_entries(self.w, &index, &doc, &id_key)?;
+            let paths = index::add_index_entries(self.w, &index, &doc, &id_key)?;
+            index.add_multikey_paths(&paths);
         }
         meta.indexes.push(index);
         catalog::put(self.w, meta)?;

@@ -272,9 +272,13 @@ fn unique_indexes_are_enforced_and_used() {
 
     let r = engine.reader().expect("reader");
     let meta = r.collection(&ns("c")).expect("catalog").expect("exists");
-    assert_eq!(
-        eddy_engine::read::plan(&meta, &doc! {"email": "a"}).stage(),
-        "IXSCAN"
+    let filter_doc = doc! {"email": "a"};
+    let filter = eddy_query::filter::Filter::parse(&filter_doc).expect("filter");
+    let plan = eddy_engine::plan::plan(&meta, &eddy_engine::plan::Query::new(&filter_doc, &filter))
+        .expect("plan");
+    assert!(
+        matches!(&plan.access, eddy_engine::plan::Access::IndexScan(s) if s.name == "email_1"),
+        "{plan:?}"
     );
     let found = r.find(&meta, &doc! {"email": "a"}, None).expect("find");
     assert_eq!(found.len(), 1);

@@ -53,7 +53,7 @@ impl MatchDetails {
 /// A parsed query.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    root: Expr,
+    pub(crate) root: Expr,
     /// Some string comparison runs under a non-simple collation, so indexes (which
     /// order strings by bytes) cannot answer it.
     collated: bool,
@@ -225,25 +225,6 @@ impl ValuePredicate {
     }
 }
 
-/// Bounds on one field implied by a query's top-level conjunction, for index use.
-#[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)]
-pub enum Range {
-    /// The field must equal one of these values (sorted by `cmp::compare`, distinct).
-    /// A `null` point also stands for a missing field.
-    Points(Vec<Bson>),
-    /// The field lies in this interval (already limited to the type bracket of the
-    /// bounds given, as mongod's index bounds are).
-    Interval { lower: Bound, upper: Bound },
-}
-
-/// One end of a [`Range::Interval`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Bound {
-    Inclusive(Bson),
-    Exclusive(Bson),
-}
-
 impl Filter {
     /// Parses a query document.
     pub fn parse(query: &Document) -> Result<Filter, MongoError> {
@@ -328,201 +309,6 @@ impl Filter {
         let mut out = Vec::new();
         collect_equalities(&self.root, &mut out);
         out
-    }
-
-    /// The bounds the top-level conjunction places on `field` (equality, `$in`,
-    /// `$gt`/`$gte`/`$lt`/`$lte`), or `None` if it places none usable for an index.
-    /// The engine must still apply the whole filter to the documents it fetches.
-    pub fn range_on(&self, field: &str) -> Option<Range> {
-        if self.collated {
-            return None;
-        }
-        let mut leaves = Vec::new();
-        collect_conjunct_leaves(&self.root, field, &mut leaves);
-        let mut points: Option<Vec<Bson>> = None;
-        let mut lower: Option<Bound> = None;
-        let mut upper: Option<Bound> = None;
-        let mut any = false;
-        for leaf in leaves {
-            match leaf {
-                Leaf::Cmp(CmpOp::Eq, v) => {
-                    if matches!(
-                        v,
-                        Bson::Array(_) | Bson::RegularExpression(_) | Bson::MinKey | Bson::MaxKey
-                    ) {
-                        continue;
-                    }
-                    any = true;
-                    points = Some(intersect_points(points, vec![v.clone()]));
-                }
-                Leaf::In(set) => {
-                    if !set.regexes.is_empty()
-                        || set.values.iter().any(|v| matches!(v, Bson::Array(_)))
-                    {
-                        continue;
-                    }
-                    any = true;
-                    points = Some(intersect_points(points, set.values.clone()));
-                }
-                Leaf::Cmp(op, v) => {
-                    if matches!(v, Bson::Null | Bson::MinKey | Bson::MaxKey | Bson::Array(_)) {
-                        continue;
-                    }
-                    any = true;
-                    let (lo, hi) = bracket_bounds(v);
-                    let (l, u) = match op {
-                        CmpOp::Gt => (Bound::Exclusive(v.clone()), hi),
-                        CmpOp::Gte => (Bound::Inclusive(v.clone()), hi),
-                        CmpOp::Lt => (lo, Bound::Exclusive(v.clone())),
-                        CmpOp::Lte => (lo, Bound::Inclusive(v.clone())),
-                        CmpOp::Eq => continue,
-                    };
-                    lower = Some(match lower {
-                        None => l,
-                        Some(cur) => max_lower(cur, l),
-                    });
-                    upper = Some(match upper {
-                        None => u,
-                        Some(cur) => min_upper(cur, u),
-                    });
-                }
-                _ => {}
-            }
-        }
-        if !any {
-            return None;
-        }
-        if let Some(mut pts) = points {
-            pts.retain(|p| {
-                lower.as_ref().is_none_or(|l| above_lower(p, l))
-                    && upper.as_ref().is_none_or(|u| below_upper(p, u))
-            });
-            return Some(Range::Points(pts));
-        }
-        match (lower, upper) {
-            (Some(lower), Some(upper)) => Some(Range::Interval { lower, upper }),
-            _ => None,
-        }
-    }
-}
-
-fn intersect_points(cur: Option<Vec<Bson>>, new: Vec<Bson>) -> Vec<Bson> {
-    let mut new = new;
-    new.sort_by(compare);
-    new.dedup_by(|a, b| compare(a, b) == Ordering::Equal);
-    match cur {
-        None => new,
-        Some(c) => c
-            .into_iter()
-            .filter(|v| new.binary_search_by(|x| compare(x, v)).is_ok())
-            .collect(),
-    }
-}
-
-fn bound_value(b: &Bound) -> &Bson {
-    match b {
-        Bound::Inclusive(v) | Bound::Exclusive(v) => v,
-    }
-}
-
-fn max_lower(a: Bound, b: Bound) -> Bound {
-    match compare(bound_value(&a), bound_value(&b)) {
-        Ordering::Less => b,
-        Ordering::Greater => a,
-        Ordering::Equal => {
-            if matches!(a, Bound::Exclusive(_)) {
-                a
-            } else {
-                b
-            }
-        }
-    }
-}
-
-fn min_upper(a: Bound, b: Bound) -> Bound {
-    match compare(bound_value(&a), bound_value(&b)) {
-        Ordering::Less => a,
-        Ordering::Greater => b,
-        Ordering::Equal => {
-            if matches!(a, Bound::Exclusive(_)) {
-                a
-            } else {
-                b
-            }
-        }
-    }
-}
-
-fn above_lower(v: &Bson, l: &Bound) -> bool {
-    match l {
-        Bound::Inclusive(b) => compare(v, b) != Ordering::Less,
-        Bound::Exclusive(b) => compare(v, b) == Ordering::Greater,
-    }
-}
-
-fn below_upper(v: &Bson, u: &Bound) -> bool {
-    match u {
-        Bound::Inclusive(b) => compare(v, b) != Ordering::Greater,
-        Bound::Exclusive(b) => compare(v, b) == Ordering::Less,
-    }
-}
-
-/// The lowest and highest bounds of a value's type bracket (as index bounds).
-fn bracket_bounds(v: &Bson) -> (Bound, Bound) {
-    match type_bracket(v) {
-        10 => (
-            Bound::Inclusive(Bson::Double(f64::NEG_INFINITY)),
-            Bound::Inclusive(Bson::Double(f64::INFINITY)),
-        ),
-        15 => (
-            Bound::Inclusive(Bson::String(String::new())),
-            Bound::Exclusive(Bson::Document(Document::new())),
-        ),
-        20 => (
-            Bound::Inclusive(Bson::Document(Document::new())),
-            Bound::Exclusive(Bson::Array(Vec::new())),
-        ),
-        35 => (
-            Bound::Inclusive(Bson::ObjectId(bson::oid::ObjectId::from([0; 12]))),
-            Bound::Inclusive(Bson::ObjectId(bson::oid::ObjectId::from([0xFF; 12]))),
-        ),
-        40 => (
-            Bound::Inclusive(Bson::Boolean(false)),
-            Bound::Inclusive(Bson::Boolean(true)),
-        ),
-        45 => (
-            Bound::Inclusive(Bson::DateTime(bson::DateTime::from_millis(i64::MIN))),
-            Bound::Inclusive(Bson::DateTime(bson::DateTime::from_millis(i64::MAX))),
-        ),
-        47 => (
-            Bound::Inclusive(Bson::Timestamp(bson::Timestamp {
-                time: 0,
-                increment: 0,
-            })),
-            Bound::Inclusive(Bson::Timestamp(bson::Timestamp {
-                time: u32::MAX,
-                increment: u32::MAX,
-            })),
-        ),
-        _ => (
-            Bound::Inclusive(Bson::MinKey),
-            Bound::Inclusive(Bson::MaxKey),
-        ),
-    }
-}
-
-fn collect_conjunct_leaves<'a>(e: &'a Expr, field: &str, out: &mut Vec<&'a Leaf>) {
-    match e {
-        Expr::And(children) => {
-            for c in children {
-                collect_conjunct_leaves(c, field, out);
-            }
-        }
-        Expr::Or(children) if children.len() == 1 => {
-            collect_conjunct_leaves(&children[0], field, out)
-        }
-        Expr::Path(p, leaf) if p == field => out.push(leaf),
-        _ => {}
     }
 }
 
@@ -1918,7 +1704,7 @@ mod tests {
     }
 
     #[test]
-    fn equality_fields_and_ranges() {
+    fn equality_fields() {
         let f = Filter::parse(&doc! {"a": 1, "b.c": "x", "$and": [{"d": {"$eq": 2}}], "e": {"$in": [7]}, "f": {"$gt": 1}})
             .expect("ok");
         assert_eq!(
@@ -1930,30 +1716,5 @@ mod tests {
                 ("e".to_owned(), bson!(7)),
             ]
         );
-        assert_eq!(f.range_on("a"), Some(Range::Points(vec![bson!(1)])));
-        assert_eq!(
-            f.range_on("f"),
-            Some(Range::Interval {
-                lower: Bound::Exclusive(bson!(1)),
-                upper: Bound::Inclusive(bson!(f64::INFINITY)),
-            })
-        );
-        assert_eq!(f.range_on("zz"), None);
-        let f = Filter::parse(&doc! {"a": {"$in": [3, 1, 2, 1.0]}, "$and": [{"a": {"$gte": 2}}]})
-            .expect("ok");
-        assert_eq!(
-            f.range_on("a"),
-            Some(Range::Points(vec![bson!(2), bson!(3)]))
-        );
-        let f = Filter::parse(&doc! {"a": {"$gte": "b", "$lt": "d"}}).expect("ok");
-        assert_eq!(
-            f.range_on("a"),
-            Some(Range::Interval {
-                lower: Bound::Inclusive(bson!("b")),
-                upper: Bound::Exclusive(bson!("d")),
-            })
-        );
-        let f = Filter::parse(&doc! {"$or": [{"a": 1}, {"a": 2}]}).expect("ok");
-        assert_eq!(f.range_on("a"), None);
     }
 }

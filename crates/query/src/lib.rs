@@ -7,6 +7,7 @@
 //! * [`collation`]: language-aware string comparison (ICU collations);
 //! * [`path`]: dotted paths with mongod's implicit array traversal;
 //! * [`key`]: order-preserving byte encoding of values for index keys;
+//! * [`bounds`]: the index bounds a filter implies, and implication between filters;
 //! * [`filter`]: the query matcher (`find` filters, `$match`, update queries);
 //! * [`schema`]: the `$jsonSchema` matcher;
 //! * [`update`]: replacement and modifier updates, upsert seeds;
@@ -23,6 +24,7 @@
 // labels, extra fields), which is deliberately a plain struct shared by all layers.
 #![allow(clippy::result_large_err)]
 
+pub mod bounds;
 pub mod cmp;
 pub mod collation;
 pub mod diff;

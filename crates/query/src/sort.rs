@@ -163,6 +163,13 @@ impl SortSpec {
         self.compare_keys(&self.key_lossy(a), &self.key_lossy(b))
     }
 
+    /// The sort key of `doc` as [`SortSpec::compare`] orders documents: [`SortSpec::key`],
+    /// or with parallel arrays each field's own key. Compare keys with
+    /// [`SortSpec::compare_keys`].
+    pub fn key_total(&self, doc: &Document) -> Vec<Bson> {
+        self.key_lossy(doc)
+    }
+
     /// [`SortSpec::key`], or when it fails each field's own key.
     fn key_lossy(&self, doc: &Document) -> Vec<Bson> {
         if let Ok(k) = self.key(doc) {

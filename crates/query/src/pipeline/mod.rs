@@ -6,7 +6,8 @@
 //! * the input documents are handed to [`Pipeline::run`]; a pipeline that starts with
 //!   `$match` says so through [`Pipeline::leading_match`], so the caller can use an
 //!   index for it and pass only matching documents (the stage is then skipped with
-//!   [`Pipeline::run_after_match`]);
+//!   [`Pipeline::run_after_match`]); a `$sort` (and `$limit`) after it is described by
+//!   [`Pipeline::leading_sort`], so an index can also give the order;
 //! * stages that read other collections (`$lookup`, `$unionWith`) ask the caller's
 //!   [`Context`];
 //! * a final `$out` or `$merge` is not run here: [`Pipeline::writes`] describes it
@@ -528,6 +529,32 @@ impl Pipeline {
             }
         }
         self
+    }
+
+    /// A `$sort` right after the leading `$match` (or opening the pipeline) and a
+    /// `$limit` right after it, which the caller may serve from an index: the sort, the
+    /// limit, and the position of the first stage after them (for
+    /// [`Pipeline::run_from_stage`]).
+    pub fn leading_sort(&self) -> Option<(&SortSpec, Option<usize>, usize)> {
+        let at = usize::from(self.leading_match.is_some());
+        let Some(Stage::Sort(sort)) = self.stages.get(at) else {
+            return None;
+        };
+        match self.stages.get(at + 1) {
+            Some(Stage::Limit(n)) => Some((sort, Some(*n), at + 2)),
+            _ => Some((sort, None, at + 1)),
+        }
+    }
+
+    /// [`Pipeline::run`] from the stage at `start` (input already processed by the
+    /// stages before it).
+    pub fn run_from_stage(
+        &self,
+        start: usize,
+        input: Vec<Document>,
+        ctx: &mut dyn Context,
+    ) -> Result<Vec<Document>, MongoError> {
+        self.run_from(start, input, ctx)
     }
 
     /// The final `$out`/`$merge` the caller must perform with the results of `run`.

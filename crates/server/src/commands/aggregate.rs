@@ -4,7 +4,8 @@
 //! ([`super::change_stream`]); any other runs over the collection's documents through
 //! [`eddy_query::pipeline`], on the blocking pool, from one reader snapshot:
 //!
-//! * a leading `$match` is handed to the engine's planner, so it can use an index;
+//! * a leading `$match` is handed to the engine's planner, so it can use an index, and
+//!   with it a `$sort` (and `$limit`) right after, so an index can give the order;
 //! * `$lookup`/`$unionWith` read other collections through the same snapshot;
 //! * a final `$out` writes a temporary collection (with the target's indexes) and
 //!   renames it over the target, as mongod does; `$merge` upserts document by
@@ -14,10 +15,12 @@ use std::sync::Arc;
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
+use eddy_engine::plan::Query;
 use eddy_engine::write::UpdateOp;
 use eddy_engine::{Engine, Namespace};
 use eddy_query::collation::Collation;
 use eddy_query::expr::Env;
+use eddy_query::filter::Filter;
 use eddy_query::pipeline::{Context, MergeAction, MergeSpec, Output, Pipeline};
 
 use super::change_stream;
@@ -39,6 +42,8 @@ pub struct Aggregate {
     collation: Option<Arc<Collation>>,
     bypass_document_validation: bool,
     snapshot: Option<Option<bson::Timestamp>>,
+    /// The index the pipeline's input is read through (`hint`).
+    hint: Option<Bson>,
 }
 
 /// Stage names of mongod 7.0's aggregation framework.
@@ -255,6 +260,7 @@ impl Command for Aggregate {
         let let_vars = opt_doc(cmd, "aggregate", "let")?
             .cloned()
             .unwrap_or_default();
+        let hint = super::data::opt_hint(cmd)?;
         Ok(Aggregate {
             coll,
             pipeline,
@@ -263,6 +269,7 @@ impl Command for Aggregate {
             collation,
             bypass_document_validation,
             snapshot,
+            hint,
         })
     }
 
@@ -315,6 +322,7 @@ impl Command for Aggregate {
                     collation: self.collation,
                     bypass_document_validation: self.bypass_document_validation,
                     snapshot: self.snapshot,
+                    hint: self.hint,
                 };
                 let (docs, at) = with_engine(&ctx, move |engine| job.run_at(engine)).await?;
                 let source = VecCursor::from_documents(docs)?;
@@ -343,6 +351,8 @@ pub(super) struct Job {
     pub bypass_document_validation: bool,
     /// `readConcern: {level: "snapshot"}`, with its `atClusterTime` if given.
     pub snapshot: Option<Option<bson::Timestamp>>,
+    /// The index the source collection is read through.
+    pub hint: Option<Bson>,
 }
 
 impl Job {
@@ -382,27 +392,22 @@ impl Job {
             None => pipeline.run(Vec::new(), &mut ctx)?,
             Some(coll) => {
                 let ns = Namespace::new(self.db.clone(), coll.clone());
-                let meta = reader.collection(&ns)?;
-                match (meta, pipeline.leading_match()) {
-                    (Some(meta), Some(filter)) => {
-                        let mut matched = reader.find_collated(
+                match reader.collection(&ns)? {
+                    Some(meta) => {
+                        let input = read_source(
+                            &reader,
                             &meta,
-                            filter,
-                            &ctx.env.vars,
+                            &pipeline,
+                            &ctx,
+                            self.hint.as_ref(),
                             self.collation.as_ref(),
-                            None,
                         )?;
-                        if meta.cap().is_some() {
-                            reader.sort_natural(&meta, &mut matched)?;
+                        match input {
+                            (docs, Some(next)) => pipeline.run_from_stage(next, docs, &mut ctx)?,
+                            (docs, None) => pipeline.run_after_match(docs, &mut ctx)?,
                         }
-                        let input = matched.into_iter().map(|m| m.doc).collect();
-                        pipeline.run_after_match(input, &mut ctx)?
                     }
-                    (Some(meta), None) => {
-                        let input = reader.natural(&meta)?;
-                        pipeline.run(input, &mut ctx)?
-                    }
-                    (None, _) => pipeline.run(Vec::new(), &mut ctx)?,
+                    None => pipeline.run(Vec::new(), &mut ctx)?,
                 }
             }
         };
@@ -428,6 +433,42 @@ impl Job {
             }
         }
     }
+}
+
+/// The pipeline's input from its source collection, read through the planner with the
+/// leading `$match` (so it can use an index) and a `$sort` (and `$limit`) right after it:
+/// the documents, and the stage to continue from when the engine already applied the
+/// sort and limit (an index gave the order); otherwise the pipeline continues after the
+/// `$match`, its own `$sort` running over input already in that order, so that its
+/// errors (parallel arrays) stay mongod's.
+fn read_source(
+    reader: &eddy_engine::read::Reader,
+    meta: &eddy_engine::CollectionMeta,
+    pipeline: &Pipeline,
+    ctx: &ReaderContext<'_>,
+    hint: Option<&Bson>,
+    collation: Option<&Arc<Collation>>,
+) -> Result<(Vec<Document>, Option<usize>), MongoError> {
+    let empty = Document::new();
+    let filter_doc = pipeline.leading_match().unwrap_or(&empty);
+    let filter = Filter::parse_collated(filter_doc, &ctx.env.vars, collation)?;
+    let mut q = Query::new(filter_doc, &filter);
+    q.hint = hint;
+    let (limit, next) = match pipeline.leading_sort() {
+        Some((sort, limit, next)) => {
+            q.sort = Some(sort);
+            if eddy_engine::plan::plan(meta, &q)?.sorted {
+                (limit, Some(next))
+            } else {
+                // The pipeline's own `$sort` orders the documents.
+                q.sort = None;
+                (None, None)
+            }
+        }
+        None => (None, None),
+    };
+    let found = reader.query(meta, &q, limit)?;
+    Ok((found.docs.into_iter().map(|m| m.doc).collect(), next))
 }
 
 /// Reads for `$lookup`/`$unionWith` through the aggregation's snapshot.
@@ -612,6 +653,7 @@ fn write_merge(
                 // The `on` lookup matched the target by its own values, under no collation.
                 collation: None,
                 bypass_document_validation: bypass,
+                hint: None,
             })
         })
         .collect();

@@ -10,7 +10,8 @@ use crate::command::{Command, CommandResult, Ctx};
 
 pub struct Count {
     coll: String,
-    query: QuerySpec,
+    /// Also what `explain` of this command runs.
+    pub(super) query: QuerySpec,
 }
 
 impl Command for Count {

@@ -236,3 +236,17 @@ pub fn check_collation(doc: &Document, command: &str) -> Result<(), MongoError> 
         Some(v) => Err(wrong_type(command, "collation", v, "type 'object'")),
     }
 }
+
+/// An optional `hint` of a write statement or `findAndModify`: an index name or key
+/// pattern (`{}` is no hint); mongod's `IndexHint` parser refuses other types.
+pub fn opt_hint(d: &Document) -> Result<Option<Bson>, MongoError> {
+    match d.get("hint") {
+        None => Ok(None),
+        Some(Bson::Document(h)) if h.is_empty() => Ok(None),
+        Some(h @ (Bson::String(_) | Bson::Document(_))) => Ok(Some(h.clone())),
+        Some(_) => Err(MongoError::new(
+            ErrorCode::FailedToParse,
+            "Hint must be a string or an object",
+        )),
+    }
+}

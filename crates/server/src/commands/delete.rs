@@ -47,6 +47,7 @@ fn parse_statement(s: &Document) -> Result<DeleteOp, MongoError> {
         just_one: limit == 1,
         let_vars: Vec::new(),
         collation: collation_arg(s, "delete.deletes")?,
+        hint: super::data::opt_hint(s)?,
     })
 }
 

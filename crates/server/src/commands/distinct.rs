@@ -12,7 +12,8 @@ use crate::command::{Command, CommandResult, Ctx};
 pub struct Distinct {
     coll: String,
     key: String,
-    query: QuerySpec,
+    /// Also what `explain` of this command runs.
+    pub(super) query: QuerySpec,
 }
 
 impl Command for Distinct {
@@ -32,6 +33,7 @@ impl Command for Distinct {
                     .unwrap_or_default(),
                 collation: collation_arg(cmd, "distinct")?,
                 snapshot: super::data::snapshot_read(cmd)?,
+                hint: super::data::opt_hint(cmd)?,
                 ..QuerySpec::default()
             },
         })
@@ -41,7 +43,7 @@ impl Command for Distinct {
         let ns = namespace(&ctx, &self.coll);
         let (key, query) = (self.key, self.query);
         let (values, at) = with_engine(&ctx, move |e| {
-            let (docs, at) = query::run_at(e, &ns, &query)?;
+            let query::Outcome { docs, at, .. } = query::execute(e, &ns, &query)?;
             // Values equal under the collation are one value (the first one met).
             let collation = query.collation.as_deref();
             let same = |a: &Bson, b: &Bson| eddy_query::cmp::values_equal_collated(a, b, collation);

@@ -1,15 +1,18 @@
 //! `explain`: `{explain: {find|count|distinct|update|delete|findAndModify: ...}, verbosity?}`.
 //!
-//! Reports the plan the engine chooses (`IDHACK`, `IXSCAN` under `FETCH`, or `COLLSCAN`)
-//! in mongod 7.0's `queryPlanner` shape; with `executionStats` or `allPlansExecution` it
-//! also runs the query and reports what it returned and how long it took.
+//! Reports the plan the engine chooses in mongod 7.0's classic `queryPlanner` shape:
+//! `COLLSCAN`, `IDHACK`, or `FETCH` over `IXSCAN` (with `keyPattern`, `indexName`,
+//! `isMultiKey`, `multiKeyPaths`, `direction` and mongod's `indexBounds` strings), under
+//! `SORT` when the order is not the index's, `SKIP`, `LIMIT` and a projection stage;
+//! `COUNT`, `UPDATE` and `DELETE` on top for those commands. With `executionStats` or
+//! `allPlansExecution` it also runs the query (never the write) and reports what it
+//! returned and how many index keys and documents it read.
 
 use std::time::Instant;
 
 use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_engine::read::{plan, Plan};
-use eddy_engine::CollectionMeta;
+use eddy_engine::plan::{Access, IndexScan, Plan};
 
 use super::data::{collection_arg, namespace, with_engine};
 use super::query::{self, QuerySpec};
@@ -18,6 +21,10 @@ use crate::command::{Command, CommandResult, Ctx};
 
 pub struct Explain {
     command: Document,
+    /// The explained command's query, parsed as the command itself parses it.
+    spec: QuerySpec,
+    /// The stage a write or count puts on top of the query's plan.
+    top: Option<&'static str>,
     verbosity: Verbosity,
 }
 
@@ -27,30 +34,72 @@ enum Verbosity {
     ExecutionStats,
 }
 
-/// The filter a command to explain queries with.
-fn filter_of(cmd_name: &str, cmd: &Document) -> Result<Document, MongoError> {
-    let field = match cmd_name {
-        "find" => "filter",
-        "count" | "distinct" | "findAndModify" | "findandmodify" => "query",
-        "update" => {
-            return Ok(cmd
-                .get_array("updates")
-                .ok()
-                .and_then(|u| u.first())
-                .and_then(Bson::as_document)
-                .and_then(|u| u.get_document("q").ok())
-                .cloned()
-                .unwrap_or_default())
+/// The first statement's `q` of an `update` or `delete`.
+fn first_statement(cmd: &Document, field: &str) -> Document {
+    cmd.get_array(field)
+        .ok()
+        .and_then(|u| u.first())
+        .and_then(Bson::as_document)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The hint of a statement or command, when it is a name or a pattern.
+fn hint_of(d: &Document) -> Option<Bson> {
+    d.get("hint")
+        .filter(|h| matches!(h, Bson::String(_) | Bson::Document(_)))
+        .cloned()
+}
+
+/// The query a command to explain runs, and the stage it adds on top.
+fn query_of(
+    cmd_name: &str,
+    cmd: &Document,
+    ctx: &Ctx,
+) -> Result<(QuerySpec, Option<&'static str>), MongoError> {
+    Ok(match cmd_name {
+        "find" => (super::find::Find::parse(cmd, ctx)?.query, None),
+        "count" => (super::count::Count::parse(cmd, ctx)?.query, Some("COUNT")),
+        "distinct" => (super::distinct::Distinct::parse(cmd, ctx)?.query, None),
+        "findAndModify" | "findandmodify" => {
+            let top = if cmd.get_bool("remove").unwrap_or(false) {
+                "DELETE"
+            } else {
+                "UPDATE"
+            };
+            let spec = QuerySpec {
+                filter: cmd.get_document("query").cloned().unwrap_or_default(),
+                sort: cmd.get_document("sort").ok().cloned(),
+                hint: hint_of(cmd),
+                limit: Some(1),
+                let_vars: cmd.get_document("let").cloned().unwrap_or_default(),
+                ..QuerySpec::default()
+            };
+            (spec, Some(top))
         }
-        "delete" => {
-            return Ok(cmd
-                .get_array("deletes")
-                .ok()
-                .and_then(|u| u.first())
-                .and_then(Bson::as_document)
-                .and_then(|u| u.get_document("q").ok())
-                .cloned()
-                .unwrap_or_default())
+        "update" | "delete" => {
+            let (field, top) = if cmd_name == "update" {
+                ("updates", "UPDATE")
+            } else {
+                ("deletes", "DELETE")
+            };
+            let statement = first_statement(cmd, field);
+            let one = if cmd_name == "update" {
+                !statement.get_bool("multi").unwrap_or(false)
+            } else {
+                matches!(
+                    statement.get("limit"),
+                    Some(Bson::Int32(1) | Bson::Int64(1))
+                ) || statement.get_f64("limit").ok() == Some(1.0)
+            };
+            let spec = QuerySpec {
+                filter: statement.get_document("q").cloned().unwrap_or_default(),
+                hint: hint_of(&statement),
+                limit: one.then_some(1),
+                let_vars: cmd.get_document("let").cloned().unwrap_or_default(),
+                ..QuerySpec::default()
+            };
+            (spec, Some(top))
         }
         other => {
             return Err(MongoError::new(
@@ -58,41 +107,167 @@ fn filter_of(cmd_name: &str, cmd: &Document) -> Result<Document, MongoError> {
                 format!("Eddy cannot explain the '{other}' command"),
             ))
         }
-    };
-    Ok(cmd.get_document(field).cloned().unwrap_or_default())
+    })
 }
 
-fn winning_plan(meta: Option<&CollectionMeta>, filter: &Document) -> Document {
-    let Some(meta) = meta else {
-        return doc! {"stage": "EOF"};
+/// `FETCH` over `IXSCAN` for an index scan.
+fn index_scan_stages(scan: &IndexScan, residual: Document) -> Document {
+    let mut ixscan = doc! {
+        "stage": "IXSCAN",
+        "keyPattern": scan.key_pattern.clone(),
+        "indexName": &scan.name,
+        "isMultiKey": scan.is_multikey(),
     };
-    match plan(meta, filter) {
-        Plan::IdLookup(_) => doc! {"stage": "IDHACK"},
-        Plan::IndexEquality { index, .. } => {
-            let key = meta
-                .index(&index)
-                .map(|i| i.key_pattern())
-                .unwrap_or_default();
-            doc! {
-                "stage": "FETCH",
-                "filter": filter.clone(),
-                "inputStage": {
-                    "stage": "IXSCAN",
-                    "keyPattern": key,
-                    "indexName": index,
-                    "isMultiKey": false,
-                    "direction": "forward",
-                },
+    if let Some(paths) = scan.explain_multikey_paths() {
+        ixscan.insert("multiKeyPaths", paths);
+    }
+    ixscan.insert("isUnique", scan.unique);
+    ixscan.insert("isSparse", scan.sparse);
+    ixscan.insert("isPartial", scan.partial);
+    ixscan.insert("indexVersion", 2);
+    ixscan.insert("direction", scan.direction.name());
+    ixscan.insert("indexBounds", scan.explain_bounds());
+    let mut fetch = doc! {"stage": "FETCH"};
+    if !residual.is_empty() {
+        fetch.insert("filter", residual);
+    }
+    fetch.insert("inputStage", ixscan);
+    fetch
+}
+
+/// The conjuncts of `filter` an index scan does not answer exactly by its bounds
+/// (what mongod leaves in the `FETCH` stage's filter): everything except top-level
+/// comparisons on key fields that hold no arrays, which the bounds answer exactly.
+fn residual_filter(filter: &Document, scan: &IndexScan) -> Document {
+    let Some(bounds) = &scan.bounds else {
+        return filter.clone();
+    };
+    let exact_field = |field: &str| {
+        bounds.iter().enumerate().any(|(i, b)| {
+            b.field == field
+                && scan
+                    .multikey_paths
+                    .as_ref()
+                    .is_some_and(|p| p.get(i).is_some_and(Vec::is_empty))
+        })
+    };
+    let exact_value = |v: &Bson| match v {
+        Bson::Null
+        | Bson::Undefined
+        | Bson::Array(_)
+        | Bson::MinKey
+        | Bson::MaxKey
+        | Bson::RegularExpression(_) => false,
+        Bson::Double(d) => !d.is_nan(),
+        _ => true,
+    };
+    let exact = |field: &str, v: &Bson| {
+        if !exact_field(field) {
+            return false;
+        }
+        match v {
+            Bson::Document(ops) if ops.keys().next().is_some_and(|k| k.starts_with('$')) => {
+                ops.iter().all(|(op, arg)| match op.as_str() {
+                    "$eq" | "$gt" | "$gte" | "$lt" | "$lte" => exact_value(arg),
+                    "$in" => arg
+                        .as_array()
+                        .is_some_and(|items| items.iter().all(exact_value)),
+                    _ => false,
+                })
             }
+            other => exact_value(other),
         }
-        Plan::CollectionScan => {
-            doc! {"stage": "COLLSCAN", "filter": filter.clone(), "direction": "forward"}
-        }
+    };
+    filter
+        .iter()
+        .filter(|(k, v)| !exact(k, v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The stage name of a projection: mongod's `PROJECTION_SIMPLE` for top-level
+/// inclusions or exclusions, `PROJECTION_DEFAULT` otherwise.
+fn projection_stage(p: &Document) -> &'static str {
+    let simple = p.iter().all(|(k, v)| {
+        !k.contains('.')
+            && matches!(
+                v,
+                Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Boolean(_)
+            )
+    });
+    if simple {
+        "PROJECTION_SIMPLE"
+    } else {
+        "PROJECTION_DEFAULT"
     }
 }
 
+/// mongod 7.0's `winningPlan` for a plan and the rest of the query.
+fn winning_plan(plan: Option<&Plan>, spec: &QuerySpec, top: Option<&str>) -> Document {
+    let Some(plan) = plan else {
+        return doc! {"stage": "EOF"};
+    };
+    let mut stage = match &plan.access {
+        Access::CollScan(direction) => {
+            let mut d = doc! {"stage": "COLLSCAN"};
+            if !spec.filter.is_empty() {
+                d.insert("filter", spec.filter.clone());
+            }
+            d.insert("direction", direction.name());
+            d
+        }
+        Access::IdHack(_) => doc! {"stage": "IDHACK"},
+        Access::IndexScan(scan) => index_scan_stages(scan, residual_filter(&spec.filter, scan)),
+    };
+    let limit = spec.limit.filter(|l| *l > 0);
+    let wrap = |name: &str, field: &str, n: u64, input: Document| {
+        doc! {"stage": name, field: i64::try_from(n).unwrap_or(i64::MAX), "inputStage": input}
+    };
+    let sort = spec
+        .sort
+        .as_ref()
+        .filter(|s| !s.is_empty() && !s.contains_key("$natural"));
+    if let (Some(sort), false) = (sort, plan.sorted) {
+        let mut d = doc! {
+            "stage": "SORT",
+            "sortPattern": sort.clone(),
+            "memLimit": 104_857_600_i64,
+        };
+        if let Some(l) = limit {
+            d.insert(
+                "limitAmount",
+                i64::try_from(l.saturating_add(spec.skip)).unwrap_or(i64::MAX),
+            );
+        }
+        d.insert("type", "simple");
+        d.insert("inputStage", stage);
+        stage = d;
+        if spec.skip > 0 {
+            stage = wrap("SKIP", "skipAmount", spec.skip, stage);
+        }
+    } else {
+        if spec.skip > 0 {
+            stage = wrap("SKIP", "skipAmount", spec.skip, stage);
+        }
+        if let Some(l) = limit {
+            stage = wrap("LIMIT", "limitAmount", l, stage);
+        }
+    }
+    if let Some(p) = spec.projection.as_ref().filter(|p| !p.is_empty()) {
+        stage = doc! {
+            "stage": projection_stage(p),
+            "transformBy": p.clone(),
+            "inputStage": stage,
+        };
+    }
+    if let Some(top) = top {
+        stage = doc! {"stage": top, "inputStage": stage};
+    }
+    stage
+}
+
 impl Command for Explain {
-    fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+    fn parse(cmd: &Document, ctx: &Ctx) -> Result<Self, MongoError> {
         let command = match cmd.get("explain") {
             Some(Bson::Document(d)) if !d.is_empty() => d.clone(),
             Some(v) => return Err(wrong_type("explain", "explain", v, "type 'object'")),
@@ -107,51 +282,67 @@ impl Command for Explain {
             )))
             }
         };
-        Ok(Explain { command, verbosity })
+        let cmd_name = command.keys().next().cloned().unwrap_or_default();
+        let (spec, top) = query_of(&cmd_name, &command, ctx)?;
+        Ok(Explain {
+            command,
+            spec,
+            top,
+            verbosity,
+        })
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let cmd_name = self.command.keys().next().cloned().unwrap_or_default();
         let coll = collection_arg(&self.command, &cmd_name)?;
         let ns = namespace(&ctx, &coll);
-        let filter = filter_of(&cmd_name, &self.command)?;
-        let verbosity = self.verbosity;
-        let command = self.command.clone();
+        let Explain {
+            command,
+            spec,
+            top,
+            verbosity,
+        } = self;
         with_engine(&ctx, move |e| {
-            let meta = e.reader()?.collection(&ns)?;
-            if let Some(hint) = command
-                .get("hint")
-                .filter(|h| matches!(h, Bson::String(_) | Bson::Document(_)))
-            {
-                query::check_hint(meta.as_ref(), hint)?;
+            if e.reader()?.view(&ns)?.is_some() {
+                // mongod explains a view's query as an aggregation, which Eddy cannot.
+                return Err(eddy_engine::catalog::not_a_collection(&ns));
             }
-            let winning = winning_plan(meta.as_ref(), &filter);
+            let mut stats = None;
+            let plan = match verbosity {
+                Verbosity::QueryPlanner => query::plan_only(e, &ns, &spec)?,
+                Verbosity::ExecutionStats => {
+                    let started = Instant::now();
+                    let outcome = query::execute(e, &ns, &spec)?;
+                    // A write's plan returns nothing; it would change what it read.
+                    let returned = if top.is_some_and(|t| t != "COUNT") {
+                        0
+                    } else {
+                        outcome.docs.len()
+                    };
+                    stats = Some(doc! {
+                        "executionSuccess": true,
+                        "nReturned": returned as i64,
+                        "executionTimeMillis": started.elapsed().as_millis() as i64,
+                        "totalKeysExamined": outcome.stats.keys_examined as i64,
+                        "totalDocsExamined": outcome.stats.docs_examined as i64,
+                    });
+                    outcome.plan
+                }
+            };
+            let winning = winning_plan(plan.as_ref(), &spec, top);
             let mut reply = doc! {
                 "explainVersion": "1",
                 "queryPlanner": {
                     "namespace": ns.to_string(),
                     "indexFilterSet": false,
-                    "parsedQuery": filter.clone(),
-                    "winningPlan": winning,
+                    "parsedQuery": spec.filter.clone(),
+                    "winningPlan": winning.clone(),
                     "rejectedPlans": [],
                 },
             };
-            if verbosity == Verbosity::ExecutionStats {
-                let started = Instant::now();
-                let spec = QuerySpec {
-                    filter,
-                    let_vars: command.get_document("let").cloned().unwrap_or_default(),
-                    ..QuerySpec::default()
-                };
-                let n = query::run(e, &ns, &spec)?.len();
-                reply.insert(
-                    "executionStats",
-                    doc! {
-                        "executionSuccess": true,
-                        "nReturned": n as i32,
-                        "executionTimeMillis": started.elapsed().as_millis() as i64,
-                    },
-                );
+            if let Some(mut stats) = stats {
+                stats.insert("executionStages", winning);
+                reply.insert("executionStats", stats);
             }
             reply.insert("command", command);
             reply.insert(

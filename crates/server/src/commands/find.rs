@@ -14,7 +14,8 @@ const DEFAULT_FIRST_BATCH: u32 = 101;
 
 pub struct Find {
     coll: String,
-    query: QuerySpec,
+    /// Also what `explain` of a find runs.
+    pub(super) query: QuerySpec,
     batch_size: Option<u32>,
     single_batch: bool,
     /// `tailable` (with its `awaitData`), served by [`super::tailable`].
@@ -36,6 +37,26 @@ pub fn non_negative(cmd: &Document, command: &str, field: &str) -> Result<Option
         )),
         other => Ok(other),
     }
+}
+
+/// `min` and `max` (empty documents are absent), with mongod's check that both name
+/// the same fields in the same order.
+fn min_max(cmd: &Document) -> Result<(Option<Document>, Option<Document>), MongoError> {
+    let min = opt_doc(cmd, "find", "min")?
+        .filter(|d| !d.is_empty())
+        .cloned();
+    let max = opt_doc(cmd, "find", "max")?
+        .filter(|d| !d.is_empty())
+        .cloned();
+    if let (Some(lo), Some(hi)) = (&min, &max) {
+        if lo.len() != hi.len() || lo.keys().zip(hi.keys()).any(|(a, b)| a != b) {
+            return Err(MongoError::location(
+                51176,
+                "min and max must have the same field names",
+            ));
+        }
+    }
+    Ok((min, max))
 }
 
 impl Command for Find {
@@ -77,7 +98,7 @@ impl Command for Find {
                 "Cannot set 'awaitData' without also setting 'tailable'",
             ));
         }
-        for unsupported in ["max", "min", "returnKey", "showRecordId"] {
+        for unsupported in ["returnKey", "showRecordId"] {
             if cmd.contains_key(unsupported) {
                 return Err(MongoError::new(
                     ErrorCode::CommandNotSupported,
@@ -90,6 +111,7 @@ impl Command for Find {
             Some(h @ (Bson::String(_) | Bson::Document(_))) => Some(h.clone()),
             Some(v) => return Err(wrong_type("find", "hint", v, "types '[string, object]'")),
         };
+        let (min, max) = min_max(cmd)?;
         Ok(Find {
             coll: collection_arg(cmd, "find")?,
             query: QuerySpec {
@@ -102,6 +124,8 @@ impl Command for Find {
                 let_vars: opt_doc(cmd, "find", "let")?.cloned().unwrap_or_default(),
                 collation: collation_arg(cmd, "find")?,
                 snapshot: super::data::snapshot_read(cmd)?,
+                min,
+                max,
             },
             batch_size: non_negative(cmd, "find", "batchSize")?
                 .map(|b| b.min(i64::from(u32::MAX)) as u32),
@@ -141,7 +165,8 @@ impl Command for Find {
                 )
             });
         let limit = query.limit;
-        let (mut docs, at) = with_engine(&ctx, move |e| query::run_at(e, &ns, &query)).await?;
+        let outcome = with_engine(&ctx, move |e| query::execute(e, &ns, &query)).await?;
+        let (mut docs, at) = (outcome.docs, outcome.at);
         let limit_reached = limit.is_some_and(|l| l > 0 && docs.len() as u64 >= l);
         let streaming = !(sorted || id_lookup || limit_reached || self.single_batch);
         let first = self.batch_size.or(Some(DEFAULT_FIRST_BATCH));

@@ -74,6 +74,7 @@ impl Command for FindAndModify {
                     "bypassDocumentValidation",
                 )?
                 .unwrap_or(false),
+                hint: super::data::opt_hint(cmd)?,
             },
             fields,
             let_vars: opt_doc(cmd, "findAndModify", "let")?

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use bson::{doc, Bson, Document, Timestamp};
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_engine::read::Reader;
-use eddy_engine::{CollectionMeta, Engine, Namespace};
+use eddy_engine::plan::{self, Direction, Plan, Query};
+use eddy_engine::read::{ExecStats, Reader};
+use eddy_engine::{Engine, Namespace};
 use eddy_query::collation::Collation;
+use eddy_query::filter::Filter;
 use eddy_query::projection::Projection;
 use eddy_query::sort::SortSpec;
 
@@ -26,6 +28,9 @@ pub struct QuerySpec {
     pub collation: Option<Arc<Collation>>,
     /// `readConcern: {level: "snapshot"}`, with its `atClusterTime` if given.
     pub snapshot: Option<Option<Timestamp>>,
+    /// `find`'s `min` and `max` index bounds (`None` when absent or empty).
+    pub min: Option<Document>,
+    pub max: Option<Document>,
 }
 
 /// The reader of a read command, and for a snapshot read the cluster time it reads at.
@@ -57,48 +62,53 @@ pub fn evaluate_let(
     eddy_query::expr::evaluate_let(spec, &env)
 }
 
-/// Checks that a hint names an index of the collection.
-pub fn check_hint(meta: Option<&CollectionMeta>, hint: &Bson) -> Result<(), MongoError> {
-    let bad = || {
-        MongoError::bad_value(
-            "error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index",
-        )
-    };
-    let Some(meta) = meta else {
-        return Ok(());
-    };
-    match hint {
-        Bson::String(name) if name == "_id_" || meta.index(name).is_some() => Ok(()),
-        Bson::String(_) => Err(bad()),
-        Bson::Document(pattern) if pattern.is_empty() => Ok(()),
-        Bson::Document(pattern) if pattern.contains_key("$natural") => Ok(()),
-        Bson::Document(pattern) => {
-            let is_id = pattern.len() == 1 && pattern.contains_key("_id");
-            if is_id || meta.indexes.iter().any(|i| &i.key_pattern() == pattern) {
-                Ok(())
-            } else {
-                Err(bad())
-            }
-        }
-        _ => Err(MongoError::new(
-            ErrorCode::FailedToParse,
-            "hint must be a string or an object",
-        )),
-    }
+/// What a query did: its results, and for explain the plan and what it read.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub docs: Vec<Document>,
+    /// `None` when there was nothing to plan (no such collection, or a view).
+    pub plan: Option<Plan>,
+    pub stats: ExecStats,
+    /// The cluster time a snapshot read read at.
+    pub at: Option<Timestamp>,
 }
 
-/// The key pattern of the secondary index a hint names, if it names one.
-fn hinted_pattern(meta: &CollectionMeta, hint: &Bson) -> Option<Document> {
-    // `_id` and `$natural` hints name no secondary index, so they find nothing here.
-    match hint {
-        Bson::String(name) => meta.index(name).map(|i| i.key_pattern()),
-        Bson::Document(p) => meta
-            .indexes
-            .iter()
-            .map(|i| i.key_pattern())
-            .find(|k| k == p),
+/// The parts of a query parsed before it touches the engine (bad ones fail even on a
+/// missing collection, as in mongod).
+struct Parsed {
+    filter: Filter,
+    projection: Option<Projection>,
+    sort: Option<SortSpec>,
+    /// The hint, or `{$natural: d}` for a `{$natural: d}` sort without one.
+    hint: Option<Bson>,
+}
+
+fn parse(engine: &Arc<Engine>, q: &QuerySpec) -> Result<Parsed, MongoError> {
+    let projection = q
+        .projection
+        .as_ref()
+        .map(|p| Projection::parse_with_query(p, &q.filter))
+        .transpose()?;
+    let mut hint = q.hint.clone();
+    let sort = match &q.sort {
+        // `{$natural: 1 | -1}` orders by the collection scan itself.
+        Some(s) if s.len() == 1 && s.contains_key("$natural") => {
+            let d = plan::natural_direction(s.get("$natural").unwrap_or(&Bson::Null), "sort")?;
+            let n = if d == Direction::Forward { 1 } else { -1 };
+            hint.get_or_insert(Bson::Document(doc! {"$natural": n}));
+            None
+        }
+        Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?.with_collation(q.collation.clone())),
         _ => None,
-    }
+    };
+    let vars = evaluate_let(engine, &q.let_vars)?;
+    let filter = Filter::parse_collated(&q.filter, &vars, q.collation.as_ref())?;
+    Ok(Parsed {
+        filter,
+        projection,
+        sort,
+        hint,
+    })
 }
 
 /// The direction of a `{$natural: ±1}` sort or hint (mongod accepts any number,
@@ -124,85 +134,88 @@ pub fn run(
     ns: &Namespace,
     q: &QuerySpec,
 ) -> Result<Vec<Document>, MongoError> {
-    run_at(engine, ns, q).map(|(docs, _)| docs)
+    Ok(execute(engine, ns, q)?.docs)
 }
 
-/// [`run`], with the cluster time a snapshot read read at.
-pub fn run_at(
+/// The plan a query would run with, without running it (`None`: nothing to plan).
+pub fn plan_only(
     engine: &Arc<Engine>,
     ns: &Namespace,
     q: &QuerySpec,
-) -> Result<(Vec<Document>, Option<Timestamp>), MongoError> {
-    let projection = q
-        .projection
-        .as_ref()
-        .map(|p| Projection::parse_with_query(p, &q.filter))
-        .transpose()?;
-    // `{$natural: ±1}` as the sort (or hint) asks for storage order, not a field order.
-    let natural = natural_direction(q.sort.as_ref())
-        .or_else(|| natural_direction(q.hint.as_ref().and_then(Bson::as_document)));
-    let sort = match &q.sort {
-        Some(s) if natural_direction(Some(s)).is_some() => None,
-        Some(s) if !s.is_empty() => Some(SortSpec::parse(s)?.with_collation(q.collation.clone())),
-        _ => None,
+) -> Result<Option<Plan>, MongoError> {
+    let p = parse(engine, q)?;
+    let (reader, _) = open_reader(engine, q.snapshot)?;
+    if reader.view(ns)?.is_some() {
+        return Ok(None);
+    }
+    let Some(meta) = reader.collection(ns)? else {
+        return Ok(None);
     };
-    // Parse the filter even when the collection does not exist: bad filters fail.
-    let vars = evaluate_let(engine, &q.let_vars)?;
-    let _ = eddy_query::filter::Filter::parse_collated(&q.filter, &vars, q.collation.as_ref())?;
+    plan::plan(&meta, &engine_query(q, &p)).map(Some)
+}
+
+fn engine_query<'a>(q: &'a QuerySpec, p: &'a Parsed) -> Query<'a> {
+    Query {
+        filter_doc: &q.filter,
+        filter: &p.filter,
+        sort: p.sort.as_ref(),
+        hint: p.hint.as_ref(),
+        min: q.min.as_ref(),
+        max: q.max.as_ref(),
+        skip: q.skip > 0,
+    }
+}
+
+/// Runs a query against `ns`: plan, filter, sort, skip, limit, project.
+pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Outcome, MongoError> {
+    let p = parse(engine, q)?;
     let (reader, at) = open_reader(engine, q.snapshot)?;
     if reader.view(ns)?.is_some() {
         drop(reader);
-        return through_view(engine, ns, q, projection.as_ref());
+        for (name, given) in [("min", &q.min), ("max", &q.max)] {
+            if given.is_some() {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidPipelineOperator,
+                    format!("Option {name} not supported in aggregation."),
+                ));
+            }
+        }
+        let (docs, at) = through_view(engine, ns, q, p.projection.as_ref())?;
+        return Ok(Outcome {
+            docs,
+            at,
+            ..Outcome::default()
+        });
     }
     let Some(meta) = reader.collection(ns)? else {
-        return Ok((Vec::new(), at));
+        return Ok(Outcome {
+            at,
+            ..Outcome::default()
+        });
     };
-    if let Some(hint) = &q.hint {
-        check_hint(Some(&meta), hint)?;
-    }
-    // A hinted secondary index with no sort returns documents in that index's order,
-    // as its index scan would.
-    let sort = match (sort, q.hint.as_ref().and_then(|h| hinted_pattern(&meta, h))) {
-        (None, Some(pattern)) => {
-            Some(SortSpec::parse(&pattern)?.with_collation(q.collation.clone()))
-        }
-        (sort, _) => sort,
-    };
-    // Natural order is `_id` order (what a scan returns) except for a capped
-    // collection (insertion order) or a reversed `$natural`: then the whole result is
-    // read and reordered, so no early limit.
-    let reorder = sort.is_none() && (meta.cap().is_some() || natural == Some(-1));
-    let limit_hint = match (&sort, q.limit) {
-        (None, Some(l)) if l > 0 && !reorder => Some((l + q.skip) as usize),
-        _ => None,
-    };
-    let mut matched =
-        reader.find_collated(&meta, &q.filter, &vars, q.collation.as_ref(), limit_hint)?;
-    if let Some(sort) = &sort {
-        matched.sort_by(|a, b| sort.compare(&a.doc, &b.doc));
-    } else if reorder {
-        if meta.cap().is_some() {
-            reader.sort_natural(&meta, &mut matched)?;
-        }
-        if natural == Some(-1) {
-            matched.reverse();
-        }
-    }
     let skip = usize::try_from(q.skip).unwrap_or(usize::MAX);
     let take = match q.limit {
         Some(l) if l > 0 => usize::try_from(l).unwrap_or(usize::MAX),
         _ => usize::MAX,
     };
-    let docs = matched
+    let needed = (take != usize::MAX).then(|| take.saturating_add(skip));
+    let executed = reader.query(&meta, &engine_query(q, &p), needed)?;
+    let docs = executed
+        .docs
         .into_iter()
         .skip(skip)
         .take(take)
-        .map(|m| match &projection {
-            Some(p) => p.apply(&m.doc, m.details.as_ref()),
+        .map(|m| match &p.projection {
+            Some(proj) => proj.apply(&m.doc, m.details.as_ref()),
             None => Ok(m.doc),
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((docs, at))
+        .collect::<Result<_, _>>()?;
+    Ok(Outcome {
+        docs,
+        plan: Some(executed.plan),
+        stats: executed.stats,
+        at,
+    })
 }
 
 /// A query on a view, run as mongod runs it: an aggregation of the view's pipeline
@@ -235,6 +248,7 @@ fn through_view(
         collation: q.collation.clone(),
         bypass_document_validation: false,
         snapshot: q.snapshot,
+        hint: None,
     };
     let (docs, at) = job.run_at(engine)?;
     let docs = match projection {

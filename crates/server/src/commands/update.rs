@@ -67,6 +67,7 @@ fn parse_statement(s: &Document) -> Result<UpdateOp, MongoError> {
         let_vars: Vec::new(),
         collation: collation_arg(s, "update.updates")?,
         bypass_document_validation: false,
+        hint: super::data::opt_hint(s)?,
     })
 }
 

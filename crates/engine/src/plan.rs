@@ -1,0 +1,727 @@
+//! Query planning: which access path reads a collection for a query.
+//!
+//! The candidates are a collection scan, a point read of one `_id` (mongod's IDHACK),
+//! and a scan of any index (the `_id` index is the documents table itself, which is
+//! keyed by the encoded `_id`) over the bounds the filter places on its key fields
+//! ([`eddy_query::bounds`]). The choice is deterministic, in this order of preference:
+//!
+//! 1. `hint`: `{$natural: 1 | -1}` forces a collection scan in that direction; an index
+//!    name or key pattern forces that index (bounded by the filter where it can be,
+//!    else the whole index), as mongod does even for sparse and partial indexes;
+//! 2. `min`/`max` (which need a hint): a scan of the hinted index from `min`
+//!    (inclusive) to `max` (exclusive), in the index's key order;
+//! 3. a query that is exactly `{_id: <value>}`: IDHACK;
+//! 4. the index with the best score: a unique index with every key field bound by
+//!    equalities; then the most leading key fields bound by equalities (`$eq`, `$in`);
+//!    then a range on the next field; then whether it yields the sort's order (forward
+//!    or backward); then the fewest key fields; then the earliest created (`_id` first).
+//!    An index qualifies if its leading field is bounded or it yields the sort's order;
+//!    a sparse index only when bounded (its bounds then exclude missing fields), a
+//!    partial index only when the filter implies its `partialFilterExpression`
+//!    ([`eddy_query::bounds::implies`]), a hidden index never;
+//! 5. otherwise a forward collection scan.
+//!
+//! An index yields the sort's order when the sort's fields, less those bound to a
+//! single value by the filter, are the key fields that follow that single-value prefix,
+//! all in the key pattern's directions or all reversed, and none of those key fields
+//! has ever held an array (a multikey field sorts by its smallest or largest element,
+//! not by each index entry). Documents with equal sort keys still come out in `_id`
+//! order (see `read.rs`), so every plan returns the same sequence for the same query.
+
+use std::ops::Bound;
+
+use bson::{Bson, Document};
+use eddy_codes::{ErrorCode, MongoError};
+use eddy_query::bounds::{self, Interval};
+use eddy_query::filter::Filter;
+use eddy_query::key;
+use eddy_query::sort::SortSpec;
+use eddy_storage::prefix_bounds;
+
+use crate::catalog::{self, CollectionMeta, IndexMeta};
+use crate::index;
+
+/// The most byte ranges one index scan is split into; past this, later key fields are
+/// scanned whole (the filter still applies to every document).
+const MAX_RANGES: usize = 4096;
+
+/// A range of keys of a table: `(start, end)`.
+pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// Which way a scan walks its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Backward,
+}
+
+impl Direction {
+    /// explain's `direction`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Forward => "forward",
+            Direction::Backward => "backward",
+        }
+    }
+}
+
+/// What a query asks of the planner.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub filter_doc: &'a Document,
+    pub filter: &'a Filter,
+    pub sort: Option<&'a SortSpec>,
+    /// `find`'s `hint` (a name or a key pattern; `{}` is no hint).
+    pub hint: Option<&'a Bson>,
+    /// `find`'s `min`/`max` (empty documents count as absent).
+    pub min: Option<&'a Document>,
+    pub max: Option<&'a Document>,
+    /// Whether the query skips documents (mongod's IDHACK does not serve those).
+    pub skip: bool,
+}
+
+impl<'a> Query<'a> {
+    /// A query with only a filter.
+    pub fn new(filter_doc: &'a Document, filter: &'a Filter) -> Query<'a> {
+        Query {
+            filter_doc,
+            filter,
+            sort: None,
+            hint: None,
+            min: None,
+            max: None,
+            skip: false,
+        }
+    }
+}
+
+/// How a query reads a collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub access: Access,
+    /// Whether documents come out in the query's sort order, so that no in-memory
+    /// sort is needed (always true without a sort).
+    pub sorted: bool,
+}
+
+/// The access path of a [`Plan`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Access {
+    /// Every document, in `_id` order (or reversed).
+    CollScan(Direction),
+    /// The one document with this `_id`.
+    IdHack(Bson),
+    /// Entries of an index within byte ranges, each document fetched.
+    IndexScan(Box<IndexScan>),
+}
+
+/// The bounds of one key field, as explain shows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldBounds {
+    pub field: String,
+    pub descending: bool,
+    /// Ascending in value order.
+    pub intervals: Vec<Interval>,
+}
+
+/// A scan of one index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexScan {
+    /// The index's table; `None` for the `_id` index (the documents table).
+    pub table: Option<String>,
+    pub name: String,
+    pub key_pattern: Document,
+    pub multikey_paths: Option<Vec<Vec<usize>>>,
+    pub unique: bool,
+    pub sparse: bool,
+    pub partial: bool,
+    pub direction: Direction,
+    /// Per key field; `None` for a `min`/`max` scan (a plain key range).
+    pub bounds: Option<Vec<FieldBounds>>,
+    /// The key ranges read, ascending and disjoint (walked in reverse when backward).
+    pub ranges: Vec<KeyRange>,
+}
+
+impl IndexScan {
+    /// Whether a document may have several entries in the scanned ranges.
+    pub fn is_multikey(&self) -> bool {
+        match &self.multikey_paths {
+            Some(paths) => paths.iter().any(|p| !p.is_empty()),
+            None => self.table.is_some(),
+        }
+    }
+
+    /// explain's `indexBounds`: per field, mongod's interval strings oriented along the
+    /// scan (a descending field, or a backward scan, lists them from high to low).
+    pub fn explain_bounds(&self) -> Document {
+        let mut out = Document::new();
+        for fb in self.bounds.iter().flatten() {
+            let reversed = fb.descending != (self.direction == Direction::Backward);
+            let mut shown: Vec<Bson> = fb
+                .intervals
+                .iter()
+                .map(|i| Bson::String(i.to_mongo_string(reversed)))
+                .collect();
+            if reversed {
+                shown.reverse();
+            }
+            out.insert(fb.field.clone(), shown);
+        }
+        out
+    }
+
+    /// explain's `multiKeyPaths` (`{"a.b": ["a"]}`), when they are known.
+    pub fn explain_multikey_paths(&self) -> Option<Document> {
+        let paths = self.multikey_paths.as_ref()?;
+        let mut out = Document::new();
+        for (i, (field, _)) in self.key_pattern.iter().enumerate() {
+            let parts: Vec<&str> = field.split('.').collect();
+            let shown: Vec<Bson> = paths
+                .get(i)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .map(|c| Bson::String(parts[..(*c + 1).min(parts.len())].join(".")))
+                .collect();
+            out.insert(field.clone(), shown);
+        }
+        Some(out)
+    }
+}
+
+/// A hint resolved against the collection.
+#[derive(Debug, Clone, Copy)]
+pub enum Hinted<'m> {
+    Natural(Direction),
+    Id,
+    Index(&'m IndexMeta),
+}
+
+/// mongod's wording for an error the planner returns to `find`.
+fn planner_error(code: ErrorCode, msg: &str) -> MongoError {
+    MongoError::new(
+        code,
+        format!("error processing query: planner returned error :: caused by :: {msg}"),
+    )
+}
+
+fn planner_location(code: i32, msg: &str) -> MongoError {
+    MongoError::location(
+        code,
+        format!("error processing query: planner returned error :: caused by :: {msg}"),
+    )
+}
+
+fn bad_hint() -> MongoError {
+    planner_error(
+        ErrorCode::BadValue,
+        "hint provided does not correspond to an existing index",
+    )
+}
+
+/// Resolves a hint: `None` for no hint (`{}`). A name or pattern naming no index (or
+/// a hidden one) fails as in mongod.
+pub fn resolve_hint<'m>(
+    meta: &'m CollectionMeta,
+    hint: &Bson,
+) -> Result<Option<Hinted<'m>>, MongoError> {
+    let visible = || meta.indexes.iter().filter(|i| !i.hidden());
+    match hint {
+        Bson::String(name) if name == "_id_" => Ok(Some(Hinted::Id)),
+        Bson::String(name) => visible()
+            .find(|i| i.name() == name)
+            .map(|i| Some(Hinted::Index(i)))
+            .ok_or_else(bad_hint),
+        Bson::Document(pattern) if pattern.is_empty() => Ok(None),
+        Bson::Document(pattern) => {
+            if let Some(v) = pattern.get("$natural") {
+                return natural_direction(v, "hint").map(|d| Some(Hinted::Natural(d)));
+            }
+            if catalog::same_key_pattern(pattern, &bson::doc! {"_id": 1}) {
+                return Ok(Some(Hinted::Id));
+            }
+            visible()
+                .find(|i| catalog::same_key_pattern(&i.key_pattern(), pattern))
+                .map(|i| Some(Hinted::Index(i)))
+                .ok_or_else(bad_hint)
+        }
+        _ => Err(MongoError::new(
+            ErrorCode::FailedToParse,
+            "hint must be a string or an object",
+        )),
+    }
+}
+
+/// The direction of `{$natural: 1 | -1}` (in a `hint` or a `sort`).
+pub fn natural_direction(v: &Bson, what: &str) -> Result<Direction, MongoError> {
+    let n = match v {
+        Bson::Int32(n) => f64::from(*n),
+        Bson::Int64(n) => *n as f64,
+        Bson::Double(d) => *d,
+        _ => f64::NAN,
+    };
+    if n == 1.0 {
+        Ok(Direction::Forward)
+    } else if n == -1.0 {
+        Ok(Direction::Backward)
+    } else {
+        Err(MongoError::bad_value(format!(
+            "$natural {what} cannot be set to a value other than -1 or 1."
+        )))
+    }
+}
+
+/// An index as the planner sees it.
+struct Candidate<'m> {
+    index: Option<&'m IndexMeta>,
+    name: String,
+    /// `(path, descending)` in key order.
+    fields: Vec<(String, bool)>,
+    multikey: Vec<bool>,
+}
+
+impl<'m> Candidate<'m> {
+    fn id() -> Candidate<'static> {
+        Candidate {
+            index: None,
+            name: "_id_".into(),
+            fields: vec![("_id".into(), false)],
+            multikey: vec![false],
+        }
+    }
+
+    fn of(index: &'m IndexMeta) -> Candidate<'m> {
+        let fields: Vec<(String, bool)> = index
+            .key_pattern()
+            .iter()
+            .map(|(f, d)| (f.clone(), index::is_descending(d)))
+            .collect();
+        let multikey = (0..fields.len()).map(|i| index.field_multikey(i)).collect();
+        Candidate {
+            index: Some(index),
+            name: index.name().to_owned(),
+            fields,
+            multikey,
+        }
+    }
+
+    fn unique(&self) -> bool {
+        self.index.is_none_or(IndexMeta::unique)
+    }
+
+    /// The bounds the filter places on each key field (`None`: unbounded).
+    fn bounds(&self, filter: &Filter) -> Vec<Option<Vec<Interval>>> {
+        self.fields
+            .iter()
+            .zip(&self.multikey)
+            .map(|((path, _), multikey)| {
+                plannable_path(path)
+                    .then(|| bounds::path_bounds(filter, path, *multikey))
+                    .flatten()
+            })
+            .collect()
+    }
+
+    /// The direction in which this index yields `sort`'s order given the bounds, if it
+    /// does (see the module doc).
+    fn sort_direction(
+        &self,
+        bounds: &[Option<Vec<Interval>>],
+        sort: &SortSpec,
+    ) -> Option<Direction> {
+        let single =
+            |b: &Option<Vec<Interval>>| b.as_ref().is_some_and(|b| b.len() == 1 && b[0].is_point());
+        let prefix = bounds.iter().take_while(|b| single(b)).count();
+        let constant = |f: &str| {
+            self.fields[..prefix]
+                .iter()
+                .zip(&self.multikey)
+                .any(|((name, _), multikey)| name == f && !multikey)
+        };
+        let mut direction = None;
+        for (t, (field, ascending)) in sort
+            .fields()
+            .iter()
+            .filter(|(f, _)| !constant(f))
+            .enumerate()
+        {
+            let (name, descending) = self.fields.get(prefix + t)?;
+            if name != field || self.multikey[prefix + t] {
+                return None;
+            }
+            let d = if *ascending != *descending {
+                Direction::Forward
+            } else {
+                Direction::Backward
+            };
+            if *direction.get_or_insert(d) != d {
+                return None;
+            }
+        }
+        Some(direction.unwrap_or(Direction::Forward))
+    }
+
+    fn scan(
+        &self,
+        direction: Direction,
+        bounds: Vec<Option<Vec<Interval>>>,
+        ranges: Vec<KeyRange>,
+        with_bounds: bool,
+    ) -> IndexScan {
+        let shown = with_bounds.then(|| {
+            self.fields
+                .iter()
+                .zip(bounds)
+                .map(|((field, descending), b)| FieldBounds {
+                    field: field.clone(),
+                    descending: *descending,
+                    intervals: b.unwrap_or_else(|| vec![Interval::all()]),
+                })
+                .collect()
+        });
+        IndexScan {
+            table: self.index.map(index::table),
+            name: self.name.clone(),
+            key_pattern: match self.index {
+                Some(i) => i.key_pattern(),
+                None => bson::doc! {"_id": 1},
+            },
+            multikey_paths: match self.index {
+                Some(i) => i.multikey_paths.clone(),
+                None => Some(vec![Vec::new()]),
+            },
+            unique: self.unique(),
+            sparse: self.index.is_some_and(IndexMeta::sparse),
+            partial: self.index.is_some_and(|i| i.partial_filter().is_some()),
+            direction,
+            bounds: shown,
+            ranges,
+        }
+    }
+}
+
+/// Whether the planner derives bounds for a key path: numeric components (`a.0`) index
+/// array positions and field names alike, so they are scanned whole.
+fn plannable_path(path: &str) -> bool {
+    !path
+        .split('.')
+        .any(|c| c.is_empty() || c.starts_with('$') || c.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Chooses how to read `meta` for `q` (see the module doc).
+pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
+    let hinted = match q.hint {
+        Some(h) => resolve_hint(meta, h)?,
+        None => None,
+    };
+    let unsorted = q.sort.is_none_or(SortSpec::is_empty);
+    if q.min.is_some() || q.max.is_some() {
+        return min_max_plan(q, hinted, unsorted);
+    }
+    // Index keys order strings by bytes: a filter or sort comparing strings under a
+    // collation reads every document (in `_id` order, or backwards if so hinted) and
+    // sorts in memory.
+    if q.filter.is_collated() || q.sort.is_some_and(SortSpec::is_collated) {
+        let direction = match hinted {
+            Some(Hinted::Natural(direction)) => direction,
+            _ => Direction::Forward,
+        };
+        return Ok(Plan {
+            access: Access::CollScan(direction),
+            sorted: unsorted,
+        });
+    }
+    match hinted {
+        Some(Hinted::Natural(direction)) => {
+            return Ok(Plan {
+                access: Access::CollScan(direction),
+                sorted: unsorted,
+            })
+        }
+        Some(Hinted::Id) => return Ok(index_plan(&Candidate::id(), q, unsorted)),
+        Some(Hinted::Index(i)) => return Ok(index_plan(&Candidate::of(i), q, unsorted)),
+        None => {}
+    }
+    if !q.skip {
+        if let Some(id) = id_hack(q) {
+            return Ok(Plan {
+                access: Access::IdHack(id),
+                sorted: true,
+            });
+        }
+    }
+    let mut best: Option<(Score, Plan)> = None;
+    let candidates = std::iter::once(Candidate::id()).chain(
+        meta.indexes
+            .iter()
+            .filter(|i| !i.hidden())
+            .map(Candidate::of),
+    );
+    for (position, c) in candidates.enumerate() {
+        if let Some(partial) = c.index.and_then(IndexMeta::partial_filter) {
+            if !bounds::implies(q.filter_doc, q.filter, partial) {
+                continue;
+            }
+        }
+        let b = c.bounds(q.filter);
+        let points = b
+            .iter()
+            .take_while(|f| f.as_ref().is_some_and(|f| f.iter().all(Interval::is_point)))
+            .count();
+        let range = b.get(points).is_some_and(Option::is_some);
+        let bounded = points > 0 || range;
+        let sort_direction = match q.sort {
+            Some(s) if !s.is_empty() => c.sort_direction(&b, s),
+            _ => None,
+        };
+        if !bounded && (sort_direction.is_none() || c.index.is_some_and(IndexMeta::sparse)) {
+            continue;
+        }
+        let score = Score {
+            unique_point: c.unique() && points == c.fields.len(),
+            points,
+            range,
+            sorts: sort_direction.is_some(),
+            fewer_fields: usize::MAX - c.fields.len(),
+            earlier: usize::MAX - position,
+        };
+        if best.as_ref().is_some_and(|(s, _)| *s >= score) {
+            continue;
+        }
+        let direction = sort_direction.unwrap_or(Direction::Forward);
+        let ranges = byte_ranges(&c.fields, &b);
+        let plan = Plan {
+            access: Access::IndexScan(Box::new(c.scan(direction, b, ranges, true))),
+            sorted: unsorted || sort_direction.is_some(),
+        };
+        best = Some((score, plan));
+    }
+    Ok(best.map(|(_, p)| p).unwrap_or(Plan {
+        access: Access::CollScan(Direction::Forward),
+        sorted: unsorted,
+    }))
+}
+
+/// How good an index plan is; compared field by field, larger is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Score {
+    unique_point: bool,
+    points: usize,
+    range: bool,
+    sorts: bool,
+    fewer_fields: usize,
+    earlier: usize,
+}
+
+/// A plan over a hinted index: bounded where the filter bounds it, else whole.
+fn index_plan(c: &Candidate<'_>, q: &Query<'_>, unsorted: bool) -> Plan {
+    let b = c.bounds(q.filter);
+    let sort_direction = match q.sort {
+        Some(s) if !s.is_empty() => c.sort_direction(&b, s),
+        _ => None,
+    };
+    let ranges = byte_ranges(&c.fields, &b);
+    Plan {
+        access: Access::IndexScan(Box::new(c.scan(
+            sort_direction.unwrap_or(Direction::Forward),
+            b,
+            ranges,
+            true,
+        ))),
+        sorted: unsorted || sort_direction.is_some(),
+    }
+}
+
+/// `find`'s `min`/`max` (mongod's `finishMinObj`/`finishMaxObj` and their checks).
+fn min_max_plan(
+    q: &Query<'_>,
+    hinted: Option<Hinted<'_>>,
+    unsorted: bool,
+) -> Result<Plan, MongoError> {
+    let c = match hinted {
+        Some(Hinted::Natural(_)) => {
+            return Err(planner_error(
+                ErrorCode::NoQueryExecutionPlans,
+                "min and max are incompatible with $natural",
+            ))
+        }
+        Some(Hinted::Id) => Candidate::id(),
+        Some(Hinted::Index(i)) => Candidate::of(i),
+        None => {
+            return Err(planner_location(
+                51173,
+                "When using min()/max() a hint of which index to use must be provided",
+            ))
+        }
+    };
+    let compatible = |obj: &Document| {
+        obj.len() == c.fields.len() && obj.keys().zip(&c.fields).all(|(k, (f, _))| k == f)
+    };
+    if !q.min.is_none_or(compatible) || !q.max.is_none_or(compatible) {
+        return Err(planner_location(
+            51174,
+            "The index chosen is not compatible with min/max",
+        ));
+    }
+    // An absent end is the lowest (highest) key in the index's order: MinKey on an
+    // ascending field, MaxKey on a descending one.
+    let finish = |obj: Option<&Document>, low: bool| -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, (_, descending)) in c.fields.iter().enumerate() {
+            let v = match obj.and_then(|o| o.iter().nth(i)) {
+                Some((_, v)) => v.clone(),
+                None if low != *descending => Bson::MinKey,
+                None => Bson::MaxKey,
+            };
+            encode_part(&v, *descending, &mut out);
+        }
+        out
+    };
+    let start = finish(q.min, true);
+    let end = finish(q.max, false);
+    if start >= end {
+        return Err(planner_location(
+            51175,
+            "The value provided for min() does not come before the value provided for max() in the hinted index",
+        ));
+    }
+    let unbounded = vec![None; c.fields.len()];
+    let sort_direction = match q.sort {
+        Some(s) if !s.is_empty() => c.sort_direction(&unbounded, s),
+        _ => None,
+    };
+    let ranges = vec![(Bound::Included(start), Bound::Excluded(end))];
+    Ok(Plan {
+        access: Access::IndexScan(Box::new(c.scan(
+            sort_direction.unwrap_or(Direction::Forward),
+            unbounded,
+            ranges,
+            false,
+        ))),
+        sorted: unsorted || sort_direction.is_some(),
+    })
+}
+
+/// The `_id` of a query that is exactly `{_id: v}` or `{_id: {$eq: v}}` (mongod's
+/// `isSimpleIdQuery`), for values one key lookup answers exactly.
+fn id_hack(q: &Query<'_>) -> Option<Bson> {
+    if q.filter_doc.len() != 1 {
+        return None;
+    }
+    let v = match q.filter_doc.get("_id")? {
+        Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+            if d.len() != 1 {
+                return None;
+            }
+            d.get("$eq")?
+        }
+        v => v,
+    };
+    let exact = !matches!(
+        v,
+        Bson::Null
+            | Bson::Undefined
+            | Bson::Array(_)
+            | Bson::MinKey
+            | Bson::MaxKey
+            | Bson::RegularExpression(_)
+    );
+    exact.then(|| v.clone())
+}
+
+fn encode_part(v: &Bson, descending: bool, out: &mut Vec<u8>) {
+    if descending {
+        key::encode_value_desc(v, out);
+    } else {
+        key::encode_value(v, out);
+    }
+}
+
+/// The smallest key above every key starting with `prefix` (`None`: there is none).
+fn after(prefix: &[u8]) -> Option<Vec<u8>> {
+    match prefix_bounds(prefix).1 {
+        Bound::Excluded(k) => Some(k),
+        _ => None,
+    }
+}
+
+/// The byte range of keys starting with `prefix` whose next part lies in `iv`.
+fn interval_range(prefix: &[u8], iv: &Interval, descending: bool) -> Option<KeyRange> {
+    // A descending part is the bitwise inverse, so the interval's ends swap.
+    let ((lo, lo_inc), (hi, hi_inc)) = if descending {
+        ((&iv.end, iv.end_inclusive), (&iv.start, iv.start_inclusive))
+    } else {
+        ((&iv.start, iv.start_inclusive), (&iv.end, iv.end_inclusive))
+    };
+    let mut low = prefix.to_vec();
+    encode_part(lo, descending, &mut low);
+    let mut high = prefix.to_vec();
+    encode_part(hi, descending, &mut high);
+    let start = if lo_inc { low } else { after(&low)? };
+    let end = if hi_inc {
+        match after(&high) {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        }
+    } else {
+        Bound::Excluded(high)
+    };
+    if let Bound::Excluded(e) = &end {
+        if start >= *e {
+            return None;
+        }
+    }
+    Some((Bound::Included(start), end))
+}
+
+/// The key ranges covering the bounds: every combination of the equality values of the
+/// leading fields, then the intervals of the first other field; later fields are not
+/// narrowed (the filter still applies).
+fn byte_ranges(fields: &[(String, bool)], bounds: &[Option<Vec<Interval>>]) -> Vec<KeyRange> {
+    let all = [Interval::all()];
+    let mut prefixes: Vec<Vec<u8>> = vec![Vec::new()];
+    for ((_, descending), b) in fields.iter().zip(bounds) {
+        let intervals: &[Interval] = b.as_deref().unwrap_or(&all);
+        let points = intervals.iter().all(Interval::is_point);
+        if points && prefixes.len() * intervals.len() <= MAX_RANGES {
+            let mut next = Vec::with_capacity(prefixes.len() * intervals.len());
+            for p in &prefixes {
+                for iv in intervals {
+                    let mut k = p.clone();
+                    encode_part(&iv.start, *descending, &mut k);
+                    next.push(k);
+                }
+            }
+            prefixes = next;
+            continue;
+        }
+        let intervals = if prefixes.len() * intervals.len() > MAX_RANGES {
+            &all[..]
+        } else {
+            intervals
+        };
+        let mut out: Vec<_> = prefixes
+            .iter()
+            .flat_map(|p| {
+                intervals
+                    .iter()
+                    .filter_map(|iv| interval_range(p, iv, *descending))
+            })
+            .collect();
+        sort_ranges(&mut out);
+        return out;
+    }
+    let mut out: Vec<_> = prefixes.iter().map(|p| prefix_bounds(p)).collect();
+    sort_ranges(&mut out);
+    out
+}
+
+fn sort_ranges(ranges: &mut [KeyRange]) {
+    ranges.sort_by(|a, b| match (&a.0, &b.0) {
+        (Bound::Included(x), Bound::Included(y)) => x.cmp(y),
+        _ => std::cmp::Ordering::Equal,
+    });
+}
+
+#[cfg(test)]
+mod tests;

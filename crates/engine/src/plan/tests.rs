@@ -1,0 +1,517 @@
+use super::*;
+use crate::catalog::{self, Namespace};
+use bson::doc;
+
+fn index(id: u64, spec: Document, multikey_paths: Option<Vec<Vec<usize>>>) -> IndexMeta {
+    IndexMeta {
+        id,
+        spec,
+        multikey_paths,
+    }
+}
+
+/// A collection with: a_1; b_1_c_-1 (compound, descending c); tags_1 (multikey);
+/// s_1 (sparse); p_1 (partial on {p: {$gt: 0}}); h_1 (hidden); u_1 (unique).
+fn meta() -> CollectionMeta {
+    CollectionMeta {
+        ns: Namespace::new("d", "c"),
+        id: 1,
+        uuid: catalog::new_uuid(),
+        options: Document::new(),
+        indexes: vec![
+            index(
+                2,
+                doc! {"v": 2, "key": {"a": 1}, "name": "a_1"},
+                Some(vec![vec![]]),
+            ),
+            index(
+                3,
+                doc! {"v": 2, "key": {"b": 1, "c": -1}, "name": "b_1_c_-1"},
+                Some(vec![vec![], vec![]]),
+            ),
+            index(
+                4,
+                doc! {"v": 2, "key": {"tags": 1}, "name": "tags_1"},
+                Some(vec![vec![0]]),
+            ),
+            index(
+                5,
+                doc! {"v": 2, "key": {"s": 1}, "name": "s_1", "sparse": true},
+                Some(vec![vec![]]),
+            ),
+            index(
+                6,
+                doc! {"v": 2, "key": {"p": 1}, "name": "p_1", "partialFilterExpression": {"p": {"$gt": 0}}},
+                Some(vec![vec![]]),
+            ),
+            index(
+                7,
+                doc! {"v": 2, "key": {"h": 1}, "name": "h_1", "hidden": true},
+                Some(vec![vec![]]),
+            ),
+            index(
+                8,
+                doc! {"v": 2, "key": {"u": 1}, "name": "u_1", "unique": true},
+                Some(vec![vec![]]),
+            ),
+            // Written before multikey tracking: every field may be multikey.
+            index(9, doc! {"v": 2, "key": {"old": 1}, "name": "old_1"}, None),
+        ],
+    }
+}
+
+/// What a plan looks like in a test table: the access and, for index scans, the
+/// index, direction and explain bounds; and whether it yields the sort's order.
+fn describe(plan: &Plan) -> String {
+    let access = match &plan.access {
+        Access::CollScan(d) => format!("COLLSCAN {}", d.name()),
+        Access::IdHack(v) => format!("IDHACK {v}"),
+        Access::IndexScan(s) => {
+            let bounds: Vec<String> = s
+                .explain_bounds()
+                .iter()
+                .map(|(k, v)| {
+                    let shown: Vec<&str> = v
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Bson::as_str).collect())
+                        .unwrap_or_default();
+                    format!("{k}: {}", shown.join(" | "))
+                })
+                .collect();
+            format!(
+                "IXSCAN {} {} {}",
+                s.name,
+                s.direction.name(),
+                bounds.join(" ")
+            )
+        }
+    };
+    if plan.sorted {
+        access
+    } else {
+        format!("{access} +SORT")
+    }
+}
+
+fn plan_for(
+    filter: Document,
+    sort: Option<Document>,
+    hint: Option<Bson>,
+) -> Result<Plan, MongoError> {
+    let m = meta();
+    let f = Filter::parse(&filter).expect("filter");
+    let sort = sort.map(|s| SortSpec::parse(&s).expect("sort"));
+    let mut q = Query::new(&filter, &f);
+    q.sort = sort.as_ref();
+    q.hint = hint.as_ref();
+    plan(&m, &q)
+}
+
+#[test]
+fn plans_follow_the_filter_sort_and_hint() {
+    let cases: Vec<(Document, Option<Document>, Option<Bson>, &str)> = vec![
+        (doc! {}, None, None, "COLLSCAN forward"),
+        (doc! {}, Some(doc! {"z": 1}), None, "COLLSCAN forward +SORT"),
+        (doc! {"_id": 5}, None, None, "IDHACK 5"),
+        (doc! {"_id": {"$eq": "x"}}, None, None, "IDHACK \"x\""),
+        (
+            doc! {"_id": {"$in": [2, 1]}},
+            None,
+            None,
+            "IXSCAN _id_ forward _id: [1, 1] | [2, 2]",
+        ),
+        (
+            doc! {"_id": {"$gt": 5}},
+            None,
+            None,
+            "IXSCAN _id_ forward _id: (5, inf.0]",
+        ),
+        (
+            doc! {"_id": 5, "a": 1},
+            None,
+            None,
+            "IXSCAN _id_ forward _id: [5, 5]",
+        ),
+        (doc! {"a": 5}, None, None, "IXSCAN a_1 forward a: [5, 5]"),
+        (
+            doc! {"a": {"$gt": 1, "$lt": 5}},
+            None,
+            None,
+            "IXSCAN a_1 forward a: (1, 5)",
+        ),
+        (
+            doc! {"a": {"$lt": "m"}},
+            None,
+            None,
+            "IXSCAN a_1 forward a: [\"\", \"m\")",
+        ),
+        (doc! {"a": null}, None, None, "COLLSCAN forward"),
+        (doc! {"a": {"$ne": 1}}, None, None, "COLLSCAN forward"),
+        (
+            doc! {"$or": [{"a": 1}, {"a": 2}]},
+            None,
+            None,
+            "COLLSCAN forward",
+        ),
+        // Index order serves the sort, forward or backward, after an equality prefix.
+        (
+            doc! {},
+            Some(doc! {"a": 1}),
+            None,
+            "IXSCAN a_1 forward a: [MinKey, MaxKey]",
+        ),
+        (
+            doc! {},
+            Some(doc! {"a": -1}),
+            None,
+            "IXSCAN a_1 backward a: [MaxKey, MinKey]",
+        ),
+        (
+            doc! {"a": {"$gte": 3}},
+            Some(doc! {"a": -1}),
+            None,
+            "IXSCAN a_1 backward a: [inf.0, 3]",
+        ),
+        (
+            doc! {"a": {"$in": [1, 2]}},
+            Some(doc! {"a": 1}),
+            None,
+            "IXSCAN a_1 forward a: [1, 1] | [2, 2]",
+        ),
+        (
+            doc! {"b": 1},
+            Some(doc! {"c": -1}),
+            None,
+            "IXSCAN b_1_c_-1 forward b: [1, 1] c: [MaxKey, MinKey]",
+        ),
+        (
+            doc! {"b": 1},
+            Some(doc! {"c": 1}),
+            None,
+            "IXSCAN b_1_c_-1 backward b: [1, 1] c: [MinKey, MaxKey]",
+        ),
+        (
+            doc! {"b": 1, "c": {"$gt": 5}},
+            Some(doc! {"b": 1, "c": -1}),
+            None,
+            "IXSCAN b_1_c_-1 forward b: [1, 1] c: [inf.0, 5)",
+        ),
+        (
+            doc! {"b": {"$in": [1, 2]}},
+            Some(doc! {"c": 1}),
+            None,
+            "IXSCAN b_1_c_-1 forward b: [1, 1] | [2, 2] c: [MaxKey, MinKey] +SORT",
+        ),
+        (
+            doc! {},
+            Some(doc! {"b": 1, "c": 1}),
+            None,
+            "COLLSCAN forward +SORT",
+        ),
+        (
+            doc! {},
+            Some(doc! {"b": -1, "c": 1}),
+            None,
+            "IXSCAN b_1_c_-1 backward b: [MaxKey, MinKey] c: [MinKey, MaxKey]",
+        ),
+        (doc! {"c": 5}, None, None, "COLLSCAN forward"),
+        // Equalities on more fields win; then a range; then the sort.
+        (
+            doc! {"a": 1, "b": 2, "c": 3},
+            None,
+            None,
+            "IXSCAN b_1_c_-1 forward b: [2, 2] c: [3, 3]",
+        ),
+        (
+            doc! {"a": {"$gt": 1}, "b": 2},
+            None,
+            None,
+            "IXSCAN b_1_c_-1 forward b: [2, 2] c: [MaxKey, MinKey]",
+        ),
+        (
+            doc! {"a": {"$gt": 1}},
+            Some(doc! {"b": 1}),
+            None,
+            "IXSCAN a_1 forward a: (1, inf.0] +SORT",
+        ),
+        (
+            doc! {"u": 1, "a": 1},
+            None,
+            None,
+            "IXSCAN u_1 forward u: [1, 1]",
+        ),
+        // Multikey: bounds of one predicate, never the index's order.
+        (
+            doc! {"tags": {"$gt": 1, "$lt": 5}},
+            None,
+            None,
+            "IXSCAN tags_1 forward tags: (1, inf.0]",
+        ),
+        (
+            doc! {"tags": {"$elemMatch": {"$gt": 1, "$lt": 5}}},
+            None,
+            None,
+            "IXSCAN tags_1 forward tags: (1, 5)",
+        ),
+        (
+            doc! {},
+            Some(doc! {"tags": 1}),
+            None,
+            "COLLSCAN forward +SORT",
+        ),
+        (
+            doc! {"tags": 3},
+            Some(doc! {"tags": 1}),
+            None,
+            "IXSCAN tags_1 forward tags: [3, 3] +SORT",
+        ),
+        (
+            doc! {"old": {"$gt": 1, "$lt": 5}},
+            None,
+            None,
+            "IXSCAN old_1 forward old: (1, inf.0]",
+        ),
+        (
+            doc! {},
+            Some(doc! {"old": 1}),
+            None,
+            "COLLSCAN forward +SORT",
+        ),
+        // Sparse only when bounded, partial only when implied, hidden never.
+        (doc! {"s": 5}, None, None, "IXSCAN s_1 forward s: [5, 5]"),
+        (doc! {}, Some(doc! {"s": 1}), None, "COLLSCAN forward +SORT"),
+        (doc! {"p": 5}, None, None, "IXSCAN p_1 forward p: [5, 5]"),
+        (doc! {"p": {"$gte": 0}}, None, None, "COLLSCAN forward"),
+        (
+            doc! {"p": {"$gte": 1}},
+            Some(doc! {"p": 1}),
+            None,
+            "IXSCAN p_1 forward p: [1, inf.0]",
+        ),
+        (doc! {"h": 5}, None, None, "COLLSCAN forward"),
+        // Hints force the plan.
+        (
+            doc! {"a": 5},
+            None,
+            Some(Bson::Document(doc! {"$natural": -1})),
+            "COLLSCAN backward",
+        ),
+        (
+            doc! {"a": 5},
+            None,
+            Some(Bson::String("b_1_c_-1".into())),
+            "IXSCAN b_1_c_-1 forward b: [MinKey, MaxKey] c: [MaxKey, MinKey]",
+        ),
+        (
+            doc! {"a": 5},
+            None,
+            Some(Bson::Document(doc! {"a": 1.0})),
+            "IXSCAN a_1 forward a: [5, 5]",
+        ),
+        (
+            doc! {"_id": 5},
+            None,
+            Some(Bson::String("_id_".into())),
+            "IXSCAN _id_ forward _id: [5, 5]",
+        ),
+        (
+            doc! {},
+            None,
+            Some(Bson::String("s_1".into())),
+            "IXSCAN s_1 forward s: [MinKey, MaxKey]",
+        ),
+        (
+            doc! {"p": -1},
+            Some(doc! {"p": -1}),
+            Some(Bson::String("p_1".into())),
+            "IXSCAN p_1 forward p: [-1, -1]",
+        ),
+        (
+            doc! {"a": 5},
+            None,
+            Some(Bson::Document(doc! {})),
+            "IXSCAN a_1 forward a: [5, 5]",
+        ),
+    ];
+    for (filter, sort, hint, want) in cases {
+        let got = plan_for(filter.clone(), sort.clone(), hint.clone()).expect("plan");
+        assert_eq!(
+            describe(&got),
+            want,
+            "filter {filter:?} sort {sort:?} hint {hint:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_hints_fail_as_in_mongod() {
+    for hint in [
+        Bson::String("nope".into()),
+        Bson::String("h_1".into()),
+        Bson::Document(doc! {"a": -1}),
+        Bson::Document(doc! {"_id": -1}),
+        Bson::Document(doc! {"h": 1}),
+    ] {
+        let err = plan_for(doc! {}, None, Some(hint.clone())).expect_err("bad hint");
+        assert_eq!(err.code, ErrorCode::BadValue.code(), "{hint:?}");
+        assert!(err
+            .message
+            .ends_with("hint provided does not correspond to an existing index"));
+    }
+    let err =
+        plan_for(doc! {}, None, Some(Bson::Document(doc! {"$natural": 2}))).expect_err("natural");
+    assert_eq!(
+        err.message,
+        "$natural hint cannot be set to a value other than -1 or 1."
+    );
+}
+
+fn min_max(
+    min: Option<Document>,
+    max: Option<Document>,
+    hint: Option<Bson>,
+    sort: Option<Document>,
+) -> Result<Plan, MongoError> {
+    let m = meta();
+    let filter = doc! {};
+    let f = Filter::parse(&filter).expect("filter");
+    let sort = sort.map(|s| SortSpec::parse(&s).expect("sort"));
+    let mut q = Query::new(&filter, &f);
+    q.sort = sort.as_ref();
+    q.hint = hint.as_ref();
+    q.min = min.as_ref();
+    q.max = max.as_ref();
+    plan(&m, &q)
+}
+
+#[test]
+fn min_max_need_a_matching_hint() {
+    let code = |r: Result<Plan, MongoError>| r.expect_err("error").code;
+    assert_eq!(code(min_max(Some(doc! {"a": 1}), None, None, None)), 51173);
+    assert_eq!(
+        code(min_max(
+            Some(doc! {"a": 1}),
+            None,
+            Some(Bson::Document(doc! {"$natural": 1})),
+            None
+        )),
+        ErrorCode::NoQueryExecutionPlans.code()
+    );
+    let bc = Some(Bson::String("b_1_c_-1".into()));
+    assert_eq!(
+        code(min_max(Some(doc! {"b": 1}), None, bc.clone(), None)),
+        51174
+    );
+    assert_eq!(
+        code(min_max(Some(doc! {"c": 1, "b": 1}), None, bc.clone(), None)),
+        51174
+    );
+    let a = Some(Bson::String("a_1".into()));
+    assert_eq!(
+        code(min_max(
+            Some(doc! {"a": 6}),
+            Some(doc! {"a": 3}),
+            a.clone(),
+            None
+        )),
+        51175
+    );
+    assert_eq!(
+        code(min_max(
+            Some(doc! {"a": 2}),
+            Some(doc! {"a": 2}),
+            a.clone(),
+            None
+        )),
+        51175
+    );
+    // With a descending field, "min" comes first in the index's order.
+    assert!(min_max(
+        Some(doc! {"b": 1, "c": 5}),
+        Some(doc! {"b": 1, "c": 1}),
+        bc.clone(),
+        None
+    )
+    .is_ok());
+    assert_eq!(
+        code(min_max(
+            Some(doc! {"b": 1, "c": 1}),
+            Some(doc! {"b": 1, "c": 5}),
+            bc,
+            None
+        )),
+        51175
+    );
+    let p = min_max(Some(doc! {"a": 2}), None, a.clone(), Some(doc! {"a": -1})).expect("plan");
+    assert_eq!(describe(&p), "IXSCAN a_1 backward ");
+    let p = min_max(None, Some(doc! {"a": 2}), a, Some(doc! {"z": 1})).expect("plan");
+    assert_eq!(describe(&p), "IXSCAN a_1 forward  +SORT");
+}
+
+#[test]
+fn byte_ranges_cover_exactly_the_bounds() {
+    // Every encoded key inside a range has its field values inside the intervals, and
+    // the other way round, for ascending and descending fields.
+    let values: Vec<Bson> = vec![
+        Bson::MinKey,
+        Bson::Null,
+        Bson::Int32(-3),
+        Bson::Double(0.5),
+        Bson::Int64(1),
+        Bson::Int32(2),
+        Bson::Double(7.0),
+        Bson::String(String::new()),
+        Bson::String("b".into()),
+        Bson::String("b\u{0}".into()),
+        Bson::Document(doc! {"x": 1}),
+        Bson::Boolean(true),
+        Bson::MaxKey,
+    ];
+    let interval_sets: Vec<Vec<Interval>> = vec![
+        vec![Interval::point(Bson::Int32(1))],
+        vec![
+            Interval::point(Bson::Int32(1)),
+            Interval::point(Bson::String("b".into())),
+        ],
+        vec![Interval {
+            start: Bson::Int32(1),
+            start_inclusive: false,
+            end: Bson::Int32(7),
+            end_inclusive: true,
+        }],
+        vec![Interval {
+            start: Bson::String(String::new()),
+            start_inclusive: true,
+            end: Bson::Document(Document::new()),
+            end_inclusive: false,
+        }],
+        vec![Interval::all()],
+        vec![],
+    ];
+    for descending in [false, true] {
+        for first in &interval_sets {
+            for second in &interval_sets {
+                let fields = vec![("x".to_owned(), descending), ("y".to_owned(), !descending)];
+                let bounds = vec![Some(first.clone()), Some(second.clone())];
+                let ranges = byte_ranges(&fields, &bounds);
+                for v in &values {
+                    for w in &values {
+                        let k = key::encode_key(&[(v, descending), (w, !descending)]);
+                        let inside = ranges.iter().any(|r| {
+                            std::ops::RangeBounds::contains(&(r.0.clone(), r.1.clone()), &k)
+                        });
+                        let in_first = first.iter().any(|i| i.contains(v));
+                        let in_second = second.iter().any(|i| i.contains(w));
+                        let points = first.iter().all(Interval::is_point);
+                        // The second field is narrowed only after equalities on the first.
+                        let want = in_first && (!points || in_second);
+                        assert_eq!(
+                            inside, want,
+                            "{v:?} {w:?} desc={descending} {first:?} {second:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
