@@ -5,6 +5,12 @@
 //!
 //! `EDDY_WRITE_SEEDS=1 cargo test --test fuzz_corpus` rewrites `fuzz/seeds/` from the
 //! seeds below (the fuzzers' starting corpora).
+//!
+//! `short_mutation_run_of_each_target` is a bounded fuzz run on stable: seeded random
+//! mutations of the seeds (bit flips, length-field and boundary values, inserted, deleted,
+//! duplicated and spliced bytes) through each harness. It is deterministic (a fixed seed
+//! unless `EDDY_FUZZ_SEED` says otherwise; `EDDY_FUZZ_RUNS` sets the inputs per target)
+//! and keeps any input that panics in `target/fuzz-failures/` for `fuzz/regressions/`.
 
 #[path = "../fuzz/src/harness.rs"]
 #[allow(dead_code, clippy::unwrap_used)]
@@ -99,6 +105,60 @@ fn command_seeds() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Wire frames: every command seed as an OP_MSG (plain, with a checksum, with a document
+/// sequence, wrapped in OP_COMPRESSED) and as a legacy OP_QUERY.
+fn wire_seeds() -> Vec<Vec<u8>> {
+    use eddy_wire::{
+        encode_compressed_noop, encode_op_msg, encode_query, flags, DocumentSequence, OpMsg,
+        OpQuery,
+    };
+    let mut out = Vec::new();
+    for (i, bytes) in command_seeds().iter().enumerate() {
+        let mut body = harness::split_docs(bytes, 1).remove(0);
+        let id = i32::try_from(i).expect("few seeds");
+        let plain = OpMsg {
+            flags: 0,
+            body: body.clone(),
+            sequences: Vec::new(),
+        };
+        let msg = encode_op_msg(id, 0, &plain).expect("encodes");
+        out.push(encode_compressed_noop(&msg).expect("compresses"));
+        out.push(msg);
+        let checked = OpMsg {
+            flags: flags::CHECKSUM_PRESENT,
+            ..plain
+        };
+        out.push(encode_op_msg(id, 0, &checked).expect("encodes"));
+        if let Some(bson::Bson::Array(docs)) = body.remove("documents") {
+            let documents = docs
+                .iter()
+                .filter_map(|d| d.as_document().cloned())
+                .collect();
+            let sequences = vec![DocumentSequence {
+                identifier: "documents".into(),
+                documents,
+            }];
+            let seq = OpMsg {
+                flags: 0,
+                body: body.clone(),
+                sequences,
+            };
+            out.push(encode_op_msg(id, 0, &seq).expect("encodes"));
+        }
+        body.remove("$db");
+        let query = OpQuery {
+            flags: 0,
+            full_collection_name: "admin.$cmd".into(),
+            number_to_skip: 0,
+            number_to_return: -1,
+            query: body,
+            return_fields_selector: None,
+        };
+        out.push(encode_query(id, &query).expect("encodes"));
+    }
+    out
+}
+
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
@@ -177,8 +237,146 @@ fn seeds_reach_the_parsers() {
 }
 
 #[test]
-fn wire_corpus_decodes_without_panicking() {
-    for (_, bytes) in stored_inputs("regressions", "wire_decode") {
-        let _ = eddy_wire::decode(&bytes);
+fn wire_decode_corpus_replays() {
+    assert!(replay("wire_decode", wire_seeds(), harness::wire) >= 60);
+}
+
+/// xorshift64*: a small deterministic generator, so a failing run replays from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % (n.max(1) as u64)).expect("below n")
+    }
+}
+
+/// One to four random edits of `input`, some of them borrowing bytes from `other`.
+fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
+    const INTERESTING: [i32; 9] = [
+        0,
+        -1,
+        1,
+        4,
+        5,
+        0x7fff_ffff,
+        i32::MIN,
+        16 * 1024 * 1024 + 1,
+        48_000_001,
+    ];
+    let mut out = input.to_vec();
+    for _ in 0..=rng.below(4) {
+        let at = rng.below(out.len() + 1);
+        match rng.below(8) {
+            0 if !out.is_empty() => {
+                let i = at.min(out.len() - 1);
+                out[i] ^= 1 << rng.below(8);
+            }
+            1 if !out.is_empty() => {
+                let i = at.min(out.len() - 1);
+                out[i] = [0, 0x7f, 0x80, 0xff, b'$', b'.'][rng.below(6)];
+            }
+            2 if out.len() >= 4 => {
+                // A length field, an element count or an opcode gets a boundary value.
+                let i = at.min(out.len() - 4);
+                let v = INTERESTING[rng.below(INTERESTING.len())];
+                out[i..i + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            3 => {
+                let n = 1 + rng.below(8);
+                let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                out.splice(at..at, bytes);
+            }
+            4 if !out.is_empty() => {
+                let end = (at + 1 + rng.below(16)).min(out.len());
+                out.drain(at.min(end)..end);
+            }
+            5 if !out.is_empty() => {
+                let start = at.min(out.len() - 1);
+                let end = (start + 1 + rng.below(32)).min(out.len());
+                let chunk = out[start..end].to_vec();
+                let to = rng.below(out.len() + 1);
+                out.splice(to..to, chunk);
+            }
+            6 if !other.is_empty() => {
+                let start = rng.below(other.len());
+                let end = (start + 1 + rng.below(64)).min(other.len());
+                out.splice(at..at, other[start..end].iter().copied());
+            }
+            _ => out.truncate(at),
+        }
+    }
+    out
+}
+
+/// A fuzz target's name, starting corpus and harness.
+struct Target {
+    name: &'static str,
+    seeds: fn() -> Vec<Vec<u8>>,
+    harness: fn(&[u8]),
+}
+
+const TARGETS: [Target; 4] = [
+    Target {
+        name: "wire_decode",
+        seeds: wire_seeds,
+        harness: harness::wire,
+    },
+    Target {
+        name: "command_parse",
+        seeds: command_seeds,
+        harness: harness::command,
+    },
+    Target {
+        name: "matcher",
+        seeds: matcher_seeds,
+        harness: harness::matcher,
+    },
+    Target {
+        name: "update",
+        seeds: update_seeds,
+        harness: harness::update,
+    },
+];
+
+#[test]
+fn short_mutation_run_of_each_target() {
+    let seed: u64 = std::env::var("EDDY_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x00ED_D1F0_22ED);
+    let runs: usize = std::env::var("EDDY_FUZZ_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
+    for Target {
+        name,
+        seeds,
+        harness: run,
+    } in TARGETS
+    {
+        let seeds = seeds();
+        let mut rng = Rng(seed | 1);
+        for i in 0..runs {
+            let other = &seeds[rng.below(seeds.len())];
+            let input = mutate(&mut rng, &seeds[i % seeds.len()], other);
+            if std::panic::catch_unwind(|| run(&input)).is_err() {
+                let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-failures");
+                std::fs::create_dir_all(&dir).expect("failure dir");
+                let path = dir.join(format!("{name}-{seed}-{i}"));
+                std::fs::write(&path, &input).expect("failing input written");
+                panic!(
+                    "{name}: input {i} of seed {seed} panics; kept in {}",
+                    path.display()
+                );
+            }
+        }
+        eprintln!("{name}: {runs} mutated inputs (seed {seed}) without a panic");
     }
 }

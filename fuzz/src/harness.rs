@@ -107,6 +107,51 @@ pub fn update(data: &[u8]) {
     }
 }
 
+/// The wire decoder: arbitrary bytes. It never panics, and whatever it accepts re-encodes
+/// to bytes that decode to the same message (compared as bytes: a NaN inside is not equal
+/// to itself as a value).
+pub fn wire(data: &[u8]) {
+    use eddy_wire::{decode, encode_op_msg, encode_query, peek_header, Request};
+    let Ok(Some(header)) = peek_header(data) else {
+        // Too short (incomplete) or an impossible length: still try the whole decoder.
+        let _ = decode(data);
+        return;
+    };
+    // Decode exactly the frame the header declares, as the connection loop does, and also
+    // the whole buffer (which must be refused when its length differs).
+    let len = usize::try_from(header.length).unwrap_or(usize::MAX);
+    let _ = decode(data);
+    let Some(frame) = data.get(..len) else {
+        return;
+    };
+    match decode(frame) {
+        Ok(Request::Msg(h, msg)) => {
+            let again = encode_op_msg(h.request_id, h.response_to, &msg).expect("re-encodes");
+            match decode(&again) {
+                Ok(Request::Msg(_, back)) => {
+                    let twice = encode_op_msg(h.request_id, h.response_to, &back);
+                    assert_eq!(twice.expect("re-encodes"), again);
+                }
+                other => panic!("re-encoded OP_MSG decodes as {other:?}"),
+            }
+            let _ = msg.into_command();
+        }
+        Ok(Request::Query(h, query)) => {
+            let again = encode_query(h.request_id, &query).expect("re-encodes");
+            match decode(&again) {
+                Ok(Request::Query(_, back)) => {
+                    let twice = encode_query(h.request_id, &back).expect("re-encodes");
+                    assert_eq!(twice, again);
+                }
+                other => panic!("re-encoded OP_QUERY decodes as {other:?}"),
+            }
+        }
+        Err(e) => {
+            let _ = (e.code(), e.closes_connection(), e.to_string());
+        }
+    }
+}
+
 /// The server's state for command parsing: an engine opened once in a temporary
 /// directory (parsing never reads or writes it, but the command context carries it).
 fn server() -> &'static (
