@@ -193,4 +193,31 @@ async fn queries_writes_and_sorts_follow_the_collation() {
         error_code(&bad(doc! {"locale": "en", "bogus": true}).await),
         Some(40415)
     );
+
+    // An empty collation document is no collation (byte order), as in mongod.
+    let batch = |c: Option<Document>| {
+        let db = db.clone();
+        async move {
+            let mut cmd = doc! {"find": "words", "filter": {"w": {"$gt": "B"}}, "sort": {"_id": 1}};
+            if let Some(c) = c {
+                cmd.insert("collation", c);
+            }
+            let reply = db.run_command(cmd).await.expect("find");
+            reply
+                .get_document("cursor")
+                .and_then(|c| c.get_array("firstBatch"))
+                .expect("firstBatch")
+                .clone()
+        }
+    };
+    let empty = batch(Some(doc! {})).await;
+    assert!(!empty.is_empty());
+    assert_eq!(empty, batch(None).await);
+    assert_ne!(
+        empty,
+        batch(Some(doc! {"locale": "en", "strength": 2})).await
+    );
+    db.run_command(doc! {"create": "plain", "collation": {}})
+        .await
+        .expect("create with an empty collation");
 }

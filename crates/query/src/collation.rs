@@ -106,8 +106,13 @@ fn bcp47(locale: &str) -> Option<Locale> {
 impl Collation {
     /// Parses a `collation` document; `None` for the simple collation. Errors carry
     /// mongod's codes (40415 unknown field, 14 wrong type, 2 bad value, 40414 no
-    /// locale); `backwards: true` is refused with 115 (the collator cannot set it).
+    /// locale); `backwards: true` is refused with 115 (the collator cannot set it). An
+    /// empty document is no collation, as in mongod (which builds a collator only for a
+    /// non-empty one).
     pub fn parse(spec: &Document) -> Result<Option<Arc<Collation>>, MongoError> {
+        if spec.is_empty() {
+            return Ok(None);
+        }
         let mut locale = None;
         let mut case_level = false;
         let mut case_first = "off".to_owned();
@@ -306,6 +311,7 @@ mod tests {
         assert!(Collation::parse(&doc! {"locale": "simple"})
             .expect("simple")
             .is_none());
+        assert!(Collation::parse(&doc! {}).expect("empty").is_none());
         let code = |spec: Document| Collation::parse(&spec).expect_err("invalid").code;
         assert_eq!(code(doc! {"strength": 2}), 40414);
         assert_eq!(code(doc! {"locale": "en", "bogus": 1}), 40415);

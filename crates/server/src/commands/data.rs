@@ -228,7 +228,9 @@ pub fn collation_arg(
 pub fn check_collation(doc: &Document, command: &str) -> Result<(), MongoError> {
     match doc.get("collation") {
         None => Ok(()),
-        Some(Bson::Document(c)) if c.get_str("locale").ok() == Some("simple") => Ok(()),
+        Some(Bson::Document(c)) if c.is_empty() || c.get_str("locale").ok() == Some("simple") => {
+            Ok(())
+        }
         Some(Bson::Document(_)) => Err(MongoError::new(
             ErrorCode::CommandNotSupported,
             "Eddy supports only the simple collation",
