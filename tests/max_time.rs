@@ -1,6 +1,7 @@
 //! `maxTimeMS` on reads through the Rust `mongodb` driver: a slow find, count, distinct
 //! and aggregate fail with 50 MaxTimeMSExpired, and a find cursor's `getMore`s spend
-//! what is left of the find's time limit (`maxTimeAlwaysTimeOut` fires for them).
+//! what is left of the find's time limit (`maxTimeAlwaysTimeOut` fires for them). The
+//! work itself stops at the deadline: a timed-out `$out` writes nothing.
 
 mod common;
 
@@ -36,6 +37,35 @@ async fn slow_reads_fail_with_max_time_expired() {
         .await
         .expect("count");
     assert_eq!(reply.get_i32("n").ok(), Some(0));
+
+    // The work stops at the deadline: an `$out` that timed out writes nothing, even
+    // after the time the whole aggregation takes.
+    let all = doc! {"$expr": {"$lt": [{"$strLenCP": {"$concat": ["$s", "$s"]}}, 1000]}};
+    let out = |ms: i32| {
+        doc! {"aggregate": "big", "pipeline": [{"$match": all.clone()}, {"$out": "copy"}],
+        "cursor": {}, "maxTimeMS": ms}
+    };
+    let started = std::time::Instant::now();
+    db.run_command(out(60_000))
+        .await
+        .expect("$out with time enough");
+    let took = started.elapsed();
+    assert_eq!(
+        db.collection::<Document>("copy")
+            .estimated_document_count()
+            .await
+            .ok(),
+        Some(30_000)
+    );
+    db.collection::<Document>("copy")
+        .drop()
+        .await
+        .expect("drop");
+    let err = db.run_command(out(1)).await.expect_err("too slow");
+    assert_eq!(error_code(&err), Some(50), "{err}");
+    tokio::time::sleep(took * 2 + std::time::Duration::from_millis(200)).await;
+    let names = db.list_collection_names().await.expect("listCollections");
+    assert!(!names.contains(&"copy".to_owned()), "{names:?}");
 }
 
 #[tokio::test]

@@ -528,6 +528,31 @@ impl MongoError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InternalError, message)
     }
+    /// mongod's error for an operation past its `maxTimeMS`.
+    pub fn max_time_expired() -> Self {
+        Self::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit")
+    }
+}
+
+/// When an operation with a `maxTimeMS` gives up: long-running loops (scans, pipeline
+/// stages) call [`Deadline::check`] now and then, so the work stops instead of running on
+/// after the client has been answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline(pub std::time::Instant);
+
+impl Deadline {
+    /// 50 MaxTimeMSExpired once the deadline has passed.
+    pub fn check(self) -> Result<()> {
+        match std::time::Instant::now() >= self.0 {
+            true => Err(MongoError::max_time_expired()),
+            false => Ok(()),
+        }
+    }
+
+    /// [`Deadline::check`] for an optional deadline (`None`: no limit).
+    pub fn check_opt(deadline: Option<Deadline>) -> Result<()> {
+        deadline.map_or(Ok(()), Deadline::check)
+    }
 }
 
 /// Results across Eddy's library crates.

@@ -31,7 +31,7 @@
 use std::ops::Bound;
 
 use bson::{Bson, Document};
-use eddy_codes::{ErrorCode, MongoError};
+use eddy_codes::{Deadline, ErrorCode, MongoError};
 use eddy_query::bounds::{self, Interval};
 use eddy_query::filter::Filter;
 use eddy_query::key;
@@ -78,6 +78,8 @@ pub struct Query<'a> {
     pub max: Option<&'a Document>,
     /// Whether the query skips documents (mongod's IDHACK does not serve those).
     pub skip: bool,
+    /// A `maxTimeMS` deadline: running the plan stops with 50 MaxTimeMSExpired after it.
+    pub deadline: Option<Deadline>,
 }
 
 impl<'a> Query<'a> {
@@ -91,6 +93,7 @@ impl<'a> Query<'a> {
             min: None,
             max: None,
             skip: false,
+            deadline: None,
         }
     }
 }

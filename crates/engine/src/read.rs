@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::ops::Bound;
 
 use bson::{Bson, Document};
-use eddy_codes::MongoError;
+use eddy_codes::{Deadline, MongoError};
 use eddy_query::filter::{Filter, MatchDetails};
 use eddy_query::key;
 use eddy_query::sort::SortSpec;
@@ -89,6 +89,7 @@ pub fn execute(
         out: Vec::new(),
         run: Vec::new(),
         stats: ExecStats::default(),
+        deadline: q.deadline,
     };
     let docs = meta.docs_table();
     match &plan.access {
@@ -191,11 +192,18 @@ struct Sink<'a> {
     /// them.
     run: Vec<(Vec<Bson>, Matched)>,
     stats: ExecStats,
+    deadline: Option<Deadline>,
 }
+
+/// How many documents a scan reads between two looks at its deadline.
+const DEADLINE_EVERY: u64 = 128;
 
 impl Sink<'_> {
     /// Takes one document read by the plan; whether the scan can stop.
     fn push(&mut self, id_key: Vec<u8>, bytes: &[u8]) -> Result<bool, MongoError> {
+        if self.stats.docs_examined.is_multiple_of(DEADLINE_EVERY) {
+            Deadline::check_opt(self.deadline)?;
+        }
         self.stats.docs_examined += 1;
         let doc = catalog::decode(bytes)?;
         let Some(details) = self.filter.matches_details(&doc) else {

@@ -294,6 +294,28 @@ fn unique_indexes_are_enforced_and_used() {
 }
 
 #[test]
+fn a_query_stops_at_its_deadline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(&dir);
+    engine
+        .insert(ns("c"), (0..1000).map(|i| doc! {"_id": i}).collect(), true)
+        .expect("insert");
+    let r = engine.reader().expect("reader");
+    let meta = r.collection(&ns("c")).expect("catalog").expect("exists");
+    let filter_doc = doc! {"_id": {"$gte": 0}};
+    let filter = eddy_query::filter::Filter::parse(&filter_doc).expect("filter");
+    let mut q = eddy_engine::plan::Query::new(&filter_doc, &filter);
+    let now = std::time::Instant::now();
+    q.deadline = Some(eddy_codes::Deadline(
+        now + std::time::Duration::from_secs(600),
+    ));
+    assert_eq!(r.query(&meta, &q, None).expect("in time").docs.len(), 1000);
+    q.deadline = Some(eddy_codes::Deadline(now));
+    let err = r.query(&meta, &q, None).expect_err("past its deadline");
+    assert_eq!(err.code, ErrorCode::MaxTimeMSExpired.code());
+}
+
+#[test]
 fn catalog_operations() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = open(&dir);

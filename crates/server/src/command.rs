@@ -91,6 +91,11 @@ impl Ctx {
         &self.db
     }
 
+    /// The `maxTimeMS` deadline engine work stops at (`None`: no limit).
+    pub fn deadline(&self) -> Option<eddy_codes::Deadline> {
+        self.deadline.map(|d| eddy_codes::Deadline(d.into_std()))
+    }
+
     pub fn engine(&self) -> &Arc<Engine> {
         &self.state.engine
     }

@@ -207,11 +207,6 @@ pub async fn execute(
 /// The reads whose `maxTimeMS` Eddy enforces.
 const TIME_LIMITED: &[&str] = &["find", "aggregate", "count", "distinct"];
 
-/// mongod's error for an operation past its `maxTimeMS`.
-pub fn max_time_expired() -> MongoError {
-    MongoError::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit")
-}
-
 async fn run(
     state: &Arc<ServerState>,
     conn: &Arc<ConnInfo>,
@@ -298,7 +293,7 @@ async fn run(
         // the blocking pool to completion and is discarded (COMPAT: maxTimeMS).
         Some(deadline) => tokio::time::timeout_at(deadline, (entry.handler)(cmd, ctx))
             .await
-            .unwrap_or_else(|_| Err(max_time_expired())),
+            .unwrap_or_else(|_| Err(MongoError::max_time_expired())),
         None => (entry.handler)(cmd, ctx).await,
     };
     let Reply { body } = match result {

@@ -47,6 +47,11 @@ pub trait Context {
     fn collection(&mut self, db: &str, coll: &str) -> Result<Vec<Document>, MongoError>;
     /// The database the command runs in (the default of `$lookup`'s `from`).
     fn db(&self) -> &str;
+    /// An error (50 MaxTimeMSExpired) once the operation should stop; checked before
+    /// each stage.
+    fn interrupted(&self) -> Result<(), MongoError> {
+        Ok(())
+    }
     /// `$$NOW`, `$$CLUSTER_TIME` and the command's `let` variables.
     fn env(&self) -> &Env;
     /// The session records of the server's in-memory cache (`$listLocalSessions`):
@@ -605,6 +610,7 @@ impl Pipeline {
     ) -> Result<Vec<Document>, MongoError> {
         let mut docs = input;
         for stage in self.stages.iter().skip(start) {
+            ctx.interrupted()?;
             docs = run_stage(stage, docs, ctx)?;
         }
         Ok(docs)

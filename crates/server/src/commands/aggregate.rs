@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use bson::{Bson, Document};
-use eddy_codes::{ErrorCode, MongoError};
+use eddy_codes::{Deadline, ErrorCode, MongoError};
 use eddy_engine::plan::Query;
 use eddy_engine::write::UpdateOp;
 use eddy_engine::{Engine, Namespace};
@@ -323,6 +323,7 @@ impl Command for Aggregate {
                     bypass_document_validation: self.bypass_document_validation,
                     snapshot: self.snapshot,
                     hint: self.hint,
+                    deadline: ctx.deadline(),
                 };
                 let (docs, at) = with_engine(&ctx, move |engine| job.run_at(engine)).await?;
                 let source = VecCursor::from_documents(docs)?;
@@ -353,6 +354,9 @@ pub(super) struct Job {
     pub snapshot: Option<Option<bson::Timestamp>>,
     /// The index the source collection is read through.
     pub hint: Option<Bson>,
+    /// The command's `maxTimeMS` deadline: reading, each stage and the `$out`/`$merge`
+    /// writes stop with 50 once it has passed.
+    pub deadline: Option<Deadline>,
 }
 
 impl Job {
@@ -387,6 +391,7 @@ impl Job {
             db: self.db.clone(),
             env,
             local_sessions: &self.local_sessions,
+            deadline: self.deadline,
         };
         let results = match &coll {
             None => pipeline.run(Vec::new(), &mut ctx)?,
@@ -413,6 +418,10 @@ impl Job {
         };
         let env = ctx.env.clone();
         drop(reader);
+        if pipeline.writes().is_some() {
+            // Nothing is written for a client that has already been told it timed out.
+            Deadline::check_opt(self.deadline)?;
+        }
         match pipeline.writes() {
             None => Ok((results, at)),
             Some(Output::Out { db, coll }) => {
@@ -454,6 +463,7 @@ fn read_source(
     let filter = Filter::parse_collated(filter_doc, &ctx.env.vars, collation)?;
     let mut q = Query::new(filter_doc, &filter);
     q.hint = hint;
+    q.deadline = ctx.deadline;
     let (limit, next) = match pipeline.leading_sort() {
         Some((sort, limit, next)) => {
             q.sort = Some(sort);
@@ -477,6 +487,7 @@ struct ReaderContext<'a> {
     db: String,
     env: Env,
     local_sessions: &'a [(Bson, std::time::SystemTime)],
+    deadline: Option<Deadline>,
 }
 
 /// The `uid` of every session: Eddy has no authentication, so every session belongs to
@@ -488,6 +499,7 @@ const NO_AUTH_DIGEST: [u8; 32] = [
 
 impl Context for ReaderContext<'_> {
     fn collection(&mut self, db: &str, coll: &str) -> Result<Vec<Document>, MongoError> {
+        Deadline::check_opt(self.deadline)?;
         if let Some(view) = self.reader.resolve_view(&Namespace::new(db, coll))? {
             // `$lookup`/`$unionWith` from a view read it through its pipeline.
             let input = self.collection(db, &view.source.coll)?;
@@ -500,6 +512,9 @@ impl Context for ReaderContext<'_> {
     }
     fn db(&self) -> &str {
         &self.db
+    }
+    fn interrupted(&self) -> Result<(), MongoError> {
+        Deadline::check_opt(self.deadline)
     }
     fn env(&self) -> &Env {
         &self.env

@@ -49,7 +49,10 @@ impl Command for Count {
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
-        let query = self.query;
+        let query = QuerySpec {
+            deadline: ctx.deadline(),
+            ..self.query
+        };
         let n = with_engine(&ctx, move |e| {
             if query.filter.is_empty() && query.skip == 0 && query.limit.is_none() {
                 // The fast path mongod also takes: the collection's record count.

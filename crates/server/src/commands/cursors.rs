@@ -97,7 +97,7 @@ impl Command for GetMore {
                 }
                 tokio::time::timeout(budget, cursor.source.next_batch(req))
                     .await
-                    .unwrap_or_else(|_| Err(crate::dispatch::max_time_expired()))
+                    .unwrap_or_else(|_| Err(MongoError::max_time_expired()))
             }
             None => cursor.source.next_batch(req).await,
         };

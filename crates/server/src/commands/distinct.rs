@@ -41,7 +41,11 @@ impl Command for Distinct {
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
-        let (key, query) = (self.key, self.query);
+        let key = self.key;
+        let query = QuerySpec {
+            deadline: ctx.deadline(),
+            ..self.query
+        };
         let (values, at) = with_engine(&ctx, move |e| {
             let query::Outcome { docs, at, .. } = query::execute(e, &ns, &query)?;
             // Values equal under the collation are one value (the first one met).

@@ -126,6 +126,7 @@ impl Command for Find {
                 snapshot: super::data::snapshot_read(cmd)?,
                 min,
                 max,
+                deadline: None,
             },
             batch_size: non_negative(cmd, "find", "batchSize")?
                 .map(|b| b.min(i64::from(u32::MAX)) as u32),
@@ -152,7 +153,10 @@ impl Command for Find {
             )
             .await;
         }
-        let query = self.query;
+        let query = QuerySpec {
+            deadline: ctx.deadline(),
+            ..self.query
+        };
         // Which cursors mongod closes with their last document (see `VecCursor::streaming`):
         // a sort or an `_id` point lookup knows its end; a scan does not, unless a limit
         // stops it.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bson::{doc, Bson, Document, Timestamp};
-use eddy_codes::{ErrorCode, MongoError};
+use eddy_codes::{Deadline, ErrorCode, MongoError};
 use eddy_engine::plan::{self, Direction, Plan, Query};
 use eddy_engine::read::{ExecStats, Reader};
 use eddy_engine::{Engine, Namespace};
@@ -31,6 +31,8 @@ pub struct QuerySpec {
     /// `find`'s `min` and `max` index bounds (`None` when absent or empty).
     pub min: Option<Document>,
     pub max: Option<Document>,
+    /// The command's `maxTimeMS` deadline: the scan stops with 50 when it passes.
+    pub deadline: Option<Deadline>,
 }
 
 /// The reader of a read command, and for a snapshot read the cluster time it reads at.
@@ -163,6 +165,7 @@ fn engine_query<'a>(q: &'a QuerySpec, p: &'a Parsed) -> Query<'a> {
         min: q.min.as_ref(),
         max: q.max.as_ref(),
         skip: q.skip > 0,
+        deadline: q.deadline,
     }
 }
 
@@ -249,6 +252,7 @@ fn through_view(
         bypass_document_validation: false,
         snapshot: q.snapshot,
         hint: None,
+        deadline: q.deadline,
     };
     let (docs, at) = job.run_at(engine)?;
     let docs = match projection {
