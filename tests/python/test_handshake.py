@@ -198,6 +198,39 @@ def test_retried_write_is_not_applied_twice(server: EddyServer):
     assert c.app.r.count_documents({}) == 1
 
 
+def test_retryable_write_concern_error_is_labelled_and_retried(server: EddyServer):
+    """A retryable write answered with a retryable writeConcernError carries the
+    RetryableWriteError label (mongod adds it for code 91 by itself); the driver retries
+    and the retry gets the write's outcome without the first attempt's error."""
+    replies = []
+
+    class Listener(monitoring.CommandListener):
+        def started(self, event):
+            pass
+
+        def succeeded(self, event):
+            if event.command_name == "insert":
+                replies.append(event.reply)
+
+        def failed(self, event):
+            pass
+
+    c = server.client(retryWrites=True, event_listeners=[Listener()])
+    for labels in (None, ["RetryableWriteError", "Custom"]):
+        replies.clear()
+        data = {"failCommands": ["insert"], "writeConcernError": {"code": 91, "errmsg": "down"}}
+        if labels:
+            data["errorLabels"] = labels
+        c.admin.command("configureFailPoint", "failCommand", mode={"times": 1}, data=data)
+        _id = 1 if labels is None else 2
+        assert c.app.wce.insert_one({"_id": _id}).inserted_id == _id
+        assert len(replies) == 2, replies
+        assert replies[0]["writeConcernError"]["code"] == 91
+        assert replies[0]["errorLabels"] == (labels or ["RetryableWriteError"])
+        assert "writeConcernError" not in replies[1] and replies[1]["n"] == 1, replies[1]
+    assert c.app.wce.count_documents({}) == 2
+
+
 def test_fail_command_error_code(server: EddyServer):
     c = server.client(retryWrites=False)
     c.admin.command(

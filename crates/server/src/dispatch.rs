@@ -227,6 +227,7 @@ async fn run(
 
     // Failpoints (test commands only): before the command runs, as mongod's failCommand.
     let mut write_concern_error = None;
+    let mut wce_labels = None;
     if state.config.enable_test_commands
         && !matches!(
             name,
@@ -251,6 +252,7 @@ async fn run(
                 return Err(err);
             }
             write_concern_error = injected.write_concern_error;
+            wce_labels = injected.labels;
         }
         if cmd
             .get("maxTimeMS")
@@ -305,13 +307,29 @@ async fn run(
             return Err(err);
         }
     };
-    let wce = write_concern_error
-        .or(unsatisfiable)
-        .map(|wce| doc! {"writeConcernError": wce});
-    let reply = finish(state, body, true, wce);
+    let wce = write_concern_error.or(unsatisfiable).map(|wce| {
+        // A retryable write whose write concern failed with a retryable code is labelled
+        // for the driver to retry it, as mongod does (unless the failpoint set labels).
+        let labels = wce_labels.unwrap_or_else(|| {
+            let code = wce.get("code").and_then(crate::args::as_integer);
+            match retryable && code.is_some_and(|c| is_retryable_write_code(c as i32)) {
+                true => vec![labels::RETRYABLE_WRITE_ERROR.to_owned()],
+                false => Vec::new(),
+            }
+        });
+        let mut extra = doc! {"writeConcernError": wce};
+        if !labels.is_empty() {
+            extra.insert("errorLabels", labels);
+        }
+        extra
+    });
     if let (true, Some(id), Some(txn)) = (retryable, &session, txn_number) {
-        state.sessions.record(id, txn, reply.clone());
+        // A retry gets the write's outcome, not this attempt's write concern error.
+        state
+            .sessions
+            .record(id, txn, finish(state, body.clone(), true, None));
     }
+    let reply = finish(state, body, true, wce);
     Ok(Outcome {
         reply,
         close: false,

@@ -51,6 +51,9 @@ pub struct Injected {
     pub error: Option<MongoError>,
     /// Run the command, then add this `writeConcernError` to the reply.
     pub write_concern_error: Option<Document>,
+    /// The `errorLabels` to give the error or the `writeConcernError` reply (`None`:
+    /// the labels mongod would add itself).
+    pub labels: Option<Vec<String>>,
 }
 
 /// The active failpoints.
@@ -230,19 +233,26 @@ impl FailPoints {
             out.block = Some(Duration::from_millis(ms.max(0) as u64));
         }
         out.close_connection = data.get_bool("closeConnection").unwrap_or(false);
+        out.labels = data.get_array("errorLabels").ok().map(|given| {
+            given
+                .iter()
+                .filter_map(Bson::as_str)
+                .map(str::to_owned)
+                .collect()
+        });
         if let Some(code) = data.get("errorCode").and_then(crate::args::as_integer) {
             let code = code as i32;
             let mut err = MongoError::location(code, "Failing command via 'failCommand' failpoint");
-            match data.get_array("errorLabels") {
-                Ok(given) => {
-                    for l in given.iter().filter_map(Bson::as_str) {
+            match &out.labels {
+                Some(given) => {
+                    for l in given {
                         err = err.with_label(l);
                     }
                 }
-                Err(_) if retryable_write && is_retryable_write_code(code) => {
+                None if retryable_write && is_retryable_write_code(code) => {
                     err = err.with_label(labels::RETRYABLE_WRITE_ERROR);
                 }
-                Err(_) => {}
+                None => {}
             }
             out.error = Some(err);
         }
