@@ -504,3 +504,110 @@ async fn writes_read_through_their_hint() {
         .expect_err("hint of a wrong type");
     assert_eq!(error_code(&err), Some(9));
 }
+
+#[tokio::test]
+async fn return_key_and_show_record_id() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("rk");
+    let coll = db.collection::<Document>("c");
+    coll.insert_many(vec![
+        doc! {"_id": 1, "a": 5, "b": "x"},
+        doc! {"_id": 2, "a": [7, 3], "b": "y"},
+        doc! {"_id": 3, "b": "z"},
+    ])
+    .await
+    .expect("insert");
+    index(&coll, doc! {"a": 1, "b": -1}).await;
+    let batch = |cmd: Document| {
+        let db = db.clone();
+        async move {
+            let reply = db.run_command(cmd).await.expect("find");
+            reply
+                .get_document("cursor")
+                .and_then(|c| c.get_array("firstBatch"))
+                .expect("firstBatch")
+                .iter()
+                .map(|d| d.as_document().expect("document").clone())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // Through the compound index: the key of the entry each document was found
+    // through (for the array, the first entry inside the range: 7, not 3).
+    let keys = batch(
+        doc! {"find": "c", "filter": {"a": {"$gte": 4}}, "sort": {"a": 1},
+        "hint": "a_1_b_-1", "returnKey": true},
+    )
+    .await;
+    assert_eq!(
+        keys,
+        // Sorted by `a` ascending, the array sorts by its smallest element (3).
+        vec![doc! {"a": 7, "b": "y"}, doc! {"a": 5, "b": "x"}],
+        "{keys:?}"
+    );
+    // A missing field is keyed as null.
+    let keys = batch(
+        doc! {"find": "c", "filter": {"a": null}, "hint": "a_1_b_-1",
+        "returnKey": true},
+    )
+    .await;
+    assert_eq!(keys, vec![doc! {"a": null, "b": "z"}]);
+    // The `_id` index: `{_id}`; a collection scan: empty documents.
+    let keys = batch(doc! {"find": "c", "sort": {"_id": 1}, "returnKey": true}).await;
+    assert_eq!(
+        keys,
+        vec![doc! {"_id": 1}, doc! {"_id": 2}, doc! {"_id": 3}]
+    );
+    let keys = batch(doc! {"find": "c", "filter": {"b": "y"}, "returnKey": true}).await;
+    assert_eq!(keys, vec![doc! {}]);
+
+    // `$recordId`: one per document, the same each time, after any projection.
+    let shown = batch(
+        doc! {"find": "c", "sort": {"_id": 1}, "projection": {"b": 1},
+        "showRecordId": true},
+    )
+    .await;
+    assert_eq!(shown.len(), 3);
+    let ids: Vec<_> = shown
+        .iter()
+        .map(|d| {
+            d.get_binary_generic("$recordId")
+                .expect("$recordId")
+                .clone()
+        })
+        .collect();
+    assert!(ids[0] != ids[1] && ids[1] != ids[2], "{ids:?}");
+    assert_eq!(shown[0].get_str("b").ok(), Some("x"));
+    let again = batch(doc! {"find": "c", "filter": {"_id": 2}, "showRecordId": true}).await;
+    assert_eq!(
+        again[0].get("$recordId"),
+        Some(&Bson::Binary(bson::Binary {
+            subtype: bson::spec::BinarySubtype::Generic,
+            bytes: ids[1].clone(),
+        }))
+    );
+    // With `returnKey`, the key alone (as mongod).
+    let key = batch(
+        doc! {"find": "c", "filter": {"_id": 2}, "showRecordId": true,
+        "returnKey": true},
+    )
+    .await;
+    assert_eq!(key, vec![doc! {"_id": 2}]);
+    // `false` is accepted; a view refuses both, as mongod (168).
+    assert_eq!(
+        batch(doc! {"find": "c", "filter": {"_id": 3}, "returnKey": false, "showRecordId": false})
+            .await,
+        vec![doc! {"_id": 3, "b": "z"}]
+    );
+    db.run_command(doc! {"create": "v", "viewOn": "c", "pipeline": []})
+        .await
+        .expect("view");
+    for option in ["returnKey", "showRecordId"] {
+        let err = db
+            .run_command(doc! {"find": "v", option: true})
+            .await
+            .expect_err("not on a view");
+        assert_eq!(error_code(&err), Some(168), "{option}: {err}");
+    }
+}

@@ -111,12 +111,45 @@ pub fn keys_and_paths(
     index: &IndexMeta,
     doc: &Document,
 ) -> Result<(Vec<Vec<u8>>, MultikeyPaths), MongoError> {
+    let mut encoded = Vec::new();
+    let paths = for_each_key(index, doc, |parts| encoded.push(key::encode_key(parts)))?;
+    encoded.sort();
+    encoded.dedup();
+    Ok((encoded, paths))
+}
+
+/// The values (one per key field) of the entry `entry` that `doc`, stored under
+/// `id_key`, has in `index`: what `returnKey` shows. `None` when the document has no
+/// such entry.
+pub fn entry_values(
+    index: &IndexMeta,
+    doc: &Document,
+    id_key: &[u8],
+    entry: &[u8],
+) -> Result<Option<Vec<Bson>>, MongoError> {
+    let mut found = None;
+    for_each_key(index, doc, |parts| {
+        if found.is_none() && entry_key(index, key::encode_key(parts), id_key) == entry {
+            found = Some(parts.iter().map(|(v, _)| (*v).clone()).collect());
+        }
+    })?;
+    Ok(found)
+}
+
+/// Calls `f` with each key tuple (a value and its direction per key field) `doc`
+/// contributes to `index` (none when a sparse or partial index skips it), and returns
+/// the multikey path components per key field.
+fn for_each_key(
+    index: &IndexMeta,
+    doc: &Document,
+    mut f: impl FnMut(&[(&Bson, bool)]),
+) -> Result<MultikeyPaths, MongoError> {
     let pattern = index.key_pattern();
     let no_paths = || vec![Vec::new(); pattern.len()];
     if let Some(filter) = index.partial_filter() {
         let filter = Filter::parse(filter)?;
         if !filter.matches(doc) {
-            return Ok((Vec::new(), no_paths()));
+            return Ok(no_paths());
         }
     }
     let mut per_field: Vec<(Vec<Bson>, bool)> = Vec::with_capacity(pattern.len());
@@ -136,7 +169,7 @@ pub fn keys_and_paths(
         paths.push(arrays);
     }
     if index.sparse() && !any_present {
-        return Ok((Vec::new(), no_paths()));
+        return Ok(no_paths());
     }
     if array_fields.len() > 1 {
         return Err(MongoError::new(
@@ -160,10 +193,10 @@ pub fn keys_and_paths(
         }
         keys = next;
     }
-    let mut encoded: Vec<Vec<u8>> = keys.iter().map(|parts| key::encode_key(parts)).collect();
-    encoded.sort();
-    encoded.dedup();
-    Ok((encoded, paths))
+    for parts in &keys {
+        f(parts);
+    }
+    Ok(paths)
 }
 
 /// Whether a key pattern direction is descending (`-1`).

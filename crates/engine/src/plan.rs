@@ -80,6 +80,8 @@ pub struct Query<'a> {
     pub skip: bool,
     /// A `maxTimeMS` deadline: running the plan stops with 50 MaxTimeMSExpired after it.
     pub deadline: Option<Deadline>,
+    /// Keep the index entry each document was found through (`returnKey`).
+    pub return_key: bool,
 }
 
 impl<'a> Query<'a> {
@@ -94,6 +96,7 @@ impl<'a> Query<'a> {
             max: None,
             skip: false,
             deadline: None,
+            return_key: false,
         }
     }
 }

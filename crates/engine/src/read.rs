@@ -33,6 +33,9 @@ pub struct Matched {
     pub id_key: Vec<u8>,
     pub doc: Document,
     pub details: Option<MatchDetails>,
+    /// The secondary index entry the document was found through, kept when the query
+    /// asks for it (`returnKey`).
+    pub entry: Option<Vec<u8>>,
 }
 
 /// The encoded `_id` key of a value.
@@ -90,6 +93,7 @@ pub fn execute(
         run: Vec::new(),
         stats: ExecStats::default(),
         deadline: q.deadline,
+        keep_entries: q.return_key,
     };
     let docs = meta.docs_table();
     match &plan.access {
@@ -110,7 +114,7 @@ pub fn execute(
                     continue;
                 }
                 if let Some(v) = r.get(&docs, &k).map_err(storage_err)? {
-                    if sink.push(k, &v)? {
+                    if sink.push(k, &v, None)? {
                         break;
                     }
                 }
@@ -123,7 +127,7 @@ pub fn execute(
                 .map_err(storage_err)?
             {
                 let (k, v) = entry.map_err(storage_err)?;
-                if sink.push(k, &v)? {
+                if sink.push(k, &v, None)? {
                     break;
                 }
             }
@@ -132,7 +136,7 @@ pub fn execute(
             let k = id_key(id);
             if let Some(v) = r.get(&docs, &k).map_err(storage_err)? {
                 sink.stats.keys_examined += 1;
-                sink.push(k, &v)?;
+                sink.push(k, &v, None)?;
             }
         }
         Access::IndexScan(scan) => {
@@ -153,13 +157,13 @@ pub fn execute(
                     sink.stats.keys_examined += 1;
                     let stop = match &scan.table {
                         // The `_id` index is the documents table: the entry is the document.
-                        None => sink.push(k, &v)?,
+                        None => sink.push(k, &v, None)?,
                         Some(_) => {
                             if dedup && !seen.insert(v.clone()) {
                                 continue;
                             }
                             match r.get(&docs, &v).map_err(storage_err)? {
-                                Some(bytes) => sink.push(v, &bytes)?,
+                                Some(bytes) => sink.push(v, &bytes, Some(k))?,
                                 None => false,
                             }
                         }
@@ -179,6 +183,32 @@ pub fn execute(
     })
 }
 
+/// What `returnKey` shows for a document `plan` found: the values of the index key it
+/// was found through, named by the key pattern's fields (`{}` for a collection scan).
+pub fn index_key(meta: &CollectionMeta, plan: &Plan, m: &Matched) -> Result<Document, MongoError> {
+    let scan = match &plan.access {
+        Access::CollScan(_) => return Ok(Document::new()),
+        Access::IdHack(_) => None,
+        Access::IndexScan(scan) => scan.table.as_ref().map(|_| scan),
+    };
+    let Some(scan) = scan else {
+        // The `_id` index: the key is the `_id`.
+        let id = m.doc.get("_id").cloned().unwrap_or(Bson::Null);
+        return Ok(bson::doc! {"_id": id});
+    };
+    let index = meta
+        .index(&scan.name)
+        .ok_or_else(|| MongoError::internal(format!("index {} of the plan is gone", scan.name)))?;
+    let values = match &m.entry {
+        Some(entry) => crate::index::entry_values(index, &m.doc, &m.id_key, entry)?,
+        None => None,
+    };
+    let values = values.ok_or_else(|| {
+        MongoError::internal(format!("no entry of index {} for the document", scan.name))
+    })?;
+    Ok(scan.key_pattern.keys().cloned().zip(values).collect())
+}
+
 /// Collects matching documents in the query's order.
 struct Sink<'a> {
     filter: &'a Filter,
@@ -193,6 +223,8 @@ struct Sink<'a> {
     run: Vec<(Vec<Bson>, Matched)>,
     stats: ExecStats,
     deadline: Option<Deadline>,
+    /// Whether matches keep the index entry they were found through.
+    keep_entries: bool,
 }
 
 /// How many documents a scan reads between two looks at its deadline.
@@ -200,7 +232,13 @@ const DEADLINE_EVERY: u64 = 128;
 
 impl Sink<'_> {
     /// Takes one document read by the plan; whether the scan can stop.
-    fn push(&mut self, id_key: Vec<u8>, bytes: &[u8]) -> Result<bool, MongoError> {
+    /// `entry`: the secondary index entry that led to the document.
+    fn push(
+        &mut self,
+        id_key: Vec<u8>,
+        bytes: &[u8],
+        entry: Option<Vec<u8>>,
+    ) -> Result<bool, MongoError> {
         if self.stats.docs_examined.is_multiple_of(DEADLINE_EVERY) {
             Deadline::check_opt(self.deadline)?;
         }
@@ -213,6 +251,7 @@ impl Sink<'_> {
             id_key,
             doc,
             details: Some(details),
+            entry: entry.filter(|_| self.keep_entries),
         };
         let Some(sort) = self.sort else {
             self.out.push(m);

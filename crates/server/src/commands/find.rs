@@ -98,14 +98,6 @@ impl Command for Find {
                 "Cannot set 'awaitData' without also setting 'tailable'",
             ));
         }
-        for unsupported in ["returnKey", "showRecordId"] {
-            if cmd.contains_key(unsupported) {
-                return Err(MongoError::new(
-                    ErrorCode::CommandNotSupported,
-                    format!("find with '{unsupported}' is not supported by Eddy"),
-                ));
-            }
-        }
         let hint = match cmd.get("hint") {
             None => None,
             Some(h @ (Bson::String(_) | Bson::Document(_))) => Some(h.clone()),
@@ -127,6 +119,8 @@ impl Command for Find {
                 min,
                 max,
                 deadline: None,
+                return_key: opt_bool(cmd, "find", "returnKey")?.unwrap_or(false),
+                show_record_id: opt_bool(cmd, "find", "showRecordId")?.unwrap_or(false),
             },
             batch_size: non_negative(cmd, "find", "batchSize")?
                 .map(|b| b.min(i64::from(u32::MAX)) as u32),

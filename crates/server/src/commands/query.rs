@@ -33,6 +33,10 @@ pub struct QuerySpec {
     pub max: Option<Document>,
     /// The command's `maxTimeMS` deadline: the scan stops with 50 when it passes.
     pub deadline: Option<Deadline>,
+    /// `find`'s `returnKey`: each result is the index key it was found through.
+    pub return_key: bool,
+    /// `find`'s `showRecordId`: each result gets a `$recordId` field (not with `returnKey`).
+    pub show_record_id: bool,
 }
 
 /// The reader of a read command, and for a snapshot read the cluster time it reads at.
@@ -166,6 +170,7 @@ fn engine_query<'a>(q: &'a QuerySpec, p: &'a Parsed) -> Query<'a> {
         max: q.max.as_ref(),
         skip: q.skip > 0,
         deadline: q.deadline,
+        return_key: q.return_key,
     }
 }
 
@@ -175,8 +180,14 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
     let (reader, at) = open_reader(engine, q.snapshot)?;
     if reader.view(ns)?.is_some() {
         drop(reader);
-        for (name, given) in [("min", &q.min), ("max", &q.max)] {
-            if given.is_some() {
+        let options = [
+            ("min", q.min.is_some()),
+            ("max", q.max.is_some()),
+            ("returnKey", q.return_key),
+            ("showRecordId", q.show_record_id),
+        ];
+        for (name, given) in options {
+            if given {
                 return Err(MongoError::new(
                     ErrorCode::InvalidPipelineOperator,
                     format!("Option {name} not supported in aggregation."),
@@ -208,11 +219,27 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
         .into_iter()
         .skip(skip)
         .take(take)
-        .map(|m| match &p.projection {
-            Some(proj) => proj.apply(&m.doc, m.details.as_ref()),
-            None => Ok(m.doc),
+        .map(|m| {
+            let mut doc = match &p.projection {
+                _ if q.return_key => eddy_engine::read::index_key(&meta, &executed.plan, &m)?,
+                Some(proj) => proj.apply(&m.doc, m.details.as_ref())?,
+                None => m.doc,
+            };
+            // With `returnKey`, mongod returns the key alone.
+            if q.show_record_id && !q.return_key {
+                // Eddy stores every collection clustered by `_id`: the record id is the
+                // document's storage key, shown as mongod shows a clustered collection's.
+                doc.insert(
+                    "$recordId",
+                    bson::Binary {
+                        subtype: bson::spec::BinarySubtype::Generic,
+                        bytes: m.id_key,
+                    },
+                );
+            }
+            Ok(doc)
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, MongoError>>()?;
     Ok(Outcome {
         docs,
         plan: Some(executed.plan),
