@@ -5,7 +5,7 @@
 mod common;
 
 use bson::{doc, Document};
-use common::{collect, error_code, ids, TestServer};
+use common::{collect, error_code, first_batch, ids, TestServer};
 use mongodb::options::{Collation, CollationStrength};
 
 fn case_insensitive() -> Collation {
@@ -202,12 +202,7 @@ async fn queries_writes_and_sorts_follow_the_collation() {
             if let Some(c) = c {
                 cmd.insert("collation", c);
             }
-            let reply = db.run_command(cmd).await.expect("find");
-            reply
-                .get_document("cursor")
-                .and_then(|c| c.get_array("firstBatch"))
-                .expect("firstBatch")
-                .clone()
+            first_batch(&db.run_command(cmd).await.expect("find"))
         }
     };
     let empty = batch(Some(doc! {})).await;

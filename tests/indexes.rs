@@ -7,7 +7,7 @@
 mod common;
 
 use bson::{doc, Bson, Document};
-use common::{collect, error_code, TestServer};
+use common::{collect, error_code, first_batch, TestServer};
 use mongodb::options::Hint;
 use mongodb::{Collection, Database};
 
@@ -521,16 +521,7 @@ async fn return_key_and_show_record_id() {
     index(&coll, doc! {"a": 1, "b": -1}).await;
     let batch = |cmd: Document| {
         let db = db.clone();
-        async move {
-            let reply = db.run_command(cmd).await.expect("find");
-            reply
-                .get_document("cursor")
-                .and_then(|c| c.get_array("firstBatch"))
-                .expect("firstBatch")
-                .iter()
-                .map(|d| d.as_document().expect("document").clone())
-                .collect::<Vec<_>>()
-        }
+        async move { first_batch(&db.run_command(cmd).await.expect("find")) }
     };
 
     // Through the compound index: the key of the entry each document was found

@@ -5,7 +5,7 @@
 mod common;
 
 use bson::{doc, Document, Timestamp};
-use common::{collect, error_code, TestServer};
+use common::{collect, error_code, first_batch, TestServer};
 
 #[tokio::test]
 async fn a_snapshot_session_keeps_reading_its_snapshot() {
@@ -139,11 +139,7 @@ async fn replies_carry_at_cluster_time_and_refuse_unavailable_times() {
         .run_command(doc! {"aggregate": "c", "pipeline": [], "cursor": {}, "readConcern": {"level": "snapshot", "atClusterTime": at}})
         .await
         .expect("aggregate at the pinned time");
-    let batch = reply
-        .get_document("cursor")
-        .expect("cursor")
-        .get_array("firstBatch")
-        .expect("batch");
+    let batch = first_batch(&reply);
     assert_eq!(batch.len(), 1);
     let now = collect(coll.find(doc! {}).await.expect("find")).await;
     assert_eq!(now.len(), 2);

@@ -271,6 +271,17 @@ pub async fn collect(mut cursor: mongodb::Cursor<bson::Document>) -> Vec<bson::D
     out
 }
 
+/// The documents of a cursor reply's `firstBatch` (`{cursor: {firstBatch: [...]}}`).
+pub fn first_batch(reply: &bson::Document) -> Vec<bson::Document> {
+    reply
+        .get_document("cursor")
+        .and_then(|c| c.get_array("firstBatch"))
+        .expect("a cursor reply with a firstBatch")
+        .iter()
+        .map(|d| d.as_document().expect("a document").clone())
+        .collect()
+}
+
 /// The server's error code of a command error, or of the first write error.
 pub fn error_code(e: &mongodb::error::Error) -> Option<i32> {
     use mongodb::error::{ErrorKind, WriteFailure};
