@@ -144,3 +144,55 @@ async fn replies_carry_at_cluster_time_and_refuse_unavailable_times() {
     let now = collect(coll.find(doc! {}).await.expect("find")).await;
     assert_eq!(now.len(), 2);
 }
+
+#[tokio::test]
+async fn only_find_aggregate_and_distinct_read_a_snapshot_and_never_of_a_capped_collection() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("snap");
+    db.run_command(doc! {"create": "capped", "capped": true, "size": 4096})
+        .await
+        .expect("create capped");
+    db.collection::<Document>("c")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .expect("insert");
+    let snapshot = doc! {"level": "snapshot"};
+    // Writes and the catalog listings refuse it (72 InvalidOptions), as mongod.
+    for mut cmd in [
+        doc! {"insert": "c", "documents": [{"_id": 2}]},
+        doc! {"update": "c", "updates": [{"q": {}, "u": {"$set": {"x": 1}}}]},
+        doc! {"delete": "c", "deletes": [{"q": {}, "limit": 1}]},
+        doc! {"findAndModify": "c", "query": {}, "remove": true},
+        doc! {"listCollections": 1},
+        doc! {"listIndexes": "c"},
+        doc! {"count": "c"},
+    ] {
+        cmd.insert("readConcern", snapshot.clone());
+        let err = db.run_command(cmd.clone()).await.expect_err("no snapshot");
+        assert_eq!(error_code(&err), Some(72), "{cmd}: {err}");
+    }
+    assert_eq!(
+        db.collection::<Document>("c")
+            .count_documents(doc! {})
+            .await
+            .ok(),
+        Some(1),
+        "nothing was written"
+    );
+    // Capped collections cannot be read at a snapshot (246 SnapshotUnavailable).
+    for mut cmd in [
+        doc! {"find": "capped"},
+        doc! {"aggregate": "capped", "pipeline": [], "cursor": {}},
+        doc! {"distinct": "capped", "key": "_id"},
+    ] {
+        cmd.insert("readConcern", snapshot.clone());
+        let err = db.run_command(cmd.clone()).await.expect_err("capped");
+        assert_eq!(error_code(&err), Some(246), "{cmd}: {err}");
+    }
+    let reply = db
+        .run_command(doc! {"find": "c", "readConcern": snapshot})
+        .await
+        .expect("a snapshot find");
+    assert_eq!(first_batch(&reply), vec![doc! {"_id": 1}]);
+}

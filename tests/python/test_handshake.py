@@ -12,7 +12,7 @@ import pytest
 from bson import Int64, ObjectId, Timestamp
 from conftest import EddyServer
 from pymongo import monitoring
-from pymongo.errors import OperationFailure
+from pymongo.errors import OperationFailure, WriteConcernError
 
 
 def test_hello_shape(shared_server: EddyServer):
@@ -229,6 +229,35 @@ def test_retryable_write_concern_error_is_labelled_and_retried(server: EddyServe
         assert replies[0]["errorLabels"] == (labels or ["RetryableWriteError"])
         assert "writeConcernError" not in replies[1] and replies[1]["n"] == 1, replies[1]
     assert c.app.wce.count_documents({}) == 2
+
+
+def test_write_concern_errors_on_failed_and_retried_writes(server: EddyServer):
+    """mongod waits for write concern after every write command: a failed one (here a
+    rename onto an existing collection with w: 2 on one member) also carries the
+    writeConcernError, and so does a retry answered from the session."""
+    c = server.client(retryWrites=True)
+    c.app.src.insert_one({"_id": 1})
+    c.app.dst.insert_one({"_id": 1})
+    with pytest.raises(OperationFailure) as ei:
+        c.admin.command(
+            "renameCollection", "app.src", to="app.dst", writeConcern={"w": 2, "wtimeout": 1}
+        )
+    assert ei.value.code == 48, ei.value.details
+    assert ei.value.details["writeConcernError"]["code"] == 100, ei.value.details
+
+    # Both attempts of a retryable insert get the write concern error (times: 2): the
+    # retry is answered from the session, with this attempt's error, and the document
+    # is stored once.
+    c.admin.command(
+        "configureFailPoint",
+        "failCommand",
+        mode={"times": 2},
+        data={"failCommands": ["insert"], "writeConcernError": {"code": 91, "errmsg": "down"}},
+    )
+    with pytest.raises(WriteConcernError) as wi:
+        c.app.wce2.insert_one({"_id": 1})
+    assert wi.value.has_error_label("RetryableWriteError"), wi.value.details
+    assert c.app.wce2.count_documents({}) == 1
 
 
 def test_fail_command_error_code(server: EddyServer):

@@ -456,7 +456,7 @@ impl MongoError {
 
     /// Adds fields that are sent beside `code` (merged into the reply).
     pub fn with_extra(mut self, extra: Document) -> Self {
-        self.extra = Some(extra);
+        self.extra.get_or_insert_with(Document::new).extend(extra);
         self
     }
 

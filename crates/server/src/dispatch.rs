@@ -58,14 +58,7 @@ fn finish(
         body.append(cstr!("ok"), 1.0);
     }
     if let Some(extra) = extra {
-        for (k, v) in &extra {
-            if let (Ok(key), Ok(raw)) = (
-                <&bson::raw::CStr>::try_from(k.as_str()),
-                bson::RawBson::try_from(v.clone()),
-            ) {
-                body.append(key, raw);
-            }
-        }
+        append_fields(&mut body, &extra);
     }
     let op_time = operation_time(state);
     let cluster = state.engine.cluster_time().max(op_time);
@@ -74,6 +67,18 @@ fn finish(
     }
     body.append(cstr!("operationTime"), op_time);
     body
+}
+
+/// Appends the fields of `extra` to a reply.
+fn append_fields(body: &mut RawDocumentBuf, extra: &Document) {
+    for (k, v) in extra {
+        if let (Ok(key), Ok(raw)) = (
+            <&bson::raw::CStr>::try_from(k.as_str()),
+            bson::RawBson::try_from(v.clone()),
+        ) {
+            body.append(key, raw);
+        }
+    }
 }
 
 /// The error reply for `err`.
@@ -128,6 +133,16 @@ impl Envelope {
             return Err(MongoError::new(
                 ErrorCode::CommandNotSupported,
                 "Eddy does not support multi-document transactions",
+            ));
+        }
+        // Outside a transaction, only these read a snapshot (mongod 5.0+): the others
+        // refuse `readConcern: {level: "snapshot"}`.
+        let snapshot = matches!(cmd.get("readConcern"), Some(Bson::Document(rc))
+            if rc.get_str("level").ok() == Some("snapshot"));
+        if snapshot && !SNAPSHOT_READS.contains(&entry.names[0]) {
+            return Err(MongoError::new(
+                ErrorCode::InvalidOptions,
+                format!("{name} does not support readConcern level snapshot outside a multi-document transaction"),
             ));
         }
         let session = match cmd.get("lsid") {
@@ -207,6 +222,9 @@ pub async fn execute(
 /// The reads whose `maxTimeMS` Eddy enforces.
 const TIME_LIMITED: &[&str] = &["find", "aggregate", "count", "distinct"];
 
+/// The commands that read at a snapshot outside a transaction.
+const SNAPSHOT_READS: &[&str] = &["find", "aggregate", "distinct"];
+
 async fn run(
     state: &Arc<ServerState>,
     conn: &Arc<ConnInfo>,
@@ -265,16 +283,26 @@ async fn run(
         }
     }
 
+    // This attempt's write concern error: injected by `failCommand`, or `w` more than
+    // the one member. mongod waits for write concern after every write command, also a
+    // retried or a failed one, so every reply below carries it.
+    let unsatisfiable = write_concern_problem(&cmd, entry.kind)?;
+    let wce = write_concern_error
+        .or(unsatisfiable)
+        .map(|wce| WriteConcernFailure::new(wce, wce_labels, retryable));
+
     // A retried write is answered from the session, not applied twice.
     if let (true, Some(id), Some(txn)) = (retryable, &session, txn_number) {
-        if let Some(reply) = state.sessions.retried_reply(id, txn)? {
+        if let Some(mut reply) = state.sessions.retried_reply(id, txn)? {
+            if let Some(wce) = &wce {
+                append_fields(&mut reply, &wce.reply_fields());
+            }
             return Ok(Outcome {
                 reply,
                 close: false,
             });
         }
     }
-    let unsatisfiable = write_concern_problem(&cmd, entry.kind)?;
 
     // `maxTimeMS` of a read: the reply is 50 MaxTimeMSExpired once the deadline passes
     // (a getMore's own `maxTimeMS` is an await time instead, see `commands/cursors.rs`).
@@ -304,36 +332,59 @@ async fn run(
             if retryable && is_retryable_write_code(err.code) {
                 err = err.with_label(labels::RETRYABLE_WRITE_ERROR);
             }
+            if let Some(wce) = wce {
+                for label in &wce.labels {
+                    if !err.labels.contains(label) {
+                        err = err.with_label(label);
+                    }
+                }
+                err = err.with_extra(doc! {"writeConcernError": wce.error});
+            }
             return Err(err);
         }
     };
-    let wce = write_concern_error.or(unsatisfiable).map(|wce| {
-        // A retryable write whose write concern failed with a retryable code is labelled
-        // for the driver to retry it, as mongod does (unless the failpoint set labels).
-        let labels = wce_labels.unwrap_or_else(|| {
-            let code = wce.get("code").and_then(crate::args::as_integer);
-            match retryable && code.is_some_and(|c| is_retryable_write_code(c as i32)) {
-                true => vec![labels::RETRYABLE_WRITE_ERROR.to_owned()],
-                false => Vec::new(),
-            }
-        });
-        let mut extra = doc! {"writeConcernError": wce};
-        if !labels.is_empty() {
-            extra.insert("errorLabels", labels);
-        }
-        extra
-    });
     if let (true, Some(id), Some(txn)) = (retryable, &session, txn_number) {
         // A retry gets the write's outcome, not this attempt's write concern error.
         state
             .sessions
             .record(id, txn, finish(state, body.clone(), true, None));
     }
-    let reply = finish(state, body, true, wce);
+    let reply = finish(state, body, true, wce.map(|w| w.reply_fields()));
     Ok(Outcome {
         reply,
         close: false,
     })
+}
+
+/// A write concern that failed: the `writeConcernError` document and the labels the
+/// reply carries for it.
+struct WriteConcernFailure {
+    error: Document,
+    labels: Vec<String>,
+}
+
+impl WriteConcernFailure {
+    /// `labels` are the failpoint's; without them, a retryable write whose write concern
+    /// failed with a retryable code is labelled for the driver to retry it, as mongod does.
+    fn new(error: Document, labels: Option<Vec<String>>, retryable: bool) -> Self {
+        let labels = labels.unwrap_or_else(|| {
+            let code = error.get("code").and_then(crate::args::as_integer);
+            match retryable && code.is_some_and(|c| is_retryable_write_code(c as i32)) {
+                true => vec![labels::RETRYABLE_WRITE_ERROR.to_owned()],
+                false => Vec::new(),
+            }
+        });
+        WriteConcernFailure { error, labels }
+    }
+
+    /// The fields a successful reply gets.
+    fn reply_fields(&self) -> Document {
+        let mut extra = doc! {"writeConcernError": self.error.clone()};
+        if !self.labels.is_empty() {
+            extra.insert("errorLabels", self.labels.clone());
+        }
+        extra
+    }
 }
 
 /// Counts the command in `serverStatus.opcounters`.

@@ -399,6 +399,7 @@ impl Job {
                 let ns = Namespace::new(self.db.clone(), coll.clone());
                 match reader.collection(&ns)? {
                     Some(meta) => {
+                        super::query::check_snapshot_source(&meta, self.snapshot.is_some())?;
                         let input = read_source(
                             &reader,
                             &meta,

@@ -7,7 +7,7 @@ use bson::{doc, Bson, Document, Timestamp};
 use eddy_codes::{Deadline, ErrorCode, MongoError};
 use eddy_engine::plan::{self, Direction, Plan, Query};
 use eddy_engine::read::{ExecStats, Reader};
-use eddy_engine::{Engine, Namespace};
+use eddy_engine::{CollectionMeta, Engine, Namespace};
 use eddy_query::collation::Collation;
 use eddy_query::filter::Filter;
 use eddy_query::projection::Projection;
@@ -174,6 +174,17 @@ fn engine_query<'a>(q: &'a QuerySpec, p: &'a Parsed) -> Query<'a> {
     }
 }
 
+/// Capped collections cannot be read at a snapshot, as in mongod (246).
+pub fn check_snapshot_source(meta: &CollectionMeta, snapshot: bool) -> Result<(), MongoError> {
+    match snapshot && meta.cap().is_some() {
+        true => Err(MongoError::new(
+            ErrorCode::SnapshotUnavailable,
+            "Reading from capped collections with readConcern snapshot is not supported",
+        )),
+        false => Ok(()),
+    }
+}
+
 /// Runs a query against `ns`: plan, filter, sort, skip, limit, project.
 pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Outcome, MongoError> {
     let p = parse(engine, q)?;
@@ -207,6 +218,7 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
             ..Outcome::default()
         });
     };
+    check_snapshot_source(&meta, q.snapshot.is_some())?;
     let skip = usize::try_from(q.skip).unwrap_or(usize::MAX);
     let take = match q.limit {
         Some(l) if l > 0 => usize::try_from(l).unwrap_or(usize::MAX),
