@@ -3,7 +3,7 @@
 #
 #   scripts/pymongo-suite.sh [options] [FILES...]
 #
-# FILES are paths inside the sdist (default: the five files below). Options:
+# FILES are paths inside the sdist (default: the files below). Options:
 #   --port P           test a server already listening on 127.0.0.1:P instead of starting eddy
 #                      (e.g. a real mongod 7.0 replica set, to check the harness itself)
 #   --no-server        start nothing and point pymongo at a closed port (plumbing check: every
@@ -36,6 +36,16 @@ DEFAULT_FILES=(
     test/test_collection.py
     test/test_cursor.py
     test/test_database.py
+    test/test_bulk.py
+    test/test_collation.py
+    test/test_command_monitoring.py
+    test/test_custom_types.py
+    test/test_raw_bson.py
+    test/test_session.py
+    test/test_sessions_unified.py
+    test/test_read_write_concern_spec.py
+    test/test_retryable_reads_unified.py
+    test/test_retryable_writes_unified.py
 )
 
 mode=eddy

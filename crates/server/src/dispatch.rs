@@ -222,8 +222,9 @@ pub async fn execute(
 /// The reads whose `maxTimeMS` Eddy enforces.
 const TIME_LIMITED: &[&str] = &["find", "aggregate", "count", "distinct"];
 
-/// The commands that read at a snapshot outside a transaction.
-const SNAPSHOT_READS: &[&str] = &["find", "aggregate", "distinct"];
+/// The commands that read at a snapshot outside a transaction (a snapshot session's
+/// driver sends the `readConcern` on `getMore`s too).
+const SNAPSHOT_READS: &[&str] = &["find", "aggregate", "distinct", "getMore"];
 
 async fn run(
     state: &Arc<ServerState>,
