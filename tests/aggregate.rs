@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use bson::{doc, Bson, Document};
-use common::{collect, error_code, TestServer};
+use common::{collect, error_code, first_batch, TestServer};
 use futures_util::StreamExt;
 
 #[tokio::test]
@@ -373,4 +373,96 @@ async fn list_local_sessions() {
         .await
         .expect_err("both");
     assert_eq!(error_code(&e), Some(12));
+}
+
+#[tokio::test]
+async fn coll_stats_reports_counts_and_sizes() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("app");
+    let coll = db.collection::<Document>("stats");
+    coll.insert_many((0..50).map(|i| doc! {"_id": i, "a": i, "pad": "x".repeat(100)}))
+        .await
+        .expect("insert");
+    coll.create_index(mongodb::IndexModel::builder().keys(doc! {"a": 1}).build())
+        .await
+        .expect("index");
+    let stats = |spec: Document| {
+        let db = db.clone();
+        async move {
+            let reply = db
+                .run_command(
+                    doc! {"aggregate": "stats", "pipeline": [{"$collStats": spec}], "cursor": {}},
+                )
+                .await;
+            reply.map(|r| first_batch(&r))
+        }
+    };
+    let out = stats(doc! {"storageStats": {}, "count": {}})
+        .await
+        .expect("$collStats");
+    assert_eq!(out.len(), 1);
+    let doc = &out[0];
+    assert_eq!(doc.get_str("ns").ok(), Some("app.stats"));
+    assert!(doc
+        .get_str("host")
+        .is_ok_and(|h| h.ends_with(&format!(":{}", server.port()))));
+    assert!(doc.get_datetime("localTime").is_ok());
+    assert_eq!(doc.get_i64("count").ok(), Some(50));
+    let storage = doc.get_document("storageStats").expect("storageStats");
+    assert_eq!(storage.get_i64("count").ok(), Some(50));
+    assert_eq!(storage.get_i32("nindexes").ok(), Some(2));
+    let size = storage.get_i64("size").expect("size");
+    assert!(size > 50 * 100, "{storage}");
+    let sizes = storage.get_document("indexSizes").expect("indexSizes");
+    assert_eq!(sizes.keys().collect::<Vec<_>>(), vec!["_id_", "a_1"]);
+    let index_total: i64 = sizes.values().map(|v| v.as_i64().expect("int64")).sum();
+    assert!(index_total > 0);
+    assert_eq!(storage.get_i64("totalIndexSize").ok(), Some(index_total));
+    assert_eq!(storage.get_i64("totalSize").ok(), Some(size + index_total));
+    // `scale` divides the sizes (not the average document size).
+    let scaled = stats(doc! {"storageStats": {"scale": 1024}})
+        .await
+        .expect("scaled");
+    let scaled = scaled[0]
+        .get_document("storageStats")
+        .expect("storageStats");
+    assert_eq!(scaled.get_i64("size").ok(), Some(size / 1024));
+    assert_eq!(
+        scaled.get_i64("avgObjSize").ok(),
+        storage.get_i64("avgObjSize").ok()
+    );
+    assert_eq!(scaled.get_i32("scaleFactor").ok(), Some(1024));
+    // The collStats command gives the same storage fields.
+    let command = db
+        .run_command(doc! {"collStats": "stats"})
+        .await
+        .expect("collStats");
+    assert_eq!(command.get_document("indexSizes").ok(), Some(sizes));
+    // Later stages see the document; mongod's errors otherwise.
+    let projected = db
+        .run_command(
+            doc! {"aggregate": "stats", "pipeline": [{"$collStats": {"count": {}}},
+            {"$project": {"_id": 0, "count": 1}}], "cursor": {}},
+        )
+        .await
+        .expect("$collStats then $project");
+    assert_eq!(first_batch(&projected), vec![doc! {"count": 50_i64}]);
+    let code = |r: Result<Vec<Document>, mongodb::error::Error>| error_code(&r.expect_err("fails"));
+    let missing = db
+        .run_command(doc! {"aggregate": "nothing", "pipeline": [{"$collStats": {"count": {}}}], "cursor": {}})
+        .await
+        .map(|r| first_batch(&r));
+    assert_eq!(code(missing), Some(26));
+    db.run_command(doc! {"create": "stats_view", "viewOn": "stats", "pipeline": []})
+        .await
+        .expect("view");
+    let on_view = db
+        .run_command(
+            doc! {"aggregate": "stats_view", "pipeline": [{"$collStats": {}}], "cursor": {}},
+        )
+        .await
+        .map(|r| first_batch(&r));
+    assert_eq!(code(on_view), Some(166));
+    assert_eq!(code(stats(doc! {"latencyStats": {}}).await), Some(115));
 }

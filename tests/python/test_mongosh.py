@@ -224,3 +224,27 @@ def test_node_driver_crud_and_change_stream(server: EddyServer, tmp_path):
     ]
     assert result["ids"] == [1, 2, 3]
     assert result["setName"] == "rs0"
+
+
+def test_mongosh_collection_stats(server: EddyServer, tmp_path):
+    """`db.coll.stats()` in mongosh 2.x runs `$collStats` with `storageStats` and sums its
+    fields: the document count, sizes and one size per index."""
+    out = mongosh(
+        server,
+        """
+        db = db.getSiblingDB('app');
+        db.stats_c.insertMany([{a: 1}, {a: 2}, {a: 3}]);
+        db.stats_c.createIndex({a: 1});
+        const s = db.stats_c.stats();
+        print('STATS ' + EJSON.stringify({count: s.count, nindexes: s.nindexes, size: s.size,
+            indexSizes: Object.keys(s.indexSizes), totalIndexSize: s.totalIndexSize,
+            totalSize: s.totalSize, ns: s.ns}, {relaxed: true}));
+        """,
+        tmp_path,
+    )
+    stats = tagged(out, "STATS")
+    assert stats["count"] == 3 and stats["nindexes"] == 2, stats
+    assert sorted(stats["indexSizes"]) == ["_id_", "a_1"], stats
+    assert stats["size"] > 0 and stats["totalIndexSize"] > 0, stats
+    assert stats["totalSize"] == stats["size"] + stats["totalIndexSize"], stats
+    assert stats["ns"] == "app.stats_c", stats

@@ -365,21 +365,40 @@ impl Reader {
 
     /// Approximate bytes of a collection's documents (sum of BSON sizes).
     pub fn data_size(&self, meta: &CollectionMeta) -> Result<u64, MongoError> {
-        let mut size = 0u64;
+        self.table_bytes(&meta.docs_table(), |_, v| v.len())
+    }
+
+    /// The bytes of each index, by name, in the order `listIndexes` gives them: for
+    /// `_id_` the documents table's keys (collections are clustered by `_id`), for the
+    /// others their entries (keys and values).
+    pub fn index_sizes(&self, meta: &CollectionMeta) -> Result<Vec<(String, u64)>, MongoError> {
+        let mut out = vec![(
+            "_id_".to_owned(),
+            self.table_bytes(&meta.docs_table(), |k, _| k.len())?,
+        )];
+        for index in &meta.indexes {
+            let bytes = self.table_bytes(&crate::index::table(index), |k, v| k.len() + v.len())?;
+            out.push((index.name().to_owned(), bytes));
+        }
+        Ok(out)
+    }
+
+    /// The sum of `size(key, value)` over a table's entries.
+    fn table_bytes(
+        &self,
+        table: &str,
+        size: impl Fn(&[u8], &[u8]) -> usize,
+    ) -> Result<u64, MongoError> {
+        let mut total = 0u64;
         for entry in self
             .snap
-            .scan(
-                &meta.docs_table(),
-                Bound::Unbounded,
-                Bound::Unbounded,
-                false,
-            )
+            .scan(table, Bound::Unbounded, Bound::Unbounded, false)
             .map_err(storage_err)?
         {
-            let (_, v) = entry.map_err(storage_err)?;
-            size += v.len() as u64;
+            let (k, v) = entry.map_err(storage_err)?;
+            total += size(&k, &v) as u64;
         }
-        Ok(size)
+        Ok(total)
     }
 
     /// The document with this `_id`.

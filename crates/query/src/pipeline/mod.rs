@@ -54,6 +54,8 @@ pub trait Context {
     }
     /// `$$NOW`, `$$CLUSTER_TIME` and the command's `let` variables.
     fn env(&self) -> &Env;
+    /// The document `$collStats` outputs for the aggregated collection.
+    fn coll_stats(&mut self, spec: &CollStats) -> Result<Document, MongoError>;
     /// The session records of the server's in-memory cache (`$listLocalSessions`):
     /// every user's when `users` is `None`, else those of the listed `(user, db)` pairs.
     fn local_sessions(
@@ -65,7 +67,6 @@ pub trait Context {
 /// Stage names of mongod 7.0 that Eddy knows but does not run.
 const UNSUPPORTED_STAGES: &[&str] = &[
     "$changeStreamSplitLargeEvent",
-    "$collStats",
     "$currentOp",
     "$densify",
     "$fill",
@@ -193,6 +194,87 @@ enum Stage {
     Documents(Expr),
     /// `$listLocalSessions`: `None` lists every user's sessions (`allUsers: true`).
     ListLocalSessions(Option<Vec<(String, String)>>),
+    CollStats(CollStats),
+}
+
+/// What a `$collStats` stage reports (`latencyStats` and `queryExecStats` are refused:
+/// Eddy keeps no operation counters per collection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollStats {
+    /// `storageStats`, with its `scale` (1 unless given).
+    pub storage_scale: Option<i64>,
+    /// `count`: the number of documents.
+    pub count: bool,
+}
+
+impl CollStats {
+    /// Parses `{$collStats: {storageStats?: {scale?}, count?: {}, ...}}` with mongod's
+    /// IDL errors.
+    fn parse(arg: &Bson) -> Result<CollStats, MongoError> {
+        let Bson::Document(spec) = arg else {
+            return Err(MongoError::new(
+                ErrorCode::TypeMismatch,
+                format!(
+                    "BSON field '$collStats' is the wrong type '{}', expected type 'object'",
+                    util::type_name(arg)
+                ),
+            ));
+        };
+        let object = |field: &str, v: &Bson| {
+            match v {
+            Bson::Document(d) => Ok(d.clone()),
+            other => Err(MongoError::new(
+                ErrorCode::TypeMismatch,
+                format!(
+                    "BSON field '$collStats.{field}' is the wrong type '{}', expected type 'object'",
+                    util::type_name(other)
+                ),
+            )),
+        }
+        };
+        let mut out = CollStats {
+            storage_scale: None,
+            count: false,
+        };
+        for (field, v) in spec {
+            match field.as_str() {
+                "storageStats" => {
+                    let storage = object(field, v)?;
+                    let scale = match storage.get("scale") {
+                        None => 1,
+                        Some(s) => util::parse_integer_to_long("scale", s)?,
+                    };
+                    if scale < 1 {
+                        return Err(MongoError::location(
+                            51024,
+                            format!(
+                                "BSON field 'scale' value must be >= 1, actual value '{scale}'"
+                            ),
+                        ));
+                    }
+                    out.storage_scale = Some(scale);
+                }
+                "count" => {
+                    object(field, v)?;
+                    out.count = true;
+                }
+                "latencyStats" | "queryExecStats" => {
+                    object(field, v)?;
+                    return Err(MongoError::new(
+                        ErrorCode::CommandNotSupported,
+                        format!("Eddy does not keep $collStats {field}"),
+                    ));
+                }
+                other => {
+                    return Err(MongoError::location(
+                        40415,
+                        format!("BSON field '$collStats.{other}' is an unknown field."),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A `$match`: the matcher, plus top-level `$expr`s parsed here so they see the
@@ -424,6 +506,7 @@ fn check_known(name: &str) -> Result<(), MongoError> {
         "$unionWith",
         "$documents",
         "$listLocalSessions",
+        "$collStats",
         "$out",
         "$merge",
     ];
@@ -502,6 +585,15 @@ impl Pipeline {
             }
         }
         parse_pipeline(stages, vars, Mode::Sub)
+    }
+
+    /// Whether the first stage makes the pipeline's input (`$collStats`, `$documents`,
+    /// `$listLocalSessions`) rather than reading the collection.
+    pub fn generates_input(&self) -> bool {
+        matches!(
+            self.stages.first(),
+            Some(Stage::CollStats(_) | Stage::Documents(_) | Stage::ListLocalSessions(_))
+        )
     }
 
     /// The query of a first `$match` stage.
@@ -659,11 +751,24 @@ fn parse_pipeline(
             });
             continue;
         }
-        if matches!(name, "$documents" | "$listLocalSessions") && i != 0 {
+        if matches!(name, "$documents" | "$listLocalSessions" | "$collStats") && i != 0 {
             return Err(MongoError::location(
                 40602,
                 format!("{name} is only valid as the first stage in a pipeline"),
             ));
+        }
+        if name == "$collStats" && mode != Mode::Top {
+            // It reports on the aggregated collection only.
+            return Err(match mode {
+                Mode::Facet => MongoError::location(
+                    40600,
+                    "$collStats is not allowed to be used within a $facet stage",
+                ),
+                _ => MongoError::location(
+                    51047,
+                    "$collStats is not allowed within a $lookup's sub-pipeline",
+                ),
+            });
         }
         if mode == Mode::Facet && name == "$facet" {
             return Err(MongoError::location(
@@ -782,6 +887,7 @@ fn parse_stage(name: &str, arg: &Bson, vars: &[String]) -> Result<Stage, MongoEr
         "$unionWith" => Stage::UnionWith(Box::new(parse_union_with(arg, vars)?)),
         "$documents" => Stage::Documents(Expr::parse_with_vars(arg, vars)?),
         "$listLocalSessions" => Stage::ListLocalSessions(parse_list_sessions(name, arg)?),
+        "$collStats" => Stage::CollStats(CollStats::parse(arg)?),
         other => return Err(unrecognized(other)),
     })
 }
@@ -1767,6 +1873,7 @@ fn run_stage(
             docs
         }
         Stage::ListLocalSessions(users) => ctx.local_sessions(users.as_deref())?,
+        Stage::CollStats(spec) => vec![ctx.coll_stats(spec)?],
         Stage::Documents(e) => {
             let empty = Document::new();
             match e.evaluate(&empty, &env)? {
@@ -1991,6 +2098,9 @@ impl Context for SubContext<'_> {
     }
     fn env(&self) -> &Env {
         &self.env
+    }
+    fn coll_stats(&mut self, spec: &CollStats) -> Result<Document, MongoError> {
+        self.inner.coll_stats(spec)
     }
     fn local_sessions(
         &mut self,

@@ -25,6 +25,10 @@ impl Context for MapContext {
     fn env(&self) -> &Env {
         &self.env
     }
+    fn coll_stats(&mut self, spec: &CollStats) -> Result<Document, MongoError> {
+        // The spec as parsed, for the parser's tests.
+        Ok(doc! {"scale": spec.storage_scale, "count": spec.count})
+    }
     fn local_sessions(
         &mut self,
         users: Option<&[(String, String)]>,
@@ -1041,6 +1045,33 @@ fn list_local_sessions_parses_as_mongod() {
         40414
     );
     let not_first = vec![doc! {"$match": {}}, doc! {"$listLocalSessions": {}}];
+    assert_eq!(code(run_simple(&not_first, Vec::new())), 40602);
+}
+
+#[test]
+fn coll_stats_parses_as_mongod() {
+    let run = |spec: Bson| run_simple(&[doc! {"$collStats": spec}], Vec::new());
+    assert_eq!(
+        run(Bson::Document(
+            doc! {"storageStats": {"scale": 1024}, "count": {}}
+        ))
+        .expect("runs"),
+        vec![doc! {"scale": 1024_i64, "count": true}]
+    );
+    assert_eq!(
+        run(Bson::Document(doc! {})).expect("runs"),
+        vec![doc! {"scale": Bson::Null, "count": false}]
+    );
+    let code = |r: Result<Vec<Document>, MongoError>| r.expect_err("should fail").code;
+    assert_eq!(code(run(Bson::Int32(1))), 14);
+    assert_eq!(code(run(Bson::Document(doc! {"count": 1}))), 14);
+    assert_eq!(code(run(Bson::Document(doc! {"bogus": {}}))), 40415);
+    assert_eq!(
+        code(run(Bson::Document(doc! {"storageStats": {"scale": 0}}))),
+        51024
+    );
+    assert_eq!(code(run(Bson::Document(doc! {"latencyStats": {}}))), 115);
+    let not_first = vec![doc! {"$match": {}}, doc! {"$collStats": {}}];
     assert_eq!(code(run_simple(&not_first, Vec::new())), 40602);
 }
 

@@ -21,7 +21,7 @@ use eddy_engine::{Engine, Namespace};
 use eddy_query::collation::Collation;
 use eddy_query::expr::Env;
 use eddy_query::filter::Filter;
-use eddy_query::pipeline::{Context, MergeAction, MergeSpec, Output, Pipeline};
+use eddy_query::pipeline::{CollStats, Context, MergeAction, MergeSpec, Output, Pipeline};
 
 use super::change_stream;
 use super::data::{check_fields, collation_arg, with_engine};
@@ -324,6 +324,7 @@ impl Command for Aggregate {
                     snapshot: self.snapshot,
                     hint: self.hint,
                     deadline: ctx.deadline(),
+                    host: Some(ctx.state().config.advertised_host()),
                 };
                 let (docs, at) = with_engine(&ctx, move |engine| job.run_at(engine)).await?;
                 let source = VecCursor::from_documents(docs)?;
@@ -357,6 +358,9 @@ pub(super) struct Job {
     /// The command's `maxTimeMS` deadline: reading, each stage and the `$out`/`$merge`
     /// writes stop with 50 once it has passed.
     pub deadline: Option<Deadline>,
+    /// This server's `host:port` (`$collStats`'s `host`); `None` when a query reads
+    /// through a view, which cannot run `$collStats`.
+    pub host: Option<String>,
 }
 
 impl Job {
@@ -374,6 +378,17 @@ impl Job {
         let (coll, stages) = match &self.coll {
             Some(coll) => {
                 match reader.resolve_view(&Namespace::new(self.db.clone(), coll.clone()))? {
+                    Some(_)
+                        if self
+                            .pipeline
+                            .first()
+                            .is_some_and(|s| s.contains_key("$collStats")) =>
+                    {
+                        return Err(MongoError::new(
+                            ErrorCode::CommandNotSupportedOnView,
+                            format!("Namespace {}.{coll} is a view, not a collection", self.db),
+                        ));
+                    }
                     Some(view) => {
                         let mut stages = view.pipeline;
                         stages.extend(self.pipeline);
@@ -392,8 +407,11 @@ impl Job {
             env,
             local_sessions: &self.local_sessions,
             deadline: self.deadline,
+            coll: coll.as_deref(),
+            host: self.host.as_deref(),
         };
         let results = match &coll {
+            _ if pipeline.generates_input() => pipeline.run(Vec::new(), &mut ctx)?,
             None => pipeline.run(Vec::new(), &mut ctx)?,
             Some(coll) => {
                 let ns = Namespace::new(self.db.clone(), coll.clone());
@@ -489,6 +507,9 @@ struct ReaderContext<'a> {
     env: Env,
     local_sessions: &'a [(Bson, std::time::SystemTime)],
     deadline: Option<Deadline>,
+    /// The aggregated collection (`None` for `{aggregate: 1}`).
+    coll: Option<&'a str>,
+    host: Option<&'a str>,
 }
 
 /// The `uid` of every session: Eddy has no authentication, so every session belongs to
@@ -516,6 +537,37 @@ impl Context for ReaderContext<'_> {
     }
     fn interrupted(&self) -> Result<(), MongoError> {
         Deadline::check_opt(self.deadline)
+    }
+    fn coll_stats(&mut self, spec: &CollStats) -> Result<Document, MongoError> {
+        let (Some(coll), Some(host)) = (self.coll, self.host) else {
+            return Err(MongoError::new(
+                ErrorCode::CommandNotSupported,
+                "$collStats runs only in an aggregate command on a collection",
+            ));
+        };
+        let ns = Namespace::new(self.db.clone(), coll.to_owned());
+        let meta = self.reader.collection(&ns)?;
+        let missing = |what: &str| {
+            MongoError::new(
+                ErrorCode::NamespaceNotFound,
+                format!("Unable to retrieve {what} in $collStats stage :: caused by :: Collection [{ns}] not found."),
+            )
+        };
+        let mut out = bson::doc! {
+            "ns": ns.to_string(),
+            "host": host,
+            "localTime": bson::DateTime::now(),
+        };
+        if let Some(scale) = spec.storage_scale {
+            let meta = meta.as_ref().ok_or_else(|| missing("storageStats"))?;
+            let stats = super::stats::storage_stats(self.reader, meta, scale)?;
+            out.insert("storageStats", stats);
+        }
+        if spec.count {
+            let meta = meta.as_ref().ok_or_else(|| missing("count"))?;
+            out.insert("count", self.reader.count(meta)? as i64);
+        }
+        Ok(out)
     }
     fn env(&self) -> &Env {
         &self.env

@@ -292,6 +292,7 @@ fn through_view(
         snapshot: q.snapshot,
         hint: None,
         deadline: q.deadline,
+        host: None,
     };
     let (docs, at) = job.run_at(engine)?;
     let docs = match projection {
