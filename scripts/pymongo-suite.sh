@@ -46,6 +46,7 @@ DEFAULT_FILES=(
     test/test_read_write_concern_spec.py
     test/test_retryable_reads_unified.py
     test/test_retryable_writes_unified.py
+    test/test_streaming_protocol.py
 )
 
 mode=eddy

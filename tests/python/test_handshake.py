@@ -7,6 +7,7 @@ Expected values are MongoDB 7.0's (a one-member replica set named rs0, test comm
 from __future__ import annotations
 
 import datetime
+import time
 
 import pytest
 from bson import Int64, ObjectId, Timestamp
@@ -258,6 +259,36 @@ def test_write_concern_errors_on_failed_and_retried_writes(server: EddyServer):
         c.app.wce2.insert_one({"_id": 1})
     assert wi.value.has_error_label("RetryableWriteError"), wi.value.details
     assert c.app.wce2.count_documents({}) == 1
+
+
+def test_fail_command_can_fail_hello(server: EddyServer):
+    """failCommand fails `hello` when it is listed (drivers' monitoring tests rely on it):
+    the monitor of the named application sees failed heartbeats, then recovers."""
+    events = []
+
+    class Heartbeats(monitoring.ServerHeartbeatListener):
+        def started(self, event):
+            pass
+
+        def succeeded(self, event):
+            events.append("ok")
+
+        def failed(self, event):
+            events.append("failed")
+
+    c = server.client(heartbeatFrequencyMS=500, appName="failHello", event_listeners=[Heartbeats()])
+    c.admin.command("ping")
+    server.client().admin.command(
+        "configureFailPoint",
+        "failCommand",
+        mode={"times": 2},
+        data={"failCommands": ["hello", "isMaster"], "closeConnection": True, "appName": "failHello"},
+    )
+    deadline = time.monotonic() + 10
+    while events.count("failed") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert events.count("failed") == 2, events
+    assert c.admin.command("ping")["ok"] == 1.0
 
 
 def test_fail_command_error_code(server: EddyServer):
