@@ -47,6 +47,8 @@ DEFAULT_FILES=(
     test/test_retryable_reads_unified.py
     test/test_retryable_writes_unified.py
     test/test_streaming_protocol.py
+    test/test_versioned_api.py
+    test/test_versioned_api_integration.py
 )
 
 mode=eddy

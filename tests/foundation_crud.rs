@@ -7,7 +7,7 @@
 mod common;
 
 use bson::{doc, Bson, Document};
-use common::{collect, ids, TestServer};
+use common::{collect, error_code, ids, TestServer};
 use mongodb::error::{ErrorKind, WriteFailure};
 
 #[tokio::test]
@@ -283,4 +283,60 @@ async fn kill9_after_acknowledged_writes_loses_none() {
     )
     .await;
     assert_eq!(ids(&docs), (0..200).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn stable_api_parameters_are_checked() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("api");
+    db.collection::<Document>("c")
+        .insert_one(doc! {"_id": 1})
+        .await
+        .expect("insert");
+    let code = |r: Result<Document, mongodb::error::Error>| error_code(&r.expect_err("refused"));
+    // Version 1 commands run; others are refused only with apiStrict.
+    db.run_command(doc! {"find": "c", "apiVersion": "1", "apiStrict": true})
+        .await
+        .expect("find is in version 1");
+    db.run_command(doc! {"distinct": "c", "key": "_id", "apiVersion": "1"})
+        .await
+        .expect("not strict");
+    let strict = doc! {"apiVersion": "1", "apiStrict": true};
+    let mut distinct = doc! {"distinct": "c", "key": "_id"};
+    distinct.extend(strict.clone());
+    assert_eq!(code(db.run_command(distinct).await), Some(323));
+    let mut stats =
+        doc! {"aggregate": "c", "pipeline": [{"$collStats": {"count": {}}}], "cursor": {}};
+    stats.extend(strict);
+    assert_eq!(code(db.run_command(stats).await), Some(323));
+    // Only version "1" exists; the flags need a version; the version is a string.
+    assert_eq!(
+        code(db.run_command(doc! {"ping": 1, "apiVersion": "2"}).await),
+        Some(322)
+    );
+    assert_eq!(
+        code(db.run_command(doc! {"ping": 1, "apiStrict": false}).await),
+        Some(4886600)
+    );
+    assert_eq!(
+        code(db.run_command(doc! {"ping": 1, "apiVersion": 1}).await),
+        Some(14)
+    );
+    // listCommands says which commands are in version 1.
+    let commands = client
+        .database("admin")
+        .run_command(doc! {"listCommands": 1})
+        .await
+        .expect("listCommands");
+    let commands = commands.get_document("commands").expect("commands");
+    let versions = |name: &str| {
+        commands
+            .get_document(name)
+            .and_then(|c| c.get_array("apiVersions"))
+            .expect("apiVersions")
+            .clone()
+    };
+    assert_eq!(versions("find"), vec![bson::Bson::String("1".into())]);
+    assert!(versions("distinct").is_empty());
 }

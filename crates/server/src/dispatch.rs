@@ -135,6 +135,7 @@ impl Envelope {
                 "Eddy does not support multi-document transactions",
             ));
         }
+        check_api_parameters(entry, name, cmd)?;
         // Outside a transaction, only these read a snapshot (mongod 5.0+): the others
         // refuse `readConcern: {level: "snapshot"}`.
         let snapshot = matches!(cmd.get("readConcern"), Some(Bson::Document(rc))
@@ -167,6 +168,53 @@ impl Envelope {
             txn_number,
         })
     }
+}
+
+/// The Stable API parameters (`apiVersion`, `apiStrict`, `apiDeprecationErrors`), as
+/// mongod's `validateAPIParameters`: only version "1" exists, and with `apiStrict` a
+/// command outside it is refused (323 APIStrictError). No command of version 1 is
+/// deprecated, so `apiDeprecationErrors` never fires.
+fn check_api_parameters(entry: &Entry, name: &str, cmd: &Document) -> Result<(), MongoError> {
+    let version = match cmd.get("apiVersion") {
+        None => None,
+        Some(Bson::String(v)) => Some(v.as_str()),
+        Some(v) => {
+            return Err(crate::args::wrong_type(
+                name,
+                "apiVersion",
+                v,
+                "type 'string'",
+            ))
+        }
+    };
+    let mut strict = false;
+    for flag in ["apiStrict", "apiDeprecationErrors"] {
+        let on = match cmd.get(flag) {
+            None => continue,
+            Some(Bson::Boolean(b)) => *b,
+            Some(v) => return Err(crate::args::wrong_type(name, flag, v, "type 'bool'")),
+        };
+        if version.is_none() {
+            return Err(MongoError::location(
+                4886600,
+                "Provided apiStrict and/or apiDeprecationErrors without passing apiVersion",
+            ));
+        }
+        strict |= on && flag == "apiStrict";
+    }
+    if version.is_some_and(|v| v != "1") {
+        return Err(MongoError::new(
+            ErrorCode::APIVersionError,
+            "API version must be \"1\"",
+        ));
+    }
+    if strict && !entry.in_api_version_1() {
+        return Err(MongoError::new(
+            ErrorCode::APIStrictError,
+            format!("Provided apiStrict:true, but the command {} is not in API Version 1. Information on supported commands and migrations in API Version 1 can be found at https://dochub.mongodb.org/core/manual-versioned-api.", entry.names[0]),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a command as [`execute`] would, without running it: the name lookup, `$db`,

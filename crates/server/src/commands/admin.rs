@@ -371,7 +371,7 @@ impl Command for ListCommands {
                     "requiresAuth": false,
                     "secondaryOk": true,
                     "adminOnly": e.admin_only,
-                    "apiVersions": [],
+                    "apiVersions": if e.in_api_version_1() { vec!["1"] } else { Vec::new() },
                     "deprecatedApiVersions": [],
                 },
             );

@@ -68,6 +68,40 @@ impl Kind {
     }
 }
 
+/// The commands of the Stable API's version 1 (mongod 7.0's list, by canonical name)
+/// that Eddy has: with `apiStrict: true` every other command is refused.
+const API_VERSION_1: &[&str] = &[
+    "aggregate",
+    "collMod",
+    "count",
+    "create",
+    "createIndexes",
+    "delete",
+    "drop",
+    "dropDatabase",
+    "dropIndexes",
+    "endSessions",
+    "find",
+    "findAndModify",
+    "getMore",
+    "hello",
+    "insert",
+    "killCursors",
+    "listCollections",
+    "listDatabases",
+    "listIndexes",
+    "ping",
+    "refreshSessions",
+    "update",
+];
+
+impl Entry {
+    /// Whether the command is in version 1 of the Stable API.
+    pub fn in_api_version_1(&self) -> bool {
+        API_VERSION_1.contains(&self.names[0])
+    }
+}
+
 type Handler = fn(Document, Ctx) -> BoxFuture<'static, CommandResult>;
 
 /// A command's typed parse alone, without applying it.
