@@ -49,6 +49,8 @@ DEFAULT_FILES=(
     test/test_streaming_protocol.py
     test/test_versioned_api.py
     test/test_versioned_api_integration.py
+    test/test_read_concern.py
+    test/test_command_logging.py
 )
 
 mode=eddy

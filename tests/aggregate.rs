@@ -288,6 +288,15 @@ async fn pipeline_updates() {
         .expect("find")
         .expect("doc");
     assert_eq!(d, doc! {"_id": 1, "b": 3});
+    // An unknown stage fails the whole command (mongod's lite parse), even when nothing
+    // matches; a known stage that updates cannot use is a write error of its statement.
+    let err = client
+        .database("aggu")
+        .run_command(doc! {"update": coll.name(), "updates": [
+        {"q": {"_id": 99}, "u": [{"$invalidOperator": true}]}]})
+        .await
+        .expect_err("unknown stage");
+    assert_eq!(error_code(&err), Some(40324), "{err}");
 }
 
 #[tokio::test]

@@ -190,6 +190,12 @@ async fn only_find_aggregate_and_distinct_read_a_snapshot_and_never_of_a_capped_
         let err = db.run_command(cmd.clone()).await.expect_err("capped");
         assert_eq!(error_code(&err), Some(246), "{cmd}: {err}");
     }
+    // A level mongod does not know is refused (2 BadValue).
+    let err = db
+        .run_command(doc! {"find": "c", "readConcern": {"level": "unknown"}})
+        .await
+        .expect_err("unknown level");
+    assert_eq!(error_code(&err), Some(2), "{err}");
     let reply = db
         .run_command(doc! {"find": "c", "readConcern": snapshot})
         .await

@@ -136,10 +136,10 @@ impl Envelope {
             ));
         }
         check_api_parameters(entry, name, cmd)?;
+        let level = read_concern_level(name, cmd)?;
         // Outside a transaction, only these read a snapshot (mongod 5.0+): the others
         // refuse `readConcern: {level: "snapshot"}`.
-        let snapshot = matches!(cmd.get("readConcern"), Some(Bson::Document(rc))
-            if rc.get_str("level").ok() == Some("snapshot"));
+        let snapshot = level == Some("snapshot");
         if snapshot && !SNAPSHOT_READS.contains(&entry.names[0]) {
             return Err(MongoError::new(
                 ErrorCode::InvalidOptions,
@@ -167,6 +167,37 @@ impl Envelope {
             session,
             txn_number,
         })
+    }
+}
+
+/// The `readConcern.level` of a command, checked against mongod's levels (2 BadValue
+/// for another string, as its IDL enum parser).
+fn read_concern_level<'a>(name: &str, cmd: &'a Document) -> Result<Option<&'a str>, MongoError> {
+    const LEVELS: &[&str] = &["local", "majority", "linearizable", "available", "snapshot"];
+    let rc = match cmd.get("readConcern") {
+        None => return Ok(None),
+        Some(Bson::Document(rc)) => rc,
+        Some(v) => {
+            return Err(crate::args::wrong_type(
+                name,
+                "readConcern",
+                v,
+                "type 'object'",
+            ))
+        }
+    };
+    match rc.get("level") {
+        None => Ok(None),
+        Some(Bson::String(level)) if LEVELS.contains(&level.as_str()) => Ok(Some(level)),
+        Some(Bson::String(level)) => Err(MongoError::bad_value(format!(
+            "Enumeration value '{level}' for field 'readConcern.level' is not a valid value."
+        ))),
+        Some(v) => Err(crate::args::wrong_type(
+            "readConcern",
+            "level",
+            v,
+            "type 'string'",
+        )),
     }
 }
 

@@ -479,6 +479,22 @@ fn unrecognized(name: &str) -> MongoError {
     MongoError::location(40324, format!("Unrecognized pipeline stage name: '{name}'"))
 }
 
+/// mongod's "lite parse" of a pipeline a command carries (an update's pipeline): a stage
+/// name mongod does not know fails the whole command with 40324, before anything runs.
+/// The stages' arguments are checked later, when the pipeline is parsed for its use.
+pub fn check_stage_names(stages: &[Bson]) -> Result<(), MongoError> {
+    for stage in stages {
+        if let Some(name) = stage.as_document().and_then(|d| d.keys().next()) {
+            if let Err(e) = check_known(name) {
+                if e.code == 40324 {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks a stage name against mongod's list: unknown names are 40324, names Eddy
 /// does not run 115.
 fn check_known(name: &str) -> Result<(), MongoError> {

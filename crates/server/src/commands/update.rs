@@ -52,6 +52,9 @@ fn parse_statement(s: &Document) -> Result<UpdateOp, MongoError> {
         }
         None => return Err(missing("update.updates", "u")),
     };
+    if let Bson::Array(stages) = &update {
+        eddy_query::pipeline::check_stage_names(stages)?;
+    }
     if s.contains_key("sort") {
         return Err(MongoError::new(
             eddy_codes::ErrorCode::CommandNotSupported,
