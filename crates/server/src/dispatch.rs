@@ -395,8 +395,8 @@ async fn run(
         deadline,
     };
     let result = match deadline {
-        // Dropping the handler at the deadline abandons its engine work, which runs on
-        // the blocking pool to completion and is discarded (COMPAT: maxTimeMS).
+        // The reply is 50 at the deadline; the engine work on the blocking pool stops at
+        // its next look at the same deadline (`Ctx::deadline`).
         Some(deadline) => tokio::time::timeout_at(deadline, (entry.handler)(cmd, ctx))
             .await
             .unwrap_or_else(|_| Err(MongoError::max_time_expired())),

@@ -220,18 +220,6 @@ impl CollStats {
                 ),
             ));
         };
-        let object = |field: &str, v: &Bson| {
-            match v {
-            Bson::Document(d) => Ok(d.clone()),
-            other => Err(MongoError::new(
-                ErrorCode::TypeMismatch,
-                format!(
-                    "BSON field '$collStats.{field}' is the wrong type '{}', expected type 'object'",
-                    util::type_name(other)
-                ),
-            )),
-        }
-        };
         let mut out = CollStats {
             storage_scale: None,
             count: false,
@@ -239,7 +227,7 @@ impl CollStats {
         for (field, v) in spec {
             match field.as_str() {
                 "storageStats" => {
-                    let storage = object(field, v)?;
+                    let storage = coll_stats_section(field, v)?;
                     let scale = match storage.get("scale") {
                         None => 1,
                         Some(s) => util::parse_integer_to_long("scale", s)?,
@@ -255,11 +243,11 @@ impl CollStats {
                     out.storage_scale = Some(scale);
                 }
                 "count" => {
-                    object(field, v)?;
+                    coll_stats_section(field, v)?;
                     out.count = true;
                 }
                 "latencyStats" | "queryExecStats" => {
-                    object(field, v)?;
+                    coll_stats_section(field, v)?;
                     return Err(MongoError::new(
                         ErrorCode::CommandNotSupported,
                         format!("Eddy does not keep $collStats {field}"),
@@ -275,6 +263,19 @@ impl CollStats {
         }
         Ok(out)
     }
+}
+
+/// A section of a `$collStats` specification: a document.
+fn coll_stats_section<'a>(field: &str, v: &'a Bson) -> Result<&'a Document, MongoError> {
+    v.as_document().ok_or_else(|| {
+        MongoError::new(
+            ErrorCode::TypeMismatch,
+            format!(
+                "BSON field '$collStats.{field}' is the wrong type '{}', expected type 'object'",
+                util::type_name(v)
+            ),
+        )
+    })
 }
 
 /// A `$match`: the matcher, plus top-level `$expr`s parsed here so they see the

@@ -232,13 +232,15 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
         .skip(skip)
         .take(take)
         .map(|m| {
+            if q.return_key {
+                // The key alone, even with `showRecordId` (as mongod).
+                return eddy_engine::read::index_key(&meta, &executed.plan, &m);
+            }
             let mut doc = match &p.projection {
-                _ if q.return_key => eddy_engine::read::index_key(&meta, &executed.plan, &m)?,
                 Some(proj) => proj.apply(&m.doc, m.details.as_ref())?,
                 None => m.doc,
             };
-            // With `returnKey`, mongod returns the key alone.
-            if q.show_record_id && !q.return_key {
+            if q.show_record_id {
                 // Eddy stores every collection clustered by `_id`: the record id is the
                 // document's storage key, shown as mongod shows a clustered collection's.
                 doc.insert(

@@ -2,7 +2,6 @@
 
 use bson::{doc, Document};
 use eddy_codes::{ErrorCode, MongoError};
-
 use eddy_engine::read::Reader;
 use eddy_engine::CollectionMeta;
 
