@@ -51,6 +51,7 @@ DEFAULT_FILES=(
     test/test_versioned_api_integration.py
     test/test_read_concern.py
     test/test_command_logging.py
+    test/test_collection_management.py
 )
 
 mode=eddy

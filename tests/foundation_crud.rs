@@ -7,7 +7,7 @@
 mod common;
 
 use bson::{doc, Bson, Document};
-use common::{collect, error_code, ids, TestServer};
+use common::{collect, error_code, first_batch, ids, TestServer};
 use mongodb::error::{ErrorKind, WriteFailure};
 
 #[tokio::test]
@@ -339,4 +339,78 @@ async fn stable_api_parameters_are_checked() {
     };
     assert_eq!(versions("find"), vec![bson::Bson::String("1".into())]);
     assert!(versions("distinct").is_empty());
+}
+
+#[tokio::test]
+async fn clustered_collections() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("clu");
+    db.run_command(doc! {"create": "c", "clusteredIndex": {"key": {"_id": 1}, "unique": true, "name": "by_id"}})
+        .await
+        .expect("create clustered");
+    let coll = db.collection::<Document>("c");
+    coll.insert_many(vec![doc! {"_id": 2}, doc! {"_id": 1}])
+        .await
+        .expect("insert");
+    assert_eq!(
+        ids(&collect(coll.find(doc! {}).await.expect("find")).await),
+        vec![1, 2]
+    );
+    // listCollections shows the option and no separate `_id` index; listIndexes shows
+    // the clustered index.
+    let listed = db
+        .run_command(doc! {"listCollections": 1, "filter": {"name": "c"}})
+        .await
+        .expect("listCollections");
+    let entry = first_batch(&listed).remove(0);
+    let spec = doc! {"v": 2, "key": {"_id": 1}, "name": "by_id", "unique": true};
+    assert_eq!(
+        entry.get_document("options").expect("options"),
+        &doc! {"clusteredIndex": spec.clone()}
+    );
+    assert!(!entry.contains_key("idIndex"), "{entry}");
+    let indexes = first_batch(
+        &db.run_command(doc! {"listIndexes": "c"})
+            .await
+            .expect("listIndexes"),
+    );
+    let mut clustered = spec;
+    clustered.insert("clustered", true);
+    assert_eq!(indexes, vec![clustered]);
+
+    // mongod's validation.
+    let code = |r: Result<Document, mongodb::error::Error>| error_code(&r.expect_err("refused"));
+    let create = |options: Document| {
+        let db = db.clone();
+        async move {
+            let mut cmd = doc! {"create": "bad"};
+            cmd.extend(options);
+            db.run_command(cmd).await
+        }
+    };
+    assert_eq!(
+        code(create(doc! {"clusteredIndex": {"key": {"_id": 1}, "unique": false}}).await),
+        Some(5979700)
+    );
+    assert_eq!(
+        code(create(doc! {"clusteredIndex": {"key": {"a": 1}, "unique": true}}).await),
+        Some(197)
+    );
+    assert_eq!(
+        code(create(doc! {"clusteredIndex": true}).await),
+        Some(5979703)
+    );
+    assert_eq!(
+        code(create(doc! {"clusteredIndex": {"key": {"_id": 1}}}).await),
+        Some(40414)
+    );
+    assert_eq!(
+        code(create(doc! {"expireAfterSeconds": 10}).await),
+        Some(72)
+    );
+    assert_eq!(
+        code(create(doc! {"clusteredIndex": {"key": {"_id": 1}, "unique": true}, "expireAfterSeconds": 10}).await),
+        Some(115)
+    );
 }

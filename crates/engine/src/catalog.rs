@@ -292,9 +292,28 @@ impl CollectionMeta {
         doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"}
     }
 
-    /// Every index spec, `_id_` first.
+    /// The `clusteredIndex` option of a collection created clustered by `_id` (every
+    /// collection is stored that way; this one also says so).
+    pub fn clustered_index(&self) -> Option<&Document> {
+        self.options.get_document("clusteredIndex").ok()
+    }
+
+    /// The spec of the `_id` index as listIndexes shows it: for a clustered collection,
+    /// its clustered index.
+    pub fn primary_index_spec(&self) -> Document {
+        match self.clustered_index() {
+            Some(clustered) => {
+                let mut spec = clustered.clone();
+                spec.insert("clustered", true);
+                spec
+            }
+            None => Self::id_index_spec(),
+        }
+    }
+
+    /// Every index spec, `_id_` (or the clustered index) first.
     pub fn index_specs(&self) -> Vec<Document> {
-        let mut out = vec![Self::id_index_spec()];
+        let mut out = vec![self.primary_index_spec()];
         out.extend(self.indexes.iter().map(|i| i.spec.clone()));
         out
     }

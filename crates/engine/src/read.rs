@@ -372,8 +372,13 @@ impl Reader {
     /// `_id_` the documents table's keys (collections are clustered by `_id`), for the
     /// others their entries (keys and values).
     pub fn index_sizes(&self, meta: &CollectionMeta) -> Result<Vec<(String, u64)>, MongoError> {
+        let id_name = meta
+            .primary_index_spec()
+            .get_str("name")
+            .unwrap_or("_id_")
+            .to_owned();
         let mut out = vec![(
-            "_id_".to_owned(),
+            id_name,
             self.table_bytes(&meta.docs_table(), |k, _| k.len())?,
         )];
         for index in &meta.indexes {

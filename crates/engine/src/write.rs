@@ -721,7 +721,9 @@ impl Tx<'_, '_> {
         catalog::put(self.w, &meta)?;
         let mut o = doc! {"create": &ns.coll};
         o.extend(options);
-        o.insert("idIndex", CollectionMeta::id_index_spec());
+        if meta.clustered_index().is_none() {
+            o.insert("idIndex", CollectionMeta::id_index_spec());
+        }
         self.log(
             OpKind::Command,
             ns.clone(),

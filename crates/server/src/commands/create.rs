@@ -186,6 +186,82 @@ fn capped_options(size: Option<i64>, max: Option<i64>) -> Result<Document, Mongo
     Ok(options)
 }
 
+/// `clusteredIndex: {key: {_id: 1}, unique: true, name?, v?}`, as mongod validates it
+/// and stores it (`{v: 2, key: {_id: 1}, name, unique: true}`). Eddy keeps every
+/// collection in `_id` order, so a clustered collection is stored like any other.
+fn clustered_index_option(v: &Bson) -> Result<Document, MongoError> {
+    let spec = match v {
+        Bson::Document(d) => d,
+        Bson::Boolean(_) => {
+            return Err(MongoError::location(
+                5979703,
+                "The 'clusteredIndex' legacy format {clusteredIndex: <bool>} is only supported for specific internal collections and vice versa",
+            ))
+        }
+        other => {
+            return Err(wrong_type(
+                "create",
+                "clusteredIndex",
+                other,
+                "types '[bool, object]'",
+            ))
+        }
+    };
+    let (mut key, mut unique, mut name, mut version) = (None, None, None, 2);
+    for (field, value) in spec {
+        match (field.as_str(), value) {
+            ("key", Bson::Document(k)) => key = Some(k),
+            ("unique", Bson::Boolean(u)) => unique = Some(*u),
+            ("name", Bson::String(n)) => name = Some(n.clone()),
+            ("v", v) if crate::args::as_integer(v).is_some() => {
+                version = crate::args::as_integer(v).unwrap_or(2);
+            }
+            ("key" | "unique" | "name" | "v", other) => {
+                let expected = match field.as_str() {
+                    "key" => "type 'object'",
+                    "unique" => "type 'bool'",
+                    "name" => "type 'string'",
+                    _ => "type 'int'",
+                };
+                return Err(wrong_type("clusteredIndex", field, other, expected));
+            }
+            (other, _) => {
+                return Err(MongoError::location(
+                    40415,
+                    format!("BSON field 'clusteredIndex.{other}' is an unknown field."),
+                ))
+            }
+        }
+    }
+    let key = key.ok_or_else(|| crate::args::missing("clusteredIndex", "key"))?;
+    let unique = unique.ok_or_else(|| crate::args::missing("clusteredIndex", "unique"))?;
+    if !unique {
+        return Err(MongoError::location(
+            5979700,
+            "The clusteredIndex option requires unique: true to be specified",
+        ));
+    }
+    let on_id = key.len() == 1 && key.get("_id").and_then(crate::args::as_integer) == Some(1);
+    if !on_id {
+        return Err(MongoError::new(
+            ErrorCode::InvalidIndexSpecificationOption,
+            "The clusteredIndex option is only supported for key: {_id: 1}",
+        ));
+    }
+    if version != 2 {
+        return Err(MongoError::location(
+            5979704,
+            format!("Invalid clusteredIndex specification; cannot create a clusteredIndex with v={version}"),
+        ));
+    }
+    Ok(bson::doc! {
+        "v": 2,
+        "key": {"_id": 1},
+        "name": name.unwrap_or_else(|| "_id_".to_owned()),
+        "unique": true,
+    })
+}
+
 impl Command for Create {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
         let coll = collection_arg(cmd, "create")?;
@@ -194,6 +270,7 @@ impl Command for Create {
         let mut view_on = None;
         let mut pipeline = None;
         let (mut capped, mut size, mut max) = (false, None, None);
+        let (mut id_index, mut expire_after) = (false, false);
         for (key, value) in cmd.iter().skip(1) {
             match key.as_str() {
                 k if GENERIC_FIELDS.contains(&k) => {}
@@ -213,7 +290,12 @@ impl Command for Create {
                 "validator" | "validationLevel" | "validationAction" => {
                     options.insert(key.clone(), validation_option(key, value, "create")?);
                 }
-                "timeseries" | "clusteredIndex" | "expireAfterSeconds" | "encryptedFields" => {
+                "clusteredIndex" => {
+                    options.insert(key.clone(), clustered_index_option(value)?);
+                }
+                "idIndex" => id_index = true,
+                "expireAfterSeconds" => expire_after = true,
+                "timeseries" | "encryptedFields" => {
                     return Err(MongoError::new(
                         ErrorCode::CommandNotSupported,
                         format!("Eddy does not support the collection option '{key}'"),
@@ -226,6 +308,32 @@ impl Command for Create {
                     ))
                 }
             }
+        }
+        let clustered = options.contains_key("clusteredIndex");
+        if expire_after {
+            // Expiry needs a TTL monitor, which Eddy does not have.
+            return Err(match clustered {
+                true => MongoError::new(
+                    ErrorCode::CommandNotSupported,
+                    "Eddy does not support the collection option 'expireAfterSeconds'",
+                ),
+                false => MongoError::new(
+                    ErrorCode::InvalidOptions,
+                    "'expireAfterSeconds' can be used only for clustered collections or timeseries collections",
+                ),
+            });
+        }
+        if clustered && id_index {
+            return Err(MongoError::new(
+                ErrorCode::InvalidOptions,
+                "The 'clusteredIndex' option is not supported with the 'idIndex' option",
+            ));
+        }
+        if clustered && capped {
+            return Err(MongoError::new(
+                ErrorCode::CommandNotSupported,
+                "Eddy does not support capped clustered collections",
+            ));
         }
         if options.contains_key("validator") {
             // mongod records the defaults with a validator.

@@ -54,13 +54,16 @@ impl Command for ListCollections {
             // (name, type, the full entry), collections and views in one name order.
             let mut entries: Vec<(String, &str, Document)> = Vec::new();
             for meta in reader.collections(Some(&db))? {
-                let full = doc! {
+                let mut full = doc! {
                     "name": &meta.ns.coll,
                     "type": "collection",
                     "options": meta.options.clone(),
                     "info": {"readOnly": false, "uuid": meta.uuid_bson()},
-                    "idIndex": eddy_engine::CollectionMeta::id_index_spec(),
                 };
+                // A clustered collection has no separate `_id` index (as mongod).
+                if meta.clustered_index().is_none() {
+                    full.insert("idIndex", eddy_engine::CollectionMeta::id_index_spec());
+                }
                 entries.push((meta.ns.coll, "collection", full));
             }
             for view in reader.views(&db)? {
