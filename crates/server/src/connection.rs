@@ -151,7 +151,13 @@ async fn on_msg(
             return Ok(());
         }
     };
-    let is_get_more = cmd.keys().next().is_some_and(|k| k == "getMore");
+    let name = cmd.keys().next().map(String::as_str).unwrap_or_default();
+    let is_get_more = name == "getMore";
+    // An awaitable hello with `exhaustAllowed` is answered again after each
+    // `maxAwaitTimeMS`, without further requests (the streaming monitoring protocol).
+    let streams_hello = exhaust
+        && matches!(name, "hello" | "isMaster" | "ismaster")
+        && crate::commands::hello::is_awaitable(&cmd);
     let mut response_to = header.request_id;
     loop {
         let Outcome { reply, close } = dispatch::execute(state, conn, cmd.clone(), None).await;
@@ -164,9 +170,10 @@ async fn on_msg(
         }
         // Exhaust getMore: keep sending batches, each flagged moreToCome, until the cursor
         // is exhausted (or a batch comes back empty: an awaitData cursor would spin).
-        let stream_more = exhaust
+        let stream_more = (exhaust
             && is_get_more
-            && cursor_progress(&reply).is_some_and(|(id, n)| id != 0 && n > 0);
+            && cursor_progress(&reply).is_some_and(|(id, n)| id != 0 && n > 0))
+            || (streams_hello && reply_ok(&reply));
         let request_id = next_request_id();
         let flag = if stream_more { flags::MORE_TO_COME } else { 0 };
         write(
@@ -178,6 +185,15 @@ async fn on_msg(
             return Ok(());
         }
         response_to = request_id;
+    }
+}
+
+/// Whether a reply says `ok: 1`.
+fn reply_ok(reply: &RawDocumentBuf) -> bool {
+    match reply.get("ok") {
+        Ok(Some(bson::RawBsonRef::Double(ok))) => ok == 1.0,
+        Ok(Some(bson::RawBsonRef::Int32(ok))) => ok == 1,
+        _ => false,
     }
 }
 

@@ -326,12 +326,19 @@ async fn run(
     // Failpoints (test commands only): before the command runs, as mongod's failCommand.
     let mut write_concern_error = None;
     let mut wce_labels = None;
-    // `hello` can be failed too (drivers' monitoring tests do), when listed by name.
+    // `hello` can be failed too (drivers' monitoring tests do), when listed by name; a
+    // handshake `hello` is matched by the application name it carries.
     if state.config.enable_test_commands && name != "configureFailPoint" {
-        if let Some(injected) =
-            state
-                .failpoints
-                .fail_command(name, conn.app_name().as_deref(), retryable)
+        let app_name = conn.app_name().or_else(|| {
+            cmd.get_document("client")
+                .and_then(|c| c.get_document("application"))
+                .and_then(|a| a.get_str("name"))
+                .ok()
+                .map(str::to_owned)
+        });
+        if let Some(injected) = state
+            .failpoints
+            .fail_command(name, app_name.as_deref(), retryable)
         {
             if let Some(block) = injected.block {
                 tokio::time::sleep(block).await;

@@ -251,6 +251,8 @@ pub struct ServerState {
     pub election_id: ObjectId,
     /// Set by the `shutdown` command; the listener stops on it.
     pub shutdown: Notify,
+    /// This process's id in `hello`'s `topologyVersion` (new at every start).
+    pub process_id: ObjectId,
     pub(crate) next_connection_id: AtomicI64,
 }
 
@@ -271,6 +273,7 @@ impl ServerState {
             election_id: ObjectId::parse_str("7fffffff0000000000000001")
                 .unwrap_or_else(|_| ObjectId::new()),
             shutdown: Notify::new(),
+            process_id: ObjectId::new(),
             next_connection_id: AtomicI64::new(1),
         }
     }

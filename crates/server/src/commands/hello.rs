@@ -1,9 +1,11 @@
 //! `hello` and the legacy `isMaster`/`ismaster`: this node as the primary of a
 //! one-member replica set, as mongod 7.0 answers it.
 //!
-//! No `topologyVersion` is sent: drivers then poll with plain `hello` every
-//! `heartbeatFrequencyMS` instead of streaming (awaitable) hellos, which a server must
-//! hold for `maxAwaitTimeMS`; a node whose topology never changes gains nothing from them.
+//! Every reply carries a `topologyVersion` (this process's id, counter 0: the topology of
+//! one node never changes), so drivers use the streaming protocol: an awaitable hello
+//! (`topologyVersion` + `maxAwaitTimeMS`) naming the current version is held for
+//! `maxAwaitTimeMS` before it is answered, and with `exhaustAllowed` the connection loop
+//! keeps answering it (`moreToCome`) until the client goes away.
 
 use bson::{doc, Bson, DateTime, Document};
 use eddy_codes::{ErrorCode, MongoError};
@@ -21,6 +23,84 @@ pub struct Hello {
     legacy: bool,
     hello_ok: bool,
     client: Option<Document>,
+    awaitable: Option<Awaitable>,
+}
+
+/// An awaitable hello: the client's `topologyVersion` and its `maxAwaitTimeMS`.
+struct Awaitable {
+    process_id: Bson,
+    counter: i64,
+    wait_ms: u64,
+}
+
+/// The topology version counter: a single node never changes its topology.
+const TOPOLOGY_COUNTER: i64 = 0;
+
+/// `topologyVersion` and `maxAwaitTimeMS` come together (31368); the counter is not
+/// negative (31372), nor the wait (31373).
+fn awaitable(cmd: &Document, name: &str) -> Result<Option<Awaitable>, MongoError> {
+    let version = match cmd.get("topologyVersion") {
+        None => None,
+        Some(Bson::Document(tv)) => {
+            let process = tv
+                .get("processId")
+                .cloned()
+                .ok_or_else(|| crate::args::missing("topologyVersion", "processId"))?;
+            let counter = match tv.get("counter") {
+                Some(c) => crate::args::as_integer(c).ok_or_else(|| {
+                    crate::args::wrong_type("topologyVersion", "counter", c, "type 'long'")
+                })?,
+                None => return Err(crate::args::missing("topologyVersion", "counter")),
+            };
+            Some((process, counter))
+        }
+        Some(v) => {
+            return Err(crate::args::wrong_type(
+                name,
+                "topologyVersion",
+                v,
+                "type 'object'",
+            ))
+        }
+    };
+    let wait = match cmd.get("maxAwaitTimeMS") {
+        None => None,
+        Some(v) => Some(
+            crate::args::as_integer(v)
+                .ok_or_else(|| crate::args::wrong_type(name, "maxAwaitTimeMS", v, "type 'long'"))?,
+        ),
+    };
+    match (version, wait) {
+        (None, None) => Ok(None),
+        (Some((process_id, counter)), Some(wait)) => {
+            if counter < 0 {
+                return Err(MongoError::location(
+                    31372,
+                    "topologyVersion must have a non-negative counter",
+                ));
+            }
+            let wait_ms = u64::try_from(wait).map_err(|_| {
+                MongoError::location(31373, "maxAwaitTimeMS must be a non-negative integer")
+            })?;
+            Ok(Some(Awaitable {
+                process_id,
+                counter,
+                wait_ms,
+            }))
+        }
+        (version, _) => Err(MongoError::location(
+            31368,
+            match version {
+                Some(_) => "A request with a 'topologyVersion' must include 'maxAwaitTimeMS'",
+                None => "A request with 'maxAwaitTimeMS' must include a 'topologyVersion'",
+            },
+        )),
+    }
+}
+
+/// Whether a command is an awaitable hello (the connection loop streams those).
+pub fn is_awaitable(cmd: &Document) -> bool {
+    cmd.contains_key("topologyVersion") && cmd.contains_key("maxAwaitTimeMS")
 }
 
 pub type IsMaster = Legacy;
@@ -46,10 +126,12 @@ fn parse(cmd: &Document, legacy: bool) -> Result<Hello, MongoError> {
             "The server is being accessed through a load balancer, but this cluster does not support load balanced connections",
         ));
     }
+    let name = if legacy { "isMaster" } else { "hello" };
     Ok(Hello {
         legacy,
         hello_ok: cmd.get("helloOk").is_some_and(crate::args::truthy),
         client,
+        awaitable: awaitable(cmd, name)?,
     })
 }
 
@@ -59,6 +141,7 @@ impl Command for Hello {
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
+        await_change(&self, &ctx).await?;
         answer(self, &ctx)
     }
 }
@@ -69,8 +152,36 @@ impl Command for Legacy {
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
+        await_change(&self.0, &ctx).await?;
         answer(self.0, &ctx)
     }
+}
+
+/// An awaitable hello that names this process's current topology version waits
+/// `maxAwaitTimeMS` for a change (there is none) before it is answered; one naming
+/// another process or an older counter is answered at once, as by mongod.
+async fn await_change(hello: &Hello, ctx: &Ctx) -> Result<(), MongoError> {
+    let Some(Awaitable {
+        process_id,
+        counter,
+        wait_ms,
+    }) = &hello.awaitable
+    else {
+        return Ok(());
+    };
+    if *process_id != Bson::ObjectId(ctx.state().process_id) {
+        return Ok(());
+    }
+    if *counter > TOPOLOGY_COUNTER {
+        return Err(MongoError::location(
+            31382,
+            format!("Received a topology version with counter: {counter} which is greater than the server topology version counter: {TOPOLOGY_COUNTER}"),
+        ));
+    }
+    if *counter == TOPOLOGY_COUNTER {
+        tokio::time::sleep(std::time::Duration::from_millis(*wait_ms)).await;
+    }
+    Ok(())
 }
 
 fn answer(hello: Hello, ctx: &Ctx) -> CommandResult {
@@ -123,6 +234,10 @@ fn answer(hello: Hello, ctx: &Ctx) -> CommandResult {
     reply.insert("minWireVersion", MIN_WIRE_VERSION);
     reply.insert("maxWireVersion", MAX_WIRE_VERSION);
     reply.insert("readOnly", false);
+    reply.insert(
+        "topologyVersion",
+        doc! {"processId": state.process_id, "counter": TOPOLOGY_COUNTER},
+    );
     if hello.hello_ok {
         reply.insert("helloOk", true);
     }

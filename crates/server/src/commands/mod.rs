@@ -30,7 +30,7 @@ mod explain;
 mod fail_point;
 mod find;
 mod find_and_modify;
-mod hello;
+pub mod hello;
 mod insert;
 mod list_collections;
 mod list_databases;
