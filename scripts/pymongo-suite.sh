@@ -52,6 +52,11 @@ DEFAULT_FILES=(
     test/test_read_concern.py
     test/test_command_logging.py
     test/test_collection_management.py
+    test/test_examples.py
+    test/test_gridfs.py
+    test/test_gridfs_bucket.py
+    test/test_grid_file.py
+    test/test_monitoring.py
 )
 
 mode=eddy
