@@ -57,6 +57,7 @@ DEFAULT_FILES=(
     test/test_gridfs_bucket.py
     test/test_grid_file.py
     test/test_monitoring.py
+    test/test_connection_monitoring.py
 )
 
 mode=eddy

@@ -13,7 +13,7 @@ import pytest
 from bson import Int64, ObjectId, Timestamp
 from conftest import EddyServer
 from pymongo import monitoring
-from pymongo.errors import OperationFailure, WriteConcernError
+from pymongo.errors import AutoReconnect, OperationFailure, WriteConcernError
 
 
 def test_hello_shape(shared_server: EddyServer):
@@ -338,6 +338,23 @@ def test_fail_command_can_fail_hello(server: EddyServer):
     assert "failed" in events, events
     server.client().admin.command("configureFailPoint", "failCommand", mode="off")
     assert c.admin.command("ping")["ok"] == 1.0
+
+
+def test_fail_command_fires_for_commands_eddy_refuses(server: EddyServer):
+    """failCommand meets a mongod command Eddy does not have before the 115 refusal, as
+    mongod runs it before the command (drivers' log-redaction tests rely on it)."""
+    c = server.client(retryWrites=False, retryReads=False)
+    c.admin.command(
+        "configureFailPoint",
+        "failCommand",
+        mode={"times": 1},
+        data={"failCommands": ["saslStart"], "closeConnection": True},
+    )
+    with pytest.raises(AutoReconnect):
+        c.admin.command("saslStart", 1, mechanism="SCRAM-SHA-256", payload=b"")
+    with pytest.raises(OperationFailure) as ei:
+        c.admin.command("saslStart", 1, mechanism="SCRAM-SHA-256", payload=b"")
+    assert ei.value.code == 115, ei.value.details
 
 
 def test_fail_command_error_code(server: EddyServer):

@@ -290,6 +290,20 @@ pub async fn execute(
     });
     let result = match resolved {
         Ok((db, entry)) => run(state, conn, entry, &name, cmd, db).await,
+        // A mongod command Eddy does not have still meets `failCommand` first, as in
+        // mongod (drivers' tests set it on authentication commands).
+        Err(err) if err.is(ErrorCode::CommandNotSupported) && state.config.enable_test_commands => {
+            match fail_command(state, conn, &name, &cmd, false).await {
+                Ok(Injection::Close) => {
+                    return Outcome {
+                        reply: RawDocumentBuf::new(),
+                        close: true,
+                    }
+                }
+                Ok(Injection::Run { .. }) => Err(err),
+                Err(injected) => Err(injected),
+            }
+        }
         Err(err) => Err(err),
     };
     result.unwrap_or_else(|err| Outcome {
@@ -326,34 +340,21 @@ async fn run(
     // Failpoints (test commands only): before the command runs, as mongod's failCommand.
     let mut write_concern_error = None;
     let mut wce_labels = None;
-    // `hello` can be failed too (drivers' monitoring tests do), when listed by name; a
-    // handshake `hello` is matched by the application name it carries.
-    if state.config.enable_test_commands && name != "configureFailPoint" {
-        let app_name = conn.app_name().or_else(|| {
-            cmd.get_document("client")
-                .and_then(|c| c.get_document("application"))
-                .and_then(|a| a.get_str("name"))
-                .ok()
-                .map(str::to_owned)
-        });
-        if let Some(injected) = state
-            .failpoints
-            .fail_command(name, app_name.as_deref(), retryable)
-        {
-            if let Some(block) = injected.block {
-                tokio::time::sleep(block).await;
-            }
-            if injected.close_connection {
+    if state.config.enable_test_commands {
+        match fail_command(state, conn, name, &cmd, retryable).await? {
+            Injection::Close => {
                 return Ok(Outcome {
                     reply: RawDocumentBuf::new(),
                     close: true,
-                });
+                })
             }
-            if let Some(err) = injected.error {
-                return Err(err);
+            Injection::Run {
+                write_concern_error: wce,
+                labels,
+            } => {
+                write_concern_error = wce;
+                wce_labels = labels;
             }
-            write_concern_error = injected.write_concern_error;
-            wce_labels = injected.labels;
         }
         if cmd
             .get("maxTimeMS")
@@ -436,6 +437,66 @@ async fn run(
     Ok(Outcome {
         reply,
         close: false,
+    })
+}
+
+/// What `failCommand` does to a command about to run.
+enum Injection {
+    /// Close the connection without an answer.
+    Close,
+    /// Run it (after any `blockConnection` wait), maybe adding a `writeConcernError`
+    /// (with these labels).
+    Run {
+        write_concern_error: Option<Document>,
+        labels: Option<Vec<String>>,
+    },
+}
+
+impl Injection {
+    const NONE: Injection = Injection::Run {
+        write_concern_error: None,
+        labels: None,
+    };
+}
+
+/// Fires `failCommand` for `name` (`Err`: answer with the injected error). `hello` can
+/// be failed too (drivers' monitoring tests do), when listed by name; a handshake
+/// `hello` is matched by the application name it carries.
+async fn fail_command(
+    state: &ServerState,
+    conn: &ConnInfo,
+    name: &str,
+    cmd: &Document,
+    retryable: bool,
+) -> Result<Injection, MongoError> {
+    if name == "configureFailPoint" {
+        return Ok(Injection::NONE);
+    }
+    let app_name = conn.app_name().or_else(|| {
+        cmd.get_document("client")
+            .and_then(|c| c.get_document("application"))
+            .and_then(|a| a.get_str("name"))
+            .ok()
+            .map(str::to_owned)
+    });
+    let Some(injected) = state
+        .failpoints
+        .fail_command(name, app_name.as_deref(), retryable)
+    else {
+        return Ok(Injection::NONE);
+    };
+    if let Some(block) = injected.block {
+        tokio::time::sleep(block).await;
+    }
+    if injected.close_connection {
+        return Ok(Injection::Close);
+    }
+    if let Some(err) = injected.error {
+        return Err(err);
+    }
+    Ok(Injection::Run {
+        write_concern_error: injected.write_concern_error,
+        labels: injected.labels,
     })
 }
 
