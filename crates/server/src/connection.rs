@@ -170,6 +170,8 @@ async fn on_msg(
         }
         // Exhaust getMore: keep sending batches, each flagged moreToCome, until the cursor
         // is exhausted (or a batch comes back empty: an awaitData cursor would spin).
+        // Exhaust hello: keep answering until an answer is an error or the client is gone
+        // (the write fails).
         let stream_more = (exhaust
             && is_get_more
             && cursor_progress(&reply).is_some_and(|(id, n)| id != 0 && n > 0))
