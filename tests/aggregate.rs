@@ -475,3 +475,64 @@ async fn coll_stats_reports_counts_and_sizes() {
     assert_eq!(code(on_view), Some(166));
     assert_eq!(code(stats(doc! {"latencyStats": {}}).await), Some(115));
 }
+
+#[tokio::test]
+async fn index_stats_count_the_operations_each_index_served() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("app");
+    let coll = db.collection::<Document>("ixs");
+    coll.insert_many((0..10).map(|i| doc! {"_id": i, "a": i}))
+        .await
+        .expect("insert");
+    coll.create_index(mongodb::IndexModel::builder().keys(doc! {"a": 1}).build())
+        .await
+        .expect("index");
+    let stats = || {
+        let db = db.clone();
+        async move {
+            let reply = db
+                .run_command(
+                    doc! {"aggregate": "ixs", "pipeline": [{"$indexStats": {}}], "cursor": {}},
+                )
+                .await
+                .expect("$indexStats");
+            first_batch(&reply)
+                .into_iter()
+                .map(|d| {
+                    let accesses = d.get_document("accesses").expect("accesses");
+                    assert!(accesses.get_datetime("since").is_ok());
+                    assert!(d.get_str("host").is_ok());
+                    (
+                        d.get_str("name").expect("name").to_owned(),
+                        accesses.get_i64("ops").expect("ops"),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        stats().await,
+        vec![("_id_".to_owned(), 0), ("a_1".to_owned(), 0)]
+    );
+    // A find and an update through `a_1`, a point lookup through `_id_`, a collection
+    // scan through neither.
+    coll.find_one(doc! {"a": 3}).await.expect("find");
+    coll.update_one(doc! {"a": {"$gt": 7}}, doc! {"$set": {"b": 1}})
+        .await
+        .expect("update");
+    coll.find_one(doc! {"_id": 4}).await.expect("find by _id");
+    coll.find_one(doc! {"b": 1}).await.expect("scan");
+    assert_eq!(
+        stats().await,
+        vec![("_id_".to_owned(), 1), ("a_1".to_owned(), 2)]
+    );
+    // Only `{}`, as mongod.
+    let err = db
+        .run_command(
+            doc! {"aggregate": "ixs", "pipeline": [{"$indexStats": {"x": 1}}], "cursor": {}},
+        )
+        .await
+        .expect_err("not empty");
+    assert_eq!(error_code(&err), Some(28803));
+}

@@ -28,6 +28,7 @@ pub mod oplog;
 pub mod plan;
 pub mod read;
 pub mod snapshots;
+pub mod usage;
 pub mod validate;
 pub mod write;
 
@@ -119,6 +120,8 @@ pub struct Engine {
     started: Instant,
     /// Snapshots kept for snapshot reads at their cluster time.
     snapshots: snapshots::SnapshotHistory,
+    /// Index uses since start (`$indexStats`).
+    usage: usage::IndexUsage,
 }
 
 impl std::fmt::Debug for Engine {
@@ -226,6 +229,7 @@ impl Engine {
             options,
             started: Instant::now(),
             snapshots: snapshots::SnapshotHistory::default(),
+            usage: usage::IndexUsage::default(),
         });
         tracing::info!(
             dbpath = %engine.options.dbpath.display(),
@@ -305,6 +309,11 @@ impl Engine {
     }
 
     /// A consistent read snapshot.
+    /// How often each index served an operation since start (`$indexStats`).
+    pub fn index_usage(&self) -> &usage::IndexUsage {
+        &self.usage
+    }
+
     pub fn reader(&self) -> Result<Reader, MongoError> {
         Ok(Reader::new(self.store.snapshot().map_err(storage_err)?))
     }

@@ -254,7 +254,9 @@ impl Engine {
                     let limit = op.just_one.then_some(1);
                     let mut q = Query::new(&op.filter, &filter);
                     q.hint = op.hint.as_ref();
-                    let matched = read::execute(&*tx.w, &meta, &q, limit)?.docs;
+                    let executed = read::execute(&*tx.w, &meta, &q, limit)?;
+                    tx.engine.usage.record(&meta, &executed.plan);
+                    let matched = executed.docs;
                     let n = matched.len() as u64;
                     for m in matched {
                         tx.delete_doc(&meta, &m)?;
@@ -719,6 +721,7 @@ impl Tx<'_, '_> {
             indexes: Vec::new(),
         };
         catalog::put(self.w, &meta)?;
+        self.engine.usage.created(meta.id, 0);
         let mut o = doc! {"create": &ns.coll};
         o.extend(options);
         if meta.clustered_index().is_none() {
@@ -1199,7 +1202,9 @@ impl Tx<'_, '_> {
         let limit = (!op.multi).then_some(1);
         let mut q = Query::new(&op.filter, &filter);
         q.hint = op.hint.as_ref();
-        let matched = read::execute(&*self.w, &meta, &q, limit)?.docs;
+        let executed = read::execute(&*self.w, &meta, &q, limit)?;
+        self.engine.usage.record(&meta, &executed.plan);
+        let matched = executed.docs;
         if matched.is_empty() {
             if !op.upsert {
                 return Ok(StatementOutcome {
@@ -1280,7 +1285,9 @@ impl Tx<'_, '_> {
         let mut q = Query::new(&req.query, &filter);
         q.sort = sort.as_ref();
         q.hint = req.hint.as_ref();
-        let mut matched = read::execute(&*self.w, &meta, &q, Some(1))?.docs;
+        let executed = read::execute(&*self.w, &meta, &q, Some(1))?;
+        self.engine.usage.record(&meta, &executed.plan);
+        let mut matched = executed.docs;
         let Some(m) = matched.pop() else {
             let Some(update) = update.filter(|_| req.upsert) else {
                 return Ok(FindAndModifyOutcome::default());
@@ -1409,6 +1416,7 @@ impl Tx<'_, '_> {
             let paths = index::add_index_entries(self.w, &index, &doc, &id_key)?;
             index.add_multikey_paths(&paths);
         }
+        self.engine.usage.created(meta.id, index.id);
         meta.indexes.push(index);
         catalog::put(self.w, meta)?;
         let mut o = doc! {"createIndexes": &meta.ns.coll};

@@ -56,6 +56,8 @@ pub trait Context {
     fn env(&self) -> &Env;
     /// The document `$collStats` outputs for the aggregated collection.
     fn coll_stats(&mut self, spec: &CollStats) -> Result<Document, MongoError>;
+    /// The documents `$indexStats` outputs: one per index of the aggregated collection.
+    fn index_stats(&mut self) -> Result<Vec<Document>, MongoError>;
     /// The session records of the server's in-memory cache (`$listLocalSessions`):
     /// every user's when `users` is `None`, else those of the listed `(user, db)` pairs.
     fn local_sessions(
@@ -72,7 +74,6 @@ const UNSUPPORTED_STAGES: &[&str] = &[
     "$fill",
     "$geoNear",
     "$graphLookup",
-    "$indexStats",
     "$listSampledQueries",
     "$listSearchIndexes",
     "$listSessions",
@@ -195,6 +196,7 @@ enum Stage {
     /// `$listLocalSessions`: `None` lists every user's sessions (`allUsers: true`).
     ListLocalSessions(Option<Vec<(String, String)>>),
     CollStats(CollStats),
+    IndexStats,
 }
 
 /// What a `$collStats` stage reports (`latencyStats` and `queryExecStats` are refused:
@@ -524,6 +526,7 @@ fn check_known(name: &str) -> Result<(), MongoError> {
         "$documents",
         "$listLocalSessions",
         "$collStats",
+        "$indexStats",
         "$out",
         "$merge",
     ];
@@ -604,12 +607,17 @@ impl Pipeline {
         parse_pipeline(stages, vars, Mode::Sub)
     }
 
-    /// Whether the first stage makes the pipeline's input (`$collStats`, `$documents`,
-    /// `$listLocalSessions`) rather than reading the collection.
+    /// Whether the first stage makes the pipeline's input (`$collStats`, `$indexStats`,
+    /// `$documents`, `$listLocalSessions`) rather than reading the collection.
     pub fn generates_input(&self) -> bool {
         matches!(
             self.stages.first(),
-            Some(Stage::CollStats(_) | Stage::Documents(_) | Stage::ListLocalSessions(_))
+            Some(
+                Stage::CollStats(_)
+                    | Stage::IndexStats
+                    | Stage::Documents(_)
+                    | Stage::ListLocalSessions(_)
+            )
         )
     }
 
@@ -768,22 +776,26 @@ fn parse_pipeline(
             });
             continue;
         }
-        if matches!(name, "$documents" | "$listLocalSessions" | "$collStats") && i != 0 {
+        if matches!(
+            name,
+            "$documents" | "$listLocalSessions" | "$collStats" | "$indexStats"
+        ) && i != 0
+        {
             return Err(MongoError::location(
                 40602,
                 format!("{name} is only valid as the first stage in a pipeline"),
             ));
         }
-        if name == "$collStats" && mode != Mode::Top {
-            // It reports on the aggregated collection only.
+        if matches!(name, "$collStats" | "$indexStats") && mode != Mode::Top {
+            // They report on the aggregated collection only.
             return Err(match mode {
                 Mode::Facet => MongoError::location(
                     40600,
-                    "$collStats is not allowed to be used within a $facet stage",
+                    format!("{name} is not allowed to be used within a $facet stage"),
                 ),
                 _ => MongoError::location(
                     51047,
-                    "$collStats is not allowed within a $lookup's sub-pipeline",
+                    format!("{name} is not allowed within a $lookup's sub-pipeline"),
                 ),
             });
         }
@@ -905,6 +917,15 @@ fn parse_stage(name: &str, arg: &Bson, vars: &[String]) -> Result<Stage, MongoEr
         "$documents" => Stage::Documents(Expr::parse_with_vars(arg, vars)?),
         "$listLocalSessions" => Stage::ListLocalSessions(parse_list_sessions(name, arg)?),
         "$collStats" => Stage::CollStats(CollStats::parse(arg)?),
+        "$indexStats" => match arg {
+            Bson::Document(d) if d.is_empty() => Stage::IndexStats,
+            _ => {
+                return Err(MongoError::location(
+                    28803,
+                    "The $indexStats stage specification must be an empty object",
+                ))
+            }
+        },
         other => return Err(unrecognized(other)),
     })
 }
@@ -1891,6 +1912,7 @@ fn run_stage(
         }
         Stage::ListLocalSessions(users) => ctx.local_sessions(users.as_deref())?,
         Stage::CollStats(spec) => vec![ctx.coll_stats(spec)?],
+        Stage::IndexStats => ctx.index_stats()?,
         Stage::Documents(e) => {
             let empty = Document::new();
             match e.evaluate(&empty, &env)? {
@@ -2118,6 +2140,9 @@ impl Context for SubContext<'_> {
     }
     fn coll_stats(&mut self, spec: &CollStats) -> Result<Document, MongoError> {
         self.inner.coll_stats(spec)
+    }
+    fn index_stats(&mut self) -> Result<Vec<Document>, MongoError> {
+        self.inner.index_stats()
     }
     fn local_sessions(
         &mut self,

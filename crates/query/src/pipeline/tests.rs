@@ -25,6 +25,9 @@ impl Context for MapContext {
     fn env(&self) -> &Env {
         &self.env
     }
+    fn index_stats(&mut self) -> Result<Vec<Document>, MongoError> {
+        Ok(vec![doc! {"name": "_id_"}])
+    }
     fn coll_stats(&mut self, spec: &CollStats) -> Result<Document, MongoError> {
         // The spec as parsed, for the parser's tests.
         Ok(doc! {"scale": spec.storage_scale, "count": spec.count})
@@ -1073,6 +1076,11 @@ fn coll_stats_parses_as_mongod() {
     assert_eq!(code(run(Bson::Document(doc! {"latencyStats": {}}))), 115);
     let not_first = vec![doc! {"$match": {}}, doc! {"$collStats": {}}];
     assert_eq!(code(run_simple(&not_first, Vec::new())), 40602);
+    // `$indexStats` takes `{}` only.
+    let index_stats = |arg: Bson| run_simple(&[doc! {"$indexStats": arg}], Vec::new());
+    assert_eq!(index_stats(Bson::Document(doc! {})).expect("runs").len(), 1);
+    assert_eq!(code(index_stats(Bson::Document(doc! {"a": 1}))), 28803);
+    assert_eq!(code(index_stats(Bson::Int32(1))), 28803);
 }
 
 #[test]

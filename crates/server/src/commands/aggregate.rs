@@ -401,10 +401,9 @@ impl Job {
             Some(coll) => {
                 match reader.resolve_view(&Namespace::new(self.db.clone(), coll.clone()))? {
                     Some(_)
-                        if self
-                            .pipeline
-                            .first()
-                            .is_some_and(|s| s.contains_key("$collStats")) =>
+                        if self.pipeline.first().is_some_and(|s| {
+                            s.contains_key("$collStats") || s.contains_key("$indexStats")
+                        }) =>
                     {
                         return Err(MongoError::new(
                             ErrorCode::CommandNotSupportedOnView,
@@ -431,6 +430,7 @@ impl Job {
             deadline: self.deadline,
             coll: coll.as_deref(),
             host: self.host.as_deref(),
+            usage: engine.index_usage(),
         };
         let results = match &coll {
             _ if pipeline.generates_input() => pipeline.run(Vec::new(), &mut ctx)?,
@@ -519,6 +519,7 @@ fn read_source(
         None => (None, None),
     };
     let found = reader.query(meta, &q, limit)?;
+    ctx.usage.record(meta, &found.plan);
     Ok((found.docs.into_iter().map(|m| m.doc).collect(), next))
 }
 
@@ -532,6 +533,7 @@ struct ReaderContext<'a> {
     /// The aggregated collection (`None` for `{aggregate: 1}`).
     coll: Option<&'a str>,
     host: Option<&'a str>,
+    usage: &'a eddy_engine::usage::IndexUsage,
 }
 
 /// The `uid` of every session: Eddy has no authentication, so every session belongs to
@@ -540,6 +542,21 @@ const NO_AUTH_DIGEST: [u8; 32] = [
     0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
     0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
 ];
+
+impl<'a> ReaderContext<'a> {
+    /// The collection a statistics stage reports on, and this server's `host:port`.
+    fn stats_target(&self, stage: &str) -> Result<(Namespace, &'a str), MongoError> {
+        match (self.coll, self.host) {
+            (Some(coll), Some(host)) => {
+                Ok((Namespace::new(self.db.clone(), coll.to_owned()), host))
+            }
+            _ => Err(MongoError::new(
+                ErrorCode::CommandNotSupported,
+                format!("{stage} runs only in an aggregate command on a collection"),
+            )),
+        }
+    }
+}
 
 impl Context for ReaderContext<'_> {
     fn collection(&mut self, db: &str, coll: &str) -> Result<Vec<Document>, MongoError> {
@@ -560,14 +577,28 @@ impl Context for ReaderContext<'_> {
     fn interrupted(&self) -> Result<(), MongoError> {
         Deadline::check_opt(self.deadline)
     }
-    fn coll_stats(&mut self, spec: &CollStats) -> Result<Document, MongoError> {
-        let (Some(coll), Some(host)) = (self.coll, self.host) else {
-            return Err(MongoError::new(
-                ErrorCode::CommandNotSupported,
-                "$collStats runs only in an aggregate command on a collection",
-            ));
+    fn index_stats(&mut self) -> Result<Vec<Document>, MongoError> {
+        let (ns, host) = self.stats_target("$indexStats")?;
+        let Some(meta) = self.reader.collection(&ns)? else {
+            return Ok(Vec::new());
         };
-        let ns = Namespace::new(self.db.clone(), coll.to_owned());
+        let mut out = Vec::new();
+        for spec in meta.index_specs() {
+            let name = spec.get_str("name").unwrap_or_default().to_owned();
+            let id = meta.index(&name).map_or(0, |i| i.id);
+            let (ops, since) = self.usage.accesses(meta.id, id);
+            out.push(bson::doc! {
+                "name": name,
+                "key": spec.get_document("key").cloned().unwrap_or_default(),
+                "host": host,
+                "accesses": {"ops": i64::try_from(ops).unwrap_or(i64::MAX), "since": since},
+                "spec": spec,
+            });
+        }
+        Ok(out)
+    }
+    fn coll_stats(&mut self, spec: &CollStats) -> Result<Document, MongoError> {
+        let (ns, host) = self.stats_target("$collStats")?;
         let meta = self.reader.collection(&ns)?;
         let missing = |what: &str| {
             MongoError::new(

@@ -226,6 +226,7 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
     };
     let needed = (take != usize::MAX).then(|| take.saturating_add(skip));
     let executed = reader.query(&meta, &engine_query(q, &p), needed)?;
+    engine.index_usage().record(&meta, &executed.plan);
     let docs = executed
         .docs
         .into_iter()
