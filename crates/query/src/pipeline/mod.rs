@@ -482,6 +482,31 @@ fn unrecognized(name: &str) -> MongoError {
     MongoError::location(40324, format!("Unrecognized pipeline stage name: '{name}'"))
 }
 
+/// With `apiStrict: true`, mongod refuses the stages outside the Stable API's version 1
+/// (323 APIStrictError).
+pub fn check_api_version_1(stage: &str) -> Result<(), MongoError> {
+    const OUTSIDE: &[&str] = &[
+        "$collStats",
+        "$currentOp",
+        "$indexStats",
+        "$listLocalSessions",
+        "$listSampledQueries",
+        "$listSearchIndexes",
+        "$listSessions",
+        "$planCacheStats",
+        "$search",
+        "$searchMeta",
+        "$vectorSearch",
+    ];
+    match OUTSIDE.contains(&stage) {
+        true => Err(MongoError::new(
+            ErrorCode::APIStrictError,
+            format!("{stage} is not allowed with 'apiStrict: true' in API Version 1"),
+        )),
+        false => Ok(()),
+    }
+}
+
 /// mongod's "lite parse" of a pipeline a command carries (an update's pipeline): a stage
 /// name mongod does not know fails the whole command with 40324, before anything runs.
 /// The stages' arguments are checked later, when the pipeline is parsed for its use.

@@ -111,21 +111,6 @@ pub fn stage_name(stage: &Document) -> Result<&str, MongoError> {
     Ok(name)
 }
 
-/// The stages mongod refuses with `apiStrict: true` (they are outside the Stable API).
-const NOT_IN_API_VERSION_1: &[&str] = &[
-    "$collStats",
-    "$currentOp",
-    "$indexStats",
-    "$listLocalSessions",
-    "$listSampledQueries",
-    "$listSearchIndexes",
-    "$listSessions",
-    "$planCacheStats",
-    "$search",
-    "$searchMeta",
-    "$vectorSearch",
-];
-
 impl Command for Aggregate {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
         check_fields(
@@ -209,11 +194,8 @@ impl Command for Aggregate {
         let api_strict = cmd.get_bool("apiStrict").unwrap_or(false);
         for (i, stage) in pipeline.iter().enumerate() {
             let name = stage_name(stage)?;
-            if api_strict && NOT_IN_API_VERSION_1.contains(&name) {
-                return Err(MongoError::new(
-                    ErrorCode::APIStrictError,
-                    format!("{name} is not allowed with 'apiStrict: true' in API Version 1"),
-                ));
+            if api_strict {
+                eddy_query::pipeline::check_api_version_1(name)?;
             }
             if name == "$changeStream" && i != 0 {
                 return Err(MongoError::location(
