@@ -254,9 +254,7 @@ impl Engine {
                     let limit = op.just_one.then_some(1);
                     let mut q = Query::new(&op.filter, &filter);
                     q.hint = op.hint.as_ref();
-                    let executed = read::execute(&*tx.w, &meta, &q, limit)?;
-                    tx.engine.usage.record(&meta, &executed.plan);
-                    let matched = executed.docs;
+                    let matched = tx.matching(&meta, &q, limit)?;
                     let n = matched.len() as u64;
                     for m in matched {
                         tx.delete_doc(&meta, &m)?;
@@ -705,6 +703,19 @@ impl Tx<'_, '_> {
         );
         self.entries.push(Arc::new(entry));
         Ok(())
+    }
+
+    /// The documents a write's query matches, read inside this transaction; the index
+    /// its plan reads counts one use (`$indexStats`).
+    fn matching(
+        &self,
+        meta: &CollectionMeta,
+        q: &Query<'_>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Matched>, MongoError> {
+        let executed = read::execute(&*self.w, meta, q, limit)?;
+        self.engine.usage.record(meta, &executed.plan);
+        Ok(executed.docs)
     }
 
     fn create_collection(
@@ -1202,9 +1213,7 @@ impl Tx<'_, '_> {
         let limit = (!op.multi).then_some(1);
         let mut q = Query::new(&op.filter, &filter);
         q.hint = op.hint.as_ref();
-        let executed = read::execute(&*self.w, &meta, &q, limit)?;
-        self.engine.usage.record(&meta, &executed.plan);
-        let matched = executed.docs;
+        let matched = self.matching(&meta, &q, limit)?;
         if matched.is_empty() {
             if !op.upsert {
                 return Ok(StatementOutcome {
@@ -1285,9 +1294,7 @@ impl Tx<'_, '_> {
         let mut q = Query::new(&req.query, &filter);
         q.sort = sort.as_ref();
         q.hint = req.hint.as_ref();
-        let executed = read::execute(&*self.w, &meta, &q, Some(1))?;
-        self.engine.usage.record(&meta, &executed.plan);
-        let mut matched = executed.docs;
+        let mut matched = self.matching(&meta, &q, Some(1))?;
         let Some(m) = matched.pop() else {
             let Some(update) = update.filter(|_| req.upsert) else {
                 return Ok(FindAndModifyOutcome::default());

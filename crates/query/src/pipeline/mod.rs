@@ -230,19 +230,7 @@ impl CollStats {
             match field.as_str() {
                 "storageStats" => {
                     let storage = coll_stats_section(field, v)?;
-                    let scale = match storage.get("scale") {
-                        None => 1,
-                        Some(s) => util::parse_integer_to_long("scale", s)?,
-                    };
-                    if scale < 1 {
-                        return Err(MongoError::location(
-                            51024,
-                            format!(
-                                "BSON field 'scale' value must be >= 1, actual value '{scale}'"
-                            ),
-                        ));
-                    }
-                    out.storage_scale = Some(scale);
+                    out.storage_scale = Some(parse_stats_scale(storage.get("scale"))?);
                 }
                 "count" => {
                     coll_stats_section(field, v)?;
@@ -265,6 +253,22 @@ impl CollStats {
         }
         Ok(out)
     }
+}
+
+/// The `scale` of storage statistics (`$collStats`' `storageStats`, the `collStats`
+/// command): 1 when absent, at least 1 (51024), as mongod's IDL checks it.
+pub fn parse_stats_scale(v: Option<&Bson>) -> Result<i64, MongoError> {
+    let scale = match v {
+        None => 1,
+        Some(s) => util::parse_integer_to_long("scale", s)?,
+    };
+    if scale < 1 {
+        return Err(MongoError::location(
+            51024,
+            format!("BSON field 'scale' value must be >= 1, actual value '{scale}'"),
+        ));
+    }
+    Ok(scale)
 }
 
 /// A section of a `$collStats` specification: a document.

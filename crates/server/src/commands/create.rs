@@ -213,15 +213,15 @@ fn clustered_index_option(v: &Bson) -> Result<Document, MongoError> {
             ("key", Bson::Document(k)) => key = Some(k),
             ("unique", Bson::Boolean(u)) => unique = Some(*u),
             ("name", Bson::String(n)) => name = Some(n.clone()),
-            ("v", v) if crate::args::as_integer(v).is_some() => {
-                version = crate::args::as_integer(v).unwrap_or(2);
+            ("v", v) => {
+                version = crate::args::as_integer(v)
+                    .ok_or_else(|| wrong_type("clusteredIndex", "v", v, "type 'int'"))?;
             }
-            ("key" | "unique" | "name" | "v", other) => {
+            ("key" | "unique" | "name", other) => {
                 let expected = match field.as_str() {
                     "key" => "type 'object'",
                     "unique" => "type 'bool'",
-                    "name" => "type 'string'",
-                    _ => "type 'int'",
+                    _ => "type 'string'",
                 };
                 return Err(wrong_type("clusteredIndex", field, other, expected));
             }

@@ -141,8 +141,7 @@ impl Command for Hello {
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
-        await_change(&self, &ctx).await?;
-        answer(self, &ctx)
+        answer(self, &ctx).await
     }
 }
 
@@ -152,8 +151,7 @@ impl Command for Legacy {
     }
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
-        await_change(&self.0, &ctx).await?;
-        answer(self.0, &ctx)
+        answer(self.0, &ctx).await
     }
 }
 
@@ -184,7 +182,8 @@ async fn await_change(hello: &Hello, ctx: &Ctx) -> Result<(), MongoError> {
     Ok(())
 }
 
-fn answer(hello: Hello, ctx: &Ctx) -> CommandResult {
+async fn answer(hello: Hello, ctx: &Ctx) -> CommandResult {
+    await_change(&hello, ctx).await?;
     if let Some(client) = hello.client {
         let mut slot = ctx.conn().client.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_some() {

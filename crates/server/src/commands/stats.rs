@@ -56,19 +56,9 @@ pub struct CollStats {
 
 impl Command for CollStats {
     fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
-        let scale = match cmd.get("scale") {
-            None => 1,
-            Some(s) => eddy_query::util::parse_integer_to_long("scale", s)?,
-        };
-        if scale < 1 {
-            return Err(MongoError::location(
-                51024,
-                format!("BSON field 'scale' value must be >= 1, actual value '{scale}'"),
-            ));
-        }
         Ok(CollStats {
             coll: collection_arg(cmd, "collStats")?,
-            scale,
+            scale: eddy_query::pipeline::parse_stats_scale(cmd.get("scale"))?,
         })
     }
 
