@@ -1,21 +1,27 @@
-//! The change hub: the in-memory tail of the oplog that every change stream reads.
+//! The change hub: the in-memory tail of the oplog that every change stream reads,
+//! and the dispatcher that wakes the streams waiting for it.
 //!
 //! The committer publishes each group's entries here after they are durable, decoded
-//! once and shared (`Arc`). A stream keeps only its position (a timestamp); reading
-//! is a binary search in the tail plus cloning the `Arc`s it needs, so a stream's work
-//! is proportional to the entries it reads, not to the number of streams. Waiting
-//! streams sleep on a `watch` channel that a publish wakes; nothing polls.
+//! once and shared (`Arc`), each with room for its change events (built once per
+//! shape by the first stream that reads it). A stream keeps only its position (a
+//! timestamp); reading is a binary search in the tail plus cloning the `Arc`s it needs,
+//! so a stream's work is proportional to the entries it reads, not to the number of
+//! streams. A stream with nothing to read waits with the dispatcher
+//! (`changes::dispatch`), which wakes it only for an entry that can concern it; nothing
+//! polls, and an entry wakes no stream it cannot concern.
 //!
 //! The tail is bounded (by entry count). A stream whose position fell behind it reads
 //! the older part from storage (see `Engine::read_oplog`) and then continues here,
 //! without a gap: the tail always starts right after an entry that is on disk.
 
 use std::collections::VecDeque;
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 
 use bson::Timestamp;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
+use crate::changes::dispatch::Dispatcher;
+use crate::changes::Interest;
 use crate::clock::pack;
 use crate::oplog::SharedEntry;
 
@@ -29,12 +35,25 @@ pub enum TailRead {
 }
 
 /// The in-memory tail.
-#[derive(Debug)]
 pub struct ChangeHub {
     tail: RwLock<Tail>,
-    /// The newest published timestamp; waiting streams watch it.
+    /// The waiting change streams. Entries are dispatched in order, under this lock,
+    /// after they joined the tail; a stream registers under it only if it has read
+    /// everything dispatched, so no entry is missed between a read and a wait.
+    dispatcher: Mutex<Dispatcher>,
+    /// The newest published timestamp, for awaitData tailable cursors (every publish
+    /// wakes them: they wait on a capped collection, not on the oplog).
     latest: watch::Sender<Timestamp>,
     capacity: usize,
+}
+
+impl std::fmt::Debug for ChangeHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeHub")
+            .field("latest", &self.latest())
+            .field("waiters", &self.waiters())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -55,25 +74,34 @@ impl ChangeHub {
                 entries: VecDeque::with_capacity(capacity.min(1 << 16)),
                 floor: last,
             }),
+            dispatcher: Mutex::new(Dispatcher::new(pack(last))),
             latest,
             capacity: capacity.max(1),
         }
     }
 
-    /// Appends durable entries (in timestamp order) and wakes waiting streams.
+    fn dispatcher(&self) -> std::sync::MutexGuard<'_, Dispatcher> {
+        self.dispatcher.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends durable entries (in timestamp order) and wakes the streams they concern.
     pub fn publish(&self, entries: Vec<SharedEntry>) {
         let Some(newest) = entries.last().map(|e| e.ts) else {
             return;
         };
         {
             let mut tail = self.tail.write().unwrap_or_else(|p| p.into_inner());
-            for entry in entries {
-                tail.entries.push_back(entry);
-            }
+            tail.entries.extend(entries.iter().cloned());
             while tail.entries.len() > self.capacity {
                 if let Some(old) = tail.entries.pop_front() {
                     tail.floor = old.ts;
                 }
+            }
+        }
+        {
+            let mut dispatcher = self.dispatcher();
+            for entry in &entries {
+                dispatcher.dispatch(entry);
             }
         }
         self.latest.send_replace(newest);
@@ -89,6 +117,24 @@ impl ChangeHub {
         TailRead::Entries(tail.entries.range(start..).take(max).cloned().collect())
     }
 
+    /// Registers a stream that has read everything through `position` (packed) to be
+    /// woken by the first entry its interest does not rule out: its wait id, and the
+    /// receiver that gets the position through which entries were ruled out. `None`
+    /// when newer entries were published meanwhile: read them first.
+    pub fn wait(
+        &self,
+        interest: &Arc<Interest>,
+        position: u64,
+    ) -> Option<(u64, oneshot::Receiver<u64>)> {
+        self.dispatcher().wait(interest, position)
+    }
+
+    /// Ends a wait: the position through which entries were ruled out, or `None` if
+    /// the stream was woken meanwhile.
+    pub fn cancel(&self, id: u64) -> Option<u64> {
+        self.dispatcher().cancel(id)
+    }
+
     /// A receiver that changes whenever entries are published.
     pub fn subscribe(&self) -> watch::Receiver<Timestamp> {
         self.latest.subscribe()
@@ -99,9 +145,9 @@ impl ChangeHub {
         *self.latest.borrow()
     }
 
-    /// How many streams wait on the hub right now.
+    /// How many change streams wait on the hub right now.
     pub fn waiters(&self) -> usize {
-        self.latest.receiver_count()
+        self.dispatcher().len()
     }
 }
 
@@ -109,25 +155,24 @@ impl ChangeHub {
 mod tests {
     use super::*;
     use crate::catalog::Namespace;
-    use crate::oplog::{OpKind, OplogEntry};
+    use crate::changes::Logged;
+    use crate::oplog::{document_key, raw_document, Op, OplogEntry};
     use bson::{doc, DateTime};
-    use std::sync::Arc;
 
     fn entry(inc: u32) -> SharedEntry {
-        Arc::new(OplogEntry {
+        Arc::new(Logged::new(OplogEntry {
             ts: Timestamp {
                 time: 1,
                 increment: inc,
             },
             wall: DateTime::from_millis(0),
-            op: OpKind::Insert,
             ns: Namespace::new("d", "c"),
             uuid: None,
-            o: doc! {"_id": inc},
-            document_key: Some(doc! {"_id": inc}),
-            pre_image: None,
-            post_image: None,
-        })
+            op: Op::Insert {
+                key: document_key(&bson::Bson::Int32(inc as i32)).expect("key"),
+                doc: raw_document(&doc! {"_id": inc}).expect("doc"),
+            },
+        }))
     }
 
     fn ts(inc: u32) -> Timestamp {

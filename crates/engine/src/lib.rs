@@ -43,7 +43,7 @@ use eddy_storage::{Committer, KvRead, StorageError, Store};
 
 pub use catalog::{CollectionMeta, IndexMeta, Namespace, ResolvedView, ViewMeta};
 pub use hub::{ChangeHub, TailRead};
-pub use oplog::{OpKind, OplogEntry, SharedEntry};
+pub use oplog::{CatalogOp, Op, OplogEntry, SharedEntry};
 pub use read::Reader;
 pub use write::{DeleteOp, FindAndModify, FindAndModifyOutcome, UpdateOp, WriteOutcome};
 
@@ -360,7 +360,7 @@ impl Engine {
             .map_err(storage_err)?
         {
             let (_, v) = entry.map_err(storage_err)?;
-            out.push(Arc::new(OplogEntry::decode(&v)?));
+            out.push(Arc::new(changes::Logged::new(OplogEntry::decode(&v)?)));
             if out.len() >= max {
                 break;
             }

@@ -16,7 +16,8 @@ use eddy_query::update::{ApplyContext, Update};
 use eddy_storage::{KvRead, StorageError, WriteBatch};
 
 use crate::catalog::{self, CollectionMeta, IndexMeta, Namespace, ViewMeta};
-use crate::oplog::{OpKind, OplogEntry, SharedEntry};
+use crate::changes::Logged;
+use crate::oplog::{self, CatalogOp, Op, OplogEntry, SharedEntry};
 use crate::plan::Query;
 use crate::read::{self, id_key, Matched};
 use crate::{capped, index, meta_keys, storage_err, tables, Engine};
@@ -324,9 +325,8 @@ impl Engine {
                 pipeline,
             };
             catalog::put_view(tx.w, &view)?;
-            let mut o = doc! {"create": &ns.coll};
-            o.extend(view.options());
-            tx.log(OpKind::Command, ns, None, o, None, None, None)
+            let options = view.options();
+            tx.log(ns, None, Op::Catalog(CatalogOp::Create { options }))
         })
     }
 
@@ -361,13 +361,9 @@ impl Engine {
                 tx.drop_collection(meta)?;
             }
             tx.log(
-                OpKind::Command,
                 Namespace::new(db.clone(), "$cmd"),
                 None,
-                doc! {"dropDatabase": 1},
-                None,
-                None,
-                None,
+                Op::Catalog(CatalogOp::DropDatabase),
             )?;
             Ok(())
         })
@@ -397,7 +393,10 @@ impl Engine {
             let mut dropped_target = Bson::Boolean(false);
             if let Some(target) = tx.collection(&to)? {
                 if !drop_target {
-                    return Err(MongoError::new(ErrorCode::NamespaceExists, "target namespace exists"));
+                    return Err(MongoError::new(
+                        ErrorCode::NamespaceExists,
+                        "target namespace exists",
+                    ));
                 }
                 dropped_target = target.uuid_bson();
                 tx.drop_collection(&target)?;
@@ -405,11 +404,13 @@ impl Engine {
             catalog::remove(tx.w, &from)?;
             meta.ns = to.clone();
             catalog::put(tx.w, &meta)?;
-            let mut o = doc! {"renameCollection": from.to_string(), "to": to.to_string(), "stayTemp": false};
-            if !matches!(dropped_target, Bson::Boolean(false)) {
-                o.insert("dropTarget", dropped_target);
-            }
-            tx.log(OpKind::Command, from.clone(), Some(meta.uuid.clone()), o, None, None, None)?;
+            let op = CatalogOp::Rename {
+                to: to.clone(),
+                drop_target: (!matches!(dropped_target, Bson::Boolean(false)))
+                    .then_some(dropped_target),
+                stay_temp: false,
+            };
+            tx.log(from.clone(), Some(meta.uuid.clone()), Op::Catalog(op))?;
             Ok(())
         })
     }
@@ -509,13 +510,12 @@ impl Engine {
                 meta.indexes.retain(|i| i.id != index.id);
                 catalog::put(tx.w, &meta)?;
                 tx.log(
-                    OpKind::Command,
                     ns.clone(),
                     Some(meta.uuid.clone()),
-                    doc! {"dropIndexes": &ns.coll, "index": index.name()},
-                    Some(index.spec.clone()),
-                    None,
-                    None,
+                    Op::Catalog(CatalogOp::DropIndexes {
+                        name: index.name().to_owned(),
+                        spec: index.spec.clone(),
+                    }),
                 )?;
             }
             Ok(was)
@@ -570,16 +570,13 @@ impl Engine {
                 }
             }
             catalog::put(tx.w, &meta)?;
-            let mut o = doc! {"collMod": &ns.coll};
-            o.extend(changes.clone());
             tx.log(
-                OpKind::Command,
                 ns.clone(),
                 Some(meta.uuid.clone()),
-                o,
-                Some(doc! {"collectionOptions_old": before.clone()}),
-                None,
-                None,
+                Op::Catalog(CatalogOp::CollMod {
+                    changes: changes.clone(),
+                    old_options: before.clone(),
+                }),
             )?;
             Ok(before)
         })
@@ -671,27 +668,13 @@ impl Tx<'_, '_> {
     }
 
     /// Assigns the next timestamp and writes an oplog entry.
-    #[allow(clippy::too_many_arguments)]
-    fn log(
-        &mut self,
-        op: OpKind,
-        ns: Namespace,
-        uuid: Option<bson::Binary>,
-        o: Document,
-        document_key: Option<Document>,
-        pre_image: Option<Document>,
-        post_image: Option<Document>,
-    ) -> Result<(), MongoError> {
+    fn log(&mut self, ns: Namespace, uuid: Option<bson::Binary>, op: Op) -> Result<(), MongoError> {
         let entry = OplogEntry {
             ts: self.engine.clock.tick(),
             wall: self.wall,
-            op,
             ns,
             uuid,
-            o,
-            document_key,
-            pre_image,
-            post_image,
+            op,
         };
         let bytes = entry.encode()?;
         self.w
@@ -701,7 +684,7 @@ impl Tx<'_, '_> {
             (bytes.len() + 8) as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
-        self.entries.push(Arc::new(entry));
+        self.entries.push(Arc::new(Logged::new(entry)));
         Ok(())
     }
 
@@ -733,19 +716,14 @@ impl Tx<'_, '_> {
         };
         catalog::put(self.w, &meta)?;
         self.engine.usage.created(meta.id, 0);
-        let mut o = doc! {"create": &ns.coll};
-        o.extend(options);
+        let mut options = options;
         if meta.clustered_index().is_none() {
-            o.insert("idIndex", CollectionMeta::id_index_spec());
+            options.insert("idIndex", CollectionMeta::id_index_spec());
         }
         self.log(
-            OpKind::Command,
             ns.clone(),
             Some(meta.uuid.clone()),
-            o,
-            None,
-            None,
-            None,
+            Op::Catalog(CatalogOp::Create { options }),
         )?;
         Ok(meta)
     }
@@ -793,15 +771,7 @@ impl Tx<'_, '_> {
     /// Removes a view and logs `{drop: view}` (mongod reports a view's drop as `drop`).
     fn drop_view(&mut self, view: &ViewMeta) -> Result<(), MongoError> {
         catalog::remove(self.w, &view.ns)?;
-        self.log(
-            OpKind::Command,
-            view.ns.clone(),
-            None,
-            doc! {"drop": &view.ns.coll},
-            None,
-            None,
-            None,
-        )
+        self.log(view.ns.clone(), None, Op::Catalog(CatalogOp::Drop))
     }
 
     /// `collMod` of a view: `viewOn` and/or `pipeline` replaced; any other change is
@@ -831,16 +801,13 @@ impl Tx<'_, '_> {
         }
         self.check_view_chain(&view.ns, &view.view_on)?;
         catalog::put_view(self.w, &view)?;
-        let mut o = doc! {"collMod": &view.ns.coll};
-        o.extend(view.options());
         self.log(
-            OpKind::Command,
             view.ns.clone(),
             None,
-            o,
-            Some(doc! {"collectionOptions_old": before.clone()}),
-            None,
-            None,
+            Op::Catalog(CatalogOp::CollMod {
+                changes: view.options(),
+                old_options: before.clone(),
+            }),
         )?;
         Ok(before)
     }
@@ -900,13 +867,9 @@ impl Tx<'_, '_> {
         }
         catalog::remove(self.w, &meta.ns)?;
         self.log(
-            OpKind::Command,
             meta.ns.clone(),
             Some(meta.uuid.clone()),
-            doc! {"drop": &meta.ns.coll},
-            None,
-            None,
-            None,
+            Op::Catalog(CatalogOp::Drop),
         )
     }
 
@@ -992,16 +955,12 @@ impl Tx<'_, '_> {
             capped::record_insert(self.w, meta, &key, bytes.len(), record_id)?;
             self.truncate_capped(meta, cap)?;
         }
-        let document_key = doc! {"_id": id.clone()};
-        self.log(
-            OpKind::Insert,
-            meta.ns.clone(),
-            Some(meta.uuid.clone()),
-            doc,
-            Some(document_key),
-            None,
-            None,
-        )?;
+        let op = Op::Insert {
+            key: oplog::document_key(&id)?,
+            doc: bson::RawDocumentBuf::from_bytes(bytes)
+                .map_err(|e| MongoError::internal(format!("cannot encode BSON: {e}")))?,
+        };
+        self.log(meta.ns.clone(), Some(meta.uuid.clone()), op)?;
         Ok(id)
     }
 
@@ -1054,31 +1013,23 @@ impl Tx<'_, '_> {
             capped::record_resize(self.w, meta, &old.id_key, bytes.len())?;
         }
         let images = meta.pre_and_post_images();
-        let pre = images.then(|| old.doc.clone());
-        let document_key = doc! {"_id": old_id};
-        match description {
-            Some(desc) => {
-                let post = images.then(|| new.clone());
-                self.log(
-                    OpKind::Update,
-                    meta.ns.clone(),
-                    Some(meta.uuid.clone()),
-                    desc,
-                    Some(document_key),
-                    pre,
-                    post,
-                )
-            }
-            None => self.log(
-                OpKind::Replace,
-                meta.ns.clone(),
-                Some(meta.uuid.clone()),
-                new,
-                Some(document_key),
+        let pre = match images {
+            true => Some(oplog::raw_document(&old.doc)?),
+            false => None,
+        };
+        let key = oplog::document_key(&old_id)?;
+        let new = bson::RawDocumentBuf::from_bytes(bytes)
+            .map_err(|e| MongoError::internal(format!("cannot encode BSON: {e}")))?;
+        let op = match description {
+            Some(desc) => Op::Update {
+                key,
+                description: oplog::raw_document(&desc)?,
                 pre,
-                None,
-            ),
-        }
+                post: images.then_some(new),
+            },
+            None => Op::Replace { key, doc: new, pre },
+        };
+        self.log(meta.ns.clone(), Some(meta.uuid.clone()), op)
     }
 
     /// Removes the oldest documents of a capped collection while it is over its cap.
@@ -1123,15 +1074,15 @@ impl Tx<'_, '_> {
             capped::record_delete(self.w, meta, &m.id_key)?;
         }
         let id = m.doc.get("_id").cloned().unwrap_or(Bson::Null);
-        let pre = meta.pre_and_post_images().then(|| m.doc.clone());
+        let pre = match meta.pre_and_post_images() {
+            true => Some(oplog::raw_document(&m.doc)?),
+            false => None,
+        };
+        let key = oplog::document_key(&id)?;
         self.log(
-            OpKind::Delete,
             meta.ns.clone(),
             Some(meta.uuid.clone()),
-            Document::new(),
-            Some(doc! {"_id": id}),
-            pre,
-            None,
+            Op::Delete { key, pre },
         )
     }
 
@@ -1426,16 +1377,10 @@ impl Tx<'_, '_> {
         self.engine.usage.created(meta.id, index.id);
         meta.indexes.push(index);
         catalog::put(self.w, meta)?;
-        let mut o = doc! {"createIndexes": &meta.ns.coll};
-        o.extend(spec);
         self.log(
-            OpKind::Command,
             meta.ns.clone(),
             Some(meta.uuid.clone()),
-            o,
-            None,
-            None,
-            None,
+            Op::Catalog(CatalogOp::CreateIndexes { spec }),
         )
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bson::{doc, Bson, Document, Timestamp};
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_engine::{DeleteOp, Engine, EngineOptions, Namespace, OpKind, UpdateOp};
+use eddy_engine::{DeleteOp, Engine, EngineOptions, Namespace, Op, UpdateOp};
 use eddy_storage::FaultInjector;
 
 fn ns() -> Namespace {
@@ -63,17 +63,16 @@ fn ids_from_oplog(engine: &Engine) -> BTreeSet<i64> {
         .expect("read oplog");
     let mut out = BTreeSet::new();
     for e in entries.iter().filter(|e| e.ns == ns()) {
-        let id = e
-            .document_key
-            .as_ref()
-            .and_then(|k| k.get("_id"))
-            .or_else(|| e.o.get("_id"))
-            .and_then(Bson::as_i64_lossy);
-        match (e.op, id) {
-            (OpKind::Insert, Some(id)) => {
+        let id =
+            e.op.document_key()
+                .and_then(|k| k.get("_id").ok().flatten())
+                .and_then(|v| Bson::try_from(v).ok())
+                .and_then(|v| v.as_i64_lossy());
+        match (&e.op, id) {
+            (Op::Insert { .. }, Some(id)) => {
                 out.insert(id);
             }
-            (OpKind::Delete, Some(id)) => {
+            (Op::Delete { .. }, Some(id)) => {
                 out.remove(&id);
             }
             _ => {}

@@ -303,12 +303,51 @@ impl Filter {
         }
     }
 
+    /// Necessary conditions for a match: `(path, values)` pairs such that a document
+    /// matches only if, for every pair, the value at `path` (or, for an array, the array
+    /// or one of its elements) equals one of `values` as the matcher compares them
+    /// (`eddy_query::key` encodes exactly those equal values alike). Taken from the
+    /// top-level conjunction: implicit equality, `$eq` and `$in` (without regexes or
+    /// `null`, which also match a missing field), through `$and` and single-clause
+    /// `$or`. Change streams use them to rule events out before running the filter.
+    pub fn equality_sets(&self) -> Vec<(String, Vec<Bson>)> {
+        let mut out = Vec::new();
+        collect_equality_sets(&self.root, &mut out);
+        out
+    }
+
     /// Top-level conjunctive equality predicates `(path, value)`: implicit equality,
     /// `$eq`, single-value `$in`, through `$and` and single-clause `$or`, in query order.
     pub fn equality_fields(&self) -> Vec<(String, Bson)> {
         let mut out = Vec::new();
         collect_equalities(&self.root, &mut out);
         out
+    }
+}
+
+/// See [`Filter::equality_sets`].
+fn collect_equality_sets(e: &Expr, out: &mut Vec<(String, Vec<Bson>)>) {
+    // Null and undefined also match a missing field: no value set describes them.
+    let plain = |v: &Bson| !matches!(v, Bson::Null | Bson::Undefined);
+    match e {
+        Expr::And(children) => {
+            for c in children {
+                collect_equality_sets(c, out);
+            }
+        }
+        Expr::Or(children) if children.len() == 1 => collect_equality_sets(&children[0], out),
+        Expr::Path(p, Leaf::Cmp(CmpOp::Eq, v)) if plain(v) => {
+            out.push((p.clone(), vec![v.clone()]))
+        }
+        Expr::Path(p, Leaf::In(set))
+            if set.regexes.is_empty()
+                && !set.has_null
+                && set.collation.is_none()
+                && set.values.iter().all(plain) =>
+        {
+            out.push((p.clone(), set.values.clone()))
+        }
+        _ => {}
     }
 }
 

@@ -8,11 +8,11 @@
 //! `cursorTimeoutMillis` (10 minutes by default, as mongod).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bson::raw::cstr;
-use bson::{Bson, Document, RawArrayBuf, RawDocumentBuf};
+use bson::{Bson, Document, RawArrayBuf, RawDocument, RawDocumentBuf};
 use eddy_codes::{ErrorCode, MongoError};
 use futures_util::future::BoxFuture;
 
@@ -32,10 +32,38 @@ pub struct BatchRequest {
     pub max_await: Option<Duration>,
 }
 
+/// A document of a batch: the cursor's own, or shared with other cursors (a change
+/// event built once for every stream that returns it), copied into the reply as is.
+pub enum BatchDoc {
+    Owned(RawDocumentBuf),
+    Shared(Arc<dyn AsRef<RawDocument> + Send + Sync>),
+}
+
+impl BatchDoc {
+    pub fn raw(&self) -> &RawDocument {
+        match self {
+            BatchDoc::Owned(d) => d,
+            BatchDoc::Shared(d) => (**d).as_ref(),
+        }
+    }
+}
+
+impl std::fmt::Debug for BatchDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.raw().fmt(f)
+    }
+}
+
+impl From<RawDocumentBuf> for BatchDoc {
+    fn from(d: RawDocumentBuf) -> BatchDoc {
+        BatchDoc::Owned(d)
+    }
+}
+
 /// One batch from a source.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub docs: Vec<RawDocumentBuf>,
+    pub docs: Vec<BatchDoc>,
     /// Nothing follows: the cursor closes (id 0 in the reply).
     pub exhausted: bool,
     /// Change streams: the token to resume after this batch.
@@ -120,7 +148,7 @@ impl CursorSource for VecCursor {
             }
             bytes += len;
             if let Some(doc) = self.docs.pop_front() {
-                batch.docs.push(doc);
+                batch.docs.push(doc.into());
             }
         }
         // A streaming plan has seen its end only if it stopped for want of documents.
@@ -332,8 +360,8 @@ pub fn cursor_document(
     ns: &str,
 ) -> RawDocumentBuf {
     let mut docs = RawArrayBuf::new();
-    for d in batch.docs {
-        docs.push(d);
+    for d in &batch.docs {
+        docs.push(d.raw());
     }
     let mut cursor = RawDocumentBuf::new();
     match batch_field {

@@ -1,25 +1,38 @@
 //! Change streams: turning oplog entries into MongoDB 7.0 change events.
 //!
-//! A [`ChangeStream`] is a position in the oplog plus what the stream wants (scope,
-//! `fullDocument`, `fullDocumentBeforeChange`, expanded events) and the user's
-//! pipeline (an [`EventFilter`]). Reading a batch takes the entries after the position
-//! from the shared hub (or storage, for a position older than the hub's tail), keeps
-//! those in scope, builds each event in mongod's field order, runs the pipeline on it
-//! and advances the position past everything scanned. Waiting for new entries is the
-//! caller's business (`Engine::hub().subscribe()`): a stream holds no task or buffer
-//! of its own while idle.
+//! A [`ChangeStream`] is a position in the oplog plus what the stream wants (an
+//! [`Interest`]: scope, `fullDocument`, `fullDocumentBeforeChange`, expanded events,
+//! and the equality conditions of its leading `$match`) and the user's pipeline (an
+//! [`EventPipeline`]). Reading a batch takes the entries after the position from the
+//! shared hub (or storage, for a position older than the hub's tail), rules out by
+//! the interest those that cannot concern the stream (no event is built for them),
+//! takes the event of each other entry in the stream's [`Shape`] (built once per entry
+//! and shape, shared by every stream: `event`), runs the pipeline on it and advances
+//! the position past everything scanned.
+//!
+//! A stream with nothing to return waits with the hub's dispatcher ([`ChangeStream::wait`],
+//! `dispatch`), which wakes it only for an entry its interest does not rule out, and
+//! tells it how far every entry was ruled out meanwhile. A waiting stream holds no task
+//! of its own: only its registration in the dispatcher and the caller's await.
 
+pub mod dispatch;
+pub mod event;
+pub mod interest;
+pub mod pipeline;
 pub mod token;
 
 use std::sync::Arc;
 
-use bson::{doc, Bson, Document, Timestamp};
+use bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
 use eddy_codes::{labels, ErrorCode, MongoError};
 
 use crate::catalog::Namespace;
 use crate::clock::{pack, unpack};
-use crate::oplog::{OpKind, OplogEntry};
+use crate::oplog::{self, Op, OplogEntry};
 use crate::Engine;
+pub use event::{Event, Logged, Shape};
+pub use interest::{Interest, PostImage};
+pub use pipeline::{EventPipeline, Passed, StreamEvent};
 pub use token::{ResumeToken, TokenKind};
 
 /// What a stream watches.
@@ -197,31 +210,10 @@ fn type_name(v: &Bson) -> &'static str {
     }
 }
 
-/// The user's pipeline after `$changeStream`, applied to each event: the event, or
-/// `None` when the pipeline filtered it out.
-pub trait EventFilter: Send + Sync {
-    fn apply(&self, event: Document) -> Result<Option<Document>, MongoError>;
-
-    /// Whether the pipeline ends with `$changeStreamSplitLargeEvent`: events over 16 MB
-    /// are then returned as fragments instead of failing the stream.
-    fn splits_large_events(&self) -> bool {
-        false
-    }
-}
-
-/// A stream with no pipeline stages.
-pub struct PassAll;
-
-impl EventFilter for PassAll {
-    fn apply(&self, event: Document) -> Result<Option<Document>, MongoError> {
-        Ok(Some(event))
-    }
-}
-
 /// A batch read from a stream.
 #[derive(Debug)]
 pub struct StreamBatch {
-    pub events: Vec<Document>,
+    pub events: Vec<StreamEvent>,
     /// The token to resume after this batch (`postBatchResumeToken`).
     pub post_batch_resume_token: Document,
     /// The stream was invalidated: this batch ends with the `invalidate` event and the
@@ -232,15 +224,18 @@ pub struct StreamBatch {
 /// The event-size limit of mongod (BSONObjMaxUserSize); larger events fail unless the
 /// pipeline ends with `$changeStreamSplitLargeEvent`.
 const MAX_EVENT_SIZE: usize = 16 * 1024 * 1024;
-/// How many oplog entries one batch read scans at most.
-const SCAN_CHUNK: usize = 1024;
+/// How many oplog entries one read scans at most.
+const SCAN_CHUNK: usize = 4096;
 
 /// An open change stream.
 pub struct ChangeStream {
     engine: Arc<Engine>,
-    scope: Scope,
-    spec: StreamSpec,
-    filter: Box<dyn EventFilter>,
+    /// Scope, shaping options and `$match` conditions, shared with the dispatcher
+    /// while the stream waits.
+    interest: Arc<Interest>,
+    /// The fields of this stream's events (shared with every stream of the same shape).
+    shape: Shape,
+    pipeline: EventPipeline,
     /// Entries at or before this packed timestamp have been scanned.
     position: u64,
     /// A high-water mark given at the start (resume from `startAtOperationTime` or a
@@ -259,7 +254,7 @@ pub struct ChangeStream {
 impl std::fmt::Debug for ChangeStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChangeStream")
-            .field("scope", &self.scope)
+            .field("scope", &self.interest.scope)
             .field("position", &unpack(self.position))
             .finish_non_exhaustive()
     }
@@ -273,13 +268,20 @@ fn history_lost() -> MongoError {
     .with_label(labels::NON_RESUMABLE_CHANGE_STREAM_ERROR)
 }
 
+/// What adding one event to a batch did.
+enum Added {
+    Yes,
+    /// The batch is full: the entry is left for the next batch.
+    Full,
+}
+
 impl ChangeStream {
     /// Opens a stream, checking that its starting point is still in the oplog.
     pub fn open(
         engine: Arc<Engine>,
         scope: Scope,
         spec: StreamSpec,
-        filter: Box<dyn EventFilter>,
+        pipeline: EventPipeline,
     ) -> Result<ChangeStream, MongoError> {
         if let Scope::Collection(ns) = &scope {
             // mongod refuses a stream on a view; its events are those of its source.
@@ -345,11 +347,17 @@ impl ChangeStream {
             }
             _ => None,
         };
+        let interest = Interest::new(scope, &spec, pipeline.leading_filter());
+        let shape = Shape {
+            expanded: interest.expanded,
+            pre_image: interest.before_change != BeforeChange::Off,
+            post_image: interest.post_image() == PostImage::Recorded,
+        };
         Ok(ChangeStream {
             engine,
-            scope,
-            spec,
-            filter,
+            interest: Arc::new(interest),
+            shape,
+            pipeline,
             position,
             floor,
             invalidated: false,
@@ -377,6 +385,22 @@ impl ChangeStream {
         token.to_document()
     }
 
+    /// Waits with the hub's dispatcher for an entry this stream may care about.
+    /// `None` when entries arrived since the last read: read them first.
+    pub fn wait(&self) -> Option<Wait> {
+        let (id, woken) = self.engine.hub().wait(&self.interest, self.position)?;
+        Some(Wait {
+            engine: self.engine.clone(),
+            id: Some(id),
+            woken,
+        })
+    }
+
+    /// Moves past entries a dispatcher ruled out for this stream (see [`Wait`]).
+    pub fn skip_through(&mut self, through: u64) {
+        self.position = self.position.max(through);
+    }
+
     /// Reads up to `max_events` events available now (possibly none). Never waits.
     pub fn next_batch(
         &mut self,
@@ -386,7 +410,7 @@ impl ChangeStream {
         let mut events = Vec::new();
         let mut bytes = 0usize;
         // Fragments left over from the previous batch come first.
-        if !self.take_pending(&mut events, &mut bytes, max_events, max_bytes) {
+        if !self.take_pending(&mut events, &mut bytes, max_events, max_bytes)? {
             return Ok(self.batch(events));
         }
         'scan: while !self.invalidated && events.len() < max_events {
@@ -395,54 +419,34 @@ impl ChangeStream {
                 break;
             }
             for entry in entries {
-                let built = self.events_for(&entry)?;
-                for (token, event) in built {
-                    let event = match self.filter.apply(event)? {
-                        Some(e) => e,
-                        None => {
-                            if token.from_invalidate {
-                                // An invalidate filtered out still ends the stream.
-                                self.invalidated = true;
-                            }
-                            continue;
-                        }
-                    };
-                    check_id_unchanged(&event, &token)?;
-                    let size = event.to_vec().map(|v| v.len()).unwrap_or(0);
-                    if size > MAX_EVENT_SIZE {
-                        if !self.filter.splits_large_events() {
-                            return Err(MongoError::new(
-                                ErrorCode::MaxBsonObjectSizeExceeded,
-                                format!(
-                                    "Executor error during getMore :: caused by :: BSONObj size: {size} (0x{size:X}) is invalid. Size must be between 0 and 16793600(16MB) First element: _id: {}",
-                                    crate::display_value(event.get("_id").unwrap_or(&Bson::Null))
-                                ),
-                            ));
-                        }
-                        let skip = match self.resume_fragment.take() {
-                            Some((ts, n)) if ts == token.ts => n,
-                            _ => 0,
-                        };
-                        for fragment in split_event(&event, token)?.into_iter().skip(skip as usize)
+                let (relevant, invalidates) = self.interest.relevance(&entry);
+                let before = events.len();
+                if relevant && self.interest.may_match(&entry) {
+                    if let Some(event) = self.event_of(&entry)? {
+                        let token = ResumeToken::event(entry.ts);
+                        if let Added::Full =
+                            self.add(token, event, &mut events, &mut bytes, max_events, max_bytes)?
                         {
-                            self.pending.push_back(fragment);
-                        }
-                        self.position = pack(entry.ts);
-                        if !self.take_pending(&mut events, &mut bytes, max_events, max_bytes) {
                             break 'scan;
                         }
-                        continue;
                     }
-                    if !events.is_empty() && bytes + size > max_bytes {
-                        // Leave this entry for the next batch: do not advance past it.
+                }
+                if relevant && invalidates && !self.invalidated {
+                    let token = ResumeToken::invalidate(entry.ts);
+                    let event = Arc::new(Event::new(event::invalidate(&entry)));
+                    // An invalidate is small: it always joins its entry's event.
+                    let room = if events.len() > before {
+                        usize::MAX
+                    } else {
+                        max_bytes
+                    };
+                    if let Added::Full =
+                        self.add(token, event, &mut events, &mut bytes, usize::MAX, room)?
+                    {
                         break 'scan;
                     }
-                    bytes += size;
-                    events.push(event);
-                    self.last_token = Some(token);
-                    if token.from_invalidate {
-                        self.invalidated = true;
-                    }
+                    // An invalidate filtered out still ends the stream.
+                    self.invalidated = true;
                 }
                 self.position = pack(entry.ts);
                 if self.invalidated || events.len() >= max_events {
@@ -453,7 +457,66 @@ impl ChangeStream {
         Ok(self.batch(events))
     }
 
-    fn batch(&self, events: Vec<Document>) -> StreamBatch {
+    /// Runs the pipeline on one event and adds what it passes to the batch.
+    fn add(
+        &mut self,
+        token: ResumeToken,
+        event: StreamEvent,
+        events: &mut Vec<StreamEvent>,
+        bytes: &mut usize,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<Added, MongoError> {
+        let event = match self.pipeline.apply(&event)? {
+            Passed::Unchanged => event,
+            Passed::Dropped => return Ok(Added::Yes),
+            Passed::Changed(doc) => {
+                check_id_unchanged(&doc, &token)?;
+                pipeline::owned_event(doc)?
+            }
+        };
+        let size = event.len();
+        if size > MAX_EVENT_SIZE {
+            if !self.pipeline.splits_large_events() {
+                return Err(MongoError::new(
+                    ErrorCode::MaxBsonObjectSizeExceeded,
+                    format!(
+                        "Executor error during getMore :: caused by :: BSONObj size: {size} (0x{size:X}) is invalid. Size must be between 0 and 16793600(16MB) First element: _id: {}",
+                        crate::display_value(event.document()?.get("_id").unwrap_or(&Bson::Null))
+                    ),
+                ));
+            }
+            let skip = match self.resume_fragment.take() {
+                Some((ts, n)) if ts == token.ts => n,
+                _ => 0,
+            };
+            for fragment in split_event(event.document()?, token)?
+                .into_iter()
+                .skip(skip as usize)
+            {
+                self.pending.push_back(fragment);
+            }
+            // The fragments are this stream's now: the entry is done.
+            self.position = token.ts;
+            if !self.take_pending(events, bytes, max_events, max_bytes)? {
+                return Ok(Added::Full);
+            }
+            return Ok(Added::Yes);
+        }
+        if !events.is_empty() && *bytes + size > max_bytes {
+            // Leave this entry for the next batch: do not advance past it.
+            return Ok(Added::Full);
+        }
+        *bytes += size;
+        events.push(event);
+        self.last_token = Some(token);
+        if token.from_invalidate {
+            self.invalidated = true;
+        }
+        Ok(Added::Yes)
+    }
+
+    fn batch(&self, events: Vec<StreamEvent>) -> StreamBatch {
         StreamBatch {
             events,
             post_batch_resume_token: self.post_batch_resume_token(),
@@ -464,347 +527,84 @@ impl ChangeStream {
     /// Moves pending fragments into the batch while they fit; false when the batch is full.
     fn take_pending(
         &mut self,
-        events: &mut Vec<Document>,
+        events: &mut Vec<StreamEvent>,
         bytes: &mut usize,
         max_events: usize,
         max_bytes: usize,
-    ) -> bool {
+    ) -> Result<bool, MongoError> {
         while let Some((_, fragment)) = self.pending.front() {
             let size = fragment.to_vec().map(|v| v.len()).unwrap_or(0);
             if events.len() >= max_events || (!events.is_empty() && *bytes + size > max_bytes) {
-                return false;
+                return Ok(false);
             }
             if let Some((token, fragment)) = self.pending.pop_front() {
                 *bytes += size;
-                events.push(fragment);
+                events.push(pipeline::owned_event(fragment)?);
                 self.last_token = Some(token);
             }
         }
-        true
+        Ok(true)
     }
 
-    /// Whether an entry concerns this stream, and whether it invalidates it.
-    fn relevance(&self, entry: &OplogEntry) -> (bool, bool) {
-        let ns = &entry.ns;
-        let internal_db = |db: &str| matches!(db, "admin" | "config" | "local");
-        let rename_to = || {
-            entry
-                .o
-                .get_str("to")
-                .ok()
-                .and_then(|to| Namespace::parse(to).ok())
-        };
-        let command = entry.command_name();
-        match &self.scope {
-            Scope::Collection(watched) => {
-                let here = ns == watched;
-                match command {
-                    Some("drop") => (here, here),
-                    Some("renameCollection") => {
-                        let into = rename_to().is_some_and(|to| &to == watched);
-                        (here || into, here || into)
-                    }
-                    Some("dropDatabase") => (false, false),
-                    _ => (here, false),
-                }
-            }
-            Scope::Database(db) => {
-                if ns.is_system() {
-                    return (false, false);
-                }
-                match command {
-                    Some("dropDatabase") => (&ns.db == db, &ns.db == db),
-                    Some("renameCollection") => {
-                        let into = rename_to().is_some_and(|to| &to.db == db);
-                        (&ns.db == db || into, false)
-                    }
-                    _ => (&ns.db == db, false),
-                }
-            }
-            Scope::Cluster => (!internal_db(&ns.db) && !ns.is_system(), false),
-        }
-    }
-
-    /// The events (with their tokens) one entry produces for this stream.
-    fn events_for(&self, entry: &OplogEntry) -> Result<Vec<(ResumeToken, Document)>, MongoError> {
-        let (relevant, invalidates) = self.relevance(entry);
-        if !relevant {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::with_capacity(2);
-        if let Some(event) = self.build_event(entry)? {
-            out.push((ResumeToken::event(entry.ts), event));
-        }
-        if invalidates {
-            let token = ResumeToken::invalidate(entry.ts);
-            out.push((
-                token,
-                doc! {
-                    "_id": token.to_document(),
-                    "operationType": "invalidate",
-                    "clusterTime": entry.ts,
-                    "wallTime": entry.wall,
-                },
+    /// This stream's event for an entry (`None` if the entry makes none in its
+    /// shape): the shared one, or for `updateLookup` on an update, the shared one with
+    /// the document as it is now appended.
+    fn event_of(&self, entry: &Logged) -> Result<Option<StreamEvent>, MongoError> {
+        let op = &entry.op;
+        if self.interest.before_change == BeforeChange::Required
+            && op.changes_existing_document()
+            && op.pre_image().is_none()
+        {
+            let bare = Shape {
+                pre_image: false,
+                post_image: false,
+                ..self.shape
+            };
+            return Err(MongoError::new(
+                ErrorCode::NoMatchingDocument,
+                format!(
+                    "Change stream was configured to require a pre-image for all update, delete and replace events, but the pre-image was not available for event: {}",
+                    display_event(entry, bare)?
+                ),
             ));
         }
-        Ok(out)
-    }
-
-    /// Builds the event for an entry, in mongod 7.0's field order; `None` for entries
-    /// that are events only with `showExpandedEvents`.
-    fn build_event(&self, entry: &OplogEntry) -> Result<Option<Document>, MongoError> {
-        let expanded = self.spec.show_expanded_events;
-        let token = ResumeToken::event(entry.ts);
-        let ns_doc = |ns: &Namespace| doc! {"db": &ns.db, "coll": &ns.coll};
-        let mut prefix = Document::new();
-        let (
-            op_type,
-            full_document,
-            ns,
-            document_key,
-            op_description,
-            update_description,
-            state_before,
-        ) = match entry.op {
-            OpKind::Insert => (
-                "insert",
-                Some(entry.o.clone()),
-                Some(ns_doc(&entry.ns)),
-                entry.document_key.clone(),
-                None,
-                None,
-                None,
-            ),
-            OpKind::Replace => (
-                "replace",
-                Some(entry.o.clone()),
-                Some(ns_doc(&entry.ns)),
-                entry.document_key.clone(),
-                None,
-                None,
-                None,
-            ),
-            OpKind::Delete => (
-                "delete",
-                None,
-                Some(ns_doc(&entry.ns)),
-                entry.document_key.clone(),
-                None,
-                None,
-                None,
-            ),
-            OpKind::Update => {
-                let mut desc = entry.o.clone();
-                if !expanded {
-                    desc.remove("disambiguatedPaths");
-                }
-                (
-                    "update",
-                    None,
-                    Some(ns_doc(&entry.ns)),
-                    entry.document_key.clone(),
-                    None,
-                    Some(desc),
-                    None,
-                )
+        if let Op::Update { post: None, .. } = op {
+            if self.interest.full_document == FullDocument::Required {
+                let bare = Shape {
+                    post_image: false,
+                    ..self.shape
+                };
+                return Err(MongoError::new(
+                    ErrorCode::NoMatchingDocument,
+                    format!(
+                        "Change stream was configured to require a post-image for all update events, but the post-image was not available for event: {}",
+                        display_event(entry, bare)?
+                    ),
+                ));
             }
-            OpKind::Command => match entry.command_name() {
-                Some("drop") => (
-                    "drop",
-                    None,
-                    Some(ns_doc(&entry.ns)),
-                    None,
-                    None,
-                    None,
-                    None,
-                ),
-                Some("renameCollection") => {
-                    let to = entry
-                        .o
-                        .get_str("to")
-                        .ok()
-                        .and_then(|t| Namespace::parse(t).ok())
-                        .map(|t| ns_doc(&t))
-                        .unwrap_or_default();
-                    prefix.insert("to", to.clone());
-                    let mut desc = Document::new();
-                    for (k, v) in &entry.o {
-                        if k != "renameCollection" && k != "stayTemp" && k != "to" {
-                            desc.insert(k.clone(), v.clone());
-                        }
-                    }
-                    let mut op_desc = doc! {"to": to};
-                    op_desc.extend(desc);
-                    (
-                        "rename",
-                        None,
-                        Some(ns_doc(&entry.ns)),
-                        None,
-                        Some(op_desc),
-                        None,
-                        None,
-                    )
-                }
-                Some("dropDatabase") => (
-                    "dropDatabase",
-                    None,
-                    Some(doc! {"db": &entry.ns.db}),
-                    None,
-                    None,
-                    None,
-                    None,
-                ),
-                Some(cmd @ ("create" | "createIndexes" | "dropIndexes" | "collMod")) => {
-                    if !expanded {
-                        return Ok(None);
-                    }
-                    match cmd {
-                        "create" => (
-                            "create",
-                            None,
-                            Some(ns_doc(&entry.ns)),
-                            None,
-                            Some(without(&entry.o, "create")),
-                            None,
-                            None,
-                        ),
-                        "createIndexes" => (
-                            "createIndexes",
-                            None,
-                            Some(ns_doc(&entry.ns)),
-                            None,
-                            Some(doc! {"indexes": [without(&entry.o, "createIndexes")]}),
-                            None,
-                            None,
-                        ),
-                        "dropIndexes" => (
-                            "dropIndexes",
-                            None,
-                            Some(ns_doc(&entry.ns)),
-                            None,
-                            Some(
-                                doc! {"indexes": [entry.document_key.clone().unwrap_or_default()]},
-                            ),
-                            None,
-                            None,
-                        ),
-                        _ => {
-                            let old = entry
-                                .document_key
-                                .as_ref()
-                                .and_then(|d| d.get_document("collectionOptions_old").ok().cloned())
-                                .unwrap_or_default();
-                            (
-                                "modify",
-                                None,
-                                Some(ns_doc(&entry.ns)),
-                                None,
-                                Some(without(&entry.o, "collMod")),
-                                None,
-                                Some(doc! {"collectionOptions": old}),
-                            )
-                        }
-                    }
-                }
-                _ => return Ok(None),
-            },
+        }
+        let Some(shared) = entry.event(self.shape)? else {
+            return Ok(None);
         };
-        let mut event = prefix;
-        event.insert("_id", token.to_document());
-        event.insert("operationType", op_type);
-        event.insert("clusterTime", entry.ts);
-        if expanded {
-            if let Some(uuid) = &entry.uuid {
-                event.insert("collectionUUID", uuid.clone());
-            }
+        if self.interest.post_image() == PostImage::LookedUp && matches!(op, Op::Update { .. }) {
+            let current = self.lookup_current(entry)?;
+            let mut raw = shared.raw().to_owned();
+            event::append_or_null(&mut raw, "fullDocument", current.as_deref());
+            return Ok(Some(Arc::new(Event::new(raw))));
         }
-        event.insert("wallTime", entry.wall);
-        if let Some(fd) = full_document {
-            event.insert("fullDocument", fd);
-        }
-        if let Some(ns) = ns {
-            event.insert("ns", ns);
-        }
-        if let Some(k) = document_key {
-            event.insert("documentKey", k);
-        }
-        if expanded {
-            if let Some(d) = op_description {
-                event.insert("operationDescription", d);
-            }
-        }
-        if let Some(d) = update_description {
-            event.insert("updateDescription", d);
-        }
-        if let Some(s) = state_before {
-            event.insert("stateBeforeChange", s);
-        }
-        self.add_images(entry, &mut event)?;
-        Ok(Some(event))
-    }
-
-    /// Adds `fullDocumentBeforeChange` and, for updates, `fullDocument`, as requested.
-    fn add_images(&self, entry: &OplogEntry, event: &mut Document) -> Result<(), MongoError> {
-        let is_doc_change = matches!(entry.op, OpKind::Update | OpKind::Replace | OpKind::Delete);
-        if is_doc_change && self.spec.before_change != BeforeChange::Off {
-            match &entry.pre_image {
-                Some(pre) => {
-                    event.insert("fullDocumentBeforeChange", pre.clone());
-                }
-                None if self.spec.before_change == BeforeChange::Required => {
-                    return Err(MongoError::new(
-                        ErrorCode::NoMatchingDocument,
-                        format!(
-                            "Change stream was configured to require a pre-image for all update, delete and replace events, but the pre-image was not available for event: {}",
-                            crate::display_value(&Bson::Document(event.clone()))
-                        ),
-                    ));
-                }
-                None => {
-                    event.insert("fullDocumentBeforeChange", Bson::Null);
-                }
-            }
-        }
-        if entry.op == OpKind::Update {
-            match self.spec.full_document {
-                FullDocument::Default => {}
-                FullDocument::UpdateLookup => {
-                    let current = self.lookup_current(entry)?;
-                    event.insert(
-                        "fullDocument",
-                        current.map(Bson::Document).unwrap_or(Bson::Null),
-                    );
-                }
-                FullDocument::WhenAvailable | FullDocument::Required => match &entry.post_image {
-                    Some(post) => {
-                        event.insert("fullDocument", post.clone());
-                    }
-                    None if self.spec.full_document == FullDocument::Required => {
-                        return Err(MongoError::new(
-                            ErrorCode::NoMatchingDocument,
-                            format!(
-                                "Change stream was configured to require a post-image for all update events, but the post-image was not available for event: {}",
-                                crate::display_value(&Bson::Document(event.clone()))
-                            ),
-                        ));
-                    }
-                    None => {
-                        event.insert("fullDocument", Bson::Null);
-                    }
-                },
-            }
-        }
-        Ok(())
+        Ok(Some(shared))
     }
 
     /// The document as it is now (`updateLookup`), if its collection is the same one.
-    fn lookup_current(&self, entry: &OplogEntry) -> Result<Option<Document>, MongoError> {
-        let Some(key) = &entry.document_key else {
+    fn lookup_current(&self, entry: &OplogEntry) -> Result<Option<RawDocumentBuf>, MongoError> {
+        let Some(key) = entry.op.document_key() else {
             return Ok(None);
         };
-        let Some(id) = key.get("_id") else {
+        let Some(id) = key.get("_id").ok().flatten() else {
             return Ok(None);
         };
+        let id = Bson::try_from(id)
+            .map_err(|e| MongoError::internal(format!("corrupt document key: {e}")))?;
         let reader = self.engine.reader()?;
         let Some(meta) = reader.collection(&entry.ns)? else {
             return Ok(None);
@@ -812,14 +612,53 @@ impl ChangeStream {
         if entry.uuid.as_ref() != Some(&meta.uuid) {
             return Ok(None);
         }
-        reader.get_by_id(&meta, id)
+        match reader.get_by_id(&meta, &id)? {
+            Some(doc) => Ok(Some(oplog::raw_document(&doc)?)),
+            None => Ok(None),
+        }
     }
 }
 
-fn without(d: &Document, field: &str) -> Document {
-    let mut out = d.clone();
-    out.remove(field);
-    out
+/// A stream waiting with the hub's dispatcher. Dropping it ends the wait.
+#[derive(Debug)]
+pub struct Wait {
+    engine: Arc<Engine>,
+    /// `None` once the wait ended.
+    id: Option<u64>,
+    woken: tokio::sync::oneshot::Receiver<u64>,
+}
+
+impl Wait {
+    /// Until an entry concerns the stream: the position through which every entry
+    /// was ruled out (give it to [`ChangeStream::skip_through`]).
+    pub async fn woken(&mut self) -> u64 {
+        let through = (&mut self.woken).await.unwrap_or(0);
+        self.id = None;
+        through
+    }
+
+    /// Ends the wait (a timeout): the position through which every entry was ruled
+    /// out, whether or not one woke the stream meanwhile.
+    pub fn end(mut self) -> u64 {
+        let cancelled = self.id.take().and_then(|id| self.engine.hub().cancel(id));
+        cancelled.unwrap_or_else(|| self.woken.try_recv().unwrap_or(0))
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.engine.hub().cancel(id);
+        }
+    }
+}
+
+/// An event as error messages show it.
+fn display_event(entry: &OplogEntry, shape: Shape) -> Result<String, MongoError> {
+    let raw = event::build(entry, shape)?.unwrap_or_default();
+    let doc = Document::try_from(raw.as_ref())
+        .map_err(|e| MongoError::internal(format!("cannot decode an event: {e}")))?;
+    Ok(crate::display_value(&Bson::Document(doc)))
 }
 
 /// mongod refuses events whose `_id` (the resume token) the pipeline changed.

@@ -83,7 +83,13 @@ impl ResumeToken {
         });
         bytes.push(u8::from(self.from_invalidate));
         bytes.extend_from_slice(&self.fragment.to_be_bytes());
-        bytes.iter().map(|b| format!("{b:02X}")).collect()
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut hex = String::with_capacity(LEN * 2);
+        for b in bytes {
+            hex.push(char::from(HEX[usize::from(b >> 4)]));
+            hex.push(char::from(HEX[usize::from(b & 0x0F)]));
+        }
+        hex
     }
 
     /// The token as events and replies carry it: `{_data: "<hex>"}`.

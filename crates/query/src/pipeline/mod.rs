@@ -655,6 +655,34 @@ impl Pipeline {
         self.leading_match.as_ref()
     }
 
+    /// The filter of a first `$match` stage: every document the pipeline passes on
+    /// matches it (its `$expr`s with variables aside).
+    pub fn leading_filter(&self) -> Option<&Filter> {
+        match self.stages.first() {
+            Some(Stage::Match(m)) => Some(&m.filter),
+            _ => None,
+        }
+    }
+
+    /// Whether every stage is a `$match`: the pipeline keeps or drops a document and
+    /// never changes it, so [`Pipeline::passes`] can run it by reference.
+    pub fn only_matches(&self) -> bool {
+        self.stages.iter().all(|s| matches!(s, Stage::Match(_)))
+    }
+
+    /// Whether `doc` passes every `$match` stage (see [`Pipeline::only_matches`]; other
+    /// stages are not run).
+    pub fn passes(&self, doc: &Document, env: &Env) -> Result<bool, MongoError> {
+        for stage in &self.stages {
+            if let Stage::Match(m) = stage {
+                if !m.matches(doc, env)? {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// The same pipeline with the command's collation applied to the string comparisons
     /// of its `$match` stages and the order of its `$sort`s (in `$facet`s too).
     /// `$group` keys, `$lookup` joins and expressions keep byte order.

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use bson::{Bson, Document};
 use eddy_codes::{Deadline, ErrorCode, MongoError};
+use eddy_engine::changes::EventPipeline;
 use eddy_engine::plan::Query;
 use eddy_engine::write::UpdateOp;
 use eddy_engine::{Engine, Namespace};
@@ -297,8 +298,8 @@ impl Command for Aggregate {
                     }
                     None => Document::new(),
                 };
-                let filter = change_stream::event_pipeline(&self.pipeline[1..])?;
-                change_stream::open(&ctx, self.coll, &spec, filter, self.batch_size).await
+                let pipeline = EventPipeline::parse(&self.pipeline[1..])?;
+                change_stream::open(&ctx, self.coll, &spec, pipeline, self.batch_size).await
             }
             _ => {
                 let db = ctx.db().to_owned();

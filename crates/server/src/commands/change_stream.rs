@@ -1,27 +1,26 @@
 //! `aggregate` with `$changeStream` first: opening a change stream cursor.
 //!
 //! The cursor's source is an [`eddy_engine::changes::ChangeStream`] (a position in the
-//! oplog) plus a receiver of the change hub's `watch` channel. A `getMore` reads what
-//! is available; with nothing to return it awaits the next publish or `maxTimeMS`
-//! (default 1 s, as mongod), then answers, possibly with an empty batch and a fresh
-//! `postBatchResumeToken`. The stream holds no task while nobody asks for a batch.
+//! oplog). A `getMore` reads what is available; with nothing to return it waits with
+//! the hub's dispatcher, which wakes it only for an entry that can concern it, until
+//! `maxTimeMS` (default 1 s, as mongod), then answers, possibly with an empty batch
+//! and a fresh `postBatchResumeToken`. The stream holds no task while nobody asks for
+//! a batch, and a waiting one is woken by nothing it cannot use.
 
-use bson::{Document, RawDocumentBuf, Timestamp};
+use std::sync::Arc;
+
+use bson::Document;
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_engine::changes::{ChangeStream, EventFilter, PassAll, Scope, StreamSpec};
+use eddy_engine::changes::{ChangeStream, EventPipeline, Scope, StreamSpec};
 use eddy_engine::Namespace;
-use eddy_query::expr::Env;
-use eddy_query::pipeline::Pipeline;
 use futures_util::future::BoxFuture;
-use tokio::sync::watch;
 
 use crate::command::{CommandResult, Ctx};
-use crate::cursor::{Batch, BatchRequest, CursorOptions, CursorSource};
+use crate::cursor::{Batch, BatchDoc, BatchRequest, CursorOptions, CursorSource};
 
 /// A change stream as a cursor source.
 pub struct ChangeStreamSource {
     stream: ChangeStream,
-    published: watch::Receiver<Timestamp>,
 }
 
 impl CursorSource for ChangeStreamSource {
@@ -30,43 +29,42 @@ impl CursorSource for ChangeStreamSource {
             let max_events = req.batch_size.map(|n| n as usize).unwrap_or(usize::MAX);
             let deadline = req.max_await.map(|d| tokio::time::Instant::now() + d);
             loop {
-                // Mark the current publish as seen before reading, so that a publish
-                // racing with this read wakes the wait below.
-                self.published.borrow_and_update();
                 let batch = self.stream.next_batch(max_events, req.max_bytes)?;
                 let waiting_pays = batch.events.is_empty() && !batch.invalidated && max_events > 0;
-                match deadline {
+                let deadline = match deadline {
                     Some(deadline) if waiting_pays && tokio::time::Instant::now() < deadline => {
-                        if tokio::time::timeout_at(deadline, self.published.changed())
-                            .await
-                            .is_err()
-                        {
-                            // Timed out: one last read, then answer.
-                            let batch = self.stream.next_batch(max_events, req.max_bytes)?;
-                            return to_batch(batch);
-                        }
+                        deadline
                     }
-                    _ => return to_batch(batch),
+                    _ => return Ok(to_batch(batch)),
+                };
+                // Nothing new: `None` means entries arrived since the read; read again.
+                let Some(mut wait) = self.stream.wait() else {
+                    continue;
+                };
+                match tokio::time::timeout_at(deadline, wait.woken()).await {
+                    Ok(through) => self.stream.skip_through(through),
+                    Err(_) => {
+                        // Timed out: skip what was ruled out, one last read, then answer.
+                        self.stream.skip_through(wait.end());
+                        let batch = self.stream.next_batch(max_events, req.max_bytes)?;
+                        return Ok(to_batch(batch));
+                    }
                 }
             }
         })
     }
 }
 
-fn to_batch(batch: eddy_engine::changes::StreamBatch) -> Result<Batch, MongoError> {
-    let docs = batch
-        .events
-        .iter()
-        .map(|d| {
-            RawDocumentBuf::try_from(d)
-                .map_err(|e| MongoError::internal(format!("cannot encode an event: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Batch {
-        docs,
+fn to_batch(batch: eddy_engine::changes::StreamBatch) -> Batch {
+    Batch {
+        docs: batch
+            .events
+            .into_iter()
+            .map(|e| BatchDoc::Shared(e as Arc<dyn AsRef<bson::RawDocument> + Send + Sync>))
+            .collect(),
         exhausted: batch.invalidated,
         post_batch_resume_token: Some(batch.post_batch_resume_token),
-    })
+    }
 }
 
 /// The scope of `aggregate` on `db` with `coll` (`None` for `aggregate: 1`).
@@ -122,68 +120,12 @@ pub fn scope(db: &str, coll: Option<&str>, spec: &StreamSpec) -> Result<Scope, M
     }
 }
 
-/// The stages after `$changeStream`, applied to each event in order.
-struct EventPipeline {
-    pipeline: Pipeline,
-    /// The pipeline ended with `$changeStreamSplitLargeEvent`.
-    split: bool,
-    /// `$$NOW` is fixed when the stream opens.
-    env: Env,
-}
-
-impl EventFilter for EventPipeline {
-    fn apply(&self, event: Document) -> Result<Option<Document>, MongoError> {
-        self.pipeline.apply_one(event, &self.env)
-    }
-
-    fn splits_large_events(&self) -> bool {
-        self.split
-    }
-}
-
-/// The stage that asks for events over 16 MB to be split into fragments (the engine
-/// splits them, `eddy_engine::changes`).
-const SPLIT_STAGE: &str = "$changeStreamSplitLargeEvent";
-
-/// Parses the user's stages after `$changeStream`: only the stages mongod allows there;
-/// `$changeStreamSplitLargeEvent` only last, with an empty argument.
-pub fn event_pipeline(stages: &[Document]) -> Result<Box<dyn EventFilter>, MongoError> {
-    let split = stages.last().is_some_and(|s| s.contains_key(SPLIT_STAGE));
-    if let Some(last) = stages.last().filter(|_| split) {
-        if !matches!(last.get(SPLIT_STAGE), Some(bson::Bson::Document(d)) if d.is_empty()) {
-            return Err(MongoError::location(
-                7182800,
-                "$changeStreamSplitLargeEvent takes an empty document {}",
-            ));
-        }
-    }
-    let stages = if split {
-        &stages[..stages.len() - 1]
-    } else {
-        stages
-    };
-    if stages.iter().any(|s| s.contains_key(SPLIT_STAGE)) {
-        return Err(MongoError::location(
-            7182802,
-            "$changeStreamSplitLargeEvent must be the last stage in the pipeline",
-        ));
-    }
-    if stages.is_empty() && !split {
-        return Ok(Box::new(PassAll));
-    }
-    Ok(Box::new(EventPipeline {
-        pipeline: Pipeline::parse_change_stream(stages)?,
-        split,
-        env: Env::new(),
-    }))
-}
-
 /// Opens a change stream and answers the `aggregate` with its first batch.
 pub async fn open(
     ctx: &Ctx,
     coll: Option<String>,
     spec: &Document,
-    filter: Box<dyn EventFilter>,
+    pipeline: EventPipeline,
     batch_size: Option<u32>,
 ) -> CommandResult {
     let spec = StreamSpec::parse(spec)?;
@@ -194,12 +136,11 @@ pub async fn open(
         Scope::Cluster => "admin.$cmd.aggregate".to_owned(),
     };
     let engine = ctx.engine().clone();
-    let published = engine.hub().subscribe();
     let stream =
-        tokio::task::spawn_blocking(move || ChangeStream::open(engine, scope, spec, filter))
+        tokio::task::spawn_blocking(move || ChangeStream::open(engine, scope, spec, pipeline))
             .await
             .map_err(|e| MongoError::internal(format!("opening the stream failed: {e}")))??;
-    let source = ChangeStreamSource { stream, published };
+    let source = ChangeStreamSource { stream };
     ctx.open_cursor(
         cursor_ns,
         Box::new(source),

@@ -181,7 +181,7 @@ impl CursorSource for TailCursor {
                         }
                         return Ok(Batch {
                             exhausted: self.single_batch || self.remaining == Some(0),
-                            docs: pass.docs,
+                            docs: pass.docs.into_iter().map(Into::into).collect(),
                             post_batch_resume_token: None,
                         });
                     }

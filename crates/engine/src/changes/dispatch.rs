@@ -1,0 +1,251 @@
+//! The dispatcher: which waiting streams an oplog entry can concern.
+//!
+//! A stream with nothing to return registers here (through the hub) and sleeps on a
+//! one-shot channel of its own. Streams are indexed by scope (collection, database,
+//! cluster) and, within a scope, by one condition of their [`Interest`]: the values of
+//! one event field (`documentKey._id`, a `fullDocument` field, `ns.coll`,
+//! `operationType`, ...) that their `$match` requires. For each published entry the
+//! dispatcher looks up the streams filed under the values the entry has (a hash lookup
+//! per indexed field), adds those that no condition indexes, tests each candidate's
+//! whole interest, and wakes only those that pass. A stream the entry cannot concern is
+//! never touched: it costs nothing per write, however many streams wait.
+//!
+//! Skipping is exact, not just cheap: the dispatcher sees every entry in order while a
+//! stream waits, so when it wakes a stream it tells it how far everything was ruled
+//! out (`through`: the entry before the one that woke it), and a stream whose wait
+//! ends without a wake-up may skip to the newest entry dispatched. The stream then
+//! reads only from there, and its full pipeline still decides what it returns.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::interest::{probe, Field, Interest, PostImage};
+use super::Scope;
+use crate::catalog::Namespace;
+use crate::clock::pack;
+use crate::oplog::{CatalogOp, Op, OplogEntry};
+
+struct Waiter {
+    interest: Arc<Interest>,
+    /// Sent the position through which entries were ruled out.
+    wake: oneshot::Sender<u64>,
+}
+
+/// The waiting streams of one scope.
+#[derive(Default)]
+struct ScopeWaiters {
+    /// Every one: catalog changes go to all of them.
+    all: HashSet<u64>,
+    /// Those no condition indexes: every document entry is a candidate.
+    everything: HashSet<u64>,
+    /// Those every update is a candidate for (they look `fullDocument` up).
+    every_update: HashSet<u64>,
+    /// The others, by field and encoded value.
+    by_field: HashMap<Field, HashMap<Vec<u8>, HashSet<u64>>>,
+}
+
+impl ScopeWaiters {
+    fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+}
+
+/// The index of waiting streams.
+#[derive(Default)]
+pub struct Dispatcher {
+    /// The packed timestamp of the newest entry dispatched.
+    latest: u64,
+    next_id: u64,
+    waiters: HashMap<u64, Waiter>,
+    collections: HashMap<Namespace, ScopeWaiters>,
+    databases: HashMap<String, ScopeWaiters>,
+    cluster: ScopeWaiters,
+}
+
+impl Dispatcher {
+    /// A dispatcher whose newest entry is at `latest` (packed).
+    pub fn new(latest: u64) -> Dispatcher {
+        Dispatcher {
+            latest,
+            ..Dispatcher::default()
+        }
+    }
+
+    /// The packed timestamp of the newest entry dispatched.
+    pub fn latest(&self) -> u64 {
+        self.latest
+    }
+
+    /// How many streams wait.
+    pub fn len(&self) -> usize {
+        self.waiters.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+
+    /// Registers a stream that has read everything up to `position` (packed). `None`
+    /// when newer entries were dispatched since: the stream must read them first.
+    pub fn wait(
+        &mut self,
+        interest: &Arc<Interest>,
+        position: u64,
+    ) -> Option<(u64, oneshot::Receiver<u64>)> {
+        if self.latest > position {
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let (wake, woken) = oneshot::channel();
+        let scope = match &interest.scope {
+            Scope::Collection(ns) => self.collections.entry(ns.clone()).or_default(),
+            Scope::Database(db) => self.databases.entry(db.clone()).or_default(),
+            Scope::Cluster => &mut self.cluster,
+        };
+        scope.all.insert(id);
+        match interest.index_condition() {
+            None => {
+                scope.everything.insert(id);
+            }
+            Some((field, keys, every_update)) => {
+                let by_value = scope.by_field.entry(field.clone()).or_default();
+                for key in keys {
+                    by_value.entry(key.clone()).or_default().insert(id);
+                }
+                if every_update {
+                    scope.every_update.insert(id);
+                }
+            }
+        }
+        self.waiters.insert(
+            id,
+            Waiter {
+                interest: interest.clone(),
+                wake,
+            },
+        );
+        Some((id, woken))
+    }
+
+    /// Ends a wait that no entry woke: the position through which every entry was
+    /// ruled out, or `None` if the stream was woken meanwhile (its receiver has it).
+    pub fn cancel(&mut self, id: u64) -> Option<u64> {
+        self.remove(id).map(|_| self.latest)
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Waiter> {
+        let waiter = self.waiters.remove(&id)?;
+        let scope = match &waiter.interest.scope {
+            Scope::Collection(ns) => self.collections.get_mut(ns),
+            Scope::Database(db) => self.databases.get_mut(db),
+            Scope::Cluster => Some(&mut self.cluster),
+        };
+        if let Some(scope) = scope {
+            scope.all.remove(&id);
+            scope.everything.remove(&id);
+            scope.every_update.remove(&id);
+            if let Some((field, keys, _)) = waiter.interest.index_condition() {
+                if let Some(by_value) = scope.by_field.get_mut(field) {
+                    for key in keys {
+                        if let Some(ids) = by_value.get_mut(key) {
+                            ids.remove(&id);
+                            if ids.is_empty() {
+                                by_value.remove(key);
+                            }
+                        }
+                    }
+                    if by_value.is_empty() {
+                        scope.by_field.remove(field);
+                    }
+                }
+            }
+        }
+        match &waiter.interest.scope {
+            Scope::Collection(ns)
+                if self.collections.get(ns).is_some_and(ScopeWaiters::is_empty) =>
+            {
+                self.collections.remove(ns);
+            }
+            Scope::Database(db) if self.databases.get(db).is_some_and(ScopeWaiters::is_empty) => {
+                self.databases.remove(db);
+            }
+            _ => {}
+        }
+        Some(waiter)
+    }
+
+    /// Dispatches one entry (entries come in timestamp order): wakes the waiting
+    /// streams it can concern. Returns how many were woken.
+    pub fn dispatch(&mut self, entry: &OplogEntry) -> usize {
+        let through = self.latest;
+        let mut candidates: Vec<u64> = Vec::new();
+        for scope in self.scopes_of(entry) {
+            if matches!(entry.op, Op::Catalog(_)) {
+                candidates.extend(scope.all.iter().copied());
+                continue;
+            }
+            candidates.extend(scope.everything.iter().copied());
+            if matches!(entry.op, Op::Update { .. }) {
+                candidates.extend(scope.every_update.iter().copied());
+            }
+            for (field, by_value) in &scope.by_field {
+                // Updates are probed with their recorded post-image: streams without
+                // one are then ruled out by their own interest below.
+                match probe(entry, field, PostImage::Recorded) {
+                    Some(values) => {
+                        for v in values {
+                            if let Some(ids) = by_value.get(&v) {
+                                candidates.extend(ids.iter().copied());
+                            }
+                        }
+                    }
+                    None => {
+                        for ids in by_value.values() {
+                            candidates.extend(ids.iter().copied());
+                        }
+                    }
+                }
+            }
+        }
+        let mut woken = 0;
+        for id in candidates {
+            let concerned = self
+                .waiters
+                .get(&id)
+                .is_some_and(|w| w.interest.may_deliver(entry));
+            if concerned {
+                if let Some(waiter) = self.remove(id) {
+                    // A receiver gone (its getMore was dropped) needs no wake-up.
+                    let _ = waiter.wake.send(through);
+                    woken += 1;
+                }
+            }
+        }
+        self.latest = pack(entry.ts);
+        woken
+    }
+}
+
+impl Dispatcher {
+    /// The scopes whose streams an entry can concern.
+    fn scopes_of<'a>(&'a self, entry: &'a OplogEntry) -> impl Iterator<Item = &'a ScopeWaiters> {
+        let renamed_to = match &entry.op {
+            Op::Catalog(CatalogOp::Rename { to, .. }) => Some(to),
+            _ => None,
+        };
+        [
+            self.collections.get(&entry.ns),
+            self.databases.get(&entry.ns.db),
+            Some(&self.cluster),
+            renamed_to.and_then(|to| self.collections.get(to)),
+            renamed_to
+                .filter(|to| to.db != entry.ns.db)
+                .and_then(|to| self.databases.get(&to.db)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
