@@ -637,6 +637,14 @@ impl Wait {
         through
     }
 
+    /// The wake-up, if it came already (the position through which entries were ruled
+    /// out); the wait goes on otherwise.
+    pub fn try_woken(&mut self) -> Option<u64> {
+        let through = self.woken.try_recv().ok()?;
+        self.id = None;
+        Some(through)
+    }
+
     /// Ends the wait (a timeout): the position through which every entry was ruled
     /// out, whether or not one woke the stream meanwhile.
     pub fn end(mut self) -> u64 {
