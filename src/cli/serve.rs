@@ -539,8 +539,9 @@ pub fn prepare_dbpath(dbpath: &Path) -> Result<()> {
 
 /// Runs `eddy serve` until SIGINT/SIGTERM; returns the exit code.
 pub async fn run(args: ServeArgs, argv: Vec<String>, shutdown: Shutdown) -> Result<i32> {
-    let settings = resolve(&args, argv)?;
+    let mut settings = resolve(&args, argv)?;
     prepare_dbpath(&settings.dbpath)?;
+    settings.max_incoming_connections = fit_to_open_files_limit(settings.max_incoming_connections);
     tracing::info!(
         port = settings.port,
         bind_ip = %settings.bind_ip.join(","),
@@ -550,6 +551,39 @@ pub async fn run(args: ServeArgs, argv: Vec<String>, shutdown: Shutdown) -> Resu
     );
     server_adapter::serve(settings, shutdown).await?;
     Ok(0)
+}
+
+/// Raises the soft open-files limit to the hard one (every connection is a file), then,
+/// as mongod does, caps the connections at 80% of it, saying so in the log when that
+/// lowers the limit asked for.
+fn fit_to_open_files_limit(max_conns: u32) -> u32 {
+    let soft = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => soft,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-files limit");
+            return max_conns;
+        }
+    };
+    let supported = u32::try_from(soft.saturating_mul(8) / 10).unwrap_or(u32::MAX);
+    if supported >= max_conns {
+        tracing::info!(open_files = soft, max_conns, "open-files limit");
+        return max_conns;
+    }
+    if max_conns == DEFAULT_MAX_CONNS {
+        tracing::info!(
+            open_files = soft,
+            max_conns = supported,
+            "connections capped at 80% of the open-files limit"
+        );
+    } else {
+        tracing::warn!(
+            asked = max_conns,
+            max_conns = supported,
+            open_files = soft,
+            "--maxConns too high: connections capped at 80% of the open-files limit"
+        );
+    }
+    supported
 }
 
 /// The seam to `eddy-server`. Kept in one place so that the mapping from command-line

@@ -53,26 +53,39 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, conn: Arc<Con
     }
 }
 
+/// The most a connection reads at a time: a frame announcing more grows its buffer
+/// only as its bytes arrive.
+const READ_CHUNK: usize = 64 * 1024;
+/// What a connection reads into when it knows nothing of the next frame.
+const SMALL_READ: usize = 1024;
+
 async fn run(state: &Arc<ServerState>, stream: &mut TcpStream, conn: &Arc<ConnInfo>) -> Closed {
-    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    // Empty while the connection is idle (a client waiting for a change stream's
+    // getMore holds no buffer here): memory follows the bytes in flight.
+    let mut buf: Vec<u8> = Vec::new();
     loop {
         // Read until one whole frame is buffered.
         let header = loop {
-            match eddy_wire::peek_header(&buf) {
+            let wanted = match eddy_wire::peek_header(&buf) {
                 Ok(Some(h)) if buf.len() >= h.length as usize => break h,
-                Ok(_) => {}
+                Ok(Some(h)) => (h.length as usize - buf.len()).min(READ_CHUNK),
+                Ok(None) => SMALL_READ,
                 Err(e) => return Closed::Protocol(e),
-            }
-            let mut chunk = [0u8; 64 * 1024];
-            match stream.read(&mut chunk).await {
+            };
+            buf.reserve(wanted);
+            match stream.read_buf(&mut buf).await {
                 Ok(0) => return Closed::Eof,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
                 Err(e) => return Closed::Io(e),
             }
         };
         let len = header.length as usize;
         let request = eddy_wire::decode(&buf[..len]);
         buf.drain(..len);
+        if buf.is_empty() {
+            // Give a large request's buffer back instead of keeping it while idle.
+            buf = Vec::new();
+        }
         let request = match request {
             Ok(r) => r,
             Err(e) if answerable(&header, &e) => {
