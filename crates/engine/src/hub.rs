@@ -117,6 +117,12 @@ impl ChangeHub {
         TailRead::Entries(tail.entries.range(start..).take(max).cloned().collect())
     }
 
+    /// Whether entries after `position` (packed) are read from the tail, not storage.
+    pub fn holds(&self, position: u64) -> bool {
+        let tail = self.tail.read().unwrap_or_else(|p| p.into_inner());
+        position >= pack(tail.floor)
+    }
+
     /// Registers a stream that has read everything through `position` (packed) to be
     /// woken by the first entry its interest does not rule out: its wait id, and the
     /// receiver that gets the position through which entries were ruled out. `None`
@@ -160,19 +166,20 @@ mod tests {
     use bson::{doc, DateTime};
 
     fn entry(inc: u32) -> SharedEntry {
-        Arc::new(Logged::new(OplogEntry {
-            ts: Timestamp {
-                time: 1,
-                increment: inc,
+        let key = document_key(&bson::Bson::Int32(inc as i32)).expect("key");
+        let doc = raw_document(&doc! {"_id": inc}).expect("doc");
+        let entry = OplogEntry::new(
+            ts(inc),
+            DateTime::from_millis(0),
+            &Namespace::new("d", "c"),
+            None,
+            Op::Insert {
+                key: &key,
+                doc: &doc,
             },
-            wall: DateTime::from_millis(0),
-            ns: Namespace::new("d", "c"),
-            uuid: None,
-            op: Op::Insert {
-                key: document_key(&bson::Bson::Int32(inc as i32)).expect("key"),
-                doc: raw_document(&doc! {"_id": inc}).expect("doc"),
-            },
-        }))
+        )
+        .expect("entry");
+        Arc::new(Logged::new(entry))
     }
 
     fn ts(inc: u32) -> Timestamp {

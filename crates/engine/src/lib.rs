@@ -360,7 +360,7 @@ impl Engine {
             .map_err(storage_err)?
         {
             let (_, v) = entry.map_err(storage_err)?;
-            out.push(Arc::new(changes::Logged::new(OplogEntry::decode(&v)?)));
+            out.push(Arc::new(changes::Logged::new(OplogEntry::decode(v)?)));
             if out.len() >= max {
                 break;
             }

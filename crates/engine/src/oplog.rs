@@ -1,59 +1,65 @@
 //! The operation log: one entry per changed document or catalog change, written in
 //! the same transaction as the change itself, keyed by its cluster timestamp.
 //!
-//! In memory an entry is typed: [`Op`] says what happened, documents stay the BSON
-//! bytes they were written as (an insert logs the very bytes stored in the collection),
-//! so reading an entry back, and building a change event from it, copies bytes instead
-//! of decoding and re-encoding documents. On disk an entry is one BSON document,
-//! `{ts, wall, op, ns, o, ui?, o2?, pre?, post?}` (`op` one of `i u r d c`; `o` the
-//! document, the update description or the command; `o2` the document key, or the
-//! command's extra details), the same layout since format version 1.
+//! On disk an entry is one BSON document, `{ts, wall, op, ns, o, ui?, o2?, pre?, post?}`
+//! (`op` one of `i u r d c`; `o` the document, the update description or the command;
+//! `o2` the document key, or the command's extra details), the same layout since
+//! format version 1.
+//!
+//! In memory an [`OplogEntry`] *is* those bytes, with where each part lies in them:
+//! decoding one is a single pass over its fields that allocates nothing but a catalog
+//! change, and [`OplogEntry::op`] hands out its documents as borrowed BSON. An insert
+//! logs the very bytes stored in the collection, and a change event is built by
+//! copying parts of an entry, never by decoding and re-encoding documents; catching up
+//! on a million entries costs a million buffers, not a million decoded documents.
 //!
 //! The entry is shaped so a change event can be built from it without reading anything
 //! else: updates carry the `updateDescription` computed when the update ran, and
 //! collections with `changeStreamPreAndPostImages` carry exact pre- and post-images.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use bson::raw::{cstr, RawDocument, RawDocumentBuf};
-use bson::{doc, Binary, Bson, DateTime, Document, RawBsonRef, Timestamp};
+use bson::spec::BinarySubtype;
+use bson::{doc, Binary, Bson, DateTime, Document, RawBinaryRef, RawBsonRef, Timestamp};
 use eddy_codes::{ErrorCode, MongoError};
 
 use crate::catalog::Namespace;
 use crate::clock;
 
-/// What an entry records.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Op {
+/// What an entry records, its documents borrowed from the entry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Op<'a> {
     /// A document was inserted.
     Insert {
         /// `{_id: ...}`.
-        key: RawDocumentBuf,
-        doc: RawDocumentBuf,
+        key: &'a RawDocument,
+        doc: &'a RawDocument,
     },
     /// A document was updated with operators.
     Update {
-        key: RawDocumentBuf,
+        key: &'a RawDocument,
         /// The event's `updateDescription` (`updatedFields`, `removedFields`,
         /// `truncatedArrays`, `disambiguatedPaths`).
-        description: RawDocumentBuf,
+        description: &'a RawDocument,
         /// The document before and after, when the collection records images.
-        pre: Option<RawDocumentBuf>,
-        post: Option<RawDocumentBuf>,
+        pre: Option<&'a RawDocument>,
+        post: Option<&'a RawDocument>,
     },
     /// A document was replaced by `doc`.
     Replace {
-        key: RawDocumentBuf,
-        doc: RawDocumentBuf,
-        pre: Option<RawDocumentBuf>,
+        key: &'a RawDocument,
+        doc: &'a RawDocument,
+        pre: Option<&'a RawDocument>,
     },
     /// A document was deleted.
     Delete {
-        key: RawDocumentBuf,
-        pre: Option<RawDocumentBuf>,
+        key: &'a RawDocument,
+        pre: Option<&'a RawDocument>,
     },
     /// The catalog changed.
-    Catalog(CatalogOp),
+    Catalog(&'a CatalogOp),
 }
 
 /// A catalog change, on the entry's namespace.
@@ -84,7 +90,7 @@ pub enum CatalogOp {
     },
 }
 
-impl Op {
+impl<'a> Op<'a> {
     /// The one-letter code of the on-disk form.
     fn code(&self) -> &'static str {
         match self {
@@ -97,8 +103,8 @@ impl Op {
     }
 
     /// The document key of a document operation.
-    pub fn document_key(&self) -> Option<&RawDocument> {
-        match self {
+    pub fn document_key(&self) -> Option<&'a RawDocument> {
+        match *self {
             Op::Insert { key, .. }
             | Op::Update { key, .. }
             | Op::Replace { key, .. }
@@ -108,11 +114,9 @@ impl Op {
     }
 
     /// The pre-image of an update, replacement or delete, when recorded.
-    pub fn pre_image(&self) -> Option<&RawDocument> {
-        match self {
-            Op::Update { pre, .. } | Op::Replace { pre, .. } | Op::Delete { pre, .. } => {
-                pre.as_deref()
-            }
+    pub fn pre_image(&self) -> Option<&'a RawDocument> {
+        match *self {
+            Op::Update { pre, .. } | Op::Replace { pre, .. } | Op::Delete { pre, .. } => pre,
             _ => None,
         }
     }
@@ -126,15 +130,79 @@ impl Op {
     }
 }
 
-/// One oplog entry.
+/// Where an entry's parts lie in its bytes.
 #[derive(Debug, Clone, PartialEq)]
+enum Layout {
+    Insert {
+        key: Range<usize>,
+        doc: Range<usize>,
+    },
+    Update {
+        key: Range<usize>,
+        description: Range<usize>,
+        pre: Option<Range<usize>>,
+        post: Option<Range<usize>>,
+    },
+    Replace {
+        key: Range<usize>,
+        doc: Range<usize>,
+        pre: Option<Range<usize>>,
+    },
+    Delete {
+        key: Range<usize>,
+        pre: Option<Range<usize>>,
+    },
+    Catalog(CatalogOp),
+}
+
+/// A namespace borrowed from an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NsRef<'a> {
+    pub db: &'a str,
+    pub coll: &'a str,
+    /// `db.coll`.
+    pub full: &'a str,
+}
+
+impl NsRef<'_> {
+    /// Whether the collection is a `system.*` one.
+    pub fn is_system(&self) -> bool {
+        self.coll.starts_with("system.")
+    }
+
+    pub fn to_namespace(&self) -> Namespace {
+        Namespace::new(self.db, self.coll)
+    }
+}
+
+impl PartialEq<Namespace> for NsRef<'_> {
+    fn eq(&self, other: &Namespace) -> bool {
+        self.db == other.db && self.coll == other.coll
+    }
+}
+
+/// One oplog entry: its stored BSON, and where its parts lie in it.
+#[derive(Clone, PartialEq)]
 pub struct OplogEntry {
+    bytes: Vec<u8>,
     pub ts: Timestamp,
     pub wall: DateTime,
-    pub ns: Namespace,
+    /// The `db.coll` string, and where its dot is.
+    ns: Range<usize>,
+    dot: usize,
     /// The collection's UUID (absent for database-level commands and views).
-    pub uuid: Option<Binary>,
-    pub op: Op,
+    uuid: Option<[u8; 16]>,
+    layout: Layout,
+}
+
+impl std::fmt::Debug for OplogEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OplogEntry")
+            .field("ts", &self.ts)
+            .field("ns", &self.ns().full)
+            .field("op", &self.op())
+            .finish_non_exhaustive()
+    }
 }
 
 /// An entry as the change hub hands it out: decoded once and shared by every stream
@@ -161,83 +229,57 @@ fn raw(d: &Document) -> Result<RawDocumentBuf, MongoError> {
         .map_err(|e| MongoError::internal(format!("cannot encode BSON: {e}")))
 }
 
-impl OplogEntry {
-    /// The storage key: the packed timestamp, big-endian, so keys sort in time order.
-    pub fn key(&self) -> [u8; 8] {
-        key_of(self.ts)
-    }
+/// Where `part` (a slice of `whole`) lies in `whole`.
+fn range_in(whole: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
+}
 
-    /// The on-disk form.
-    pub fn encode(&self) -> Result<Vec<u8>, MongoError> {
+impl OplogEntry {
+    /// A new entry (the write path): encoded once, in the on-disk form.
+    pub fn new(
+        ts: Timestamp,
+        wall: DateTime,
+        ns: &Namespace,
+        uuid: Option<&Binary>,
+        op: Op<'_>,
+    ) -> Result<OplogEntry, MongoError> {
         let mut d = RawDocumentBuf::new();
-        d.append(cstr!("ts"), self.ts);
-        d.append(cstr!("wall"), self.wall);
-        d.append(cstr!("op"), self.op.code());
-        d.append(cstr!("ns"), self.ns.to_string());
+        d.append(cstr!("ts"), ts);
+        d.append(cstr!("wall"), wall);
+        d.append(cstr!("op"), op.code());
+        d.append(cstr!("ns"), ns.to_string());
         // `o`, then `ui`, `o2`, `pre`, `post`, in this order.
+        let empty = RawDocumentBuf::new();
+        let command_parts;
         let (o, o2, pre, post): (
-            RawDocumentBuf,
-            Option<RawDocumentBuf>,
-            Option<&RawDocumentBuf>,
-            Option<&RawDocumentBuf>,
-        ) = match &self.op {
-            Op::Insert { key, doc } => (doc.clone(), Some(key.clone()), None, None),
+            &RawDocument,
+            Option<&RawDocument>,
+            Option<&RawDocument>,
+            Option<&RawDocument>,
+        ) = match op {
+            Op::Insert { key, doc } => (doc, Some(key), None, None),
             Op::Update {
                 key,
                 description,
                 pre,
                 post,
-            } => (
-                description.clone(),
-                Some(key.clone()),
-                pre.as_ref(),
-                post.as_ref(),
-            ),
-            Op::Replace { key, doc, pre } => (doc.clone(), Some(key.clone()), pre.as_ref(), None),
-            Op::Delete { key, pre } => {
-                (RawDocumentBuf::new(), Some(key.clone()), pre.as_ref(), None)
-            }
+            } => (description, Some(key), pre, post),
+            Op::Replace { key, doc, pre } => (doc, Some(key), pre, None),
+            Op::Delete { key, pre } => (&empty, Some(key), pre, None),
             Op::Catalog(c) => {
-                let coll = self.ns.coll.as_str();
-                let (o, o2) = match c {
-                    CatalogOp::Create { options } => (command("create", coll, options), None),
-                    CatalogOp::Drop => (doc! {"drop": coll}, None),
-                    CatalogOp::Rename {
-                        to,
-                        drop_target,
-                        stay_temp,
-                    } => {
-                        let mut o = doc! {
-                            "renameCollection": self.ns.to_string(),
-                            "to": to.to_string(),
-                            "stayTemp": *stay_temp,
-                        };
-                        if let Some(t) = drop_target {
-                            o.insert("dropTarget", t.clone());
-                        }
-                        (o, None)
-                    }
-                    CatalogOp::DropDatabase => (doc! {"dropDatabase": 1}, None),
-                    CatalogOp::CreateIndexes { spec } => {
-                        (command("createIndexes", coll, spec), None)
-                    }
-                    CatalogOp::DropIndexes { name, spec } => {
-                        (doc! {"dropIndexes": coll, "index": name}, Some(raw(spec)?))
-                    }
-                    CatalogOp::CollMod {
-                        changes,
-                        old_options,
-                    } => (
-                        command("collMod", coll, changes),
-                        Some(raw(&doc! {"collectionOptions_old": old_options.clone()})?),
-                    ),
-                };
-                (raw(&o)?, o2, None, None)
+                command_parts = catalog_command(ns, c)?;
+                (
+                    command_parts.0.as_ref(),
+                    command_parts.1.as_deref(),
+                    None,
+                    None,
+                )
             }
         };
         d.append(cstr!("o"), o);
-        if let Some(uuid) = &self.uuid {
-            d.append(cstr!("ui"), uuid.clone());
+        if let Some(uuid) = uuid {
+            d.append(cstr!("ui"), uuid);
         }
         if let Some(o2) = o2 {
             d.append(cstr!("o2"), o2);
@@ -248,67 +290,192 @@ impl OplogEntry {
         if let Some(post) = post {
             d.append(cstr!("post"), post);
         }
-        Ok(d.into_bytes())
+        OplogEntry::decode(d.into_bytes())
     }
 
-    /// Reads the on-disk form.
-    pub fn decode(bytes: &[u8]) -> Result<OplogEntry, MongoError> {
-        let d = RawDocument::from_bytes(bytes).map_err(|_| corrupt("not BSON"))?;
-        let sub = |key: &str| -> Result<Option<RawDocumentBuf>, MongoError> {
-            match d.get(key).map_err(|_| corrupt(key))? {
-                Some(RawBsonRef::Document(doc)) => Ok(Some(doc.to_owned())),
-                Some(_) => Err(corrupt(key)),
-                None => Ok(None),
+    /// Reads the on-disk form (taking the bytes as the entry's own).
+    pub fn decode(bytes: Vec<u8>) -> Result<OplogEntry, MongoError> {
+        let d = RawDocument::from_bytes(&bytes).map_err(|_| corrupt("not BSON"))?;
+        // One pass over the fields, noting where each part lies.
+        let (mut ts, mut wall, mut op, mut ns, mut uuid) = (None, None, None, None, None);
+        let (mut o, mut o2, mut pre, mut post) = (None, None, None, None);
+        for field in d.iter() {
+            let (key, value) = field.map_err(|_| corrupt("not BSON"))?;
+            match (key.as_str(), value) {
+                ("ts", RawBsonRef::Timestamp(t)) => ts = Some(t),
+                ("wall", RawBsonRef::DateTime(w)) => wall = Some(w),
+                ("op", RawBsonRef::String(s)) => op = Some(s),
+                ("ns", RawBsonRef::String(s)) => ns = Some(s),
+                ("ui", RawBsonRef::Binary(b)) => {
+                    uuid = Some(<[u8; 16]>::try_from(b.bytes).map_err(|_| corrupt("ui"))?)
+                }
+                ("o", RawBsonRef::Document(doc)) => o = Some(doc),
+                ("o2", RawBsonRef::Document(doc)) => o2 = Some(doc),
+                ("pre", RawBsonRef::Document(doc)) => pre = Some(doc),
+                ("post", RawBsonRef::Document(doc)) => post = Some(doc),
+                (other, _) => return Err(corrupt(other)),
             }
-        };
-        let ns = d.get_str("ns").map_err(|_| corrupt("ns"))?;
-        let ns = match ns.split_once('.') {
-            Some((db, coll)) => Namespace::new(db, coll),
-            None => Namespace::new(ns, ""),
-        };
-        let o = sub("o")?.ok_or_else(|| corrupt("o"))?;
-        let key = || sub("o2")?.ok_or_else(|| corrupt("o2"));
-        let op = match d.get_str("op").map_err(|_| corrupt("op"))? {
-            "i" => Op::Insert {
+        }
+        let at = |doc: &RawDocument| range_in(&bytes, doc.as_bytes());
+        let ns = ns.ok_or_else(|| corrupt("ns"))?;
+        let dot = ns.find('.').unwrap_or(ns.len());
+        let o = o.ok_or_else(|| corrupt("o"))?;
+        let key = || o2.map(at).ok_or_else(|| corrupt("o2"));
+        let layout = match op.ok_or_else(|| corrupt("op"))? {
+            "i" => Layout::Insert {
                 key: key()?,
-                doc: o,
+                doc: at(o),
             },
-            "u" => Op::Update {
+            "u" => Layout::Update {
                 key: key()?,
-                description: o,
-                pre: sub("pre")?,
-                post: sub("post")?,
+                description: at(o),
+                pre: pre.map(at),
+                post: post.map(at),
             },
-            "r" => Op::Replace {
+            "r" => Layout::Replace {
                 key: key()?,
-                doc: o,
-                pre: sub("pre")?,
+                doc: at(o),
+                pre: pre.map(at),
             },
-            "d" => Op::Delete {
+            "d" => Layout::Delete {
                 key: key()?,
-                pre: sub("pre")?,
+                pre: pre.map(at),
             },
             "c" => {
-                let o = Document::try_from(o.as_ref()).map_err(|_| corrupt("o"))?;
-                let o2 = match sub("o2")? {
-                    Some(o2) => Some(Document::try_from(o2.as_ref()).map_err(|_| corrupt("o2"))?),
+                let o = Document::try_from(o).map_err(|_| corrupt("o"))?;
+                let o2 = match o2 {
+                    Some(o2) => Some(Document::try_from(o2).map_err(|_| corrupt("o2"))?),
                     None => None,
                 };
-                Op::Catalog(decode_catalog(o, o2)?)
+                Layout::Catalog(decode_catalog(o, o2)?)
             }
             _ => return Err(corrupt("op")),
         };
+        let ns = range_in(&bytes, ns.as_bytes());
         Ok(OplogEntry {
-            ts: d.get_timestamp("ts").map_err(|_| corrupt("ts"))?,
-            wall: d.get_datetime("wall").map_err(|_| corrupt("wall"))?,
+            ts: ts.ok_or_else(|| corrupt("ts"))?,
+            wall: wall.ok_or_else(|| corrupt("wall"))?,
+            dot: ns.start + dot,
             ns,
-            uuid: match d.get("ui").map_err(|_| corrupt("ui"))? {
-                Some(RawBsonRef::Binary(b)) => Some(b.to_binary()),
-                _ => None,
-            },
-            op,
+            uuid,
+            layout,
+            bytes,
         })
     }
+
+    /// The stored form.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The storage key: the packed timestamp, big-endian, so keys sort in time order.
+    pub fn key(&self) -> [u8; 8] {
+        key_of(self.ts)
+    }
+
+    /// The namespace (`<db>.$cmd` for a database-level command).
+    pub fn ns(&self) -> NsRef<'_> {
+        let text = |r: Range<usize>| {
+            std::str::from_utf8(&self.bytes[r]).expect("validated when the entry was decoded")
+        };
+        let full = text(self.ns.clone());
+        NsRef {
+            db: text(self.ns.start..self.dot),
+            coll: text((self.dot + 1).min(self.ns.end)..self.ns.end),
+            full,
+        }
+    }
+
+    /// The collection's UUID (absent for database-level commands and views).
+    pub fn uuid(&self) -> Option<RawBinaryRef<'_>> {
+        self.uuid.as_ref().map(|bytes| RawBinaryRef {
+            subtype: BinarySubtype::Uuid,
+            bytes,
+        })
+    }
+
+    /// Whether the entry is of the collection with this UUID.
+    pub fn is_of(&self, uuid: &Binary) -> bool {
+        self.uuid
+            .as_ref()
+            .is_some_and(|u| uuid.subtype == BinarySubtype::Uuid && u[..] == uuid.bytes[..])
+    }
+
+    /// What the entry records.
+    pub fn op(&self) -> Op<'_> {
+        let doc = |r: &Range<usize>| {
+            RawDocument::from_bytes(&self.bytes[r.clone()])
+                .expect("validated when the entry was decoded")
+        };
+        match &self.layout {
+            Layout::Insert { key, doc: d } => Op::Insert {
+                key: doc(key),
+                doc: doc(d),
+            },
+            Layout::Update {
+                key,
+                description,
+                pre,
+                post,
+            } => Op::Update {
+                key: doc(key),
+                description: doc(description),
+                pre: pre.as_ref().map(doc),
+                post: post.as_ref().map(doc),
+            },
+            Layout::Replace { key, doc: d, pre } => Op::Replace {
+                key: doc(key),
+                doc: doc(d),
+                pre: pre.as_ref().map(doc),
+            },
+            Layout::Delete { key, pre } => Op::Delete {
+                key: doc(key),
+                pre: pre.as_ref().map(doc),
+            },
+            Layout::Catalog(c) => Op::Catalog(c),
+        }
+    }
+}
+
+/// The `o` (and `o2`) of a catalog change on `ns`.
+fn catalog_command(
+    ns: &Namespace,
+    c: &CatalogOp,
+) -> Result<(RawDocumentBuf, Option<RawDocumentBuf>), MongoError> {
+    let coll = ns.coll.as_str();
+    let (o, o2) = match c {
+        CatalogOp::Create { options } => (command("create", coll, options), None),
+        CatalogOp::Drop => (doc! {"drop": coll}, None),
+        CatalogOp::Rename {
+            to,
+            drop_target,
+            stay_temp,
+        } => {
+            let mut o = doc! {
+                "renameCollection": ns.to_string(),
+                "to": to.to_string(),
+                "stayTemp": *stay_temp,
+            };
+            if let Some(t) = drop_target {
+                o.insert("dropTarget", t.clone());
+            }
+            (o, None)
+        }
+        CatalogOp::DropDatabase => (doc! {"dropDatabase": 1}, None),
+        CatalogOp::CreateIndexes { spec } => (command("createIndexes", coll, spec), None),
+        CatalogOp::DropIndexes { name, spec } => (
+            doc! {"dropIndexes": coll, "index": name},
+            Some(spec.clone()),
+        ),
+        CatalogOp::CollMod {
+            changes,
+            old_options,
+        } => (
+            command("collMod", coll, changes),
+            Some(doc! {"collectionOptions_old": old_options.clone()}),
+        ),
+    };
+    Ok((raw(&o)?, o2.as_ref().map(raw).transpose()?))
 }
 
 /// The catalog change recorded as command `o` (with details `o2`).
@@ -374,19 +541,27 @@ pub fn raw_document(d: &Document) -> Result<RawDocumentBuf, MongoError> {
 mod tests {
     use super::*;
 
-    fn round_trip(op: Op, uuid: Option<Binary>) {
-        let e = OplogEntry {
-            ts: Timestamp {
-                time: 10,
-                increment: 2,
-            },
-            wall: DateTime::from_millis(10_000),
-            ns: Namespace::new("db", "c.d"),
-            uuid,
-            op,
-        };
-        let back = OplogEntry::decode(&e.encode().expect("encode")).expect("decode");
+    fn ts() -> Timestamp {
+        Timestamp {
+            time: 10,
+            increment: 2,
+        }
+    }
+
+    fn round_trip(op: Op<'_>, uuid: Option<&Binary>) {
+        let ns = Namespace::new("db", "c.d");
+        let e =
+            OplogEntry::new(ts(), DateTime::from_millis(10_000), &ns, uuid, op).expect("encode");
+        assert_eq!(e.op(), op);
+        assert_eq!(e.ns(), ns);
+        assert_eq!(
+            (e.ns().db, e.ns().coll, e.ns().full),
+            ("db", "c.d", "db.c.d")
+        );
+        assert_eq!(e.uuid().map(|u| u.to_binary()).as_ref(), uuid);
+        let back = OplogEntry::decode(e.bytes().to_vec()).expect("decode");
         assert_eq!(back, e);
+        assert_eq!(back.op(), op);
         assert_eq!(ts_of_key(&e.key()), Some(e.ts));
     }
 
@@ -396,35 +571,44 @@ mod tests {
 
     #[test]
     fn entries_round_trip() {
-        let uuid = Some(crate::catalog::new_uuid());
+        let uuid = crate::catalog::new_uuid();
         let key = r(doc! {"_id": 1});
+        let (desc, pre, post) = (
+            r(doc! {"updatedFields": {"a": 1}, "removedFields": [], "truncatedArrays": []}),
+            r(doc! {"_id": 1, "a": 0}),
+            r(doc! {"_id": 1, "a": 1}),
+        );
         round_trip(
             Op::Update {
-                key: key.clone(),
-                description: r(
-                    doc! {"updatedFields": {"a": 1}, "removedFields": [], "truncatedArrays": []},
-                ),
-                pre: Some(r(doc! {"_id": 1, "a": 0})),
-                post: Some(r(doc! {"_id": 1, "a": 1})),
+                key: &key,
+                description: &desc,
+                pre: Some(&pre),
+                post: Some(&post),
             },
-            uuid.clone(),
+            Some(&uuid),
         );
         round_trip(
             Op::Insert {
-                key: key.clone(),
-                doc: r(doc! {"_id": 1, "x": "y"}),
+                key: &key,
+                doc: &post,
             },
-            uuid.clone(),
+            Some(&uuid),
         );
         round_trip(
             Op::Replace {
-                key: key.clone(),
-                doc: r(doc! {"_id": 1}),
+                key: &key,
+                doc: &post,
                 pre: None,
             },
-            uuid.clone(),
+            Some(&uuid),
         );
-        round_trip(Op::Delete { key, pre: None }, uuid.clone());
+        round_trip(
+            Op::Delete {
+                key: &key,
+                pre: None,
+            },
+            Some(&uuid),
+        );
         for c in [
             CatalogOp::Create {
                 options: doc! {"idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}},
@@ -447,9 +631,9 @@ mod tests {
                 old_options: doc! {"capped": false},
             },
         ] {
-            round_trip(Op::Catalog(c), uuid.clone());
+            round_trip(Op::Catalog(&c), Some(&uuid));
         }
-        round_trip(Op::Catalog(CatalogOp::DropDatabase), None);
+        round_trip(Op::Catalog(&CatalogOp::DropDatabase), None);
     }
 
     /// The on-disk layout is a public format: an entry encodes to exactly the document
@@ -457,44 +641,45 @@ mod tests {
     #[test]
     fn the_disk_layout_is_unchanged() {
         let uuid = crate::catalog::new_uuid();
-        let e = OplogEntry {
-            ts: Timestamp {
+        let (ts, wall, ns) = (
+            Timestamp {
                 time: 3,
                 increment: 4,
             },
-            wall: DateTime::from_millis(5),
-            ns: Namespace::new("db", "c"),
-            uuid: Some(uuid.clone()),
-            op: Op::Catalog(CatalogOp::DropIndexes {
-                name: "a_1".into(),
-                spec: doc! {"key": {"a": 1}},
-            }),
+            DateTime::from_millis(5),
+            Namespace::new("db", "c"),
+        );
+        let drop = CatalogOp::DropIndexes {
+            name: "a_1".into(),
+            spec: doc! {"key": {"a": 1}},
         };
+        let e = OplogEntry::new(ts, wall, &ns, Some(&uuid), Op::Catalog(&drop)).expect("encode");
         let expected = doc! {
-            "ts": Timestamp { time: 3, increment: 4 },
-            "wall": DateTime::from_millis(5),
+            "ts": ts,
+            "wall": wall,
             "op": "c",
             "ns": "db.c",
             "o": {"dropIndexes": "c", "index": "a_1"},
             "ui": uuid.clone(),
             "o2": {"key": {"a": 1}},
         };
-        assert_eq!(
-            e.encode().expect("encode"),
-            expected.to_vec().expect("encode")
+        assert_eq!(e.bytes(), expected.to_vec().expect("encode"));
+        let (key, desc, pre, post) = (
+            r(doc! {"_id": 1}),
+            r(doc! {"updatedFields": {"a": 1}}),
+            r(doc! {"_id": 1}),
+            r(doc! {"_id": 1, "a": 1}),
         );
-        let u = OplogEntry {
-            op: Op::Update {
-                key: r(doc! {"_id": 1}),
-                description: r(doc! {"updatedFields": {"a": 1}}),
-                pre: Some(r(doc! {"_id": 1})),
-                post: Some(r(doc! {"_id": 1, "a": 1})),
-            },
-            ..e
+        let update = Op::Update {
+            key: &key,
+            description: &desc,
+            pre: Some(&pre),
+            post: Some(&post),
         };
+        let u = OplogEntry::new(ts, wall, &ns, Some(&uuid), update).expect("encode");
         let expected = doc! {
-            "ts": Timestamp { time: 3, increment: 4 },
-            "wall": DateTime::from_millis(5),
+            "ts": ts,
+            "wall": wall,
             "op": "u",
             "ns": "db.c",
             "o": {"updatedFields": {"a": 1}},
@@ -503,9 +688,6 @@ mod tests {
             "pre": {"_id": 1},
             "post": {"_id": 1, "a": 1},
         };
-        assert_eq!(
-            u.encode().expect("encode"),
-            expected.to_vec().expect("encode")
-        );
+        assert_eq!(u.bytes(), expected.to_vec().expect("encode"));
     }
 }

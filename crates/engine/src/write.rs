@@ -326,7 +326,7 @@ impl Engine {
             };
             catalog::put_view(tx.w, &view)?;
             let options = view.options();
-            tx.log(ns, None, Op::Catalog(CatalogOp::Create { options }))
+            tx.log(&ns, None, Op::Catalog(&CatalogOp::Create { options }))
         })
     }
 
@@ -361,9 +361,9 @@ impl Engine {
                 tx.drop_collection(meta)?;
             }
             tx.log(
-                Namespace::new(db.clone(), "$cmd"),
+                &Namespace::new(db.clone(), "$cmd"),
                 None,
-                Op::Catalog(CatalogOp::DropDatabase),
+                Op::Catalog(&CatalogOp::DropDatabase),
             )?;
             Ok(())
         })
@@ -410,7 +410,7 @@ impl Engine {
                     .then_some(dropped_target),
                 stay_temp: false,
             };
-            tx.log(from.clone(), Some(meta.uuid.clone()), Op::Catalog(op))?;
+            tx.log(&from, Some(&meta.uuid), Op::Catalog(&op))?;
             Ok(())
         })
     }
@@ -510,9 +510,9 @@ impl Engine {
                 meta.indexes.retain(|i| i.id != index.id);
                 catalog::put(tx.w, &meta)?;
                 tx.log(
-                    ns.clone(),
-                    Some(meta.uuid.clone()),
-                    Op::Catalog(CatalogOp::DropIndexes {
+                    &ns,
+                    Some(&meta.uuid),
+                    Op::Catalog(&CatalogOp::DropIndexes {
                         name: index.name().to_owned(),
                         spec: index.spec.clone(),
                     }),
@@ -571,9 +571,9 @@ impl Engine {
             }
             catalog::put(tx.w, &meta)?;
             tx.log(
-                ns.clone(),
-                Some(meta.uuid.clone()),
-                Op::Catalog(CatalogOp::CollMod {
+                &ns,
+                Some(&meta.uuid),
+                Op::Catalog(&CatalogOp::CollMod {
                     changes: changes.clone(),
                     old_options: before.clone(),
                 }),
@@ -668,20 +668,18 @@ impl Tx<'_, '_> {
     }
 
     /// Assigns the next timestamp and writes an oplog entry.
-    fn log(&mut self, ns: Namespace, uuid: Option<bson::Binary>, op: Op) -> Result<(), MongoError> {
-        let entry = OplogEntry {
-            ts: self.engine.clock.tick(),
-            wall: self.wall,
-            ns,
-            uuid,
-            op,
-        };
-        let bytes = entry.encode()?;
+    fn log(
+        &mut self,
+        ns: &Namespace,
+        uuid: Option<&bson::Binary>,
+        op: Op<'_>,
+    ) -> Result<(), MongoError> {
+        let entry = OplogEntry::new(self.engine.clock.tick(), self.wall, ns, uuid, op)?;
         self.w
-            .put(tables::OPLOG, &entry.key(), &bytes)
+            .put(tables::OPLOG, &entry.key(), entry.bytes())
             .map_err(storage_err)?;
         self.engine.oplog_bytes.fetch_add(
-            (bytes.len() + 8) as u64,
+            (entry.bytes().len() + 8) as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
         self.entries.push(Arc::new(Logged::new(entry)));
@@ -721,9 +719,9 @@ impl Tx<'_, '_> {
             options.insert("idIndex", CollectionMeta::id_index_spec());
         }
         self.log(
-            ns.clone(),
-            Some(meta.uuid.clone()),
-            Op::Catalog(CatalogOp::Create { options }),
+            ns,
+            Some(&meta.uuid),
+            Op::Catalog(&CatalogOp::Create { options }),
         )?;
         Ok(meta)
     }
@@ -771,7 +769,7 @@ impl Tx<'_, '_> {
     /// Removes a view and logs `{drop: view}` (mongod reports a view's drop as `drop`).
     fn drop_view(&mut self, view: &ViewMeta) -> Result<(), MongoError> {
         catalog::remove(self.w, &view.ns)?;
-        self.log(view.ns.clone(), None, Op::Catalog(CatalogOp::Drop))
+        self.log(&view.ns, None, Op::Catalog(&CatalogOp::Drop))
     }
 
     /// `collMod` of a view: `viewOn` and/or `pipeline` replaced; any other change is
@@ -802,9 +800,9 @@ impl Tx<'_, '_> {
         self.check_view_chain(&view.ns, &view.view_on)?;
         catalog::put_view(self.w, &view)?;
         self.log(
-            view.ns.clone(),
+            &view.ns,
             None,
-            Op::Catalog(CatalogOp::CollMod {
+            Op::Catalog(&CatalogOp::CollMod {
                 changes: view.options(),
                 old_options: before.clone(),
             }),
@@ -866,11 +864,7 @@ impl Tx<'_, '_> {
                 .map_err(storage_err)?;
         }
         catalog::remove(self.w, &meta.ns)?;
-        self.log(
-            meta.ns.clone(),
-            Some(meta.uuid.clone()),
-            Op::Catalog(CatalogOp::Drop),
-        )
+        self.log(&meta.ns, Some(&meta.uuid), Op::Catalog(&CatalogOp::Drop))
     }
 
     /// Checks a document about to be written against the collection's validator, as
@@ -955,12 +949,12 @@ impl Tx<'_, '_> {
             capped::record_insert(self.w, meta, &key, bytes.len(), record_id)?;
             self.truncate_capped(meta, cap)?;
         }
+        let key = oplog::document_key(&id)?;
         let op = Op::Insert {
-            key: oplog::document_key(&id)?,
-            doc: bson::RawDocumentBuf::from_bytes(bytes)
-                .map_err(|e| MongoError::internal(format!("cannot encode BSON: {e}")))?,
+            key: &key,
+            doc: raw_view(&bytes)?,
         };
-        self.log(meta.ns.clone(), Some(meta.uuid.clone()), op)?;
+        self.log(&meta.ns, Some(&meta.uuid), op)?;
         Ok(id)
     }
 
@@ -1018,18 +1012,22 @@ impl Tx<'_, '_> {
             false => None,
         };
         let key = oplog::document_key(&old_id)?;
-        let new = bson::RawDocumentBuf::from_bytes(bytes)
-            .map_err(|e| MongoError::internal(format!("cannot encode BSON: {e}")))?;
-        let op = match description {
-            Some(desc) => Op::Update {
-                key,
-                description: oplog::raw_document(&desc)?,
-                pre,
+        let new = raw_view(&bytes)?;
+        let description = description.as_ref().map(oplog::raw_document).transpose()?;
+        let op = match &description {
+            Some(description) => Op::Update {
+                key: &key,
+                description,
+                pre: pre.as_deref(),
                 post: images.then_some(new),
             },
-            None => Op::Replace { key, doc: new, pre },
+            None => Op::Replace {
+                key: &key,
+                doc: new,
+                pre: pre.as_deref(),
+            },
         };
-        self.log(meta.ns.clone(), Some(meta.uuid.clone()), op)
+        self.log(&meta.ns, Some(&meta.uuid), op)
     }
 
     /// Removes the oldest documents of a capped collection while it is over its cap.
@@ -1079,11 +1077,11 @@ impl Tx<'_, '_> {
             false => None,
         };
         let key = oplog::document_key(&id)?;
-        self.log(
-            meta.ns.clone(),
-            Some(meta.uuid.clone()),
-            Op::Delete { key, pre },
-        )
+        let op = Op::Delete {
+            key: &key,
+            pre: pre.as_deref(),
+        };
+        self.log(&meta.ns, Some(&meta.uuid), op)
     }
 
     /// Applies `update` to a matched document; whether it changed.
@@ -1378,9 +1376,9 @@ impl Tx<'_, '_> {
         meta.indexes.push(index);
         catalog::put(self.w, meta)?;
         self.log(
-            meta.ns.clone(),
-            Some(meta.uuid.clone()),
-            Op::Catalog(CatalogOp::CreateIndexes { spec }),
+            &meta.ns,
+            Some(&meta.uuid),
+            Op::Catalog(&CatalogOp::CreateIndexes { spec }),
         )
     }
 }
@@ -1579,4 +1577,10 @@ fn encode_checked(
         return Err(too_large(bytes.len()));
     }
     Ok(bytes)
+}
+
+/// A document's encoded bytes as BSON to log (they were encoded from a `Document` here).
+fn raw_view(bytes: &[u8]) -> Result<&bson::RawDocument, MongoError> {
+    bson::RawDocument::from_bytes(bytes)
+        .map_err(|e| MongoError::internal(format!("cannot encode BSON: {e}")))
 }

@@ -249,11 +249,11 @@ fn expected(
         }
         if let Some(mut raw) = event::build(entry, shape).expect("build") {
             if scope_only.post_image() == PostImage::LookedUp {
-                if let Op::Update { key, .. } = &entry.op {
+                if let Op::Update { key, .. } = entry.op() {
                     let id =
                         Bson::try_from(key.get("_id").expect("key").expect("_id")).expect("id");
                     let current = states[*write]
-                        .get(&(entry.ns.coll.clone(), id.to_string()))
+                        .get(&(entry.ns().coll.to_owned(), id.to_string()))
                         .map(|d| RawDocumentBuf::try_from(d).expect("encode"));
                     event::append_or_null(&mut raw, "fullDocument", current.as_deref());
                 }

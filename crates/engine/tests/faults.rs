@@ -62,13 +62,14 @@ fn ids_from_oplog(engine: &Engine) -> BTreeSet<i64> {
         )
         .expect("read oplog");
     let mut out = BTreeSet::new();
-    for e in entries.iter().filter(|e| e.ns == ns()) {
-        let id =
-            e.op.document_key()
-                .and_then(|k| k.get("_id").ok().flatten())
-                .and_then(|v| Bson::try_from(v).ok())
-                .and_then(|v| v.as_i64_lossy());
-        match (&e.op, id) {
+    for e in entries.iter().filter(|e| e.ns() == ns()) {
+        let id = e
+            .op()
+            .document_key()
+            .and_then(|k| k.get("_id").ok().flatten())
+            .and_then(|v| Bson::try_from(v).ok())
+            .and_then(|v| v.as_i64_lossy());
+        match (e.op(), id) {
             (Op::Insert { .. }, Some(id)) => {
                 out.insert(id);
             }

@@ -12,13 +12,33 @@ use bson::{Bson, Document, RawDocumentBuf};
 use eddy_codes::MongoError;
 use eddy_engine::Engine;
 
-use crate::cursor::{cursor_document, BatchRequest, CursorOptions, CursorSource, MAX_BATCH_BYTES};
+use crate::cursor::{BatchRequest, CursorBatch, CursorOptions, CursorSource, MAX_BATCH_BYTES};
 use crate::state::ServerState;
 
 /// A command's answer, before `ok` and the cluster-time fields are appended.
-#[derive(Debug, Clone, Default)]
+///
+/// A cursor reply keeps its batch apart (`cursor`): the reply is then
+/// `{cursor: {...}, <body's fields>}`, and the connection splices the batch's documents
+/// into the frame without copying them into intermediate documents first.
+#[derive(Debug, Default)]
 pub struct Reply {
     pub body: RawDocumentBuf,
+    pub cursor: Option<CursorBatch>,
+}
+
+impl Reply {
+    /// The whole reply as one document (for the rare paths that read replies).
+    pub fn to_raw(&self) -> RawDocumentBuf {
+        let Some(cursor) = &self.cursor else {
+            return self.body.clone();
+        };
+        let mut whole = RawDocumentBuf::new();
+        whole.append(bson::raw::cstr!("cursor"), cursor.to_document());
+        for field in self.body.iter().flatten() {
+            whole.append(field.0, field.1);
+        }
+        whole
+    }
 }
 
 impl From<Document> for Reply {
@@ -28,13 +48,14 @@ impl From<Document> for Reply {
         // an empty body rather than panic on a connection.
         Reply {
             body: RawDocumentBuf::try_from(&doc).unwrap_or_default(),
+            cursor: None,
         }
     }
 }
 
 impl From<RawDocumentBuf> for Reply {
     fn from(body: RawDocumentBuf) -> Reply {
-        Reply { body }
+        Reply { body, cursor: None }
     }
 }
 
@@ -159,12 +180,13 @@ impl Ctx {
                 budget,
             )
         };
-        let mut cursor = cursor_document("firstBatch", batch, id, &ns);
+        let mut cursor = CursorBatch::new("firstBatch", batch, id, &ns);
         if let Some(ts) = at_cluster_time {
-            cursor.append(bson::raw::cstr!("atClusterTime"), ts);
+            cursor.tail.append(bson::raw::cstr!("atClusterTime"), ts);
         }
-        let mut body = bson::RawDocumentBuf::new();
-        body.append(bson::raw::cstr!("cursor"), cursor);
-        Ok(Reply { body })
+        Ok(Reply {
+            body: RawDocumentBuf::new(),
+            cursor: Some(cursor),
+        })
     }
 }

@@ -15,7 +15,8 @@ use eddy_wire::{flags, Header, OpMsg, OpQuery, Request, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::command::ConnInfo;
+use crate::command::{ConnInfo, Reply};
+use crate::cursor::BatchDoc;
 use crate::dispatch::{self, Outcome};
 use crate::state::ServerState;
 
@@ -132,12 +133,26 @@ async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Closed> {
     stream.write_all(bytes).await.map_err(Closed::Io)
 }
 
-/// The cursor id and batch length of a cursor reply, for exhaust streaming.
-fn cursor_progress(reply: &RawDocumentBuf) -> Option<(i64, usize)> {
-    let cursor = reply.get_document("cursor").ok()?;
-    let id = cursor.get_i64("id").ok()?;
-    let batch = cursor.get_array("nextBatch").ok()?;
-    Some((id, batch.into_iter().count()))
+/// The cursor id and batch length of a `getMore` reply, for exhaust streaming.
+fn cursor_progress(reply: &Reply) -> Option<(i64, usize)> {
+    let cursor = reply.cursor.as_ref()?;
+    (cursor.batch_field == "nextBatch").then(|| (cursor.id(), cursor.docs.len()))
+}
+
+/// The frame of a reply; a cursor's documents are spliced in as they are.
+fn frame(request_id: i32, response_to: i32, flags: u32, reply: &Reply) -> Vec<u8> {
+    match &reply.cursor {
+        None => eddy_wire::encode_msg_raw(request_id, response_to, flags, &reply.body),
+        Some(cursor) => {
+            let docs: Vec<&bson::RawDocument> = cursor.docs.iter().map(BatchDoc::raw).collect();
+            let splice = eddy_wire::CursorSplice {
+                batch_field: cursor.batch_field,
+                docs: &docs,
+                tail: &cursor.tail,
+            };
+            eddy_wire::encode_msg_cursor(request_id, response_to, flags, &splice, &reply.body)
+        }
+    }
 }
 
 async fn on_msg(
@@ -188,14 +203,10 @@ async fn on_msg(
         let stream_more = (exhaust
             && is_get_more
             && cursor_progress(&reply).is_some_and(|(id, n)| id != 0 && n > 0))
-            || (streams_hello && reply_ok(&reply));
+            || (streams_hello && reply_ok(&reply.body));
         let request_id = next_request_id();
         let flag = if stream_more { flags::MORE_TO_COME } else { 0 };
-        write(
-            stream,
-            &eddy_wire::encode_msg_raw(request_id, response_to, flag, &reply),
-        )
-        .await?;
+        write(stream, &frame(request_id, response_to, flag, &reply)).await?;
         if !stream_more {
             return Ok(());
         }
@@ -226,7 +237,7 @@ async fn on_query(
             if close {
                 return Err(Closed::Requested);
             }
-            Document::try_from(reply).unwrap_or_default()
+            Document::try_from(reply.to_raw()).unwrap_or_default()
         }
         Err(err) => {
             let mut d = bson::doc! {"$err": err.message.clone(), "code": err.code};

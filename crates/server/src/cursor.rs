@@ -345,37 +345,53 @@ impl CursorRegistry {
     }
 }
 
-/// The `cursor` sub-document of a reply: `{firstBatch|nextBatch, [postBatchResumeToken], id, ns}`.
-pub fn cursor_reply(batch_field: &'static str, batch: Batch, id: i64, ns: &str) -> RawDocumentBuf {
-    let mut reply = RawDocumentBuf::new();
-    reply.append(cstr!("cursor"), cursor_document(batch_field, batch, id, ns));
-    reply
+/// The `cursor` field of a reply: `{firstBatch|nextBatch: [docs], [postBatchResumeToken],
+/// id, ns, ...}`, with the documents kept as they are until the reply is written.
+#[derive(Debug)]
+pub struct CursorBatch {
+    /// `firstBatch` or `nextBatch`.
+    pub batch_field: &'static str,
+    pub docs: Vec<BatchDoc>,
+    /// The fields after the batch: `postBatchResumeToken`, `id`, `ns`, ...
+    pub tail: RawDocumentBuf,
 }
 
-/// The `cursor` sub-document of a cursor reply: the batch, the token, `id` and `ns`.
-pub fn cursor_document(
-    batch_field: &'static str,
-    batch: Batch,
-    id: i64,
-    ns: &str,
-) -> RawDocumentBuf {
-    let mut docs = RawArrayBuf::new();
-    for d in &batch.docs {
-        docs.push(d.raw());
-    }
-    let mut cursor = RawDocumentBuf::new();
-    match batch_field {
-        "firstBatch" => cursor.append(cstr!("firstBatch"), docs),
-        _ => cursor.append(cstr!("nextBatch"), docs),
-    }
-    if let Some(token) = batch.post_batch_resume_token {
-        if let Ok(raw) = RawDocumentBuf::try_from(&token) {
-            cursor.append(cstr!("postBatchResumeToken"), raw);
+impl CursorBatch {
+    pub fn new(batch_field: &'static str, batch: Batch, id: i64, ns: &str) -> CursorBatch {
+        let mut tail = RawDocumentBuf::new();
+        if let Some(token) = batch.post_batch_resume_token {
+            if let Ok(raw) = RawDocumentBuf::try_from(&token) {
+                tail.append(cstr!("postBatchResumeToken"), raw);
+            }
+        }
+        tail.append(cstr!("id"), id);
+        tail.append(cstr!("ns"), ns);
+        CursorBatch {
+            batch_field,
+            docs: batch.docs,
+            tail,
         }
     }
-    cursor.append(cstr!("id"), id);
-    cursor.append(cstr!("ns"), ns);
-    cursor
+
+    /// The cursor id (0 once exhausted).
+    pub fn id(&self) -> i64 {
+        self.tail.get_i64("id").unwrap_or(0)
+    }
+
+    /// The cursor sub-document, materialized.
+    pub fn to_document(&self) -> RawDocumentBuf {
+        let mut docs = RawArrayBuf::new();
+        for d in &self.docs {
+            docs.push(d.raw());
+        }
+        let mut cursor = RawDocumentBuf::new();
+        let field = <&bson::raw::CStr>::try_from(self.batch_field).unwrap_or(cstr!("nextBatch"));
+        cursor.append(field, docs);
+        for (k, v) in self.tail.iter().flatten() {
+            cursor.append(k, v);
+        }
+        cursor
+    }
 }
 
 #[cfg(test)]

@@ -19,8 +19,8 @@ use crate::state::ServerState;
 /// What the connection does with a finished command.
 #[derive(Debug)]
 pub struct Outcome {
-    /// The whole reply document.
-    pub reply: RawDocumentBuf,
+    /// The whole reply.
+    pub reply: Reply,
     /// Close the connection instead of answering (failpoint `closeConnection`).
     pub close: bool,
 }
@@ -296,7 +296,7 @@ pub async fn execute(
             match fail_command(state, conn, &name, &cmd, false).await {
                 Ok(Injection::Close) => {
                     return Outcome {
-                        reply: RawDocumentBuf::new(),
+                        reply: Reply::default(),
                         close: true,
                     }
                 }
@@ -307,7 +307,7 @@ pub async fn execute(
         Err(err) => Err(err),
     };
     result.unwrap_or_else(|err| Outcome {
-        reply: error_reply(state, &err),
+        reply: error_reply(state, &err).into(),
         close: false,
     })
 }
@@ -344,7 +344,7 @@ async fn run(
         match fail_command(state, conn, name, &cmd, retryable).await? {
             Injection::Close => {
                 return Ok(Outcome {
-                    reply: RawDocumentBuf::new(),
+                    reply: Reply::default(),
                     close: true,
                 })
             }
@@ -382,7 +382,7 @@ async fn run(
                 append_fields(&mut reply, &wce.reply_fields());
             }
             return Ok(Outcome {
-                reply,
+                reply: reply.into(),
                 close: false,
             });
         }
@@ -410,7 +410,7 @@ async fn run(
             .unwrap_or_else(|_| Err(MongoError::max_time_expired())),
         None => (entry.handler)(cmd, ctx).await,
     };
-    let Reply { body } = match result {
+    let Reply { body, cursor } = match result {
         Ok(reply) => reply,
         Err(mut err) => {
             if retryable && is_retryable_write_code(err.code) {
@@ -433,9 +433,9 @@ async fn run(
             .sessions
             .record(id, txn, finish(state, body.clone(), true, None));
     }
-    let reply = finish(state, body, true, wce.map(|w| w.reply_fields()));
+    let body = finish(state, body, true, wce.map(|w| w.reply_fields()));
     Ok(Outcome {
-        reply,
+        reply: Reply { body, cursor },
         close: false,
     })
 }

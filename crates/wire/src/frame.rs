@@ -34,6 +34,19 @@ impl FrameBuf {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
+    /// A BSON cstring: the bytes, then a zero (callers pass names without NULs).
+    pub(crate) fn cstring(&mut self, s: &str) {
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.push(0);
+    }
+
+    /// Writes at `at` (where a 4-byte placeholder was written) the length of what
+    /// follows from there: a BSON document's or array's size.
+    pub(crate) fn patch_len(&mut self, at: usize) {
+        let len = self.buf.len().saturating_sub(at);
+        self.patch_i32(at, i32::try_from(len).unwrap_or(i32::MAX));
+    }
+
     /// Length of everything written so far, header included.
     pub(crate) fn len(&self) -> usize {
         self.buf.len()

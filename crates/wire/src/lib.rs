@@ -49,7 +49,10 @@ mod tests;
 
 pub use compressed::{encode_compressed_noop, NOOP_COMPRESSOR};
 pub use error::WireError;
-pub use msg::{encode_msg, encode_msg_raw, encode_op_msg, DocumentSequence, OpMsg};
+pub use msg::{
+    encode_msg, encode_msg_cursor, encode_msg_raw, encode_op_msg, CursorSplice, DocumentSequence,
+    OpMsg,
+};
 pub use query::{encode_query, encode_reply, OpQuery};
 
 /// Size of the standard message header.

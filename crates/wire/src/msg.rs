@@ -178,6 +178,106 @@ pub fn encode_msg_raw(
         .expect("an OP_MSG reply is smaller than 2 GiB")
 }
 
+/// A cursor batch to splice into a reply: the body becomes
+/// `{cursor: {<batch_field>: [docs...], <tail's fields>}, <rest's fields>}`.
+#[derive(Debug)]
+pub struct CursorSplice<'a> {
+    /// `firstBatch` or `nextBatch`.
+    pub batch_field: &'a str,
+    /// The documents, already encoded: copied into the reply as they are.
+    pub docs: &'a [&'a RawDocument],
+    /// The cursor's other fields (`postBatchResumeToken`, `id`, `ns`, ...).
+    pub tail: &'a RawDocument,
+}
+
+/// [`encode_msg_raw`] for a cursor reply whose documents are spliced in: each batch
+/// document's bytes are copied once, straight into the frame, instead of being
+/// appended to an array, the array to the cursor document, that to the reply and the
+/// reply to the frame (a change event shared by many streams is encoded once and
+/// copied once per reply). Only the enclosing BSON structure is written here: element
+/// headers, the array's index keys, lengths and terminators around encoded documents.
+///
+/// # Panics
+/// As [`encode_msg_raw`], if the frame would exceed `i32::MAX` bytes.
+pub fn encode_msg_cursor(
+    request_id: i32,
+    response_to: i32,
+    flags: u32,
+    cursor: &CursorSplice<'_>,
+    rest: &RawDocument,
+) -> Vec<u8> {
+    let index_keys: usize = (0..cursor.docs.len()).map(|i| decimal_len(i) + 2).sum();
+    let docs: usize = cursor.docs.iter().map(|d| d.as_bytes().len()).sum();
+    let array = 4 + index_keys + docs + 1;
+    let cursor_doc = 4 + 1 + cursor.batch_field.len() + 1 + array + elements(cursor.tail).len() + 1;
+    let body = 4 + 1 + "cursor".len() + 1 + cursor_doc + elements(rest).len() + 1;
+    let mut f = FrameBuf::with_capacity(4 + 1 + body + 4);
+    f.u32(flags);
+    f.u8(0);
+    let body_at = f.len();
+    f.i32(0);
+    f.u8(ELEMENT_DOCUMENT);
+    f.cstring("cursor");
+    let cursor_at = f.len();
+    f.i32(0);
+    f.u8(ELEMENT_ARRAY);
+    f.cstring(cursor.batch_field);
+    let array_at = f.len();
+    f.i32(0);
+    let mut key = [0u8; 20];
+    for (i, d) in cursor.docs.iter().enumerate() {
+        f.u8(ELEMENT_DOCUMENT);
+        f.cstring(decimal(i, &mut key));
+        f.bytes(d.as_bytes());
+    }
+    f.u8(0);
+    f.patch_len(array_at);
+    f.bytes(elements(cursor.tail));
+    f.u8(0);
+    f.patch_len(cursor_at);
+    f.bytes(elements(rest));
+    f.u8(0);
+    f.patch_len(body_at);
+    let checksum = flags & flags::CHECKSUM_PRESENT != 0;
+    f.finish(request_id, response_to, opcode::MSG, checksum)
+        .expect("an OP_MSG reply is smaller than 2 GiB")
+}
+
+/// BSON element types of the enclosing structure a cursor reply splices into.
+const ELEMENT_DOCUMENT: u8 = 0x03;
+const ELEMENT_ARRAY: u8 = 0x04;
+
+/// The elements of an encoded document: what lies between its length and its
+/// terminating zero.
+fn elements(d: &RawDocument) -> &[u8] {
+    // A `RawDocument` is at least 5 bytes: its length and its terminator.
+    let bytes = d.as_bytes();
+    bytes.get(4..bytes.len() - 1).unwrap_or_default()
+}
+
+fn decimal_len(mut i: usize) -> usize {
+    let mut n = 1;
+    while i >= 10 {
+        i /= 10;
+        n += 1;
+    }
+    n
+}
+
+/// `i` in decimal (an array index key), written into `buf`.
+fn decimal(mut i: usize, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (i % 10) as u8;
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or("0")
+}
+
 fn body_frame(
     request_id: i32,
     response_to: i32,

@@ -773,3 +773,52 @@ proptest! {
         }
     }
 }
+
+/// A cursor reply with spliced documents is byte for byte the reply the bson crate
+/// encodes from the same fields, for any batch size (index keys of every width) and
+/// with or without a checksum.
+fn spliced_equals_encoded(n: usize, flags: u32) {
+    let docs: Vec<RawDocumentBuf> = (0..n)
+        .map(|i| {
+            RawDocumentBuf::try_from(&doc! {"_id": i as i64, "s": "x".repeat(i % 7)})
+                .expect("encodes")
+        })
+        .collect();
+    let refs: Vec<&bson::RawDocument> = docs.iter().map(|d| d.as_ref()).collect();
+    let tail = doc! {"postBatchResumeToken": {"_data": "82"}, "id": 42i64, "ns": "db.c"};
+    let rest = doc! {"ok": 1.0, "operationTime": bson::Timestamp { time: 1, increment: 2 }};
+    let frame = encode_msg_cursor(
+        9,
+        3,
+        flags,
+        &CursorSplice {
+            batch_field: "nextBatch",
+            docs: &refs,
+            tail: &RawDocumentBuf::try_from(&tail).expect("encodes"),
+        },
+        &RawDocumentBuf::try_from(&rest).expect("encodes"),
+    );
+    let mut cursor = doc! {"nextBatch": docs
+    .iter()
+    .map(|d| Bson::Document(Document::try_from(d.as_ref()).expect("decodes")))
+    .collect::<Vec<_>>()};
+    cursor.extend(tail);
+    let mut body = doc! {"cursor": cursor};
+    body.extend(rest);
+    assert_eq!(
+        frame,
+        encode_msg(9, 3, flags, &body).expect("encodes"),
+        "{n} documents"
+    );
+    let decoded = decode_msg(&frame).expect("decodes");
+    assert_eq!(decoded.body, body);
+}
+
+#[test]
+fn cursor_replies_splice_documents_exactly() {
+    for n in [0, 1, 9, 10, 11, 99, 100, 101, 1000] {
+        spliced_equals_encoded(n, 0);
+    }
+    spliced_equals_encoded(12, flags::CHECKSUM_PRESENT);
+    spliced_equals_encoded(3, flags::MORE_TO_COME);
+}

@@ -23,7 +23,6 @@ use tokio::sync::oneshot;
 
 use super::interest::{probe, Field, Interest, PostImage};
 use super::Scope;
-use crate::catalog::Namespace;
 use crate::clock::pack;
 use crate::oplog::{CatalogOp, Op, OplogEntry};
 
@@ -59,7 +58,8 @@ pub struct Dispatcher {
     latest: u64,
     next_id: u64,
     waiters: HashMap<u64, Waiter>,
-    collections: HashMap<Namespace, ScopeWaiters>,
+    /// By `db.coll`.
+    collections: HashMap<String, ScopeWaiters>,
     databases: HashMap<String, ScopeWaiters>,
     cluster: ScopeWaiters,
 }
@@ -101,7 +101,7 @@ impl Dispatcher {
         self.next_id += 1;
         let (wake, woken) = oneshot::channel();
         let scope = match &interest.scope {
-            Scope::Collection(ns) => self.collections.entry(ns.clone()).or_default(),
+            Scope::Collection(ns) => self.collections.entry(ns.to_string()).or_default(),
             Scope::Database(db) => self.databases.entry(db.clone()).or_default(),
             Scope::Cluster => &mut self.cluster,
         };
@@ -139,7 +139,7 @@ impl Dispatcher {
     fn remove(&mut self, id: u64) -> Option<Waiter> {
         let waiter = self.waiters.remove(&id)?;
         let scope = match &waiter.interest.scope {
-            Scope::Collection(ns) => self.collections.get_mut(ns),
+            Scope::Collection(ns) => self.collections.get_mut(&ns.to_string()),
             Scope::Database(db) => self.databases.get_mut(db),
             Scope::Cluster => Some(&mut self.cluster),
         };
@@ -164,10 +164,15 @@ impl Dispatcher {
             }
         }
         match &waiter.interest.scope {
-            Scope::Collection(ns)
-                if self.collections.get(ns).is_some_and(ScopeWaiters::is_empty) =>
-            {
-                self.collections.remove(ns);
+            Scope::Collection(ns) => {
+                let key = ns.to_string();
+                if self
+                    .collections
+                    .get(&key)
+                    .is_some_and(ScopeWaiters::is_empty)
+                {
+                    self.collections.remove(&key);
+                }
             }
             Scope::Database(db) if self.databases.get(db).is_some_and(ScopeWaiters::is_empty) => {
                 self.databases.remove(db);
@@ -183,12 +188,12 @@ impl Dispatcher {
         let through = self.latest;
         let mut candidates: Vec<u64> = Vec::new();
         for scope in self.scopes_of(entry) {
-            if matches!(entry.op, Op::Catalog(_)) {
+            if matches!(entry.op(), Op::Catalog(_)) {
                 candidates.extend(scope.all.iter().copied());
                 continue;
             }
             candidates.extend(scope.everything.iter().copied());
-            if matches!(entry.op, Op::Update { .. }) {
+            if matches!(entry.op(), Op::Update { .. }) {
                 candidates.extend(scope.every_update.iter().copied());
             }
             for (field, by_value) in &scope.by_field {
@@ -232,17 +237,18 @@ impl Dispatcher {
 impl Dispatcher {
     /// The scopes whose streams an entry can concern.
     fn scopes_of<'a>(&'a self, entry: &'a OplogEntry) -> impl Iterator<Item = &'a ScopeWaiters> {
-        let renamed_to = match &entry.op {
+        let ns = entry.ns();
+        let renamed_to = match entry.op() {
             Op::Catalog(CatalogOp::Rename { to, .. }) => Some(to),
             _ => None,
         };
         [
-            self.collections.get(&entry.ns),
-            self.databases.get(&entry.ns.db),
+            self.collections.get(ns.full),
+            self.databases.get(ns.db),
             Some(&self.cluster),
-            renamed_to.and_then(|to| self.collections.get(to)),
+            renamed_to.and_then(|to| self.collections.get(&to.to_string())),
             renamed_to
-                .filter(|to| to.db != entry.ns.db)
+                .filter(|to| to.db != ns.db)
                 .and_then(|to| self.databases.get(&to.db)),
         ]
         .into_iter()

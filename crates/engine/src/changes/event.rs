@@ -21,8 +21,7 @@ use bson::raw::{cstr, RawDocument, RawDocumentBuf};
 use bson::{doc, Document, RawBsonRef};
 use eddy_codes::MongoError;
 
-use super::token::ResumeToken;
-use crate::catalog::Namespace;
+use super::token::{self, ResumeToken};
 use crate::oplog::{CatalogOp, Op, OplogEntry};
 
 /// The stream options that decide an event's fields.
@@ -147,10 +146,10 @@ fn encode(d: &Document) -> Result<RawDocumentBuf, MongoError> {
         .map_err(|e| MongoError::internal(format!("cannot encode an event: {e}")))
 }
 
-fn ns_doc(ns: &Namespace) -> RawDocumentBuf {
-    let mut d = RawDocumentBuf::new();
-    d.append(cstr!("db"), ns.db.as_str());
-    d.append(cstr!("coll"), ns.coll.as_str());
+fn ns_doc(db: &str, coll: &str) -> RawDocumentBuf {
+    let mut d = with_capacity(db.len() + coll.len() + 16);
+    d.append(cstr!("db"), db);
+    d.append(cstr!("coll"), coll);
     d
 }
 
@@ -173,42 +172,45 @@ enum UpdateDescription<'a> {
     Trimmed(RawDocumentBuf),
 }
 
+impl UpdateDescription<'_> {
+    fn raw(&self) -> &RawDocument {
+        match self {
+            UpdateDescription::AsLogged(d) => d,
+            UpdateDescription::Trimmed(d) => d,
+        }
+    }
+}
+
 /// The event of `entry` in `shape` (without `updateLookup`'s document), or `None`
 /// when it makes none.
 pub fn build(entry: &OplogEntry, shape: Shape) -> Result<Option<RawDocumentBuf>, MongoError> {
     let expanded = shape.expanded;
-    let mut p = Parts::default();
-    match &entry.op {
-        Op::Insert { key, doc } => {
+    let ns = entry.ns();
+    let op = entry.op();
+    let mut p = Parts {
+        ns: Some(ns_doc(ns.db, ns.coll)),
+        document_key: op.document_key(),
+        ..Parts::default()
+    };
+    match op {
+        Op::Insert { doc, .. } => {
             p.op_type = "insert";
             p.full_document = Some(doc);
-            p.ns = Some(ns_doc(&entry.ns));
-            p.document_key = Some(key);
         }
-        Op::Replace { key, doc, .. } => {
+        Op::Replace { doc, .. } => {
             p.op_type = "replace";
             p.full_document = Some(doc);
-            p.ns = Some(ns_doc(&entry.ns));
-            p.document_key = Some(key);
         }
-        Op::Delete { key, .. } => {
-            p.op_type = "delete";
-            p.ns = Some(ns_doc(&entry.ns));
-            p.document_key = Some(key);
-        }
-        Op::Update {
-            key, description, ..
-        } => {
+        Op::Delete { .. } => p.op_type = "delete",
+        Op::Update { description, .. } => {
             p.op_type = "update";
-            p.ns = Some(ns_doc(&entry.ns));
-            p.document_key = Some(key);
             let has_paths = description
                 .get("disambiguatedPaths")
                 .ok()
                 .flatten()
                 .is_some();
             p.update_description = Some(if has_paths && !expanded {
-                let mut trimmed = RawDocumentBuf::new();
+                let mut trimmed = with_capacity(description.as_bytes().len());
                 for field in description.iter() {
                     let (k, v) = field.map_err(|e| {
                         MongoError::internal(format!("corrupt update description: {e}"))
@@ -222,55 +224,66 @@ pub fn build(entry: &OplogEntry, shape: Shape) -> Result<Option<RawDocumentBuf>,
                 UpdateDescription::AsLogged(description)
             });
         }
-        Op::Catalog(c) => {
-            p.ns = Some(ns_doc(&entry.ns));
-            match c {
-                CatalogOp::Drop => p.op_type = "drop",
-                CatalogOp::Rename {
-                    to, drop_target, ..
-                } => {
-                    p.op_type = "rename";
-                    let to = ns_doc(to);
-                    let mut desc = doc! {"to": Document::try_from(to.as_ref()).unwrap_or_default()};
-                    if let Some(t) = drop_target {
-                        desc.insert("dropTarget", t.clone());
-                    }
-                    p.to = Some(to);
-                    p.operation_description = Some(encode(&desc)?);
+        Op::Catalog(c) => match c {
+            CatalogOp::Drop => p.op_type = "drop",
+            CatalogOp::Rename {
+                to, drop_target, ..
+            } => {
+                p.op_type = "rename";
+                let mut desc = doc! {"to": {"db": &to.db, "coll": &to.coll}};
+                if let Some(t) = drop_target {
+                    desc.insert("dropTarget", t.clone());
                 }
-                CatalogOp::DropDatabase => {
-                    p.op_type = "dropDatabase";
-                    let mut db = RawDocumentBuf::new();
-                    db.append(cstr!("db"), entry.ns.db.as_str());
-                    p.ns = Some(db);
-                }
-                _ if !expanded => return Ok(None),
-                CatalogOp::Create { options } => {
-                    p.op_type = "create";
-                    p.operation_description = Some(encode(options)?);
-                }
-                CatalogOp::CreateIndexes { spec } => {
-                    p.op_type = "createIndexes";
-                    p.operation_description = Some(encode(&doc! {"indexes": [spec.clone()]})?);
-                }
-                CatalogOp::DropIndexes { spec, .. } => {
-                    p.op_type = "dropIndexes";
-                    p.operation_description = Some(encode(&doc! {"indexes": [spec.clone()]})?);
-                }
-                CatalogOp::CollMod {
-                    changes,
-                    old_options,
-                } => {
-                    p.op_type = "modify";
-                    p.operation_description = Some(encode(changes)?);
-                    p.state_before_change =
-                        Some(encode(&doc! {"collectionOptions": old_options.clone()})?);
-                }
+                p.to = Some(ns_doc(&to.db, &to.coll));
+                p.operation_description = Some(encode(&desc)?);
             }
-        }
+            CatalogOp::DropDatabase => {
+                p.op_type = "dropDatabase";
+                let mut db = RawDocumentBuf::new();
+                db.append(cstr!("db"), ns.db);
+                p.ns = Some(db);
+            }
+            _ if !expanded => return Ok(None),
+            CatalogOp::Create { options } => {
+                p.op_type = "create";
+                p.operation_description = Some(encode(options)?);
+            }
+            CatalogOp::CreateIndexes { spec } => {
+                p.op_type = "createIndexes";
+                p.operation_description = Some(encode(&doc! {"indexes": [spec.clone()]})?);
+            }
+            CatalogOp::DropIndexes { spec, .. } => {
+                p.op_type = "dropIndexes";
+                p.operation_description = Some(encode(&doc! {"indexes": [spec.clone()]})?);
+            }
+            CatalogOp::CollMod {
+                changes,
+                old_options,
+            } => {
+                p.op_type = "modify";
+                p.operation_description = Some(encode(changes)?);
+                p.state_before_change =
+                    Some(encode(&doc! {"collectionOptions": old_options.clone()})?);
+            }
+        },
     }
 
-    let mut event = RawDocumentBuf::new();
+    let pre = match shape.pre_image && op.changes_existing_document() {
+        true => Some(op.pre_image()),
+        false => None,
+    };
+    let post = match op {
+        Op::Update { post, .. } if shape.post_image => Some(post),
+        _ => None,
+    };
+    let size = |d: Option<&RawDocument>| d.map_or(0, |d| d.as_bytes().len());
+    let capacity = 256
+        + size(p.full_document)
+        + size(p.document_key)
+        + size(p.update_description.as_ref().map(UpdateDescription::raw))
+        + size(pre.flatten())
+        + size(post.flatten());
+    let mut event = with_capacity(capacity);
     if let Some(to) = &p.to {
         event.append(cstr!("to"), to);
     }
@@ -278,7 +291,7 @@ pub fn build(entry: &OplogEntry, shape: Shape) -> Result<Option<RawDocumentBuf>,
     event.append(cstr!("operationType"), p.op_type);
     event.append(cstr!("clusterTime"), entry.ts);
     if expanded {
-        if let Some(uuid) = &entry.uuid {
+        if let Some(uuid) = entry.uuid() {
             event.append(cstr!("collectionUUID"), uuid);
         }
     }
@@ -297,21 +310,17 @@ pub fn build(entry: &OplogEntry, shape: Shape) -> Result<Option<RawDocumentBuf>,
             event.append(cstr!("operationDescription"), d);
         }
     }
-    match &p.update_description {
-        Some(UpdateDescription::AsLogged(d)) => event.append(cstr!("updateDescription"), *d),
-        Some(UpdateDescription::Trimmed(d)) => event.append(cstr!("updateDescription"), d),
-        None => {}
+    if let Some(d) = &p.update_description {
+        event.append(cstr!("updateDescription"), d.raw());
     }
     if let Some(s) = &p.state_before_change {
         event.append(cstr!("stateBeforeChange"), s);
     }
-    if shape.pre_image && entry.op.changes_existing_document() {
-        append_or_null(&mut event, "fullDocumentBeforeChange", entry.op.pre_image());
+    if let Some(pre) = pre {
+        append_or_null(&mut event, "fullDocumentBeforeChange", pre);
     }
-    if shape.post_image {
-        if let Op::Update { post, .. } = &entry.op {
-            append_or_null(&mut event, "fullDocument", post.as_deref());
-        }
+    if let Some(post) = post {
+        append_or_null(&mut event, "fullDocument", post);
     }
     Ok(Some(event))
 }
@@ -340,7 +349,16 @@ pub fn invalidate(entry: &OplogEntry) -> RawDocumentBuf {
 
 /// A token as the `{_data: "<hex>"}` document of an event's `_id`.
 pub fn token_document(token: ResumeToken) -> RawDocumentBuf {
-    let mut d = RawDocumentBuf::new();
-    d.append(cstr!("_data"), token.to_hex());
+    let mut hex = [0u8; token::HEX_LEN];
+    let mut d = with_capacity(token::HEX_LEN + 16);
+    d.append(cstr!("_data"), token.write_hex(&mut hex));
     d
+}
+
+/// An empty document with room for `capacity` bytes: an event is built without
+/// growing its buffer again and again.
+fn with_capacity(capacity: usize) -> RawDocumentBuf {
+    let mut bytes = RawDocumentBuf::new().into_bytes();
+    bytes.reserve(capacity);
+    RawDocumentBuf::from_bytes(bytes).expect("an empty document stays one")
 }

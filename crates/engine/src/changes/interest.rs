@@ -109,11 +109,11 @@ impl Interest {
 
     /// Whether an entry concerns this stream's scope, and whether it invalidates it.
     pub fn relevance(&self, entry: &OplogEntry) -> (bool, bool) {
-        let ns = &entry.ns;
+        let ns = entry.ns();
         match &self.scope {
             Scope::Collection(watched) => {
-                let here = ns == watched;
-                match &entry.op {
+                let here = ns == *watched;
+                match entry.op() {
                     Op::Catalog(CatalogOp::Drop) => (here, here),
                     Op::Catalog(CatalogOp::Rename { to, .. }) => {
                         let both = here || to == watched;
@@ -127,16 +127,15 @@ impl Interest {
                 if ns.is_system() {
                     return (false, false);
                 }
-                match &entry.op {
-                    Op::Catalog(CatalogOp::DropDatabase) => (&ns.db == db, &ns.db == db),
-                    Op::Catalog(CatalogOp::Rename { to, .. }) => {
-                        (&ns.db == db || &to.db == db, false)
-                    }
-                    _ => (&ns.db == db, false),
+                let here = ns.db == db.as_str();
+                match entry.op() {
+                    Op::Catalog(CatalogOp::DropDatabase) => (here, here),
+                    Op::Catalog(CatalogOp::Rename { to, .. }) => (here || &to.db == db, false),
+                    _ => (here, false),
                 }
             }
             Scope::Cluster => (
-                !matches!(ns.db.as_str(), "admin" | "config" | "local") && !ns.is_system(),
+                !matches!(ns.db, "admin" | "config" | "local") && !ns.is_system(),
                 false,
             ),
         }
@@ -150,16 +149,17 @@ impl Interest {
 
     /// [`Interest::may_deliver`] without the scope: the conditions alone.
     pub fn may_match(&self, entry: &OplogEntry) -> bool {
-        if matches!(entry.op, Op::Catalog(_)) {
+        let op = entry.op();
+        if matches!(op, Op::Catalog(_)) {
             // Rare, and they may invalidate the stream: always looked at.
             return true;
         }
         // A required image that is missing fails the stream before any `$match`.
         let missing_pre = self.before_change == BeforeChange::Required
-            && entry.op.changes_existing_document()
-            && entry.op.pre_image().is_none();
+            && op.changes_existing_document()
+            && op.pre_image().is_none();
         let missing_post = self.full_document == FullDocument::Required
-            && matches!(&entry.op, Op::Update { post: None, .. });
+            && matches!(op, Op::Update { post: None, .. });
         if missing_pre || missing_post {
             return true;
         }
@@ -201,26 +201,23 @@ impl Interest {
 pub fn probe(entry: &OplogEntry, field: &Field, post: PostImage) -> Option<Vec<Vec<u8>>> {
     let string = |s: &str| vec![eddy_query::key::encode(&Bson::String(s.to_owned()))];
     match field {
-        Field::OperationType => Some(string(match &entry.op {
+        Field::OperationType => Some(string(match entry.op() {
             Op::Insert { .. } => "insert",
             Op::Update { .. } => "update",
             Op::Replace { .. } => "replace",
             Op::Delete { .. } => "delete",
             Op::Catalog(_) => return None,
         })),
-        Field::NsDb => Some(string(&entry.ns.db)),
-        Field::NsColl => Some(string(&entry.ns.coll)),
-        Field::DocumentId => {
-            let key = entry.op.document_key()?;
-            top_level(key, "_id")
-        }
+        Field::NsDb => Some(string(entry.ns().db)),
+        Field::NsColl => Some(string(entry.ns().coll)),
+        Field::DocumentId => top_level(entry.op().document_key()?, "_id"),
         Field::FullDocument(f) => {
-            let doc = match &entry.op {
-                Op::Insert { doc, .. } | Op::Replace { doc, .. } => Some(doc.as_ref()),
+            let doc = match entry.op() {
+                Op::Insert { doc, .. } | Op::Replace { doc, .. } => Some(doc),
                 Op::Delete { .. } => None,
                 Op::Update { post: image, .. } => match post {
                     PostImage::Absent => None,
-                    PostImage::Recorded => image.as_deref(),
+                    PostImage::Recorded => image,
                     PostImage::LookedUp => return None,
                 },
                 Op::Catalog(_) => return None,

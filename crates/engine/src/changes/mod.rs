@@ -396,6 +396,12 @@ impl ChangeStream {
         })
     }
 
+    /// Whether the next read is from storage (the stream is behind the hub's tail): a
+    /// read that may take a while, which callers keep off latency-sensitive threads.
+    pub fn reads_storage(&self) -> bool {
+        !self.engine.hub().holds(self.position)
+    }
+
     /// Moves past entries a dispatcher ruled out for this stream (see [`Wait`]).
     pub fn skip_through(&mut self, through: u64) {
         self.position = self.position.max(through);
@@ -550,7 +556,7 @@ impl ChangeStream {
     /// shape): the shared one, or for `updateLookup` on an update, the shared one with
     /// the document as it is now appended.
     fn event_of(&self, entry: &Logged) -> Result<Option<StreamEvent>, MongoError> {
-        let op = &entry.op;
+        let op = entry.op();
         if self.interest.before_change == BeforeChange::Required
             && op.changes_existing_document()
             && op.pre_image().is_none()
@@ -597,7 +603,7 @@ impl ChangeStream {
 
     /// The document as it is now (`updateLookup`), if its collection is the same one.
     fn lookup_current(&self, entry: &OplogEntry) -> Result<Option<RawDocumentBuf>, MongoError> {
-        let Some(key) = entry.op.document_key() else {
+        let Some(key) = entry.op().document_key() else {
             return Ok(None);
         };
         let Some(id) = key.get("_id").ok().flatten() else {
@@ -606,10 +612,10 @@ impl ChangeStream {
         let id = Bson::try_from(id)
             .map_err(|e| MongoError::internal(format!("corrupt document key: {e}")))?;
         let reader = self.engine.reader()?;
-        let Some(meta) = reader.collection(&entry.ns)? else {
+        let Some(meta) = reader.collection(&entry.ns().to_namespace())? else {
             return Ok(None);
         };
-        if entry.uuid.as_ref() != Some(&meta.uuid) {
+        if !entry.is_of(&meta.uuid) {
             return Ok(None);
         }
         match reader.get_by_id(&meta, &id)? {

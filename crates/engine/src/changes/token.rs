@@ -23,6 +23,8 @@ use crate::clock::{pack, unpack};
 
 const MARKER: u8 = 0x82;
 const LEN: usize = 1 + 8 + 1 + 1 + 4;
+/// The length of a token's `_data` string.
+pub const HEX_LEN: usize = 2 * LEN;
 
 /// A decoded resume token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -74,22 +76,27 @@ impl ResumeToken {
     }
 
     pub fn to_hex(&self) -> String {
-        let mut bytes = Vec::with_capacity(LEN);
-        bytes.push(MARKER);
-        bytes.extend_from_slice(&self.ts.to_be_bytes());
-        bytes.push(match self.kind {
+        let mut buf = [0u8; HEX_LEN];
+        self.write_hex(&mut buf).to_owned()
+    }
+
+    /// The token's hex string, written into `buf`.
+    pub fn write_hex<'b>(&self, buf: &'b mut [u8; HEX_LEN]) -> &'b str {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut bytes = [0u8; LEN];
+        bytes[0] = MARKER;
+        bytes[1..9].copy_from_slice(&self.ts.to_be_bytes());
+        bytes[9] = match self.kind {
             TokenKind::HighWaterMark => 0x00,
             TokenKind::Event => 0x80,
-        });
-        bytes.push(u8::from(self.from_invalidate));
-        bytes.extend_from_slice(&self.fragment.to_be_bytes());
-        const HEX: &[u8; 16] = b"0123456789ABCDEF";
-        let mut hex = String::with_capacity(LEN * 2);
-        for b in bytes {
-            hex.push(char::from(HEX[usize::from(b >> 4)]));
-            hex.push(char::from(HEX[usize::from(b & 0x0F)]));
+        };
+        bytes[10] = u8::from(self.from_invalidate);
+        bytes[11..15].copy_from_slice(&self.fragment.to_be_bytes());
+        for (i, b) in bytes.iter().enumerate() {
+            buf[2 * i] = HEX[usize::from(b >> 4)];
+            buf[2 * i + 1] = HEX[usize::from(b & 0x0F)];
         }
-        hex
+        std::str::from_utf8(buf).expect("hex digits are ASCII")
     }
 
     /// The token as events and replies carry it: `{_data: "<hex>"}`.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bson::Document;
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_engine::changes::{ChangeStream, EventPipeline, Scope, StreamSpec};
+use eddy_engine::changes::{ChangeStream, EventPipeline, Scope, StreamBatch, StreamSpec};
 use eddy_engine::Namespace;
 use futures_util::future::BoxFuture;
 
@@ -29,7 +29,7 @@ impl CursorSource for ChangeStreamSource {
             let max_events = req.batch_size.map(|n| n as usize).unwrap_or(usize::MAX);
             let deadline = req.max_await.map(|d| tokio::time::Instant::now() + d);
             loop {
-                let batch = self.stream.next_batch(max_events, req.max_bytes)?;
+                let batch = self.read(max_events, req.max_bytes)?;
                 let waiting_pays = batch.events.is_empty() && !batch.invalidated && max_events > 0;
                 let deadline = match deadline {
                     Some(deadline) if waiting_pays && tokio::time::Instant::now() < deadline => {
@@ -46,7 +46,7 @@ impl CursorSource for ChangeStreamSource {
                     Err(_) => {
                         // Timed out: skip what was ruled out, one last read, then answer.
                         self.stream.skip_through(wait.end());
-                        let batch = self.stream.next_batch(max_events, req.max_bytes)?;
+                        let batch = self.read(max_events, req.max_bytes)?;
                         return Ok(to_batch(batch));
                     }
                 }
@@ -55,7 +55,19 @@ impl CursorSource for ChangeStreamSource {
     }
 }
 
-fn to_batch(batch: eddy_engine::changes::StreamBatch) -> Batch {
+impl ChangeStreamSource {
+    /// One read of the stream. A stream catching up from storage may build a 16 MB
+    /// batch: it does so off the async worker, whose other connections keep going.
+    fn read(&mut self, max_events: usize, max_bytes: usize) -> Result<StreamBatch, MongoError> {
+        if self.stream.reads_storage() {
+            tokio::task::block_in_place(|| self.stream.next_batch(max_events, max_bytes))
+        } else {
+            self.stream.next_batch(max_events, max_bytes)
+        }
+    }
+}
+
+fn to_batch(batch: StreamBatch) -> Batch {
     Batch {
         docs: batch
             .events

@@ -7,8 +7,9 @@ use eddy_codes::MongoError;
 
 use super::data::collection_arg;
 use crate::args::{missing, opt_integer, wrong_type};
+use crate::command::Reply;
 use crate::command::{Command, CommandResult, Ctx};
-use crate::cursor::{cursor_reply, BatchRequest, MAX_BATCH_BYTES};
+use crate::cursor::{BatchRequest, CursorBatch, MAX_BATCH_BYTES};
 
 /// mongod's wait of an awaitData `getMore` without `maxTimeMS`.
 const DEFAULT_AWAIT: Duration = Duration::from_secs(1);
@@ -117,7 +118,10 @@ impl Command for GetMore {
             registry.check_in(cursor);
             self.id
         };
-        Ok(cursor_reply("nextBatch", batch, id, &ns).into())
+        Ok(Reply {
+            body: bson::RawDocumentBuf::new(),
+            cursor: Some(CursorBatch::new("nextBatch", batch, id, &ns)),
+        })
     }
 }
 
