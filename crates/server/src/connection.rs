@@ -187,8 +187,15 @@ async fn on_msg(
         && matches!(name, "hello" | "isMaster" | "ismaster")
         && crate::commands::hello::is_awaitable(&cmd);
     let mut response_to = header.request_id;
+    // Only an exhaust stream runs its command more than once: keep a copy for it alone
+    // (an insert's documents are not copied for nothing).
+    let again = (exhaust && is_get_more) || streams_hello;
+    let mut cmd = Some(cmd);
     loop {
-        let Outcome { reply, close } = dispatch::execute(state, conn, cmd.clone(), None).await;
+        let Some(this) = (if again { cmd.clone() } else { cmd.take() }) else {
+            return Ok(());
+        };
+        let Outcome { reply, close } = dispatch::execute(state, conn, this, None).await;
         if close {
             return Err(Closed::Requested);
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bson::raw::cstr;
-use bson::{doc, spec::BinarySubtype, Binary, Bson, Document, RawDocumentBuf, Timestamp};
+use bson::{doc, spec::BinarySubtype, Bson, Document, RawDocumentBuf, Timestamp};
 use eddy_codes::{labels, ErrorCode, MongoError};
 
 use crate::command::{ConnInfo, Ctx, Reply};
@@ -26,14 +26,20 @@ pub struct Outcome {
 }
 
 /// `$clusterTime` as mongod sends it, with a zero signature (no keys: no auth).
-fn cluster_time_doc(ts: Timestamp) -> Document {
-    doc! {
-        "clusterTime": ts,
-        "signature": {
-            "hash": Binary { subtype: BinarySubtype::Generic, bytes: vec![0; 20] },
-            "keyId": 0_i64,
+fn cluster_time_doc(ts: Timestamp) -> RawDocumentBuf {
+    let mut signature = RawDocumentBuf::new();
+    signature.append(
+        cstr!("hash"),
+        bson::RawBinaryRef {
+            subtype: BinarySubtype::Generic,
+            bytes: &[0; 20],
         },
-    }
+    );
+    signature.append(cstr!("keyId"), 0_i64);
+    let mut d = RawDocumentBuf::new();
+    d.append(cstr!("clusterTime"), ts);
+    d.append(cstr!("signature"), signature);
+    d
 }
 
 /// The operation time to report: the newest durable write, or the cluster time before
@@ -62,9 +68,7 @@ fn finish(
     }
     let op_time = operation_time(state);
     let cluster = state.engine.cluster_time().max(op_time);
-    if let Ok(ct) = RawDocumentBuf::try_from(&cluster_time_doc(cluster)) {
-        body.append(cstr!("$clusterTime"), ct);
-    }
+    body.append(cstr!("$clusterTime"), cluster_time_doc(cluster));
     body.append(cstr!("operationTime"), op_time);
     body
 }
