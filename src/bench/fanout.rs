@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::harness::{broadcast, Pacing};
-use super::report::{fmt_int, fmt_num, ratio, round3, Percentiles, Scenario, Table};
+use super::report::{cpu_pct, fmt_int, fmt_num, ratio, round3, Percentiles, Scenario, Table};
 use super::system::{System, MAX_AWAIT_MS};
 use super::Bench;
 
@@ -28,6 +28,8 @@ struct Row {
     deliveries_per_s: f64,
     latency_p50_ms: f64,
     latency_p99_ms: f64,
+    /// CPU the bench's own clients used, % of one core over the configuration.
+    client_cpu_pct: f64,
 }
 
 pub async fn run(b: &mut Bench) -> Result<()> {
@@ -80,6 +82,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                     deliveries_per_s: round3(r.deliveries as f64 / r.until_last_secs.max(1e-9)),
                     latency_p50_ms: p.p50_ms,
                     latency_p99_ms: p.p99_ms,
+                    client_cpu_pct: cpu_pct(r.client_cpu_secs, r.until_last_secs),
                 });
             }
         }
@@ -92,6 +95,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
         "seconds",
         "p50 ms",
         "p99 ms",
+        "client CPU",
     ]);
     for r in &rows {
         table.push(vec![
@@ -106,6 +110,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
             fmt_num(r.seconds),
             fmt_num(r.latency_p50_ms),
             fmt_num(r.latency_p99_ms),
+            format!("{:.0}%", r.client_cpu_pct),
         ]);
     }
     let get = |system: System| {

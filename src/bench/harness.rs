@@ -10,6 +10,7 @@
 //! - [`writers`]: K publishers writing as fast as their acks come back, for a duration
 //!   or a count: writes per second and ack latency.
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,14 +20,20 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::process::own_cpu_secs;
 use super::report::micros;
 use super::system::{Endpoint, Interest, Publisher, Subscriber};
 
 /// Subscribers connecting at the same moment.
 const CONNECT_CONCURRENCY: usize = 32;
 
-/// A progress bar on stderr (drawn only when stderr is a terminal).
+/// A progress bar on stderr. When stderr is not a terminal (a log, CI) the bar is not
+/// drawn and its message is printed as a line instead, so a long run still shows where
+/// it is.
 pub fn bar(len: u64, msg: String) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        eprintln!("eddy bench: {msg}");
+    }
     let pb = ProgressBar::new(len);
     pb.set_style(
         ProgressStyle::with_template("{spinner} {msg:<46} [{bar:30}] {pos}/{len} {elapsed}")
@@ -300,6 +307,8 @@ pub struct PhaseResult {
     pub until_last_secs: f64,
     /// Every subscriber got every event before the timeout.
     pub complete: bool,
+    /// CPU seconds the bench process (its clients) used during the phase.
+    pub client_cpu_secs: f64,
 }
 
 /// Opens `n` subscribers that each receive every event, then for each phase publishes
@@ -336,6 +345,7 @@ pub async fn broadcast(
         );
         let start = Instant::now();
         let start_ns = tracking.now_ns();
+        let cpu_before = own_cpu_secs();
         for k in 0..events {
             if let Pacing::Rate(rate) = pacing {
                 let at = start + Duration::from_secs_f64(k as f64 / rate);
@@ -375,11 +385,11 @@ pub async fn broadcast(
             tokio::time::sleep(Duration::from_millis(2)).await;
         };
         pb.finish_and_clear();
-        timing.push((start_ns, writer_secs, complete));
+        timing.push((start_ns, writer_secs, complete, own_cpu_secs() - cpu_before));
     }
     let seen = subs.close().await?;
     let mut out = Vec::with_capacity(phases.len());
-    for (p, (start_ns, writer_secs, complete)) in timing.into_iter().enumerate() {
+    for (p, (start_ns, writer_secs, complete, client_cpu_secs)) in timing.into_iter().enumerate() {
         let mut latencies_us = Vec::with_capacity(n * events);
         let mut deliveries = 0;
         let mut last_ns = start_ns;
@@ -398,6 +408,7 @@ pub async fn broadcast(
             writer_secs,
             until_last_secs: Duration::from_nanos(last_ns.saturating_sub(start_ns)).as_secs_f64(),
             complete,
+            client_cpu_secs,
         });
     }
     Ok(out)
@@ -418,6 +429,8 @@ pub struct WriteResult {
     pub secs: f64,
     /// Ack latency of each write, microseconds, ascending.
     pub latencies_us: Vec<u32>,
+    /// CPU seconds the bench process (its clients) used meanwhile.
+    pub client_cpu_secs: f64,
 }
 
 impl WriteResult {
@@ -448,6 +461,7 @@ pub async fn writers(
     let issued = Arc::new(AtomicUsize::new(0));
     let completed = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
+    let cpu_before = own_cpu_secs();
     let (len, msg) = match until {
         Until::Elapsed(d) => (
             d.as_millis() as u64,
@@ -519,5 +533,6 @@ pub async fn writers(
         writes: latencies_us.len(),
         secs: (last - start).as_secs_f64(),
         latencies_us,
+        client_cpu_secs: own_cpu_secs() - cpu_before,
     })
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::harness::{broadcast, Pacing};
 use super::plot::Series;
-use super::report::{fmt_int, fmt_num, ratio, Percentiles, Scenario, Table};
+use super::report::{cpu_pct, fmt_int, fmt_num, ratio, Percentiles, Scenario, Table};
 use super::system::{System, MAX_AWAIT_MS};
 use super::Bench;
 
@@ -28,6 +28,8 @@ struct Row {
     complete: bool,
     #[serde(flatten)]
     latency: Percentiles,
+    /// CPU the bench's own clients used, % of one core over the configuration.
+    client_cpu_pct: f64,
 }
 
 pub async fn run(b: &mut Bench) -> Result<()> {
@@ -76,6 +78,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                     expected_deliveries: r.expected,
                     complete: r.complete,
                     latency: Percentiles::of(&r.latencies_us),
+                    client_cpu_pct: cpu_pct(r.client_cpu_secs, r.until_last_secs),
                 });
             }
         }
@@ -89,6 +92,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
         "p99 ms",
         "p999 ms",
         "max ms",
+        "client CPU",
     ]);
     for r in &rows {
         table.push(vec![
@@ -104,6 +108,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
             fmt_num(r.latency.p99_ms),
             fmt_num(r.latency.p999_ms),
             fmt_num(r.latency.max_ms),
+            format!("{:.0}%", r.client_cpu_pct),
         ]);
     }
     let get = |system: System, n: usize, rate: f64| {

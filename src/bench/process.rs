@@ -100,3 +100,23 @@ pub fn user_ids(name: &str) -> Option<(u32, u32)> {
         Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
     })
 }
+
+/// CPU seconds (user + system) this process has used so far, from `/proc/self/stat`
+/// (Linux, 100 clock ticks a second): how much of the machine the bench's own clients
+/// took while a configuration ran.
+pub fn own_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}

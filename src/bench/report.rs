@@ -141,6 +141,11 @@ impl Table {
     }
 
     pub fn push(&mut self, row: Vec<String>) {
+        debug_assert_eq!(
+            row.len(),
+            self.headers.len(),
+            "a row as wide as the headers"
+        );
         self.rows.push(row);
     }
 }
@@ -261,5 +266,14 @@ pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
         _ => None,
+    }
+}
+
+/// CPU seconds over wall seconds, as a percentage of one core (rounded).
+pub fn cpu_pct(cpu_secs: f64, wall_secs: f64) -> f64 {
+    if wall_secs > 0.0 {
+        round3(100.0 * cpu_secs / wall_secs)
+    } else {
+        0.0
     }
 }

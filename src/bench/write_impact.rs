@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::harness::{writers, SubscriberSet, Until};
-use super::report::{fmt_int, fmt_num, ratio, round3, Percentiles, Scenario, Table};
+use super::report::{cpu_pct, fmt_int, fmt_num, ratio, round3, Percentiles, Scenario, Table};
 use super::system::{Interest, System, MAX_AWAIT_MS};
 use super::Bench;
 
@@ -33,6 +33,8 @@ struct Row {
     ratio_to_0: Option<f64>,
     ack_p50_ms: f64,
     ack_p99_ms: f64,
+    /// CPU the bench's own clients used, % of one core while writing.
+    client_cpu_pct: f64,
 }
 
 pub async fn run(b: &mut Bench) -> Result<()> {
@@ -80,6 +82,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                 ratio_to_0: ratio(Some(rate), base).map(round3),
                 ack_p50_ms: p.p50_ms,
                 ack_p99_ms: p.p99_ms,
+                client_cpu_pct: cpu_pct(result.client_cpu_secs, result.secs),
             });
         }
     }
@@ -90,6 +93,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
         "vs 0 streams",
         "ack p50 ms",
         "ack p99 ms",
+        "client CPU",
     ]);
     for r in &rows {
         table.push(vec![
@@ -99,6 +103,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
             r.ratio_to_0.map_or("-".into(), |x| format!("{x:.2}x")),
             fmt_num(r.ack_p50_ms),
             fmt_num(r.ack_p99_ms),
+            format!("{:.0}%", r.client_cpu_pct),
         ]);
     }
     let eddy_ratio = |n: usize| {
