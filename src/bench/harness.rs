@@ -146,6 +146,9 @@ impl SubscriberSet {
             stop,
             shared,
         };
+        if n == 0 {
+            return Ok(set);
+        }
         let pb = bar(
             n as u64,
             format!("{}: opening {n} subscribers", ep.system()),

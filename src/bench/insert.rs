@@ -59,8 +59,8 @@ pub async fn run(b: &mut Bench) -> Result<()> {
     ] {
         let p = Percentiles::of(&lat);
         b.series.push(Series::new(
-            format!("{system} insert ack, {k} clients"),
             system,
+            format!("insert ack, {k} clients"),
             &lat,
         ));
         rows.push(Row {

@@ -65,8 +65,8 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                     ));
                 }
                 b.series.push(Series::new(
-                    format!("{system} {n} streams, {rate}/s"),
                     system,
+                    format!("{n} stream{}, {rate}/s", if n == 1 { "" } else { "s" }),
                     &r.latencies_us,
                 ));
                 rows.push(Row {

@@ -340,7 +340,9 @@ impl Bench {
             println!("\n## {name}: {heading}");
             let config: Vec<String> = sc.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
             println!("config: {}", config.join(" "));
-            print!("{table}");
+            if !table.is_empty() {
+                print!("{table}");
+            }
             for t in &sc.targets {
                 println!("{t}");
             }
@@ -390,6 +392,7 @@ impl Bench {
 
 /// Runs the chosen workloads and prints their figures; the process exit code.
 pub async fn run(args: BenchArgs, mut shutdown: Shutdown) -> Result<i32> {
+    check_args(&args)?;
     let (open_files, hard) = process::raise_open_files_limit();
     let uri = match &args.uri {
         Some(u) => Some(eddy::parse_uri(u).await?),
@@ -464,6 +467,29 @@ pub async fn run(args: BenchArgs, mut shutdown: Shutdown) -> Result<i32> {
         print_summary(&bench.targets);
     }
     Ok(0)
+}
+
+/// Sizes that would make a scenario meaningless (or wait for events that never come).
+fn check_args(a: &BenchArgs) -> Result<()> {
+    for (flag, n) in [
+        ("--events", a.events),
+        ("--writers", a.writers),
+        ("--catchup-events", a.catchup_events),
+        ("--catchup-batch", a.catchup_batch),
+        ("--memory-streams", a.memory_streams),
+        ("--inserts", a.inserts),
+    ] {
+        if n == 0 {
+            bail!("{flag} must be at least 1");
+        }
+    }
+    if !(a.duration > 0.0 && a.duration.is_finite()) {
+        bail!("--duration must be a positive number of seconds");
+    }
+    if a.rates.is_empty() || a.rates.iter().any(|r| !(*r > 0.0 && r.is_finite())) {
+        bail!("--rates must be positive events per second");
+    }
+    Ok(())
 }
 
 async fn run_workloads(b: &mut Bench) -> Result<()> {

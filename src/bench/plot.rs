@@ -8,7 +8,9 @@ use super::system::System;
 
 /// One latency distribution to draw.
 pub struct Series {
-    pub label: String,
+    /// The configuration, without the system: curves of the same configuration share a
+    /// color (and differ by dash), so the systems compare at a glance.
+    pub config: String,
     pub system: System,
     /// Quantiles in milliseconds, ascending (see [`Series::new`]).
     pub points: Vec<f64>,
@@ -17,7 +19,7 @@ pub struct Series {
 impl Series {
     /// Keeps at most 400 quantiles of `sorted_us` (microseconds, ascending): plenty for a
     /// curve, small for a file.
-    pub fn new(label: String, system: System, sorted_us: &[u32]) -> Series {
+    pub fn new(system: System, config: String, sorted_us: &[u32]) -> Series {
         let n = sorted_us.len();
         let keep = n.min(400);
         let points = (0..keep)
@@ -33,7 +35,7 @@ impl Series {
             })
             .collect();
         Series {
-            label,
+            config,
             system,
             points,
         }
@@ -167,8 +169,16 @@ pub fn svg(title: &str, series: &[Series]) -> String {
         );
     }
     // The curves, then the legend.
+    let mut configs: Vec<&str> = Vec::new();
     for (i, s) in series.iter().enumerate() {
-        let color = PALETTE.get(i % PALETTE.len()).copied().unwrap_or("black");
+        let c = configs
+            .iter()
+            .position(|c| *c == s.config)
+            .unwrap_or_else(|| {
+                configs.push(&s.config);
+                configs.len() - 1
+            });
+        let color = PALETTE.get(c % PALETTE.len()).copied().unwrap_or("black");
         let dash = dash(s.system);
         let n = s.points.len();
         let mut pts = String::new();
@@ -192,7 +202,7 @@ pub fn svg(title: &str, series: &[Series]) -> String {
             r#"<text x="{}" y="{:.1}">{}</text>"#,
             legend_x + 34.0,
             y + 4.0,
-            escape(&s.label)
+            escape(&format!("{} {}", s.system, s.config))
         );
     }
     out.push_str("</svg>\n");

@@ -140,6 +140,10 @@ impl Table {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     pub fn push(&mut self, row: Vec<String>) {
         debug_assert_eq!(
             row.len(),
