@@ -7,6 +7,7 @@
 
 mod bench;
 mod cli;
+mod limits;
 
 use std::process::ExitCode;
 
@@ -56,10 +57,19 @@ Examples:
 
 const BENCH_EXAMPLES: &str = "\
 Examples:
-  eddy bench                      # everything: inserts with 1 and 16 clients, fan-out to 1/100/1000 streams, finds over 1M documents
-  eddy bench insert --inserts 50000
-  eddy bench fanout --streams 1,100,1000,10000 --events 100
+  eddy bench                                   # all six fan-out scenarios, with Redis and PostgreSQL beside Eddy
+  eddy bench all --json --plot latency.svg > bench.json
+  eddy bench latency --streams 1,1000 --rates 20 --events 100
+  eddy bench write-impact --streams 1000 --duration 5
+  eddy bench fanout --uri mongodb://127.0.0.1:27017   # an Eddy that is already running
+  eddy bench catchup --catchup-events 100000
+  eddy bench insert --inserts 20000 --no-baselines
   eddy bench find --docs 100000 --queries 50   # indexed finds vs collection scans, matcher rate
+  eddy bench slow-consumer --idle-streams 1000
+
+Baselines (Redis pub/sub, PostgreSQL 15 LISTEN/NOTIFY) run when installed: bash scripts/setup-bench.sh
+A smoke run of every scenario in seconds:
+  eddy bench all --streams 4 --events 20 --duration 1 --catchup-events 2000 --memory-streams 20 --inserts 500
 ";
 
 #[derive(Parser, Debug)]
@@ -92,7 +102,7 @@ enum Command {
     /// Perform the tutorial's writes, or a steady mixed load
     #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
-    /// Measure durable inserts, change-stream fan-out and indexed finds (starts its own servers)
+    /// Measure change-stream fan-out against Redis and PostgreSQL, inserts, finds (starts its own servers)
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(bench::BenchArgs),
 }
@@ -135,7 +145,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => cli::serve::run(args, argv, shutdown).await,
             Command::Watch(args) => cli::watch::run(args, shutdown).await,
             Command::Demo(args) => cli::demo::run(args, shutdown).await,
-            Command::Bench(args) => bench::run(args).await,
+            Command::Bench(args) => bench::run(args, shutdown).await,
         }
     });
     // Do not wait for driver background tasks (monitors) to notice the runtime is going away.

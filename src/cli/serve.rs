@@ -557,13 +557,7 @@ pub async fn run(args: ServeArgs, argv: Vec<String>, shutdown: Shutdown) -> Resu
 /// as mongod does, caps the connections at 80% of it, saying so in the log when that
 /// lowers the limit asked for.
 fn fit_to_open_files_limit(max_conns: u32) -> u32 {
-    let soft = match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(soft) => soft,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read or raise the open-files limit");
-            return max_conns;
-        }
-    };
+    let (soft, _) = crate::limits::raise_open_files_limit();
     let supported = u32::try_from(soft.saturating_mul(8) / 10).unwrap_or(u32::MAX);
     if supported >= max_conns {
         tracing::info!(open_files = soft, max_conns, "open-files limit");
