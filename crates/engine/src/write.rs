@@ -152,8 +152,8 @@ impl Engine {
                         if let Some(last) = entries.last() {
                             engine.clock.set_committed(last.ts);
                         }
-                        engine.hub().publish(entries);
                         let _ = reply_tx.send(result);
+                        engine.hub().publish(entries);
                     }
                     Err(e) => {
                         let _ = reply_tx.send(Err(storage_err(e)));

@@ -76,6 +76,9 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// The `client` document of the first hello, if any.
     pub client: Mutex<Option<Document>>,
+    /// The connection waits on a change stream (or an awaitData cursor): from its next
+    /// request on it is served by the deliveries runtime (see `crate::deliveries`).
+    pub awaits_data: std::sync::atomic::AtomicBool,
 }
 
 impl ConnInfo {
@@ -156,6 +159,11 @@ impl Ctx {
         batch_size: Option<u32>,
         at_cluster_time: Option<bson::Timestamp>,
     ) -> CommandResult {
+        if options.await_data {
+            self.conn
+                .awaits_data
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let batch = source
             .next_batch(BatchRequest {
                 batch_size,

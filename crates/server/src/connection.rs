@@ -27,9 +27,11 @@ fn next_request_id() -> i32 {
     NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Why a connection ended.
+/// Why a connection ended (or left this runtime).
 #[derive(Debug)]
 enum Closed {
+    /// It waits on a change stream now: the deliveries runtime serves it from here on.
+    AwaitsData,
     /// The client hung up.
     Eof,
     /// A failpoint asked for it.
@@ -38,10 +40,57 @@ enum Closed {
     Protocol(WireError),
 }
 
-/// Serves one connection until it closes.
-pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, conn: Arc<ConnInfo>) {
+/// Counts an open connection for as long as it lives, on whichever runtime.
+pub struct Counted(Arc<ServerState>);
+
+impl Counted {
+    /// Counts one more open connection (`serverStatus.connections.current`).
+    pub fn new(state: Arc<ServerState>) -> Counted {
+        state.connections_current.fetch_add(1, Ordering::Relaxed);
+        Counted(state)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.connections_current.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves one connection until it closes, or until it waits on a change stream: it
+/// then moves to the deliveries runtime (`crate::deliveries`) with what it has read.
+pub async fn serve(
+    state: Arc<ServerState>,
+    mut stream: TcpStream,
+    conn: Arc<ConnInfo>,
+    counted: Counted,
+) {
     let _ = stream.set_nodelay(true);
-    match run(&state, &mut stream, &conn).await {
+    let mut buf = Vec::new();
+    match run(&state, &mut stream, &conn, &mut buf, false).await {
+        Closed::AwaitsData => match stream.into_std() {
+            Ok(std) => {
+                let deliveries = Arc::clone(&state);
+                deliveries.deliveries.spawn(async move {
+                    match TcpStream::from_std(std) {
+                        Ok(mut stream) => {
+                            let closed = run(&state, &mut stream, &conn, &mut buf, true).await;
+                            ended(&conn, closed);
+                        }
+                        Err(e) => ended(&conn, Closed::Io(e)),
+                    }
+                    drop(counted);
+                });
+            }
+            Err(e) => ended(&conn, Closed::Io(e)),
+        },
+        closed => ended(&conn, closed),
+    }
+}
+
+fn ended(conn: &ConnInfo, closed: Closed) {
+    match closed {
+        Closed::AwaitsData => {}
         Closed::Eof | Closed::Requested => {
             tracing::debug!(connection = conn.id, peer = %conn.peer, "connection closed")
         }
@@ -60,21 +109,30 @@ const READ_CHUNK: usize = 64 * 1024;
 /// What a connection reads into when it knows nothing of the next frame.
 const SMALL_READ: usize = 1024;
 
-async fn run(state: &Arc<ServerState>, stream: &mut TcpStream, conn: &Arc<ConnInfo>) -> Closed {
+/// Serves requests; `delivering`: this is the deliveries runtime already.
+async fn run(
+    state: &Arc<ServerState>,
+    stream: &mut TcpStream,
+    conn: &Arc<ConnInfo>,
+    buf: &mut Vec<u8>,
+    delivering: bool,
+) -> Closed {
     // Empty while the connection is idle (a client waiting for a change stream's
     // getMore holds no buffer here): memory follows the bytes in flight.
-    let mut buf: Vec<u8> = Vec::new();
     loop {
+        if !delivering && conn.awaits_data.load(Ordering::Relaxed) {
+            return Closed::AwaitsData;
+        }
         // Read until one whole frame is buffered.
         let header = loop {
-            let wanted = match eddy_wire::peek_header(&buf) {
+            let wanted = match eddy_wire::peek_header(buf) {
                 Ok(Some(h)) if buf.len() >= h.length as usize => break h,
                 Ok(Some(h)) => (h.length as usize - buf.len()).min(READ_CHUNK),
                 Ok(None) => SMALL_READ,
                 Err(e) => return Closed::Protocol(e),
             };
             buf.reserve(wanted);
-            match stream.read_buf(&mut buf).await {
+            match stream.read_buf(buf).await {
                 Ok(0) => return Closed::Eof,
                 Ok(_) => {}
                 Err(e) => return Closed::Io(e),
@@ -85,7 +143,7 @@ async fn run(state: &Arc<ServerState>, stream: &mut TcpStream, conn: &Arc<ConnIn
         buf.drain(..len);
         if buf.is_empty() {
             // Give a large request's buffer back instead of keeping it while idle.
-            buf = Vec::new();
+            *buf = Vec::new();
         }
         let request = match request {
             Ok(r) => r,

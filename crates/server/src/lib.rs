@@ -24,6 +24,7 @@ pub mod command;
 pub mod commands;
 pub mod connection;
 pub mod cursor;
+pub mod deliveries;
 pub mod dispatch;
 pub mod failpoint;
 pub mod state;
@@ -57,6 +58,8 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("cannot start the deliveries threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// A server bound to its addresses, ready to run.
@@ -89,8 +92,12 @@ impl Server {
             tracing::info!(%addr, "listening");
             listeners.push(listener);
         }
+        let deliveries = deliveries::Deliveries::start().map_err(|e| {
+            engine.close();
+            ServeError::Threads(e)
+        })?;
         Ok(Server {
-            state: Arc::new(ServerState::new(config, engine)),
+            state: Arc::new(ServerState::new(config, engine, deliveries)),
             listeners,
         })
     }
@@ -131,6 +138,7 @@ impl Server {
         let mut conns = std::mem::take(&mut *connections.lock().unwrap_or_else(|p| p.into_inner()));
         conns.abort_all();
         while conns.join_next().await.is_some() {}
+        state.deliveries.end_connections().await;
         let engine = Arc::clone(&state.engine);
         let _ = tokio::task::spawn_blocking(move || engine.close()).await;
         tracing::info!("shutdown complete");
@@ -165,27 +173,16 @@ async fn accept_loop(
             peer,
             local,
             client: Mutex::new(None),
+            awaits_data: std::sync::atomic::AtomicBool::new(false),
         });
-        state.connections_current.fetch_add(1, Ordering::Relaxed);
+        let counted = connection::Counted::new(Arc::clone(&state));
         state.connections_total.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(connection = id, %peer, "connection accepted");
         let st = Arc::clone(&state);
         let mut set = connections.lock().unwrap_or_else(|p| p.into_inner());
         // Finished connections are collected here so the set stays small.
         while set.try_join_next().is_some() {}
-        set.spawn(async move {
-            let _guard = ConnectionGuard(Arc::clone(&st));
-            connection::serve(st, stream, conn).await;
-        });
-    }
-}
-
-/// Decrements the open-connection count however the connection task ends.
-struct ConnectionGuard(Arc<ServerState>);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.connections_current.fetch_sub(1, Ordering::Relaxed);
+        set.spawn(connection::serve(st, stream, conn, counted));
     }
 }
 

@@ -254,10 +254,16 @@ pub struct ServerState {
     /// This process's id in `hello`'s `topologyVersion` (new at every start).
     pub process_id: ObjectId,
     pub(crate) next_connection_id: AtomicI64,
+    /// Where connections that wait on change streams are served.
+    pub(crate) deliveries: crate::deliveries::Deliveries,
 }
 
 impl ServerState {
-    pub fn new(config: ServerConfig, engine: Arc<Engine>) -> ServerState {
+    pub fn new(
+        config: ServerConfig,
+        engine: Arc<Engine>,
+        deliveries: crate::deliveries::Deliveries,
+    ) -> ServerState {
         let cursor_timeout = config.cursor_timeout;
         ServerState {
             config,
@@ -275,6 +281,7 @@ impl ServerState {
             shutdown: Notify::new(),
             process_id: ObjectId::new(),
             next_connection_id: AtomicI64::new(1),
+            deliveries,
         }
     }
 }

@@ -79,6 +79,11 @@ impl Command for GetMore {
                 return Err(err);
             }
         }
+        if cursor.options.await_data {
+            ctx.conn()
+                .awaits_data
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let req = BatchRequest {
             batch_size: self.batch_size,
             max_bytes: MAX_BATCH_BYTES,

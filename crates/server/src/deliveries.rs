@@ -1,0 +1,106 @@
+//! The deliveries runtime: connections that wait on change streams (and awaitData
+//! cursors) are served by worker threads of their own, at a lower CPU priority.
+//!
+//! Why: one write can wake thousands of waiting streams, and each then answers its
+//! `getMore` and reads the next one. On one runtime those deliveries queue ahead of
+//! everything else, so a writer's next insert waits behind the previous insert's
+//! fan-out: every event is delivered alone and the writer crawls. With deliveries on
+//! threads the kernel schedules after the ordinary connections (nice +5), writes and
+//! queries keep their pace under fan-out, and a stream that falls behind simply
+//! returns several events in its next batch; batching is what lets fan-out keep up
+//! (`eddy bench fanout`). When the server has nothing else to do, deliveries use every
+//! core.
+//!
+//! A connection moves here, between two requests, once it opened or read a cursor that
+//! awaits data; it stays here afterwards.
+
+use std::future::Future;
+use std::sync::Mutex;
+
+use tokio::runtime::{Handle, Runtime};
+use tokio::task::JoinSet;
+
+/// How many tasks a deliveries thread runs between looks at its sockets. An event wakes
+/// its streams all at once: their replies are the latency that counts, and the
+/// `getMore`s that come back meanwhile only prepare the next event, so the replies go
+/// first (tokio's default looks every 61 tasks).
+const EVENT_INTERVAL: u32 = 1024;
+
+/// How much lower than the ordinary connections' the deliveries threads' priority is.
+const NICE: i32 = 5;
+
+/// The deliveries runtime and the connections it serves.
+pub struct Deliveries {
+    /// `None` once shut down (a runtime may not be dropped where blocking is forbidden,
+    /// so it is always shut down in the background).
+    runtime: Option<Runtime>,
+    connections: Mutex<JoinSet<()>>,
+}
+
+impl std::fmt::Debug for Deliveries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliveries").finish_non_exhaustive()
+    }
+}
+
+impl Deliveries {
+    /// Starts one worker thread per core.
+    pub fn start() -> std::io::Result<Deliveries> {
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("eddy-deliveries")
+            .event_interval(EVENT_INTERVAL)
+            .on_thread_start(lower_priority)
+            .enable_all()
+            .build()?;
+        Ok(Deliveries {
+            runtime: Some(runtime),
+            connections: Mutex::new(JoinSet::new()),
+        })
+    }
+
+    fn handle(&self) -> Option<&Handle> {
+        self.runtime.as_ref().map(Runtime::handle)
+    }
+
+    /// Runs a connection's remaining life here.
+    pub fn spawn(&self, connection: impl Future<Output = ()> + Send + 'static) {
+        let Some(handle) = self.handle() else {
+            return;
+        };
+        let mut set = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        // Finished connections are collected here so the set stays small.
+        while set.try_join_next().is_some() {}
+        set.spawn_on(connection, handle);
+    }
+
+    /// Ends every connection served here (server shutdown).
+    pub async fn end_connections(&self) {
+        let mut set =
+            std::mem::take(&mut *self.connections.lock().unwrap_or_else(|p| p.into_inner()));
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+    }
+}
+
+impl Drop for Deliveries {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (best effort: raising the nice value
+/// needs no privilege on Linux, and elsewhere it is only a preference).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        let now = rustix::process::getpriority_process(Some(tid)).unwrap_or(0);
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), now + NICE) {
+            tracing::debug!(error = %e, "cannot lower the deliveries thread's priority");
+        }
+    }
+}
