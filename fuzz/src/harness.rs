@@ -7,7 +7,7 @@
 //! laid end to end (each with its own little-endian length prefix), so the fuzzer's
 //! mutations of the length fields and bodies reach the parsers with valid-looking BSON.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use bson::{Bson, Document};
 use eddy_query::filter::Filter;
@@ -181,12 +181,7 @@ fn server() -> &'static (
             cursor_timeout: std::time::Duration::from_secs(600),
         };
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 27017));
-        let conn = eddy_server::command::ConnInfo {
-            id: 1,
-            peer: addr,
-            local: addr,
-            client: Mutex::new(None),
-        };
+        let conn = eddy_server::command::ConnInfo::new(1, addr, addr);
         (
             Arc::new(eddy_server::ServerState::new(config, engine)),
             Arc::new(conn),

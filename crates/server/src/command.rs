@@ -82,6 +82,16 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
+    pub fn new(id: i64, peer: SocketAddr, local: SocketAddr) -> ConnInfo {
+        ConnInfo {
+            id,
+            peer,
+            local,
+            client: Mutex::new(None),
+            awaits_data: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     /// `client.application.name` from the handshake (failpoints can be limited to it).
     pub fn app_name(&self) -> Option<String> {
         let client = self.client.lock().unwrap_or_else(|p| p.into_inner());

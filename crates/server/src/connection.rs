@@ -67,11 +67,11 @@ pub async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::new();
-    match run(&state, &mut stream, &conn, &mut buf, false).await {
+    let closed = match run(&state, &mut stream, &conn, &mut buf, false).await {
         Closed::AwaitsData => match stream.into_std() {
             Ok(std) => {
                 let deliveries = Arc::clone(&state);
-                deliveries.deliveries.spawn(async move {
+                let moved = deliveries.deliveries.spawn(async move {
                     match TcpStream::from_std(std) {
                         Ok(mut stream) => {
                             let closed = run(&state, &mut stream, &conn, &mut buf, true).await;
@@ -81,11 +81,17 @@ pub async fn serve(
                     }
                     drop(counted);
                 });
+                // Without a deliveries runtime the connection goes on here.
+                if let Err(here) = moved {
+                    here.await;
+                }
+                return;
             }
-            Err(e) => ended(&conn, Closed::Io(e)),
+            Err(e) => Closed::Io(e),
         },
-        closed => ended(&conn, closed),
-    }
+        closed => closed,
+    };
+    ended(&conn, closed);
 }
 
 fn ended(conn: &ConnInfo, closed: Closed) {

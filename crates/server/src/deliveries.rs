@@ -15,7 +15,7 @@
 //! awaits data; it stays here afterwards.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinSet;
@@ -29,11 +29,14 @@ const EVENT_INTERVAL: u32 = 1024;
 /// How much lower than the ordinary connections' the deliveries threads' priority is.
 const NICE: i32 = 5;
 
-/// The deliveries runtime and the connections it serves.
+/// The deliveries runtime (started with the first connection that needs it) and the
+/// connections it serves.
+#[derive(Default)]
 pub struct Deliveries {
-    /// `None` once shut down (a runtime may not be dropped where blocking is forbidden,
-    /// so it is always shut down in the background).
-    runtime: Option<Runtime>,
+    /// `Some(None)`: it could not be started; connections then stay where they are. A
+    /// runtime may not be dropped where blocking is forbidden, so it is always shut down
+    /// in the background.
+    runtime: OnceLock<Option<Runtime>>,
     connections: Mutex<JoinSet<()>>,
 }
 
@@ -44,35 +47,42 @@ impl std::fmt::Debug for Deliveries {
 }
 
 impl Deliveries {
-    /// Starts one worker thread per core.
-    pub fn start() -> std::io::Result<Deliveries> {
-        let threads = std::thread::available_parallelism().map_or(2, usize::from);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("eddy-deliveries")
-            .event_interval(EVENT_INTERVAL)
-            .on_thread_start(lower_priority)
-            .enable_all()
-            .build()?;
-        Ok(Deliveries {
-            runtime: Some(runtime),
-            connections: Mutex::new(JoinSet::new()),
-        })
-    }
-
+    /// The runtime, started on first use with one worker thread per core.
     fn handle(&self) -> Option<&Handle> {
-        self.runtime.as_ref().map(Runtime::handle)
+        let runtime = self.runtime.get_or_init(|| {
+            let threads = std::thread::available_parallelism().map_or(2, usize::from);
+            let started = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name("eddy-deliveries")
+                .event_interval(EVENT_INTERVAL)
+                .on_thread_start(lower_priority)
+                .enable_all()
+                .build();
+            match started {
+                Ok(runtime) => Some(runtime),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start the deliveries threads; change streams are served with everything else");
+                    None
+                }
+            }
+        });
+        runtime.as_ref().map(Runtime::handle)
     }
 
-    /// Runs a connection's remaining life here.
-    pub fn spawn(&self, connection: impl Future<Output = ()> + Send + 'static) {
+    /// Runs a connection's remaining life here; gives it back if the runtime could not
+    /// be started.
+    pub fn spawn<F>(&self, connection: F) -> Result<(), F>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         let Some(handle) = self.handle() else {
-            return;
+            return Err(connection);
         };
         let mut set = self.connections.lock().unwrap_or_else(|p| p.into_inner());
         // Finished connections are collected here so the set stays small.
         while set.try_join_next().is_some() {}
         set.spawn_on(connection, handle);
+        Ok(())
     }
 
     /// Ends every connection served here (server shutdown).
@@ -86,7 +96,7 @@ impl Deliveries {
 
 impl Drop for Deliveries {
     fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
+        if let Some(Some(runtime)) = self.runtime.take() {
             runtime.shutdown_background();
         }
     }

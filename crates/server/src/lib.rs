@@ -58,8 +58,6 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("cannot start the deliveries threads: {0}")]
-    Threads(std::io::Error),
 }
 
 /// A server bound to its addresses, ready to run.
@@ -92,12 +90,8 @@ impl Server {
             tracing::info!(%addr, "listening");
             listeners.push(listener);
         }
-        let deliveries = deliveries::Deliveries::start().map_err(|e| {
-            engine.close();
-            ServeError::Threads(e)
-        })?;
         Ok(Server {
-            state: Arc::new(ServerState::new(config, engine, deliveries)),
+            state: Arc::new(ServerState::new(config, engine)),
             listeners,
         })
     }
@@ -168,13 +162,7 @@ async fn accept_loop(
         }
         let local = stream.local_addr().unwrap_or(peer);
         let id = state.next_connection_id.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(command::ConnInfo {
-            id,
-            peer,
-            local,
-            client: Mutex::new(None),
-            awaits_data: std::sync::atomic::AtomicBool::new(false),
-        });
+        let conn = Arc::new(command::ConnInfo::new(id, peer, local));
         let counted = connection::Counted::new(Arc::clone(&state));
         state.connections_total.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(connection = id, %peer, "connection accepted");

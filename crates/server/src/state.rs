@@ -259,11 +259,7 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    pub fn new(
-        config: ServerConfig,
-        engine: Arc<Engine>,
-        deliveries: crate::deliveries::Deliveries,
-    ) -> ServerState {
+    pub fn new(config: ServerConfig, engine: Arc<Engine>) -> ServerState {
         let cursor_timeout = config.cursor_timeout;
         ServerState {
             config,
@@ -281,7 +277,7 @@ impl ServerState {
             shutdown: Notify::new(),
             process_id: ObjectId::new(),
             next_connection_id: AtomicI64::new(1),
-            deliveries,
+            deliveries: crate::deliveries::Deliveries::default(),
         }
     }
 }
