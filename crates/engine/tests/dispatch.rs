@@ -192,6 +192,19 @@ fn apply(engine: &Arc<Engine>, w: &Write) {
     };
 }
 
+/// Waits until the hub has published every acknowledged write: a writer is answered
+/// right before its entries are published (both after the commit).
+fn published(engine: &Engine) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while engine.hub().latest() < engine.last_op_time() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "entries never published"
+        );
+        std::thread::yield_now();
+    }
+}
+
 /// A stream driven as the server drives it.
 struct Driven {
     stream: ChangeStream,
@@ -312,6 +325,7 @@ fn check(case: Case) -> Result<(), TestCaseError> {
     let mut seen = start;
     for (i, w) in case.writes.iter().enumerate() {
         apply(&engine, w);
+        published(&engine);
         let mut state = HashMap::new();
         let reader = engine.reader().expect("reader");
         for c in ["a", "b"] {
@@ -403,6 +417,7 @@ fn streams_that_cannot_match_are_not_woken() {
         engine
             .insert(ns("c"), vec![doc! {"_id": i, "tag": "t"}], true)
             .expect("insert");
+        published(&engine);
         for s in &mut streams {
             let wait = s.wait.as_mut().expect("waiting");
             assert_eq!(wait.try_woken(), None, "woken by insert {i}");
@@ -457,6 +472,7 @@ fn updates_reach_streams_that_look_documents_up() {
             true,
         )
         .expect("update");
+    published(&engine);
     let mut wait = s.wait.take().expect("waiting");
     let through = wait.try_woken().expect("woken by the update");
     s.stream.skip_through(through);

@@ -2,9 +2,10 @@
 //!
 //! Writers submit a [`Job`] and wait for its [`Completion`]. The committer takes every
 //! job queued at that moment (up to a bound), runs them in order inside one redb write
-//! transaction, commits it durably (one fsync for the whole group), and then runs the
-//! completions in the same order. Under load many writers share one fsync; alone, a
-//! writer pays for exactly one.
+//! transaction, commits it durably (one fsync for the whole group), and then hands the
+//! completions to the completer thread, which runs them in the same order (groups in
+//! commit order) while the committer goes on with the next group. Under load many
+//! writers share one fsync; alone, a writer pays for exactly one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -88,7 +89,25 @@ impl Drop for Committer {
     }
 }
 
+/// A committed (or failed) group's completions, with the group's fate.
+type Finished = (Vec<Completion>, Result<(), StorageError>);
+
 fn run(store: Arc<Store>, rx: mpsc::Receiver<Job>, stats: Arc<CommitterStats>) {
+    // Completions (acknowledging writers, publishing change events) run on a thread of
+    // their own, in commit order, while this thread already runs the next group: the
+    // commit cycle that every writer waits on is jobs + commit, not jobs + commit +
+    // completions.
+    let (done_tx, done_rx) = mpsc::channel::<Finished>();
+    let completer = std::thread::Builder::new()
+        .name("eddy-completer".into())
+        .spawn(move || {
+            while let Ok((completions, outcome)) = done_rx.recv() {
+                for completion in completions {
+                    completion(outcome.clone());
+                }
+            }
+        })
+        .expect("spawning the completer thread");
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -98,27 +117,29 @@ fn run(store: Arc<Store>, rx: mpsc::Receiver<Job>, stats: Arc<CommitterStats>) {
             }
         }
         stats.jobs.fetch_add(group.len() as u64, Ordering::Relaxed);
-        commit_group(&store, group);
+        let finished = commit_group(&store, group);
         stats.commits.fetch_add(1, Ordering::Relaxed);
+        if let Err(mpsc::SendError((completions, outcome))) = done_tx.send(finished) {
+            // The completer is gone (it panicked): complete here rather than never.
+            for completion in completions {
+                completion(outcome.clone());
+            }
+        }
     }
+    // Shutting down: every queued completion runs before the committer is gone.
+    drop(done_tx);
+    let _ = completer.join();
 }
 
-fn commit_group(store: &Store, group: Vec<Job>) {
+/// Runs a group in one transaction and commits it: its completions and their outcome.
+fn commit_group(store: &Store, group: Vec<Job>) -> Finished {
     if let Some(reason) = store.failure() {
         // Fail-stop: run nothing, tell every writer why.
-        for job in group {
-            refuse(job, StorageError::Failed(reason.clone()));
-        }
-        return;
+        return refuse(group, StorageError::Failed(reason));
     }
     let txn = match store.db.begin_write() {
         Ok(txn) => txn,
-        Err(e) => {
-            for job in group {
-                refuse(job, StorageError::Io(e.to_string()));
-            }
-            return;
-        }
+        Err(e) => return refuse(group, StorageError::Io(e.to_string())),
     };
     let mut batch = WriteBatch {
         txn: &txn,
@@ -136,15 +157,13 @@ fn commit_group(store: &Store, group: Vec<Job>) {
             StorageError::Commit(reason)
         }),
     };
-    for completion in completions {
-        completion(outcome.clone());
-    }
+    (completions, outcome)
 }
 
-/// Tells a job that it cannot run, and its writer why.
-fn refuse(job: Job, err: StorageError) {
-    let completion = job(Err(err.clone()));
-    completion(Err(err));
+/// Tells the jobs of a group that they cannot run, and their writers why.
+fn refuse(group: Vec<Job>, err: StorageError) -> Finished {
+    let completions = group.into_iter().map(|job| job(Err(err.clone()))).collect();
+    (completions, Err(err))
 }
 
 #[cfg(test)]

@@ -28,6 +28,10 @@ use crate::oplog::{CatalogOp, Op, OplogEntry};
 
 struct Waiter {
     interest: Arc<Interest>,
+    /// The stream has read everything through this packed timestamp (it may be ahead
+    /// of the newest entry dispatched: a write is acknowledged just before it is
+    /// published, and a stream opened in between starts after it).
+    position: u64,
     /// Sent the position through which entries were ruled out.
     wake: oneshot::Sender<u64>,
 }
@@ -124,6 +128,7 @@ impl Dispatcher {
             id,
             Waiter {
                 interest: interest.clone(),
+                position,
                 wake,
             },
         );
@@ -216,11 +221,12 @@ impl Dispatcher {
             }
         }
         let mut woken = 0;
+        let at = pack(entry.ts);
         for id in candidates {
             let concerned = self
                 .waiters
                 .get(&id)
-                .is_some_and(|w| w.interest.may_deliver(entry));
+                .is_some_and(|w| w.position < at && w.interest.may_deliver(entry));
             if concerned {
                 if let Some(waiter) = self.remove(id) {
                     // A receiver gone (its getMore was dropped) needs no wake-up.
@@ -229,7 +235,7 @@ impl Dispatcher {
                 }
             }
         }
-        self.latest = pack(entry.ts);
+        self.latest = at;
         woken
     }
 }
