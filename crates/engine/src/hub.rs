@@ -15,6 +15,7 @@
 //! without a gap: the tail always starts right after an entry that is on disk.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bson::Timestamp;
@@ -44,6 +45,8 @@ pub struct ChangeHub {
     /// The newest published timestamp, for awaitData tailable cursors (every publish
     /// wakes them: they wait on a capped collection, not on the oplog).
     latest: watch::Sender<Timestamp>,
+    /// The tail's floor, packed, readable without the lock (see [`ChangeHub::holds`]).
+    floor: AtomicU64,
     capacity: usize,
 }
 
@@ -76,6 +79,7 @@ impl ChangeHub {
             }),
             dispatcher: Mutex::new(Dispatcher::new(pack(last))),
             latest,
+            floor: AtomicU64::new(pack(last)),
             capacity: capacity.max(1),
         }
     }
@@ -86,21 +90,33 @@ impl ChangeHub {
 
     /// Appends durable entries (in timestamp order) and wakes the streams they concern.
     pub fn publish(&self, entries: Vec<SharedEntry>) {
+        self.append(&entries);
+        self.wake(&entries);
+    }
+
+    /// The first half of [`ChangeHub::publish`]: the entries join the tail, where every
+    /// read finds them. The committer does this before it answers a writer, so a stream
+    /// read after the answer sees the write.
+    pub fn append(&self, entries: &[SharedEntry]) {
+        let mut tail = self.tail.write().unwrap_or_else(|p| p.into_inner());
+        tail.entries.extend(entries.iter().cloned());
+        while tail.entries.len() > self.capacity {
+            if let Some(old) = tail.entries.pop_front() {
+                tail.floor = old.ts;
+            }
+        }
+        self.floor.store(pack(tail.floor), Ordering::Release);
+    }
+
+    /// The second half of [`ChangeHub::publish`], after the writer was answered: wakes
+    /// the waiting streams the appended entries concern.
+    pub fn wake(&self, entries: &[SharedEntry]) {
         let Some(newest) = entries.last().map(|e| e.ts) else {
             return;
         };
         {
-            let mut tail = self.tail.write().unwrap_or_else(|p| p.into_inner());
-            tail.entries.extend(entries.iter().cloned());
-            while tail.entries.len() > self.capacity {
-                if let Some(old) = tail.entries.pop_front() {
-                    tail.floor = old.ts;
-                }
-            }
-        }
-        {
             let mut dispatcher = self.dispatcher();
-            for entry in &entries {
+            for entry in entries {
                 dispatcher.dispatch(entry);
             }
         }
@@ -119,8 +135,7 @@ impl ChangeHub {
 
     /// Whether entries after `position` (packed) are read from the tail, not storage.
     pub fn holds(&self, position: u64) -> bool {
-        let tail = self.tail.read().unwrap_or_else(|p| p.into_inner());
-        position >= pack(tail.floor)
+        position >= self.floor.load(Ordering::Acquire)
     }
 
     /// Registers a stream that has read everything through `position` (packed) to be

@@ -152,8 +152,10 @@ impl Engine {
                         if let Some(last) = entries.last() {
                             engine.clock.set_committed(last.ts);
                         }
+                        // Readable before the answer, woken after it.
+                        engine.hub().append(&entries);
                         let _ = reply_tx.send(result);
-                        engine.hub().publish(entries);
+                        engine.hub().wake(&entries);
                     }
                     Err(e) => {
                         let _ = reply_tx.send(Err(storage_err(e)));
