@@ -280,6 +280,128 @@ async fn match_pipeline_filters_by_operation_type() {
     assert_eq!(b.document_key, Some(doc! {"_id": 2}));
 }
 
+/// The `$match` of a stream opened with a collation compares strings under it, as mongod's
+/// (and the equality conditions the server indexes waiting streams by do not rule such
+/// an event out).
+#[tokio::test]
+async fn match_pipeline_uses_the_collation_of_the_stream() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let coll = client.database("app").collection::<Document>("coll");
+    let collation = mongodb::options::Collation::builder()
+        .locale("en")
+        .strength(mongodb::options::CollationStrength::Secondary)
+        .build();
+    let mut folded = coll
+        .watch()
+        .pipeline([doc! {"$match": {"fullDocument.name": "ADA"}}])
+        .collation(collation)
+        .await
+        .expect("watch");
+    let mut exact = coll
+        .watch()
+        .pipeline([doc! {"$match": {"fullDocument.name": "ADA"}}])
+        .await
+        .expect("watch");
+    coll.insert_one(doc! {"_id": 1, "name": "ada"})
+        .await
+        .expect("insert");
+    coll.insert_one(doc! {"_id": 2, "name": "ADA"})
+        .await
+        .expect("insert");
+    assert_eq!(next(&mut folded).await.document_key, Some(doc! {"_id": 1}));
+    assert_eq!(next(&mut folded).await.document_key, Some(doc! {"_id": 2}));
+    assert_eq!(next(&mut exact).await.document_key, Some(doc! {"_id": 2}));
+}
+
+/// An event over 16 MB fails the stream, unless the pipeline ends with
+/// `$changeStreamSplitLargeEvent`: then it arrives as fragments, each with its own
+/// resume token, as mongod 7.0 sends them.
+#[tokio::test]
+async fn large_events_are_split_into_fragments() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("app");
+    db.run_command(doc! {"create": "big", "changeStreamPreAndPostImages": {"enabled": true}})
+        .await
+        .expect("create");
+    let coll = db.collection::<Document>("big");
+    let mut split = coll
+        .watch()
+        .pipeline([doc! {"$changeStreamSplitLargeEvent": {}}])
+        .full_document(FullDocumentType::Required)
+        .full_document_before_change(FullDocumentBeforeChangeType::Required)
+        .await
+        .expect("watch");
+    let mut whole = coll
+        .watch()
+        .full_document(FullDocumentType::Required)
+        .full_document_before_change(FullDocumentBeforeChangeType::Required)
+        .await
+        .expect("watch");
+    let nine_mb = "x".repeat(9 * 1024 * 1024);
+    coll.insert_one(doc! {"_id": 1, "a": &nine_mb})
+        .await
+        .expect("insert");
+    coll.update_one(doc! {"_id": 1}, doc! {"$set": {"b": 1}})
+        .await
+        .expect("update");
+    let mut raw = split.with_type::<Document>();
+    let insert = next(&mut raw).await;
+    assert_eq!(insert.get_str("operationType").ok(), Some("insert"));
+    let first = next(&mut raw).await;
+    let second = next(&mut raw).await;
+    assert_eq!(
+        first.get_document("splitEvent").ok(),
+        Some(&doc! {"fragment": 1, "of": 2})
+    );
+    assert_eq!(
+        second.get_document("splitEvent").ok(),
+        Some(&doc! {"fragment": 2, "of": 2})
+    );
+    assert_eq!(first.get_str("operationType").ok(), Some("update"));
+    // The fields in mongod's order, each whole in one fragment.
+    let fields: Vec<&str> = first
+        .keys()
+        .chain(second.keys())
+        .map(String::as_str)
+        .filter(|k| !matches!(*k, "_id" | "splitEvent"))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "operationType",
+            "clusterTime",
+            "wallTime",
+            "ns",
+            "documentKey",
+            "updateDescription",
+            "fullDocumentBeforeChange",
+            "fullDocument"
+        ]
+    );
+    let t1 = first
+        .get_document("_id")
+        .expect("token")
+        .get_str("_data")
+        .expect("hex");
+    let t2 = second
+        .get_document("_id")
+        .expect("token")
+        .get_str("_data")
+        .expect("hex");
+    assert!(t1 < t2, "fragment tokens sort in order");
+    // Without the stage the 18 MB update event fails the getMore (10334, as mongod).
+    let err = loop {
+        match whole.next_if_any().await {
+            Ok(Some(e)) => assert_eq!(e.operation_type, OperationType::Insert),
+            Ok(None) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(error_code(&err), Some(10334));
+}
+
 #[tokio::test]
 async fn errors_match_mongod() {
     let server = TestServer::start_replset();

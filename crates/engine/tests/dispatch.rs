@@ -247,7 +247,7 @@ fn expected(
     states: &[HashMap<(String, String), Document>],
 ) -> Vec<Document> {
     let spec = StreamSpec::parse(&case.spec).expect("spec");
-    let pipeline = EventPipeline::parse(&case.pipeline).expect("pipeline");
+    let pipeline = EventPipeline::parse(&case.pipeline, None).expect("pipeline");
     let scope_only = Interest::new(case.scope.clone(), &spec, None);
     let shape = Shape {
         expanded: false,
@@ -310,7 +310,7 @@ fn check(case: Case) -> Result<(), TestCaseError> {
                     engine.clone(),
                     c.scope.clone(),
                     StreamSpec::parse(&c.spec).expect("spec"),
-                    EventPipeline::parse(&c.pipeline).expect("pipeline"),
+                    EventPipeline::parse(&c.pipeline, None).expect("pipeline"),
                 )
                 .expect("open"),
                 wait: None,
@@ -395,7 +395,7 @@ fn streams_that_cannot_match_are_not_woken() {
             engine.clone(),
             Scope::Collection(ns("c")),
             StreamSpec::parse(&doc! {}).expect("spec"),
-            EventPipeline::parse(&[doc! {"$match": pipeline}]).expect("pipeline"),
+            EventPipeline::parse(&[doc! {"$match": pipeline}], None).expect("pipeline"),
         )
         .expect("open"),
         wait: None,
@@ -454,7 +454,8 @@ fn updates_reach_streams_that_look_documents_up() {
             engine.clone(),
             Scope::Collection(ns("c")),
             StreamSpec::parse(&doc! {"fullDocument": "updateLookup"}).expect("spec"),
-            EventPipeline::parse(&[doc! {"$match": {"fullDocument.x": 5}}]).expect("pipeline"),
+            EventPipeline::parse(&[doc! {"$match": {"fullDocument.x": 5}}], None)
+                .expect("pipeline"),
         )
         .expect("open"),
         wait: None,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bson::{Bson, Document, RawDocumentBuf};
 use eddy_codes::MongoError;
+use eddy_query::collation::Collation;
 use eddy_query::expr::Env;
 use eddy_query::filter::Filter;
 use eddy_query::pipeline::Pipeline;
@@ -39,8 +40,12 @@ pub struct EventPipeline {
 
 impl EventPipeline {
     /// Parses the user's stages after `$changeStream`: only the stages mongod allows
-    /// there; `$changeStreamSplitLargeEvent` only last, with an empty argument.
-    pub fn parse(stages: &[Document]) -> Result<EventPipeline, MongoError> {
+    /// there; `$changeStreamSplitLargeEvent` only last, with an empty argument. The
+    /// command's `collation` applies to their `$match`es and `$sort`s, as in mongod.
+    pub fn parse(
+        stages: &[Document],
+        collation: Option<&Arc<Collation>>,
+    ) -> Result<EventPipeline, MongoError> {
         let split = stages.last().is_some_and(|s| s.contains_key(SPLIT_STAGE));
         if let Some(last) = stages.last().filter(|_| split) {
             if !matches!(last.get(SPLIT_STAGE), Some(Bson::Document(d)) if d.is_empty()) {
@@ -64,7 +69,7 @@ impl EventPipeline {
         let pipeline = if stages.is_empty() {
             None
         } else {
-            Some(Pipeline::parse_change_stream(stages)?)
+            Some(Pipeline::parse_change_stream(stages)?.collated(collation))
         };
         Ok(EventPipeline {
             only_matches: pipeline.as_ref().is_none_or(Pipeline::only_matches),

@@ -298,7 +298,7 @@ impl Command for Aggregate {
                     }
                     None => Document::new(),
                 };
-                let pipeline = EventPipeline::parse(&self.pipeline[1..])?;
+                let pipeline = EventPipeline::parse(&self.pipeline[1..], self.collation.as_ref())?;
                 change_stream::open(&ctx, self.coll, &spec, pipeline, self.batch_size).await
             }
             _ => {
