@@ -326,7 +326,7 @@ async fn large_events_are_split_into_fragments() {
         .await
         .expect("create");
     let coll = db.collection::<Document>("big");
-    let mut split = coll
+    let split = coll
         .watch()
         .pipeline([doc! {"$changeStreamSplitLargeEvent": {}}])
         .full_document(FullDocumentType::Required)
