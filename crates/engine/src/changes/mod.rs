@@ -246,7 +246,7 @@ pub struct ChangeStream {
     /// The last token returned, to report as `postBatchResumeToken`.
     last_token: Option<ResumeToken>,
     /// Fragments of a split event not returned yet (a batch ended between them).
-    pending: std::collections::VecDeque<(ResumeToken, Document)>,
+    pending: std::collections::VecDeque<(ResumeToken, StreamEvent)>,
     /// Resuming from a fragment token: fragments of that event up to this one were seen.
     resume_fragment: Option<(u64, u32)>,
 }
@@ -416,7 +416,7 @@ impl ChangeStream {
         let mut events = Vec::new();
         let mut bytes = 0usize;
         // Fragments left over from the previous batch come first.
-        if !self.take_pending(&mut events, &mut bytes, max_events, max_bytes)? {
+        if !self.take_pending(&mut events, &mut bytes, max_events, max_bytes) {
             return Ok(self.batch(events));
         }
         'scan: while !self.invalidated && events.len() < max_events {
@@ -496,15 +496,16 @@ impl ChangeStream {
                 Some((ts, n)) if ts == token.ts => n,
                 _ => 0,
             };
-            for fragment in split_event(event.document()?, token)?
+            for (token, fragment) in split_event(event.document()?, token)?
                 .into_iter()
                 .skip(skip as usize)
             {
-                self.pending.push_back(fragment);
+                self.pending
+                    .push_back((token, pipeline::owned_event(fragment)?));
             }
             // The fragments are this stream's now: the entry is done.
             self.position = token.ts;
-            if !self.take_pending(events, bytes, max_events, max_bytes)? {
+            if !self.take_pending(events, bytes, max_events, max_bytes) {
                 return Ok(Added::Full);
             }
             return Ok(Added::Yes);
@@ -537,19 +538,19 @@ impl ChangeStream {
         bytes: &mut usize,
         max_events: usize,
         max_bytes: usize,
-    ) -> Result<bool, MongoError> {
+    ) -> bool {
         while let Some((_, fragment)) = self.pending.front() {
-            let size = fragment.to_vec().map(|v| v.len()).unwrap_or(0);
+            let size = fragment.len();
             if events.len() >= max_events || (!events.is_empty() && *bytes + size > max_bytes) {
-                return Ok(false);
+                return false;
             }
             if let Some((token, fragment)) = self.pending.pop_front() {
                 *bytes += size;
-                events.push(pipeline::owned_event(fragment)?);
+                events.push(fragment);
                 self.last_token = Some(token);
             }
         }
-        Ok(true)
+        true
     }
 
     /// This stream's event for an entry (`None` if the entry makes none in its
