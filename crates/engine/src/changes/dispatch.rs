@@ -104,9 +104,10 @@ impl Dispatcher {
         let id = self.next_id;
         self.next_id += 1;
         let (wake, woken) = oneshot::channel();
+        // Registration runs for every waiting getMore: keys are copied only when new.
         let scope = match &interest.scope {
-            Scope::Collection(ns) => self.collections.entry(ns.to_string()).or_default(),
-            Scope::Database(db) => self.databases.entry(db.clone()).or_default(),
+            Scope::Collection(_) => entry(&mut self.collections, interest.scope_key()),
+            Scope::Database(db) => entry(&mut self.databases, db),
             Scope::Cluster => &mut self.cluster,
         };
         scope.all.insert(id);
@@ -115,9 +116,9 @@ impl Dispatcher {
                 scope.everything.insert(id);
             }
             Some((field, keys, every_update)) => {
-                let by_value = scope.by_field.entry(field.clone()).or_default();
+                let by_value = entry(&mut scope.by_field, field);
                 for key in keys {
-                    by_value.entry(key.clone()).or_default().insert(id);
+                    entry(by_value, key).insert(id);
                 }
                 if every_update {
                     scope.every_update.insert(id);
@@ -144,7 +145,7 @@ impl Dispatcher {
     fn remove(&mut self, id: u64) -> Option<Waiter> {
         let waiter = self.waiters.remove(&id)?;
         let scope = match &waiter.interest.scope {
-            Scope::Collection(ns) => self.collections.get_mut(&ns.to_string()),
+            Scope::Collection(_) => self.collections.get_mut(waiter.interest.scope_key()),
             Scope::Database(db) => self.databases.get_mut(db),
             Scope::Cluster => Some(&mut self.cluster),
         };
@@ -169,14 +170,14 @@ impl Dispatcher {
             }
         }
         match &waiter.interest.scope {
-            Scope::Collection(ns) => {
-                let key = ns.to_string();
+            Scope::Collection(_) => {
+                let key = waiter.interest.scope_key();
                 if self
                     .collections
-                    .get(&key)
+                    .get(key)
                     .is_some_and(ScopeWaiters::is_empty)
                 {
-                    self.collections.remove(&key);
+                    self.collections.remove(key);
                 }
             }
             Scope::Database(db) if self.databases.get(db).is_some_and(ScopeWaiters::is_empty) => {
@@ -260,4 +261,17 @@ impl Dispatcher {
         .into_iter()
         .flatten()
     }
+}
+
+/// `map[key]`, inserted empty if missing; the key is copied only then.
+fn entry<'m, K, Q, V>(map: &'m mut HashMap<K, V>, key: &Q) -> &'m mut V
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    V: Default,
+{
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("just inserted")
 }

@@ -69,6 +69,9 @@ pub enum PostImage {
 #[derive(Debug, Clone)]
 pub struct Interest {
     pub scope: Scope,
+    /// `db.coll` of a collection's stream (the dispatcher files it under that name),
+    /// the database's name, or empty for the cluster.
+    scope_key: String,
     pub full_document: FullDocument,
     pub before_change: BeforeChange,
     pub expanded: bool,
@@ -89,13 +92,24 @@ impl Interest {
             keys.dedup();
             conditions.push(Condition { field, keys });
         }
+        let scope_key = match &scope {
+            Scope::Collection(ns) => ns.to_string(),
+            Scope::Database(db) => db.clone(),
+            Scope::Cluster => String::new(),
+        };
         Interest {
             scope,
+            scope_key,
             full_document: spec.full_document,
             before_change: spec.before_change,
             expanded: spec.show_expanded_events,
             conditions,
         }
+    }
+
+    /// The name the dispatcher files this stream under (`db.coll`, or the database).
+    pub fn scope_key(&self) -> &str {
+        &self.scope_key
     }
 
     /// Where this stream's update events take `fullDocument` from.
