@@ -179,6 +179,7 @@ fn server() -> &'static (
             parsed: Document::new(),
             max_incoming_connections: 10,
             cursor_timeout: std::time::Duration::from_secs(600),
+            auth: false,
         };
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 27017));
         let conn = eddy_server::command::ConnInfo::new(1, addr, addr);

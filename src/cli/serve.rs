@@ -77,6 +77,10 @@ pub struct ServeArgs {
     #[arg(long = "maxConns", value_name = "N")]
     pub max_conns: Option<u32>,
 
+    /// Require authentication (SCRAM users) and enforce their roles
+    #[arg(long = "auth")]
+    pub auth: bool,
+
     /// mongod YAML configuration file (net.port, net.bindIp, net.maxIncomingConnections,
     /// storage.dbPath, storage.oplogMinRetentionHours, replication.replSetName,
     /// replication.oplogSizeMB, setParameter); flags given on the command line override it
@@ -111,6 +115,8 @@ pub struct ServeSettings {
     pub max_incoming_connections: u32,
     /// Idle cursor timeout (`cursorTimeoutMillis`).
     pub cursor_timeout: Duration,
+    /// `--auth` / `security.authorization: enabled`.
+    pub auth: bool,
     /// The config file used, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -125,6 +131,7 @@ struct FileOptions {
     oplog_size_mb: Option<u64>,
     oplog_min_retention_hours: Option<f64>,
     max_conns: Option<u32>,
+    auth: Option<bool>,
     set_parameters: Vec<(String, String)>,
     /// mongod options that Eddy accepts but does not act on (warned about at start-up).
     ignored: Vec<String>,
@@ -183,6 +190,16 @@ fn resolve_with(
     }
     if let Some(s) = file.oplog_size_mb {
         parsed.insert("replication.oplogSizeMB".into(), Bson::Int32(s as i32));
+    }
+    if let Some(a) = file.auth {
+        let value = if a { "enabled" } else { "disabled" };
+        parsed.insert("security.authorization".into(), Bson::String(value.into()));
+    }
+    if args.auth {
+        parsed.insert(
+            "security.authorization".into(),
+            Bson::String("enabled".into()),
+        );
     }
     if let Some(p) = args.port {
         parsed.insert("net.port".into(), Bson::Int32(i32::from(p)));
@@ -332,6 +349,7 @@ fn resolve_with(
         oplog_min_retention_hours,
         max_incoming_connections,
         cursor_timeout,
+        auth: args.auth || file.auth.unwrap_or(false),
         config_file: config.map(|(p, _)| p.to_path_buf()),
     })
 }
@@ -499,6 +517,13 @@ fn parse_config(text: &str) -> Result<FileOptions> {
                 ("storage", "oplogMinRetentionHours") => {
                     opts.oplog_min_retention_hours = Some(yaml_f64(value, &dotted)?)
                 }
+                ("security", "authorization") => {
+                    opts.auth = Some(match yaml_string(value, &dotted)?.as_str() {
+                        "enabled" => true,
+                        "disabled" => false,
+                        other => bail!("{dotted}: expected enabled or disabled, found {other}"),
+                    })
+                }
                 ("replication", "replSetName") => {
                     opts.repl_set = Some(yaml_string(value, &dotted)?)
                 }
@@ -542,6 +567,17 @@ pub async fn run(args: ServeArgs, argv: Vec<String>, shutdown: Shutdown) -> Resu
     let mut settings = resolve(&args, argv)?;
     prepare_dbpath(&settings.dbpath)?;
     settings.max_incoming_connections = fit_to_open_files_limit(settings.max_incoming_connections);
+    let beyond_loopback: Vec<&String> = settings
+        .bind_ip
+        .iter()
+        .filter(|h| !is_loopback(h))
+        .collect();
+    if !settings.auth && !beyond_loopback.is_empty() {
+        tracing::warn!(
+            bind_ip = ?beyond_loopback,
+            "Access control is not enabled and the server listens beyond loopback: anyone who can reach the port can read and write all data. Start with --auth (and create users) to require authentication"
+        );
+    }
     tracing::info!(
         port = settings.port,
         bind_ip = %settings.bind_ip.join(","),
@@ -580,6 +616,14 @@ fn fit_to_open_files_limit(max_conns: u32) -> u32 {
     supported
 }
 
+/// Whether a `--bind_ip` entry is a loopback address.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The seam to `eddy-server`. Kept in one place so that the mapping from command-line
 /// settings to the server's configuration type is the only code that knows both.
 mod server_adapter {
@@ -600,6 +644,7 @@ mod server_adapter {
             parsed: settings.parsed.clone(),
             max_incoming_connections: settings.max_incoming_connections,
             cursor_timeout: settings.cursor_timeout,
+            auth: settings.auth,
         };
         let mut engine = EngineOptions::new(settings.dbpath.clone());
         engine.oplog_size_mb = settings.oplog_size_mb;
@@ -814,6 +859,37 @@ setParameter:
             assert!(msg.contains("error in config file bad.conf"), "{msg}");
             assert!(msg.contains(want), "{text:?}: {msg}");
         }
+    }
+
+    #[test]
+    fn auth_from_the_flag_or_the_config_file() {
+        let off = resolve_with(&args(&[]), None, vec![]).expect("ok");
+        assert!(!off.auth);
+        let flag = resolve_with(&args(&["--auth"]), None, vec![]).expect("ok");
+        assert!(flag.auth);
+        assert_eq!(
+            flag.parsed
+                .get_document("security")
+                .and_then(|s| s.get_str("authorization"))
+                .ok(),
+            Some("enabled")
+        );
+        let file = resolve_with(
+            &args(&[]),
+            Some((Path::new("c.yaml"), "security:\n  authorization: enabled\n")),
+            vec![],
+        )
+        .expect("ok");
+        assert!(file.auth);
+        let err = resolve_with(
+            &args(&[]),
+            Some((Path::new("c.yaml"), "security:\n  authorization: maybe\n")),
+            vec![],
+        )
+        .expect_err("bad value");
+        assert!(format!("{err:#}").contains("expected enabled or disabled"));
+        assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost"));
+        assert!(!is_loopback("0.0.0.0") && !is_loopback("10.0.0.1"));
     }
 
     #[test]

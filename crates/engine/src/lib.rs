@@ -29,6 +29,7 @@ pub mod plan;
 pub mod read;
 pub mod snapshots;
 pub mod usage;
+pub mod users;
 pub mod validate;
 pub mod write;
 

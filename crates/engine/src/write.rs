@@ -104,7 +104,7 @@ pub struct FindAndModifyOutcome {
 
 /// The shared write transaction as one job sees it.
 pub struct Tx<'a, 'b> {
-    w: &'a mut WriteBatch<'b>,
+    pub(crate) w: &'a mut WriteBatch<'b>,
     engine: &'a Engine,
     entries: Vec<SharedEntry>,
     wall: DateTime,

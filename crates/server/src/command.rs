@@ -79,6 +79,8 @@ pub struct ConnInfo {
     /// The connection waits on a change stream (or an awaitData cursor): from its next
     /// request on it is served by the deliveries runtime (see `crate::deliveries`).
     pub awaits_data: std::sync::atomic::AtomicBool,
+    /// Who the connection authenticated as (`--auth`).
+    pub auth: crate::auth::ConnAuth,
 }
 
 impl ConnInfo {
@@ -89,6 +91,7 @@ impl ConnInfo {
             local,
             client: Mutex::new(None),
             awaits_data: std::sync::atomic::AtomicBool::new(false),
+            auth: crate::auth::ConnAuth::default(),
         }
     }
 
@@ -146,6 +149,17 @@ impl Ctx {
         self.session.as_ref()
     }
 
+    /// `user@db` of the authenticated user (with `--auth`).
+    pub fn user(&self) -> Option<String> {
+        if !self.state.config.auth {
+            return None;
+        }
+        self.conn
+            .auth
+            .identity()
+            .map(|i| format!("{}@{}", i.user, i.db))
+    }
+
     /// Reads the first batch of `source` and, unless it is exhausted, registers it as a
     /// cursor: the reply `{cursor: {firstBatch, [postBatchResumeToken], id, ns}}`.
     pub async fn open_cursor(
@@ -196,6 +210,7 @@ impl Ctx {
                 options,
                 source,
                 budget,
+                self.user(),
             )
         };
         let mut cursor = CursorBatch::new("firstBatch", batch, id, &ns);

@@ -168,6 +168,9 @@ struct Slot {
     last_used: Instant,
     /// What is left of the opening command's `maxTimeMS` for the `getMore`s.
     budget: Option<Duration>,
+    /// `user@db` of the authenticated user that opened it (`--auth`): only that user
+    /// may read or kill it.
+    owner: Option<String>,
 }
 
 /// Every open cursor of the server.
@@ -206,7 +209,7 @@ impl CursorRegistry {
         options: CursorOptions,
         source: Box<dyn CursorSource>,
     ) -> i64 {
-        self.register_with_budget(ns, session, options, source, None)
+        self.register_with_budget(ns, session, options, source, None, None)
     }
 
     /// [`CursorRegistry::register`] with a `maxTimeMS` budget for its `getMore`s.
@@ -217,6 +220,7 @@ impl CursorRegistry {
         options: CursorOptions,
         source: Box<dyn CursorSource>,
         budget: Option<Duration>,
+        owner: Option<String>,
     ) -> i64 {
         let mut slots = self.lock();
         let id = loop {
@@ -234,13 +238,19 @@ impl CursorRegistry {
                 source: Some(source),
                 last_used: Instant::now(),
                 budget,
+                owner,
             },
         );
         id
     }
 
-    /// Checks a cursor out for a `getMore` on `ns`.
-    pub fn check_out(&self, id: i64, ns: &str) -> Result<CheckedOut, MongoError> {
+    /// Checks a cursor out for a `getMore` on `ns` by `user` (`user@db` with `--auth`).
+    pub fn check_out(
+        &self,
+        id: i64,
+        ns: &str,
+        user: Option<&str>,
+    ) -> Result<CheckedOut, MongoError> {
         let mut slots = self.lock();
         let Some(slot) = slots.get_mut(&id) else {
             return Err(MongoError::new(
@@ -248,6 +258,12 @@ impl CursorRegistry {
                 format!("cursor id {id} not found"),
             ));
         };
+        if slot.owner.is_some() && slot.owner.as_deref() != user {
+            return Err(MongoError::new(
+                ErrorCode::Unauthorized,
+                format!("cursor id {id} was not created by the authenticated user"),
+            ));
+        }
         if slot.ns != ns {
             return Err(MongoError::new(
                 ErrorCode::Unauthorized,
@@ -287,13 +303,16 @@ impl CursorRegistry {
         self.lock().remove(&id).is_some()
     }
 
-    /// `killCursors` on `ns`: the ids that were killed and those not found.
-    pub fn kill(&self, ns: &str, ids: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    /// `killCursors` on `ns` by `user`: the ids that were killed and those not found
+    /// (another user's cursor counts as not found).
+    pub fn kill(&self, ns: &str, ids: &[i64], user: Option<&str>) -> (Vec<i64>, Vec<i64>) {
         let mut slots = self.lock();
         let (mut killed, mut not_found) = (Vec::new(), Vec::new());
         for id in ids {
             match slots.get(id) {
-                Some(slot) if slot.ns == ns => {
+                Some(slot)
+                    if slot.ns == ns && (slot.owner.is_none() || slot.owner.as_deref() == user) =>
+                {
                     slots.remove(id);
                     killed.push(*id);
                 }
@@ -464,14 +483,20 @@ mod tests {
         );
         assert!(id > 0);
         assert_eq!(
-            reg.check_out(id, "db.other").err().map(|e| e.code),
+            reg.check_out(id, "db.other", None).err().map(|e| e.code),
             Some(13)
         );
-        let c = reg.check_out(id, "db.c").expect("check out");
-        assert_eq!(reg.check_out(id, "db.c").err().map(|e| e.code), Some(143));
+        let c = reg.check_out(id, "db.c", None).expect("check out");
+        assert_eq!(
+            reg.check_out(id, "db.c", None).err().map(|e| e.code),
+            Some(143)
+        );
         reg.check_in(c);
-        assert_eq!(reg.kill("db.c", &[id, 7]), (vec![id], vec![7]));
-        assert_eq!(reg.check_out(id, "db.c").err().map(|e| e.code), Some(43));
+        assert_eq!(reg.kill("db.c", &[id, 7], None), (vec![id], vec![7]));
+        assert_eq!(
+            reg.check_out(id, "db.c", None).err().map(|e| e.code),
+            Some(43)
+        );
     }
 
     #[test]
@@ -485,16 +510,19 @@ mod tests {
             ..CursorOptions::default()
         };
         let kept = reg.register("db.c".into(), None, pinned, empty());
-        let lost = reg.check_out(abandoned, "db.c").expect("check out");
+        let lost = reg.check_out(abandoned, "db.c", None).expect("check out");
         std::thread::sleep(Duration::from_millis(2));
         assert_eq!(reg.reap(), 2);
         // Checking a reaped cursor back in does not bring it back.
         reg.check_in(lost);
-        assert_eq!(reg.check_out(idle, "db.c").err().map(|e| e.code), Some(43));
         assert_eq!(
-            reg.check_out(abandoned, "db.c").err().map(|e| e.code),
+            reg.check_out(idle, "db.c", None).err().map(|e| e.code),
             Some(43)
         );
-        assert!(reg.check_out(kept, "db.c").is_ok());
+        assert_eq!(
+            reg.check_out(abandoned, "db.c", None).err().map(|e| e.code),
+            Some(43)
+        );
+        assert!(reg.check_out(kept, "db.c", None).is_ok());
     }
 }

@@ -337,6 +337,7 @@ async fn run(
         txn_number,
         retryable,
     } = Envelope::parse(entry, name, &db, &cmd)?;
+    crate::auth::check::authorize(state, conn, entry.names[0], &db, &cmd)?;
     if let Some(id) = &session {
         state.sessions.touch(id);
     }

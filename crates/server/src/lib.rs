@@ -20,6 +20,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod args;
+pub mod auth;
 pub mod command;
 pub mod commands;
 pub mod connection;

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub parsed: Document,
     pub max_incoming_connections: u32,
     pub cursor_timeout: Duration,
+    /// `--auth`: commands need an authenticated user whose roles allow them.
+    pub auth: bool,
 }
 
 impl ServerConfig {

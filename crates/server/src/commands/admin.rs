@@ -300,50 +300,27 @@ impl Command for ConnectionStatus {
         })
     }
 
-    async fn apply(self, _ctx: Ctx) -> CommandResult {
-        let mut auth = doc! {"authenticatedUsers": [], "authenticatedUserRoles": []};
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        let identity = ctx.conn().auth.identity();
+        let users: Vec<Bson> = identity
+            .iter()
+            .map(|i| Bson::Document(i.name_document()))
+            .collect();
+        let roles = identity
+            .as_ref()
+            .map(|i| crate::auth::roles_bson(&i.roles))
+            .unwrap_or(Bson::Array(Vec::new()));
+        let mut auth = doc! {"authenticatedUsers": users, "authenticatedUserRoles": roles};
         if self.show_privileges {
-            auth.insert("authenticatedUserPrivileges", Vec::<Bson>::new());
+            let privileges: Vec<Bson> = identity
+                .map(|i| i.privileges())
+                .unwrap_or_default()
+                .iter()
+                .map(|p| Bson::Document(p.to_document()))
+                .collect();
+            auth.insert("authenticatedUserPrivileges", privileges);
         }
         Ok(doc! {"authInfo": auth}.into())
-    }
-}
-
-/// `usersInfo`: the users matching the argument. Eddy has no authentication and no
-/// way to create a user (`createUser` is 115), so the list is always empty; the
-/// argument is still checked as mongod checks it.
-pub struct UsersInfo;
-
-impl Command for UsersInfo {
-    fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
-        fn valid_user(v: &Bson) -> bool {
-            match v {
-                Bson::String(_) => true,
-                Bson::Document(d) => {
-                    matches!(d.get("user"), Some(Bson::String(_)))
-                        && matches!(d.get("db"), Some(Bson::String(_)))
-                }
-                _ => false,
-            }
-        }
-        let valid = match cmd.get("usersInfo") {
-            Some(Bson::Int32(1) | Bson::Int64(1)) => true,
-            Some(Bson::Double(d)) if *d == 1.0 => true,
-            Some(Bson::Document(d)) if d.get("forAllDBs") == Some(&Bson::Boolean(true)) => true,
-            Some(Bson::Array(users)) => users.iter().all(valid_user),
-            Some(v) => valid_user(v),
-            None => false,
-        };
-        if !valid {
-            return Err(MongoError::bad_value(
-                "User and role names must be either strings or objects",
-            ));
-        }
-        Ok(UsersInfo)
-    }
-
-    async fn apply(self, _ctx: Ctx) -> CommandResult {
-        Ok(doc! {"users": Vec::<Bson>::new()}.into())
     }
 }
 

@@ -72,7 +72,7 @@ impl Command for GetMore {
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = format!("{}.{}", ctx.db(), self.coll);
         let registry = &ctx.state().cursors;
-        let mut cursor = registry.check_out(self.id, &ns)?;
+        let mut cursor = registry.check_out(self.id, &ns, ctx.user().as_deref())?;
         if ctx.state().config.enable_test_commands {
             if let Some(err) = ctx.state().failpoints.fail_get_more() {
                 registry.remove(self.id);
@@ -163,7 +163,10 @@ impl Command for KillCursors {
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = format!("{}.{}", ctx.db(), self.coll);
-        let (killed, not_found) = ctx.state().cursors.kill(&ns, &self.ids);
+        let (killed, not_found) = ctx
+            .state()
+            .cursors
+            .kill(&ns, &self.ids, ctx.user().as_deref());
         Ok(doc! {
             "cursorsKilled": killed,
             "cursorsNotFound": not_found,

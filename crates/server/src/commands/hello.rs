@@ -24,6 +24,10 @@ pub struct Hello {
     hello_ok: bool,
     client: Option<Document>,
     awaitable: Option<Awaitable>,
+    /// `saslSupportedMechs: "db.user"`: the mechanisms that user can authenticate with.
+    sasl_supported_mechs: Option<(String, String)>,
+    /// `speculativeAuthenticate: {saslStart: 1, mechanism, payload, db}`.
+    speculative: Option<Document>,
 }
 
 /// An awaitable hello: the client's `topologyVersion` and its `maxAwaitTimeMS`.
@@ -127,11 +131,46 @@ fn parse(cmd: &Document, legacy: bool) -> Result<Hello, MongoError> {
         ));
     }
     let name = if legacy { "isMaster" } else { "hello" };
+    let sasl_supported_mechs = match cmd.get("saslSupportedMechs") {
+        None => None,
+        Some(Bson::String(s)) => match s.split_once('.') {
+            Some((db, user)) if !db.is_empty() && !user.is_empty() => {
+                Some((db.to_owned(), user.to_owned()))
+            }
+            _ => {
+                return Err(MongoError::bad_value(format!(
+                    "UserName must contain a '.' separated database.user pair: {s}"
+                )))
+            }
+        },
+        Some(v) => {
+            return Err(crate::args::wrong_type(
+                name,
+                "saslSupportedMechs",
+                v,
+                "type 'string'",
+            ))
+        }
+    };
+    let speculative = match cmd.get("speculativeAuthenticate") {
+        None => None,
+        Some(Bson::Document(d)) => Some(d.clone()),
+        Some(v) => {
+            return Err(crate::args::wrong_type(
+                name,
+                "speculativeAuthenticate",
+                v,
+                "type 'object'",
+            ))
+        }
+    };
     Ok(Hello {
         legacy,
         hello_ok: cmd.get("helloOk").is_some_and(crate::args::truthy),
         client,
         awaitable: awaitable(cmd, name)?,
+        sasl_supported_mechs,
+        speculative,
     })
 }
 
@@ -240,5 +279,43 @@ async fn answer(hello: Hello, ctx: &Ctx) -> CommandResult {
     if hello.hello_ok {
         reply.insert("helloOk", true);
     }
+    if let Some((db, user)) = &hello.sasl_supported_mechs {
+        if let Some(u) = ctx.engine().user(db, user)? {
+            let mechs: Vec<Bson> = u
+                .get_document("credentials")
+                .map(|c| c.keys().map(|k| Bson::String(k.clone())).collect())
+                .unwrap_or_default();
+            reply.insert("saslSupportedMechs", mechs);
+        }
+    }
+    if let Some(spec) = &hello.speculative {
+        // A failed speculative authentication is not an error of the hello: the
+        // driver then authenticates the ordinary way and meets the error there.
+        if let Some(first) = speculative_start(spec, ctx).await {
+            reply.insert("speculativeAuthenticate", first);
+        }
+    }
     Ok(reply.into())
+}
+
+/// The first step of a speculative SCRAM authentication, if it can be taken.
+async fn speculative_start(spec: &Document, ctx: &Ctx) -> Option<Document> {
+    if !spec.contains_key("saslStart") {
+        // MONGODB-X509's `authenticate` and friends: not supported, nothing to say.
+        return None;
+    }
+    let mechanism = crate::auth::scram::Mechanism::parse(spec.get_str("mechanism").ok()?)?;
+    let payload = match spec.get("payload")? {
+        Bson::Binary(b) => b.bytes.clone(),
+        _ => return None,
+    };
+    let db = spec.get_str("db").ok()?;
+    let skip = spec
+        .get_document("options")
+        .ok()
+        .and_then(|o| o.get("skipEmptyExchange"))
+        .is_some_and(crate::args::truthy);
+    super::sasl::start(ctx.state(), ctx.conn(), db, mechanism, &payload, skip)
+        .await
+        .ok()
 }

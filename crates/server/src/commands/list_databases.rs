@@ -32,12 +32,26 @@ impl Command for ListDatabases {
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let (name_only, filter) = (self.name_only, self.filter);
+        // With `--auth`, a user without the cluster's `listDatabases` sees the databases
+        // its roles reach (mongod's `authorizedDatabases` default).
+        let visible = match ctx.state().config.auth {
+            true => ctx.conn().auth.identity().filter(|i| {
+                !i.may(
+                    &crate::auth::Resource::Cluster,
+                    crate::auth::Action::ListDatabases,
+                )
+            }),
+            false => None,
+        };
         with_engine(&ctx, move |e| {
             let reader = e.reader()?;
             let filter = filter.as_ref().map(Filter::parse).transpose()?;
             let mut databases = Vec::new();
             let mut total = 0i64;
             for name in reader.databases()? {
+                if visible.as_ref().is_some_and(|i| !i.reaches(&name)) {
+                    continue;
+                }
                 let mut size = 0i64;
                 if !name_only {
                     for meta in reader.collections(Some(&name))? {

@@ -38,10 +38,12 @@ mod list_indexes;
 mod query;
 mod rename_collection;
 mod repl_set;
+pub mod sasl;
 mod sessions;
 mod stats;
 mod tailable;
 mod update;
+mod users;
 mod validate;
 
 pub use data::GENERIC_FIELDS;
@@ -232,10 +234,59 @@ pub static TABLE: &[Entry] = &[
     ),
     entry!(
         &["usersInfo"],
-        admin::UsersInfo,
+        users::UsersInfo,
         Other,
-        "Returns information about users (Eddy has none: no authentication)"
+        "Returns information about users"
     ),
+    entry!(
+        &["createUser"],
+        users::CreateUser,
+        Other,
+        "Adds a user to the system"
+    ),
+    entry!(
+        &["updateUser"],
+        users::UpdateUser,
+        Other,
+        "Used to update a user, for example to change its password"
+    ),
+    entry!(
+        &["dropUser"],
+        users::DropUser,
+        Other,
+        "Drops a single user."
+    ),
+    entry!(
+        &["dropAllUsersFromDatabase"],
+        users::DropAllUsersFromDatabase,
+        Other,
+        "Drops all users for a single database."
+    ),
+    entry!(
+        &["grantRolesToUser"],
+        users::GrantRolesToUser,
+        Other,
+        "Grants roles to a user."
+    ),
+    entry!(
+        &["revokeRolesFromUser"],
+        users::RevokeRolesFromUser,
+        Other,
+        "Revokes roles from a user."
+    ),
+    entry!(
+        &["saslStart"],
+        sasl::SaslStart,
+        Other,
+        "Begin a SASL authentication conversation"
+    ),
+    entry!(
+        &["saslContinue"],
+        sasl::SaslContinue,
+        Other,
+        "Continue a SASL authentication conversation"
+    ),
+    entry!(&["logout"], sasl::Logout, Other, "de-authenticate"),
     entry!(
         &["listCommands"],
         admin::ListCommands,
@@ -459,19 +510,10 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "mapReduce",
     "mapreduce",
     "geoSearch",
-    "createUser",
-    "updateUser",
-    "dropUser",
-    "dropAllUsersFromDatabase",
     "createRole",
     "dropRole",
     "rolesInfo",
-    "grantRolesToUser",
-    "revokeRolesFromUser",
-    "saslStart",
-    "saslContinue",
     "authenticate",
-    "logout",
     "currentOp",
     "killOp",
     "fsyncUnlock",

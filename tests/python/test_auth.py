@@ -1,0 +1,152 @@
+"""Access control through pymongo against `eddy serve --auth`.
+
+SCRAM-SHA-256 and SCRAM-SHA-1 (pymongo authenticates speculatively inside its handshake,
+and with `saslStart`/`saslContinue` when asked for a mechanism), the localhost exception for
+the first user, wrong passwords (18, nothing said about whether the user exists), user
+management, and roles: a `read` user on one database cannot write it, nor read or watch
+another database or the cluster; cursors belong to the user that opened them.
+"""
+
+from __future__ import annotations
+
+import pymongo
+import pytest
+from conftest import EddyServer
+from pymongo.errors import OperationFailure
+
+
+@pytest.fixture
+def secured(eddy_factory) -> EddyServer:
+    server = eddy_factory(extra_args=["--auth"])
+    anonymous = server.direct_client()
+    # The localhost exception: no user exists yet, so a loopback connection may create one.
+    anonymous.admin.command("createUser", "root", pwd="r00t pass", roles=["root"])
+    return server
+
+
+def login(server: EddyServer, user: str, pwd: str, source: str = "admin", **kw) -> pymongo.MongoClient:
+    return server.direct_client(username=user, password=pwd, authSource=source, **kw)
+
+
+def code_of(fn) -> int:
+    with pytest.raises(OperationFailure) as ei:
+        fn()
+    return ei.value.code
+
+
+def test_unauthenticated_clients_may_only_say_hello(secured):
+    anonymous = secured.direct_client()
+    assert anonymous.admin.command("ping")["ok"] == 1
+    assert anonymous.admin.command("hello")["isWritablePrimary"]
+    assert code_of(lambda: anonymous.app.c.find_one()) == 13
+    assert code_of(lambda: anonymous.app.c.insert_one({})) == 13
+    # The localhost exception ended with the first user.
+    assert code_of(lambda: anonymous.admin.command("createUser", "x", pwd="y", roles=[])) == 13
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-1"])
+def test_scram_mechanisms_and_wrong_passwords(secured, mechanism):
+    root = login(secured, "root", "r00t pass", authMechanism=mechanism)
+    root.app.c.insert_one({"_id": 1})
+    assert root.app.c.find_one() == {"_id": 1}
+    status = root.admin.command("connectionStatus")["authInfo"]
+    assert status["authenticatedUsers"] == [{"user": "root", "db": "admin"}]
+    assert status["authenticatedUserRoles"] == [{"role": "root", "db": "admin"}]
+    wrong = login(secured, "root", "nope", authMechanism=mechanism)
+    assert code_of(lambda: wrong.admin.command("ping")) == 18
+    nobody = login(secured, "nobody", "nope", authMechanism=mechanism)
+    assert code_of(lambda: nobody.admin.command("ping")) == 18
+
+
+def test_non_ascii_passwords_are_saslprepped(secured):
+    root = login(secured, "root", "r00t pass")
+    root.admin.command("createUser", "ünïcode", pwd="p\u00e4ss\u2168", roles=["root"])
+    # U+2168 (ROMAN NUMERAL NINE) is "IX" after SASLprep's NFKC: both spellings log in.
+    for pwd in ["p\u00e4ss\u2168", "p\u00e4ssIX"]:
+        client = login(secured, "ünïcode", pwd, authMechanism="SCRAM-SHA-256")
+        assert client.admin.command("connectionStatus")["authInfo"]["authenticatedUsers"][0]["user"] == "ünïcode"
+
+
+def test_user_management(secured):
+    root = login(secured, "root", "r00t pass")
+    app = root.app
+    app.command("createUser", "reader", pwd="pw", roles=["read"], customData={"team": "x"})
+    assert code_of(lambda: app.command("createUser", "reader", pwd="pw", roles=[])) == 51003
+    assert code_of(lambda: app.command("createUser", "bad", pwd="pw", roles=["nosuchrole"])) == 31
+    assert code_of(lambda: app.command("createUser", "anyroot", pwd="pw", roles=["root"])) == 31
+    info = app.command("usersInfo", "reader")["users"]
+    assert len(info) == 1
+    user = info[0]
+    assert (user["_id"], user["user"], user["db"]) == ("app.reader", "reader", "app")
+    assert user["roles"] == [{"role": "read", "db": "app"}]
+    assert sorted(user["mechanisms"]) == ["SCRAM-SHA-1", "SCRAM-SHA-256"]
+    assert user["customData"] == {"team": "x"}
+    assert "credentials" not in user
+    creds = app.command("usersInfo", "reader", showCredentials=True)["users"][0]["credentials"]
+    assert set(creds) == {"SCRAM-SHA-1", "SCRAM-SHA-256"}
+    assert set(creds["SCRAM-SHA-256"]) == {"iterationCount", "salt", "storedKey", "serverKey"}
+    app.command("grantRolesToUser", "reader", roles=["readWrite"])
+    assert app.command("usersInfo", "reader")["users"][0]["roles"] == [
+        {"role": "read", "db": "app"},
+        {"role": "readWrite", "db": "app"},
+    ]
+    app.command("revokeRolesFromUser", "reader", roles=["readWrite"])
+    app.command("updateUser", "reader", pwd="new pw")
+    assert code_of(lambda: login(secured, "reader", "pw", source="app").app.c.find_one()) == 18
+    assert login(secured, "reader", "new pw", source="app").app.c.find_one() is None
+    hello = secured.direct_client().admin.command("hello", saslSupportedMechs="app.reader")
+    assert sorted(hello["saslSupportedMechs"]) == ["SCRAM-SHA-1", "SCRAM-SHA-256"]
+    app.command("dropUser", "reader")
+    assert code_of(lambda: app.command("dropUser", "reader")) == 11
+    assert app.command("usersInfo", 1)["users"] == []
+
+
+def test_a_read_user_reads_and_watches_its_database_only(secured):
+    root = login(secured, "root", "r00t pass")
+    root.app.command("createUser", "reader", pwd="pw", roles=["read"])
+    root.app.c.insert_one({"_id": 1})
+    root.other.c.insert_one({"_id": 1})
+    reader = login(secured, "reader", "pw", source="app")
+    assert reader.app.c.find_one() == {"_id": 1}
+    assert code_of(lambda: reader.app.c.insert_one({"_id": 2})) == 13
+    assert code_of(lambda: reader.app.c.drop()) == 13
+    assert code_of(lambda: reader.other.c.find_one()) == 13
+    assert code_of(lambda: reader.other.c.watch()) == 13
+    assert code_of(lambda: reader.watch()) == 13
+    with reader.app.c.watch(max_await_time_ms=500) as stream:
+        root.app.c.insert_one({"_id": 3})
+        event = stream.next()
+        assert event["operationType"] == "insert" and event["documentKey"] == {"_id": 3}
+    with reader.app.watch(max_await_time_ms=500) as stream:
+        root.app.d.insert_one({"_id": 4})
+        assert stream.next()["ns"] == {"db": "app", "coll": "d"}
+    # listDatabases shows the databases the user's roles reach.
+    assert [d["name"] for d in reader.admin.command("listDatabases")["databases"]] == ["app"]
+    assert {"app", "other"} <= {d["name"] for d in root.admin.command("listDatabases")["databases"]}
+    # The user may read about itself, not about others.
+    assert reader.app.command("usersInfo", "reader")["users"][0]["user"] == "reader"
+    assert code_of(lambda: reader.admin.command("usersInfo", "root")) == 13
+    assert code_of(lambda: reader.admin.command("serverStatus")) == 13
+
+
+def test_cursors_belong_to_their_user(secured):
+    root = login(secured, "root", "r00t pass")
+    root.app.c.insert_many([{"_id": i} for i in range(10)])
+    root.app.command("createUser", "r1", pwd="pw", roles=["read"])
+    root.app.command("createUser", "r2", pwd="pw", roles=["read"])
+    one = login(secured, "r1", "pw", source="app")
+    two = login(secured, "r2", "pw", source="app")
+    cursor_id = one.app.command("find", "c", batchSize=2)["cursor"]["id"]
+    assert cursor_id
+    assert code_of(lambda: two.app.command("getMore", cursor_id, collection="c")) == 13
+    killed = two.app.command("killCursors", "c", cursors=[cursor_id])
+    assert killed["cursorsKilled"] == []
+    assert len(one.app.command("getMore", cursor_id, collection="c")["cursor"]["nextBatch"]) == 8
+
+
+def test_logout_ends_the_authentication(secured):
+    root = login(secured, "root", "r00t pass", maxPoolSize=1)
+    db = root.app
+    assert db.c.find_one() is None
+    db.command("logout")
+    assert root.admin.command("connectionStatus")["authInfo"]["authenticatedUsers"] == []
