@@ -8,6 +8,8 @@
 #                      (e.g. a real mongod 7.0 replica set, to check the harness itself)
 #   --no-server        start nothing and point pymongo at a closed port (plumbing check: every
 #                      test is skipped, and the run FAILS because nothing passed)
+#   --auth             start eddy with --auth (pymongo's harness then creates and logs in as a root
+#                      user); results go to PYMONGO_RESULTS, which the caller sets apart
 #   --write-expected   rewrite tests/pymongo/expected-failures.txt from this run's failures
 #                      (keeps the reasons of entries already listed)
 # Env: EDDY_BIN, PYMONGO_FILE_TIMEOUT (s per file, default 420), PYMONGO_TEST_TIMEOUT (s per
@@ -62,6 +64,7 @@ DEFAULT_FILES=(
 
 mode=eddy
 port=""
+auth=0
 write_expected=0
 files=()
 while (($#)); do
@@ -70,12 +73,16 @@ while (($#)); do
         --port=*) mode=external; port="${1#--port=}"; shift ;;
         --no-server) mode=none; shift ;;
         --write-expected) write_expected=1; shift ;;
+        --auth) auth=1; shift ;;
         -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         -*) echo "pymongo-suite: unknown option $1" >&2; exit 2 ;;
         *) files+=("$1"); shift ;;
     esac
 done
 ((${#files[@]})) || files=("${DEFAULT_FILES[@]}")
+# pymongo marks its authentication tests `auth`, which its pyproject's `-m` leaves out.
+markers=()
+((auth)) && markers=(-m "auth or default")
 
 if [[ ! -f "$SDIST/.eddy-ready" || ! -x "$VENV/bin/python" ]]; then
     bash "$ROOT/scripts/setup-python.sh"
@@ -97,7 +104,11 @@ crashes=()
 start_server() {
     case "$mode" in
         eddy)
-            EDDY_LOG_FILE="$RESULTS/eddy-$(date +%s).log" eddy_start || return 1
+            if ((auth)); then
+                EDDY_LOG_FILE="$RESULTS/eddy-$(date +%s).log" eddy_start --auth || return 1
+            else
+                EDDY_LOG_FILE="$RESULTS/eddy-$(date +%s).log" eddy_start || return 1
+            fi
             port="$EDDY_PORT"
             ;;
         none)
@@ -133,10 +144,13 @@ for f in "${files[@]}"; do
     # Run from the sdist root so `test/` (and its conftest) is found; the sdist's bson/ gridfs/
     # pymongo/ folders were removed by setup-python.sh, and pytest_eddy_plugin refuses any
     # pymongo that is not the venv's. SIGINT on timeout lets pytest write the junit XML so far.
+    # With --auth, pymongo's harness creates DB_USER (root) through the localhost exception
+    # and authenticates every client as that user.
     (cd "$SDIST" && DB_IP=127.0.0.1 DB_PORT="$port" EDDY_EXPECT_PYMONGO_VERSION=4.20.1 \
+        DB_USER=eddy-test-root DB_PASSWORD='pencil!' \
         PYTHONPATH="$ROOT/scripts" PYTHONDONTWRITEBYTECODE=1 \
         timeout --signal=INT --kill-after=30 "$FILE_TIMEOUT" \
-        "$VENV/bin/python" -m pytest "$f" -p pytest_eddy_plugin -p no:cacheprovider \
+        "$VENV/bin/python" -m pytest "$f" "${markers[@]}" -p pytest_eddy_plugin -p no:cacheprovider \
         --junitxml="$RESULTS/$stem.xml" --timeout="$TEST_TIMEOUT" -o console_output_style=classic \
         </dev/null >"$RESULTS/$stem.log" 2>&1) || rc=$?
     secs=$((SECONDS - start))

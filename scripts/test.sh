@@ -11,7 +11,8 @@
 #   build     cargo build --release
 #   cargo     cargo test --workspace --no-fail-fast
 #   python    pytest tests/python (each test starts its own target/release/eddy)
-#   pymongo   scripts/pymongo-suite.sh (pymongo 4.20.1's own tests against target/release/eddy)
+#   pymongo   scripts/pymongo-suite.sh (pymongo 4.20.1's own tests against target/release/eddy), then
+#             its authentication tests against `eddy serve --auth` (--auth)
 # setup..build are hard: the first failure stops the run. cargo/python/pymongo always all run
 # when the build succeeded, so one run measures everything; their failures make the exit status
 # non-zero at the end. Failures listed in tests/python/expected-failures.txt or
@@ -165,6 +166,11 @@ if skipped_step pymongo; then header "pymongo: skipped (--skip)"; else
     rm -f "$WORK/results/pymongo/totals"
     step pymongo bash scripts/pymongo-suite.sh
     add_totals "pymongo suite" "$WORK/results/pymongo/totals"
+    # pymongo's authentication tests, against `eddy serve --auth`.
+    rm -f "$WORK/results/pymongo-auth/totals"
+    PYMONGO_RESULTS="$WORK/results/pymongo-auth" \
+        step pymongo-auth bash scripts/pymongo-suite.sh --auth test/test_auth.py test/test_auth_spec.py
+    add_totals "pymongo suite (--auth)" "$WORK/results/pymongo-auth/totals"
 fi
 
 finish 0
