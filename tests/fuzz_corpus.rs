@@ -322,7 +322,36 @@ struct Target {
     harness: fn(&[u8]),
 }
 
-const TARGETS: [Target; 4] = [
+/// Client-first message, NUL, client-final message (see `harness::scram`).
+fn scram_seeds() -> Vec<Vec<u8>> {
+    let pairs: &[(&str, &str)] = &[
+        (
+            "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
+            "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+        ),
+        ("n,,n=u,r=clientnonce", "c=biws,r=clientnonceXXXX,p=AAAA"),
+        ("y,,n=a=2Cb=3Dc,r=x", "c=eSws,r=x,p=="),
+        ("n,a=admin,n=admin,r=abc,e=ext", "r=abc,c=biws,p=zz"),
+        ("p=tls-unique,,n=u,r=a", "c=biws"),
+        ("n,,n=,r=", ",p="),
+    ];
+    pairs
+        .iter()
+        .map(|(first, last)| {
+            let mut v = first.as_bytes().to_vec();
+            v.push(0);
+            v.extend_from_slice(last.as_bytes());
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn scram_corpus_replays() {
+    assert!(replay("scram", scram_seeds(), harness::scram) >= 6);
+}
+
+const TARGETS: [Target; 5] = [
     Target {
         name: "wire_decode",
         seeds: wire_seeds,
@@ -342,6 +371,11 @@ const TARGETS: [Target; 4] = [
         name: "update",
         seeds: update_seeds,
         harness: harness::update,
+    },
+    Target {
+        name: "scram",
+        seeds: scram_seeds,
+        harness: harness::scram,
     },
 ];
 

@@ -569,3 +569,87 @@ async fn an_expired_session_takes_its_cursors_with_it() {
     let err = err.expect("getMore on a killed cursor fails");
     assert_eq!(common::error_code(&err), Some(43), "{err}");
 }
+
+/// The code of an error reply (`ok: 0`).
+fn error_code_of(reply: &Document) -> Option<i32> {
+    (reply.get("ok").and_then(bson::Bson::as_f64) == Some(0.0))
+        .then(|| reply.get_i32("code").ok())
+        .flatten()
+}
+
+fn binary(bytes: &[u8]) -> bson::Bson {
+    bson::Bson::Binary(bson::Binary {
+        subtype: bson::spec::BinarySubtype::Generic,
+        bytes: bytes.to_vec(),
+    })
+}
+
+/// Malformed SASL conversations get mongod's errors, leave other connections alone,
+/// and never authenticate anyone.
+#[tokio::test]
+async fn malformed_authentication_fails_cleanly() {
+    let server = TestServer::start_with(&["--replSet", "rs0", "--auth"]);
+    let mut s = connect(&server);
+    let created = raw_command(
+        &mut s,
+        &doc! {"createUser": "admin", "pwd": "pw", "roles": ["root"], "$db": "admin"},
+    );
+    assert_eq!(error_code_of(&created), None, "{created}");
+    let start = |mechanism: &str, payload: &[u8]| {
+        doc! {"saslStart": 1, "mechanism": mechanism, "payload": binary(payload), "$db": "admin"}
+    };
+    let huge_user = format!("n,,n={},r=abc", "u".repeat(100_000));
+    let cases: Vec<(Document, i32)> = vec![
+        (start("PLAIN", b"\0admin\0pw"), 334),
+        (start("MONGODB-X509", b""), 334),
+        (start("SCRAM-SHA-256", b"\xff\xfe\x00"), 17),
+        (start("SCRAM-SHA-256", b"garbage"), 17),
+        (start("SCRAM-SHA-256", b"n,,r=abc,n=admin"), 17),
+        (start("SCRAM-SHA-256", huge_user.as_bytes()), 17),
+        (start("SCRAM-SHA-256", b"n,,n=nobody,r=abc"), 18),
+        (
+            doc! {"saslContinue": 1, "conversationId": 1, "payload": binary(b"c=biws,r=x,p=AAAA"), "$db": "admin"},
+            17,
+        ),
+        (
+            doc! {"saslStart": 1, "mechanism": 5, "payload": binary(b""), "$db": "admin"},
+            14,
+        ),
+    ];
+    for (cmd, code) in &cases {
+        let reply = raw_command(&mut s, cmd);
+        assert_eq!(error_code_of(&reply), Some(*code), "{cmd} -> {reply}");
+    }
+    // A real first step, then someone else's nonce and a garbage proof: 18, 17.
+    let first = raw_command(&mut s, &start("SCRAM-SHA-256", b"n,,n=admin,r=clientnonce"));
+    assert_eq!(error_code_of(&first), None, "{first}");
+    let wrong_nonce = raw_command(
+        &mut s,
+        &doc! {"saslContinue": 1, "conversationId": 1, "payload": binary(b"c=biws,r=clientnonceFORGED,p=AAAA"), "$db": "admin"},
+    );
+    assert_eq!(error_code_of(&wrong_nonce), Some(18));
+    // None of this authenticated the connection.
+    let denied = raw_command(&mut s, &doc! {"find": "c", "$db": "app"});
+    assert_eq!(error_code_of(&denied), Some(13));
+    let status = raw_command(&mut s, &doc! {"connectionStatus": 1, "$db": "admin"});
+    assert_eq!(
+        status
+            .get_document("authInfo")
+            .and_then(|a| a.get_array("authenticatedUsers"))
+            .map(|u| u.len())
+            .ok(),
+        Some(0)
+    );
+    // Other clients authenticate and work.
+    let uri = format!(
+        "mongodb://admin:pw@localhost:{}/?directConnection=true&serverSelectionTimeoutMS=10000",
+        server.port()
+    );
+    let client = mongodb::Client::with_uri_str(uri).await.expect("uri");
+    client
+        .database("app")
+        .collection::<Document>("c")
+        .insert_one(doc! {"ok": true})
+        .await
+        .expect("an authenticated client still works");
+}

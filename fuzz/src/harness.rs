@@ -204,3 +204,33 @@ pub fn command(data: &[u8]) {
         let _ = e.to_reply();
     }
 }
+
+/// SCRAM messages: the input is split at its first NUL into a client-first message and
+/// a client-final message. The first goes to the parser; the second finishes a
+/// conversation started with a valid first message against a real user's credentials.
+/// Both must answer `Ok` or a `MongoError`, never panic.
+pub fn scram(data: &[u8]) {
+    use eddy_server::auth::scram::{self, ClientFirst, Credentials, Mechanism};
+    static CREDENTIALS: OnceLock<Credentials> = OnceLock::new();
+    let (first, last) = match data.iter().position(|b| *b == 0) {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (data, &b""[..]),
+    };
+    let _ = ClientFirst::parse(first);
+    let credentials = CREDENTIALS.get_or_init(|| {
+        Credentials::derive(
+            Mechanism::Sha256,
+            "u",
+            "pencil",
+            b"0123456789abcdef".to_vec(),
+            4096,
+        )
+        .expect("credentials")
+    });
+    for mech in Mechanism::ALL {
+        let start = ClientFirst::parse(b"n,,n=u,r=clientnonce").expect("a valid first message");
+        if let Ok(started) = scram::start(mech, "admin", start, Some(credentials.clone())) {
+            let _ = started.conversation.finish(last);
+        }
+    }
+}

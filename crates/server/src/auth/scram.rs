@@ -520,6 +520,31 @@ mod tests {
         );
     }
 
+    /// A proof captured from a successful login fails on any later conversation: the
+    /// server's nonce differs every time.
+    #[test]
+    fn a_replayed_proof_is_refused() {
+        let mech = Mechanism::Sha256;
+        let creds = Credentials::new(mech, "u", "pw").expect("creds");
+        let first = || ClientFirst::parse(b"n,,n=u,r=replayednonce").expect("first");
+        let bare = first().bare;
+        let once = start(mech, "admin", first(), Some(creds.clone())).expect("start");
+        let server_first = String::from_utf8(once.payload.clone()).expect("utf8");
+        let (fin, _) = client_final(mech, "u", "pw", &bare, &server_first);
+        once.conversation
+            .finish(fin.as_bytes())
+            .expect("the first use");
+        let again = start(mech, "admin", first(), Some(creds)).expect("start");
+        assert_eq!(
+            again
+                .conversation
+                .finish(fin.as_bytes())
+                .expect_err("replayed")
+                .code,
+            18
+        );
+    }
+
     #[test]
     fn credentials_round_trip_through_their_stored_form() {
         let c = Credentials::new(Mechanism::Sha1, "u", "p").expect("creds");
