@@ -180,6 +180,7 @@ fn server() -> &'static (
             max_incoming_connections: 10,
             cursor_timeout: std::time::Duration::from_secs(600),
             auth: false,
+            tls: None,
         };
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 27017));
         let conn = eddy_server::command::ConnInfo::new(1, addr, addr);

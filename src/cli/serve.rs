@@ -81,6 +81,23 @@ pub struct ServeArgs {
     #[arg(long = "auth")]
     pub auth: bool,
 
+    /// TLS: disabled, allowTLS, preferTLS or requireTLS [default: disabled]
+    #[arg(long = "tlsMode", value_name = "MODE")]
+    pub tls_mode: Option<String>,
+
+    /// PEM file with the server's certificate chain and private key (needed for TLS)
+    #[arg(long = "tlsCertificateKeyFile", value_name = "FILE")]
+    pub tls_certificate_key_file: Option<PathBuf>,
+
+    /// PEM file of the CAs client certificates must chain to (client certificates are
+    /// then verified, and required unless --tlsAllowConnectionsWithoutCertificates)
+    #[arg(long = "tlsCAFile", value_name = "FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+
+    /// With --tlsCAFile: accept TLS clients that present no certificate
+    #[arg(long = "tlsAllowConnectionsWithoutCertificates")]
+    pub tls_allow_connections_without_certificates: bool,
+
     /// mongod YAML configuration file (net.port, net.bindIp, net.maxIncomingConnections,
     /// storage.dbPath, storage.oplogMinRetentionHours, replication.replSetName,
     /// replication.oplogSizeMB, setParameter); flags given on the command line override it
@@ -117,6 +134,8 @@ pub struct ServeSettings {
     pub cursor_timeout: Duration,
     /// `--auth` / `security.authorization: enabled`.
     pub auth: bool,
+    /// `--tlsMode` and friends / `net.tls.*` (`None`: plain TCP).
+    pub tls: Option<eddy_server::tls::TlsConfig>,
     /// The config file used, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -132,6 +151,10 @@ struct FileOptions {
     oplog_min_retention_hours: Option<f64>,
     max_conns: Option<u32>,
     auth: Option<bool>,
+    tls_mode: Option<String>,
+    tls_certificate_key_file: Option<String>,
+    tls_ca_file: Option<String>,
+    tls_allow_without_certificates: Option<bool>,
     set_parameters: Vec<(String, String)>,
     /// mongod options that Eddy accepts but does not act on (warned about at start-up).
     ignored: Vec<String>,
@@ -336,6 +359,57 @@ fn resolve_with(
         bail!("--maxConns must be greater than 0");
     }
 
+    let tls_mode = args.tls_mode.clone().or(file.tls_mode.clone());
+    let tls_key = args
+        .tls_certificate_key_file
+        .clone()
+        .or(file.tls_certificate_key_file.as_ref().map(PathBuf::from));
+    let tls_ca = args
+        .tls_ca_file
+        .clone()
+        .or(file.tls_ca_file.as_ref().map(PathBuf::from));
+    let tls = match tls_mode.as_deref() {
+        None | Some("disabled") => {
+            if tls_key.is_some() {
+                bail!("--tlsCertificateKeyFile needs --tlsMode allowTLS, preferTLS or requireTLS");
+            }
+            None
+        }
+        Some(name) => {
+            let mode = eddy_server::tls::TlsMode::parse(name).ok_or_else(|| {
+                anyhow!(
+                    "--tlsMode: expected disabled, allowTLS, preferTLS or requireTLS, found {name}"
+                )
+            })?;
+            let certificate_key_file = tls_key.ok_or_else(|| {
+                anyhow!("--tlsMode {name} needs --tlsCertificateKeyFile (the server's certificate and key)")
+            })?;
+            for (name, value) in [
+                ("net.tls.mode", Bson::String(name.to_owned())),
+                (
+                    "net.tls.certificateKeyFile",
+                    Bson::String(certificate_key_file.display().to_string()),
+                ),
+            ] {
+                parsed.insert(name.into(), value);
+            }
+            if let Some(ca) = &tls_ca {
+                parsed.insert(
+                    "net.tls.CAFile".into(),
+                    Bson::String(ca.display().to_string()),
+                );
+            }
+            Some(eddy_server::tls::TlsConfig {
+                mode,
+                certificate_key_file,
+                ca_file: tls_ca,
+                allow_connections_without_certificates: args
+                    .tls_allow_connections_without_certificates
+                    || file.tls_allow_without_certificates.unwrap_or(false),
+            })
+        }
+    };
+
     Ok(ServeSettings {
         port,
         bind_ip,
@@ -350,6 +424,7 @@ fn resolve_with(
         max_incoming_connections,
         cursor_timeout,
         auth: args.auth || file.auth.unwrap_or(false),
+        tls,
         config_file: config.map(|(p, _)| p.to_path_buf()),
     })
 }
@@ -388,21 +463,26 @@ fn typed_parameter(v: &str) -> Bson {
 fn nest(flat: &BTreeMap<String, Bson>) -> Document {
     let mut out = Document::new();
     for (key, value) in flat {
-        match key.split_once('.') {
-            None => {
-                out.insert(key.clone(), value.clone());
-            }
-            Some((section, leaf)) => {
-                let entry = out
-                    .entry(section.to_owned())
-                    .or_insert_with(|| Bson::Document(Document::new()));
-                if let Bson::Document(d) = entry {
-                    d.insert(leaf.to_owned(), value.clone());
-                }
+        insert_dotted(&mut out, key, value.clone());
+    }
+    out
+}
+
+/// Inserts `value` at a dotted path (`net.tls.mode` -> `{net: {tls: {mode: ...}}}`).
+fn insert_dotted(doc: &mut Document, key: &str, value: Bson) {
+    match key.split_once('.') {
+        None => {
+            doc.insert(key.to_owned(), value);
+        }
+        Some((section, rest)) => {
+            let entry = doc
+                .entry(section.to_owned())
+                .or_insert_with(|| Bson::Document(Document::new()));
+            if let Bson::Document(d) = entry {
+                insert_dotted(d, rest, value);
             }
         }
     }
-    out
 }
 
 fn yaml_kind(y: &Yaml) -> &'static str {
@@ -516,6 +596,37 @@ fn parse_config(text: &str) -> Result<FileOptions> {
                 ("storage", "dbPath") => opts.dbpath = Some(yaml_string(value, &dotted)?),
                 ("storage", "oplogMinRetentionHours") => {
                     opts.oplog_min_retention_hours = Some(yaml_f64(value, &dotted)?)
+                }
+                ("net", "tls") => {
+                    let Yaml::Hash(tls) = value else {
+                        bail!("{dotted}: expected a mapping, found {}", yaml_kind(value));
+                    };
+                    for (k, v) in tls {
+                        let name = match k {
+                            Yaml::String(s) => s.as_str(),
+                            other => {
+                                bail!("option names must be strings, found {}", yaml_kind(other))
+                            }
+                        };
+                        let dotted = format!("net.tls.{name}");
+                        match name {
+                            "mode" => opts.tls_mode = Some(yaml_string(v, &dotted)?),
+                            "certificateKeyFile" => {
+                                opts.tls_certificate_key_file = Some(yaml_string(v, &dotted)?)
+                            }
+                            "CAFile" => opts.tls_ca_file = Some(yaml_string(v, &dotted)?),
+                            "allowConnectionsWithoutCertificates" => {
+                                opts.tls_allow_without_certificates = Some(match v {
+                                    Yaml::Boolean(b) => *b,
+                                    other => bail!(
+                                        "{dotted}: expected a boolean, found {}",
+                                        yaml_kind(other)
+                                    ),
+                                })
+                            }
+                            _ => opts.ignored.push(dotted),
+                        }
+                    }
                 }
                 ("security", "authorization") => {
                     opts.auth = Some(match yaml_string(value, &dotted)?.as_str() {
@@ -645,6 +756,7 @@ mod server_adapter {
             max_incoming_connections: settings.max_incoming_connections,
             cursor_timeout: settings.cursor_timeout,
             auth: settings.auth,
+            tls: settings.tls.clone(),
         };
         let mut engine = EngineOptions::new(settings.dbpath.clone());
         engine.oplog_size_mb = settings.oplog_size_mb;
@@ -890,6 +1002,64 @@ setParameter:
         assert!(format!("{err:#}").contains("expected enabled or disabled"));
         assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost"));
         assert!(!is_loopback("0.0.0.0") && !is_loopback("10.0.0.1"));
+    }
+
+    #[test]
+    fn tls_from_the_flags_or_the_config_file() {
+        let on = resolve_with(
+            &args(&[
+                "--tlsMode",
+                "requireTLS",
+                "--tlsCertificateKeyFile",
+                "s.pem",
+            ]),
+            None,
+            vec![],
+        )
+        .expect("ok");
+        let tls = on.tls.expect("tls");
+        assert_eq!(tls.mode, eddy_server::tls::TlsMode::RequireTls);
+        assert_eq!(tls.certificate_key_file, PathBuf::from("s.pem"));
+        assert_eq!(
+            on.parsed
+                .get_document("net")
+                .and_then(|n| n.get_document("tls"))
+                .and_then(|t| t.get_str("mode"))
+                .ok(),
+            Some("requireTLS")
+        );
+        let file = resolve_with(
+            &args(&[]),
+            Some((
+                Path::new("c.yaml"),
+                "net:\n  tls:\n    mode: preferTLS\n    certificateKeyFile: k.pem\n    CAFile: ca.pem\n    allowConnectionsWithoutCertificates: true\n",
+            )),
+            vec![],
+        )
+        .expect("ok")
+        .tls
+        .expect("tls");
+        assert_eq!(file.mode, eddy_server::tls::TlsMode::PreferTls);
+        assert_eq!(file.ca_file, Some(PathBuf::from("ca.pem")));
+        assert!(file.allow_connections_without_certificates);
+        for (flags, want) in [
+            (
+                &["--tlsMode", "requireTLS"][..],
+                "needs --tlsCertificateKeyFile",
+            ),
+            (
+                &["--tlsMode", "sslOnly", "--tlsCertificateKeyFile", "k"][..],
+                "expected disabled",
+            ),
+            (&["--tlsCertificateKeyFile", "k"][..], "needs --tlsMode"),
+        ] {
+            let err = resolve_with(&args(flags), None, vec![]).expect_err(want);
+            assert!(format!("{err:#}").contains(want), "{flags:?}: {err:#}");
+        }
+        assert!(resolve_with(&args(&[]), None, vec![])
+            .expect("ok")
+            .tls
+            .is_none());
     }
 
     #[test]

@@ -15,6 +15,8 @@ use eddy_wire::{flags, Header, OpMsg, OpQuery, Request, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::tls::Socket;
+
 use crate::command::{ConnInfo, Reply};
 use crate::cursor::BatchDoc;
 use crate::dispatch::{self, Outcome};
@@ -57,37 +59,57 @@ impl Drop for Counted {
     }
 }
 
-/// Serves one connection until it closes, or until it waits on a change stream: it
-/// then moves to the deliveries runtime (`crate::deliveries`) with what it has read.
+/// How a connection is secured: the server's TLS mode and acceptor (`None`: plain).
+pub type Tls = Option<(crate::tls::TlsMode, tokio_rustls::TlsAcceptor)>;
+
+/// Serves one connection until it closes, or until it waits on a change stream: a
+/// plain one then moves to the deliveries runtime (`crate::deliveries`) with what it
+/// has read (a TLS session stays where it was established).
 pub async fn serve(
     state: Arc<ServerState>,
-    mut stream: TcpStream,
+    stream: TcpStream,
+    tls: Tls,
     conn: Arc<ConnInfo>,
     counted: Counted,
 ) {
     let _ = stream.set_nodelay(true);
+    let (mode, acceptor) = match &tls {
+        Some((mode, acceptor)) => (*mode, Some(acceptor)),
+        None => (crate::tls::TlsMode::Disabled, None),
+    };
+    let mut socket = match crate::tls::establish(stream, mode, acceptor).await {
+        Ok(socket) => socket,
+        Err(e) => {
+            tracing::info!(connection = conn.id, peer = %conn.peer, error = %e, "connection refused during the TLS handshake");
+            return;
+        }
+    };
     let mut buf = Vec::new();
-    let closed = match run(&state, &mut stream, &conn, &mut buf, false).await {
-        Closed::AwaitsData => match stream.into_std() {
-            Ok(std) => {
-                let deliveries = Arc::clone(&state);
-                let moved = deliveries.deliveries.spawn(async move {
-                    match TcpStream::from_std(std) {
-                        Ok(mut stream) => {
-                            let closed = run(&state, &mut stream, &conn, &mut buf, true).await;
-                            ended(&conn, closed);
+    let closed = match run(&state, &mut socket, &conn, &mut buf, false).await {
+        Closed::AwaitsData => match socket {
+            Socket::Plain(stream) => match stream.into_std() {
+                Ok(std) => {
+                    let deliveries = Arc::clone(&state);
+                    let moved = deliveries.deliveries.spawn(async move {
+                        match TcpStream::from_std(std) {
+                            Ok(stream) => {
+                                let mut socket = Socket::Plain(stream);
+                                let closed = run(&state, &mut socket, &conn, &mut buf, true).await;
+                                ended(&conn, closed);
+                            }
+                            Err(e) => ended(&conn, Closed::Io(e)),
                         }
-                        Err(e) => ended(&conn, Closed::Io(e)),
+                        drop(counted);
+                    });
+                    // Without a deliveries runtime the connection goes on here.
+                    if let Err(here) = moved {
+                        here.await;
                     }
-                    drop(counted);
-                });
-                // Without a deliveries runtime the connection goes on here.
-                if let Err(here) = moved {
-                    here.await;
+                    return;
                 }
-                return;
-            }
-            Err(e) => Closed::Io(e),
+                Err(e) => Closed::Io(e),
+            },
+            mut secured => run(&state, &mut secured, &conn, &mut buf, true).await,
         },
         closed => closed,
     };
@@ -118,7 +140,7 @@ const SMALL_READ: usize = 1024;
 /// Serves requests; `delivering`: this is the deliveries runtime already.
 async fn run(
     state: &Arc<ServerState>,
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     conn: &Arc<ConnInfo>,
     buf: &mut Vec<u8>,
     delivering: bool,
@@ -193,7 +215,7 @@ fn answerable(header: &Header, e: &WireError) -> bool {
         )
 }
 
-async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Closed> {
+async fn write(stream: &mut Socket, bytes: &[u8]) -> Result<(), Closed> {
     stream.write_all(bytes).await.map_err(Closed::Io)
 }
 
@@ -221,7 +243,7 @@ fn frame(request_id: i32, response_to: i32, flags: u32, reply: &Reply) -> Vec<u8
 
 async fn on_msg(
     state: &Arc<ServerState>,
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     conn: &Arc<ConnInfo>,
     header: Header,
     msg: OpMsg,
@@ -297,7 +319,7 @@ fn reply_ok(reply: &RawDocumentBuf) -> bool {
 /// The legacy OP_QUERY: mongod 6.0+ answers only the handshake through it.
 async fn on_query(
     state: &Arc<ServerState>,
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     conn: &Arc<ConnInfo>,
     header: Header,
     query: OpQuery,

@@ -29,6 +29,7 @@ pub mod deliveries;
 pub mod dispatch;
 pub mod failpoint;
 pub mod state;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,6 +55,8 @@ const REAP_INTERVAL: Duration = Duration::from_secs(5);
 pub enum ServeError {
     #[error("cannot open the data files: {0}")]
     Storage(eddy_codes::MongoError),
+    #[error("TLS: {0}")]
+    Tls(tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -65,6 +68,7 @@ pub enum ServeError {
 pub struct Server {
     state: Arc<ServerState>,
     listeners: Vec<TcpListener>,
+    tls: connection::Tls,
 }
 
 impl Server {
@@ -74,6 +78,16 @@ impl Server {
             .await
             .map_err(|e| ServeError::Storage(eddy_codes::MongoError::internal(e.to_string())))?
             .map_err(ServeError::Storage)?;
+        let tls = match &config.tls {
+            Some(t) if t.mode != tls::TlsMode::Disabled => match tls::acceptor(t) {
+                Ok(acceptor) => Some((t.mode, acceptor)),
+                Err(e) => {
+                    engine.close();
+                    return Err(ServeError::Tls(e));
+                }
+            },
+            _ => None,
+        };
         let mut listeners = Vec::new();
         for host in &config.bind {
             let addr = if host.contains(':') {
@@ -94,6 +108,7 @@ impl Server {
         Ok(Server {
             state: Arc::new(ServerState::new(config, engine)),
             listeners,
+            tls,
         })
     }
 
@@ -120,6 +135,7 @@ impl Server {
             acceptors.spawn(accept_loop(
                 Arc::clone(&state),
                 listener,
+                self.tls.clone(),
                 Arc::clone(&connections),
             ));
         }
@@ -143,6 +159,7 @@ impl Server {
 async fn accept_loop(
     state: Arc<ServerState>,
     listener: TcpListener,
+    tls: connection::Tls,
     connections: Arc<Mutex<JoinSet<()>>>,
 ) {
     loop {
@@ -171,7 +188,7 @@ async fn accept_loop(
         let mut set = connections.lock().unwrap_or_else(|p| p.into_inner());
         // Finished connections are collected here so the set stays small.
         while set.try_join_next().is_some() {}
-        set.spawn(connection::serve(st, stream, conn, counted));
+        set.spawn(connection::serve(st, stream, tls.clone(), conn, counted));
     }
 }
 

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub cursor_timeout: Duration,
     /// `--auth`: commands need an authenticated user whose roles allow them.
     pub auth: bool,
+    /// `--tlsMode` and its certificates (`None`: plain TCP only).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl ServerConfig {
