@@ -150,3 +150,57 @@ def test_logout_ends_the_authentication(secured):
     assert db.c.find_one() is None
     db.command("logout")
     assert root.admin.command("connectionStatus")["authInfo"]["authenticatedUsers"] == []
+
+
+def test_a_custom_role_on_one_collection_watches_that_collection_only(secured):
+    root = login(secured, "root", "r00t pass")
+    app = root.app
+    app.command(
+        "createRole",
+        "orderWatcher",
+        privileges=[{"resource": {"db": "app", "collection": "orders"}, "actions": ["find", "changeStream"]}],
+        roles=[],
+    )
+    assert code_of(lambda: app.command("createRole", "orderWatcher", privileges=[], roles=[])) == 51002
+    assert code_of(lambda: app.command(
+        "createRole", "wide", privileges=[{"resource": {"cluster": True}, "actions": ["serverStatus"]}], roles=[]
+    )) == 2
+    assert code_of(lambda: app.command(
+        "createRole", "typo", privileges=[{"resource": {"db": "app", "collection": ""}, "actions": ["fnd"]}], roles=[]
+    )) == 2
+    app.command("createUser", "watcher", pwd="pw", roles=["orderWatcher"])
+    app.orders.insert_one({"_id": 0})
+    app.other.insert_one({"_id": 0})
+    watcher = login(secured, "watcher", "pw", source="app")
+    assert watcher.app.orders.find_one() == {"_id": 0}
+    with watcher.app.orders.watch(max_await_time_ms=500) as stream:
+        app.orders.insert_one({"_id": 1})
+        assert stream.next()["documentKey"] == {"_id": 1}
+    assert code_of(lambda: watcher.app.other.find_one()) == 13
+    assert code_of(lambda: watcher.app.other.watch()) == 13
+    assert code_of(lambda: watcher.app.watch()) == 13
+    assert code_of(lambda: watcher.app.orders.insert_one({})) == 13
+    # listCollections shows what the role reaches when asked for authorized collections only.
+    names = watcher.app.list_collection_names(authorizedCollections=True)
+    assert names == ["orders"]
+    # Roles change under a logged-in user: the next command sees the change.
+    app.command("grantPrivilegesToRole", "orderWatcher",
+                privileges=[{"resource": {"db": "app", "collection": "other"}, "actions": ["find"]}])
+    assert watcher.app.other.find_one() == {"_id": 0}
+    app.command("revokePrivilegesFromRole", "orderWatcher",
+                privileges=[{"resource": {"db": "app", "collection": "other"}, "actions": ["find"]}])
+    assert code_of(lambda: watcher.app.other.find_one()) == 13
+    # Inheritance, and rolesInfo.
+    app.command("createRole", "orderAdmin", privileges=[
+        {"resource": {"db": "app", "collection": "orders"}, "actions": ["insert"]}], roles=["orderWatcher"])
+    assert code_of(lambda: app.command("grantRolesToRole", "orderWatcher", roles=["orderAdmin"])) == 49
+    info = app.command("rolesInfo", "orderAdmin", showPrivileges=True)["roles"][0]
+    assert info["role"] == "orderAdmin" and not info["isBuiltin"]
+    assert info["roles"] == [{"role": "orderWatcher", "db": "app"}]
+    inherited = {tuple(p["actions"]) for p in info["inheritedPrivileges"]}
+    assert ("insert",) in inherited and ("find", "changeStream") in inherited
+    assert app.command("rolesInfo", "read")["roles"][0]["isBuiltin"]
+    app.command("dropRole", "orderWatcher")
+    assert code_of(lambda: watcher.app.orders.find_one()) == 13
+    assert code_of(lambda: app.command("dropRole", "orderWatcher")) == 31
+    assert code_of(lambda: app.command("dropRole", "read")) == 49

@@ -248,3 +248,28 @@ def test_mongosh_collection_stats(server: EddyServer, tmp_path):
     assert stats["size"] > 0 and stats["totalIndexSize"] > 0, stats
     assert stats["totalSize"] == stats["size"] + stats["totalIndexSize"], stats
     assert stats["ns"] == "app.stats_c", stats
+
+
+def test_mongosh_creates_users_and_logs_in(eddy_factory, tmp_path):
+    """`db.createUser` through the localhost exception, `db.auth`, and a role's limits."""
+    server = eddy_factory(extra_args=["--auth"])
+    script = """
+const admin = db.getSiblingDB("admin");
+admin.createUser({user: "boss", pwd: "s3cret", roles: ["root"]});
+print("AUTH " + JSON.stringify({ok: admin.auth("boss", "s3cret").ok}));
+const app = db.getSiblingDB("app");
+app.createUser({user: "reader", pwd: "pw", roles: [{role: "read", db: "app"}]});
+app.c.insertOne({_id: 1});
+admin.logout();
+app.auth("reader", "pw");
+let denied = null;
+try { app.c.insertOne({_id: 2}); } catch (e) { denied = e.code; }
+print("READER " + JSON.stringify({found: app.c.findOne()._id, denied: denied,
+    users: app.runCommand({connectionStatus: 1}).authInfo.authenticatedUsers}));
+"""
+    out = mongosh(server, script, tmp_path)
+    assert tagged(out, "AUTH") == {"ok": 1}
+    reader = tagged(out, "READER")
+    assert reader["found"] == 1
+    assert reader["denied"] == 13
+    assert reader["users"] == [{"user": "reader", "db": "app"}]

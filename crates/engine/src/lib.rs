@@ -123,6 +123,8 @@ pub struct Engine {
     snapshots: snapshots::SnapshotHistory,
     /// Index uses since start (`$indexStats`).
     usage: usage::IndexUsage,
+    /// Writes to users and roles since start (see `users`).
+    security_version: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -231,6 +233,7 @@ impl Engine {
             started: Instant::now(),
             snapshots: snapshots::SnapshotHistory::default(),
             usage: usage::IndexUsage::default(),
+            security_version: AtomicU64::new(0),
         });
         tracing::info!(
             dbpath = %engine.options.dbpath.display(),

@@ -59,7 +59,7 @@ pub fn authorize(
     if matches!(need, Need::Nothing) {
         return Ok(());
     }
-    let Some(identity) = conn.auth.identity() else {
+    let Some(mut identity) = conn.auth.identity() else {
         if localhost_exception(state, conn, name)? {
             return Ok(());
         }
@@ -68,6 +68,11 @@ pub fn authorize(
             format!("Command {name} requires authentication"),
         ));
     };
+    if identity.is_stale(&state.engine) {
+        // Users or roles changed: the connection gets the user's privileges as now.
+        identity = Identity::resolve(&state.engine, &identity.user, &identity.db)?;
+        conn.auth.set_identity(Some(identity.clone()));
+    }
     let allowed = match need {
         Need::Nothing | Need::Authenticated => true,
         Need::All(privileges) => {
@@ -106,7 +111,9 @@ fn localhost_exception(
     conn: &ConnInfo,
     name: &str,
 ) -> Result<bool, MongoError> {
-    Ok(name == "createUser" && conn.peer.ip().is_loopback() && !state.engine.has_users()?)
+    Ok(matches!(name, "createUser" | "createRole")
+        && conn.peer.ip().is_loopback()
+        && !state.engine.has_users()?)
 }
 
 /// `usersInfo` about the caller alone needs no privilege.
@@ -204,6 +211,14 @@ fn needs(name: &str, db: &str, cmd: &Document) -> Need {
         }
         "renameCollection" => rename(cmd),
         "dbStats" => one(database(), Action::DbStats),
+        // `authorizedCollections` lists only what the user holds privileges on.
+        "listCollections"
+            if cmd
+                .get("authorizedCollections")
+                .is_some_and(crate::args::truthy) =>
+        {
+            Need::Authenticated
+        }
         "listCollections" => one(database(), Action::ListCollections),
         "dropDatabase" => one(database(), Action::DropDatabase),
         "createUser" => one(database(), Action::CreateUser),
@@ -225,6 +240,15 @@ fn needs(name: &str, db: &str, cmd: &Document) -> Need {
         "grantRolesToUser" => one(database(), Action::GrantRole),
         "revokeRolesFromUser" => one(database(), Action::RevokeRole),
         "usersInfo" => one(database(), Action::ViewUser),
+        "createRole" => one(database(), Action::CreateRole),
+        "updateRole" => Need::All(vec![
+            (database(), Action::GrantRole),
+            (database(), Action::RevokeRole),
+        ]),
+        "dropRole" | "dropAllRolesFromDatabase" => one(database(), Action::DropRole),
+        "grantPrivilegesToRole" | "grantRolesToRole" => one(database(), Action::GrantRole),
+        "revokePrivilegesFromRole" | "revokeRolesFromRole" => one(database(), Action::RevokeRole),
+        "rolesInfo" => one(database(), Action::ViewRole),
         "serverStatus" => cluster(Action::ServerStatus),
         "hostInfo" => cluster(Action::HostInfo),
         "getCmdLineOpts" => cluster(Action::GetCmdLineOpts),

@@ -15,18 +15,45 @@ pub mod scram;
 use std::sync::Mutex;
 
 use bson::{doc, Bson, Document};
+use eddy_codes::MongoError;
+use eddy_engine::users::Principal;
+use eddy_engine::Engine;
 
 pub use roles::{Action, Privilege, Resource, RoleName};
 
-/// The user a connection authenticated as, with its roles at that moment.
+/// The user a connection authenticated as, with its roles and their privileges as of
+/// `version` (re-resolved when users or roles changed since, as mongod's user cache).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub user: String,
     pub db: String,
     pub roles: Vec<RoleName>,
+    privileges: Vec<Privilege>,
+    version: u64,
 }
 
 impl Identity {
+    /// The user `user@db` as stored now (no roles if it was dropped meanwhile).
+    pub fn resolve(engine: &Engine, user: &str, db: &str) -> Result<Identity, MongoError> {
+        let version = engine.security_version();
+        let roles = engine
+            .user(db, user)?
+            .map(|u| roles_of(&u))
+            .unwrap_or_default();
+        Ok(Identity {
+            user: user.to_owned(),
+            db: db.to_owned(),
+            privileges: resolve_privileges(engine, &roles)?,
+            roles,
+            version,
+        })
+    }
+
+    /// Whether users or roles changed since this identity was resolved.
+    pub fn is_stale(&self, engine: &Engine) -> bool {
+        self.version != engine.security_version()
+    }
+
     /// `{user, db}` as replies show users.
     pub fn name_document(&self) -> Document {
         doc! {"user": &self.user, "db": &self.db}
@@ -34,25 +61,79 @@ impl Identity {
 
     /// Whether the user's roles grant `action` on `resource`.
     pub fn may(&self, resource: &Resource, action: Action) -> bool {
-        self.roles
-            .iter()
-            .any(|r| roles::grants(r, resource, action))
+        self.privileges.iter().any(|p| p.grants(resource, action))
+    }
+
+    /// Whether any privilege of the user's roles, for any action, covers `resource`.
+    pub fn touches(&self, resource: &Resource) -> bool {
+        self.privileges.iter().any(|p| p.covers(resource))
     }
 
     /// Whether any privilege of the user's roles is on database `db` (or all of them).
     pub fn reaches(&self, db: &str) -> bool {
-        self.privileges().iter().any(|p| match &p.resource {
-            Resource::Database(d) => d == db || d.is_empty(),
+        self.privileges.iter().any(|p| match &p.resource {
+            Resource::Database(d) => d == db,
             Resource::Collection { db: d, .. } => d == db,
-            Resource::AnyDatabase => true,
+            Resource::AnyDatabase
+            | Resource::CollectionInAnyDatabase(_)
+            | Resource::AnyResource => true,
             Resource::Cluster => false,
         })
     }
 
     /// Every privilege of the user's roles (`connectionStatus` with `showPrivileges`).
-    pub fn privileges(&self) -> Vec<Privilege> {
-        self.roles.iter().flat_map(roles::privileges).collect()
+    pub fn privileges(&self) -> &[Privilege] {
+        &self.privileges
     }
+}
+
+/// The privileges of `roles`: built-in ones', and user-defined ones' with those of the
+/// roles they inherit (a role that no longer exists grants nothing).
+pub fn resolve_privileges(
+    engine: &Engine,
+    roles: &[RoleName],
+) -> Result<Vec<Privilege>, MongoError> {
+    let mut out = Vec::new();
+    let mut seen: Vec<RoleName> = Vec::new();
+    let mut todo: Vec<RoleName> = roles.to_vec();
+    while let Some(role) = todo.pop() {
+        if seen.contains(&role) {
+            continue;
+        }
+        seen.push(role.clone());
+        if roles::is_builtin(&role) {
+            out.extend(roles::privileges(&role));
+            continue;
+        }
+        let Some(doc) = engine.principal(Principal::Role, &role.db, &role.role)? else {
+            continue;
+        };
+        if let Ok(privileges) = doc.get_array("privileges") {
+            for p in privileges.iter().filter_map(Bson::as_document) {
+                out.push(Privilege::from_document(p)?);
+            }
+        }
+        todo.extend(roles_of(&doc));
+    }
+    Ok(out)
+}
+
+/// Whether a role exists: built in, or user-defined.
+pub fn role_exists(engine: &Engine, role: &RoleName) -> Result<bool, MongoError> {
+    Ok(roles::is_builtin(role)
+        || engine
+            .principal(Principal::Role, &role.db, &role.role)?
+            .is_some())
+}
+
+/// 31 RoleNotFound unless every role exists.
+pub fn check_roles_exist(engine: &Engine, roles: &[RoleName]) -> Result<(), MongoError> {
+    for r in roles {
+        if !role_exists(engine, r)? {
+            return Err(eddy_engine::users::role_not_found(&r.db, &r.role));
+        }
+    }
+    Ok(())
 }
 
 /// A connection's authentication state.

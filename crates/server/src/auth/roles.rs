@@ -6,7 +6,7 @@
 //! `...AnyDatabase` roles, the cluster roles and `root` exist only on `admin`.
 
 use bson::{doc, Bson, Document};
-use eddy_codes::{ErrorCode, MongoError};
+use eddy_codes::MongoError;
 
 /// What a command may do; the names are mongod's action names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,8 +48,13 @@ pub enum Action {
     Shutdown,
     KillAnySession,
     ListSessions,
+    CreateRole,
+    DropRole,
+    ViewRole,
     /// Test-only commands (`configureFailPoint`): `root` and `__system` only.
     Internal,
+    /// Every action (`root`'s privilege on every resource).
+    AnyAction,
 }
 
 impl Action {
@@ -92,10 +97,124 @@ impl Action {
             Action::Shutdown => "shutdown",
             Action::KillAnySession => "killAnySession",
             Action::ListSessions => "listSessions",
+            Action::CreateRole => "createRole",
+            Action::DropRole => "dropRole",
+            Action::ViewRole => "viewRole",
             Action::Internal => "internal",
+            Action::AnyAction => "anyAction",
         }
     }
+
+    /// Every action Eddy checks.
+    const ALL: [Action; 42] = [
+        Action::Find,
+        Action::Insert,
+        Action::Update,
+        Action::Remove,
+        Action::ChangeStream,
+        Action::KillCursors,
+        Action::ListCollections,
+        Action::ListIndexes,
+        Action::CollStats,
+        Action::DbStats,
+        Action::CreateCollection,
+        Action::DropCollection,
+        Action::ConvertToCapped,
+        Action::CreateIndex,
+        Action::DropIndex,
+        Action::CollMod,
+        Action::DropDatabase,
+        Action::RenameCollectionSameDb,
+        Action::Validate,
+        Action::ViewUser,
+        Action::CreateUser,
+        Action::DropUser,
+        Action::ChangePassword,
+        Action::ChangeCustomData,
+        Action::GrantRole,
+        Action::RevokeRole,
+        Action::ListDatabases,
+        Action::ServerStatus,
+        Action::ReplSetGetStatus,
+        Action::ReplSetGetConfig,
+        Action::ReplSetConfigure,
+        Action::GetCmdLineOpts,
+        Action::GetParameter,
+        Action::HostInfo,
+        Action::Shutdown,
+        Action::KillAnySession,
+        Action::ListSessions,
+        Action::CreateRole,
+        Action::DropRole,
+        Action::ViewRole,
+        Action::Internal,
+        Action::AnyAction,
+    ];
+
+    /// An action named in a user-defined role: one Eddy checks (`Ok(Some)`), one of
+    /// mongod's that guards nothing Eddy has (`Ok(None)`, kept but never needed), or an
+    /// unknown name (2 BadValue, as mongod).
+    pub fn parse(name: &str) -> Result<Option<Action>, MongoError> {
+        if let Some(a) = Action::ALL
+            .iter()
+            .find(|a| a.name() == name && **a != Action::Internal)
+        {
+            return Ok(Some(*a));
+        }
+        if MONGOD_ONLY_ACTIONS.contains(&name) {
+            return Ok(None);
+        }
+        Err(MongoError::bad_value(format!(
+            "Unrecognized action privilege string: {name}"
+        )))
+    }
 }
+
+/// mongod's action names that guard commands Eddy does not have.
+const MONGOD_ONLY_ACTIONS: &[&str] = &[
+    "analyze",
+    "applicationMessage",
+    "appendOplogNote",
+    "bypassDocumentValidation",
+    "changeOwnCustomData",
+    "changeOwnPassword",
+    "cleanupOrphaned",
+    "compact",
+    "connPoolStats",
+    "connPoolSync",
+    "cpuProfiler",
+    "dropConnections",
+    "enableProfiler",
+    "enableSharding",
+    "flushRouterConfig",
+    "fsync",
+    "getDefaultRWConcern",
+    "getLog",
+    "getShardMap",
+    "inprog",
+    "invalidateUserCache",
+    "killop",
+    "listShards",
+    "logRotate",
+    "netstat",
+    "planCacheIndexFilter",
+    "planCacheRead",
+    "planCacheWrite",
+    "reIndex",
+    "replSetHeartbeat",
+    "replSetStateChange",
+    "resync",
+    "setDefaultRWConcern",
+    "setFeatureCompatibilityVersion",
+    "setParameter",
+    "shardingState",
+    "splitVector",
+    "storageDetails",
+    "top",
+    "touch",
+    "unlock",
+    "useUUID",
+];
 
 /// What a privilege applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -108,7 +227,11 @@ pub enum Resource {
     Database(String),
     /// Every collection of every database.
     AnyDatabase,
+    /// The collection of this name in every database.
+    CollectionInAnyDatabase(String),
     Cluster,
+    /// Everything, `system.*` collections and the cluster included (`root`).
+    AnyResource,
 }
 
 impl Resource {
@@ -122,19 +245,46 @@ impl Resource {
     /// Whether a privilege on `self` covers `target` (mongod's `matchesResource`; a
     /// database privilege covers its collections, except `system.*` ones).
     fn covers(&self, target: &Resource) -> bool {
+        let user_collection = |coll: &str| !coll.starts_with("system.");
         match (self, target) {
-            (Resource::Cluster, Resource::Cluster) => true,
-            (Resource::Cluster, _) | (_, Resource::Cluster) => false,
-            (Resource::AnyDatabase, Resource::Collection { coll, .. }) => {
-                !coll.starts_with("system.")
+            (Resource::AnyResource, _) => true,
+            (_, Resource::AnyResource) => false,
+            (Resource::Cluster, t) => *t == Resource::Cluster,
+            (_, Resource::Cluster) => false,
+            (Resource::AnyDatabase, Resource::Collection { coll, .. }) => user_collection(coll),
+            (Resource::AnyDatabase, Resource::CollectionInAnyDatabase(coll)) => {
+                user_collection(coll)
             }
             (Resource::AnyDatabase, _) => true,
             (Resource::Database(d), Resource::Database(t)) => d == t,
             (Resource::Database(d), Resource::Collection { db, coll }) => {
-                d == db && !coll.starts_with("system.")
+                d == db && user_collection(coll)
             }
-            (Resource::Database(_), Resource::AnyDatabase) => false,
+            (Resource::Database(_), _) => false,
+            (Resource::CollectionInAnyDatabase(c), Resource::Collection { coll, .. }) => c == coll,
+            (Resource::CollectionInAnyDatabase(c), Resource::CollectionInAnyDatabase(t)) => c == t,
+            (Resource::CollectionInAnyDatabase(_), _) => false,
             (Resource::Collection { .. }, _) => self == target,
+        }
+    }
+
+    /// A privilege's `resource` document: `{db, collection}` (either may be empty),
+    /// `{cluster: true}` or `{anyResource: true}`.
+    pub fn from_document(d: &Document) -> Result<Resource, MongoError> {
+        if d.get("cluster") == Some(&Bson::Boolean(true)) {
+            return Ok(Resource::Cluster);
+        }
+        if d.get("anyResource") == Some(&Bson::Boolean(true)) {
+            return Ok(Resource::AnyResource);
+        }
+        match (d.get_str("db"), d.get_str("collection")) {
+            (Ok(""), Ok("")) => Ok(Resource::AnyDatabase),
+            (Ok(""), Ok(coll)) => Ok(Resource::CollectionInAnyDatabase(coll.to_owned())),
+            (Ok(db), Ok("")) => Ok(Resource::Database(db.to_owned())),
+            (Ok(db), Ok(coll)) => Ok(Resource::collection(db, coll)),
+            _ => Err(MongoError::bad_value(format!(
+                "resource must have both a 'db' and a 'collection' string field, or 'cluster: true', or 'anyResource: true': {d}"
+            ))),
         }
     }
 
@@ -143,7 +293,9 @@ impl Resource {
             Resource::Collection { db, coll } => doc! {"db": db, "collection": coll},
             Resource::Database(db) => doc! {"db": db, "collection": ""},
             Resource::AnyDatabase => doc! {"db": "", "collection": ""},
+            Resource::CollectionInAnyDatabase(coll) => doc! {"db": "", "collection": coll},
             Resource::Cluster => doc! {"cluster": true},
+            Resource::AnyResource => doc! {"anyResource": true},
         }
     }
 }
@@ -156,6 +308,42 @@ pub struct Privilege {
 }
 
 impl Privilege {
+    /// A privilege of a user-defined role: `{resource, actions: [...]}`.
+    pub fn from_document(d: &Document) -> Result<Privilege, MongoError> {
+        let resource = match d.get("resource") {
+            Some(Bson::Document(r)) => Resource::from_document(r)?,
+            _ => {
+                return Err(MongoError::bad_value(
+                    "privilege documents must have a 'resource' object",
+                ))
+            }
+        };
+        let names = d.get_array("actions").map_err(|_| {
+            MongoError::bad_value("privilege documents must have an 'actions' array")
+        })?;
+        let mut actions = Vec::new();
+        for name in names {
+            let name = name
+                .as_str()
+                .ok_or_else(|| MongoError::bad_value("action names must be strings"))?;
+            if let Some(a) = Action::parse(name)? {
+                actions.push(a);
+            }
+        }
+        Ok(Privilege { resource, actions })
+    }
+
+    /// Whether this privilege's resource covers `target` (for some action).
+    pub fn covers(&self, target: &Resource) -> bool {
+        !self.actions.is_empty() && self.resource.covers(target)
+    }
+
+    /// Whether this privilege grants `action` on `target`.
+    pub fn grants(&self, target: &Resource, action: Action) -> bool {
+        (self.actions.contains(&action) || self.actions.contains(&Action::AnyAction))
+            && self.resource.covers(target)
+    }
+
     pub fn to_document(&self) -> Document {
         doc! {
             "resource": self.resource.to_document(),
@@ -184,29 +372,21 @@ impl RoleName {
         doc! {"role": &self.role, "db": &self.db}
     }
 
-    /// A role argument of a user command: `"name"` (in `db`) or `{role, db}`.
+    /// A role argument of a user or role command: `"name"` (in `db`) or `{role, db}`.
+    /// Whether it exists is for the caller to check ([`is_builtin`], or the engine).
     pub fn parse(v: &Bson, db: &str) -> Result<RoleName, MongoError> {
-        let name = match v {
-            Bson::String(role) => RoleName {
+        match v {
+            Bson::String(role) => Ok(RoleName {
                 role: role.clone(),
                 db: db.to_owned(),
-            },
+            }),
             Bson::Document(_) => RoleName::from_bson(v).ok_or_else(|| {
                 MongoError::bad_value("Role names must be either strings or objects")
-            })?,
-            _ => {
-                return Err(MongoError::bad_value(
-                    "Role names must be either strings or objects",
-                ))
-            }
-        };
-        if !is_builtin(&name) {
-            return Err(MongoError::new(
-                ErrorCode::RoleNotFound,
-                format!("Could not find role: {}@{}", name.role, name.db),
-            ));
+            }),
+            _ => Err(MongoError::bad_value(
+                "Role names must be either strings or objects",
+            )),
         }
-        Ok(name)
     }
 }
 
@@ -257,6 +437,9 @@ const USER_ADMIN: &[Action] = &[
     Action::ChangeCustomData,
     Action::GrantRole,
     Action::RevokeRole,
+    Action::CreateRole,
+    Action::DropRole,
+    Action::ViewRole,
 ];
 
 const CLUSTER_MONITOR: &[Action] = &[
@@ -292,10 +475,25 @@ const ADMIN_ROLES: &[&str] = &[
     "root",
 ];
 
-/// Whether a role exists (Eddy has built-in roles only).
+/// Whether a role is one of the built-in ones.
 pub fn is_builtin(r: &RoleName) -> bool {
     DATABASE_ROLES.contains(&r.role.as_str())
         || (r.db == "admin" && ADMIN_ROLES.contains(&r.role.as_str()))
+}
+
+/// The built-in roles of database `db`, by name.
+pub fn builtin_names(db: &str) -> Vec<RoleName> {
+    let mut names: Vec<&str> = DATABASE_ROLES.to_vec();
+    if db == "admin" {
+        names.extend_from_slice(ADMIN_ROLES);
+    }
+    names
+        .into_iter()
+        .map(|role| RoleName {
+            role: role.to_owned(),
+            db: db.to_owned(),
+        })
+        .collect()
 }
 
 fn on(resource: Resource, groups: &[&[Action]]) -> Privilege {
@@ -353,29 +551,14 @@ pub fn privileges(r: &RoleName) -> Vec<Privilege> {
         ],
         "backup" => vec![on(any(), &[READ]), cluster(&[list_dbs])],
         "restore" => vec![on(any(), &[READ, WRITE, USER_ADMIN]), cluster(&[list_dbs])],
-        "root" => vec![
-            on(any(), &[READ, WRITE, DB_ADMIN, USER_ADMIN]),
-            cluster(&[
-                CLUSTER_MONITOR,
-                CLUSTER_MANAGER,
-                HOST_MANAGER,
-                &[Action::Internal],
-            ]),
-            // root reads `system.*` collections too.
-            on(Resource::Database(String::new()), &[READ, WRITE, DB_ADMIN]),
-        ],
+        "root" => vec![on(Resource::AnyResource, &[&[Action::AnyAction]])],
         _ => Vec::new(),
     }
 }
 
-/// Whether role `r` grants `action` on `target`.
+/// Whether built-in role `r` grants `action` on `target`.
 pub fn grants(r: &RoleName, target: &Resource, action: Action) -> bool {
-    if r.role == "root" && r.db == "admin" {
-        return true;
-    }
-    privileges(r)
-        .iter()
-        .any(|p| p.actions.contains(&action) && p.resource.covers(target))
+    privileges(r).iter().any(|p| p.grants(target, action))
 }
 
 #[cfg(test)]

@@ -313,9 +313,8 @@ impl Command for ConnectionStatus {
         let mut auth = doc! {"authenticatedUsers": users, "authenticatedUserRoles": roles};
         if self.show_privileges {
             let privileges: Vec<Bson> = identity
-                .map(|i| i.privileges())
-                .unwrap_or_default()
                 .iter()
+                .flat_map(|i| i.privileges())
                 .map(|p| Bson::Document(p.to_document()))
                 .collect();
             auth.insert("authenticatedUserPrivileges", privileges);

@@ -12,6 +12,7 @@ use crate::cursor::{CursorOptions, VecCursor};
 pub struct ListCollections {
     filter: Option<Document>,
     name_only: bool,
+    authorized_collections: bool,
     batch_size: Option<u32>,
 }
 
@@ -41,6 +42,8 @@ impl Command for ListCollections {
         Ok(ListCollections {
             filter,
             name_only: opt_bool(cmd, "listCollections", "nameOnly")?.unwrap_or(false),
+            authorized_collections: opt_bool(cmd, "listCollections", "authorizedCollections")?
+                .unwrap_or(false),
             batch_size,
         })
     }
@@ -48,6 +51,17 @@ impl Command for ListCollections {
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let db = ctx.db().to_owned();
         let (filter, name_only) = (self.filter, self.name_only);
+        // With `--auth` and `authorizedCollections: true`, a user without
+        // `listCollections` on the database sees the collections it holds privileges on.
+        let visible = match ctx.state().config.auth && self.authorized_collections {
+            true => ctx.conn().auth.identity().filter(|i| {
+                !i.may(
+                    &crate::auth::Resource::Database(db.clone()),
+                    crate::auth::Action::ListCollections,
+                )
+            }),
+            false => None,
+        };
         let docs = with_engine(&ctx, move |e| {
             let filter = filter.as_ref().map(Filter::parse).transpose()?;
             let reader = e.reader()?;
@@ -64,6 +78,11 @@ impl Command for ListCollections {
                 if meta.clustered_index().is_none() {
                     full.insert("idIndex", eddy_engine::CollectionMeta::id_index_spec());
                 }
+                if visible.as_ref().is_some_and(|i| {
+                    !i.touches(&crate::auth::Resource::collection(&db, &meta.ns.coll))
+                }) {
+                    continue;
+                }
                 entries.push((meta.ns.coll, "collection", full));
             }
             for view in reader.views(&db)? {
@@ -74,6 +93,11 @@ impl Command for ListCollections {
                     "options": view.options(),
                     "info": {"readOnly": true},
                 };
+                if visible.as_ref().is_some_and(|i| {
+                    !i.touches(&crate::auth::Resource::collection(&db, &view.ns.coll))
+                }) {
+                    continue;
+                }
                 entries.push((view.ns.coll, "view", full));
             }
             entries.sort_by(|a, b| a.0.cmp(&b.0));

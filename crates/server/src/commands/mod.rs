@@ -38,6 +38,7 @@ mod list_indexes;
 mod query;
 mod rename_collection;
 mod repl_set;
+mod roles;
 pub mod sasl;
 mod sessions;
 mod stats;
@@ -275,6 +276,60 @@ pub static TABLE: &[Entry] = &[
         "Revokes roles from a user."
     ),
     entry!(
+        &["createRole"],
+        roles::CreateRole,
+        Other,
+        "Adds a role to the system"
+    ),
+    entry!(
+        &["updateRole"],
+        roles::UpdateRole,
+        Other,
+        "Used to update a role"
+    ),
+    entry!(
+        &["dropRole"],
+        roles::DropRole,
+        Other,
+        "Drops a single role."
+    ),
+    entry!(
+        &["dropAllRolesFromDatabase"],
+        roles::DropAllRolesFromDatabase,
+        Other,
+        "Drops all roles from the given database."
+    ),
+    entry!(
+        &["grantPrivilegesToRole"],
+        roles::GrantPrivilegesToRole,
+        Other,
+        "Grants privileges to a role"
+    ),
+    entry!(
+        &["revokePrivilegesFromRole"],
+        roles::RevokePrivilegesFromRole,
+        Other,
+        "Revokes privileges from a role"
+    ),
+    entry!(
+        &["grantRolesToRole"],
+        roles::GrantRolesToRole,
+        Other,
+        "Grants roles to another role."
+    ),
+    entry!(
+        &["revokeRolesFromRole"],
+        roles::RevokeRolesFromRole,
+        Other,
+        "Revokes roles from another role."
+    ),
+    entry!(
+        &["rolesInfo"],
+        roles::RolesInfo,
+        Other,
+        "Returns information about roles"
+    ),
+    entry!(
         &["saslStart"],
         sasl::SaslStart,
         Other,
@@ -510,9 +565,6 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "mapReduce",
     "mapreduce",
     "geoSearch",
-    "createRole",
-    "dropRole",
-    "rolesInfo",
     "authenticate",
     "currentOp",
     "killOp",

@@ -8,7 +8,7 @@ use eddy_codes::{ErrorCode, MongoError};
 
 use crate::args::{missing, wrong_type};
 use crate::auth::scram::{self, ClientFirst, Credentials, Mechanism};
-use crate::auth::{roles_of, Identity};
+use crate::auth::Identity;
 use crate::command::{Command, CommandResult, ConnInfo, Ctx};
 use crate::state::ServerState;
 
@@ -166,11 +166,6 @@ impl Command for SaslContinue {
             Ok(v) => v,
             Err(e) => return Err(slow_failure(conn, e).await),
         };
-        let roles = ctx
-            .engine()
-            .user(&conversation.db, &conversation.user)?
-            .map(|u| roles_of(&u))
-            .unwrap_or_default();
         if let Some(previous) = conn.auth.identity() {
             if previous.user != conversation.user || previous.db != conversation.db {
                 return Err(MongoError::new(
@@ -182,11 +177,8 @@ impl Command for SaslContinue {
                 ));
             }
         }
-        conn.auth.set_identity(Some(Identity {
-            user: conversation.user.clone(),
-            db: conversation.db.clone(),
-            roles,
-        }));
+        let identity = Identity::resolve(ctx.engine(), &conversation.user, &conversation.db)?;
+        conn.auth.set_identity(Some(identity));
         tracing::info!(connection = conn.id, user = %conversation.user, db = %conversation.db, mechanism = conversation.mechanism.name(), "authenticated");
         let done = conversation.skip_empty_exchange;
         if !done {

@@ -8,13 +8,13 @@ use eddy_engine::users::{not_found, Put};
 
 use crate::args::{missing, wrong_type};
 use crate::auth::scram::{Credentials, Mechanism};
-use crate::auth::{roles, roles_bson, roles_of, RoleName};
+use crate::auth::{check_roles_exist, resolve_privileges, roles_bson, roles_of, RoleName};
 use crate::command::{Command, CommandResult, Ctx};
 
 use super::data::with_engine;
 
 /// The user name argument (the command's first field).
-fn user_name(cmd: &Document, command: &str) -> Result<String, MongoError> {
+pub(super) fn user_name(cmd: &Document, command: &str) -> Result<String, MongoError> {
     match cmd.get(command) {
         Some(Bson::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(Bson::String(_)) => Err(MongoError::bad_value("User name must be non-empty")),
@@ -24,7 +24,11 @@ fn user_name(cmd: &Document, command: &str) -> Result<String, MongoError> {
 }
 
 /// A `roles` array of a user command.
-fn role_list(cmd: &Document, command: &str, db: &str) -> Result<Option<Vec<RoleName>>, MongoError> {
+pub(super) fn role_list(
+    cmd: &Document,
+    command: &str,
+    db: &str,
+) -> Result<Option<Vec<RoleName>>, MongoError> {
     match cmd.get("roles") {
         Some(Bson::Array(roles)) => roles
             .iter()
@@ -139,7 +143,12 @@ impl Command for CreateUser {
         if let Some(d) = self.custom_data {
             user.insert("customData", d);
         }
-        with_engine(&ctx, move |e| e.put_user(user, Put::Create)).await?;
+        let roles = self.roles;
+        with_engine(&ctx, move |e| {
+            check_roles_exist(e, &roles)?;
+            e.put_user(user, Put::Create)
+        })
+        .await?;
         Ok(Document::new().into())
     }
 }
@@ -215,6 +224,7 @@ impl Command for UpdateUser {
                 None => {}
             }
             if let Some(r) = &self.roles {
+                check_roles_exist(e, r)?;
                 user.insert("roles", roles_bson(r));
             }
             if let Some(d) = &self.custom_data {
@@ -297,6 +307,9 @@ impl<const GRANT: bool> Command for ChangeRoles<GRANT> {
             let mut user = e
                 .user(&db, &self.user)?
                 .ok_or_else(|| not_found(&db, &self.user))?;
+            if GRANT {
+                check_roles_exist(e, &self.roles)?;
+            }
             let mut held = roles_of(&user);
             for r in self.roles {
                 let at = held.iter().position(|h| *h == r);
@@ -366,29 +379,37 @@ impl Command for UsersInfo {
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let db = ctx.db().to_owned();
-        let users = with_engine(&ctx, move |e| match self.wanted {
-            Wanted::AllOfDb => e.users(Some(&db)),
-            Wanted::AllDbs => e.users(None),
-            Wanted::Some(names) => {
-                let mut out = Vec::new();
-                for (db, name) in names {
-                    out.extend(e.user(&db, &name)?);
+        let (show_credentials, show_privileges) = (self.show_credentials, self.show_privileges);
+        let shown = with_engine(&ctx, move |e| {
+            let users = match self.wanted {
+                Wanted::AllOfDb => e.users(Some(&db))?,
+                Wanted::AllDbs => e.users(None)?,
+                Wanted::Some(names) => {
+                    let mut out = Vec::new();
+                    for (db, name) in names {
+                        out.extend(e.user(&db, &name)?);
+                    }
+                    out
                 }
-                Ok(out)
-            }
+            };
+            users
+                .into_iter()
+                .map(|u| describe(e, u, show_credentials, show_privileges).map(Bson::Document))
+                .collect::<Result<Vec<_>, _>>()
         })
         .await?;
-        let shown: Vec<Bson> = users
-            .into_iter()
-            .map(|u| Bson::Document(describe(u, self.show_credentials, self.show_privileges)))
-            .collect();
         Ok(doc! {"users": shown}.into())
     }
 }
 
 /// A user as `usersInfo` shows it: `{_id, userId, user, db, roles, mechanisms,
 /// customData?}` (+ credentials or privileges when asked).
-fn describe(mut user: Document, show_credentials: bool, show_privileges: bool) -> Document {
+fn describe(
+    engine: &eddy_engine::Engine,
+    mut user: Document,
+    show_credentials: bool,
+    show_privileges: bool,
+) -> Result<Document, MongoError> {
     let credentials = user.remove("credentials");
     let mechanisms: Vec<Bson> = match &credentials {
         Some(Bson::Document(c)) => c.keys().map(|k| Bson::String(k.clone())).collect(),
@@ -403,12 +424,11 @@ fn describe(mut user: Document, show_credentials: bool, show_privileges: bool) -
     }
     if show_privileges {
         user.insert("inheritedRoles", roles_bson(&roles));
-        let privileges: Vec<Bson> = roles
+        let privileges: Vec<Bson> = resolve_privileges(engine, &roles)?
             .iter()
-            .flat_map(roles::privileges)
             .map(|p| Bson::Document(p.to_document()))
             .collect();
         user.insert("inheritedPrivileges", privileges);
     }
-    user
+    Ok(user)
 }
