@@ -635,11 +635,16 @@ mod tests {
             &Resource::Cluster,
             Action::ServerStatus
         ));
-        assert_eq!(
-            RoleName::parse(&Bson::String("nope".into()), "a")
-                .expect_err("unknown")
-                .code,
-            31
-        );
+        assert_eq!(Action::parse("find").ok(), Some(Some(Action::Find)));
+        assert_eq!(Action::parse("planCacheRead").ok(), Some(None));
+        assert_eq!(Action::parse("frobnicate").expect_err("unknown").code, 2);
+        let own = Privilege::from_document(
+            &doc! {"resource": {"db": "a", "collection": "c"}, "actions": ["find", "changeStream"]},
+        )
+        .expect("privilege");
+        assert!(own.grants(&Resource::collection("a", "c"), Action::ChangeStream));
+        assert!(!own.grants(&Resource::collection("a", "d"), Action::Find));
+        assert!(!own.grants(&Resource::Database("a".into()), Action::Find));
+        assert!(!is_builtin(&role("nope", "a")));
     }
 }
