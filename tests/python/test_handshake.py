@@ -114,18 +114,19 @@ def test_unknown_command_keeps_connection_usable(shared_server: EddyServer):
     assert c.admin.command("ping")["ok"] == 1.0
 
 
-def test_users_info_lists_no_users(shared_server: EddyServer):
-    # Eddy has no authentication: no user exists, and none can be created.
+def test_users_info_without_auth(shared_server: EddyServer):
+    # Without --auth users can still be managed (as with mongod); nobody needs them.
     c = shared_server.client()
-    assert c.test.command("usersInfo", 1)["users"] == []
-    assert c.test.command("usersInfo", {"user": "app", "db": "test"})["users"] == []
-    assert c.admin.command("usersInfo", {"forAllDBs": True})["users"] == []
+    assert c.usersinfo.command("usersInfo", 1)["users"] == []
+    assert c.usersinfo.command("usersInfo", {"user": "app", "db": "usersinfo"})["users"] == []
     with pytest.raises(OperationFailure) as ei:
-        c.test.command("usersInfo", 5)
+        c.usersinfo.command("usersInfo", 5)
     assert ei.value.code == 2
-    with pytest.raises(OperationFailure) as ei:
-        c.test.command("createUser", "app", pwd="secret", roles=[])
-    assert ei.value.code == 115
+    c.usersinfo.command("createUser", "app", pwd="secret", roles=[])
+    users = c.usersinfo.command("usersInfo", {"user": "app", "db": "usersinfo"})["users"]
+    assert [u["_id"] for u in users] == ["usersinfo.app"]
+    assert "usersinfo.app" in [u["_id"] for u in c.admin.command("usersInfo", {"forAllDBs": True})["users"]]
+    c.usersinfo.command("dropAllUsersFromDatabase")
 
 
 def test_replies_carry_cluster_time(shared_server: EddyServer):
@@ -348,12 +349,12 @@ def test_fail_command_fires_for_commands_eddy_refuses(server: EddyServer):
         "configureFailPoint",
         "failCommand",
         mode={"times": 1},
-        data={"failCommands": ["saslStart"], "closeConnection": True},
+        data={"failCommands": ["authenticate"], "closeConnection": True},
     )
     with pytest.raises(AutoReconnect):
-        c.admin.command("saslStart", 1, mechanism="SCRAM-SHA-256", payload=b"")
+        c.admin.command("authenticate", 1, mechanism="MONGODB-X509")
     with pytest.raises(OperationFailure) as ei:
-        c.admin.command("saslStart", 1, mechanism="SCRAM-SHA-256", payload=b"")
+        c.admin.command("authenticate", 1, mechanism="MONGODB-X509")
     assert ei.value.code == 115, ei.value.details
 
 
