@@ -204,3 +204,29 @@ def test_a_custom_role_on_one_collection_watches_that_collection_only(secured):
     assert code_of(lambda: watcher.app.orders.find_one()) == 13
     assert code_of(lambda: app.command("dropRole", "orderWatcher")) == 31
     assert code_of(lambda: app.command("dropRole", "read")) == 49
+
+
+def test_no_secret_reaches_the_log(eddy_factory):
+    # The most verbose log level, and every path a password or a proof travels.
+    server = eddy_factory(extra_args=["--auth", "-vv"])
+    secret = "Sekr1t-pa55word"
+    server.direct_client().admin.command("createUser", "root", pwd=secret, roles=["root"])
+    root = login(server, "root", secret)
+    root.app.command("createUser", "app", pwd=secret + "-app", roles=["read"])
+    root.app.command("updateUser", "app", pwd=secret + "-new")
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-1"]:
+        wrong = login(server, "root", secret + "-wrong", authMechanism=mechanism)
+        assert code_of(lambda: wrong.admin.command("ping")) == 18
+    reader = login(server, "app", secret + "-new", source="app")
+    # Refused: the message quotes the command, with its password hidden.
+    with pytest.raises(OperationFailure) as refused:
+        reader.app.command("createUser", "x", pwd=secret + "-refused", roles=[])
+    assert refused.value.code == 13
+    assert "pwd: \"###\"" in str(refused.value) and "Sekr1t" not in str(refused.value)
+    root.close()
+    reader.close()
+    server.stop()
+    log = server.log_path.read_text(errors="replace")
+    # The log is the verbose one (connections' ends are debug lines), and holds no secret.
+    assert "connection closed" in log
+    assert "Sekr1t" not in log

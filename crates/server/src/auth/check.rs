@@ -258,7 +258,7 @@ fn needs(name: &str, db: &str, cmd: &Document) -> Need {
         "replSetInitiate" => cluster(Action::ReplSetConfigure),
         "shutdown" => cluster(Action::Shutdown),
         "killAllSessions" => cluster(Action::KillAnySession),
-        "fsync" => cluster(Action::HostInfo),
+        "fsync" => cluster(Action::Fsync),
         // Anything else (test-only commands among them) is for `root`.
         _ => cluster(Action::Internal),
     }

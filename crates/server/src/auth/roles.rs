@@ -45,6 +45,7 @@ pub enum Action {
     GetCmdLineOpts,
     GetParameter,
     HostInfo,
+    Fsync,
     Shutdown,
     KillAnySession,
     ListSessions,
@@ -94,6 +95,7 @@ impl Action {
             Action::GetCmdLineOpts => "getCmdLineOpts",
             Action::GetParameter => "getParameter",
             Action::HostInfo => "hostInfo",
+            Action::Fsync => "fsync",
             Action::Shutdown => "shutdown",
             Action::KillAnySession => "killAnySession",
             Action::ListSessions => "listSessions",
@@ -106,7 +108,7 @@ impl Action {
     }
 
     /// Every action Eddy checks.
-    const ALL: [Action; 42] = [
+    const ALL: [Action; 43] = [
         Action::Find,
         Action::Insert,
         Action::Update,
@@ -141,6 +143,7 @@ impl Action {
         Action::GetCmdLineOpts,
         Action::GetParameter,
         Action::HostInfo,
+        Action::Fsync,
         Action::Shutdown,
         Action::KillAnySession,
         Action::ListSessions,
@@ -187,7 +190,6 @@ const MONGOD_ONLY_ACTIONS: &[&str] = &[
     "enableProfiler",
     "enableSharding",
     "flushRouterConfig",
-    "fsync",
     "getDefaultRWConcern",
     "getLog",
     "getShardMap",
@@ -455,7 +457,7 @@ const CLUSTER_MONITOR: &[Action] = &[
 
 const CLUSTER_MANAGER: &[Action] = &[Action::ReplSetConfigure, Action::KillAnySession];
 
-const HOST_MANAGER: &[Action] = &[Action::Shutdown, Action::KillAnySession];
+const HOST_MANAGER: &[Action] = &[Action::Shutdown, Action::Fsync, Action::KillAnySession];
 
 /// The roles every database has.
 const DATABASE_ROLES: &[&str] = &["read", "readWrite", "dbAdmin", "userAdmin", "dbOwner"];
@@ -634,6 +636,16 @@ mod tests {
             &role("clusterMonitor", "admin"),
             &Resource::Cluster,
             Action::ServerStatus
+        ));
+        assert!(!grants(
+            &role("clusterMonitor", "admin"),
+            &Resource::Cluster,
+            Action::Fsync
+        ));
+        assert!(grants(
+            &role("hostManager", "admin"),
+            &Resource::Cluster,
+            Action::Fsync
         ));
         assert_eq!(Action::parse("find").ok(), Some(Some(Action::Find)));
         assert_eq!(Action::parse("planCacheRead").ok(), Some(None));
