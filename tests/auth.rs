@@ -1,7 +1,7 @@
 //! Access control through the Rust `mongodb` driver against `eddy serve --auth`: the
 //! first user through the localhost exception, SCRAM-SHA-256 and SCRAM-SHA-1 logins, and
 //! a `readWrite` user on one database that can write and watch it but not another
-//! database or the cluster.
+//! database or the cluster; users kept across a kill -9 with salted SCRAM credentials only.
 
 mod common;
 
@@ -19,7 +19,7 @@ fn uri(server: &TestServer, user: &str, pwd: &str, source: &str, mechanism: &str
 
 #[tokio::test]
 async fn scram_logins_and_roles_through_the_rust_driver() {
-    let server = TestServer::start_with(&["--replSet", "rs0", "--auth"]);
+    let mut server = TestServer::start_with(&["--replSet", "rs0", "--auth"]);
     let anonymous = server.direct_client().await;
     let denied = anonymous
         .database("app")
@@ -98,4 +98,44 @@ async fn scram_logins_and_roles_through_the_rust_driver() {
         error_code(&writer.watch().await.expect_err("cluster stream")),
         Some(13)
     );
+
+    // Users are durable: after a kill -9 the same passwords log in, and what is stored
+    // is a salt, an iteration count and two keys per mechanism, never the password.
+    drop((root, writer, anonymous));
+    server.kill9();
+    server.start_again();
+    let writer = mongodb::Client::with_uri_str(uri(&server, "writer", "pw", "app", "SCRAM-SHA-1"))
+        .await
+        .expect("uri");
+    writer
+        .database("app")
+        .collection::<Document>("c")
+        .find_one(doc! {})
+        .await
+        .expect("the user survived the restart");
+    let root =
+        mongodb::Client::with_uri_str(uri(&server, "admin", "s3cret", "admin", "SCRAM-SHA-256"))
+            .await
+            .expect("uri");
+    let info = root
+        .database("app")
+        .run_command(doc! {"usersInfo": "writer", "showCredentials": true})
+        .await
+        .expect("usersInfo");
+    let user = info.get_array("users").expect("users")[0]
+        .as_document()
+        .expect("a user")
+        .clone();
+    let credentials = user.get_document("credentials").expect("credentials");
+    assert_eq!(
+        credentials.keys().collect::<Vec<_>>(),
+        ["SCRAM-SHA-1", "SCRAM-SHA-256"]
+    );
+    for (_, c) in credentials {
+        let c = c.as_document().expect("a mechanism's credentials");
+        let mut fields: Vec<&String> = c.keys().collect();
+        fields.sort();
+        assert_eq!(fields, ["iterationCount", "salt", "serverKey", "storedKey"]);
+    }
+    assert!(!format!("{user:?}").contains("\"pw\""), "{user:?}");
 }
