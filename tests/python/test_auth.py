@@ -9,6 +9,8 @@ another database or the cluster; cursors belong to the user that opened them.
 
 from __future__ import annotations
 
+import hashlib
+
 import pymongo
 import pytest
 from conftest import EddyServer
@@ -129,13 +131,17 @@ def test_a_read_user_reads_and_watches_its_database_only(secured):
     assert code_of(lambda: reader.admin.command("serverStatus")) == 13
 
 
-def test_cursors_belong_to_their_user(secured):
-    root = login(secured, "root", "r00t pass")
+def two_readers(server: EddyServer):
+    """root, and two `read` users of `app` (whose `c` holds 10 documents)."""
+    root = login(server, "root", "r00t pass")
     root.app.c.insert_many([{"_id": i} for i in range(10)])
     root.app.command("createUser", "r1", pwd="pw", roles=["read"])
     root.app.command("createUser", "r2", pwd="pw", roles=["read"])
-    one = login(secured, "r1", "pw", source="app")
-    two = login(secured, "r2", "pw", source="app")
+    return root, login(server, "r1", "pw", source="app"), login(server, "r2", "pw", source="app")
+
+
+def test_cursors_belong_to_their_user(secured):
+    _, one, two = two_readers(secured)
     cursor_id = one.app.command("find", "c", batchSize=2)["cursor"]["id"]
     assert cursor_id
     assert code_of(lambda: two.app.command("getMore", cursor_id, collection="c")) == 13
@@ -230,3 +236,38 @@ def test_no_secret_reaches_the_log(eddy_factory):
     # The log is the verbose one (connections' ends are debug lines), and holds no secret.
     assert "connection closed" in log
     assert "Sekr1t" not in log
+
+
+def test_sessions_belong_to_their_user(secured):
+    """As mongod: a session is the pair (lsid, user), so one user cannot end, kill or list
+    another's sessions, and `$listLocalSessions` shows the caller's own unless it may
+    `listSessions`."""
+    root, one, two = two_readers(secured)
+    with one.start_session() as session:
+        cursor_id = one.app.command("find", "c", batchSize=2, session=session)["cursor"]["id"]
+        lsid = session.session_id
+        # r2 names r1's session id: that is r2's own (empty) session, not r1's.
+        two.admin.command("killSessions", [lsid])
+        two.admin.command("endSessions", [lsid])
+        batch = one.app.command("getMore", cursor_id, collection="c", session=session)["cursor"]["nextBatch"]
+        assert len(batch) == 8
+
+        def listed(client, **spec):
+            return list(client.app.aggregate([{"$listLocalSessions": spec}]))
+
+        uid_of_r1 = hashlib.sha256(b"r1@app").digest()
+        mine = listed(one)
+        assert lsid["id"] in [s["_id"]["id"] for s in mine]
+        assert {bytes(s["_id"]["uid"]) for s in mine} == {uid_of_r1}
+        assert lsid["id"] not in [s["_id"]["id"] for s in listed(two)]
+        assert listed(one, users=[{"user": "r1", "db": "app"}]) != []
+        # Other users' sessions need the listSessions privilege.
+        assert code_of(lambda: listed(one, allUsers=True)) == 13
+        assert code_of(lambda: listed(two, users=[{"user": "r1", "db": "app"}])) == 13
+        everyone = listed(root, allUsers=True)
+        assert uid_of_r1 in {bytes(s["_id"]["uid"]) for s in everyone}
+        by_r1 = listed(root, users=[{"user": "r1", "db": "app"}])
+        assert lsid["id"] in [s["_id"]["id"] for s in by_r1]
+        # The owner's killSessions does end it, and its cursor with it.
+        one.admin.command("killSessions", [lsid])
+        assert code_of(lambda: one.app.command("getMore", cursor_id, collection="c")) == 43

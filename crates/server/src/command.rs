@@ -8,7 +8,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use bson::{Bson, Document, RawDocumentBuf};
+use bson::{Document, RawDocumentBuf};
 use eddy_codes::MongoError;
 use eddy_engine::Engine;
 
@@ -115,8 +115,8 @@ pub struct Ctx {
     pub(crate) conn: Arc<ConnInfo>,
     /// `$db`.
     pub(crate) db: String,
-    /// `lsid.id`, when the command runs in a session.
-    pub(crate) session: Option<Bson>,
+    /// The session the command runs in, if any.
+    pub(crate) session: Option<crate::state::SessionKey>,
     /// When a time-limited read's `maxTimeMS` runs out; a cursor it opens keeps what
     /// is left of it for its `getMore`s.
     pub(crate) deadline: Option<tokio::time::Instant>,
@@ -145,7 +145,7 @@ impl Ctx {
         &self.conn
     }
 
-    pub fn session(&self) -> Option<&Bson> {
+    pub fn session(&self) -> Option<&crate::state::SessionKey> {
         self.session.as_ref()
     }
 

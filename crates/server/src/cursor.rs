@@ -12,9 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bson::raw::cstr;
-use bson::{Bson, Document, RawArrayBuf, RawDocument, RawDocumentBuf};
+use bson::{Document, RawArrayBuf, RawDocument, RawDocumentBuf};
 use eddy_codes::{ErrorCode, MongoError};
 use futures_util::future::BoxFuture;
+
+use crate::state::SessionKey;
 
 /// mongod's limit on the documents of one reply batch (16 MiB): a batch stops before the
 /// document that would cross it, but always holds at least one document.
@@ -160,8 +162,8 @@ impl CursorSource for VecCursor {
 /// A registered cursor.
 struct Slot {
     ns: String,
-    /// The `lsid.id` of the session that opened it, if any.
-    session: Option<Bson>,
+    /// The session that opened it, if any.
+    session: Option<SessionKey>,
     options: CursorOptions,
     /// `None` while a `getMore` has it checked out.
     source: Option<Box<dyn CursorSource>>,
@@ -205,7 +207,7 @@ impl CursorRegistry {
     pub fn register(
         &self,
         ns: String,
-        session: Option<Bson>,
+        session: Option<SessionKey>,
         options: CursorOptions,
         source: Box<dyn CursorSource>,
     ) -> i64 {
@@ -216,7 +218,7 @@ impl CursorRegistry {
     pub fn register_with_budget(
         &self,
         ns: String,
-        session: Option<Bson>,
+        session: Option<SessionKey>,
         options: CursorOptions,
         source: Box<dyn CursorSource>,
         budget: Option<Duration>,
@@ -323,18 +325,20 @@ impl CursorRegistry {
     }
 
     /// Kills every cursor opened by one of these sessions (`endSessions`).
-    pub fn kill_sessions(&self, sessions: &[Bson]) -> usize {
-        let mut slots = self.lock();
-        let before = slots.len();
-        slots.retain(|_, s| !s.session.as_ref().is_some_and(|id| sessions.contains(id)));
-        before - slots.len()
+    pub fn kill_sessions(&self, sessions: &[SessionKey]) -> usize {
+        self.kill_where(|key| sessions.contains(key))
     }
 
-    /// Kills every cursor opened in a session (`killAllSessions`).
-    pub fn kill_all_sessions(&self) -> usize {
+    /// Kills every cursor opened in a session of the users with these digests, or in
+    /// any session (`killAllSessions`).
+    pub fn kill_sessions_of_users(&self, uids: Option<&[[u8; 32]]>) -> usize {
+        self.kill_where(|key| uids.is_none_or(|uids| uids.contains(&key.uid())))
+    }
+
+    fn kill_where(&self, doomed: impl Fn(&SessionKey) -> bool) -> usize {
         let mut slots = self.lock();
         let before = slots.len();
-        slots.retain(|_, s| s.session.is_none());
+        slots.retain(|_, s| !s.session.as_ref().is_some_and(&doomed));
         before - slots.len()
     }
 

@@ -14,7 +14,7 @@ use eddy_codes::{labels, ErrorCode, MongoError};
 use crate::command::{ConnInfo, Ctx, Reply};
 use crate::commands::{self, Entry, Kind};
 use crate::failpoint::is_retryable_write_code;
-use crate::state::ServerState;
+use crate::state::{ServerState, SessionKey};
 
 /// What the connection does with a finished command.
 #[derive(Debug)]
@@ -119,7 +119,7 @@ fn lookup(name: &str, test_commands: bool) -> Result<&'static Entry, MongoError>
 /// The generic fields every command may carry, checked before the command runs.
 struct Envelope {
     /// `lsid.id`.
-    session: Option<Bson>,
+    lsid: Option<Bson>,
     txn_number: Option<i64>,
     /// A retryable write (a write with `lsid` and `txnNumber`).
     retryable: bool,
@@ -168,9 +168,16 @@ impl Envelope {
         }
         Ok(Envelope {
             retryable: entry.kind.is_write() && session.is_some() && txn_number.is_some(),
-            session,
+            lsid: session,
             txn_number,
         })
+    }
+
+    /// The command's session: its `lsid.id` and the connection's user.
+    fn session(&self, conn: &ConnInfo) -> Option<SessionKey> {
+        self.lsid
+            .as_ref()
+            .map(|id| SessionKey::new(id, conn.auth.session_uid()))
     }
 }
 
@@ -271,7 +278,7 @@ pub fn parse_command(
         state: Arc::clone(state),
         conn: Arc::clone(conn),
         db,
-        session: envelope.session,
+        session: envelope.session(conn),
         deadline: None,
     };
     (entry.check)(cmd, &ctx)
@@ -332,14 +339,17 @@ async fn run(
     db: String,
 ) -> Result<Outcome, MongoError> {
     count(state, entry.kind);
+    let envelope = Envelope::parse(entry, name, &db, &cmd)?;
+    crate::auth::check::authorize(state, conn, entry.names[0], &db, &cmd)?;
+    // The session is keyed by its user too, so known once the user is.
+    let session = envelope.session(conn);
     let Envelope {
-        session,
         txn_number,
         retryable,
-    } = Envelope::parse(entry, name, &db, &cmd)?;
-    crate::auth::check::authorize(state, conn, entry.names[0], &db, &cmd)?;
-    if let Some(id) = &session {
-        state.sessions.touch(id);
+        ..
+    } = envelope;
+    if let Some(key) = &session {
+        state.sessions.touch(key);
     }
 
     // Failpoints (test commands only): before the command runs, as mongod's failCommand.

@@ -108,57 +108,85 @@ impl OpCounters {
     }
 }
 
-/// A logical session (`lsid`): when it was last used, and the replies of its retryable
-/// writes by `txnNumber`, so that a retried write is answered, not applied twice.
+/// A logical session as mongod keys it: the client's `lsid.id` and the `uid` digest of
+/// the user that runs in it. A user who learns another's `lsid` gets a session of its
+/// own, never the other's retryable writes or cursors.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    /// The bytes of `lsid.id` (a UUID binary).
+    id: Vec<u8>,
+    uid: [u8; 32],
+}
+
+impl SessionKey {
+    pub fn new(id: &Bson, uid: [u8; 32]) -> SessionKey {
+        let id = match id {
+            Bson::Binary(b) => b.bytes.clone(),
+            other => other.to_string().into_bytes(),
+        };
+        SessionKey { id, uid }
+    }
+
+    /// `lsid.id`, a UUID.
+    pub fn id(&self) -> Bson {
+        Bson::Binary(bson::Binary {
+            subtype: bson::spec::BinarySubtype::Uuid,
+            bytes: self.id.clone(),
+        })
+    }
+
+    /// The digest of the session's user (`crate::auth::session_user_digest`).
+    pub fn uid(&self) -> [u8; 32] {
+        self.uid
+    }
+}
+
+/// A logical session: when it was last used, and the reply of its newest retryable
+/// write by `txnNumber`, so that a retried write is answered, not applied twice.
 #[derive(Debug)]
 struct Session {
-    /// `lsid.id`, to kill the session's cursors when it expires.
-    id: Bson,
     last_use: Instant,
     /// Only the newest transaction number matters: drivers never retry an older one.
     retry: Option<(i64, RawDocumentBuf)>,
 }
 
-/// The sessions the server has seen.
-#[derive(Debug, Default)]
-pub struct Sessions {
-    map: Mutex<HashMap<Vec<u8>, Session>>,
-}
-
-/// A session key: the BSON bytes of `lsid.id` (a UUID binary).
-fn session_key(id: &Bson) -> Vec<u8> {
-    match id {
-        Bson::Binary(b) => b.bytes.clone(),
-        other => other.to_string().into_bytes(),
+impl Session {
+    fn new() -> Session {
+        Session {
+            last_use: Instant::now(),
+            retry: None,
+        }
     }
 }
 
+/// The sessions the server has seen.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<SessionKey, Session>>,
+}
+
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Session>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Session>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Marks a session as used.
-    pub fn touch(&self, id: &Bson) {
+    pub fn touch(&self, key: &SessionKey) {
         let mut map = self.lock();
-        map.entry(session_key(id))
+        map.entry(key.clone())
             .and_modify(|s| s.last_use = Instant::now())
-            .or_insert_with(|| Session {
-                id: id.clone(),
-                last_use: Instant::now(),
-                retry: None,
-            });
+            .or_insert_with(Session::new);
     }
 
     /// The stored reply of a retryable write already executed with this `txnNumber`,
     /// or 225 TransactionTooOld for a number below the session's newest.
     pub fn retried_reply(
         &self,
-        id: &Bson,
+        key: &SessionKey,
         txn: i64,
     ) -> Result<Option<RawDocumentBuf>, eddy_codes::MongoError> {
         let map = self.lock();
-        match map.get(&session_key(id)).and_then(|s| s.retry.as_ref()) {
+        match map.get(key).and_then(|s| s.retry.as_ref()) {
             Some((n, reply)) if *n == txn => Ok(Some(reply.clone())),
             Some((n, _)) if *n > txn => Err(eddy_codes::MongoError::new(
                 eddy_codes::ErrorCode::TransactionTooOld,
@@ -169,63 +197,55 @@ impl Sessions {
     }
 
     /// Records the reply of a retryable write.
-    pub fn record(&self, id: &Bson, txn: i64, reply: RawDocumentBuf) {
+    pub fn record(&self, key: &SessionKey, txn: i64, reply: RawDocumentBuf) {
         let mut map = self.lock();
-        let s = map.entry(session_key(id)).or_insert_with(|| Session {
-            id: id.clone(),
-            last_use: Instant::now(),
-            retry: None,
-        });
+        let s = map.entry(key.clone()).or_insert_with(Session::new);
         s.last_use = Instant::now();
         if s.retry.as_ref().is_none_or(|(n, _)| *n <= txn) {
             s.retry = Some((txn, reply));
         }
     }
 
-    /// Every cached session: its `lsid.id` and when it was last used, most recent first.
-    pub fn list(&self) -> Vec<(Bson, std::time::SystemTime)> {
+    /// Every cached session and when it was last used, most recent first.
+    pub fn list(&self) -> Vec<(SessionKey, std::time::SystemTime)> {
         let now_instant = Instant::now();
         let now = std::time::SystemTime::now();
-        let mut out: Vec<(Bson, std::time::SystemTime)> = self
+        let mut out: Vec<(SessionKey, std::time::SystemTime)> = self
             .lock()
             .iter()
-            .map(|(key, s)| {
-                let id = Bson::Binary(bson::Binary {
-                    subtype: bson::spec::BinarySubtype::Uuid,
-                    bytes: key.clone(),
-                });
-                (id, now - now_instant.duration_since(s.last_use))
-            })
+            .map(|(key, s)| (key.clone(), now - now_instant.duration_since(s.last_use)))
             .collect();
         out.sort_by_key(|(_, last_use)| std::cmp::Reverse(*last_use));
         out
     }
 
     /// Forgets sessions (`endSessions`, `killSessions`).
-    pub fn end(&self, ids: &[Bson]) {
+    pub fn end(&self, keys: &[SessionKey]) {
         let mut map = self.lock();
-        for id in ids {
-            map.remove(&session_key(id));
+        for key in keys {
+            map.remove(key);
         }
     }
 
-    /// Forgets sessions idle for longer than the session timeout; returns their ids' keys.
-    pub fn expire(&self, timeout: Duration) -> Vec<Bson> {
+    /// Forgets the sessions of the users with these digests, or every session
+    /// (`killAllSessions`).
+    pub fn end_users(&self, uids: Option<&[[u8; 32]]>) {
+        self.lock()
+            .retain(|key, _| uids.is_some_and(|uids| !uids.contains(&key.uid)));
+    }
+
+    /// Forgets sessions idle for longer than the session timeout; returns their keys.
+    pub fn expire(&self, timeout: Duration) -> Vec<SessionKey> {
         let mut map = self.lock();
         let mut expired = Vec::new();
-        map.retain(|_, s| {
+        map.retain(|key, s| {
             let live = s.last_use.elapsed() < timeout;
             if !live {
-                expired.push(s.id.clone());
+                expired.push(key.clone());
             }
             live
         });
         expired
-    }
-
-    /// Forgets every session (`killAllSessions`).
-    pub fn clear(&self) {
-        self.lock().clear();
     }
 
     pub fn len(&self) -> usize {
@@ -283,5 +303,47 @@ impl ServerState {
             next_connection_id: AtomicI64::new(1),
             deliveries: crate::deliveries::Deliveries::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uuid(byte: u8) -> Bson {
+        Bson::Binary(bson::Binary {
+            subtype: bson::spec::BinarySubtype::Uuid,
+            bytes: vec![byte; 16],
+        })
+    }
+
+    #[test]
+    fn a_session_is_its_id_and_its_user() {
+        let sessions = Sessions::default();
+        let alice = SessionKey::new(&uuid(1), [1; 32]);
+        let bob_same_id = SessionKey::new(&uuid(1), [2; 32]);
+        let reply = RawDocumentBuf::try_from(&bson::doc! {"n": 1, "ok": 1}).expect("a document");
+        sessions.record(&alice, 5, reply.clone());
+        // The same lsid under another user is another session: no shared retry reply.
+        assert_eq!(
+            sessions.retried_reply(&alice, 5).expect("no error"),
+            Some(reply)
+        );
+        assert_eq!(
+            sessions.retried_reply(&bob_same_id, 5).expect("no error"),
+            None
+        );
+        assert!(sessions.retried_reply(&alice, 4).is_err());
+        sessions.touch(&bob_same_id);
+        assert_eq!(sessions.len(), 2);
+        assert_eq!(bob_same_id.id(), uuid(1));
+        // Ending Bob's session leaves Alice's.
+        sessions.end(std::slice::from_ref(&bob_same_id));
+        assert_eq!(sessions.list().len(), 1);
+        sessions.touch(&bob_same_id);
+        sessions.end_users(Some(&[[1; 32]]));
+        assert_eq!(sessions.list()[0].0, bob_same_id);
+        sessions.end_users(None);
+        assert!(sessions.is_empty());
     }
 }

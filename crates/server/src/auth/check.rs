@@ -76,8 +76,10 @@ pub fn authorize(
     let allowed = match need {
         Need::Nothing | Need::Authenticated => true,
         Need::All(privileges) => {
-            privileges.iter().all(|(r, a)| identity.may(r, *a))
-                || (name == "usersInfo" && only_self(&identity, db, cmd))
+            privileges.iter().all(|(r, a)| {
+                identity.may(r, *a)
+                    || (*a == Action::ListSessions && lists_own_sessions(&identity, cmd))
+            }) || (name == "usersInfo" && only_self(&identity, db, cmd))
         }
     };
     if allowed {
@@ -131,6 +133,30 @@ fn only_self(identity: &Identity, db: &str, cmd: &Document) -> bool {
         Some(v) => is_self(v),
         None => false,
     }
+}
+
+/// `$listLocalSessions` naming no one but the caller needs no privilege: its
+/// `listSessions` need stands only for other users' sessions.
+fn lists_own_sessions(identity: &Identity, cmd: &Document) -> bool {
+    let Some(spec) = first_stage(cmd).and_then(|s| s.get_document("$listLocalSessions").ok())
+    else {
+        return false;
+    };
+    if spec.get("allUsers").is_some_and(crate::args::truthy) {
+        return false;
+    }
+    spec.get_array("users").map_or(true, |users| {
+        users.iter().all(|u| {
+            u.as_document().is_some_and(|d| {
+                d.get_str("user").ok() == Some(identity.user.as_str())
+                    && d.get_str("db").ok() == Some(identity.db.as_str())
+            })
+        })
+    })
+}
+
+fn first_stage(cmd: &Document) -> Option<&Document> {
+    cmd.get_array("pipeline").ok()?.first()?.as_document()
 }
 
 /// The collection named by the command's first field, on `db`.
@@ -341,6 +367,15 @@ fn aggregate(db: &str, cmd: &Document) -> Vec<(Resource, Action)> {
             need.push((scope, Action::ChangeStream));
         }
         Some(first) if first.contains_key("$documents") => {}
+        Some(first) if first.contains_key("$listLocalSessions") => {
+            // Other users' sessions need `listSessions` (the caller's own need nothing).
+            let others = first
+                .get_document("$listLocalSessions")
+                .is_ok_and(|s| s.contains_key("allUsers") || s.contains_key("users"));
+            if others {
+                need.push((Resource::Cluster, Action::ListSessions));
+            }
+        }
         Some(first) if first.contains_key("$collStats") || first.contains_key("$indexStats") => {
             need.push((source.clone(), Action::CollStats))
         }

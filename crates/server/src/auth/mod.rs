@@ -30,6 +30,8 @@ pub struct Identity {
     pub roles: Vec<RoleName>,
     privileges: Vec<Privilege>,
     version: u64,
+    /// The `uid` of the logical sessions the user runs in.
+    session_uid: [u8; 32],
 }
 
 impl Identity {
@@ -46,6 +48,7 @@ impl Identity {
             privileges: resolve_privileges(engine, &roles)?,
             roles,
             version,
+            session_uid: session_user_digest(user, db),
         })
     }
 
@@ -84,6 +87,17 @@ impl Identity {
     /// Every privilege of the user's roles (`connectionStatus` with `showPrivileges`).
     pub fn privileges(&self) -> &[Privilege] {
         &self.privileges
+    }
+}
+
+/// The `uid` of a logical session: SHA-256 of `user@db`, or of the empty string for no
+/// user (mongod's `getLogicalSessionUserDigestFor`).
+pub fn session_user_digest(user: &str, db: &str) -> [u8; 32] {
+    use sha2::Digest;
+    if user.is_empty() && db.is_empty() {
+        sha2::Sha256::digest(b"").into()
+    } else {
+        sha2::Sha256::digest(format!("{user}@{db}")).into()
     }
 }
 
@@ -152,6 +166,14 @@ impl ConnAuth {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The `uid` of the sessions this connection runs in: its user's, or no user's.
+    pub fn session_uid(&self) -> [u8; 32] {
+        match &*self.identity.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(identity) => identity.session_uid,
+            None => session_user_digest("", ""),
+        }
     }
 
     pub fn set_identity(&self, identity: Option<Identity>) {

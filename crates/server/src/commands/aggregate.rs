@@ -29,6 +29,7 @@ use super::data::{check_fields, collation_arg, with_engine};
 use crate::args::{missing, opt_doc, opt_integer, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
 use crate::cursor::{CursorOptions, VecCursor};
+use crate::state::SessionKey;
 
 /// The first batch of an aggregate without `batchSize` holds at most this many.
 const DEFAULT_FIRST_BATCH: u32 = 101;
@@ -314,9 +315,12 @@ impl Command for Aggregate {
                     .first()
                     .is_some_and(|s| s.contains_key("$listLocalSessions"));
                 let local_sessions = if lists_sessions {
-                    ctx.state().sessions.list()
+                    LocalSessions {
+                        sessions: ctx.state().sessions.list(),
+                        caller: ctx.conn().auth.session_uid(),
+                    }
                 } else {
-                    Vec::new()
+                    LocalSessions::default()
                 };
                 let job = Job {
                     db,
@@ -349,9 +353,9 @@ pub(super) struct Job {
     pub coll: Option<String>,
     pub pipeline: Vec<Document>,
     pub let_vars: Document,
-    /// The session cache (`lsid.id`, last use) for a leading `$listLocalSessions`;
+    /// The session cache for a leading `$listLocalSessions`;
     /// empty otherwise.
-    pub local_sessions: Vec<(Bson, std::time::SystemTime)>,
+    pub local_sessions: LocalSessions,
     /// The command's collation (`None`: simple).
     pub collation: Option<Arc<Collation>>,
     /// `$out`/`$merge` skip the target's validator.
@@ -511,7 +515,7 @@ struct ReaderContext<'a> {
     reader: &'a eddy_engine::read::Reader,
     db: String,
     env: Env,
-    local_sessions: &'a [(Bson, std::time::SystemTime)],
+    local_sessions: &'a LocalSessions,
     deadline: Option<Deadline>,
     /// The aggregated collection (`None` for `{aggregate: 1}`).
     coll: Option<&'a str>,
@@ -519,12 +523,13 @@ struct ReaderContext<'a> {
     usage: &'a eddy_engine::usage::IndexUsage,
 }
 
-/// The `uid` of every session: Eddy has no authentication, so every session belongs to
-/// the unauthenticated user, whose digest mongod defines as SHA-256 of the empty string.
-const NO_AUTH_DIGEST: [u8; 32] = [
-    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
-    0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
-];
+/// What `$listLocalSessions` lists: the session cache, and whose sessions "mine" are.
+#[derive(Debug, Default)]
+pub struct LocalSessions {
+    pub sessions: Vec<(SessionKey, std::time::SystemTime)>,
+    /// The caller's session `uid`.
+    pub caller: [u8; 32],
+}
 
 impl<'a> ReaderContext<'a> {
     /// The collection a statistics stage reports on, and this server's `host:port`.
@@ -612,21 +617,28 @@ impl Context for ReaderContext<'_> {
         &mut self,
         users: Option<&[(String, String)]>,
     ) -> Result<Vec<Document>, MongoError> {
-        // Every session is the unauthenticated user's: a list naming other users
-        // matches none of them.
-        if users.is_some_and(|u| !u.iter().any(|(n, d)| n.is_empty() && d.is_empty())) {
-            return Ok(Vec::new());
-        }
+        // The parser gives `("", "")` for "the caller" (mongod's spec without `users`).
+        let uids: Option<Vec<[u8; 32]>> = users.map(|users| {
+            users
+                .iter()
+                .map(|(user, db)| match (user.is_empty(), db.is_empty()) {
+                    (true, true) => self.local_sessions.caller,
+                    _ => crate::auth::session_user_digest(user, db),
+                })
+                .collect()
+        });
         Ok(self
             .local_sessions
+            .sessions
             .iter()
-            .map(|(id, last_use)| {
+            .filter(|(key, _)| uids.as_ref().is_none_or(|uids| uids.contains(&key.uid())))
+            .map(|(key, last_use)| {
                 bson::doc! {
                     "_id": {
-                        "id": id.clone(),
+                        "id": key.id(),
                         "uid": bson::Binary {
                             subtype: bson::spec::BinarySubtype::Generic,
-                            bytes: NO_AUTH_DIGEST.to_vec(),
+                            bytes: key.uid().to_vec(),
                         },
                     },
                     "lastUse": bson::DateTime::from_system_time(*last_use),

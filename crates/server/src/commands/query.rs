@@ -289,7 +289,7 @@ fn through_view(
         coll: Some(ns.coll.clone()),
         pipeline,
         let_vars: Document::new(),
-        local_sessions: Vec::new(),
+        local_sessions: Default::default(),
         collation: q.collation.clone(),
         bypass_document_validation: false,
         snapshot: q.snapshot,
