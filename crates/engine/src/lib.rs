@@ -9,7 +9,8 @@
 //! - [`hub`]: the in-memory tail of the oplog that change streams read;
 //! - [`write`]: the write operations, run inside the group commit;
 //! - [`plan`]: query planning (which index, which bounds, which direction);
-//! - [`read`]: snapshots, and running plans.
+//! - [`read`]: snapshots, and running plans;
+//! - [`exec`]: queries, aggregation pipelines (`$out`, `$merge`, views) over readers.
 //!
 //! The data flow of a write: a command calls an [`Engine`] method, which submits a job
 //! to the committer thread and waits. The committer runs the job inside the shared
@@ -22,6 +23,7 @@ pub mod capped;
 pub mod catalog;
 pub mod changes;
 pub mod clock;
+pub mod exec;
 pub mod hub;
 pub mod index;
 pub mod oplog;

@@ -14,15 +14,17 @@
 //!   ([`Output`]) and the caller writes the documents `run` returns. For `$merge`,
 //!   [`MergeSpec::merge`] computes what to write for each document.
 //!
-//! Stage names mongod knows but Eddy does not implement (`$geoNear`, `$graphLookup`,
-//! `$setWindowFields`, ...) fail with 115 CommandNotSupported, names mongod does not
-//! know with 40324, so a gap of ours is told apart from a typo.
+//! Every stage name mongod knows is in [`stages::STAGES`]: those Eddy does not implement
+//! (`$geoNear`, `$graphLookup`, `$setWindowFields`, ...) fail with 115
+//! CommandNotSupported, names mongod does not know with 40324, so a gap of ours is told
+//! apart from a typo.
 //!
 //! Change-stream pipelines ([`Pipeline::parse_change_stream`]) accept only the stages
 //! mongod allows after `$changeStream` and run one event at a time
 //! ([`Pipeline::apply_one`]).
 
 mod group;
+pub mod stages;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +42,7 @@ use crate::sort::SortSpec;
 use crate::util::{self, bson_to_string, type_name};
 
 pub use group::{Bucket, BucketAuto, Group};
+pub use stages::{check_api_version_1, known_stage, StageInfo, Support};
 
 /// Reads a pipeline needs besides its input.
 pub trait Context {
@@ -65,48 +68,6 @@ pub trait Context {
         users: Option<&[(String, String)]>,
     ) -> Result<Vec<Document>, MongoError>;
 }
-
-/// Stage names of mongod 7.0 that Eddy knows but does not run.
-const UNSUPPORTED_STAGES: &[&str] = &[
-    "$changeStreamSplitLargeEvent",
-    "$currentOp",
-    "$densify",
-    "$fill",
-    "$geoNear",
-    "$graphLookup",
-    "$listSampledQueries",
-    "$listSearchIndexes",
-    "$listSessions",
-    "$planCacheStats",
-    "$search",
-    "$searchMeta",
-    "$setWindowFields",
-    "$shardedDataDistribution",
-    "$vectorSearch",
-];
-
-/// Stages mongod allows after `$changeStream`.
-const CHANGE_STREAM_STAGES: &[&str] = &[
-    "$match",
-    "$project",
-    "$addFields",
-    "$set",
-    "$unset",
-    "$replaceRoot",
-    "$replaceWith",
-    "$redact",
-    "$changeStreamSplitLargeEvent",
-];
-
-/// Stages allowed in a pipeline-style update (and `$merge`'s `whenMatched`).
-const UPDATE_STAGES: &[&str] = &[
-    "$addFields",
-    "$set",
-    "$project",
-    "$unset",
-    "$replaceRoot",
-    "$replaceWith",
-];
 
 /// A parsed pipeline.
 #[derive(Debug, Clone, Default)]
@@ -465,16 +426,6 @@ struct UnionWith {
     pipeline: Option<Pipeline>,
 }
 
-fn stage_name(stage: &Document) -> Result<&str, MongoError> {
-    if stage.len() != 1 {
-        return Err(MongoError::location(
-            40323,
-            "A pipeline stage specification object must contain exactly one field.",
-        ));
-    }
-    Ok(stage.keys().next().map(String::as_str).unwrap_or_default())
-}
-
 fn not_supported(name: &str) -> MongoError {
     MongoError::new(
         ErrorCode::CommandNotSupported,
@@ -482,94 +433,34 @@ fn not_supported(name: &str) -> MongoError {
     )
 }
 
-fn unrecognized(name: &str) -> MongoError {
-    MongoError::location(40324, format!("Unrecognized pipeline stage name: '{name}'"))
-}
-
-/// With `apiStrict: true`, mongod refuses the stages outside the Stable API's version 1
-/// (323 APIStrictError).
-pub fn check_api_version_1(stage: &str) -> Result<(), MongoError> {
-    const OUTSIDE: &[&str] = &[
-        "$collStats",
-        "$currentOp",
-        "$indexStats",
-        "$listLocalSessions",
-        "$listSampledQueries",
-        "$listSearchIndexes",
-        "$listSessions",
-        "$planCacheStats",
-        "$search",
-        "$searchMeta",
-        "$vectorSearch",
-    ];
-    match OUTSIDE.contains(&stage) {
-        true => Err(MongoError::new(
-            ErrorCode::APIStrictError,
-            format!("{stage} is not allowed with 'apiStrict: true' in API Version 1"),
-        )),
-        false => Ok(()),
-    }
-}
-
 /// mongod's "lite parse" of a pipeline a command carries (an update's pipeline): a stage
 /// name mongod does not know fails the whole command with 40324, before anything runs.
 /// The stages' arguments are checked later, when the pipeline is parsed for its use.
 pub fn check_stage_names(stages: &[Bson]) -> Result<(), MongoError> {
-    for stage in stages {
-        if let Some(name) = stage.as_document().and_then(|d| d.keys().next()) {
-            if let Err(e) = check_known(name) {
-                if e.code == 40324 {
-                    return Err(e);
-                }
-            }
+    for name in stages.iter().filter_map(|s| s.as_document()?.keys().next()) {
+        if stages::stage(name).is_none() {
+            return Err(stages::unrecognized(name));
         }
     }
     Ok(())
 }
 
-/// Checks a stage name against mongod's list: unknown names are 40324, names Eddy
-/// does not run 115.
-fn check_known(name: &str) -> Result<(), MongoError> {
-    const IMPLEMENTED: &[&str] = &[
-        "$match",
-        "$project",
-        "$addFields",
-        "$set",
-        "$unset",
-        "$replaceRoot",
-        "$replaceWith",
-        "$redact",
-        "$sort",
-        "$limit",
-        "$skip",
-        "$group",
-        "$count",
-        "$unwind",
-        "$lookup",
-        "$facet",
-        "$sortByCount",
-        "$bucket",
-        "$bucketAuto",
-        "$sample",
-        "$unionWith",
-        "$documents",
-        "$listLocalSessions",
-        "$collStats",
-        "$indexStats",
-        "$out",
-        "$merge",
-    ];
-    if IMPLEMENTED.contains(&name) {
-        Ok(())
-    } else if UNSUPPORTED_STAGES.contains(&name) {
-        Err(not_supported(name))
-    } else if name == "$changeStream" {
-        Err(MongoError::location(
+/// The stage a stage document names, if Eddy runs it in an ordinary pipeline: unknown
+/// names are 40324, names Eddy does not run 115, the change-stream stages out of place
+/// 40602 or 20.
+fn check_stage(spec: &Document) -> Result<&'static StageInfo, MongoError> {
+    let info = stages::known_stage(spec)?;
+    match (info.support, info.name) {
+        (Support::Runs, _) => Ok(info),
+        (Support::Refused, name) => Err(not_supported(name)),
+        (Support::ChangeStream, "$changeStream") => Err(MongoError::location(
             40602,
             "$changeStream is only valid as the first stage in a pipeline",
-        ))
-    } else {
-        Err(unrecognized(name))
+        )),
+        (Support::ChangeStream, name) => Err(MongoError::new(
+            ErrorCode::IllegalOperation,
+            format!("{name} can only be used in a $changeStream pipeline"),
+        )),
     }
 }
 
@@ -595,26 +486,28 @@ impl Pipeline {
     }
 
     /// Parses the stages after `$changeStream`: only those mongod allows there (20
-    /// IllegalOperation for the others). `$changeStreamSplitLargeEvent` is refused
-    /// with 115: Eddy does not split events.
+    /// IllegalOperation for the others). `$changeStreamSplitLargeEvent` is the change
+    /// stream's own (`eddy_engine::changes`), which takes it off before calling this.
     pub fn parse_change_stream(stages: &[Document]) -> Result<Pipeline, MongoError> {
         for s in stages {
-            let name = stage_name(s)?;
-            check_known(name).or_else(|e| {
-                if name == "$changeStreamSplitLargeEvent" {
-                    Ok(())
-                } else {
-                    Err(e)
+            let info = match stages::known_stage(s)? {
+                split if split.support == Support::ChangeStream && split.after_change_stream => {
+                    split
                 }
-            })?;
-            if !CHANGE_STREAM_STAGES.contains(&name) {
+                _ => check_stage(s)?,
+            };
+            if !info.after_change_stream {
                 return Err(MongoError::new(
                     ErrorCode::IllegalOperation,
-                    format!("{name} is not permitted in a $changeStream pipeline"),
+                    format!("{} is not permitted in a $changeStream pipeline", info.name),
                 ));
             }
-            if name == "$changeStreamSplitLargeEvent" {
-                return Err(not_supported(name));
+            if info.support != Support::Runs {
+                // Only last, where the engine takes it off.
+                return Err(MongoError::location(
+                    7182802,
+                    format!("{} must be the last stage in the pipeline", info.name),
+                ));
             }
         }
         parse_pipeline(stages, &[], Mode::Top)
@@ -624,12 +517,11 @@ impl Pipeline {
     /// $replaceRoot $replaceWith` (72 InvalidOptions for others).
     pub fn parse_update(stages: &[Document], vars: &[String]) -> Result<Pipeline, MongoError> {
         for s in stages {
-            let name = stage_name(s)?;
-            check_known(name)?;
-            if !UPDATE_STAGES.contains(&name) {
+            let info = check_stage(s)?;
+            if !info.in_update {
                 return Err(MongoError::new(
                     ErrorCode::InvalidOptions,
-                    format!("{name} is not allowed to be used within an update"),
+                    format!("{} is not allowed to be used within an update", info.name),
                 ));
             }
         }
@@ -800,8 +692,8 @@ fn parse_pipeline(
     let mut output = None;
     let mut leading_match = None;
     for (i, s) in stages.iter().enumerate() {
-        let name = stage_name(s)?;
-        check_known(name)?;
+        let info = check_stage(s)?;
+        let name = info.name;
         let arg = s.get(name).unwrap_or(&Bson::Null);
         let last = i + 1 == stages.len();
         if matches!(name, "$out" | "$merge") {
@@ -833,11 +725,7 @@ fn parse_pipeline(
             });
             continue;
         }
-        if matches!(
-            name,
-            "$documents" | "$listLocalSessions" | "$collStats" | "$indexStats"
-        ) && i != 0
-        {
+        if info.first && i != 0 {
             return Err(MongoError::location(
                 40602,
                 format!("{name} is only valid as the first stage in a pipeline"),
@@ -983,7 +871,7 @@ fn parse_stage(name: &str, arg: &Bson, vars: &[String]) -> Result<Stage, MongoEr
                 ))
             }
         },
-        other => return Err(unrecognized(other)),
+        other => return Err(stages::unrecognized(other)),
     })
 }
 

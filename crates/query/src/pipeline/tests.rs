@@ -945,7 +945,8 @@ fn change_stream_pipelines() {
     for (stage, code) in [
         (bson::bson!({"$group": {"_id": null}}), 20),
         (bson::bson!({"$limit": 1}), 20),
-        (bson::bson!({"$changeStreamSplitLargeEvent": {}}), 115),
+        (bson::bson!({"$changeStreamSplitLargeEvent": {}}), 7182802),
+        (bson::bson!({"$geoNear": {}}), 115),
         (bson::bson!({"$nope": {}}), 40324),
     ] {
         let e = Pipeline::parse_change_stream(&stages(stage.clone())).expect_err("refused");
@@ -1095,4 +1096,19 @@ fn project_sees_let_variables() {
     // Without the variable in scope, mongod's 17276.
     let e = Pipeline::parse(&stages).expect_err("undefined variable");
     assert_eq!(e.code, 17276);
+}
+
+#[test]
+fn stage_names_follow_the_registry() {
+    let code = |stage: Document| Pipeline::parse(&[stage]).map(|_| ()).map_err(|e| e.code);
+    assert_eq!(code(doc! {"$limit": 1}), Ok(()));
+    assert_eq!(code(doc! {"$nope": {}}), Err(40324));
+    assert_eq!(code(doc! {"$limit": 1, "$skip": 1}), Err(40323));
+    assert_eq!(code(doc! {"$graphLookup": {}}), Err(115));
+    assert_eq!(code(doc! {"$changeStream": {}}), Err(40602));
+    // As mongod: the change stream's own stage is refused anywhere else (20).
+    assert_eq!(code(doc! {"$changeStreamSplitLargeEvent": {}}), Err(20));
+    let e =
+        Pipeline::parse(&[doc! {"$match": {}}, doc! {"$documents": []}]).expect_err("not first");
+    assert_eq!(e.code, 40602);
 }

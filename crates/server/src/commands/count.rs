@@ -4,9 +4,9 @@ use bson::{doc, Bson, Document};
 use eddy_codes::MongoError;
 
 use super::data::{check_fields, collation_arg, collection_arg, namespace, with_engine};
-use super::query::{self, QuerySpec};
 use crate::args::{opt_doc, opt_integer};
 use crate::command::{Command, CommandResult, Ctx};
+use eddy_engine::exec::{query, QuerySpec};
 
 pub struct Count {
     coll: String,

@@ -33,7 +33,7 @@ pub fn view_pipeline(v: &Bson, command: &str) -> Result<Vec<Document>, MongoErro
         })
         .collect::<Result<Vec<_>, _>>()?;
     for stage in &stages {
-        let name = super::aggregate::stage_name(stage)?;
+        let name = eddy_query::pipeline::known_stage(stage)?.name;
         if matches!(name, "$out" | "$merge" | "$changeStream") {
             return Err(MongoError::new(
                 ErrorCode::OptionNotSupportedOnView,

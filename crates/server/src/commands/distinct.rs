@@ -5,9 +5,9 @@ use bson::{doc, Bson, Document};
 use eddy_codes::MongoError;
 
 use super::data::{check_fields, collation_arg, collection_arg, namespace, with_engine};
-use super::query::{self, QuerySpec};
 use crate::args::{missing, opt_doc, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
+use eddy_engine::exec::{query, QuerySpec};
 
 pub struct Distinct {
     coll: String,

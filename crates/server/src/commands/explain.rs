@@ -15,9 +15,9 @@ use eddy_codes::{ErrorCode, MongoError};
 use eddy_engine::plan::{Access, IndexScan, Plan};
 
 use super::data::{collection_arg, namespace, with_engine};
-use super::query::{self, QuerySpec};
 use crate::args::{opt_str, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
+use eddy_engine::exec::{query, QuerySpec};
 
 pub struct Explain {
     command: Document,

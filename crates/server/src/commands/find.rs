@@ -4,10 +4,10 @@ use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 
 use super::data::{check_fields, collation_arg, collection_arg, namespace, with_engine};
-use super::query::{self, QuerySpec};
 use crate::args::{opt_bool, opt_doc, opt_integer, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
 use crate::cursor::{CursorOptions, VecCursor};
+use eddy_engine::exec::{query, QuerySpec};
 
 /// The first batch of a find without `batchSize` holds at most this many documents.
 const DEFAULT_FIRST_BATCH: u32 = 101;

@@ -88,7 +88,7 @@ impl Command for FindAndModify {
         let mut request = self.request;
         let let_spec = self.let_vars;
         let out = with_engine(&ctx, move |e| {
-            request.let_vars = super::query::evaluate_let(e, &let_spec)?;
+            request.let_vars = eddy_engine::exec::evaluate_let(e, &let_spec)?;
             e.find_and_modify(ns, request)
         })
         .await?;

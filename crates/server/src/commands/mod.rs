@@ -35,7 +35,6 @@ mod insert;
 mod list_collections;
 mod list_databases;
 mod list_indexes;
-mod query;
 mod rename_collection;
 mod repl_set;
 mod roles;

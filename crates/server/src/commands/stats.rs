@@ -2,8 +2,6 @@
 
 use bson::{doc, Document};
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_engine::read::Reader;
-use eddy_engine::CollectionMeta;
 
 use super::data::{collection_arg, namespace, with_engine};
 use crate::command::{Command, CommandResult, Ctx};
@@ -74,50 +72,9 @@ impl Command for CollStats {
                 ));
             };
             let mut reply = doc! {"ns": ns.to_string()};
-            reply.extend(storage_stats(&reader, &meta, scale)?);
+            reply.extend(eddy_engine::exec::storage_stats(&reader, &meta, scale)?);
             Ok(reply.into())
         })
         .await
     }
-}
-
-/// A collection's storage statistics: the `collStats` command's fields and
-/// `$collStats`'s `storageStats`, sizes divided by `scale` (`avgObjSize` is not), as
-/// mongod reports them. Storage and data sizes are the same: Eddy does not measure
-/// its files per collection.
-pub fn storage_stats(
-    reader: &Reader,
-    meta: &CollectionMeta,
-    scale: i64,
-) -> Result<Document, MongoError> {
-    let count = reader.count(meta)?;
-    let size = reader.data_size(meta)?;
-    let avg = size.checked_div(count).unwrap_or(0);
-    let indexes = reader.index_sizes(meta)?;
-    let index_total: u64 = indexes.iter().map(|(_, bytes)| bytes).sum();
-    let scale_u = scale.unsigned_abs().max(1);
-    let scaled = |bytes: u64| i64::try_from(bytes / scale_u).unwrap_or(i64::MAX);
-    let mut out = doc! {
-        "size": scaled(size),
-        "count": count as i64,
-        "avgObjSize": avg as i64,
-        "storageSize": scaled(size),
-        "capped": meta.cap().is_some(),
-    };
-    if let Some(cap) = meta.cap() {
-        // mongod: `max` is 0 when no document limit was set.
-        let max = cap.max.map_or(0, |m| m as i64);
-        out.insert("max", eddy_engine::capped::number(max));
-        out.insert("maxSize", eddy_engine::capped::number(scaled(cap.size)));
-    }
-    out.insert("nindexes", indexes.len() as i32);
-    out.insert("totalIndexSize", scaled(index_total));
-    out.insert("totalSize", scaled(size + index_total));
-    let sizes: Document = indexes
-        .into_iter()
-        .map(|(name, bytes)| (name, bson::Bson::Int64(scaled(bytes))))
-        .collect();
-    out.insert("indexSizes", sizes);
-    out.insert("scaleFactor", i32::try_from(scale).unwrap_or(i32::MAX));
-    Ok(out)
 }

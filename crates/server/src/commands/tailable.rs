@@ -19,9 +19,9 @@ use eddy_query::projection::Projection;
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
-use super::query::QuerySpec;
 use crate::command::{CommandResult, Ctx};
 use crate::cursor::{Batch, BatchRequest, CursorOptions, CursorSource, VecCursor};
+use eddy_engine::exec::QuerySpec;
 
 /// How many records one pass reads from a snapshot at most.
 const CHUNK: usize = 1000;
@@ -209,7 +209,7 @@ pub async fn open(
     single_batch: bool,
 ) -> CommandResult {
     if let Some(sort) = q.sort.as_ref().filter(|s| !s.is_empty()) {
-        if super::query::natural_direction(Some(sort)) != Some(1) {
+        if eddy_engine::exec::natural_direction(Some(sort)) != Some(1) {
             return Err(MongoError::bad_value(
                 "error processing query: cannot use tailable option with a sort other than {$natural: 1}",
             ));
@@ -226,7 +226,7 @@ pub async fn open(
     let looked_up = ns.clone();
     let (engine, found) = tokio::task::spawn_blocking(move || {
         let ns = looked_up;
-        let vars = super::query::evaluate_let(&engine, &let_vars)?;
+        let vars = eddy_engine::exec::evaluate_let(&engine, &let_vars)?;
         Filter::parse_with_vars(&q.filter, &vars)?;
         let reader = engine.reader()?;
         if reader.view(&ns)?.is_some() {

@@ -103,7 +103,7 @@ impl Command for Update {
         let ns = namespace(&ctx, &self.coll);
         let (mut ops, ordered, let_spec) = (self.ops, self.ordered, self.let_vars);
         let out = with_engine(&ctx, move |e| {
-            let vars = super::query::evaluate_let(e, &let_spec)?;
+            let vars = eddy_engine::exec::evaluate_let(e, &let_spec)?;
             for op in &mut ops {
                 op.let_vars.clone_from(&vars);
             }

@@ -1,17 +1,19 @@
-//! Running a query for find, count, distinct and findAndModify: plan, filter, sort,
-//! skip, limit, project. Pure engine work, run on the blocking pool.
+//! Queries for `find`, `count`, `distinct` and `explain`: plan, filter, sort, skip,
+//! limit, project, from one reader snapshot; a query on a view runs as an aggregation.
 
 use std::sync::Arc;
 
 use bson::{doc, Bson, Document, Timestamp};
 use eddy_codes::{Deadline, ErrorCode, MongoError};
-use eddy_engine::plan::{self, Direction, Plan, Query};
-use eddy_engine::read::{ExecStats, Reader};
-use eddy_engine::{CollectionMeta, Engine, Namespace};
 use eddy_query::collation::Collation;
 use eddy_query::filter::Filter;
 use eddy_query::projection::Projection;
 use eddy_query::sort::SortSpec;
+
+use super::{check_snapshot_source, evaluate_let, open_reader};
+use crate::plan::{self, Direction, Plan, Query};
+use crate::read::ExecStats;
+use crate::{Engine, Namespace};
 
 /// A parsed query.
 #[derive(Debug, Clone, Default)]
@@ -37,35 +39,6 @@ pub struct QuerySpec {
     pub return_key: bool,
     /// `find`'s `showRecordId`: each result gets a `$recordId` field (not with `returnKey`).
     pub show_record_id: bool,
-}
-
-/// The reader of a read command, and for a snapshot read the cluster time it reads at.
-pub fn open_reader(
-    engine: &Arc<Engine>,
-    snapshot: Option<Option<Timestamp>>,
-) -> Result<(Reader, Option<Timestamp>), MongoError> {
-    match snapshot {
-        Some(at) => {
-            let (reader, ts) = engine.snapshot_reader(at)?;
-            Ok((reader, Some(ts)))
-        }
-        None => Ok((engine.reader()?, None)),
-    }
-}
-
-/// Evaluates a command's `let` document once (`$$CLUSTER_TIME` is the engine's).
-pub fn evaluate_let(
-    engine: &Arc<Engine>,
-    spec: &Document,
-) -> Result<Vec<(String, Bson)>, MongoError> {
-    if spec.is_empty() {
-        return Ok(Vec::new());
-    }
-    let env = eddy_query::expr::Env {
-        cluster_time: Some(engine.cluster_time()),
-        ..eddy_query::expr::Env::new()
-    };
-    eddy_query::expr::evaluate_let(spec, &env)
 }
 
 /// What a query did: its results, and for explain the plan and what it read.
@@ -174,17 +147,6 @@ fn engine_query<'a>(q: &'a QuerySpec, p: &'a Parsed) -> Query<'a> {
     }
 }
 
-/// Capped collections cannot be read at a snapshot, as in mongod (246).
-pub fn check_snapshot_source(meta: &CollectionMeta, snapshot: bool) -> Result<(), MongoError> {
-    match snapshot && meta.cap().is_some() {
-        true => Err(MongoError::new(
-            ErrorCode::SnapshotUnavailable,
-            "Reading from capped collections with readConcern snapshot is not supported",
-        )),
-        false => Ok(()),
-    }
-}
-
 /// Runs a query against `ns`: plan, filter, sort, skip, limit, project.
 pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Outcome, MongoError> {
     let p = parse(engine, q)?;
@@ -235,7 +197,7 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
         .map(|m| {
             if q.return_key {
                 // The key alone, even with `showRecordId` (as mongod).
-                return eddy_engine::read::index_key(&meta, &executed.plan, &m);
+                return crate::read::index_key(&meta, &executed.plan, &m);
             }
             let mut doc = match &p.projection {
                 Some(proj) => proj.apply(&m.doc, m.details.as_ref())?,
@@ -284,12 +246,12 @@ fn through_view(
     if let Some(limit) = q.limit.filter(|l| *l > 0) {
         pipeline.push(doc! {"$limit": i64::try_from(limit).unwrap_or(i64::MAX)});
     }
-    let job = super::aggregate::Job {
+    let job = super::Aggregation {
         db: ns.db.clone(),
         coll: Some(ns.coll.clone()),
         pipeline,
         let_vars: Document::new(),
-        local_sessions: Default::default(),
+        local_sessions: None,
         collation: q.collation.clone(),
         bypass_document_validation: false,
         snapshot: q.snapshot,
@@ -297,7 +259,7 @@ fn through_view(
         deadline: q.deadline,
         host: None,
     };
-    let (docs, at) = job.run_at(engine)?;
+    let (docs, at) = job.run(engine)?;
     let docs = match projection {
         Some(p) => docs
             .iter()
