@@ -52,6 +52,12 @@ pub use write::{DeleteOp, FindAndModify, FindAndModifyOutcome, UpdateOp, WriteOu
 
 /// The version of the on-disk format. A store written by another version is refused
 /// rather than misread.
+///
+/// It lives in the `meta` table under `format_version`, a big-endian i64, written by
+/// the first open of a store and checked by every later one. A store without the key
+/// is taken as version 1 and gets the key: every build has written it on first open,
+/// so such a store can only be one no engine has opened yet. Any other value (older,
+/// newer or unreadable, read as 0) is refused with 12 UnsupportedFormat naming it.
 pub const FORMAT_VERSION: i64 = 1;
 
 /// Table names.
@@ -422,5 +428,94 @@ pub fn display_value(v: &Bson) -> String {
             format!("[ {} ]", inner.join(", "))
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store file of a data directory.
+    fn store_path(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join("eddy.redb")
+    }
+
+    /// The raw `format_version` value in `meta`, read without the engine.
+    fn stored_version(dir: &tempfile::TempDir) -> Option<Vec<u8>> {
+        let store = Store::open(&store_path(dir)).expect("store");
+        store
+            .snapshot()
+            .expect("snapshot")
+            .get(tables::META, meta_keys::FORMAT_VERSION)
+            .expect("get")
+    }
+
+    /// Writes `value` as the `format_version` of a store, without the engine.
+    fn put_version(dir: &tempfile::TempDir, value: &[u8]) {
+        let store = Store::open(&store_path(dir)).expect("store");
+        store
+            .write_now(|w| w.put(tables::META, meta_keys::FORMAT_VERSION, value))
+            .expect("write")
+            .expect("put");
+    }
+
+    fn open(dir: &tempfile::TempDir) -> Result<Arc<Engine>, MongoError> {
+        Engine::open(EngineOptions::new(dir.path()))
+    }
+
+    #[test]
+    fn a_new_store_records_the_format_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        open(&dir).expect("open").close();
+        assert_eq!(
+            stored_version(&dir),
+            Some(FORMAT_VERSION.to_be_bytes().to_vec())
+        );
+        // And opens again.
+        open(&dir).expect("reopen").close();
+    }
+
+    #[test]
+    fn a_store_without_the_key_is_taken_as_today_s_format() {
+        // Every build so far wrote the key on its first open, so a store without it
+        // holds nothing older: it is adopted as version 1 and the key is written.
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(Store::open(&store_path(&dir)).expect("an empty store"));
+        assert_eq!(stored_version(&dir), None);
+        open(&dir).expect("open").close();
+        assert_eq!(stored_version(&dir), Some(1i64.to_be_bytes().to_vec()));
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        open(&dir).expect("open").close();
+        put_version(&dir, &(FORMAT_VERSION + 1).to_be_bytes());
+        let e = open(&dir).expect_err("a newer format must be refused");
+        assert_eq!(e.code, ErrorCode::UnsupportedFormat.code());
+        assert!(
+            e.message.contains(&format!(
+                "format version {}; this eddy reads version {FORMAT_VERSION}",
+                FORMAT_VERSION + 1
+            )),
+            "{}",
+            e.message
+        );
+        // Refusing leaves the store as it was.
+        assert_eq!(
+            stored_version(&dir),
+            Some((FORMAT_VERSION + 1).to_be_bytes().to_vec())
+        );
+    }
+
+    #[test]
+    fn an_older_or_unreadable_version_is_refused() {
+        for value in [0i64.to_be_bytes().to_vec(), vec![1, 2, 3]] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            put_version(&dir, &value);
+            let e = open(&dir).expect_err("refused");
+            assert_eq!(e.code, ErrorCode::UnsupportedFormat.code());
+            assert!(e.message.contains("format version 0"), "{}", e.message);
+        }
     }
 }

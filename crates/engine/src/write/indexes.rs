@@ -1,0 +1,362 @@
+//! Index writes: createIndexes (spec normalisation, default names, the build) and
+//! dropIndexes.
+
+use std::sync::Arc;
+
+use bson::{doc, Bson, Document};
+use eddy_codes::{ErrorCode, MongoError};
+use eddy_query::filter::Filter;
+use eddy_storage::KvRead;
+
+use super::Tx;
+use crate::catalog::{self, CollectionMeta, IndexMeta, Namespace};
+use crate::oplog::{CatalogOp, Op};
+use crate::{index, storage_err, Engine};
+
+impl Engine {
+    /// Creates indexes (and the collection if missing). Returns
+    /// `(numIndexesBefore, numIndexesAfter, createdCollectionAutomatically)`.
+    pub fn create_indexes(
+        self: &Arc<Self>,
+        ns: Namespace,
+        specs: Vec<Document>,
+    ) -> Result<(usize, usize, bool), MongoError> {
+        catalog::validate_writable(&ns)?;
+        self.execute(move |tx| {
+            let existed = tx.collection(&ns)?.is_some();
+            let mut meta = tx.ensure_collection(&ns)?;
+            let before = meta.indexes.len() + 1;
+            for spec in specs {
+                tx.create_index(&mut meta, spec)?;
+            }
+            Ok((before, meta.indexes.len() + 1, !existed))
+        })
+    }
+
+    /// Drops the named indexes (`"*"`: all but `_id_`). Returns `nIndexesWas`.
+    pub fn drop_indexes(
+        self: &Arc<Self>,
+        ns: Namespace,
+        names: IndexSelector,
+    ) -> Result<usize, MongoError> {
+        self.execute(move |tx| {
+            let Some(mut meta) = tx.collection(&ns)? else {
+                return Err(MongoError::new(
+                    ErrorCode::NamespaceNotFound,
+                    format!("ns not found {ns}"),
+                ));
+            };
+            let was = meta.indexes.len() + 1;
+            let targets: Vec<IndexMeta> = match &names {
+                IndexSelector::All => meta.indexes.clone(),
+                IndexSelector::Names(names) => {
+                    let mut out = Vec::new();
+                    for name in names {
+                        if name == "_id_" {
+                            return Err(MongoError::new(
+                                ErrorCode::InvalidOptions,
+                                "cannot drop _id index",
+                            ));
+                        }
+                        match meta.index(name) {
+                            Some(i) => out.push(i.clone()),
+                            None => {
+                                return Err(MongoError::new(
+                                    ErrorCode::IndexNotFound,
+                                    format!("index not found with name [{name}]"),
+                                ))
+                            }
+                        }
+                    }
+                    out
+                }
+                IndexSelector::KeyPattern(pattern) => {
+                    if pattern == &doc! {"_id": 1} {
+                        return Err(MongoError::new(
+                            ErrorCode::InvalidOptions,
+                            "cannot drop _id index",
+                        ));
+                    }
+                    let found: Vec<IndexMeta> = meta
+                        .indexes
+                        .iter()
+                        .filter(|i| catalog::same_key_pattern(&i.key_pattern(), pattern))
+                        .cloned()
+                        .collect();
+                    match found.len() {
+                        0 => {
+                            return Err(MongoError::new(
+                                ErrorCode::IndexNotFound,
+                                format!(
+                                    "can't find index with key: {}",
+                                    crate::display_value(&Bson::Document(pattern.clone()))
+                                ),
+                            ))
+                        }
+                        1 => found,
+                        _ => {
+                            return Err(MongoError::new(
+                                ErrorCode::AmbiguousIndexKeyPattern,
+                                "index keyPattern matches more than one index",
+                            ))
+                        }
+                    }
+                }
+            };
+            for index in targets {
+                tx.w.delete_table(&index::table(&index))
+                    .map_err(storage_err)?;
+                meta.indexes.retain(|i| i.id != index.id);
+                catalog::put(tx.w, &meta)?;
+                tx.log(
+                    &ns,
+                    Some(&meta.uuid),
+                    Op::Catalog(&CatalogOp::DropIndexes {
+                        name: index.name().to_owned(),
+                        spec: index.spec.clone(),
+                    }),
+                )?;
+            }
+            Ok(was)
+        })
+    }
+}
+
+/// Which indexes `dropIndexes` names.
+#[derive(Debug, Clone)]
+pub enum IndexSelector {
+    All,
+    Names(Vec<String>),
+    KeyPattern(Document),
+}
+
+impl Tx<'_, '_> {
+    fn create_index(
+        &mut self,
+        meta: &mut CollectionMeta,
+        spec: Document,
+    ) -> Result<(), MongoError> {
+        let spec = normalize_index_spec(spec)?;
+        let name = spec.get_str("name").unwrap_or_default().to_owned();
+        let key = spec.get_document("key").cloned().unwrap_or_default();
+        if key == doc! {"_id": 1} {
+            return Ok(());
+        }
+        if let Some(existing) = meta.index(&name) {
+            if !catalog::same_key_pattern(&existing.key_pattern(), &key) {
+                return Err(MongoError::new(
+                    ErrorCode::IndexKeySpecsConflict,
+                    format!(
+                        "An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: {}, existing index: {}",
+                        crate::display_value(&Bson::Document(spec.clone())),
+                        crate::display_value(&Bson::Document(existing.spec.clone()))
+                    ),
+                ));
+            }
+            if options_of(&existing.spec) != options_of(&spec) {
+                return Err(MongoError::new(
+                    ErrorCode::IndexOptionsConflict,
+                    format!("An equivalent index already exists with the same name but different options. Requested index: {}, existing index: {}",
+                        crate::display_value(&Bson::Document(spec.clone())),
+                        crate::display_value(&Bson::Document(existing.spec.clone()))),
+                ));
+            }
+            return Ok(());
+        }
+        if let Some(existing) = meta
+            .indexes
+            .iter()
+            .find(|i| catalog::same_key_pattern(&i.key_pattern(), &key))
+        {
+            if options_of(&existing.spec) == options_of(&spec) {
+                return Err(MongoError::new(
+                    ErrorCode::IndexOptionsConflict,
+                    format!(
+                        "Index already exists with a different name: {}",
+                        existing.name()
+                    ),
+                ));
+            }
+            return Err(MongoError::new(
+                ErrorCode::IndexOptionsConflict,
+                format!("An equivalent index already exists with a different name and options. Requested index: {}, existing index: {}",
+                    crate::display_value(&Bson::Document(spec.clone())),
+                    crate::display_value(&Bson::Document(existing.spec.clone()))),
+            ));
+        }
+        let mut index = IndexMeta {
+            id: self.next_id()?,
+            spec: spec.clone(),
+            multikey_paths: Some(vec![Vec::new(); key.len()]),
+        };
+        // Build: every document's keys, checking uniqueness as entries are added.
+        let table = index::table(&index);
+        let docs: Vec<(Vec<u8>, Vec<u8>)> = self
+            .w
+            .scan(
+                &meta.docs_table(),
+                std::ops::Bound::Unbounded,
+                std::ops::Bound::Unbounded,
+                false,
+            )
+            .map_err(storage_err)?
+            .collect::<Result<_, _>>()
+            .map_err(storage_err)?;
+        let probe = CollectionMeta {
+            indexes: vec![index.clone()],
+            ..meta.clone()
+        };
+        for (id_key, bytes) in docs {
+            let doc = catalog::decode(&bytes)?;
+            if index.unique() {
+                if let Err(e) = index::check_unique(&*self.w, &probe, &doc, &id_key) {
+                    self.w.delete_table(&table).map_err(storage_err)?;
+                    return Err(e);
+                }
+            }
+            let paths = index::add_index_entries(self.w, &index, &doc, &id_key)?;
+            index.add_multikey_paths(&paths);
+        }
+        self.engine.usage.created(meta.id, index.id);
+        meta.indexes.push(index);
+        catalog::put(self.w, meta)?;
+        self.log(
+            &meta.ns,
+            Some(&meta.uuid),
+            Op::Catalog(&CatalogOp::CreateIndexes { spec }),
+        )
+    }
+}
+
+/// The options of an index spec that make two indexes on the same key different.
+fn options_of(spec: &Document) -> Document {
+    let mut out = Document::new();
+    for k in [
+        "unique",
+        "sparse",
+        "partialFilterExpression",
+        "expireAfterSeconds",
+        "collation",
+        "hidden",
+    ] {
+        if let Some(v) = spec.get(k) {
+            if !(k != "partialFilterExpression" && matches!(v, Bson::Boolean(false))) {
+                out.insert(k, v.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The default name mongod gives an index: `a_1_b_-1`.
+pub fn default_index_name(key: &Document) -> String {
+    key.iter()
+        .map(|(k, v)| {
+            let dir = match v {
+                Bson::Int32(n) => n.to_string(),
+                Bson::Int64(n) => n.to_string(),
+                Bson::Double(d) if d.fract() == 0.0 => format!("{}", *d as i64),
+                Bson::Double(d) => d.to_string(),
+                Bson::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("{k}_{dir}")
+        })
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+/// Validates an index spec and puts it in the shape listIndexes shows.
+fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
+    let key = match spec.get("key") {
+        Some(Bson::Document(k)) => k.clone(),
+        Some(_) => {
+            return Err(MongoError::type_mismatch(
+                "The field 'key' must be an object",
+            ))
+        }
+        None => {
+            return Err(MongoError::failed_to_parse(
+                "The 'key' field is a required property of an index specification",
+            ))
+        }
+    };
+    if key.is_empty() {
+        return Err(MongoError::new(
+            ErrorCode::CannotCreateIndex,
+            "Index keys cannot be empty.",
+        ));
+    }
+    for (field, dir) in &key {
+        if field.is_empty() {
+            return Err(MongoError::new(
+                ErrorCode::CannotCreateIndex,
+                "Index key cannot be an empty field.",
+            ));
+        }
+        match dir {
+            Bson::Int32(n) if *n != 0 => {}
+            Bson::Int64(n) if *n != 0 => {}
+            Bson::Double(d) if *d != 0.0 && d.is_finite() => {}
+            Bson::String(kind) => {
+                return Err(MongoError::new(
+                    ErrorCode::CannotCreateIndex,
+                    format!("Eddy does not support '{kind}' indexes yet (field '{field}')"),
+                ))
+            }
+            other => {
+                return Err(MongoError::new(
+                    ErrorCode::CannotCreateIndex,
+                    format!("Values in the index key pattern can only be numbers or strings, found {field}: {}", crate::display_value(other)),
+                ))
+            }
+        }
+    }
+    let name = match spec.get("name") {
+        Some(Bson::String(n)) if !n.is_empty() => n.clone(),
+        Some(Bson::String(_)) => {
+            return Err(MongoError::new(
+                ErrorCode::CannotCreateIndex,
+                "The index name cannot be empty",
+            ))
+        }
+        Some(_) => {
+            return Err(MongoError::type_mismatch(
+                "The field 'name' must be a string",
+            ))
+        }
+        None => default_index_name(&key),
+    };
+    let mut out = doc! {"v": 2, "key": key, "name": name};
+    for (k, v) in &spec {
+        match k.as_str() {
+            "key" | "name" | "v" | "ns" => {}
+            // Deprecated and ignored since 3.0, still accepted by mongod 7.0.
+            "dropDups" => {}
+            "unique" | "sparse" | "hidden" | "background" => {
+                out.insert(k.clone(), Bson::Boolean(v.as_bool().unwrap_or(false) || matches!(v, Bson::Int32(n) if *n != 0)));
+            }
+            "partialFilterExpression" => {
+                let f = v.as_document().ok_or_else(|| MongoError::type_mismatch("partialFilterExpression must be an object"))?;
+                Filter::parse(f)?;
+                out.insert(k.clone(), v.clone());
+            }
+            "expireAfterSeconds" => {
+                return Err(MongoError::new(ErrorCode::CannotCreateIndex, "Eddy does not support TTL indexes (expireAfterSeconds) yet"));
+            }
+            "collation" => {
+                let simple = v.as_document().and_then(|d| d.get_str("locale").ok()) == Some("simple");
+                if !simple {
+                    return Err(MongoError::new(ErrorCode::CommandNotSupported, "Eddy supports only the simple collation"));
+                }
+            }
+            other => {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidIndexSpecificationOption,
+                    format!("The field '{other}' is not valid for an index specification. Specification: {}", crate::display_value(&Bson::Document(spec.clone()))),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
