@@ -214,12 +214,7 @@ impl Engine {
                     });
                 let mut bytes = 0u64;
                 for entry in w
-                    .scan(
-                        tables::OPLOG,
-                        std::ops::Bound::Unbounded,
-                        std::ops::Bound::Unbounded,
-                        false,
-                    )
+                    .scan_all(tables::OPLOG, false)
                     .map_err(storage_err)?
                 {
                     let (k, v) = entry.map_err(storage_err)?;

@@ -13,7 +13,6 @@
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
-use std::ops::Bound;
 
 use bson::{Bson, Document};
 use eddy_codes::{Deadline, MongoError};
@@ -101,12 +100,7 @@ pub fn execute(
             // A capped collection's natural order is insertion order: its record ids.
             let backward = *direction == Direction::Backward;
             for entry in r
-                .scan(
-                    &capped::natural_table(meta),
-                    Bound::Unbounded,
-                    Bound::Unbounded,
-                    backward,
-                )
+                .scan_all(&capped::natural_table(meta), backward)
                 .map_err(storage_err)?
             {
                 let (record, k) = entry.map_err(storage_err)?;
@@ -122,10 +116,7 @@ pub fn execute(
         }
         Access::CollScan(direction) => {
             let backward = *direction == Direction::Backward;
-            for entry in r
-                .scan(&docs, Bound::Unbounded, Bound::Unbounded, backward)
-                .map_err(storage_err)?
-            {
+            for entry in r.scan_all(&docs, backward).map_err(storage_err)? {
                 let (k, v) = entry.map_err(storage_err)?;
                 if sink.push(k, &v, None)? {
                     break;
@@ -395,11 +386,7 @@ impl Reader {
         size: impl Fn(&[u8], &[u8]) -> usize,
     ) -> Result<u64, MongoError> {
         let mut total = 0u64;
-        for entry in self
-            .snap
-            .scan(table, Bound::Unbounded, Bound::Unbounded, false)
-            .map_err(storage_err)?
-        {
+        for entry in self.snap.scan_all(table, false).map_err(storage_err)? {
             let (k, v) = entry.map_err(storage_err)?;
             total += size(&k, &v) as u64;
         }
@@ -450,12 +437,7 @@ impl Reader {
     ) -> Result<impl Iterator<Item = Result<Document, MongoError>> + '_, MongoError> {
         Ok(self
             .snap
-            .scan(
-                &meta.docs_table(),
-                Bound::Unbounded,
-                Bound::Unbounded,
-                false,
-            )
+            .scan_all(&meta.docs_table(), false)
             .map_err(storage_err)?
             .map(|e| {
                 e.map_err(storage_err)

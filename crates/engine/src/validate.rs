@@ -8,7 +8,6 @@
 //! one snapshot, so the check never blocks writers.
 
 use std::collections::HashMap;
-use std::ops::Bound;
 
 use bson::Document;
 use eddy_codes::MongoError;
@@ -61,15 +60,7 @@ fn validate(r: &impl KvRead, meta: &CollectionMeta) -> Result<Report, MongoError
     // index name -> (entry key -> _id key) that the documents call for.
     let mut expected: Vec<HashMap<Vec<u8>, Vec<u8>>> = vec![HashMap::new(); meta.indexes.len()];
     let mut sizes = 0u64;
-    for entry in r
-        .scan(
-            &meta.docs_table(),
-            Bound::Unbounded,
-            Bound::Unbounded,
-            false,
-        )
-        .map_err(storage_err)?
-    {
+    for entry in r.scan_all(&meta.docs_table(), false).map_err(storage_err)? {
         let (key, bytes) = entry.map_err(storage_err)?;
         report.nrecords += 1;
         sizes += bytes.len() as u64;
@@ -111,15 +102,7 @@ fn validate(r: &impl KvRead, meta: &CollectionMeta) -> Result<Report, MongoError
     for (idx, mut wanted) in meta.indexes.iter().zip(expected) {
         let mut keys = 0u64;
         let mut bad = false;
-        for entry in r
-            .scan(
-                &index::table(idx),
-                Bound::Unbounded,
-                Bound::Unbounded,
-                false,
-            )
-            .map_err(storage_err)?
-        {
+        for entry in r.scan_all(&index::table(idx), false).map_err(storage_err)? {
             let (k, id) = entry.map_err(storage_err)?;
             keys += 1;
             if wanted.get(&k) == Some(&id) {

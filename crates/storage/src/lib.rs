@@ -89,18 +89,19 @@ pub trait KvRead {
         Ok(self.len(table)? == 0)
     }
 
+    /// Every entry of `table`, in key order (or reversed).
+    fn scan_all(&self, table: &str, reverse: bool) -> Result<EntryIter<'_>> {
+        self.scan(table, Bound::Unbounded, Bound::Unbounded, reverse)
+    }
+
     /// The last entry of `table`.
     fn last(&self, table: &str) -> Result<Option<Entry>> {
-        self.scan(table, Bound::Unbounded, Bound::Unbounded, true)?
-            .next()
-            .transpose()
+        self.scan_all(table, true)?.next().transpose()
     }
 
     /// The first entry of `table`.
     fn first(&self, table: &str) -> Result<Option<Entry>> {
-        self.scan(table, Bound::Unbounded, Bound::Unbounded, false)?
-            .next()
-            .transpose()
+        self.scan_all(table, false)?.next().transpose()
     }
 }
 

@@ -193,12 +193,7 @@ impl Tx<'_, '_> {
         let table = index::table(&index);
         let docs: Vec<(Vec<u8>, Vec<u8>)> = self
             .w
-            .scan(
-                &meta.docs_table(),
-                std::ops::Bound::Unbounded,
-                std::ops::Bound::Unbounded,
-                false,
-            )
+            .scan_all(&meta.docs_table(), false)
             .map_err(storage_err)?
             .collect::<Result<_, _>>()
             .map_err(storage_err)?;

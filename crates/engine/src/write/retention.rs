@@ -28,15 +28,7 @@ impl Engine {
             let mut excess = engine.oplog_bytes().saturating_sub(cap);
             let mut doomed = Vec::new();
             let mut freed = 0u64;
-            for entry in
-                tx.w.scan(
-                    tables::OPLOG,
-                    std::ops::Bound::Unbounded,
-                    std::ops::Bound::Unbounded,
-                    false,
-                )
-                .map_err(storage_err)?
-            {
+            for entry in tx.w.scan_all(tables::OPLOG, false).map_err(storage_err)? {
                 let (k, v) = entry.map_err(storage_err)?;
                 if excess == 0 || doomed.len() >= chunk || Some(&k) == newest.as_ref() {
                     break;
