@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use crate::tls::Socket;
 
 use crate::command::{ConnInfo, Reply};
+use crate::commands::Stream;
 use crate::cursor::BatchDoc;
 use crate::dispatch::{self, Outcome};
 use crate::state::ServerState;
@@ -265,17 +266,25 @@ async fn on_msg(
             return Ok(());
         }
     };
-    let name = cmd.keys().next().map(String::as_str).unwrap_or_default();
-    let is_get_more = name == "getMore";
+    // Only a request flagged `exhaustAllowed` may be answered more than once: what the
+    // command does then is an attribute of its table entry.
+    let streaming = match exhaust {
+        true => {
+            let name = cmd.keys().next().map(String::as_str).unwrap_or_default();
+            crate::commands::lookup(name, state.config.enable_test_commands)
+                .map_or(Stream::No, |entry| entry.stream)
+        }
+        false => Stream::No,
+    };
+    let streams_batches = streaming == Stream::CursorBatches;
     // An awaitable hello with `exhaustAllowed` is answered again after each
     // `maxAwaitTimeMS`, without further requests (the streaming monitoring protocol).
-    let streams_hello = exhaust
-        && matches!(name, "hello" | "isMaster" | "ismaster")
-        && crate::commands::hello::is_awaitable(&cmd);
+    let streams_hello =
+        streaming == Stream::AwaitableHello && crate::commands::hello::is_awaitable(&cmd);
     let mut response_to = header.request_id;
     // Only an exhaust stream runs its command more than once: keep a copy for it alone
     // (an insert's documents are not copied for nothing).
-    let again = (exhaust && is_get_more) || streams_hello;
+    let again = streams_batches || streams_hello;
     let mut cmd = Some(cmd);
     loop {
         let Some(this) = (if again { cmd.clone() } else { cmd.take() }) else {
@@ -293,8 +302,7 @@ async fn on_msg(
         // is exhausted (or a batch comes back empty: an awaitData cursor would spin).
         // Exhaust hello: keep answering until an answer is an error or the client is gone
         // (the write fails).
-        let stream_more = (exhaust
-            && is_get_more
+        let stream_more = (streams_batches
             && cursor_progress(&reply).is_some_and(|(id, n)| id != 0 && n > 0))
             || (streams_hello && reply_ok(&reply.body));
         let request_id = next_request_id();
@@ -363,7 +371,8 @@ fn legacy_command(query: &OpQuery) -> Result<(String, Document), MongoError> {
         _ => query.query.clone(),
     };
     let name = cmd.keys().next().cloned().unwrap_or_default();
-    if !matches!(name.as_str(), "isMaster" | "ismaster" | "hello") {
+    // Test commands are never answered here: whether they are enabled does not matter.
+    if !crate::commands::lookup(&name, false).is_some_and(|entry| entry.op_query) {
         return Err(unsupported(&name));
     }
     Ok((db.to_owned(), cmd))

@@ -141,10 +141,10 @@ impl Envelope {
         }
         check_api_parameters(entry, name, cmd)?;
         let level = read_concern_level(name, cmd)?;
-        // Outside a transaction, only these read a snapshot (mongod 5.0+): the others
-        // refuse `readConcern: {level: "snapshot"}`.
+        // Outside a transaction, only some commands read a snapshot (mongod 5.0+,
+        // `Entry::snapshot_reads`): the others refuse `readConcern: {level: "snapshot"}`.
         let snapshot = level == Some("snapshot");
-        if snapshot && !SNAPSHOT_READS.contains(&entry.names[0]) {
+        if snapshot && !entry.snapshot_reads {
             return Err(MongoError::new(
                 ErrorCode::InvalidOptions,
                 format!("{name} does not support readConcern level snapshot outside a multi-document transaction"),
@@ -250,7 +250,7 @@ fn check_api_parameters(entry: &Entry, name: &str, cmd: &Document) -> Result<(),
             "API version must be \"1\"",
         ));
     }
-    if strict && !entry.in_api_version_1() {
+    if strict && !entry.api_version_1 {
         return Err(MongoError::new(
             ErrorCode::APIStrictError,
             format!("Provided apiStrict:true, but the command {} is not in API Version 1. Information on supported commands and migrations in API Version 1 can be found at https://dochub.mongodb.org/core/manual-versioned-api.", entry.names[0]),
@@ -322,13 +322,6 @@ pub async fn execute(
         close: false,
     })
 }
-
-/// The reads whose `maxTimeMS` Eddy enforces.
-const TIME_LIMITED: &[&str] = &["find", "aggregate", "count", "distinct"];
-
-/// The commands that read at a snapshot outside a transaction (a snapshot session's
-/// driver sends the `readConcern` on `getMore`s too).
-const SNAPSHOT_READS: &[&str] = &["find", "aggregate", "distinct", "getMore"];
 
 async fn run(
     state: &Arc<ServerState>,
@@ -405,7 +398,7 @@ async fn run(
 
     // `maxTimeMS` of a read: the reply is 50 MaxTimeMSExpired once the deadline passes
     // (a getMore's own `maxTimeMS` is an await time instead, see `commands/cursors.rs`).
-    let deadline = match TIME_LIMITED.contains(&entry.names[0]) {
+    let deadline = match entry.time_limited {
         true => crate::args::max_time_ms(&cmd)?
             .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms)),
         false => None,
