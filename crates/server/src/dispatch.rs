@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use bson::raw::cstr;
 use bson::{doc, spec::BinarySubtype, Bson, Document, RawDocumentBuf, Timestamp};
-use eddy_codes::{labels, ErrorCode, MongoError};
+use eddy_codes::{category, labels, ErrorCode, MongoError};
 
 use crate::command::{ConnInfo, Ctx, Reply};
 use crate::commands::{self, Entry, Kind};
-use crate::failpoint::is_retryable_write_code;
 use crate::state::{ServerState, SessionKey};
 
 /// What the connection does with a finished command.
@@ -421,7 +420,7 @@ async fn run(
     let Reply { body, cursor } = match result {
         Ok(reply) => reply,
         Err(mut err) => {
-            if retryable && is_retryable_write_code(err.code) {
+            if retryable && category::is_retryable_write(err.code) {
                 err = err.with_label(labels::RETRYABLE_WRITE_ERROR);
             }
             if let Some(wce) = wce {
@@ -521,7 +520,7 @@ impl WriteConcernFailure {
     fn new(error: Document, labels: Option<Vec<String>>, retryable: bool) -> Self {
         let labels = labels.unwrap_or_else(|| {
             let code = error.get("code").and_then(crate::args::as_integer);
-            match retryable && code.is_some_and(|c| is_retryable_write_code(c as i32)) {
+            match retryable && code.is_some_and(|c| category::is_retryable_write(c as i32)) {
                 true => vec![labels::RETRYABLE_WRITE_ERROR.to_owned()],
                 false => Vec::new(),
             }
