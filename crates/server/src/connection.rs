@@ -2,16 +2,17 @@
 //! command through the dispatcher and writes the reply.
 //!
 //! A frame the codec rejects is answered with mongod's error when mongod would answer
-//! it (a bad section kind, invalid BSON: [`answerable`]) and otherwise closes the
-//! connection; either way a line is logged and the server itself is never affected. Requests on one
-//! connection are answered in order, one at a time, as the protocol requires.
+//! it (a bad section kind, invalid BSON: the codec decides, [`WireError::answer_or_close`])
+//! and otherwise closes the connection; either way a line is logged and the server itself
+//! is never affected. Requests on one connection are answered in order, one at a time, as
+//! the protocol requires.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 use bson::{Bson, Document, RawDocumentBuf};
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_wire::{flags, Header, OpMsg, OpQuery, Request, WireError};
+use eddy_wire::{flags, AnswerOrClose, Header, OpMsg, OpQuery, Request, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -176,7 +177,7 @@ async fn run(
         }
         let request = match request {
             Ok(r) => r,
-            Err(e) if answerable(&header, &e) => {
+            Err(e) if e.answer_or_close(header.op_code) == AnswerOrClose::Answer => {
                 tracing::warn!(connection = conn.id, peer = %conn.peer, error = %e, "malformed message; answered with an error");
                 let reply =
                     dispatch::error_reply(state, &MongoError::location(e.code(), e.to_string()));
@@ -197,23 +198,6 @@ async fn run(
             return closed;
         }
     }
-}
-
-/// Whether a frame the codec refused is answered with an error reply (the connection
-/// stays open) rather than closing the connection, as mongod decides: the frame itself
-/// was delimited correctly, it is an OP_MSG, and the error is not in mongod's
-/// `ConnectionFatalMessageParseError` category (illegal flag bits, too many document
-/// sequences, a checksum mismatch), e.g. a bad section kind, invalid or too deep BSON.
-fn answerable(header: &Header, e: &WireError) -> bool {
-    header.op_code == eddy_wire::opcode::MSG
-        && !e.closes_connection()
-        && !matches!(
-            e,
-            WireError::UnknownRequiredFlags(_)
-                | WireError::TooManySequences
-                | WireError::BadChecksum
-                | WireError::UnknownOpcode(_)
-        )
 }
 
 async fn write(stream: &mut Socket, bytes: &[u8]) -> Result<(), Closed> {
