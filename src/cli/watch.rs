@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use bson::{doc, Bson, Document};
 use clap::{Args, ValueEnum};
+use eddy_codes::{category, ErrorCode};
 use futures_util::StreamExt;
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::change_stream::ChangeStream;
@@ -189,14 +190,11 @@ pub enum ErrorClass {
     Fatal,
 }
 
-/// Pre-4.4 resumable server error codes from the change-streams spec (servers that do not
-/// attach the ResumableChangeStreamError label), plus CursorNotFound.
-const RESUMABLE_CODES: &[i32] = &[
-    6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436,
-];
-/// Codes that mean "this change stream cannot continue": ChangeStreamFatalError,
-/// InvalidResumeToken, ChangeStreamHistoryLost.
-const NOT_RESUMABLE_CODES: &[i32] = &[280, 260, 286];
+/// Codes that mean "this change stream cannot continue": mongod's category
+/// (ChangeStreamFatalError, ChangeStreamHistoryLost) and InvalidResumeToken.
+fn not_resumable(code: i32) -> bool {
+    category::is_non_resumable_change_stream(code) || code == ErrorCode::InvalidResumeToken.code()
+}
 
 /// The facts about an error that decide whether to retry.
 #[derive(Debug, Default)]
@@ -216,9 +214,10 @@ pub fn classify_facts(f: &ErrorFacts<'_>) -> ErrorClass {
         return ErrorClass::NotResumable;
     }
     match f.code {
-        Some(code) if NOT_RESUMABLE_CODES.contains(&code) => ErrorClass::NotResumable,
+        Some(code) if not_resumable(code) => ErrorClass::NotResumable,
         _ if has("ResumableChangeStreamError") => ErrorClass::Retry,
-        Some(code) if RESUMABLE_CODES.contains(&code) => ErrorClass::Retry,
+        // Pre-4.4 servers do not label: the change streams spec's codes, and CursorNotFound.
+        Some(code) if category::is_resumable_change_stream(code) => ErrorClass::Retry,
         Some(_) => ErrorClass::Fatal,
         None if f.network => ErrorClass::Retry,
         None => ErrorClass::Fatal,

@@ -5,7 +5,10 @@
 //! raised anywhere reaches the client with mongod's `code`, `codeName` and labels.
 //! The table mirrors `src/mongo/base/error_codes.yml` of MongoDB 7.0 for the codes
 //! Eddy raises; `Location<N>` codes (assertion ids without a name) use
-//! [`MongoError::location`].
+//! [`MongoError::location`], with the ones raised from several places named in
+//! [`location`]. The categories drivers act upon (retryable writes, resumable and
+//! non-resumable change stream errors) are in [`category`], with the driver
+//! specifications' code lists.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -403,6 +406,113 @@ pub mod labels {
     pub const RETRYABLE_WRITE_ERROR: &str = "RetryableWriteError";
 }
 
+/// The error categories drivers act upon, with their exact code lists. Numbers without a
+/// name in [`ErrorCode`] (9001 SocketException) are spelled out here.
+pub mod category {
+    use super::ErrorCode;
+
+    /// mongod's SocketException, a network error (not in [`ErrorCode`]: a failpoint's
+    /// error with it is still sent as `Location9001`).
+    pub const SOCKET_EXCEPTION: i32 = 9001;
+
+    /// The retryable writes specification's codes ("Determining Retryable Errors"):
+    /// a driver talking to a pre-4.4 server labels an error with one of them
+    /// `RetryableWriteError`; mongod 4.4+ (and Eddy) label it themselves, for a
+    /// retryable write.
+    pub const RETRYABLE_WRITE: &[i32] = &[
+        ErrorCode::InterruptedAtShutdown.code(),
+        ErrorCode::InterruptedDueToReplStateChange.code(),
+        ErrorCode::NotWritablePrimary.code(),
+        ErrorCode::NotPrimaryNoSecondaryOk.code(),
+        ErrorCode::NotPrimaryOrSecondary.code(),
+        ErrorCode::PrimarySteppedDown.code(),
+        ErrorCode::ShutdownInProgress.code(),
+        ErrorCode::HostNotFound.code(),
+        ErrorCode::HostUnreachable.code(),
+        ErrorCode::NetworkTimeout.code(),
+        SOCKET_EXCEPTION,
+        ErrorCode::ExceededTimeLimit.code(),
+    ];
+
+    /// The change streams specification's resumable codes ("Resumable Error"): the
+    /// list for servers before 4.4 (wire version < 9), which do not label errors, plus
+    /// 43 CursorNotFound, resumable with every server. Eddy labels a getMore error with
+    /// one of them `ResumableChangeStreamError`, as mongod 4.4+ labels its own.
+    pub const RESUMABLE_CHANGE_STREAM: &[i32] = &[
+        ErrorCode::HostUnreachable.code(),
+        ErrorCode::HostNotFound.code(),
+        ErrorCode::NetworkTimeout.code(),
+        ErrorCode::ShutdownInProgress.code(),
+        ErrorCode::PrimarySteppedDown.code(),
+        ErrorCode::ExceededTimeLimit.code(),
+        SOCKET_EXCEPTION,
+        ErrorCode::NotWritablePrimary.code(),
+        ErrorCode::InterruptedAtShutdown.code(),
+        ErrorCode::InterruptedDueToReplStateChange.code(),
+        ErrorCode::NotPrimaryNoSecondaryOk.code(),
+        ErrorCode::NotPrimaryOrSecondary.code(),
+        ErrorCode::StaleShardVersion.code(),
+        ErrorCode::StaleEpoch.code(),
+        ErrorCode::StaleConfig.code(),
+        ErrorCode::RetryChangeStream.code(),
+        ErrorCode::FailedToSatisfyReadPreference.code(),
+        ErrorCode::CursorNotFound.code(),
+    ];
+
+    /// mongod's `NonResumableChangeStreamError` category (`error_codes.yml`): errors
+    /// after which a change stream cannot continue, labelled
+    /// `NonResumableChangeStreamError`. The change streams specification itself lists no
+    /// codes: drivers go by the label.
+    pub const NON_RESUMABLE_CHANGE_STREAM: &[i32] = &[
+        ErrorCode::ChangeStreamFatalError.code(),
+        ErrorCode::ChangeStreamHistoryLost.code(),
+    ];
+
+    /// Whether drivers retry a write that failed with `code` ([`RETRYABLE_WRITE`]).
+    pub fn is_retryable_write(code: i32) -> bool {
+        RETRYABLE_WRITE.contains(&code)
+    }
+
+    /// Whether a change stream resumes after a getMore failed with `code`
+    /// ([`RESUMABLE_CHANGE_STREAM`]).
+    pub fn is_resumable_change_stream(code: i32) -> bool {
+        RESUMABLE_CHANGE_STREAM.contains(&code)
+    }
+
+    /// Whether a change stream can never continue after `code`
+    /// ([`NON_RESUMABLE_CHANGE_STREAM`]).
+    pub fn is_non_resumable_change_stream(code: i32) -> bool {
+        NON_RESUMABLE_CHANGE_STREAM.contains(&code)
+    }
+}
+
+/// mongod's unnamed assertion codes (`Location<N>`, raised with
+/// [`MongoError::location`]) that Eddy raises from several places.
+pub mod location {
+    /// An IDL-parsed command or stage with a field it does not define: "BSON field
+    /// '<command>.<field>' is an unknown field.".
+    pub const UNKNOWN_FIELD: i32 = 40415;
+    /// An IDL-parsed command or stage without a required field: "BSON field
+    /// '<command>.<field>' is missing but a required field".
+    pub const MISSING_FIELD: i32 = 40414;
+    /// An IDL field below the least value its validator allows ("BSON field
+    /// 'batchSize' value must be >= 0, actual value '-1'").
+    pub const VALUE_BELOW_MINIMUM: i32 = 51024;
+    /// A pipeline stage name mongod does not know: "Unrecognized pipeline stage name".
+    pub const UNRECOGNIZED_STAGE: i32 = 40324;
+    /// A stage that must come first in a pipeline elsewhere ("$changeStream is only
+    /// valid as the first stage in a pipeline").
+    pub const STAGE_NOT_FIRST: i32 = 40602;
+    /// A stage not allowed inside `$facet`.
+    pub const STAGE_NOT_ALLOWED_IN_FACET: i32 = 40600;
+    /// A field path with an empty component: "FieldPath field names may not be empty
+    /// strings.".
+    pub const FIELD_PATH_EMPTY_COMPONENT: i32 = 15998;
+    /// A field path component starting with `$`: "FieldPath field names may not start
+    /// with '$'.".
+    pub const FIELD_PATH_DOLLAR_PREFIX: i32 = 16410;
+}
+
 /// An error as a MongoDB client sees it: `ok: 0` with `errmsg`, `code`,
 /// `codeName` and optional `errorLabels`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -582,6 +692,32 @@ mod tests {
         let reply = err.to_reply();
         assert_eq!(reply.get_i32("code").ok(), Some(40324));
         assert_eq!(reply.get_f64("ok").ok(), Some(0.0));
+    }
+
+    #[test]
+    fn categories_hold_the_specifications_codes() {
+        let mut retryable = category::RETRYABLE_WRITE.to_vec();
+        retryable.sort_unstable();
+        assert_eq!(
+            retryable,
+            [6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]
+        );
+        let mut resumable = category::RESUMABLE_CHANGE_STREAM.to_vec();
+        resumable.sort_unstable();
+        assert_eq!(
+            resumable,
+            [
+                6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388,
+                13435, 13436
+            ]
+        );
+        assert!(category::is_retryable_write(91));
+        assert!(!category::is_retryable_write(43));
+        assert!(category::is_resumable_change_stream(43));
+        assert!(!category::is_resumable_change_stream(286));
+        assert!(category::is_non_resumable_change_stream(286));
+        assert!(category::is_non_resumable_change_stream(280));
+        assert!(!category::is_non_resumable_change_stream(260));
     }
 
     #[test]

@@ -145,7 +145,7 @@ impl Collation {
                 }
                 other => {
                     return Err(MongoError::location(
-                        40415,
+                        eddy_codes::location::UNKNOWN_FIELD,
                         format!("BSON field 'collation.{other}' is an unknown field."),
                     ))
                 }
@@ -153,7 +153,7 @@ impl Collation {
         }
         let Some(locale) = locale else {
             return Err(MongoError::location(
-                40414,
+                eddy_codes::location::MISSING_FIELD,
                 "BSON field 'collation.locale' is missing but a required field",
             ));
         };

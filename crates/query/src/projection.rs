@@ -841,13 +841,13 @@ pub(crate) fn field_path(path: &str) -> Result<Vec<String>, MongoError> {
     for p in &parts {
         if p.is_empty() {
             return Err(MongoError::location(
-                15998,
+                eddy_codes::location::FIELD_PATH_EMPTY_COMPONENT,
                 "FieldPath field names may not be empty strings.",
             ));
         }
         if p.starts_with('$') && !ALLOWED_DOLLAR_FIELDS.contains(p) {
             return Err(MongoError::location(
-                16410,
+                eddy_codes::location::FIELD_PATH_DOLLAR_PREFIX,
                 "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
             ));
         }

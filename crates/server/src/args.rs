@@ -24,7 +24,7 @@ pub fn wrong_type(command: &str, field: &str, v: &Bson, expected: &str) -> Mongo
 /// 40414 for a required field that is absent.
 pub fn missing(command: &str, field: &str) -> MongoError {
     MongoError::location(
-        40414,
+        eddy_codes::location::MISSING_FIELD,
         format!("BSON field '{command}.{field}' is missing but a required field"),
     )
 }

@@ -2,22 +2,24 @@
 //! command through the dispatcher and writes the reply.
 //!
 //! A frame the codec rejects is answered with mongod's error when mongod would answer
-//! it (a bad section kind, invalid BSON: [`answerable`]) and otherwise closes the
-//! connection; either way a line is logged and the server itself is never affected. Requests on one
-//! connection are answered in order, one at a time, as the protocol requires.
+//! it (a bad section kind, invalid BSON: the codec decides, [`WireError::answer_or_close`])
+//! and otherwise closes the connection; either way a line is logged and the server itself
+//! is never affected. Requests on one connection are answered in order, one at a time, as
+//! the protocol requires.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 use bson::{Bson, Document, RawDocumentBuf};
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_wire::{flags, Header, OpMsg, OpQuery, Request, WireError};
+use eddy_wire::{flags, AnswerOrClose, Header, OpMsg, OpQuery, Request, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::tls::Socket;
 
 use crate::command::{ConnInfo, Reply};
+use crate::commands::Stream;
 use crate::cursor::BatchDoc;
 use crate::dispatch::{self, Outcome};
 use crate::state::ServerState;
@@ -175,7 +177,7 @@ async fn run(
         }
         let request = match request {
             Ok(r) => r,
-            Err(e) if answerable(&header, &e) => {
+            Err(e) if e.answer_or_close(header.op_code) == AnswerOrClose::Answer => {
                 tracing::warn!(connection = conn.id, peer = %conn.peer, error = %e, "malformed message; answered with an error");
                 let reply =
                     dispatch::error_reply(state, &MongoError::location(e.code(), e.to_string()));
@@ -196,23 +198,6 @@ async fn run(
             return closed;
         }
     }
-}
-
-/// Whether a frame the codec refused is answered with an error reply (the connection
-/// stays open) rather than closing the connection, as mongod decides: the frame itself
-/// was delimited correctly, it is an OP_MSG, and the error is not in mongod's
-/// `ConnectionFatalMessageParseError` category (illegal flag bits, too many document
-/// sequences, a checksum mismatch), e.g. a bad section kind, invalid or too deep BSON.
-fn answerable(header: &Header, e: &WireError) -> bool {
-    header.op_code == eddy_wire::opcode::MSG
-        && !e.closes_connection()
-        && !matches!(
-            e,
-            WireError::UnknownRequiredFlags(_)
-                | WireError::TooManySequences
-                | WireError::BadChecksum
-                | WireError::UnknownOpcode(_)
-        )
 }
 
 async fn write(stream: &mut Socket, bytes: &[u8]) -> Result<(), Closed> {
@@ -265,17 +250,25 @@ async fn on_msg(
             return Ok(());
         }
     };
-    let name = cmd.keys().next().map(String::as_str).unwrap_or_default();
-    let is_get_more = name == "getMore";
+    // Only a request flagged `exhaustAllowed` may be answered more than once: what the
+    // command does then is an attribute of its table entry.
+    let streaming = match exhaust {
+        true => {
+            let name = cmd.keys().next().map(String::as_str).unwrap_or_default();
+            crate::commands::lookup(name, state.config.enable_test_commands)
+                .map_or(Stream::No, |entry| entry.stream)
+        }
+        false => Stream::No,
+    };
+    let streams_batches = streaming == Stream::CursorBatches;
     // An awaitable hello with `exhaustAllowed` is answered again after each
     // `maxAwaitTimeMS`, without further requests (the streaming monitoring protocol).
-    let streams_hello = exhaust
-        && matches!(name, "hello" | "isMaster" | "ismaster")
-        && crate::commands::hello::is_awaitable(&cmd);
+    let streams_hello =
+        streaming == Stream::AwaitableHello && crate::commands::hello::is_awaitable(&cmd);
     let mut response_to = header.request_id;
     // Only an exhaust stream runs its command more than once: keep a copy for it alone
     // (an insert's documents are not copied for nothing).
-    let again = (exhaust && is_get_more) || streams_hello;
+    let again = streams_batches || streams_hello;
     let mut cmd = Some(cmd);
     loop {
         let Some(this) = (if again { cmd.clone() } else { cmd.take() }) else {
@@ -293,8 +286,7 @@ async fn on_msg(
         // is exhausted (or a batch comes back empty: an awaitData cursor would spin).
         // Exhaust hello: keep answering until an answer is an error or the client is gone
         // (the write fails).
-        let stream_more = (exhaust
-            && is_get_more
+        let stream_more = (streams_batches
             && cursor_progress(&reply).is_some_and(|(id, n)| id != 0 && n > 0))
             || (streams_hello && reply_ok(&reply.body));
         let request_id = next_request_id();
@@ -363,7 +355,8 @@ fn legacy_command(query: &OpQuery) -> Result<(String, Document), MongoError> {
         _ => query.query.clone(),
     };
     let name = cmd.keys().next().cloned().unwrap_or_default();
-    if !matches!(name.as_str(), "isMaster" | "ismaster" | "hello") {
+    // Test commands are never answered here: whether they are enabled does not matter.
+    if !crate::commands::lookup(&name, false).is_some_and(|entry| entry.op_query) {
         return Err(unsupported(&name));
     }
     Ok((db.to_owned(), cmd))

@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use bson::raw::cstr;
 use bson::{doc, spec::BinarySubtype, Bson, Document, RawDocumentBuf, Timestamp};
-use eddy_codes::{labels, ErrorCode, MongoError};
+use eddy_codes::{category, labels, ErrorCode, MongoError};
 
 use crate::command::{ConnInfo, Ctx, Reply};
 use crate::commands::{self, Entry, Kind};
-use crate::failpoint::is_retryable_write_code;
 use crate::state::{ServerState, SessionKey};
 
 /// What the connection does with a finished command.
@@ -141,10 +140,10 @@ impl Envelope {
         }
         check_api_parameters(entry, name, cmd)?;
         let level = read_concern_level(name, cmd)?;
-        // Outside a transaction, only these read a snapshot (mongod 5.0+): the others
-        // refuse `readConcern: {level: "snapshot"}`.
+        // Outside a transaction, only some commands read a snapshot (mongod 5.0+,
+        // `Entry::snapshot_reads`): the others refuse `readConcern: {level: "snapshot"}`.
         let snapshot = level == Some("snapshot");
-        if snapshot && !SNAPSHOT_READS.contains(&entry.names[0]) {
+        if snapshot && !entry.snapshot_reads {
             return Err(MongoError::new(
                 ErrorCode::InvalidOptions,
                 format!("{name} does not support readConcern level snapshot outside a multi-document transaction"),
@@ -250,7 +249,7 @@ fn check_api_parameters(entry: &Entry, name: &str, cmd: &Document) -> Result<(),
             "API version must be \"1\"",
         ));
     }
-    if strict && !entry.in_api_version_1() {
+    if strict && !entry.api_version_1 {
         return Err(MongoError::new(
             ErrorCode::APIStrictError,
             format!("Provided apiStrict:true, but the command {} is not in API Version 1. Information on supported commands and migrations in API Version 1 can be found at https://dochub.mongodb.org/core/manual-versioned-api.", entry.names[0]),
@@ -322,13 +321,6 @@ pub async fn execute(
         close: false,
     })
 }
-
-/// The reads whose `maxTimeMS` Eddy enforces.
-const TIME_LIMITED: &[&str] = &["find", "aggregate", "count", "distinct"];
-
-/// The commands that read at a snapshot outside a transaction (a snapshot session's
-/// driver sends the `readConcern` on `getMore`s too).
-const SNAPSHOT_READS: &[&str] = &["find", "aggregate", "distinct", "getMore"];
 
 async fn run(
     state: &Arc<ServerState>,
@@ -405,7 +397,7 @@ async fn run(
 
     // `maxTimeMS` of a read: the reply is 50 MaxTimeMSExpired once the deadline passes
     // (a getMore's own `maxTimeMS` is an await time instead, see `commands/cursors.rs`).
-    let deadline = match TIME_LIMITED.contains(&entry.names[0]) {
+    let deadline = match entry.time_limited {
         true => crate::args::max_time_ms(&cmd)?
             .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms)),
         false => None,
@@ -428,7 +420,7 @@ async fn run(
     let Reply { body, cursor } = match result {
         Ok(reply) => reply,
         Err(mut err) => {
-            if retryable && is_retryable_write_code(err.code) {
+            if retryable && category::is_retryable_write(err.code) {
                 err = err.with_label(labels::RETRYABLE_WRITE_ERROR);
             }
             if let Some(wce) = wce {
@@ -528,7 +520,7 @@ impl WriteConcernFailure {
     fn new(error: Document, labels: Option<Vec<String>>, retryable: bool) -> Self {
         let labels = labels.unwrap_or_else(|| {
             let code = error.get("code").and_then(crate::args::as_integer);
-            match retryable && code.is_some_and(|c| is_retryable_write_code(c as i32)) {
+            match retryable && code.is_some_and(|c| category::is_retryable_write(c as i32)) {
                 true => vec![labels::RETRYABLE_WRITE_ERROR.to_owned()],
                 false => Vec::new(),
             }

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bson::{doc, Bson, Document};
-use eddy_codes::{labels, ErrorCode, MongoError};
+use eddy_codes::{category, labels, ErrorCode, MongoError};
 
 /// The failpoints Eddy knows.
 pub const KNOWN: &[&str] = &[
@@ -99,40 +99,6 @@ fn parse_mode(v: &Bson) -> Result<Option<Mode>, MongoError> {
         }
         _ => Err(bad()),
     }
-}
-
-/// Error codes after which drivers may resume a change stream: mongod labels getMore
-/// errors with these codes `ResumableChangeStreamError`.
-pub fn is_resumable_change_stream_code(code: i32) -> bool {
-    matches!(
-        code,
-        6 | 7
-            | 89
-            | 91
-            | 189
-            | 262
-            | 9001
-            | 10107
-            | 11600
-            | 11602
-            | 13435
-            | 13436
-            | 63
-            | 150
-            | 13388
-            | 234
-            | 133
-            | 43
-    )
-}
-
-/// Codes after which drivers retry a write: mongod labels them `RetryableWriteError`
-/// when the failed command was a retryable write.
-pub fn is_retryable_write_code(code: i32) -> bool {
-    matches!(
-        code,
-        6 | 7 | 89 | 91 | 189 | 262 | 9001 | 10107 | 11600 | 11602 | 13435 | 13436
-    )
 }
 
 impl FailPoints {
@@ -249,7 +215,7 @@ impl FailPoints {
                         err = err.with_label(l);
                     }
                 }
-                None if retryable_write && is_retryable_write_code(code) => {
+                None if retryable_write && category::is_retryable_write(code) => {
                     err = err.with_label(labels::RETRYABLE_WRITE_ERROR);
                 }
                 None => {}
@@ -273,7 +239,7 @@ impl FailPoints {
             code,
             "Failing getMore via 'failGetMoreAfterCursorCheckout' failpoint",
         );
-        if is_resumable_change_stream_code(code) {
+        if category::is_resumable_change_stream(code) {
             err = err.with_label(labels::RESUMABLE_CHANGE_STREAM_ERROR);
         }
         Some(err)

@@ -1,7 +1,18 @@
 //! The one error type of the codec.
 //!
 //! Each variant maps to the error code mongod answers with ([`WireError::code`]) and says
-//! whether the byte stream can still be trusted after it ([`WireError::closes_connection`]).
+//! whether the byte stream can still be trusted after it ([`WireError::closes_connection`]);
+//! whether the server answers a refused frame or closes the connection is decided in one
+//! place, [`WireError::answer_or_close`].
+
+/// What the server does with a frame the codec refused ([`WireError::answer_or_close`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerOrClose {
+    /// Reply with `{ok: 0, code, errmsg}` and keep the connection.
+    Answer,
+    /// Close the connection without a reply.
+    Close,
+}
 
 /// Why a frame could not be decoded or a reply could not be encoded.
 ///
@@ -121,12 +132,12 @@ impl WireError {
         }
     }
 
-    /// Whether the connection should be closed rather than answered.
+    /// Whether the byte stream itself can no longer be trusted.
     ///
     /// True when the frame boundaries themselves are in doubt (the next message cannot be
     /// found) and for OP_COMPRESSED failures, on which mongod ends the session too.
-    /// Everything else is a well-delimited message with bad contents: mongod replies with
-    /// an error and keeps the connection.
+    /// Everything else is a well-delimited message with bad contents. Whether such a
+    /// message is answered is [`WireError::answer_or_close`]'s decision.
     pub fn closes_connection(&self) -> bool {
         matches!(
             self,
@@ -136,5 +147,36 @@ impl WireError {
                 | WireError::UnsupportedCompressor(_)
                 | WireError::CompressedSizeMismatch
         )
+    }
+
+    /// Whether mongod's `ConnectionFatalMessageParseError` category holds this error's
+    /// code (223 IllegalOpMsgFlag, 233 TooManyDocumentSequences, 288 ChecksumMismatch):
+    /// a parse error after which mongod closes the connection although the frame was
+    /// delimited correctly.
+    pub fn is_connection_fatal_parse_error(&self) -> bool {
+        matches!(
+            self,
+            WireError::UnknownRequiredFlags(_)
+                | WireError::TooManySequences
+                | WireError::BadChecksum
+        )
+    }
+
+    /// What the server does with a frame of opcode `op_code` that the codec refused, as
+    /// mongod decides: it answers with an error reply (the connection stays open) only
+    /// when the frame was delimited correctly ([`WireError::closes_connection`] is
+    /// false), it is an OP_MSG, and the error is not connection-fatal
+    /// ([`WireError::is_connection_fatal_parse_error`]): e.g. a bad section kind,
+    /// invalid or too deep BSON. Anything else, including an opcode mongod does not
+    /// serve, closes the connection.
+    pub fn answer_or_close(&self, op_code: i32) -> AnswerOrClose {
+        let answered = op_code == crate::opcode::MSG
+            && !self.closes_connection()
+            && !self.is_connection_fatal_parse_error()
+            && !matches!(self, WireError::UnknownOpcode(_));
+        match answered {
+            true => AnswerOrClose::Answer,
+            false => AnswerOrClose::Close,
+        }
     }
 }

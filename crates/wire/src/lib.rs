@@ -11,7 +11,7 @@
 //!    impossible and the connection must be closed, since the next frame cannot be found;
 //! 2. once `header.length` bytes are buffered, hands exactly that slice to [`decode`];
 //! 3. on `Err(e)`, answers `{ok: 0, code: e.code(), errmsg: e.to_string()}` unless
-//!    [`WireError::closes_connection`] says to hang up; on `Ok`, dispatches the command
+//!    [`WireError::answer_or_close`] says to hang up; on `Ok`, dispatches the command
 //!    ([`OpMsg::into_command`] merges the document sequences into it) and sends the reply
 //!    built with [`encode_msg`] / [`encode_msg_raw`] (OP_MSG) or [`encode_reply`] (the
 //!    OP_REPLY that answers a handshake sent as OP_QUERY).
@@ -48,7 +48,7 @@ mod reader;
 mod tests;
 
 pub use compressed::{encode_compressed_noop, NOOP_COMPRESSOR};
-pub use error::WireError;
+pub use error::{AnswerOrClose, WireError};
 pub use msg::{
     encode_msg, encode_msg_cursor, encode_msg_raw, encode_op_msg, CursorSplice, DocumentSequence,
     OpMsg,

@@ -822,3 +822,41 @@ fn cursor_replies_splice_documents_exactly() {
     spliced_equals_encoded(12, flags::CHECKSUM_PRESENT);
     spliced_equals_encoded(3, flags::MORE_TO_COME);
 }
+
+#[test]
+fn answer_or_close_follows_mongod() {
+    use AnswerOrClose::{Answer, Close};
+    let msg = opcode::MSG;
+    // A well-delimited OP_MSG with bad contents is answered.
+    for e in [
+        WireError::BadSectionKind(3),
+        WireError::SecurityToken,
+        WireError::InvalidBson("x".into()),
+        WireError::TooDeep,
+        WireError::DocumentTooLarge { len: 1 },
+        WireError::MissingBody,
+        WireError::DuplicateField("documents".into()),
+        WireError::Truncated("flags"),
+    ] {
+        assert_eq!(e.answer_or_close(msg), Answer, "{e}");
+        // Only an OP_MSG is answered.
+        assert_eq!(e.answer_or_close(opcode::QUERY), Close, "{e}");
+    }
+    // mongod's ConnectionFatalMessageParseError category, an opcode mongod does not
+    // serve, and frames whose boundaries are in doubt close the connection.
+    for e in [
+        WireError::UnknownRequiredFlags(1 << 2),
+        WireError::TooManySequences,
+        WireError::BadChecksum,
+        WireError::UnknownOpcode(2004),
+        WireError::TooShort,
+        WireError::TooLarge { len: 1 },
+        WireError::LengthMismatch,
+        WireError::UnsupportedCompressor(1),
+        WireError::CompressedSizeMismatch,
+    ] {
+        assert_eq!(e.answer_or_close(msg), Close, "{e}");
+    }
+    assert!(WireError::BadChecksum.is_connection_fatal_parse_error());
+    assert!(!WireError::BadChecksum.closes_connection());
+}

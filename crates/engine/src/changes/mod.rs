@@ -154,7 +154,7 @@ impl StreamSpec {
                 }
                 other => {
                     return Err(MongoError::location(
-                        40415,
+                        eddy_codes::location::UNKNOWN_FIELD,
                         format!("BSON field '$changeStream.{other}' is an unknown field."),
                     ))
                 }

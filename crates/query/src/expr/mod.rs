@@ -1005,13 +1005,13 @@ fn path_components<'a>(parts: impl Iterator<Item = &'a str>) -> Result<Vec<Strin
     for p in parts {
         if p.is_empty() {
             return Err(MongoError::location(
-                15998,
+                eddy_codes::location::FIELD_PATH_EMPTY_COMPONENT,
                 "FieldPath field names may not be empty strings.",
             ));
         }
         if p.starts_with('$') {
             return Err(MongoError::location(
-                16410,
+                eddy_codes::location::FIELD_PATH_DOLLAR_PREFIX,
                 "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
             ));
         }
@@ -1024,13 +1024,13 @@ fn path_components<'a>(parts: impl Iterator<Item = &'a str>) -> Result<Vec<Strin
 fn validate_field_name(k: &str) -> Result<(), MongoError> {
     if k.is_empty() {
         return Err(MongoError::location(
-            15998,
+            eddy_codes::location::FIELD_PATH_EMPTY_COMPONENT,
             "FieldPath field names may not be empty strings.",
         ));
     }
     if k.starts_with('$') {
         return Err(MongoError::location(
-            16410,
+            eddy_codes::location::FIELD_PATH_DOLLAR_PREFIX,
             "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
         ));
     }

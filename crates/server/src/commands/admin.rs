@@ -347,7 +347,7 @@ impl Command for ListCommands {
                     "requiresAuth": false,
                     "secondaryOk": true,
                     "adminOnly": e.admin_only,
-                    "apiVersions": if e.in_api_version_1() { vec!["1"] } else { Vec::new() },
+                    "apiVersions": if e.api_version_1 { vec!["1"] } else { Vec::new() },
                     "deprecatedApiVersions": [],
                 },
             );

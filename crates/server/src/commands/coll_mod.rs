@@ -66,7 +66,7 @@ impl Command for CollMod {
                 }
                 other => {
                     return Err(MongoError::location(
-                        40415,
+                        eddy_codes::location::UNKNOWN_FIELD,
                         format!("BSON field 'collMod.{other}' is an unknown field."),
                     ))
                 }

@@ -71,7 +71,7 @@ pub fn pre_and_post_images(v: &Bson, command: &str) -> Result<Document, MongoErr
             "changeStreamPreAndPostImages.enabled",
         )),
         _ => Err(MongoError::location(
-            40415,
+            eddy_codes::location::UNKNOWN_FIELD,
             format!(
                 "BSON field '{command}.changeStreamPreAndPostImages.{}' is an unknown field.",
                 d.keys()
@@ -227,7 +227,7 @@ fn clustered_index_option(v: &Bson) -> Result<Document, MongoError> {
             }
             (other, _) => {
                 return Err(MongoError::location(
-                    40415,
+                    eddy_codes::location::UNKNOWN_FIELD,
                     format!("BSON field 'clusteredIndex.{other}' is an unknown field."),
                 ))
             }
@@ -303,7 +303,7 @@ impl Command for Create {
                 }
                 other => {
                     return Err(MongoError::location(
-                        40415,
+                        eddy_codes::location::UNKNOWN_FIELD,
                         format!("BSON field 'create.{other}' is an unknown field."),
                     ))
                 }

@@ -53,7 +53,7 @@ impl Command for GetMore {
         let batch_size = match opt_integer(cmd, "getMore", "batchSize")? {
             Some(n) if n < 0 => {
                 return Err(MongoError::location(
-                    51024,
+                    eddy_codes::location::VALUE_BELOW_MINIMUM,
                     format!("BSON field 'batchSize' value must be >= 0, actual value '{n}'"),
                 ))
             }

@@ -41,7 +41,7 @@ pub fn check_fields(cmd: &Document, command: &str, allowed: &[&str]) -> Result<(
     for key in cmd.keys().skip(1) {
         if !allowed.contains(&key.as_str()) && !GENERIC_FIELDS.contains(&key.as_str()) {
             return Err(MongoError::location(
-                40415,
+                eddy_codes::location::UNKNOWN_FIELD,
                 format!("BSON field '{command}.{key}' is an unknown field."),
             ));
         }
@@ -58,7 +58,7 @@ pub fn check_statement_fields(
     for key in stmt.keys() {
         if !allowed.contains(&key.as_str()) {
             return Err(MongoError::location(
-                40415,
+                eddy_codes::location::UNKNOWN_FIELD,
                 format!("BSON field '{path}.{key}' is an unknown field."),
             ));
         }

@@ -32,7 +32,7 @@ struct Tail {
 pub fn non_negative(cmd: &Document, command: &str, field: &str) -> Result<Option<i64>, MongoError> {
     match opt_integer(cmd, command, field)? {
         Some(n) if n < 0 => Err(MongoError::location(
-            51024,
+            eddy_codes::location::VALUE_BELOW_MINIMUM,
             format!("BSON field '{field}' value must be >= 0, actual value '{n}'"),
         )),
         other => Ok(other),

@@ -4,6 +4,11 @@
 //! (`isMaster`/`ismaster`, `buildInfo`/`buildinfo`, ...). Commands mongod has and Eddy
 //! does not are answered with 115 CommandNotSupported ([`NOT_SUPPORTED`]); names mongod
 //! does not know get 59 CommandNotFound, so a user can tell a gap of ours from a typo.
+//!
+//! Each row ([`Entry`]) also carries the command's attributes, which the dispatcher and
+//! the connection read from it: admin-only, test-only, Stable API version 1, `maxTimeMS`
+//! as a deadline, snapshot reads, allowed in a transaction, answered through OP_QUERY,
+//! and what an exhaust request streams.
 
 use bson::Document;
 use eddy_codes::{ErrorCode, MongoError};
@@ -70,46 +75,27 @@ impl Kind {
     }
 }
 
-/// The commands of the Stable API's version 1 (mongod 7.0's list, by canonical name)
-/// that Eddy has: with `apiStrict: true` every other command is refused.
-const API_VERSION_1: &[&str] = &[
-    "aggregate",
-    "collMod",
-    "count",
-    "create",
-    "createIndexes",
-    "delete",
-    "drop",
-    "dropDatabase",
-    "dropIndexes",
-    "endSessions",
-    "find",
-    "findAndModify",
-    "getMore",
-    "hello",
-    "insert",
-    "killCursors",
-    "listCollections",
-    "listDatabases",
-    "listIndexes",
-    "ping",
-    "refreshSessions",
-    "update",
-];
-
-impl Entry {
-    /// Whether the command is in version 1 of the Stable API.
-    pub fn in_api_version_1(&self) -> bool {
-        API_VERSION_1.contains(&self.names[0])
-    }
-}
-
 type Handler = fn(Document, Ctx) -> BoxFuture<'static, CommandResult>;
 
 /// A command's typed parse alone, without applying it.
 type Check = fn(&Document, &Ctx) -> Result<(), MongoError>;
 
-/// One row of the table.
+/// What a command does with a request flagged `exhaustAllowed`: whether it answers
+/// again without further requests (`moreToCome` replies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// One reply per request.
+    No,
+    /// An exhaust `getMore` keeps sending batches while its cursor has more.
+    CursorBatches,
+    /// An awaitable `hello` is answered again after each `maxAwaitTimeMS` (the
+    /// streaming monitoring protocol).
+    AwaitableHello,
+}
+
+/// One row of the table: the command and its attributes. Rows are built with
+/// [`Entry::new`] and the builder-style `const fn`s below (the `entry!` macro lists
+/// them after the help text), every attribute off by default.
 pub struct Entry {
     /// The canonical name first, then mongod's aliases.
     pub names: &'static [&'static str],
@@ -121,8 +107,109 @@ pub struct Entry {
     pub admin_only: bool,
     /// Exists only with `--setParameter enableTestCommands=1`.
     pub test_only: bool,
+    /// In version 1 of the Stable API (mongod 7.0's list): with `apiStrict: true`
+    /// every other command is refused.
+    pub api_version_1: bool,
+    /// A read whose `maxTimeMS` Eddy enforces with a deadline (50 MaxTimeMSExpired);
+    /// a getMore's own `maxTimeMS` is an await time instead. (The `maxTimeAlwaysTimeOut`
+    /// failpoint fires for every command that sets `maxTimeMS`, not only these.)
+    pub time_limited: bool,
+    /// Reads at a snapshot outside a transaction: accepts `readConcern: {level:
+    /// "snapshot"}` (mongod 5.0+; a snapshot session's driver sends it on `getMore`s too).
+    pub snapshot_reads: bool,
+    /// Allowed inside a multi-document transaction, as mongod documents it: the CRUD
+    /// commands, `getMore`, `killCursors`, `create` and `createIndexes`, and the
+    /// informational commands. Eddy has no transactions yet: nothing reads it.
+    pub in_transaction: bool,
+    /// Answered through the legacy OP_QUERY too: mongod 6.0+ answers only the
+    /// handshake there.
+    pub op_query: bool,
+    /// Exhaust behaviour (`exhaustAllowed`).
+    pub stream: Stream,
     /// `listCommands` help text.
     pub help: &'static str,
+}
+
+impl Entry {
+    /// A row with every attribute off.
+    const fn new(
+        names: &'static [&'static str],
+        handler: Handler,
+        check: Check,
+        kind: Kind,
+        help: &'static str,
+    ) -> Entry {
+        Entry {
+            names,
+            handler,
+            check,
+            kind,
+            admin_only: false,
+            test_only: false,
+            api_version_1: false,
+            time_limited: false,
+            snapshot_reads: false,
+            in_transaction: false,
+            op_query: false,
+            stream: Stream::No,
+            help,
+        }
+    }
+
+    /// Runs only on the admin database.
+    const fn admin(mut self) -> Entry {
+        self.admin_only = true;
+        self
+    }
+
+    /// A test command (admin database only).
+    const fn test(mut self) -> Entry {
+        self.admin_only = true;
+        self.test_only = true;
+        self
+    }
+
+    /// In version 1 of the Stable API.
+    const fn api_v1(mut self) -> Entry {
+        self.api_version_1 = true;
+        self
+    }
+
+    /// `maxTimeMS` is a deadline.
+    const fn time_limited(mut self) -> Entry {
+        self.time_limited = true;
+        self
+    }
+
+    /// Accepts read concern level snapshot outside a transaction.
+    const fn snapshot(mut self) -> Entry {
+        self.snapshot_reads = true;
+        self
+    }
+
+    /// Allowed in a multi-document transaction.
+    const fn txn(mut self) -> Entry {
+        self.in_transaction = true;
+        self
+    }
+
+    /// Answered through OP_QUERY (the handshake).
+    const fn op_query(mut self) -> Entry {
+        self.op_query = true;
+        self
+    }
+
+    /// An exhaust getMore streams batches.
+    const fn streams_batches(mut self) -> Entry {
+        self.stream = Stream::CursorBatches;
+        self
+    }
+
+    /// An awaitable hello with `exhaustAllowed` streams answers.
+    const fn streams_hello(mut self) -> Entry {
+        self.stream = Stream::AwaitableHello;
+        self
+    }
 }
 
 fn check<C: Command>(cmd: &Document, ctx: &Ctx) -> Result<(), MongoError> {
@@ -136,39 +223,12 @@ fn handler<C: Command>(cmd: Document, ctx: Ctx) -> BoxFuture<'static, CommandRes
     })
 }
 
+/// `entry!(names, Type, Kind, help, [attribute, ...])`: a row, each attribute in the
+/// optional list being one of the builder `const fn`s of [`Entry`] (`admin`, `test`, `api_v1`,
+/// `time_limited`, `snapshot`, `txn`, `op_query`, `streams_batches`, `streams_hello`).
 macro_rules! entry {
-    ($names:expr, $ty:ty, $kind:ident, $help:expr) => {
-        Entry {
-            names: $names,
-            handler: handler::<$ty>,
-            check: check::<$ty>,
-            kind: Kind::$kind,
-            admin_only: false,
-            test_only: false,
-            help: $help,
-        }
-    };
-    ($names:expr, $ty:ty, $kind:ident, $help:expr, admin) => {
-        Entry {
-            names: $names,
-            handler: handler::<$ty>,
-            check: check::<$ty>,
-            kind: Kind::$kind,
-            admin_only: true,
-            test_only: false,
-            help: $help,
-        }
-    };
-    ($names:expr, $ty:ty, $kind:ident, $help:expr, test) => {
-        Entry {
-            names: $names,
-            handler: handler::<$ty>,
-            check: check::<$ty>,
-            kind: Kind::$kind,
-            admin_only: true,
-            test_only: true,
-            help: $help,
-        }
+    ($names:expr, $ty:ty, $kind:ident, $help:expr $(, [$($attr:ident),* $(,)?])? $(,)?) => {
+        Entry::new($names, handler::<$ty>, check::<$ty>, Kind::$kind, $help)$($(.$attr())*)?
     };
 }
 
@@ -179,39 +239,43 @@ pub static TABLE: &[Entry] = &[
         &["hello"],
         hello::Hello,
         Other,
-        "Check if this server is primary for a replica set"
+        "Check if this server is primary for a replica set",
+        [api_v1, txn, op_query, streams_hello],
     ),
     entry!(
         &["isMaster", "ismaster"],
         hello::IsMaster,
         Other,
-        "Check if this server is primary for a replica set (legacy)"
+        "Check if this server is primary for a replica set (legacy)",
+        [txn, op_query, streams_hello],
     ),
     entry!(
         &["ping"],
         admin::Ping,
         Other,
-        "a way to check that the server is alive"
+        "a way to check that the server is alive",
+        [api_v1, txn],
     ),
     entry!(
         &["buildInfo", "buildinfo"],
         admin::BuildInfo,
         Other,
-        "get version #, etc."
+        "get version #, etc.",
+        [txn],
     ),
     entry!(
         &["getParameter"],
         admin::GetParameter,
         Other,
         "get administrative option(s)",
-        admin
+        [admin],
     ),
     entry!(
         &["getCmdLineOpts"],
         admin::GetCmdLineOpts,
         Other,
         "get argv",
-        admin
+        [admin],
     ),
     entry!(
         &["serverStatus"],
@@ -230,7 +294,8 @@ pub static TABLE: &[Entry] = &[
         &["connectionStatus"],
         admin::ConnectionStatus,
         Other,
-        "Returns connection-specific information such as logged-in users and their roles"
+        "Returns connection-specific information such as logged-in users and their roles",
+        [txn],
     ),
     entry!(
         &["usersInfo"],
@@ -352,13 +417,14 @@ pub static TABLE: &[Entry] = &[
         admin::Shutdown,
         Other,
         "shuts down the server",
-        admin
+        [admin],
     ),
     entry!(
         &["endSessions"],
         sessions::EndSessions,
         Other,
-        "end a set of logical sessions"
+        "end a set of logical sessions",
+        [api_v1],
     ),
     entry!(
         &["startSession"],
@@ -370,7 +436,8 @@ pub static TABLE: &[Entry] = &[
         &["refreshSessions"],
         sessions::RefreshSessions,
         Other,
-        "renew a set of logical sessions"
+        "renew a set of logical sessions",
+        [api_v1],
     ),
     entry!(
         &["killSessions"],
@@ -389,70 +456,100 @@ pub static TABLE: &[Entry] = &[
         repl_set::ReplSetGetStatus,
         Other,
         "Report status of a replica set from the POV of this server",
-        admin
+        [admin],
     ),
     entry!(
         &["replSetInitiate"],
         repl_set::ReplSetInitiate,
         Other,
         "Initiate/christen a replica set",
-        admin
+        [admin],
     ),
     entry!(
         &["replSetGetConfig"],
         repl_set::ReplSetGetConfig,
         Other,
         "Returns the current replica set configuration",
-        admin
+        [admin],
     ),
     entry!(
         &["configureFailPoint"],
         fail_point::ConfigureFailPoint,
         Other,
         "modifies the settings of a fail point",
-        test
+        [test],
     ),
     // Cursors.
     entry!(
         &["getMore"],
         cursors::GetMore,
         GetMore,
-        "retrieve more results from an existing cursor"
+        "retrieve more results from an existing cursor",
+        [api_v1, snapshot, txn, streams_batches],
     ),
     entry!(
         &["killCursors"],
         cursors::KillCursors,
         Other,
-        "Kill a list of cursor ids"
+        "Kill a list of cursor ids",
+        [api_v1, txn],
     ),
     // Data.
-    entry!(&["insert"], insert::Insert, Insert, "insert documents"),
-    entry!(&["update"], update::Update, Update, "update documents"),
-    entry!(&["delete"], delete::Delete, Delete, "delete documents"),
+    entry!(
+        &["insert"],
+        insert::Insert,
+        Insert,
+        "insert documents",
+        [api_v1, txn],
+    ),
+    entry!(
+        &["update"],
+        update::Update,
+        Update,
+        "update documents",
+        [api_v1, txn],
+    ),
+    entry!(
+        &["delete"],
+        delete::Delete,
+        Delete,
+        "delete documents",
+        [api_v1, txn],
+    ),
     entry!(
         &["findAndModify", "findandmodify"],
         find_and_modify::FindAndModify,
         FindAndModify,
-        "find and modify a document"
+        "find and modify a document",
+        [api_v1, txn],
     ),
-    entry!(&["find"], find::Find, Query, "query for documents"),
+    entry!(
+        &["find"],
+        find::Find,
+        Query,
+        "query for documents",
+        [api_v1, time_limited, snapshot, txn],
+    ),
     entry!(
         &["aggregate"],
         aggregate::Aggregate,
         Other,
-        "Runs the aggregation command"
+        "Runs the aggregation command",
+        [api_v1, time_limited, snapshot, txn],
     ),
     entry!(
         &["count"],
         count::Count,
         Other,
-        "count objects in collection"
+        "count objects in collection",
+        [api_v1, time_limited],
     ),
     entry!(
         &["distinct"],
         distinct::Distinct,
         Other,
-        "Finds the distinct values for a specified field across a single collection"
+        "Finds the distinct values for a specified field across a single collection",
+        [time_limited, snapshot, txn],
     ),
     entry!(
         &["explain"],
@@ -465,58 +562,65 @@ pub static TABLE: &[Entry] = &[
         &["create"],
         create::Create,
         Other,
-        "explicitly creates a collection"
+        "explicitly creates a collection",
+        [api_v1, txn],
     ),
-    entry!(&["drop"], drop::Drop, Other, "drop a collection"),
+    entry!(&["drop"], drop::Drop, Other, "drop a collection", [api_v1]),
     entry!(
         &["dropDatabase"],
         drop_database::DropDatabase,
         Other,
-        "drop (delete) this database"
+        "drop (delete) this database",
+        [api_v1],
     ),
     entry!(
         &["listDatabases"],
         list_databases::ListDatabases,
         Other,
         "list databases on this server",
-        admin
+        [admin, api_v1],
     ),
     entry!(
         &["listCollections"],
         list_collections::ListCollections,
         Other,
-        "list collections for this db"
+        "list collections for this db",
+        [api_v1],
     ),
     entry!(
         &["renameCollection"],
         rename_collection::RenameCollection,
         Other,
         "rename a collection",
-        admin
+        [admin],
     ),
     entry!(
         &["createIndexes"],
         create_indexes::CreateIndexes,
         Other,
-        "create indexes"
+        "create indexes",
+        [api_v1, txn],
     ),
     entry!(
         &["listIndexes"],
         list_indexes::ListIndexes,
         Other,
-        "list indexes for a collection"
+        "list indexes for a collection",
+        [api_v1],
     ),
     entry!(
         &["dropIndexes", "deleteIndexes"],
         drop_indexes::DropIndexes,
         Other,
-        "drop indexes for a collection"
+        "drop indexes for a collection",
+        [api_v1],
     ),
     entry!(
         &["collMod"],
         coll_mod::CollMod,
         Other,
-        "Sets collection options"
+        "Sets collection options",
+        [api_v1],
     ),
     entry!(
         &["dbStats", "dbstats"],
@@ -553,7 +657,7 @@ pub static TABLE: &[Entry] = &[
         validate::Fsync,
         Other,
         "Flush all pending writes to disk (every acknowledged write already is)",
-        admin
+        [admin],
     ),
 ];
 
@@ -672,5 +776,123 @@ mod tests {
         assert!(lookup("configureFailPoint", true).is_some());
         assert_eq!(unknown("mapReduce").code, 115);
         assert_eq!(unknown("fnord").code, 59);
+    }
+
+    /// The canonical names of the rows with an attribute, sorted.
+    fn canonical(attr: impl Fn(&Entry) -> bool) -> Vec<&'static str> {
+        let mut names: Vec<_> = TABLE
+            .iter()
+            .filter(|e| attr(e))
+            .map(|e| e.names[0])
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Every name (aliases too) of the rows with an attribute, sorted.
+    fn all_names(attr: impl Fn(&Entry) -> bool) -> Vec<&'static str> {
+        let mut names: Vec<_> = TABLE
+            .iter()
+            .filter(|e| attr(e))
+            .flat_map(|e| e.names.iter().copied())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    fn sorted(list: &[&'static str]) -> Vec<&'static str> {
+        let mut list = list.to_vec();
+        list.sort_unstable();
+        list
+    }
+
+    /// The attributes were lists of names beside the table (`API_VERSION_1` here,
+    /// `TIME_LIMITED` and `SNAPSHOT_READS` in dispatch.rs, name matches in
+    /// connection.rs): the rows say exactly what those lists said.
+    #[test]
+    fn attributes_match_the_former_lists() {
+        let api_version_1 = [
+            "aggregate",
+            "collMod",
+            "count",
+            "create",
+            "createIndexes",
+            "delete",
+            "drop",
+            "dropDatabase",
+            "dropIndexes",
+            "endSessions",
+            "find",
+            "findAndModify",
+            "getMore",
+            "hello",
+            "insert",
+            "killCursors",
+            "listCollections",
+            "listDatabases",
+            "listIndexes",
+            "ping",
+            "refreshSessions",
+            "update",
+        ];
+        assert_eq!(canonical(|e| e.api_version_1), sorted(&api_version_1));
+        let time_limited = ["find", "aggregate", "count", "distinct"];
+        assert_eq!(canonical(|e| e.time_limited), sorted(&time_limited));
+        let snapshot_reads = ["find", "aggregate", "distinct", "getMore"];
+        assert_eq!(canonical(|e| e.snapshot_reads), sorted(&snapshot_reads));
+        // connection.rs matched these names (aliases included).
+        let hello = ["hello", "isMaster", "ismaster"];
+        assert_eq!(
+            all_names(|e| e.stream == Stream::AwaitableHello),
+            sorted(&hello)
+        );
+        assert_eq!(all_names(|e| e.op_query), sorted(&hello));
+        assert_eq!(
+            all_names(|e| e.stream == Stream::CursorBatches),
+            ["getMore"]
+        );
+        // The test-only command is admin-only too, as the old macro arm made it.
+        assert!(TABLE.iter().all(|e| !e.test_only || e.admin_only));
+    }
+
+    /// mongod's documented list: CRUD, cursors, create/createIndexes and informational
+    /// commands run inside a transaction; count, explain, listings and DDL do not.
+    #[test]
+    fn transaction_attribute_follows_mongod() {
+        let allowed = |name| lookup(name, true).is_some_and(|e| e.in_transaction);
+        for name in [
+            "find",
+            "insert",
+            "update",
+            "delete",
+            "findAndModify",
+            "findandmodify",
+            "aggregate",
+            "distinct",
+            "getMore",
+            "killCursors",
+            "create",
+            "createIndexes",
+            "hello",
+            "ismaster",
+            "buildInfo",
+            "connectionStatus",
+            "ping",
+        ] {
+            assert!(allowed(name), "{name} is allowed in a transaction");
+        }
+        for name in [
+            "count",
+            "explain",
+            "listCollections",
+            "listIndexes",
+            "drop",
+            "dropIndexes",
+            "createUser",
+            "getParameter",
+            "configureFailPoint",
+        ] {
+            assert!(!allowed(name), "{name} is not allowed in a transaction");
+        }
     }
 }
