@@ -183,7 +183,10 @@ pub fn check_api_version_1(stage: &StageInfo) -> Result<(), MongoError> {
 }
 
 pub(super) fn unrecognized(name: &str) -> MongoError {
-    MongoError::location(40324, format!("Unrecognized pipeline stage name: '{name}'"))
+    MongoError::location(
+        eddy_codes::location::UNRECOGNIZED_STAGE,
+        format!("Unrecognized pipeline stage name: '{name}'"),
+    )
 }
 
 #[cfg(test)]

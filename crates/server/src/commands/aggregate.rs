@@ -100,7 +100,7 @@ impl Command for Aggregate {
             Some(c) => match opt_integer(c, "aggregate.cursor", "batchSize")? {
                 Some(n) if n < 0 => {
                     return Err(MongoError::location(
-                        51024,
+                        eddy_codes::location::VALUE_BELOW_MINIMUM,
                         format!("BSON field 'batchSize' value must be >= 0, actual value '{n}'"),
                     ))
                 }
@@ -127,7 +127,7 @@ impl Command for Aggregate {
             stages.push(info);
             if info.name == "$changeStream" && i != 0 {
                 return Err(MongoError::location(
-                    40602,
+                    eddy_codes::location::STAGE_NOT_FIRST,
                     "$changeStream is only valid as the first stage in a pipeline",
                 ));
             }
