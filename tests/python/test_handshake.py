@@ -13,7 +13,7 @@ import pytest
 from bson import Int64, ObjectId, Timestamp
 from conftest import EddyServer
 from pymongo import monitoring
-from pymongo.errors import AutoReconnect, OperationFailure, WriteConcernError
+from pymongo.errors import AutoReconnect, NotPrimaryError, OperationFailure, WriteConcernError
 
 
 def test_hello_shape(shared_server: EddyServer):
@@ -262,6 +262,33 @@ def test_write_concern_errors_on_failed_and_retried_writes(server: EddyServer):
         c.app.wce2.insert_one({"_id": 1})
     assert wi.value.has_error_label("RetryableWriteError"), wi.value.details
     assert c.app.wce2.count_documents({}) == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "carries"),
+    [(10107, True), (13435, True), (13436, True), (11602, True), (189, True), (1, False), (2, False)],
+)
+def test_not_primary_errors_carry_the_topology_version(server: EddyServer, code, carries):
+    """As mongod (its notprimary_errors_return_topology_version test): a not-primary error,
+    as the error or as a writeConcernError, carries the server's topologyVersion, which
+    tells a driver that the error is stale (same version as its monitor's) so that it keeps
+    the server instead of waiting for the next hello; other errors do not."""
+    c = server.client(retryWrites=False)
+    tv = c.admin.command("hello")["topologyVersion"]
+    for data in [{"errorCode": code}, {"writeConcernError": {"code": code, "errmsg": "x"}}]:
+        c.admin.command(
+            "configureFailPoint",
+            "failCommand",
+            mode={"times": 1},
+            data={"failCommands": ["insert"], **data},
+        )
+        try:
+            reply = c.app.command("insert", "tv", documents=[{}])
+        except (OperationFailure, NotPrimaryError) as e:
+            reply = e.details
+        assert ("topologyVersion" in reply) == carries, reply
+        if carries:
+            assert reply["topologyVersion"] == tv
 
 
 def test_streaming_hello(server: EddyServer):

@@ -468,6 +468,23 @@ pub mod category {
         ErrorCode::ChangeStreamHistoryLost.code(),
     ];
 
+    /// mongod's `NotPrimaryError` category (`error_codes.yml`): the errors of a node
+    /// that is not (or no longer) primary. mongod's replies with one of them, as an
+    /// error or a `writeConcernError`, carry its `topologyVersion`, so that a driver can
+    /// tell a stale one from news (the SDAM specification's error handling).
+    pub const NOT_PRIMARY: &[i32] = &[
+        ErrorCode::NotWritablePrimary.code(),
+        ErrorCode::NotPrimaryNoSecondaryOk.code(),
+        ErrorCode::NotPrimaryOrSecondary.code(),
+        ErrorCode::InterruptedDueToReplStateChange.code(),
+        ErrorCode::PrimarySteppedDown.code(),
+    ];
+
+    /// Whether `code` is in [`NOT_PRIMARY`].
+    pub fn is_not_primary(code: i32) -> bool {
+        NOT_PRIMARY.contains(&code)
+    }
+
     /// Whether drivers retry a write that failed with `code` ([`RETRYABLE_WRITE`]).
     pub fn is_retryable_write(code: i32) -> bool {
         RETRYABLE_WRITE.contains(&code)

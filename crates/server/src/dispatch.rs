@@ -84,10 +84,21 @@ fn append_fields(body: &mut RawDocumentBuf, extra: &Document) {
     }
 }
 
-/// The error reply for `err`.
+/// The error reply for `err`; a not-primary error (or `writeConcernError`) carries the
+/// server's `topologyVersion`, as mongod's do.
 pub fn error_reply(state: &ServerState, err: &MongoError) -> RawDocumentBuf {
-    let body = RawDocumentBuf::try_from(&err.to_reply()).unwrap_or_default();
-    finish(state, body, false, None)
+    let reply = err.to_reply();
+    let wce_code = reply
+        .get_document("writeConcernError")
+        .ok()
+        .and_then(|wce| wce.get("code"))
+        .and_then(crate::args::as_integer);
+    let not_primary = category::is_not_primary(err.code)
+        || wce_code.is_some_and(|c| category::is_not_primary(c as i32));
+    let body = RawDocumentBuf::try_from(&reply).unwrap_or_default();
+    let extra = not_primary
+        .then(|| doc! {"topologyVersion": crate::commands::hello::topology_version(state)});
+    finish(state, body, false, extra)
 }
 
 /// The `$db` of a command: its `$db` field, or the database of an OP_QUERY (`db.$cmd`).
@@ -386,7 +397,7 @@ async fn run(
     if let (true, Some(id), Some(txn)) = (retryable, &session, txn_number) {
         if let Some(mut reply) = state.sessions.retried_reply(id, txn)? {
             if let Some(wce) = &wce {
-                append_fields(&mut reply, &wce.reply_fields());
+                append_fields(&mut reply, &wce.reply_fields(state));
             }
             return Ok(Outcome {
                 reply: reply.into(),
@@ -440,7 +451,7 @@ async fn run(
             .sessions
             .record(id, txn, finish(state, body.clone(), true, None));
     }
-    let body = finish(state, body, true, wce.map(|w| w.reply_fields()));
+    let body = finish(state, body, true, wce.map(|w| w.reply_fields(state)));
     Ok(Outcome {
         reply: Reply { body, cursor },
         close: false,
@@ -528,11 +539,19 @@ impl WriteConcernFailure {
         WriteConcernFailure { error, labels }
     }
 
-    /// The fields a successful reply gets.
-    fn reply_fields(&self) -> Document {
+    /// The fields a successful reply gets (with the `topologyVersion` for a not-primary
+    /// code, as mongod's).
+    fn reply_fields(&self, state: &ServerState) -> Document {
         let mut extra = doc! {"writeConcernError": self.error.clone()};
         if !self.labels.is_empty() {
             extra.insert("errorLabels", self.labels.clone());
+        }
+        let code = self.error.get("code").and_then(crate::args::as_integer);
+        if code.is_some_and(|c| category::is_not_primary(c as i32)) {
+            extra.insert(
+                "topologyVersion",
+                crate::commands::hello::topology_version(state),
+            );
         }
         extra
     }

@@ -40,6 +40,12 @@ struct Awaitable {
 /// The topology version counter: a single node never changes its topology.
 const TOPOLOGY_COUNTER: i64 = 0;
 
+/// This server's `topologyVersion`: in every `hello`, and in the replies that fail with
+/// a not-primary error (`crate::dispatch`).
+pub fn topology_version(state: &crate::state::ServerState) -> Document {
+    doc! {"processId": state.process_id, "counter": TOPOLOGY_COUNTER}
+}
+
 /// `topologyVersion` and `maxAwaitTimeMS` come together (31368); the counter is not
 /// negative (31372), nor the wait (31373).
 fn awaitable(cmd: &Document, name: &str) -> Result<Option<Awaitable>, MongoError> {
@@ -272,10 +278,7 @@ async fn answer(hello: Hello, ctx: &Ctx) -> CommandResult {
     reply.insert("minWireVersion", MIN_WIRE_VERSION);
     reply.insert("maxWireVersion", MAX_WIRE_VERSION);
     reply.insert("readOnly", false);
-    reply.insert(
-        "topologyVersion",
-        doc! {"processId": state.process_id, "counter": TOPOLOGY_COUNTER},
-    );
+    reply.insert("topologyVersion", topology_version(state));
     if hello.hello_ok {
         reply.insert("helloOk", true);
     }
