@@ -25,9 +25,9 @@ pub(super) struct Lookup {
 
 #[derive(Debug, Clone)]
 pub(super) struct UnionWith {
-    pub(super) db: Option<String>,
-    pub(super) coll: Option<String>,
-    pub(super) pipeline: Option<Pipeline>,
+    db: Option<String>,
+    coll: Option<String>,
+    pipeline: Option<Pipeline>,
 }
 
 pub(super) fn namespace_arg(v: &Bson, what: &str) -> Result<(Option<String>, String), MongoError> {
@@ -336,6 +336,43 @@ pub(super) fn lookup(
         out.push(d);
     }
     Ok(out)
+}
+
+/// `$facet`: one document with each sub-pipeline's results over the same input.
+pub(super) fn facet(
+    facets: &[(String, Pipeline)],
+    docs: Vec<Document>,
+    ctx: &mut dyn Context,
+) -> Result<Vec<Document>, MongoError> {
+    let mut out = Document::new();
+    for (name, p) in facets {
+        let res = p.run(docs.clone(), ctx)?;
+        out.insert(
+            name.clone(),
+            res.into_iter().map(Bson::Document).collect::<Vec<_>>(),
+        );
+    }
+    Ok(vec![out])
+}
+
+/// `$unionWith`: the input, then the other collection's documents through its pipeline.
+pub(super) fn union_with(
+    u: &UnionWith,
+    docs: Vec<Document>,
+    ctx: &mut dyn Context,
+) -> Result<Vec<Document>, MongoError> {
+    let db = u.db.clone().unwrap_or_else(|| ctx.db().to_owned());
+    let other = match &u.coll {
+        Some(c) => ctx.collection(&db, c)?,
+        None => Vec::new(),
+    };
+    let other = match &u.pipeline {
+        Some(p) => p.run(other, ctx)?,
+        None => other,
+    };
+    let mut docs = docs;
+    docs.extend(other);
+    Ok(docs)
 }
 
 /// A context with extra variables (`$lookup`'s `let`).

@@ -51,20 +51,22 @@ use crate::expr::{Env, Expr};
 use crate::filter::Filter;
 use crate::projection::Projection;
 use crate::sort::SortSpec;
-use crate::util::{self, bson_to_string, type_name};
+use crate::util;
 
 pub use group::{Bucket, BucketAuto, Group};
 pub use output::{MergeAction, MergeSpec, Output, WhenMatched, WhenNotMatched};
 pub use sources::{parse_stats_scale, CollStats};
 pub use stages::{check_api_version_1, known_stage, StageInfo, Support};
 
-use join::{lookup, parse_facet, parse_lookup, parse_union_with, Lookup, UnionWith};
+use join::{
+    facet, lookup, parse_facet, parse_lookup, parse_union_with, union_with, Lookup, UnionWith,
+};
 use order::{
     parse_count, parse_sample, parse_sort_by_count, parse_unwind, sample, sort_docs, unwind, Unwind,
 };
 use output::{parse_merge, parse_out};
-use shape::{parse_unset, redact, replace_root, AddFields, Match};
-use sources::parse_list_sessions;
+use shape::{parse_replace_root, parse_unset, redact, replace_root, AddFields, Match};
+use sources::{documents, parse_list_sessions};
 
 /// Reads a pipeline needs besides its input.
 pub trait Context {
@@ -487,35 +489,7 @@ fn parse_stage(name: &str, arg: &Bson, vars: &[String]) -> Result<Stage, MongoEr
         },
         "$addFields" | "$set" => Stage::AddFields(AddFields::parse(name, arg, vars)?),
         "$unset" => Stage::Project(parse_unset(arg)?),
-        "$replaceRoot" => {
-            let Bson::Document(d) = arg else {
-                return Err(MongoError::location(
-                    40229,
-                    format!(
-                        "expected an object as specification for $replaceRoot stage, got {}",
-                        type_name(arg)
-                    ),
-                ));
-            };
-            let mut new_root = None;
-            for (k, v) in d {
-                if k == "newRoot" {
-                    new_root = Some(Expr::parse_with_vars(v, vars)?);
-                } else {
-                    return Err(MongoError::location(
-                        40415,
-                        format!("BSON field '$replaceRoot.{k}' is an unknown field."),
-                    ));
-                }
-            }
-            let Some(e) = new_root else {
-                return Err(MongoError::location(
-                    40414,
-                    "BSON field '$replaceRoot.newRoot' is missing but a required field",
-                ));
-            };
-            Stage::ReplaceRoot(e, "newRoot")
-        }
+        "$replaceRoot" => Stage::ReplaceRoot(parse_replace_root(arg, vars)?, "newRoot"),
         "$replaceWith" => {
             Stage::ReplaceRoot(Expr::parse_with_vars(arg, vars)?, "replacement document")
         }
@@ -636,17 +610,7 @@ fn run_stage(
         }
         Stage::Unwind(u) => unwind(u, docs),
         Stage::Lookup(l) => lookup(l, docs, ctx, &env)?,
-        Stage::Facet(facets) => {
-            let mut out = Document::new();
-            for (name, p) in facets {
-                let res = p.run(docs.clone(), ctx)?;
-                out.insert(
-                    name.clone(),
-                    res.into_iter().map(Bson::Document).collect::<Vec<_>>(),
-                );
-            }
-            vec![out]
-        }
+        Stage::Facet(facets) => facet(facets, docs, ctx)?,
         Stage::SortByCount(e) => {
             let g = Group::sort_by_count(e.clone());
             let grouped = g.run(docs, &env)?;
@@ -656,51 +620,11 @@ fn run_stage(
         Stage::Bucket(b) => b.run(docs, &env)?,
         Stage::BucketAuto(b) => b.run(docs, &env)?,
         Stage::Sample(n) => sample(docs, *n),
-        Stage::UnionWith(u) => {
-            let db = u.db.clone().unwrap_or_else(|| ctx.db().to_owned());
-            let other = match &u.coll {
-                Some(c) => ctx.collection(&db, c)?,
-                None => Vec::new(),
-            };
-            let other = match &u.pipeline {
-                Some(p) => p.run(other, ctx)?,
-                None => other,
-            };
-            let mut docs = docs;
-            docs.extend(other);
-            docs
-        }
+        Stage::UnionWith(u) => union_with(u, docs, ctx)?,
         Stage::ListLocalSessions(users) => ctx.local_sessions(users.as_deref())?,
         Stage::CollStats(spec) => vec![ctx.coll_stats(spec)?],
         Stage::IndexStats => ctx.index_stats()?,
-        Stage::Documents(e) => {
-            let empty = Document::new();
-            match e.evaluate(&empty, &env)? {
-                Some(Bson::Array(items)) => items
-                    .into_iter()
-                    .map(|i| match i {
-                        Bson::Document(d) => Ok(d),
-                        other => Err(MongoError::location(
-                            40228,
-                            format!(
-                                "'newRoot' expression must evaluate to an object, but resulting value was: {}. Type of resulting value: '{}'. Input document: {{}}",
-                                bson_to_string(&other),
-                                type_name(&other)
-                            ),
-                        )),
-                    })
-                    .collect::<Result<_, _>>()?,
-                other => {
-                    return Err(MongoError::location(
-                        5858203,
-                        format!(
-                            "an array is expected, but got {}",
-                            other.as_ref().map_or("missing", type_name)
-                        ),
-                    ))
-                }
-            }
-        }
+        Stage::Documents(e) => documents(e, &env)?,
     })
 }
 

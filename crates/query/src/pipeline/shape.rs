@@ -172,6 +172,37 @@ impl AddFields {
     }
 }
 
+/// `$replaceRoot`'s `{newRoot: <expression>}`.
+pub(super) fn parse_replace_root(arg: &Bson, vars: &[String]) -> Result<Expr, MongoError> {
+    let Bson::Document(d) = arg else {
+        return Err(MongoError::location(
+            40229,
+            format!(
+                "expected an object as specification for $replaceRoot stage, got {}",
+                type_name(arg)
+            ),
+        ));
+    };
+    let mut new_root = None;
+    for (k, v) in d {
+        if k == "newRoot" {
+            new_root = Some(Expr::parse_with_vars(v, vars)?);
+        } else {
+            return Err(MongoError::location(
+                40415,
+                format!("BSON field '$replaceRoot.{k}' is an unknown field."),
+            ));
+        }
+    }
+    let Some(e) = new_root else {
+        return Err(MongoError::location(
+            40414,
+            "BSON field '$replaceRoot.newRoot' is missing but a required field",
+        ));
+    };
+    Ok(e)
+}
+
 pub(super) fn parse_unset(arg: &Bson) -> Result<Projection, MongoError> {
     let names: Vec<&String> = match arg {
         Bson::String(s) => vec![s],

@@ -7,7 +7,38 @@
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 
-use crate::util::{self, type_name};
+use crate::expr::{Env, Expr};
+use crate::util::{self, bson_to_string, type_name};
+
+/// `$documents`: the documents of the array its expression evaluates to.
+pub(super) fn documents(e: &Expr, env: &Env) -> Result<Vec<Document>, MongoError> {
+    let empty = Document::new();
+    Ok(match e.evaluate(&empty, env)? {
+        Some(Bson::Array(items)) => items
+            .into_iter()
+            .map(|i| match i {
+                Bson::Document(d) => Ok(d),
+                other => Err(MongoError::location(
+                    40228,
+                    format!(
+                        "'newRoot' expression must evaluate to an object, but resulting value was: {}. Type of resulting value: '{}'. Input document: {{}}",
+                        bson_to_string(&other),
+                        type_name(&other)
+                    ),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(MongoError::location(
+                5858203,
+                format!(
+                    "an array is expected, but got {}",
+                    other.as_ref().map_or("missing", type_name)
+                ),
+            ))
+        }
+    })
+}
 
 /// What a `$collStats` stage reports (`latencyStats` and `queryExecStats` are refused:
 /// Eddy keeps no operation counters per collection).
