@@ -4,7 +4,7 @@
 //! namespace, `let` and sub-pipeline arguments they (and `$out`/`$merge`) share.
 
 use bson::{Bson, Document};
-use eddy_codes::MongoError;
+use eddy_codes::{location, MongoError};
 
 use super::{parse_pipeline, set_nested, CollStats, Context, Mode, Pipeline};
 use crate::expr::{Env, Expr};
@@ -235,7 +235,7 @@ pub(super) fn parse_union_with(arg: &Bson, vars: &[String]) -> Result<UnionWith,
                     "pipeline" => u.pipeline = Some(sub_pipeline(v, "pipeline", vars, Mode::Sub)?),
                     other => {
                         return Err(MongoError::location(
-                            40415,
+                            location::UNKNOWN_FIELD,
                             format!("BSON field '$unionWith.{other}' is an unknown field."),
                         ))
                     }

@@ -44,7 +44,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use bson::{Bson, Document};
-use eddy_codes::{ErrorCode, MongoError};
+use eddy_codes::{location, ErrorCode, MongoError};
 
 use crate::collation::Collation;
 use crate::expr::{Env, Expr};
@@ -157,7 +157,7 @@ fn check_stage(spec: &Document) -> Result<&'static StageInfo, MongoError> {
         (Support::Runs, _) => Ok(info),
         (Support::Refused, name) => Err(not_supported(name)),
         (Support::ChangeStream, "$changeStream") => Err(MongoError::location(
-            40602,
+            location::STAGE_NOT_FIRST,
             "$changeStream is only valid as the first stage in a pipeline",
         )),
         (Support::ChangeStream, name) => Err(MongoError::new(
@@ -410,7 +410,7 @@ fn parse_pipeline(
                 Mode::Top => {}
                 Mode::Facet => {
                     return Err(MongoError::location(
-                        40600,
+                        location::STAGE_NOT_ALLOWED_IN_FACET,
                         format!("{name} is not allowed to be used within a $facet stage"),
                     ))
                 }
@@ -430,7 +430,7 @@ fn parse_pipeline(
         }
         if info.first && i != 0 {
             return Err(MongoError::location(
-                40602,
+                location::STAGE_NOT_FIRST,
                 format!("{name} is only valid as the first stage in a pipeline"),
             ));
         }
@@ -438,7 +438,7 @@ fn parse_pipeline(
             // They report on the aggregated collection only.
             return Err(match mode {
                 Mode::Facet => MongoError::location(
-                    40600,
+                    location::STAGE_NOT_ALLOWED_IN_FACET,
                     format!("{name} is not allowed to be used within a $facet stage"),
                 ),
                 _ => MongoError::location(
@@ -449,7 +449,7 @@ fn parse_pipeline(
         }
         if mode == Mode::Facet && name == "$facet" {
             return Err(MongoError::location(
-                40600,
+                location::STAGE_NOT_ALLOWED_IN_FACET,
                 "$facet is not allowed to be used within a $facet stage",
             ));
         }

@@ -3,7 +3,7 @@
 //! performed by the caller ([`super::Pipeline::writes`]).
 
 use bson::{Bson, Document};
-use eddy_codes::{ErrorCode, MongoError};
+use eddy_codes::{location, ErrorCode, MongoError};
 
 use super::join::{namespace_arg, parse_let};
 use super::Pipeline;
@@ -179,7 +179,7 @@ pub(super) fn parse_merge(arg: &Bson, vars: &[String]) -> Result<MergeSpec, Mong
                     "let" => raw_let = Some(v),
                     other => {
                         return Err(MongoError::location(
-                            40415,
+                            location::UNKNOWN_FIELD,
                             format!("BSON field '$merge.{other}' is an unknown field."),
                         ))
                     }
@@ -187,7 +187,7 @@ pub(super) fn parse_merge(arg: &Bson, vars: &[String]) -> Result<MergeSpec, Mong
             }
             let Some((db, coll)) = into else {
                 return Err(MongoError::location(
-                    40414,
+                    location::MISSING_FIELD,
                     "BSON field '$merge.into' is missing but a required field",
                 ));
             };

@@ -5,7 +5,7 @@
 //! `document_source_redact.cpp`).
 
 use bson::{Bson, Document};
-use eddy_codes::MongoError;
+use eddy_codes::{location, MongoError};
 
 use crate::expr::{Env, Expr, DESCEND, KEEP, PRUNE};
 use crate::filter::Filter;
@@ -189,14 +189,14 @@ pub(super) fn parse_replace_root(arg: &Bson, vars: &[String]) -> Result<Expr, Mo
             new_root = Some(Expr::parse_with_vars(v, vars)?);
         } else {
             return Err(MongoError::location(
-                40415,
+                location::UNKNOWN_FIELD,
                 format!("BSON field '$replaceRoot.{k}' is an unknown field."),
             ));
         }
     }
     let Some(e) = new_root else {
         return Err(MongoError::location(
-            40414,
+            location::MISSING_FIELD,
             "BSON field '$replaceRoot.newRoot' is missing but a required field",
         ));
     };

@@ -5,7 +5,7 @@
 //! What they report comes from the caller's [`super::Context`].
 
 use bson::{Bson, Document};
-use eddy_codes::{ErrorCode, MongoError};
+use eddy_codes::{location, ErrorCode, MongoError};
 
 use crate::expr::{Env, Expr};
 use crate::util::{self, bson_to_string, type_name};
@@ -86,7 +86,7 @@ impl CollStats {
                 }
                 other => {
                     return Err(MongoError::location(
-                        40415,
+                        location::UNKNOWN_FIELD,
                         format!("BSON field '$collStats.{other}' is an unknown field."),
                     ))
                 }
@@ -105,7 +105,7 @@ pub fn parse_stats_scale(v: Option<&Bson>) -> Result<i64, MongoError> {
     };
     if scale < 1 {
         return Err(MongoError::location(
-            51024,
+            location::VALUE_BELOW_MINIMUM,
             format!("BSON field 'scale' value must be >= 1, actual value '{scale}'"),
         ));
     }
@@ -163,7 +163,7 @@ pub(super) fn parse_list_sessions(
             }
             _ => {
                 return Err(MongoError::location(
-                    40415,
+                    location::UNKNOWN_FIELD,
                     format!("BSON field '{name}.{k}' is an unknown field."),
                 ))
             }
@@ -206,13 +206,13 @@ fn parse_session_user(name: &str, item: &Bson) -> Result<(String, String), Mongo
             ),
         )),
         None => Err(MongoError::location(
-            40414,
+            location::MISSING_FIELD,
             format!("BSON field '{name}.users.{f}' is missing but a required field"),
         )),
     };
     if let Some(k) = d.keys().find(|k| *k != "user" && *k != "db") {
         return Err(MongoError::location(
-            40415,
+            location::UNKNOWN_FIELD,
             format!("BSON field '{name}.users.{k}' is an unknown field."),
         ));
     }

@@ -5,7 +5,7 @@
 //! run is a gap of ours (115 CommandNotSupported).
 
 use bson::Document;
-use eddy_codes::{ErrorCode, MongoError};
+use eddy_codes::{location, ErrorCode, MongoError};
 
 /// What Eddy does with a stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +184,7 @@ pub fn check_api_version_1(stage: &StageInfo) -> Result<(), MongoError> {
 
 pub(super) fn unrecognized(name: &str) -> MongoError {
     MongoError::location(
-        eddy_codes::location::UNRECOGNIZED_STAGE,
+        location::UNRECOGNIZED_STAGE,
         format!("Unrecognized pipeline stage name: '{name}'"),
     )
 }
