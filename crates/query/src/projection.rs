@@ -978,14 +978,7 @@ fn apply_computed(
             Node::Tree(t) if t.computed => computed_value(t, out.get(k), root, env)?,
             _ => continue,
         };
-        match value {
-            Some(v) => {
-                out.insert(k.clone(), v);
-            }
-            None => {
-                out.remove(k);
-            }
-        }
+        crate::util::set_or_remove(out, k, value);
     }
     Ok(())
 }

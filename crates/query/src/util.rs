@@ -125,6 +125,19 @@ fn write_bson(v: &Bson, out: &mut String) {
     }
 }
 
+/// Sets `key` to a computed value, or removes it when the expression gave nothing
+/// (`$$REMOVE`, a missing path), as `$addFields` and computed projections do.
+pub fn set_or_remove(doc: &mut bson::Document, key: &str, value: Option<Bson>) {
+    match value {
+        Some(v) => {
+            doc.insert(key, v);
+        }
+        None => {
+            doc.remove(key);
+        }
+    }
+}
+
 /// `name: value` as mongod prints an element.
 pub fn elem_to_string(name: &str, v: &Bson) -> String {
     format!("{name}: {}", bson_to_string(v))

@@ -133,14 +133,7 @@ impl AddFields {
                 AddNode::Value(e) => e.evaluate(root, env)?,
                 AddNode::Tree(t) => Some(t.apply_value(out.get(k), root, env)?),
             };
-            match value {
-                Some(v) => {
-                    out.insert(k.clone(), v);
-                }
-                None => {
-                    out.remove(k);
-                }
-            }
+            crate::util::set_or_remove(out, k, value);
         }
         Ok(())
     }
