@@ -343,7 +343,7 @@ async fn run(
 ) -> Result<Outcome, MongoError> {
     count(state, entry.kind);
     let envelope = Envelope::parse(entry, name, &db, &cmd)?;
-    crate::auth::check::authorize(state, conn, entry.names[0], &db, &cmd)?;
+    crate::auth::check::authorize(state, conn, entry, &db, &cmd)?;
     // The session is keyed by its user too, so known once the user is.
     let session = envelope.session(conn);
     let Envelope {

@@ -5,60 +5,35 @@ use eddy_codes::{ErrorCode, MongoError};
 
 use super::{Action, Identity, Resource};
 use crate::command::ConnInfo;
+use crate::commands::{Access, Entry};
 use crate::state::ServerState;
 
-/// What a command needs.
+/// What a command needs (commands that anyone may run, or any authenticated user, say
+/// so in their table row: [`Access`]).
 #[derive(Debug)]
 enum Need {
-    /// Nothing: allowed before authentication (`hello`, `saslStart`, ...).
-    Nothing,
     /// Any authenticated user (the command itself limits what it shows or touches).
     Authenticated,
     /// Every one of these privileges.
     All(Vec<(Resource, Action)>),
 }
 
-/// The commands mongod runs without authentication.
-const OPEN: &[&str] = &[
-    "hello",
-    "isMaster",
-    "ping",
-    "buildInfo",
-    "saslStart",
-    "saslContinue",
-    "logout",
-    "connectionStatus",
-    "whatsmyuri",
-    "endSessions",
-];
-
-/// Commands every authenticated user may run: they act on the caller's own sessions
-/// and cursors (checked where they run) or show what the caller may see.
-const SELF_SERVICE: &[&str] = &[
-    "listCommands",
-    "startSession",
-    "refreshSessions",
-    "killSessions",
-    "getMore",
-    "killCursors",
-    "listDatabases",
-];
-
-/// Checks that the connection may run command `name` (canonical) on `db`.
+/// Checks that the connection may run the command of table row `entry` on `db`.
 pub fn authorize(
     state: &ServerState,
     conn: &ConnInfo,
-    name: &str,
+    entry: &Entry,
     db: &str,
     cmd: &Document,
 ) -> Result<(), MongoError> {
-    if !state.config.auth {
+    if !state.config.auth || entry.access == Access::Open {
         return Ok(());
     }
-    let need = needs(name, db, cmd);
-    if matches!(need, Need::Nothing) {
-        return Ok(());
-    }
+    let name = entry.names[0];
+    let need = match entry.access {
+        Access::Own => Need::Authenticated,
+        Access::Open | Access::Privileges => needs(name, db, cmd),
+    };
     let Some(mut identity) = conn.auth.identity() else {
         if localhost_exception(state, conn, name)? {
             return Ok(());
@@ -74,7 +49,7 @@ pub fn authorize(
         conn.auth.set_identity(Some(identity.clone()));
     }
     let allowed = match need {
-        Need::Nothing | Need::Authenticated => true,
+        Need::Authenticated => true,
         Need::All(privileges) => {
             privileges.iter().all(|(r, a)| {
                 identity.may(r, *a)
@@ -168,12 +143,6 @@ fn target(name: &str, db: &str, cmd: &Document) -> Resource {
 }
 
 fn needs(name: &str, db: &str, cmd: &Document) -> Need {
-    if OPEN.contains(&name) {
-        return Need::Nothing;
-    }
-    if SELF_SERVICE.contains(&name) {
-        return Need::Authenticated;
-    }
     let here = || target(name, db, cmd);
     let database = || Resource::Database(db.to_owned());
     let one = |r: Resource, a: Action| Need::All(vec![(r, a)]);
@@ -491,10 +460,47 @@ mod tests {
             doc! {"update": "c", "updates": [{"q": {}, "u": {}, "upsert": true}]},
         );
         assert!(u.contains(&(Resource::collection("a", "c"), Action::Insert)));
-        assert!(matches!(needs("hello", "a", &doc! {}), Need::Nothing));
-        assert!(matches!(
-            needs("getMore", "a", &doc! {}),
-            Need::Authenticated
-        ));
+        let access = |name| crate::commands::lookup(name, true).map(|e| e.access);
+        assert_eq!(access("hello"), Some(Access::Open));
+        assert_eq!(access("saslStart"), Some(Access::Open));
+        assert_eq!(access("getMore"), Some(Access::Own));
+        assert_eq!(access("insert"), Some(Access::Privileges));
+        let with = |a: Access| -> Vec<&str> {
+            let mut names: Vec<&str> = crate::commands::TABLE
+                .iter()
+                .filter(|e| e.access == a)
+                .map(|e| e.names[0])
+                .collect();
+            names.sort_unstable();
+            names
+        };
+        // mongod's commands without authentication, and those every user runs on its own.
+        assert_eq!(
+            with(Access::Open),
+            [
+                "buildInfo",
+                "connectionStatus",
+                "endSessions",
+                "hello",
+                "isMaster",
+                "logout",
+                "ping",
+                "saslContinue",
+                "saslStart",
+                "whatsmyuri"
+            ]
+        );
+        assert_eq!(
+            with(Access::Own),
+            [
+                "getMore",
+                "killCursors",
+                "killSessions",
+                "listCommands",
+                "listDatabases",
+                "refreshSessions",
+                "startSession"
+            ]
+        );
     }
 }

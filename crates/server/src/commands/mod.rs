@@ -126,6 +126,8 @@ pub struct Entry {
     pub op_query: bool,
     /// Exhaust behaviour (`exhaustAllowed`).
     pub stream: Stream,
+    /// Who may run it under `--auth` (`crate::auth::check`).
+    pub access: Access,
     /// `listCommands` help text.
     pub help: &'static str,
 }
@@ -152,6 +154,7 @@ impl Entry {
             in_transaction: false,
             op_query: false,
             stream: Stream::No,
+            access: Access::Privileges,
             help,
         }
     }
@@ -210,6 +213,30 @@ impl Entry {
         self.stream = Stream::AwaitableHello;
         self
     }
+
+    /// Runs before authentication.
+    const fn open(mut self) -> Entry {
+        self.access = Access::Open;
+        self
+    }
+
+    /// Any authenticated user runs it on what is its own.
+    const fn own(mut self) -> Entry {
+        self.access = Access::Own;
+        self
+    }
+}
+
+/// Who may run a command when access control is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, authenticated or not (`hello`, `saslStart`, ...), as mongod.
+    Open,
+    /// Any authenticated user: the command acts on the caller's own sessions and
+    /// cursors (checked where it runs) or shows only what the caller may see.
+    Own,
+    /// The privileges `crate::auth::check` lists for it.
+    Privileges,
 }
 
 fn check<C: Command>(cmd: &Document, ctx: &Ctx) -> Result<(), MongoError> {
@@ -225,7 +252,8 @@ fn handler<C: Command>(cmd: Document, ctx: Ctx) -> BoxFuture<'static, CommandRes
 
 /// `entry!(names, Type, Kind, help, [attribute, ...])`: a row, each attribute in the
 /// optional list being one of the builder `const fn`s of [`Entry`] (`admin`, `test`, `api_v1`,
-/// `time_limited`, `snapshot`, `txn`, `op_query`, `streams_batches`, `streams_hello`).
+/// `time_limited`, `snapshot`, `txn`, `op_query`, `streams_batches`, `streams_hello`, `open`,
+/// `own`).
 macro_rules! entry {
     ($names:expr, $ty:ty, $kind:ident, $help:expr $(, [$($attr:ident),* $(,)?])? $(,)?) => {
         Entry::new($names, handler::<$ty>, check::<$ty>, Kind::$kind, $help)$($(.$attr())*)?
@@ -240,28 +268,28 @@ pub static TABLE: &[Entry] = &[
         hello::Hello,
         Other,
         "Check if this server is primary for a replica set",
-        [api_v1, txn, op_query, streams_hello],
+        [api_v1, txn, op_query, streams_hello, open],
     ),
     entry!(
         &["isMaster", "ismaster"],
         hello::IsMaster,
         Other,
         "Check if this server is primary for a replica set (legacy)",
-        [txn, op_query, streams_hello],
+        [txn, op_query, streams_hello, open],
     ),
     entry!(
         &["ping"],
         admin::Ping,
         Other,
         "a way to check that the server is alive",
-        [api_v1, txn],
+        [api_v1, txn, open],
     ),
     entry!(
         &["buildInfo", "buildinfo"],
         admin::BuildInfo,
         Other,
         "get version #, etc.",
-        [txn],
+        [txn, open],
     ),
     entry!(
         &["getParameter"],
@@ -289,13 +317,19 @@ pub static TABLE: &[Entry] = &[
         Other,
         "returns information about the daemon's host"
     ),
-    entry!(&["whatsmyuri"], admin::WhatsMyUri, Other, "{whatsmyuri:1}"),
+    entry!(
+        &["whatsmyuri"],
+        admin::WhatsMyUri,
+        Other,
+        "{whatsmyuri:1}",
+        [open],
+    ),
     entry!(
         &["connectionStatus"],
         admin::ConnectionStatus,
         Other,
         "Returns connection-specific information such as logged-in users and their roles",
-        [txn],
+        [txn, open],
     ),
     entry!(
         &["usersInfo"],
@@ -397,20 +431,23 @@ pub static TABLE: &[Entry] = &[
         &["saslStart"],
         sasl::SaslStart,
         Other,
-        "Begin a SASL authentication conversation"
+        "Begin a SASL authentication conversation",
+        [open],
     ),
     entry!(
         &["saslContinue"],
         sasl::SaslContinue,
         Other,
-        "Continue a SASL authentication conversation"
+        "Continue a SASL authentication conversation",
+        [open],
     ),
-    entry!(&["logout"], sasl::Logout, Other, "de-authenticate"),
+    entry!(&["logout"], sasl::Logout, Other, "de-authenticate", [open],),
     entry!(
         &["listCommands"],
         admin::ListCommands,
         Other,
-        "get a list of all db commands"
+        "get a list of all db commands",
+        [own],
     ),
     entry!(
         &["shutdown"],
@@ -424,26 +461,28 @@ pub static TABLE: &[Entry] = &[
         sessions::EndSessions,
         Other,
         "end a set of logical sessions",
-        [api_v1],
+        [api_v1, open],
     ),
     entry!(
         &["startSession"],
         sessions::StartSession,
         Other,
-        "start a logical session"
+        "start a logical session",
+        [own],
     ),
     entry!(
         &["refreshSessions"],
         sessions::RefreshSessions,
         Other,
         "renew a set of logical sessions",
-        [api_v1],
+        [api_v1, own],
     ),
     entry!(
         &["killSessions"],
         sessions::KillSessions,
         Other,
-        "kill a logical session and its operations"
+        "kill a logical session and its operations",
+        [own],
     ),
     entry!(
         &["killAllSessions"],
@@ -485,14 +524,14 @@ pub static TABLE: &[Entry] = &[
         cursors::GetMore,
         GetMore,
         "retrieve more results from an existing cursor",
-        [api_v1, snapshot, txn, streams_batches],
+        [api_v1, snapshot, txn, streams_batches, own],
     ),
     entry!(
         &["killCursors"],
         cursors::KillCursors,
         Other,
         "Kill a list of cursor ids",
-        [api_v1, txn],
+        [api_v1, txn, own],
     ),
     // Data.
     entry!(
@@ -578,7 +617,7 @@ pub static TABLE: &[Entry] = &[
         list_databases::ListDatabases,
         Other,
         "list databases on this server",
-        [admin, api_v1],
+        [admin, api_v1, own],
     ),
     entry!(
         &["listCollections"],
