@@ -285,7 +285,9 @@ fn resolve_with(
                 set_parameters.insert(name.clone(), Bson::Int64(ms));
             }
             // mongod: an int greater than 0. The second is Eddy's test-only knob.
-            "localLogicalSessionTimeoutMinutes" | "eddySessionTimeoutMillis" => {
+            "localLogicalSessionTimeoutMinutes"
+            | "eddySessionTimeoutMillis"
+            | "ttlMonitorSleepSecs" => {
                 let n: i32 = value.parse().map_err(|_| {
                     anyhow!("Bad value for parameter \"{name}\": \"{value}\" is not an integer")
                 })?;

@@ -140,12 +140,14 @@ impl Server {
             ));
         }
         let reaper = tokio::spawn(reap_loop(Arc::clone(&state)));
+        let ttl = tokio::spawn(ttl_loop(Arc::clone(&state)));
         tokio::select! {
             _ = shutdown => tracing::info!("shutting down"),
             _ = state.shutdown.notified() => tracing::info!("shutting down (shutdown command)"),
         }
         acceptors.abort_all();
         reaper.abort();
+        ttl.abort();
         let mut conns = std::mem::take(&mut *connections.lock().unwrap_or_else(|p| p.into_inner()));
         conns.abort_all();
         while conns.join_next().await.is_some() {}
@@ -189,6 +191,31 @@ async fn accept_loop(
         // Finished connections are collected here so the set stays small.
         while set.try_join_next().is_some() {}
         set.spawn(connection::serve(st, stream, tls.clone(), conn, counted));
+    }
+}
+
+/// The TTL monitor: every `ttlMonitorSleepSecs`, one pass over the TTL indexes
+/// ([`eddy_engine::Engine::expire_ttl`]) on the blocking pool.
+async fn ttl_loop(state: Arc<ServerState>) {
+    let Some(sleep) = state.config.ttl_monitor_sleep() else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(sleep).await;
+        let engine = Arc::clone(&state.engine);
+        let pass =
+            tokio::task::spawn_blocking(move || engine.expire_ttl(bson::DateTime::now())).await;
+        match pass {
+            Ok(Ok(deleted)) => {
+                state.ttl.passes.fetch_add(1, Ordering::Relaxed);
+                state.ttl.deleted.fetch_add(deleted, Ordering::Relaxed);
+                if deleted > 0 {
+                    tracing::debug!(deleted, "TTL monitor deleted expired documents");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "TTL monitor pass failed"),
+            Err(e) => tracing::warn!(error = %e, "TTL monitor pass did not finish"),
+        }
     }
 }
 

@@ -63,6 +63,22 @@ impl ServerConfig {
         }
     }
 
+    /// How long the TTL monitor sleeps between passes (`ttlMonitorSleepSecs`, 60 by
+    /// default as mongod), or `None` with `ttlMonitorEnabled=false`.
+    pub fn ttl_monitor_sleep(&self) -> Option<Duration> {
+        if matches!(
+            self.set_parameters.get("ttlMonitorEnabled"),
+            Some(Bson::Boolean(false))
+        ) {
+            return None;
+        }
+        let secs = match self.set_parameters.get("ttlMonitorSleepSecs") {
+            Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(60),
+            _ => 60,
+        };
+        Some(Duration::from_secs(secs))
+    }
+
     /// The `host:port` this node names itself by in `hello` (`me`, `hosts`, `primary`):
     /// `localhost:<port>` when it listens on loopback only (what clients on this machine
     /// type, and what a mongod initiated on localhost reports), else the first bind address.
@@ -106,6 +122,15 @@ impl OpCounters {
             "command": get(&self.command),
         }
     }
+}
+
+/// What the TTL monitor has done since start-up.
+#[derive(Debug, Default)]
+pub struct TtlCounters {
+    /// Documents deleted.
+    pub deleted: AtomicU64,
+    /// Passes run.
+    pub passes: AtomicU64,
 }
 
 /// A logical session as mongod keys it: the client's `lsid.id` and the `uid` digest of
@@ -270,6 +295,8 @@ pub struct ServerState {
     pub connections_total: AtomicI64,
     /// Cursors reaped for idleness since start (`metrics.cursor.timedOut`).
     pub cursors_timed_out: AtomicU64,
+    /// The TTL monitor's counters (`serverStatus.metrics.ttl`).
+    pub ttl: TtlCounters,
     pub started: Instant,
     /// The constant `electionId` of this node's single term.
     pub election_id: ObjectId,
@@ -295,6 +322,7 @@ impl ServerState {
             connections_current: AtomicI64::new(0),
             connections_total: AtomicI64::new(0),
             cursors_timed_out: AtomicU64::new(0),
+            ttl: TtlCounters::default(),
             started: Instant::now(),
             election_id: ObjectId::parse_str("7fffffff0000000000000001")
                 .unwrap_or_else(|_| ObjectId::new()),

@@ -139,8 +139,24 @@ impl Tx<'_, '_> {
         let spec = normalize_index_spec(spec)?;
         let name = spec.get_str("name").unwrap_or_default().to_owned();
         let key = spec.get_document("key").cloned().unwrap_or_default();
+        let ttl = spec.contains_key("expireAfterSeconds");
         if key == doc! {"_id": 1} {
+            if ttl {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidIndexSpecificationOption,
+                    format!(
+                        "The field 'expireAfterSeconds' is not valid for an _id index specification. Specification: {}",
+                        crate::display_value(&Bson::Document(spec.clone()))
+                    ),
+                ));
+            }
             return Ok(());
+        }
+        if ttl && meta.cap().is_some() {
+            return Err(MongoError::new(
+                ErrorCode::CannotCreateIndex,
+                "Cannot create TTL index on a capped collection",
+            ));
         }
         if let Some(existing) = meta.index(&name) {
             if !catalog::same_key_pattern(&existing.key_pattern(), &key) {
@@ -262,6 +278,49 @@ pub fn default_index_name(key: &Document) -> String {
 }
 
 /// Validates an index spec and puts it in the shape listIndexes shows.
+/// mongod's checks on a TTL index's `expireAfterSeconds` (`validateIndexSpecTTL`): a
+/// number, 0 to 2^31 - 1 seconds, on a single-field key; each refusal is 67 with the spec.
+fn check_ttl(spec: &Document, key_fields: usize, v: &Bson) -> Result<(), MongoError> {
+    let refuse = |why: String| {
+        MongoError::new(
+            ErrorCode::CannotCreateIndex,
+            format!(
+                "{why}. Index spec: {}",
+                crate::display_value(&Bson::Document(spec.clone()))
+            ),
+        )
+    };
+    let seconds = match v {
+        Bson::Int32(n) => i64::from(*n),
+        Bson::Int64(n) => *n,
+        // mongod's safeNumberLong: NaN is 0, the rest truncated and saturated.
+        Bson::Double(d) => *d as i64,
+        Bson::Decimal128(d) => d.to_string().parse::<f64>().map_or(0, |d| d as i64),
+        other => {
+            return Err(refuse(format!(
+            "TTL index 'expireAfterSeconds' option must be numeric, but received a type of '{}'",
+            eddy_query::util::type_name(other)
+        )))
+        }
+    };
+    if seconds < 0 {
+        return Err(refuse(
+            "TTL index 'expireAfterSeconds' option cannot be less than 0".into(),
+        ));
+    }
+    if seconds > i64::from(i32::MAX) {
+        return Err(refuse(
+            "TTL index 'expireAfterSeconds' option must be within an acceptable range, try a lower number".into(),
+        ));
+    }
+    if key_fields != 1 {
+        return Err(refuse(
+            "TTL indexes are single-field indexes, compound indexes do not support TTL".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
     let key = match spec.get("key") {
         Some(Bson::Document(k)) => k.clone(),
@@ -337,7 +396,8 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
                 out.insert(k.clone(), v.clone());
             }
             "expireAfterSeconds" => {
-                return Err(MongoError::new(ErrorCode::CannotCreateIndex, "Eddy does not support TTL indexes (expireAfterSeconds) yet"));
+                check_ttl(&spec, out.get_document("key").map_or(0, Document::len), v)?;
+                out.insert(k.clone(), v.clone());
             }
             "collation" => {
                 let simple = v.as_document().and_then(|d| d.get_str("locale").ok()) == Some("simple");

@@ -17,6 +17,7 @@ mod catalog;
 mod documents;
 mod indexes;
 mod retention;
+mod ttl;
 
 use std::sync::Arc;
 

@@ -224,6 +224,10 @@ impl Command for ServerStatus {
                     "open": {"total": state.cursors.len() as i64},
                 },
                 "changeStreams": {"waiting": ctx.engine().hub().waiters() as i64},
+                "ttl": {
+                    "deletedDocuments": state.ttl.deleted.load(Ordering::Relaxed) as i64,
+                    "passes": state.ttl.passes.load(Ordering::Relaxed) as i64,
+                },
             },
             "oplog": {
                 "sizeBytes": ctx.engine().oplog_bytes() as i64,
