@@ -79,3 +79,45 @@ def test_expire_after_seconds_is_checked_as_mongod(ttl_server: EddyServer):
     assert ei.value.details["errmsg"].startswith(
         "TTL index 'expireAfterSeconds' option cannot be less than 0. Index spec: "
     )
+
+
+def test_coll_mod_changes_expiry_and_hides_indexes(ttl_server: EddyServer):
+    """`collMod: {index: {...}}` as mongod: the reply's `_old`/`_new` fields, the new value in
+    `listIndexes`, the monitor going by it, and a `modify` event whose `stateBeforeChange`
+    holds the index's old options."""
+    c = ttl_server.client()
+    db = c.app
+    coll = db.events
+    coll.create_index("at", expireAfterSeconds=3600)
+    ten_seconds_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=10)
+    coll.insert_one({"_id": 1, "at": ten_seconds_ago})
+    with db.watch(show_expanded_events=True, max_await_time_ms=200) as stream:
+        reply = db.command("collMod", "events", index={"name": "at_1", "expireAfterSeconds": 5})
+        assert (reply["expireAfterSeconds_old"], reply["expireAfterSeconds_new"]) == (3600, 5)
+        spec = next(i for i in coll.list_indexes() if i["name"] == "at_1")
+        assert spec["expireAfterSeconds"] == 5
+        seen = []
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            event = stream.try_next()
+            if event:
+                seen.append(event)
+        modify, delete = seen
+        assert modify["operationType"] == "modify"
+        assert modify["operationDescription"] == {"index": {"name": "at_1", "expireAfterSeconds": 5}}
+        assert modify["stateBeforeChange"]["indexOptions"] == {"expireAfterSeconds": 3600}
+        assert delete["operationType"] == "delete" and delete["documentKey"] == {"_id": 1}
+
+    reply = db.command("collMod", "events", index={"keyPattern": {"at": 1}, "hidden": True})
+    assert (reply["hidden_old"], reply["hidden_new"]) == (False, True)
+    assert next(i for i in coll.list_indexes() if i["name"] == "at_1")["hidden"] is True
+
+    def refused(index) -> int:
+        return code_of(lambda: db.command("collMod", "events", index=index))
+
+    assert refused({"name": "at_1", "keyPattern": {"at": 1}, "hidden": False}) == 72
+    assert refused({"hidden": False}) == 72
+    assert refused({"name": "at_1"}) == 72
+    assert refused({"name": "at_1", "expireAfterSeconds": -1}) == 72
+    assert refused({"name": "nope", "hidden": True}) == 27
+    assert refused({"name": "_id_", "hidden": True}) == 2

@@ -83,10 +83,13 @@ pub enum CatalogOp {
     CreateIndexes { spec: Document },
     /// The index `name` (specification `spec`) was dropped.
     DropIndexes { name: String, spec: Document },
-    /// Collection (or view) options changed: the `collMod` fields, and all options before.
+    /// Collection (or view) options changed: the `collMod` fields, and all options before;
+    /// for a change of an index (`index: {...}`), that index's options before
+    /// (`expireAfterSeconds`, `hidden`).
     CollMod {
         changes: Document,
         old_options: Document,
+        old_index_options: Option<Document>,
     },
 }
 
@@ -470,10 +473,16 @@ fn catalog_command(
         CatalogOp::CollMod {
             changes,
             old_options,
-        } => (
-            command("collMod", coll, changes),
-            Some(doc! {"collectionOptions_old": old_options.clone()}),
-        ),
+            old_index_options,
+        } => {
+            // mongod's `o2`: the index's old options beside the collection's, each as
+            // `<option>_old`.
+            let mut o2 = doc! {"collectionOptions_old": old_options.clone()};
+            for (k, v) in old_index_options.iter().flatten() {
+                o2.insert(format!("{k}_old"), v.clone());
+            }
+            (command("collMod", coll, changes), Some(o2))
+        }
     };
     Ok((raw(&o)?, o2.as_ref().map(raw).transpose()?))
 }
@@ -502,12 +511,24 @@ fn decode_catalog(mut o: Document, o2: Option<Document>) -> Result<CatalogOp, Mo
             name: o.get_str("index").unwrap_or_default().to_owned(),
             spec: o2.unwrap_or_default(),
         },
-        "collMod" => CatalogOp::CollMod {
-            changes: o,
-            old_options: o2
-                .and_then(|d| d.get_document("collectionOptions_old").ok().cloned())
-                .unwrap_or_default(),
-        },
+        "collMod" => {
+            let o2 = o2.unwrap_or_default();
+            let old_index_options: Document = o2
+                .iter()
+                .filter_map(|(k, v)| {
+                    let option = k.strip_suffix("_old")?;
+                    (option != "collectionOptions").then(|| (option.to_owned(), v.clone()))
+                })
+                .collect();
+            CatalogOp::CollMod {
+                old_options: o2
+                    .get_document("collectionOptions_old")
+                    .cloned()
+                    .unwrap_or_default(),
+                old_index_options: o.contains_key("index").then_some(old_index_options),
+                changes: o,
+            }
+        }
         _ => return Err(corrupt("unknown command")),
     })
 }
@@ -629,6 +650,12 @@ mod tests {
             CatalogOp::CollMod {
                 changes: doc! {"validator": {}},
                 old_options: doc! {"capped": false},
+                old_index_options: None,
+            },
+            CatalogOp::CollMod {
+                changes: doc! {"index": {"name": "at_1", "expireAfterSeconds": 5}},
+                old_options: doc! {},
+                old_index_options: Some(doc! {"expireAfterSeconds": 60, "hidden": false}),
             },
         ] {
             round_trip(Op::Catalog(&c), Some(&uuid));

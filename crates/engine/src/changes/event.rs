@@ -259,11 +259,15 @@ pub fn build(entry: &OplogEntry, shape: Shape) -> Result<Option<RawDocumentBuf>,
             CatalogOp::CollMod {
                 changes,
                 old_options,
+                old_index_options,
             } => {
                 p.op_type = "modify";
                 p.operation_description = Some(encode(changes)?);
-                p.state_before_change =
-                    Some(encode(&doc! {"collectionOptions": old_options.clone()})?);
+                let mut before = doc! {"collectionOptions": old_options.clone()};
+                if let Some(index) = old_index_options {
+                    before.insert("indexOptions", index.clone());
+                }
+                p.state_before_change = Some(encode(&before)?);
             }
         },
     }

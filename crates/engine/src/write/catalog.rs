@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bson::{Bson, Document};
+use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 
 use super::Tx;
@@ -136,7 +136,8 @@ impl Engine {
         })
     }
 
-    /// Changes collection options (`collMod`). Returns the options before the change.
+    /// Changes collection, view or index options (`collMod`). Returns the fields its reply
+    /// adds (`expireAfterSeconds_old`/`_new`, `hidden_old`/`_new` for an index).
     pub fn coll_mod(
         self: &Arc<Self>,
         ns: Namespace,
@@ -159,8 +160,16 @@ impl Engine {
                 ));
             };
             let before = meta.options.clone();
+            let mut reply = Document::new();
+            let mut index_before = None;
             for (k, v) in &changes {
                 match k.as_str() {
+                    "index" => {
+                        let spec = v.as_document().cloned().unwrap_or_default();
+                        let (old, fields) = modify_index(&mut meta, &spec)?;
+                        index_before = Some(old);
+                        reply.extend(fields);
+                    }
                     // A new cap is applied by the next insert, as in mongod.
                     "cappedSize" | "cappedMax" if meta.cap().is_none() => {
                         return Err(MongoError::new(
@@ -189,12 +198,84 @@ impl Engine {
                 Some(&meta.uuid),
                 Op::Catalog(&CatalogOp::CollMod {
                     changes: changes.clone(),
-                    old_options: before.clone(),
+                    old_options: before,
+                    old_index_options: index_before,
                 }),
             )?;
-            Ok(before)
+            Ok(reply)
         })
     }
+}
+
+/// `collMod`'s `index: {name | keyPattern, expireAfterSeconds?, hidden?}` (checked by the
+/// command): the index's options before (for the oplog's `o2`), and the reply's
+/// `expireAfterSeconds_old`/`_new` and `hidden_old`/`_new`, as mongod's.
+fn modify_index(
+    meta: &mut CollectionMeta,
+    spec: &Document,
+) -> Result<(Document, Document), MongoError> {
+    let target = match (spec.get_str("name"), spec.get_document("keyPattern")) {
+        (Ok(name), _) => meta
+            .indexes
+            .iter()
+            .position(|i| i.spec.get_str("name").ok() == Some(name)),
+        (_, Ok(key)) => meta
+            .indexes
+            .iter()
+            .position(|i| catalog::same_key_pattern(&i.key_pattern(), key)),
+        _ => None,
+    };
+    let id_index = spec.get_str("name").ok() == Some("_id_")
+        || spec.get_document("keyPattern").ok() == Some(&doc! {"_id": 1});
+    if id_index {
+        let why = match spec.contains_key("hidden") {
+            true => (ErrorCode::BadValue, "can't hide _id index"),
+            false => (
+                ErrorCode::InvalidOptions,
+                "the _id field does not support TTL indexes",
+            ),
+        };
+        return Err(MongoError::new(why.0, why.1));
+    }
+    let Some(at) = target else {
+        let which = match spec.get("name") {
+            Some(name) => crate::display_value(name),
+            None => crate::display_value(spec.get("keyPattern").unwrap_or(&Bson::Null)),
+        };
+        return Err(MongoError::new(
+            ErrorCode::IndexNotFound,
+            format!("cannot find index {which} for ns {}", meta.ns),
+        ));
+    };
+    let index = &mut meta.indexes[at];
+    let mut old = Document::new();
+    let mut reply = Document::new();
+    if let Some(seconds) = spec.get("expireAfterSeconds") {
+        if index.key_pattern().len() != 1 {
+            return Err(MongoError::new(
+                ErrorCode::InvalidOptions,
+                "TTL indexes are single-field indexes, compound indexes do not support TTL",
+            ));
+        }
+        if let Some(was) = index.spec.get("expireAfterSeconds") {
+            old.insert("expireAfterSeconds", was.clone());
+            reply.insert("expireAfterSeconds_old", was.clone());
+        }
+        reply.insert("expireAfterSeconds_new", seconds.clone());
+        index.spec.insert("expireAfterSeconds", seconds.clone());
+    }
+    if let Some(hidden) = spec.get("hidden") {
+        let was = index.spec.get_bool("hidden").unwrap_or(false);
+        let now = hidden.as_bool().unwrap_or(false);
+        old.insert("hidden", was);
+        reply.insert("hidden_old", was);
+        reply.insert("hidden_new", now);
+        match now {
+            true => index.spec.insert("hidden", true),
+            false => index.spec.remove("hidden"),
+        };
+    }
+    Ok((old, reply))
 }
 
 impl Tx<'_, '_> {
@@ -303,10 +384,12 @@ impl Tx<'_, '_> {
             None,
             Op::Catalog(&CatalogOp::CollMod {
                 changes: view.options(),
-                old_options: before.clone(),
+                old_options: before,
+                old_index_options: None,
             }),
         )?;
-        Ok(before)
+        // A view's collMod replies with nothing more than `ok`.
+        Ok(Document::new())
     }
 
     /// The collection, created (with an oplog entry) if it does not exist.

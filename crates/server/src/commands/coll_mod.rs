@@ -1,5 +1,7 @@
-//! `collMod`: `{collMod: coll, changeStreamPreAndPostImages?, cappedSize?, cappedMax?}`, or `{collMod: view,
-//! viewOn?, pipeline?}`; other modifications are refused rather than ignored.
+//! `collMod`: `{collMod: coll, changeStreamPreAndPostImages?, cappedSize?, cappedMax?,
+//! validator?, index: {name | keyPattern, expireAfterSeconds?, hidden?}}`, or
+//! `{collMod: view, viewOn?, pipeline?}`; other modifications are refused rather than
+//! ignored.
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
@@ -58,7 +60,10 @@ impl Command for CollMod {
                     }
                     changes.insert(key.clone(), capped::number(max));
                 }
-                "index" | "expireAfterSeconds" | "timeseries" | "dryRun" => {
+                "index" => {
+                    changes.insert(key.clone(), index_change(value)?);
+                }
+                "expireAfterSeconds" | "timeseries" | "dryRun" => {
                     return Err(MongoError::new(
                         ErrorCode::CommandNotSupported,
                         format!("Eddy does not support collMod of '{key}'"),
@@ -78,7 +83,66 @@ impl Command for CollMod {
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
         let changes = self.changes;
-        with_engine(&ctx, move |e| e.coll_mod(ns, changes)).await?;
-        Ok(Document::new().into())
+        let reply = with_engine(&ctx, move |e| e.coll_mod(ns, changes)).await?;
+        Ok(reply.into())
     }
+}
+
+/// `index: {name | keyPattern, expireAfterSeconds?, hidden?}`, checked as mongod's
+/// `collMod` checks it.
+fn index_change(value: &Bson) -> Result<Document, MongoError> {
+    let Bson::Document(spec) = value else {
+        return Err(wrong_type("collMod", "index", value, "type 'object'"));
+    };
+    let invalid = |why: &str| MongoError::new(ErrorCode::InvalidOptions, why.to_owned());
+    let mut out = Document::new();
+    for (k, v) in spec {
+        match (k.as_str(), v) {
+            ("keyPattern", Bson::Document(_)) | ("name", Bson::String(_)) => {}
+            ("keyPattern", v) => return Err(wrong_type("collMod.index", k, v, "type 'object'")),
+            ("name", v) => return Err(wrong_type("collMod.index", k, v, "type 'string'")),
+            ("hidden", v) => {
+                out.insert(k.clone(), crate::args::truthy(v));
+                continue;
+            }
+            ("expireAfterSeconds", v) => {
+                let seconds = crate::args::as_integer(v)
+                    .ok_or_else(|| wrong_type("collMod.index", k, v, "type 'long'"))?;
+                if seconds < 0 {
+                    return Err(invalid(
+                        "TTL index 'expireAfterSeconds' option cannot be less than 0",
+                    ));
+                }
+                if seconds > i64::from(i32::MAX) {
+                    return Err(invalid("TTL index 'expireAfterSeconds' option must be within an acceptable range, try a lower number"));
+                }
+                out.insert(k.clone(), seconds);
+                continue;
+            }
+            ("unique" | "prepareUnique" | "forceNonUnique", _) => {
+                return Err(MongoError::new(
+                    ErrorCode::CommandNotSupported,
+                    format!("Eddy does not support collMod of an index's '{k}'"),
+                ))
+            }
+            _ => {
+                return Err(MongoError::location(
+                    eddy_codes::location::UNKNOWN_FIELD,
+                    format!("BSON field 'collMod.index.{k}' is an unknown field."),
+                ))
+            }
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    match (out.contains_key("name"), out.contains_key("keyPattern")) {
+        (true, true) => return Err(invalid("Cannot specify both key pattern and name.")),
+        (false, false) => return Err(invalid("Must specify either index name or key pattern.")),
+        _ => {}
+    }
+    if !out.contains_key("expireAfterSeconds") && !out.contains_key("hidden") {
+        return Err(invalid(
+            "no expireAfterSeconds, hidden, unique, or prepareUnique field",
+        ));
+    }
+    Ok(out)
 }
