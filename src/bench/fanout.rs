@@ -30,6 +30,8 @@ struct Row {
     latency_p99_ms: f64,
     /// CPU the bench's own clients used, % of one core over the configuration.
     client_cpu_pct: f64,
+    /// Server CPU per delivery, microseconds (Eddy and Redis: one process each).
+    server_us_per_delivery: Option<f64>,
 }
 
 pub async fn run(b: &mut Bench) -> Result<()> {
@@ -52,6 +54,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                 continue;
             }
             let (ep, instance) = b.endpoint(system, "fanout", n).await?;
+            let pid = b.server_pid(system, instance.as_ref());
             let results = broadcast(
                 &ep,
                 n,
@@ -59,6 +62,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                 events,
                 MAX_AWAIT_MS,
                 b.timeout(),
+                pid,
             )
             .await?;
             b.finish(instance).await?;
@@ -83,6 +87,9 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                     latency_p50_ms: p.p50_ms,
                     latency_p99_ms: p.p99_ms,
                     client_cpu_pct: cpu_pct(r.client_cpu_secs, r.until_last_secs),
+                    server_us_per_delivery: r
+                        .server_cpu_secs
+                        .map(|s| round3(s * 1e6 / r.deliveries.max(1) as f64)),
                 });
             }
         }
@@ -96,6 +103,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
         "p50 ms",
         "p99 ms",
         "client CPU",
+        "server µs/delivery",
     ]);
     for r in &rows {
         table.push(vec![
@@ -111,6 +119,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
             fmt_num(r.latency_p50_ms),
             fmt_num(r.latency_p99_ms),
             format!("{:.0}%", r.client_cpu_pct),
+            r.server_us_per_delivery.map_or("-".into(), fmt_num),
         ]);
     }
     let get = |system: System| {

@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::process::own_cpu_secs;
+use super::process::{cpu_secs_of, own_cpu_secs};
 use super::report::micros;
 use super::system::{Endpoint, Interest, Publisher, Subscriber};
 
@@ -312,6 +312,8 @@ pub struct PhaseResult {
     pub complete: bool,
     /// CPU seconds the bench process (its clients) used during the phase.
     pub client_cpu_secs: f64,
+    /// CPU seconds the server used during the phase, when it is one known process.
+    pub server_cpu_secs: Option<f64>,
 }
 
 /// Opens `n` subscribers that each receive every event, then for each phase publishes
@@ -324,6 +326,7 @@ pub async fn broadcast(
     events: usize,
     max_await_ms: i64,
     timeout: Duration,
+    server_pid: Option<u32>,
 ) -> Result<Vec<PhaseResult>> {
     let tracking = Arc::new(Tracking::new(events, phases.len()));
     let subs = SubscriberSet::open(
@@ -349,6 +352,7 @@ pub async fn broadcast(
         let start = Instant::now();
         let start_ns = tracking.now_ns();
         let cpu_before = own_cpu_secs();
+        let server_before = server_pid.and_then(cpu_secs_of);
         for k in 0..events {
             if let Pacing::Rate(rate) = pacing {
                 let at = start + Duration::from_secs_f64(k as f64 / rate);
@@ -388,11 +392,22 @@ pub async fn broadcast(
             tokio::time::sleep(Duration::from_millis(2)).await;
         };
         pb.finish_and_clear();
-        timing.push((start_ns, writer_secs, complete, own_cpu_secs() - cpu_before));
+        let server_cpu = server_before
+            .zip(server_pid.and_then(cpu_secs_of))
+            .map(|(before, after)| after - before);
+        timing.push((
+            start_ns,
+            writer_secs,
+            complete,
+            own_cpu_secs() - cpu_before,
+            server_cpu,
+        ));
     }
     let seen = subs.close().await?;
     let mut out = Vec::with_capacity(phases.len());
-    for (p, (start_ns, writer_secs, complete, client_cpu_secs)) in timing.into_iter().enumerate() {
+    for (p, (start_ns, writer_secs, complete, client_cpu_secs, server_cpu_secs)) in
+        timing.into_iter().enumerate()
+    {
         let mut latencies_us = Vec::with_capacity(n * events);
         let mut deliveries = 0;
         let mut last_ns = start_ns;
@@ -412,6 +427,7 @@ pub async fn broadcast(
             until_last_secs: Duration::from_nanos(last_ns.saturating_sub(start_ns)).as_secs_f64(),
             complete,
             client_cpu_secs,
+            server_cpu_secs,
         });
     }
     Ok(out)

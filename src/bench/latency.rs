@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::harness::{broadcast, Pacing};
 use super::plot::Series;
-use super::report::{cpu_pct, fmt_int, fmt_num, ratio, Percentiles, Scenario, Table};
+use super::report::{cpu_pct, fmt_int, fmt_num, ratio, round3, Percentiles, Scenario, Table};
 use super::system::{System, MAX_AWAIT_MS};
 use super::Bench;
 
@@ -30,6 +30,8 @@ struct Row {
     latency: Percentiles,
     /// CPU the bench's own clients used, % of one core over the configuration.
     client_cpu_pct: f64,
+    /// Server CPU per delivery, microseconds (Eddy and Redis: one process each).
+    server_us_per_delivery: Option<f64>,
 }
 
 pub async fn run(b: &mut Bench) -> Result<()> {
@@ -55,7 +57,9 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                 continue;
             }
             let (ep, instance) = b.endpoint(system, "latency", n).await?;
-            let results = broadcast(&ep, n, &phases, events, MAX_AWAIT_MS, b.timeout()).await?;
+            let pid = b.server_pid(system, instance.as_ref());
+            let results =
+                broadcast(&ep, n, &phases, events, MAX_AWAIT_MS, b.timeout(), pid).await?;
             b.finish(instance).await?;
             for (rate, r) in rates.iter().zip(results) {
                 if !r.complete {
@@ -79,6 +83,9 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                     complete: r.complete,
                     latency: Percentiles::of(&r.latencies_us),
                     client_cpu_pct: cpu_pct(r.client_cpu_secs, r.until_last_secs),
+                    server_us_per_delivery: r
+                        .server_cpu_secs
+                        .map(|s| round3(s * 1e6 / r.deliveries.max(1) as f64)),
                 });
             }
         }
@@ -93,6 +100,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
         "p999 ms",
         "max ms",
         "client CPU",
+        "server µs/delivery",
     ]);
     for r in &rows {
         table.push(vec![
@@ -109,6 +117,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
             fmt_num(r.latency.p999_ms),
             fmt_num(r.latency.max_ms),
             format!("{:.0}%", r.client_cpu_pct),
+            r.server_us_per_delivery.map_or("-".into(), fmt_num),
         ]);
     }
     let get = |system: System, n: usize, rate: f64| {

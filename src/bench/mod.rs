@@ -321,6 +321,19 @@ impl Bench {
         }
     }
 
+    /// The process serving `system` in a configuration, when it is one process the bench
+    /// started (Eddy, Redis; not PostgreSQL's backend per connection, nor `--uri`).
+    fn server_pid(&self, system: System, instance: Option<&EddyInstance>) -> Option<u32> {
+        match system {
+            System::Eddy | System::RedbCommitter => instance?.server.as_ref().map(|s| s.pid()),
+            System::Redis => match &self.redis {
+                Baseline::Running(s) => Some(s.pid()),
+                _ => None,
+            },
+            System::Postgres => None,
+        }
+    }
+
     /// Ends a configuration: a started server stops; on an external one the collection
     /// is dropped, after the streams' last `getMore`s have expired (they are held up to
     /// their `maxTimeMS` after their connections closed).

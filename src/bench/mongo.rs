@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use bson::raw::{cstr, RawArray, RawArrayBuf, RawBsonRef, RawDocument, RawDocumentBuf};
 use bson::{rawdoc, Binary, Timestamp};
 use eddy_wire::{encode_msg_raw, opcode, peek_header, HEADER_LEN};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// OP_MSG payload before the body: flagBits (4 bytes) and the section kind (1 byte).
@@ -20,7 +20,9 @@ const BODY_OFFSET: usize = HEADER_LEN + 5;
 
 /// One connection and its logical session.
 pub struct MongoConn {
-    stream: TcpStream,
+    /// Buffered for reading, as drivers read (and as the Redis and PostgreSQL clients of
+    /// the bench do): a reply's header and body usually take one `recv`.
+    stream: BufReader<TcpStream>,
     /// The last reply frame, header included.
     frame: Vec<u8>,
     next_request: i32,
@@ -38,7 +40,7 @@ impl MongoConn {
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         let mut conn = MongoConn {
-            stream,
+            stream: BufReader::with_capacity(4096, stream),
             frame: Vec::with_capacity(512),
             next_request: 1,
             lsid: rawdoc! {"id": Binary::from_uuid(bson::Uuid::new())},
@@ -59,7 +61,7 @@ impl MongoConn {
         let id = self.next_request;
         self.next_request = self.next_request.wrapping_add(1);
         let frame = encode_msg_raw(id, 0, 0, body);
-        self.stream.write_all(&frame).await?;
+        self.stream.get_mut().write_all(&frame).await?;
         Ok(())
     }
 

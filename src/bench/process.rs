@@ -88,9 +88,16 @@ pub fn user_ids(name: &str) -> Option<(u32, u32)> {
 /// (Linux, 100 clock ticks a second): how much of the machine the bench's own clients
 /// took while a configuration ran.
 pub fn own_cpu_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
+    cpu_secs("/proc/self/stat").unwrap_or(0.0)
+}
+
+/// CPU seconds another process (a server the bench started) has used so far.
+pub fn cpu_secs_of(pid: u32) -> Option<f64> {
+    cpu_secs(&format!("/proc/{pid}/stat"))
+}
+
+fn cpu_secs(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // After the command name in parentheses: state is field 3, utime 14, stime 15.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -101,5 +108,5 @@ pub fn own_cpu_secs() -> f64 {
             .and_then(|f| f.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    (ticks(11) + ticks(12)) as f64 / 100.0
+    Some((ticks(11) + ticks(12)) as f64 / 100.0)
 }

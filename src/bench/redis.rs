@@ -25,6 +25,10 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The `redis-server` executable, or why there is none.
     pub fn locate(name: &str) -> Result<PathBuf, String> {
         find_in_path(name).ok_or_else(|| format!("{name} not found in PATH"))

@@ -29,7 +29,7 @@ fn read(
             .map(|e| e.document().cloned())
             .collect::<Result<_, _>>()?,
         invalidated: b.invalidated,
-        post_batch_resume_token: b.post_batch_resume_token,
+        post_batch_resume_token: b.post_batch_resume_token.to_document(),
     })
 }
 

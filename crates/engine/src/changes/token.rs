@@ -104,6 +104,14 @@ impl ResumeToken {
         doc! {"_data": self.to_hex()}
     }
 
+    /// [`ResumeToken::to_document`], encoded: what a reply's `postBatchResumeToken` holds.
+    pub fn to_raw(&self) -> bson::RawDocumentBuf {
+        let mut buf = [0u8; HEX_LEN];
+        let mut raw = bson::RawDocumentBuf::new();
+        raw.append(bson::raw::cstr!("_data"), self.write_hex(&mut buf));
+        raw
+    }
+
     /// Parses a token given by a client (`resumeAfter`, `startAfter`).
     pub fn parse(value: &Bson) -> Result<ResumeToken, MongoError> {
         let invalid = || {

@@ -92,10 +92,42 @@ impl Identity {
 
 /// The `uid` of a logical session: SHA-256 of `user@db`, or of the empty string for no
 /// user (mongod's `getLogicalSessionUserDigestFor`).
+/// Authenticates `user` of `db` by its password (HTTP Basic), against the stored
+/// SCRAM-SHA-256 credentials (SCRAM-SHA-1 for a user that has only those): the user's
+/// identity, or 18 AuthenticationFailed whatever went wrong.
+pub fn authenticate_password(
+    engine: &Engine,
+    db: &str,
+    user: &str,
+    password: &str,
+) -> Result<Identity, MongoError> {
+    let doc = engine.user(db, user)?.ok_or_else(scram::failed)?;
+    let credentials = doc
+        .get_document("credentials")
+        .map_err(|_| scram::failed())?;
+    let (mech, stored) = [scram::Mechanism::Sha256, scram::Mechanism::Sha1]
+        .into_iter()
+        .find_map(|m| {
+            credentials
+                .get_document(m.name())
+                .ok()
+                .and_then(scram::Credentials::from_document)
+                .map(|c| (m, c))
+        })
+        .ok_or_else(scram::failed)?;
+    if !scram::password_matches(mech, user, password, &stored)? {
+        return Err(scram::failed());
+    }
+    Identity::resolve(engine, user, db)
+}
+
 pub fn session_user_digest(user: &str, db: &str) -> [u8; 32] {
     use sha2::Digest;
+    /// Every command of an unauthenticated connection asks for this one.
+    static NOBODY: std::sync::LazyLock<[u8; 32]> =
+        std::sync::LazyLock::new(|| sha2::Sha256::digest(b"").into());
     if user.is_empty() && db.is_empty() {
-        sha2::Sha256::digest(b"").into()
+        *NOBODY
     } else {
         sha2::Sha256::digest(format!("{user}@{db}")).into()
     }

@@ -75,7 +75,7 @@ fn to_batch(batch: StreamBatch) -> Batch {
             .map(|e| BatchDoc::Shared(e as Arc<dyn AsRef<bson::RawDocument> + Send + Sync>))
             .collect(),
         exhausted: batch.invalidated,
-        post_batch_resume_token: Some(batch.post_batch_resume_token),
+        post_batch_resume_token: Some(batch.post_batch_resume_token.to_raw()),
     }
 }
 
