@@ -81,6 +81,11 @@ pub struct ServeArgs {
     #[arg(long = "auth")]
     pub auth: bool,
 
+    /// Also serve HTTP on this port, on the same addresses: GET /metrics (Prometheus)
+    /// [default: off]
+    #[arg(long = "http-port", value_name = "PORT")]
+    pub http_port: Option<u16>,
+
     /// TLS: disabled, allowTLS, preferTLS or requireTLS [default: disabled]
     #[arg(long = "tlsMode", value_name = "MODE")]
     pub tls_mode: Option<String>,
@@ -138,6 +143,8 @@ pub struct ServeSettings {
     pub tls: Option<eddy_server::tls::TlsConfig>,
     /// The config file used, if any.
     pub config_file: Option<PathBuf>,
+    /// `--http-port` (`None`: no HTTP).
+    pub http_port: Option<u16>,
 }
 
 /// Options read from a config file, with mongod's dotted names kept for `parsed`.
@@ -428,6 +435,7 @@ fn resolve_with(
         auth: args.auth || file.auth.unwrap_or(false),
         tls,
         config_file: config.map(|(p, _)| p.to_path_buf()),
+        http_port: args.http_port,
     })
 }
 
@@ -759,6 +767,7 @@ mod server_adapter {
             cursor_timeout: settings.cursor_timeout,
             auth: settings.auth,
             tls: settings.tls.clone(),
+            http_port: settings.http_port,
         };
         let mut engine = EngineOptions::new(settings.dbpath.clone());
         engine.oplog_size_mb = settings.oplog_size_mb;

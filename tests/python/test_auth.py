@@ -271,3 +271,54 @@ def test_sessions_belong_to_their_user(secured):
         # The owner's killSessions does end it, and its cursor with it.
         one.admin.command("killSessions", [lsid])
         assert code_of(lambda: one.app.command("getMore", cursor_id, collection="c")) == 43
+
+
+def test_operations_belong_to_their_user(secured):
+    """As mongod: anyone sees and kills their own operations; other users' need `inprog`
+    (clusterMonitor) and `killop` (hostManager)."""
+    root, one, two = two_readers(secured)
+    cursor_id = one.app.command("aggregate", "c", pipeline=[{"$changeStream": {}}], cursor={})[
+        "cursor"
+    ]["id"]
+    outcome: dict = {}
+
+    def wait() -> None:
+        try:
+            one.app.command({"getMore": cursor_id, "collection": "c", "maxTimeMS": 20000})
+        except OperationFailure as e:
+            outcome["code"] = e.code
+
+    import threading
+    import time
+
+    t = threading.Thread(target=wait)
+    t.start()
+
+    def getmores(client, **spec):
+        return [
+            o
+            for o in client.admin.aggregate([{"$currentOp": spec}])
+            if o.get("command", {}).get("getMore") == cursor_id
+        ]
+
+    deadline = time.monotonic() + 5
+    while not getmores(root, allUsers=True) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (op,) = getmores(root, allUsers=True)
+    assert op["effectiveUsers"] == [{"user": "r1", "db": "app"}]
+    # r2 sees its own operations only, and may not ask for everyone's.
+    assert getmores(two) == []
+    assert code_of(lambda: getmores(two, allUsers=True)) == 13
+    assert code_of(lambda: two.admin.command("currentOp")) == 13
+    assert two.admin.command({"currentOp": 1, "$ownOps": True})["inprog"][0]["effectiveUsers"] == [
+        {"user": "r2", "db": "app"}
+    ]
+    assert [o["opid"] for o in getmores(one)] == [op["opid"]]
+    assert code_of(lambda: two.admin.command("killOp", op=op["opid"])) == 13
+    root.admin.command("createUser", "monitor", pwd="pw", roles=["clusterMonitor"])
+    monitor = login(secured, "monitor", "pw")
+    assert len(monitor.admin.command("currentOp", **{"$all": False})["inprog"]) >= 1
+    # Its owner may kill it without `killop`.
+    one.admin.command("killOp", op=op["opid"])
+    t.join(10)
+    assert outcome["code"] == 11601

@@ -119,6 +119,8 @@ pub struct Engine {
     /// The group-commit thread; `None` once closed. Writers take the read lock to
     /// submit, `close` the write lock to stop it.
     committer: RwLock<Option<Committer>>,
+    /// The committer's counters (`GET /metrics`).
+    commit_stats: Arc<eddy_storage::CommitterStats>,
     pub(crate) clock: clock::ClusterClock,
     hub: ChangeHub,
     pub(crate) options: EngineOptions,
@@ -227,6 +229,7 @@ impl Engine {
         let committer = Committer::start(store.clone());
         let engine = Arc::new(Engine {
             store,
+            commit_stats: committer.shared_stats(),
             committer: RwLock::new(Some(committer)),
             clock: clock::ClusterClock::resume_after(last_ts),
             hub: ChangeHub::new(options.hub_capacity, last_ts),
@@ -382,6 +385,11 @@ impl Engine {
             .first(tables::OPLOG)
             .map_err(storage_err)?
             .and_then(|(k, _)| oplog::ts_of_key(&k)))
+    }
+
+    /// The group committer's counters: commits, jobs, group sizes, commit latency.
+    pub fn commit_stats(&self) -> &eddy_storage::CommitterStats {
+        &self.commit_stats
     }
 
     /// Bytes held by the oplog (approximate).

@@ -120,6 +120,8 @@ pub struct Ctx {
     /// When a time-limited read's `maxTimeMS` runs out; a cursor it opens keeps what
     /// is left of it for its `getMore`s.
     pub(crate) deadline: Option<tokio::time::Instant>,
+    /// The operation this is (`currentOp`); `None` when only parsing.
+    pub(crate) op: Option<Arc<crate::ops::Op>>,
 }
 
 impl Ctx {
@@ -204,14 +206,21 @@ impl Ctx {
                 .deadline
                 .filter(|_| !options.await_data)
                 .map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
-            self.state.cursors.register_with_budget(
+            let origin = crate::cursor::Origin {
+                owner: self.user(),
+                uid: self.conn.auth.session_uid(),
+                command: self.op.as_ref().and_then(|op| op.command().cloned()),
+            };
+            let id = self.state.cursors.register_with_budget(
                 ns.clone(),
                 self.session.clone(),
                 options,
                 source,
                 budget,
-                self.user(),
-            )
+                origin,
+            );
+            self.state.cursors.first_batch(id, batch.docs.len());
+            id
         };
         let mut cursor = CursorBatch::new("firstBatch", batch, id, &ns);
         if let Some(ts) = at_cluster_time {

@@ -44,20 +44,23 @@ enum Closed {
     Protocol(WireError),
 }
 
-/// Counts an open connection for as long as it lives, on whichever runtime.
-pub struct Counted(Arc<ServerState>);
+/// Counts an open connection, and lists it for `$currentOp`, for as long as it lives,
+/// on whichever runtime.
+pub struct Counted(Arc<ServerState>, i64);
 
 impl Counted {
     /// Counts one more open connection (`serverStatus.connections.current`).
-    pub fn new(state: Arc<ServerState>) -> Counted {
+    pub fn new(state: Arc<ServerState>, conn: &Arc<ConnInfo>) -> Counted {
         state.connections_current.fetch_add(1, Ordering::Relaxed);
-        Counted(state)
+        state.ops.connected(conn);
+        Counted(state, conn.id)
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
         self.0.connections_current.fetch_sub(1, Ordering::Relaxed);
+        self.0.ops.disconnected(self.1);
     }
 }
 
@@ -169,6 +172,9 @@ async fn run(
             }
         };
         let len = header.length as usize;
+        let network = &state.ops.network;
+        network.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
+        network.requests.fetch_add(1, Ordering::Relaxed);
         let request = eddy_wire::decode(&buf[..len]);
         buf.drain(..len);
         if buf.is_empty() {
@@ -183,7 +189,7 @@ async fn run(
                     dispatch::error_reply(state, &MongoError::location(e.code(), e.to_string()));
                 let bytes =
                     eddy_wire::encode_msg_raw(next_request_id(), header.request_id, 0, &reply);
-                if let Err(closed) = write(stream, &bytes).await {
+                if let Err(closed) = write(state, stream, &bytes).await {
                     return closed;
                 }
                 continue;
@@ -200,7 +206,12 @@ async fn run(
     }
 }
 
-async fn write(stream: &mut Socket, bytes: &[u8]) -> Result<(), Closed> {
+async fn write(state: &ServerState, stream: &mut Socket, bytes: &[u8]) -> Result<(), Closed> {
+    state
+        .ops
+        .network
+        .bytes_out
+        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
     stream.write_all(bytes).await.map_err(Closed::Io)
 }
 
@@ -242,6 +253,7 @@ async fn on_msg(
             if !more_to_come {
                 let reply = dispatch::error_reply(state, &err);
                 write(
+                    state,
                     stream,
                     &eddy_wire::encode_msg_raw(next_request_id(), header.request_id, 0, &reply),
                 )
@@ -291,7 +303,7 @@ async fn on_msg(
             || (streams_hello && reply_ok(&reply.body));
         let request_id = next_request_id();
         let flag = if stream_more { flags::MORE_TO_COME } else { 0 };
-        write(stream, &frame(request_id, response_to, flag, &reply)).await?;
+        write(state, stream, &frame(request_id, response_to, flag, &reply)).await?;
         if !stream_more {
             return Ok(());
         }
@@ -332,7 +344,7 @@ async fn on_query(
     };
     let bytes = eddy_wire::encode_reply(next_request_id(), header.request_id, 0, &[reply_doc])
         .map_err(Closed::Protocol)?;
-    write(stream, &bytes).await
+    write(state, stream, &bytes).await
 }
 
 /// The database and command of an OP_QUERY on `<db>.$cmd`, unwrapping `$query`.

@@ -69,7 +69,7 @@ pub struct Batch {
     /// Nothing follows: the cursor closes (id 0 in the reply).
     pub exhausted: bool,
     /// Change streams: the token to resume after this batch.
-    pub post_batch_resume_token: Option<Document>,
+    pub post_batch_resume_token: Option<RawDocumentBuf>,
 }
 
 /// Something a cursor reads from.
@@ -170,15 +170,53 @@ struct Slot {
     last_used: Instant,
     /// What is left of the opening command's `maxTimeMS` for the `getMore`s.
     budget: Option<Duration>,
+    /// Who opened it and how (`$currentOp`).
+    origin: Origin,
+    created: bson::DateTime,
+    /// Wall-clock time of the last `getMore` (or of the opening command).
+    last_access: bson::DateTime,
+    docs_returned: u64,
+    batches_returned: u64,
+}
+
+/// Who opened a cursor, with which command.
+#[derive(Debug, Default, Clone)]
+pub struct Origin {
     /// `user@db` of the authenticated user that opened it (`--auth`): only that user
     /// may read or kill it.
-    owner: Option<String>,
+    pub owner: Option<String>,
+    /// The digest of that user (`crate::auth::session_user_digest`): whose it is in
+    /// `$currentOp`.
+    pub uid: [u8; 32],
+    /// The opening command (`originatingCommand`).
+    pub command: Option<Document>,
+}
+
+impl Slot {
+    fn describe(&self, id: i64) -> Document {
+        let mut d = bson::doc! {
+            "cursorId": id,
+            "createdDate": self.created,
+            "lastAccessDate": self.last_access,
+            "nDocsReturned": self.docs_returned as i64,
+            "nBatchesReturned": self.batches_returned as i64,
+            "noCursorTimeout": self.options.no_timeout,
+            "tailable": self.options.await_data,
+            "awaitData": self.options.await_data,
+        };
+        if let Some(cmd) = &self.origin.command {
+            d.insert("originatingCommand", cmd.clone());
+        }
+        d
+    }
 }
 
 /// Every open cursor of the server.
 pub struct CursorRegistry {
     slots: Mutex<HashMap<i64, Slot>>,
     timeout: Duration,
+    /// Cursors registered since start (`metrics.cursor.totalOpened`).
+    opened: std::sync::atomic::AtomicU64,
 }
 
 /// A cursor checked out for one `getMore`.
@@ -196,6 +234,7 @@ impl CursorRegistry {
         CursorRegistry {
             slots: Mutex::new(HashMap::new()),
             timeout,
+            opened: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -211,7 +250,7 @@ impl CursorRegistry {
         options: CursorOptions,
         source: Box<dyn CursorSource>,
     ) -> i64 {
-        self.register_with_budget(ns, session, options, source, None, None)
+        self.register_with_budget(ns, session, options, source, None, Origin::default())
     }
 
     /// [`CursorRegistry::register`] with a `maxTimeMS` budget for its `getMore`s.
@@ -222,8 +261,10 @@ impl CursorRegistry {
         options: CursorOptions,
         source: Box<dyn CursorSource>,
         budget: Option<Duration>,
-        owner: Option<String>,
+        origin: Origin,
     ) -> i64 {
+        self.opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut slots = self.lock();
         let id = loop {
             let candidate = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
@@ -240,7 +281,11 @@ impl CursorRegistry {
                 source: Some(source),
                 last_used: Instant::now(),
                 budget,
-                owner,
+                origin,
+                created: bson::DateTime::now(),
+                last_access: bson::DateTime::now(),
+                docs_returned: 0,
+                batches_returned: 1,
             },
         );
         id
@@ -260,7 +305,7 @@ impl CursorRegistry {
                 format!("cursor id {id} not found"),
             ));
         };
-        if slot.owner.is_some() && slot.owner.as_deref() != user {
+        if slot.origin.owner.is_some() && slot.origin.owner.as_deref() != user {
             return Err(MongoError::new(
                 ErrorCode::Unauthorized,
                 format!("cursor id {id} was not created by the authenticated user"),
@@ -291,13 +336,52 @@ impl CursorRegistry {
         })
     }
 
-    /// Returns a checked-out cursor; a cursor killed meanwhile stays killed.
-    pub fn check_in(&self, cursor: CheckedOut) {
+    /// Returns a checked-out cursor that has just returned `docs` documents; a cursor
+    /// killed meanwhile stays killed.
+    pub fn check_in(&self, cursor: CheckedOut, docs: usize) {
         if let Some(slot) = self.lock().get_mut(&cursor.id) {
             slot.source = Some(cursor.source);
             slot.budget = cursor.budget;
             slot.last_used = Instant::now();
+            slot.last_access = bson::DateTime::now();
+            slot.docs_returned += docs as u64;
+            slot.batches_returned += 1;
         }
+    }
+
+    /// Counts a first batch (the opening command's) of a cursor just registered.
+    pub fn first_batch(&self, id: i64, docs: usize) {
+        if let Some(slot) = self.lock().get_mut(&id) {
+            slot.docs_returned = docs as u64;
+        }
+    }
+
+    /// The `cursor` field `$currentOp` shows for a cursor.
+    pub fn describe(&self, id: i64) -> Option<Document> {
+        self.lock().get(&id).map(|slot| slot.describe(id))
+    }
+
+    /// `$currentOp`'s idle cursors (open, no `getMore` reading them), each with the
+    /// digest of the user it belongs to.
+    pub fn idle(&self, host: &str) -> Vec<([u8; 32], Document)> {
+        let slots = self.lock();
+        let mut ids: Vec<&i64> = slots
+            .iter()
+            .filter(|(_, s)| s.source.is_some())
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort();
+        ids.into_iter()
+            .filter_map(|id| {
+                let slot = slots.get(id)?;
+                let mut d = bson::doc! {"type": "idleCursor", "host": host, "ns": slot.ns.clone()};
+                if let Some(session) = &slot.session {
+                    d.insert("lsid", session.to_document());
+                }
+                d.insert("cursor", slot.describe(*id));
+                Some((slot.origin.uid, d))
+            })
+            .collect()
     }
 
     /// Removes a cursor (exhausted, failed or killed). Returns whether it existed.
@@ -313,7 +397,9 @@ impl CursorRegistry {
         for id in ids {
             match slots.get(id) {
                 Some(slot)
-                    if slot.ns == ns && (slot.owner.is_none() || slot.owner.as_deref() == user) =>
+                    if slot.ns == ns
+                        && (slot.origin.owner.is_none()
+                            || slot.origin.owner.as_deref() == user) =>
                 {
                     slots.remove(id);
                     killed.push(*id);
@@ -353,6 +439,28 @@ impl CursorRegistry {
         before - slots.len()
     }
 
+    /// `serverStatus.metrics.cursor`'s counts: opened since start, and of the open
+    /// ones, all, those without a timeout and those a `getMore` is reading (pinned).
+    pub fn metrics(&self) -> (u64, usize, usize, usize) {
+        let slots = self.lock();
+        let no_timeout = slots.values().filter(|s| s.options.no_timeout).count();
+        let pinned = slots.values().filter(|s| s.source.is_none()).count();
+        (
+            self.opened.load(std::sync::atomic::Ordering::Relaxed),
+            slots.len(),
+            no_timeout,
+            pinned,
+        )
+    }
+
+    /// Open awaitData cursors (change streams).
+    pub fn awaiting_data(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|s| s.options.await_data)
+            .count()
+    }
+
     /// Open cursors.
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -383,9 +491,7 @@ impl CursorBatch {
     pub fn new(batch_field: &'static str, batch: Batch, id: i64, ns: &str) -> CursorBatch {
         let mut tail = RawDocumentBuf::new();
         if let Some(token) = batch.post_batch_resume_token {
-            if let Ok(raw) = RawDocumentBuf::try_from(&token) {
-                tail.append(cstr!("postBatchResumeToken"), raw);
-            }
+            tail.append(cstr!("postBatchResumeToken"), token);
         }
         tail.append(cstr!("id"), id);
         tail.append(cstr!("ns"), ns);
@@ -495,7 +601,7 @@ mod tests {
             reg.check_out(id, "db.c", None).err().map(|e| e.code),
             Some(143)
         );
-        reg.check_in(c);
+        reg.check_in(c, 0);
         assert_eq!(reg.kill("db.c", &[id, 7], None), (vec![id], vec![7]));
         assert_eq!(
             reg.check_out(id, "db.c", None).err().map(|e| e.code),
@@ -518,7 +624,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         assert_eq!(reg.reap(), 2);
         // Checking a reaped cursor back in does not bring it back.
-        reg.check_in(lost);
+        reg.check_in(lost, 0);
         assert_eq!(
             reg.check_out(idle, "db.c", None).err().map(|e| e.code),
             Some(43)

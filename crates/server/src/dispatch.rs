@@ -290,6 +290,7 @@ pub fn parse_command(
         db,
         session: envelope.session(conn),
         deadline: None,
+        op: None,
     };
     (entry.check)(cmd, &ctx)
 }
@@ -306,6 +307,7 @@ pub async fn execute(
         let entry = lookup(&name, state.config.enable_test_commands);
         if entry.is_err() {
             state.opcounters.command.fetch_add(1, Ordering::Relaxed);
+            state.ops.unknown_command();
         }
         Ok((db, entry?))
     });
@@ -333,7 +335,22 @@ pub async fn execute(
     })
 }
 
+/// Runs a command of the table and counts it (`metrics.commands`, `opLatencies`).
 async fn run(
+    state: &Arc<ServerState>,
+    conn: &Arc<ConnInfo>,
+    entry: &'static Entry,
+    name: &str,
+    cmd: Document,
+    db: String,
+) -> Result<Outcome, MongoError> {
+    let started = std::time::Instant::now();
+    let result = run_command(state, conn, entry, name, cmd, db).await;
+    state.ops.finished(entry, result.is_ok(), started.elapsed());
+    result
+}
+
+async fn run_command(
     state: &Arc<ServerState>,
     conn: &Arc<ConnInfo>,
     entry: &'static Entry,
@@ -354,6 +371,9 @@ async fn run(
     if let Some(key) = &session {
         state.sessions.touch(key);
     }
+    // From here on the command is an operation `currentOp` lists and `killOp` kills.
+    let running = state.ops.start(conn, entry, &db, session.clone());
+    let op = Arc::clone(&running.op);
 
     // Failpoints (test commands only): before the command runs, as mongod's failCommand.
     let mut write_concern_error = None;
@@ -419,15 +439,30 @@ async fn run(
         db,
         session: session.clone(),
         deadline,
+        op: Some(Arc::clone(&op)),
     };
-    let result = match deadline {
-        // The reply is 50 at the deadline; the engine work on the blocking pool stops at
-        // its next look at the same deadline (`Ctx::deadline`).
-        Some(deadline) => tokio::time::timeout_at(deadline, (entry.handler)(cmd, ctx))
-            .await
-            .unwrap_or_else(|_| Err(MongoError::max_time_expired())),
-        None => (entry.handler)(cmd, ctx).await,
+    let work = async move {
+        match deadline {
+            // The reply is 50 at the deadline; the engine work on the blocking pool stops
+            // at its next look at the same deadline (`Ctx::deadline`).
+            Some(deadline) => tokio::time::timeout_at(deadline, (entry.handler)(cmd, ctx))
+                .await
+                .unwrap_or_else(|_| Err(MongoError::max_time_expired())),
+            None => (entry.handler)(cmd, ctx).await,
+        }
     };
+    let result = tokio::select! {
+        biased;
+        result = work => result,
+        () = op.killed() => {
+            // As mongod: an interrupted getMore takes its cursor with it.
+            if let Some(id) = op.cursor_id() {
+                state.cursors.remove(id);
+            }
+            Err(MongoError::new(ErrorCode::Interrupted, "operation was interrupted"))
+        }
+    };
+    drop(running);
     let Reply { body, cursor } = match result {
         Ok(reply) => reply,
         Err(mut err) => {

@@ -11,6 +11,9 @@
 //! - [`command`]: the `Command` trait (parse, then apply) and its context `Ctx`;
 //! - [`cursor`]: cursor sources and the server-wide cursor registry;
 //! - [`failpoint`]: `configureFailPoint` for driver test suites;
+//! - [`http`]: the optional HTTP port (`GET /metrics`);
+//! - [`ops`]: operations in progress (`currentOp`, `killOp`), open connections and the
+//!   command counters of `serverStatus`;
 //! - [`state`]: what all connections share.
 //!
 //! Only this crate knows about sockets; only the engine knows about storage.
@@ -28,6 +31,8 @@ pub mod cursor;
 pub mod deliveries;
 pub mod dispatch;
 pub mod failpoint;
+pub mod http;
+pub mod ops;
 pub mod state;
 pub mod tls;
 
@@ -68,6 +73,8 @@ pub enum ServeError {
 pub struct Server {
     state: Arc<ServerState>,
     listeners: Vec<TcpListener>,
+    /// `--http-port`'s listeners.
+    http: Vec<TcpListener>,
     tls: connection::Tls,
 }
 
@@ -89,25 +96,36 @@ impl Server {
             _ => None,
         };
         let mut listeners = Vec::new();
-        for host in &config.bind {
-            let addr = if host.contains(':') {
-                format!("[{host}]:{}", config.port)
-            } else {
-                format!("{host}:{}", config.port)
-            };
-            let listener = TcpListener::bind(&addr).await.map_err(|source| {
-                engine.close();
-                ServeError::Bind {
-                    addr: addr.clone(),
-                    source,
+        let mut http = Vec::new();
+        let ports =
+            std::iter::once((config.port, false)).chain(config.http_port.map(|p| (p, true)));
+        for (port, is_http) in ports {
+            for host in &config.bind {
+                let addr = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                let listener = TcpListener::bind(&addr).await.map_err(|source| {
+                    engine.close();
+                    ServeError::Bind {
+                        addr: addr.clone(),
+                        source,
+                    }
+                })?;
+                if is_http {
+                    tracing::info!(%addr, "http listening");
+                    http.push(listener);
+                } else {
+                    tracing::info!(%addr, "listening");
+                    listeners.push(listener);
                 }
-            })?;
-            tracing::info!(%addr, "listening");
-            listeners.push(listener);
+            }
         }
         Ok(Server {
             state: Arc::new(ServerState::new(config, engine)),
             listeners,
+            http,
             tls,
         })
     }
@@ -137,6 +155,13 @@ impl Server {
                 listener,
                 self.tls.clone(),
                 Arc::clone(&connections),
+            ));
+        }
+        for listener in self.http {
+            acceptors.spawn(http::accept_loop(
+                Arc::clone(&state),
+                listener,
+                self.tls.clone(),
             ));
         }
         let reaper = tokio::spawn(reap_loop(Arc::clone(&state)));
@@ -183,7 +208,7 @@ async fn accept_loop(
         let local = stream.local_addr().unwrap_or(peer);
         let id = state.next_connection_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(command::ConnInfo::new(id, peer, local));
-        let counted = connection::Counted::new(Arc::clone(&state));
+        let counted = connection::Counted::new(Arc::clone(&state), &conn);
         state.connections_total.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(connection = id, %peer, "connection accepted");
         let st = Arc::clone(&state);

@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub auth: bool,
     /// `--tlsMode` and its certificates (`None`: plain TCP only).
     pub tls: Option<crate::tls::TlsConfig>,
+    /// `--http-port`: `GET /metrics` on the same addresses (`None`: no HTTP).
+    pub http_port: Option<u16>,
 }
 
 impl ServerConfig {
@@ -160,6 +162,17 @@ impl SessionKey {
         })
     }
 
+    /// `{id, uid}`, as `$currentOp` and `$listLocalSessions` show a session.
+    pub fn to_document(&self) -> Document {
+        bson::doc! {
+            "id": self.id(),
+            "uid": bson::Binary {
+                subtype: bson::spec::BinarySubtype::Generic,
+                bytes: self.uid.to_vec(),
+            },
+        }
+    }
+
     /// The digest of the session's user (`crate::auth::session_user_digest`).
     pub fn uid(&self) -> [u8; 32] {
         self.uid
@@ -198,9 +211,13 @@ impl Sessions {
     /// Marks a session as used.
     pub fn touch(&self, key: &SessionKey) {
         let mut map = self.lock();
-        map.entry(key.clone())
-            .and_modify(|s| s.last_use = Instant::now())
-            .or_insert_with(Session::new);
+        // Every command of a session comes here: copy the key only for a new session.
+        match map.get_mut(key) {
+            Some(s) => s.last_use = Instant::now(),
+            None => {
+                map.insert(key.clone(), Session::new());
+            }
+        }
     }
 
     /// The stored reply of a retryable write already executed with this `txnNumber`,
@@ -305,6 +322,8 @@ pub struct ServerState {
     /// This process's id in `hello`'s `topologyVersion` (new at every start).
     pub process_id: ObjectId,
     pub(crate) next_connection_id: AtomicI64,
+    /// Operations in progress, open connections, command counters.
+    pub ops: crate::ops::Ops,
     /// Where connections that wait on change streams are served.
     pub(crate) deliveries: crate::deliveries::Deliveries,
 }
@@ -329,6 +348,7 @@ impl ServerState {
             shutdown: Notify::new(),
             process_id: ObjectId::new(),
             next_connection_id: AtomicI64::new(1),
+            ops: crate::ops::Ops::default(),
             deliveries: crate::deliveries::Deliveries::default(),
         }
     }

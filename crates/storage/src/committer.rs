@@ -12,6 +12,8 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use eddy_metrics::Histogram;
+
 use crate::{StorageError, Store, WriteBatch};
 
 /// What runs after the group's commit: told whether the writes are durable.
@@ -27,12 +29,27 @@ pub type Job = Box<dyn FnOnce(Result<&mut WriteBatch<'_>, StorageError>) -> Comp
 const MAX_GROUP: usize = 1024;
 
 /// Counters describing the committer's work.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CommitterStats {
     /// Durable commits made.
     pub commits: AtomicU64,
     /// Jobs run.
     pub jobs: AtomicU64,
+    /// Jobs per group.
+    pub group_size: Histogram,
+    /// How long each group's commit (its fsync) took.
+    pub commit_latency: Histogram,
+}
+
+impl Default for CommitterStats {
+    fn default() -> CommitterStats {
+        CommitterStats {
+            commits: AtomicU64::new(0),
+            jobs: AtomicU64::new(0),
+            group_size: Histogram::new(eddy_metrics::SIZES),
+            commit_latency: Histogram::latency(),
+        }
+    }
 }
 
 /// Handle to the group-commit thread. Dropping every handle stops the thread after
@@ -72,6 +89,11 @@ impl Committer {
     /// The committer's counters.
     pub fn stats(&self) -> &CommitterStats {
         &self.stats
+    }
+
+    /// The committer's counters, to read after it has stopped too.
+    pub fn shared_stats(&self) -> Arc<CommitterStats> {
+        Arc::clone(&self.stats)
     }
 
     /// Stops accepting jobs, commits what is queued and waits for the thread.
@@ -117,7 +139,8 @@ fn run(store: Arc<Store>, rx: mpsc::Receiver<Job>, stats: Arc<CommitterStats>) {
             }
         }
         stats.jobs.fetch_add(group.len() as u64, Ordering::Relaxed);
-        let finished = commit_group(&store, group);
+        stats.group_size.observe(group.len() as f64);
+        let finished = commit_group(&store, group, &stats.commit_latency);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         if let Err(mpsc::SendError((completions, outcome))) = done_tx.send(finished) {
             // The completer is gone (it panicked): complete here rather than never.
@@ -132,7 +155,7 @@ fn run(store: Arc<Store>, rx: mpsc::Receiver<Job>, stats: Arc<CommitterStats>) {
 }
 
 /// Runs a group in one transaction and commits it: its completions and their outcome.
-fn commit_group(store: &Store, group: Vec<Job>) -> Finished {
+fn commit_group(store: &Store, group: Vec<Job>, latency: &Histogram) -> Finished {
     if let Some(reason) = store.failure() {
         // Fail-stop: run nothing, tell every writer why.
         return refuse(group, StorageError::Failed(reason));
@@ -151,11 +174,16 @@ fn commit_group(store: &Store, group: Vec<Job>) -> Finished {
             let _ = txn.abort();
             Err(err)
         }
-        None => txn.commit().map_err(|e| {
-            let reason = e.to_string();
-            store.set_failed(reason.clone());
-            StorageError::Commit(reason)
-        }),
+        None => {
+            let started = std::time::Instant::now();
+            let committed = txn.commit().map_err(|e| {
+                let reason = e.to_string();
+                store.set_failed(reason.clone());
+                StorageError::Commit(reason)
+            });
+            latency.observe_duration(started.elapsed());
+            committed
+        }
     };
     (completions, outcome)
 }

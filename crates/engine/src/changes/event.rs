@@ -137,6 +137,9 @@ impl Logged {
             return Ok(e.clone());
         }
         let built = build(&self.entry, shape)?.map(|raw| Arc::new(Event::new(raw)));
+        if built.is_some() {
+            super::EVENTS_BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(slot.get_or_init(|| built).clone())
     }
 }

@@ -21,6 +21,7 @@ pub mod interest;
 pub mod pipeline;
 pub mod token;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
@@ -34,6 +35,12 @@ pub use event::{Event, Logged, Shape};
 pub use interest::{Interest, PostImage};
 pub use pipeline::{EventPipeline, Passed, StreamEvent};
 pub use token::{ResumeToken, TokenKind};
+
+/// Change events built (once per entry and shape) and delivered (per stream), since the
+/// process started: `GET /metrics`. Process-wide, as every engine of a process shares
+/// the same counters' meaning.
+pub static EVENTS_BUILT: AtomicU64 = AtomicU64::new(0);
+pub static EVENTS_DELIVERED: AtomicU64 = AtomicU64::new(0);
 
 /// What a stream watches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,7 +222,7 @@ fn type_name(v: &Bson) -> &'static str {
 pub struct StreamBatch {
     pub events: Vec<StreamEvent>,
     /// The token to resume after this batch (`postBatchResumeToken`).
-    pub post_batch_resume_token: Document,
+    pub post_batch_resume_token: ResumeToken,
     /// The stream was invalidated: this batch ends with the `invalidate` event and the
     /// cursor closes.
     pub invalidated: bool,
@@ -373,16 +380,15 @@ impl ChangeStream {
     }
 
     /// The token a client resumes from after everything returned so far.
-    pub fn post_batch_resume_token(&self) -> Document {
+    pub fn post_batch_resume_token(&self) -> ResumeToken {
         let hwm = ResumeToken::high_water_mark(unpack(self.position.saturating_add(1)));
-        let token = match (self.last_token, self.floor) {
+        match (self.last_token, self.floor) {
             (Some(t), _) if t.ts >= self.position => t,
             (_, Some(floor)) if floor > self.position => {
                 ResumeToken::high_water_mark(unpack(floor))
             }
             _ => hwm,
-        };
-        token.to_document()
+        }
     }
 
     /// Waits with the hub's dispatcher for an entry this stream may care about.
@@ -524,6 +530,7 @@ impl ChangeStream {
     }
 
     fn batch(&self, events: Vec<StreamEvent>) -> StreamBatch {
+        EVENTS_DELIVERED.fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
         StreamBatch {
             events,
             post_batch_resume_token: self.post_batch_resume_token(),

@@ -13,7 +13,7 @@ use eddy_codes::{Deadline, ErrorCode, MongoError};
 use eddy_query::collation::Collation;
 use eddy_query::expr::Env;
 use eddy_query::filter::Filter;
-use eddy_query::pipeline::{CollStats, Context, Output, Pipeline};
+use eddy_query::pipeline::{CollStats, Context, CurrentOpSpec, Output, Pipeline};
 
 use super::{check_snapshot_source, open_reader};
 use crate::plan::Query;
@@ -29,6 +29,8 @@ pub struct Aggregation {
     pub let_vars: Document,
     /// The server's session cache, for a leading `$listLocalSessions` (`None`: empty).
     pub local_sessions: Option<LocalSessions>,
+    /// What the server is doing, for a leading `$currentOp` (`None`: nothing).
+    pub current_ops: Option<CurrentOps>,
     /// The command's collation (`None`: simple).
     pub collation: Option<Arc<Collation>>,
     /// `$out`/`$merge` skip the target's validator.
@@ -87,6 +89,7 @@ impl Aggregation {
             db: self.db.clone(),
             env,
             local_sessions: self.local_sessions.as_ref(),
+            current_ops: self.current_ops.as_ref(),
             deadline: self.deadline,
             coll: coll.as_deref(),
             host: self.host.as_deref(),
@@ -189,12 +192,17 @@ struct ReaderContext<'a> {
     db: String,
     env: Env,
     local_sessions: Option<&'a LocalSessions>,
+    current_ops: Option<&'a CurrentOps>,
     deadline: Option<Deadline>,
     /// The aggregated collection (`None` for `{aggregate: 1}`).
     coll: Option<&'a str>,
     host: Option<&'a str>,
     usage: &'a crate::usage::IndexUsage,
 }
+
+/// The server's answer to a `$currentOp` stage: its operations, connections and
+/// cursors as the stage's options ask (only the server knows them).
+pub type CurrentOps = Box<dyn Fn(&CurrentOpSpec) -> Vec<Document> + Send + Sync>;
 
 /// What `$listLocalSessions` lists: the server's session cache, and whose sessions
 /// "mine" are.
@@ -298,6 +306,9 @@ impl Context for ReaderContext<'_> {
     }
     fn env(&self) -> &Env {
         &self.env
+    }
+    fn current_ops(&mut self, spec: &CurrentOpSpec) -> Result<Vec<Document>, MongoError> {
+        Ok(self.current_ops.map_or_else(Vec::new, |list| list(spec)))
     }
     fn local_sessions(
         &mut self,

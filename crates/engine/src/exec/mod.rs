@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bson::{doc, Bson, Document, Timestamp};
 use eddy_codes::{ErrorCode, MongoError};
 
-pub use aggregate::{Aggregation, LocalSession, LocalSessions};
+pub use aggregate::{Aggregation, CurrentOps, LocalSession, LocalSessions};
 pub use query::{natural_direction, Outcome, QuerySpec};
 
 use crate::read::Reader;

@@ -252,6 +252,7 @@ fn through_view(
         pipeline,
         let_vars: Document::new(),
         local_sessions: None,
+        current_ops: None,
         collation: q.collation.clone(),
         bypass_document_validation: false,
         snapshot: q.snapshot,

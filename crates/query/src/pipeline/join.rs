@@ -403,4 +403,7 @@ impl Context for SubContext<'_> {
     ) -> Result<Vec<Document>, MongoError> {
         self.inner.local_sessions(users)
     }
+    fn current_ops(&mut self, spec: &super::CurrentOpSpec) -> Result<Vec<Document>, MongoError> {
+        self.inner.current_ops(spec)
+    }
 }

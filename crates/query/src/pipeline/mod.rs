@@ -66,6 +66,7 @@ use order::{
 };
 use output::{parse_merge, parse_out};
 use shape::{parse_replace_root, parse_unset, redact, replace_root, AddFields, Match};
+pub use sources::CurrentOpSpec;
 use sources::{documents, parse_list_sessions};
 
 /// Reads a pipeline needs besides its input.
@@ -91,6 +92,8 @@ pub trait Context {
         &mut self,
         users: Option<&[(String, String)]>,
     ) -> Result<Vec<Document>, MongoError>;
+    /// What the server is doing (`$currentOp`).
+    fn current_ops(&mut self, spec: &CurrentOpSpec) -> Result<Vec<Document>, MongoError>;
 }
 
 /// A parsed pipeline.
@@ -125,6 +128,7 @@ enum Stage {
     Documents(Expr),
     /// `$listLocalSessions`: `None` lists every user's sessions (`allUsers: true`).
     ListLocalSessions(Option<Vec<(String, String)>>),
+    CurrentOp(CurrentOpSpec),
     CollStats(CollStats),
     IndexStats,
 }
@@ -232,7 +236,7 @@ impl Pipeline {
     }
 
     /// Whether the first stage makes the pipeline's input (`$collStats`, `$indexStats`,
-    /// `$documents`, `$listLocalSessions`) rather than reading the collection.
+    /// `$documents`, `$listLocalSessions`, `$currentOp`) rather than reading the collection.
     pub fn generates_input(&self) -> bool {
         matches!(
             self.stages.first(),
@@ -241,6 +245,7 @@ impl Pipeline {
                     | Stage::IndexStats
                     | Stage::Documents(_)
                     | Stage::ListLocalSessions(_)
+                    | Stage::CurrentOp(_)
             )
         )
     }
@@ -536,6 +541,7 @@ fn parse_stage(name: &str, arg: &Bson, vars: &[String]) -> Result<Stage, MongoEr
         "$unionWith" => Stage::UnionWith(Box::new(parse_union_with(arg, vars)?)),
         "$documents" => Stage::Documents(Expr::parse_with_vars(arg, vars)?),
         "$listLocalSessions" => Stage::ListLocalSessions(parse_list_sessions(name, arg)?),
+        "$currentOp" => Stage::CurrentOp(CurrentOpSpec::parse(arg)?),
         "$collStats" => Stage::CollStats(CollStats::parse(arg)?),
         "$indexStats" => match arg {
             Bson::Document(d) if d.is_empty() => Stage::IndexStats,
@@ -622,6 +628,7 @@ fn run_stage(
         Stage::Sample(n) => sample(docs, *n),
         Stage::UnionWith(u) => union_with(u, docs, ctx)?,
         Stage::ListLocalSessions(users) => ctx.local_sessions(users.as_deref())?,
+        Stage::CurrentOp(spec) => ctx.current_ops(spec)?,
         Stage::CollStats(spec) => vec![ctx.coll_stats(spec)?],
         Stage::IndexStats => ctx.index_stats()?,
         Stage::Documents(e) => documents(e, &env)?,

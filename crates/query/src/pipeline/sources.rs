@@ -1,7 +1,8 @@
 //! The stages that make the pipeline's input instead of reading the collection:
-//! `$documents`, `$collStats`, `$indexStats` and `$listLocalSessions` (mongod 7.0
-//! `document_source_documents.cpp`, `document_source_coll_stats.cpp`,
-//! `document_source_index_stats.cpp`, `document_source_list_local_sessions.cpp`).
+//! `$documents`, `$collStats`, `$indexStats`, `$listLocalSessions` and `$currentOp`
+//! (mongod 7.0 `document_source_documents.cpp`, `document_source_coll_stats.cpp`,
+//! `document_source_index_stats.cpp`, `document_source_list_local_sessions.cpp`,
+//! `document_source_current_op.cpp`).
 //! What they report comes from the caller's [`super::Context`].
 
 use bson::{Bson, Document};
@@ -217,4 +218,91 @@ fn parse_session_user(name: &str, item: &Bson) -> Result<(String, String), Mongo
         ));
     }
     Ok((field("user")?, field("db")?))
+}
+
+/// What a `$currentOp` stage asks to see (mongod 7.0's options; each a boolean).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrentOpSpec {
+    /// Every user's operations, not only the caller's (`allUsers`, needs `inprog`).
+    pub all_users: bool,
+    /// Connections with no operation in progress (`idleConnections`).
+    pub idle_connections: bool,
+    /// Cursors no `getMore` is reading (`idleCursors`).
+    pub idle_cursors: bool,
+    /// Sessions holding transaction resources (`idleSessions`, default true).
+    pub idle_sessions: bool,
+    /// `localOps` (a mongos option; a mongod accepts and ignores it).
+    pub local_ops: bool,
+    /// Commands larger than 1 KB shown as `{$truncated: ...}` (`truncateOps`).
+    pub truncate_ops: bool,
+    /// `backtrace` (accepted; Eddy has none to show).
+    pub backtrace: bool,
+}
+
+impl Default for CurrentOpSpec {
+    fn default() -> CurrentOpSpec {
+        CurrentOpSpec {
+            all_users: false,
+            idle_connections: false,
+            idle_cursors: false,
+            idle_sessions: true,
+            local_ops: false,
+            truncate_ops: false,
+            backtrace: false,
+        }
+    }
+}
+
+impl CurrentOpSpec {
+    /// Parses `{$currentOp: {...}}` as mongod does: first the checks every node makes
+    /// (an object; `allUsers` and `localOps` booleans: 14 TypeMismatch), then the
+    /// stage's own (every option a boolean, no other field: 9 FailedToParse).
+    pub(super) fn parse(arg: &Bson) -> Result<CurrentOpSpec, MongoError> {
+        let Bson::Document(spec) = arg else {
+            return Err(MongoError::new(
+                ErrorCode::TypeMismatch,
+                format!(
+                    "$currentOp options must be specified in an object, but found: {}",
+                    type_name(arg)
+                ),
+            ));
+        };
+        let not_bool = |code: ErrorCode, field: &str, v: &Bson| {
+            MongoError::new(
+                code,
+                format!(
+                    "The '{field}' parameter of the $currentOp stage must be a boolean value, but found: {}",
+                    type_name(v)
+                ),
+            )
+        };
+        for (k, v) in spec {
+            if matches!(k.as_str(), "allUsers" | "localOps") && !matches!(v, Bson::Boolean(_)) {
+                return Err(not_bool(ErrorCode::TypeMismatch, k, v));
+            }
+        }
+        let mut out = CurrentOpSpec::default();
+        for (k, v) in spec {
+            let slot = match k.as_str() {
+                "allUsers" => &mut out.all_users,
+                "idleConnections" => &mut out.idle_connections,
+                "idleCursors" => &mut out.idle_cursors,
+                "idleSessions" => &mut out.idle_sessions,
+                "localOps" => &mut out.local_ops,
+                "truncateOps" => &mut out.truncate_ops,
+                "backtrace" => &mut out.backtrace,
+                _ => {
+                    return Err(MongoError::new(
+                        ErrorCode::FailedToParse,
+                        format!("Unrecognized option '{k}' in $currentOp stage."),
+                    ))
+                }
+            };
+            match v {
+                Bson::Boolean(b) => *slot = *b,
+                other => return Err(not_bool(ErrorCode::FailedToParse, k, other)),
+            }
+        }
+        Ok(out)
+    }
 }

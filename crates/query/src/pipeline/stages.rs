@@ -111,7 +111,7 @@ pub static STAGES: &[StageInfo] = &[
         .streams(),
     runs("$collStats").not_api_1().first(),
     runs("$count"),
-    runs("$currentOp").refused().not_api_1().collectionless(),
+    runs("$currentOp").not_api_1().collectionless(),
     runs("$densify").refused(),
     runs("$documents").collectionless(),
     runs("$facet"),

@@ -44,6 +44,15 @@ impl Context for MapContext {
             Vec::new()
         })
     }
+    fn current_ops(&mut self, spec: &CurrentOpSpec) -> Result<Vec<Document>, MongoError> {
+        // The options as parsed, then one op per user kind, for the parser's tests.
+        Ok(vec![
+            doc! {"allUsers": spec.all_users, "idleConnections": spec.idle_connections,
+            "idleCursors": spec.idle_cursors, "idleSessions": spec.idle_sessions,
+            "truncateOps": spec.truncate_ops},
+            doc! {"op": "getmore"},
+        ])
+    }
 }
 
 fn docs(v: Vec<Bson>) -> Vec<Document> {
@@ -1050,6 +1059,65 @@ fn list_local_sessions_parses_as_mongod() {
     );
     let not_first = vec![doc! {"$match": {}}, doc! {"$listLocalSessions": {}}];
     assert_eq!(code(run_simple(&not_first, Vec::new())), 40602);
+}
+
+#[test]
+fn current_op_parses_as_mongod() {
+    let run = |spec: Bson, rest: Vec<Document>| {
+        let mut stages = vec![doc! {"$currentOp": spec}];
+        stages.extend(rest);
+        run_simple(&stages, Vec::new())
+    };
+    let out = run(Bson::Document(doc! {}), vec![]).expect("runs");
+    assert_eq!(
+        out[0],
+        doc! {"allUsers": false, "idleConnections": false, "idleCursors": false,
+        "idleSessions": true, "truncateOps": false}
+    );
+    let out = run(
+        Bson::Document(
+            doc! {"allUsers": true, "idleCursors": true, "idleSessions": false,
+            "localOps": true, "backtrace": false},
+        ),
+        vec![doc! {"$match": {"op": {"$exists": false}}}],
+    )
+    .expect("runs");
+    assert_eq!(
+        out,
+        vec![
+            doc! {"allUsers": true, "idleConnections": false, "idleCursors": true,
+            "idleSessions": false, "truncateOps": false}
+        ]
+    );
+    let err = |spec: Bson| {
+        let e = run(spec, vec![]).expect_err("should fail");
+        (e.code, e.message)
+    };
+    assert_eq!(
+        err(Bson::Int32(1)),
+        (
+            14,
+            "$currentOp options must be specified in an object, but found: int".into()
+        )
+    );
+    assert_eq!(err(Bson::Document(doc! {"allUsers": 1})).0, 14);
+    assert_eq!(err(Bson::Document(doc! {"localOps": "x"})).0, 14);
+    assert_eq!(
+        err(Bson::Document(doc! {"idleConnections": 1})),
+        (
+            9,
+            "The 'idleConnections' parameter of the $currentOp stage must be a boolean value, but found: int".into()
+        )
+    );
+    assert_eq!(
+        err(Bson::Document(doc! {"bogus": true})),
+        (9, "Unrecognized option 'bogus' in $currentOp stage.".into())
+    );
+    let not_first = vec![doc! {"$match": {}}, doc! {"$currentOp": {}}];
+    assert_eq!(
+        run_simple(&not_first, Vec::new()).expect_err("first").code,
+        40602
+    );
 }
 
 #[test]

@@ -245,6 +245,9 @@ fn needs(name: &str, db: &str, cmd: &Document) -> Need {
         "revokePrivilegesFromRole" | "revokeRolesFromRole" => one(database(), Action::RevokeRole),
         "rolesInfo" => one(database(), Action::ViewRole),
         "serverStatus" => cluster(Action::ServerStatus),
+        // Anyone may list their own operations; every user's need `inprog`.
+        "currentOp" if cmd.get("$ownOps").is_some_and(crate::args::truthy) => Need::Authenticated,
+        "currentOp" => cluster(Action::Inprog),
         "hostInfo" => cluster(Action::HostInfo),
         "getCmdLineOpts" => cluster(Action::GetCmdLineOpts),
         "getParameter" => cluster(Action::GetParameter),
@@ -343,6 +346,15 @@ fn aggregate(db: &str, cmd: &Document) -> Vec<(Resource, Action)> {
                 .is_ok_and(|s| s.contains_key("allUsers") || s.contains_key("users"));
             if others {
                 need.push((Resource::Cluster, Action::ListSessions));
+            }
+        }
+        Some(first) if first.contains_key("$currentOp") => {
+            // Other users' operations need `inprog` (the caller's own need nothing).
+            let all_users = first
+                .get_document("$currentOp")
+                .is_ok_and(|s| s.get("allUsers").is_some_and(crate::args::truthy));
+            if all_users {
+                need.push((Resource::Cluster, Action::Inprog));
             }
         }
         Some(first) if first.contains_key("$collStats") || first.contains_key("$indexStats") => {
@@ -495,6 +507,7 @@ mod tests {
             [
                 "getMore",
                 "killCursors",
+                "killOp",
                 "killSessions",
                 "listCommands",
                 "listDatabases",

@@ -52,6 +52,10 @@ pub enum Action {
     CreateRole,
     DropRole,
     ViewRole,
+    /// `currentOp` / `$currentOp` of every user.
+    Inprog,
+    /// `killOp` of another user's operation.
+    Killop,
     /// Test-only commands (`configureFailPoint`): `root` and `__system` only.
     Internal,
     /// Every action (`root`'s privilege on every resource).
@@ -102,13 +106,15 @@ impl Action {
             Action::CreateRole => "createRole",
             Action::DropRole => "dropRole",
             Action::ViewRole => "viewRole",
+            Action::Inprog => "inprog",
+            Action::Killop => "killop",
             Action::Internal => "internal",
             Action::AnyAction => "anyAction",
         }
     }
 
     /// Every action Eddy checks.
-    const ALL: [Action; 43] = [
+    const ALL: [Action; 45] = [
         Action::Find,
         Action::Insert,
         Action::Update,
@@ -150,6 +156,8 @@ impl Action {
         Action::CreateRole,
         Action::DropRole,
         Action::ViewRole,
+        Action::Inprog,
+        Action::Killop,
         Action::Internal,
         Action::AnyAction,
     ];
@@ -193,9 +201,7 @@ const MONGOD_ONLY_ACTIONS: &[&str] = &[
     "getDefaultRWConcern",
     "getLog",
     "getShardMap",
-    "inprog",
     "invalidateUserCache",
-    "killop",
     "listShards",
     "logRotate",
     "netstat",
@@ -453,11 +459,17 @@ const CLUSTER_MONITOR: &[Action] = &[
     Action::HostInfo,
     Action::ListDatabases,
     Action::ListSessions,
+    Action::Inprog,
 ];
 
 const CLUSTER_MANAGER: &[Action] = &[Action::ReplSetConfigure, Action::KillAnySession];
 
-const HOST_MANAGER: &[Action] = &[Action::Shutdown, Action::Fsync, Action::KillAnySession];
+const HOST_MANAGER: &[Action] = &[
+    Action::Shutdown,
+    Action::Fsync,
+    Action::KillAnySession,
+    Action::Killop,
+];
 
 /// The roles every database has.
 const DATABASE_ROLES: &[&str] = &["read", "readWrite", "dbAdmin", "userAdmin", "dbOwner"];

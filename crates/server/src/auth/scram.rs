@@ -180,6 +180,19 @@ impl Credentials {
     }
 }
 
+/// Whether `password` is the one these stored credentials were derived from (a client
+/// sending its password itself, as HTTP Basic does, rather than a SCRAM proof).
+pub fn password_matches(
+    mech: Mechanism,
+    user: &str,
+    password: &str,
+    stored: &Credentials,
+) -> Result<bool, MongoError> {
+    let derived =
+        Credentials::derive(mech, user, password, stored.salt.clone(), stored.iterations)?;
+    Ok(bool::from(derived.stored_key.ct_eq(&stored.stored_key)))
+}
+
 /// 18 AuthenticationFailed: the one answer to a wrong user, a wrong password or a
 /// broken conversation, so that nothing tells them apart.
 pub fn failed() -> MongoError {

@@ -183,6 +183,8 @@ impl Command for ServerStatus {
         let (resident, virt) = memory_mb();
         let me = state.config.advertised_host();
         let op_time = ctx.engine().last_op_time();
+        let (cursors_opened, cursors_open, cursors_no_timeout, cursors_pinned) =
+            state.cursors.metrics();
         Ok(doc! {
             "host": me.clone(),
             "version": crate::VERSION,
@@ -196,8 +198,10 @@ impl Command for ServerStatus {
                 "current": current as i32,
                 "available": (i64::from(state.config.max_incoming_connections) - current).max(0) as i32,
                 "totalCreated": state.connections_total.load(Ordering::Relaxed) as i32,
-                "active": current as i32,
+                "active": state.ops.running() as i32,
             },
+            "network": state.ops.network_document(),
+            "opLatencies": state.ops.latencies_document(),
             "opcounters": state.opcounters.to_document(),
             "repl": {
                 "hosts": [me.clone()],
@@ -219,9 +223,15 @@ impl Command for ServerStatus {
             },
             "mem": {"bits": 64, "resident": resident, "virtual": virt, "supported": resident > 0},
             "metrics": {
+                "commands": state.ops.commands_document(),
                 "cursor": {
                     "timedOut": state.cursors_timed_out.load(Ordering::Relaxed) as i64,
-                    "open": {"total": state.cursors.len() as i64},
+                    "totalOpened": cursors_opened as i64,
+                    "open": {
+                        "noTimeout": cursors_no_timeout as i64,
+                        "pinned": cursors_pinned as i64,
+                        "total": cursors_open as i64,
+                    },
                 },
                 "changeStreams": {"waiting": ctx.engine().hub().waiters() as i64},
                 "ttl": {

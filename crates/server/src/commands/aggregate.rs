@@ -38,7 +38,7 @@ pub struct Aggregate {
 }
 
 impl Command for Aggregate {
-    fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+    fn parse(cmd: &Document, ctx: &Ctx) -> Result<Self, MongoError> {
         check_fields(
             cmd,
             "aggregate",
@@ -161,6 +161,13 @@ impl Command for Aggregate {
                 ));
             }
         }
+        let first_is = |name: &str| pipeline.first().is_some_and(|s| s.contains_key(name));
+        if first_is("$currentOp") && (coll.is_some() || ctx.db() != "admin") {
+            return Err(MongoError::new(
+                ErrorCode::InvalidNamespace,
+                "$currentOp must be run against the 'admin' database with {aggregate: 1}",
+            ));
+        }
         if coll.is_some()
             && pipeline
                 .first()
@@ -249,12 +256,18 @@ impl Command for Aggregate {
                     caller: ctx.conn().auth.session_uid(),
                     uid_of: crate::auth::session_user_digest,
                 });
+                let current_ops = self
+                    .pipeline
+                    .first()
+                    .is_some_and(|s| s.contains_key("$currentOp"))
+                    .then(|| super::current_op::current_ops(&ctx));
                 let job = Aggregation {
                     db,
                     coll: self.coll,
                     pipeline: self.pipeline,
                     let_vars: self.let_vars,
                     local_sessions,
+                    current_ops,
                     collation: self.collation,
                     bypass_document_validation: self.bypass_document_validation,
                     snapshot: self.snapshot,

@@ -120,7 +120,7 @@ impl Command for GetMore {
             registry.remove(self.id);
             0
         } else {
-            registry.check_in(cursor);
+            registry.check_in(cursor, batch.docs.len());
             self.id
         };
         Ok(Reply {

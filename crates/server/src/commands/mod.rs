@@ -24,6 +24,7 @@ mod convert_capped;
 mod count;
 mod create;
 mod create_indexes;
+mod current_op;
 mod cursors;
 mod data;
 mod delete;
@@ -246,6 +247,10 @@ fn check<C: Command>(cmd: &Document, ctx: &Ctx) -> Result<(), MongoError> {
 fn handler<C: Command>(cmd: Document, ctx: Ctx) -> BoxFuture<'static, CommandResult> {
     Box::pin(async move {
         let command = C::parse(&cmd, &ctx)?;
+        // Parsed: the document is kept for `currentOp` from here on.
+        if let Some(op) = &ctx.op {
+            op.set_command(cmd);
+        }
         command.apply(ctx).await
     })
 }
@@ -310,6 +315,20 @@ pub static TABLE: &[Entry] = &[
         admin::ServerStatus,
         Other,
         "returns lots of administrative server statistics"
+    ),
+    entry!(
+        &["currentOp"],
+        current_op::CurrentOp,
+        Other,
+        "report what the server is doing",
+        [admin],
+    ),
+    entry!(
+        &["killOp"],
+        current_op::KillOp,
+        Other,
+        "interrupt an operation by its opid",
+        [admin, own],
     ),
     entry!(
         &["hostInfo"],
@@ -708,8 +727,6 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "mapreduce",
     "geoSearch",
     "authenticate",
-    "currentOp",
-    "killOp",
     "fsyncUnlock",
     "compact",
     "reIndex",
