@@ -102,7 +102,8 @@ impl Server {
                     source,
                 }
             })?;
-            tracing::info!(%addr, "listening");
+            // mongod's message and log id (23015), so JSON logs read as mongod's.
+            tracing::info!(id = 23015, address = %host, port = config.port, "Listening on");
             listeners.push(listener);
         }
         Ok(Server {
