@@ -240,7 +240,7 @@ pub fn component(target: &str) -> &'static str {
         ("eddy_server::tls", "NETWORK"),
         ("eddy_server::connection", "NETWORK"),
         ("eddy_server", "NETWORK"),
-        ("eddy_engine::ttl", "INDEX"),
+        ("eddy_engine::write::ttl", "INDEX"),
         ("eddy_engine", "STORAGE"),
         ("eddy_storage", "STORAGE"),
         ("eddy", "CONTROL"),

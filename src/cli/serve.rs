@@ -149,6 +149,10 @@ pub struct ServeArgs {
     /// The global `--quiet` flag (parsed by the top-level command, set before `resolve`).
     #[arg(skip)]
     pub quiet: bool,
+
+    /// The global `-v` count (parsed by the top-level command, set before `resolve`).
+    #[arg(skip)]
+    pub verbose: u8,
 }
 
 /// An option combination mongod refuses at start-up (mongod: `BadValue`, exit code 2).
@@ -185,6 +189,8 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// `--quiet` / `systemLog.quiet`: warnings and errors only.
     pub quiet: bool,
+    /// `-v` (counted) / `systemLog.verbosity`: 0 info, 1 debug, 2 and more trace.
+    pub verbosity: u8,
 }
 
 /// Fully resolved `eddy serve` settings: what the server is started with.
@@ -250,6 +256,7 @@ struct FileOptions {
     log_append: Option<bool>,
     log_rotate: Option<String>,
     quiet: Option<bool>,
+    verbosity: Option<u8>,
     fork: Option<bool>,
     pid_file: Option<String>,
     set_parameters: Vec<(String, String)>,
@@ -637,6 +644,15 @@ fn resolve_log(
     if quiet {
         parsed.insert("systemLog.quiet".into(), Bson::Boolean(true));
     }
+    // mongod records `-vv` as `systemLog.verbosity: 2`.
+    let verbosity = if args.verbose > 0 {
+        Some(args.verbose)
+    } else {
+        file.verbosity
+    };
+    if let Some(v) = verbosity {
+        parsed.insert("systemLog.verbosity".into(), Bson::Int32(i32::from(v)));
+    }
     let format = match args.log_format.as_deref() {
         Some(name) => LogFormat::parse(name).ok_or_else(|| {
             bad_options(format!("--logFormat: expected text or json, found {name}"))
@@ -650,6 +666,7 @@ fn resolve_log(
         rotate,
         format,
         quiet,
+        verbosity: verbosity.unwrap_or(0),
     })
 }
 
@@ -873,6 +890,15 @@ fn parse_config(text: &str) -> Result<FileOptions> {
                 ("systemLog", "logAppend") => opts.log_append = Some(yaml_bool(value, &dotted)?),
                 ("systemLog", "logRotate") => opts.log_rotate = Some(yaml_string(value, &dotted)?),
                 ("systemLog", "quiet") => opts.quiet = Some(yaml_bool(value, &dotted)?),
+                ("systemLog", "verbosity") => {
+                    let n = yaml_int(value, &dotted)?;
+                    opts.verbosity = Some(
+                        u8::try_from(n)
+                            .ok()
+                            .filter(|n| *n <= 5)
+                            .ok_or_else(|| anyhow!("{dotted}: {n} is out of range (0-5)"))?,
+                    );
+                }
                 ("processManagement", "fork") => opts.fork = Some(yaml_bool(value, &dotted)?),
                 ("processManagement", "pidFilePath") => {
                     opts.pid_file = Some(yaml_string(value, &dotted)?)
@@ -919,6 +945,7 @@ pub fn prepare_dbpath(dbpath: &Path) -> Result<()> {
 pub fn main(mut args: ServeArgs, argv: Vec<String>, verbose: u8, quiet: bool) -> ExitCode {
     let arg0 = argv.first().cloned().unwrap_or_else(|| "eddy".to_owned());
     args.quiet = quiet;
+    args.verbose = verbose;
     let settings = match resolve(&args, argv) {
         Ok(s) => s,
         Err(e) => {
@@ -954,7 +981,7 @@ pub fn main(mut args: ServeArgs, argv: Vec<String>, verbose: u8, quiet: bool) ->
     };
     let to_file = matches!(destination, Destination::File(_));
     logging::init(
-        logging::default_filter(verbose, settings.log.quiet),
+        logging::default_filter(settings.log.verbosity, settings.log.quiet),
         destination.clone(),
         settings.log.format,
     );
@@ -1240,7 +1267,7 @@ storage:
 systemLog:
   destination: file
   path: /var/log/mongodb/mongod.log
-  verbosity: 0
+  timeStampFormat: iso8601-utc
 net:
   port: 27019
   bindIp: 127.0.0.1,::1
@@ -1287,7 +1314,7 @@ setParameter:
             Some(PathBuf::from("/var/log/mongodb/mongod.log"))
         );
         assert_eq!(s.log.format, LogFormat::Json);
-        assert_eq!(s.ignored, vec!["systemLog.verbosity"]);
+        assert_eq!(s.ignored, vec!["systemLog.timeStampFormat"]);
     }
 
     #[test]
@@ -1447,7 +1474,7 @@ setParameter:
     #[test]
     fn unsupported_mongod_options_are_ignored_not_fatal() {
         let o = parse_config(CONF).expect("ok");
-        assert_eq!(o.ignored, vec!["systemLog.verbosity"]);
+        assert_eq!(o.ignored, vec!["systemLog.timeStampFormat"]);
         assert_eq!(
             parse_config("").expect("empty file"),
             FileOptions::default()
@@ -1491,6 +1518,7 @@ setParameter:
                 rotate: LogRotate::Rename,
                 format: LogFormat::Text,
                 quiet: false,
+                verbosity: 0,
             }
         );
         assert!(!s.fork && s.pid_file.is_none());
@@ -1544,6 +1572,25 @@ setParameter:
         )
         .expect("ok");
         assert!(file.fork && file.log.append && file.log.quiet);
+        let mut vv = args(&[]);
+        vv.verbose = 2;
+        let v = resolve_with(&vv, None, vec![]).expect("ok");
+        assert_eq!(v.log.verbosity, 2);
+        assert_eq!(v.parsed, doc! {"systemLog": {"verbosity": 2}});
+        let v = resolve_with(
+            &args(&[]),
+            Some((Path::new("c.yaml"), "systemLog:\n  verbosity: 1\n")),
+            vec![],
+        )
+        .expect("ok");
+        assert_eq!(v.log.verbosity, 1);
+        let err = resolve_with(
+            &args(&[]),
+            Some((Path::new("c.yaml"), "systemLog:\n  verbosity: 9\n")),
+            vec![],
+        )
+        .expect_err("out of range");
+        assert!(format!("{err:#}").contains("systemLog.verbosity: 9 is out of range"));
         assert_eq!(file.pid_file, Some(PathBuf::from("/r/m.pid")));
         // The command line's --logpath replaces the file's.
         let over = resolve_with(
