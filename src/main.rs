@@ -1,9 +1,9 @@
 //! `eddy`: a MongoDB-7.0-compatible document database built around change streams.
 //!
 //! This binary is the top of the dependency graph: it parses the command line (clap), sets up
-//! logging (tracing-subscriber, `RUST_LOG` respected) and dispatches to `serve` (the server,
-//! from `eddy-server`), `watch` and `demo` (clients built on the official `mongodb` driver,
-//! usable against any MongoDB deployment).
+//! logging (`cli::logging`: tracing-subscriber, `RUST_LOG` respected) and dispatches to `serve`
+//! (the server, from `eddy-server`), `watch` and `demo` (clients built on the official `mongodb`
+//! driver, usable against any MongoDB deployment).
 
 mod bench;
 mod cli;
@@ -12,7 +12,6 @@ mod limits;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 use cli::{demo::DemoArgs, serve::ServeArgs, signal::Shutdown, watch::WatchArgs};
 
@@ -114,49 +113,53 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
-    let default = if quiet {
-        "warn"
-    } else {
-        match verbose {
-            0 => "info",
-            1 => "debug",
-            _ => "trace",
-        }
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // Logs go to stderr: `eddy watch` owns stdout for events.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Runs `body` in a multi-threaded tokio runtime with the SIGINT/SIGTERM handler installed;
+/// its result is the process's exit code.
+pub(crate) fn block_on<F, Fut>(body: F) -> anyhow::Result<i32>
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<i32>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    let result = runtime.block_on(async move {
+        let shutdown = Shutdown::install()?;
+        body(shutdown).await
+    });
+    // Do not wait for driver background tasks (monitors) to notice the runtime is going away.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("eddy: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+    // Logs go to stderr: `eddy watch` owns stdout for events.
+    let init_logging = || {
+        cli::logging::init(
+            cli::logging::default_filter(cli.verbose, cli.quiet),
+            cli::logging::Destination::Stderr,
+            cli::logging::LogFormat::Text,
+        )
+    };
+    let result = match cli.command {
+        // `serve` sets up its own logging: the destination comes from its flags or config file.
+        Command::Serve(args) => return cli::serve::main(args, argv, cli.verbose, cli.quiet),
+        Command::Watch(args) => {
+            init_logging();
+            block_on(|shutdown| cli::watch::run(args, shutdown))
+        }
+        Command::Demo(args) => {
+            init_logging();
+            block_on(|shutdown| cli::demo::run(args, shutdown))
+        }
+        Command::Bench(args) => {
+            init_logging();
+            block_on(|shutdown| bench::run(args, shutdown))
         }
     };
-    let result = runtime.block_on(async move {
-        let shutdown = Shutdown::install()?;
-        match cli.command {
-            Command::Serve(args) => cli::serve::run(args, argv, shutdown).await,
-            Command::Watch(args) => cli::watch::run(args, shutdown).await,
-            Command::Demo(args) => cli::demo::run(args, shutdown).await,
-            Command::Bench(args) => bench::run(args, shutdown).await,
-        }
-    });
-    // Do not wait for driver background tasks (monitors) to notice the runtime is going away.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {

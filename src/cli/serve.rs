@@ -1,9 +1,14 @@
 //! `eddy serve`: mongod-compatible command line and YAML config file -> server settings.
 //!
 //! Flags carry mongod's names (`--port`, `--bind_ip`, `--dbpath`, `--replSet`, `--setParameter`,
-//! `--oplogSize`, `--oplogMinRetentionHours`, `--maxConns`, `--config`/`-f`) so that scripts and
-//! tutorials written for mongod work unchanged. Precedence, as in mongod: command-line flag >
-//! config file > built-in default.
+//! `--oplogSize`, `--oplogMinRetentionHours`, `--maxConns`, `--config`/`-f`, and the process
+//! flags `--fork`, `--logpath`, `--logappend`, `--logRotate`, `--pidfilepath`, `--quiet`) so that
+//! scripts and tutorials written for mongod work unchanged. Precedence, as in mongod:
+//! command-line flag > config file > built-in default. Invalid combinations mongod refuses
+//! ([`BadOptions`]) are reported as mongod does: `BadValue: ...` and exit code 2.
+//!
+//! [`main`] is the whole of `eddy serve`: settings, then (`--fork`) the parent's wait, then the
+//! log destination, the pid file, and the server in a tokio runtime.
 //!
 //! Besides the effective values, this module records mongod's `getCmdLineOpts` view: `argv`
 //! (the real argv) and `parsed` (only the options the user actually gave, under mongod's dotted
@@ -11,6 +16,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -18,6 +25,8 @@ use bson::{Bson, Document};
 use clap::Args;
 use yaml_rust2::{Yaml, YamlLoader};
 
+use super::daemon;
+use super::logging::{self, Destination, LogFile, LogFormat, LogRotate};
 use super::signal::Shutdown;
 
 /// Default TCP port, as mongod.
@@ -103,11 +112,90 @@ pub struct ServeArgs {
     #[arg(long = "tlsAllowConnectionsWithoutCertificates")]
     pub tls_allow_connections_without_certificates: bool,
 
+    /// Run in the background: return once the server accepts connections, printing its pid
+    /// (needs --logpath)
+    #[arg(long = "fork")]
+    pub fork: bool,
+
+    /// Write the log to FILE instead of stderr (an existing file is renamed to
+    /// FILE.<UTC time> unless --logappend); JSON lines as mongod's unless --logFormat text
+    #[arg(long = "logpath", value_name = "FILE")]
+    pub logpath: Option<PathBuf>,
+
+    /// Append to an existing --logpath file instead of renaming it
+    #[arg(long = "logappend")]
+    pub logappend: bool,
+
+    /// What SIGUSR1 does to the --logpath file: rename (to FILE.<UTC time>) or reopen
+    /// (after logrotate moved it; needs --logappend) [default: rename]
+    #[arg(long = "logRotate", value_name = "rename|reopen")]
+    pub log_rotate: Option<String>,
+
+    /// Log line format: text or json (mongod's structured lines) [default: json with
+    /// --logpath, else text]
+    #[arg(long = "logFormat", value_name = "text|json")]
+    pub log_format: Option<String>,
+
+    /// Write the server's pid to FILE
+    #[arg(long = "pidfilepath", value_name = "FILE")]
+    pub pidfilepath: Option<PathBuf>,
+
+    /// Log to syslog (not supported by Eddy: refused; use --logpath)
+    #[arg(long = "syslog")]
+    pub syslog: bool,
+
     /// mongod YAML configuration file (net.port, net.bindIp, net.maxIncomingConnections,
     /// storage.dbPath, storage.oplogMinRetentionHours, replication.replSetName,
-    /// replication.oplogSizeMB, setParameter); flags given on the command line override it
+    /// replication.oplogSizeMB, systemLog.*, processManagement.fork/pidFilePath,
+    /// setParameter); flags given on the command line override it
     #[arg(long = "config", short = 'f', value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// The global `--quiet` flag (parsed by the top-level command, set before `resolve`).
+    #[arg(skip)]
+    pub quiet: bool,
+
+    /// The global `-v` count (parsed by the top-level command, set before `resolve`).
+    #[arg(skip)]
+    pub verbose: u8,
+}
+
+/// An option combination mongod refuses at start-up (mongod: `BadValue`, exit code 2).
+#[derive(Debug)]
+pub struct BadOptions(pub String);
+
+impl std::fmt::Display for BadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadOptions {}
+
+fn bad_options(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(BadOptions(msg.into()))
+}
+
+/// mongod's exit code for bad options (`EXIT_BADOPTIONS`).
+const EXIT_BAD_OPTIONS: u8 = 2;
+/// mongod's exit code when it cannot listen (`EXIT_NET_ERROR`).
+const EXIT_NET_ERROR: u8 = 48;
+
+/// Where and how the server logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogSettings {
+    /// `--logpath` / `systemLog.path` (`None`: stderr).
+    pub path: Option<PathBuf>,
+    /// `--logappend` / `systemLog.logAppend`.
+    pub append: bool,
+    /// `--logRotate` / `systemLog.logRotate`.
+    pub rotate: LogRotate,
+    /// `--logFormat`, else JSON for a file and text for stderr.
+    pub format: LogFormat,
+    /// `--quiet` / `systemLog.quiet`: warnings and errors only.
+    pub quiet: bool,
+    /// `-v` (counted) / `systemLog.verbosity`: 0 info, 1 debug, 2 and more trace.
+    pub verbosity: u8,
 }
 
 /// Fully resolved `eddy serve` settings: what the server is started with.
@@ -145,6 +233,14 @@ pub struct ServeSettings {
     pub config_file: Option<PathBuf>,
     /// `--http-port` (`None`: no HTTP).
     pub http_port: Option<u16>,
+    /// Log destination, format, rotation.
+    pub log: LogSettings,
+    /// `--fork` / `processManagement.fork`.
+    pub fork: bool,
+    /// `--pidfilepath` / `processManagement.pidFilePath`.
+    pub pid_file: Option<PathBuf>,
+    /// Config file options Eddy does not act on (logged once logging is set up).
+    pub ignored: Vec<String>,
 }
 
 /// Options read from a config file, with mongod's dotted names kept for `parsed`.
@@ -162,6 +258,14 @@ struct FileOptions {
     tls_certificate_key_file: Option<String>,
     tls_ca_file: Option<String>,
     tls_allow_without_certificates: Option<bool>,
+    log_destination: Option<String>,
+    log_path: Option<String>,
+    log_append: Option<bool>,
+    log_rotate: Option<String>,
+    quiet: Option<bool>,
+    verbosity: Option<u8>,
+    fork: Option<bool>,
+    pid_file: Option<String>,
     set_parameters: Vec<(String, String)>,
     /// mongod options that Eddy accepts but does not act on (warned about at start-up).
     ignored: Vec<String>,
@@ -191,10 +295,6 @@ fn resolve_with(
             .with_context(|| format!("error in config file {}", path.display()))?,
         None => FileOptions::default(),
     };
-    for opt in &file.ignored {
-        tracing::warn!(option = %opt, "config file option is not supported by Eddy and is ignored");
-    }
-
     // `parsed`: dotted name -> value; BTreeMap gives mongod's sorted order.
     let mut parsed: BTreeMap<String, Bson> = BTreeMap::new();
     if let Some((path, _)) = config {
@@ -254,6 +354,26 @@ fn resolve_with(
     }
     if let Some(s) = args.oplog_size {
         parsed.insert("replication.oplogSizeMB".into(), Bson::Int32(s as i32));
+    }
+    let log = resolve_log(args, &file, &mut parsed)?;
+    let fork = args.fork || file.fork.unwrap_or(false);
+    if fork {
+        parsed.insert("processManagement.fork".into(), Bson::Boolean(true));
+    }
+    if fork && log.path.is_none() {
+        return Err(bad_options(
+            "--fork has to be used with --logpath or --syslog",
+        ));
+    }
+    let pid_file = args
+        .pidfilepath
+        .clone()
+        .or(file.pid_file.as_ref().map(PathBuf::from));
+    if let Some(p) = &pid_file {
+        parsed.insert(
+            "processManagement.pidFilePath".into(),
+            Bson::String(p.display().to_string()),
+        );
     }
 
     // setParameter: file first, then command line (later wins, as in mongod).
@@ -436,6 +556,125 @@ fn resolve_with(
         tls,
         config_file: config.map(|(p, _)| p.to_path_buf()),
         http_port: args.http_port,
+        log,
+        fork,
+        pid_file,
+        ignored: file.ignored,
+    })
+}
+
+/// `systemLog` from the flags and the file, checked in mongod's order with mongod's messages.
+fn resolve_log(
+    args: &ServeArgs,
+    file: &FileOptions,
+    parsed: &mut BTreeMap<String, Bson>,
+) -> Result<LogSettings> {
+    let mut path: Option<PathBuf> = None;
+    let mut syslog = false;
+    match file.log_destination.as_deref() {
+        Some("file") => match &file.log_path {
+            Some(p) => path = Some(PathBuf::from(p)),
+            None => {
+                return Err(bad_options(
+                    "systemLog.path is required if systemLog.destination is to a file",
+                ))
+            }
+        },
+        Some("syslog") => {
+            if file.log_path.is_some() {
+                return Err(bad_options(
+                    "Can only use systemLog.path if systemLog.destination is to a file",
+                ));
+            }
+            syslog = true;
+        }
+        Some(other) => {
+            return Err(bad_options(format!(
+                "Bad value for systemLog.destination: {other}.  {}",
+                "Supported targets are: (syslog|file)"
+            )))
+        }
+        None => {
+            if file.log_path.is_some() {
+                return Err(bad_options(
+                    "Can only use systemLog.path if systemLog.destination is to a file",
+                ));
+            }
+        }
+    }
+    // The command line's --logpath / --syslog replace the file's destination (mongod maps both
+    // to systemLog.destination).
+    if args.logpath.is_some() && args.syslog {
+        return Err(bad_options("Cant use both a logpath and syslog "));
+    }
+    if let Some(p) = &args.logpath {
+        if p.as_os_str().is_empty() {
+            return Err(bad_options("logpath cannot be empty if supplied"));
+        }
+        path = Some(p.clone());
+        syslog = false;
+    }
+    if args.syslog {
+        path = None;
+        syslog = true;
+    }
+    if syslog {
+        return Err(bad_options(
+            "--syslog (systemLog.destination: syslog) is not supported by Eddy; log to a file with --logpath",
+        ));
+    }
+    if let Some(p) = &path {
+        parsed.insert("systemLog.destination".into(), Bson::String("file".into()));
+        parsed.insert(
+            "systemLog.path".into(),
+            Bson::String(p.display().to_string()),
+        );
+    }
+    let append = args.logappend || file.log_append.unwrap_or(false);
+    if append {
+        parsed.insert("systemLog.logAppend".into(), Bson::Boolean(true));
+    }
+    let rotate = match args.log_rotate.as_deref().or(file.log_rotate.as_deref()) {
+        None => LogRotate::Rename,
+        Some(name) => {
+            let rotate = LogRotate::parse(name)
+                .ok_or_else(|| bad_options(format!("unsupported value for logRotate {name}")))?;
+            if rotate == LogRotate::Reopen && !append {
+                return Err(bad_options(
+                    "logAppend must equal true if logRotate is set to reopen",
+                ));
+            }
+            parsed.insert("systemLog.logRotate".into(), Bson::String(name.to_owned()));
+            rotate
+        }
+    };
+    let quiet = args.quiet || file.quiet.unwrap_or(false);
+    if quiet {
+        parsed.insert("systemLog.quiet".into(), Bson::Boolean(true));
+    }
+    // mongod records `-vv` as `systemLog.verbosity: 2`.
+    let verbosity = if args.verbose > 0 {
+        Some(args.verbose)
+    } else {
+        file.verbosity
+    };
+    if let Some(v) = verbosity {
+        parsed.insert("systemLog.verbosity".into(), Bson::Int32(i32::from(v)));
+    }
+    let format = match args.log_format.as_deref() {
+        Some(name) => LogFormat::parse(name).ok_or_else(|| {
+            bad_options(format!("--logFormat: expected text or json, found {name}"))
+        })?,
+        None if path.is_some() => LogFormat::Json,
+        None => LogFormat::Text,
+    };
+    Ok(LogSettings {
+        path,
+        append,
+        rotate,
+        format,
+        quiet,
+        verbosity: verbosity.unwrap_or(0),
     })
 }
 
@@ -542,6 +781,13 @@ fn yaml_f64(y: &Yaml, name: &str) -> Result<f64> {
     }
 }
 
+fn yaml_bool(y: &Yaml, name: &str) -> Result<bool> {
+    match y {
+        Yaml::Boolean(b) => Ok(*b),
+        other => bail!("{name}: expected a boolean, found {}", yaml_kind(other)),
+    }
+}
+
 fn yaml_string(y: &Yaml, name: &str) -> Result<String> {
     match y {
         Yaml::String(s) => Ok(s.clone()),
@@ -645,6 +891,26 @@ fn parse_config(text: &str) -> Result<FileOptions> {
                         other => bail!("{dotted}: expected enabled or disabled, found {other}"),
                     })
                 }
+                ("systemLog", "destination") => {
+                    opts.log_destination = Some(yaml_string(value, &dotted)?)
+                }
+                ("systemLog", "path") => opts.log_path = Some(yaml_string(value, &dotted)?),
+                ("systemLog", "logAppend") => opts.log_append = Some(yaml_bool(value, &dotted)?),
+                ("systemLog", "logRotate") => opts.log_rotate = Some(yaml_string(value, &dotted)?),
+                ("systemLog", "quiet") => opts.quiet = Some(yaml_bool(value, &dotted)?),
+                ("systemLog", "verbosity") => {
+                    let n = yaml_int(value, &dotted)?;
+                    opts.verbosity = Some(
+                        u8::try_from(n)
+                            .ok()
+                            .filter(|n| *n <= 5)
+                            .ok_or_else(|| anyhow!("{dotted}: {n} is out of range (0-5)"))?,
+                    );
+                }
+                ("processManagement", "fork") => opts.fork = Some(yaml_bool(value, &dotted)?),
+                ("processManagement", "pidFilePath") => {
+                    opts.pid_file = Some(yaml_string(value, &dotted)?)
+                }
                 ("replication", "replSetName") => {
                     opts.repl_set = Some(yaml_string(value, &dotted)?)
                 }
@@ -683,9 +949,100 @@ pub fn prepare_dbpath(dbpath: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `eddy serve` until SIGINT/SIGTERM; returns the exit code.
-pub async fn run(args: ServeArgs, argv: Vec<String>, shutdown: Shutdown) -> Result<i32> {
-    let mut settings = resolve(&args, argv)?;
+/// `eddy serve`, start to exit: settings, `--fork`, logging, pid file, the server.
+pub fn main(mut args: ServeArgs, argv: Vec<String>, verbose: u8, quiet: bool) -> ExitCode {
+    let arg0 = argv.first().cloned().unwrap_or_else(|| "eddy".to_owned());
+    args.quiet = quiet;
+    args.verbose = verbose;
+    let settings = match resolve(&args, argv) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(bad) = e.downcast_ref::<BadOptions>() {
+                eprintln!("BadValue: {bad}");
+                eprintln!("try '{arg0} serve --help' for more information");
+                return ExitCode::from(EXIT_BAD_OPTIONS);
+            }
+            eprintln!("eddy: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let forked_child = daemon::is_forked_child();
+    if settings.fork && !forked_child {
+        return daemon::run_parent();
+    }
+    if forked_child {
+        if let Err(e) = daemon::detach() {
+            eprintln!("eddy: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+    // The log file is opened (and an old one renamed) by the process that will write it.
+    let destination = match &settings.log.path {
+        None => Destination::Stderr,
+        Some(path) => match LogFile::open(path, settings.log.append, settings.log.rotate) {
+            Ok(file) => Destination::File(Arc::new(file)),
+            Err(e) => {
+                eprintln!("eddy: Error during global initialization: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let to_file = matches!(destination, Destination::File(_));
+    logging::init(
+        logging::default_filter(settings.log.verbosity, settings.log.quiet),
+        destination.clone(),
+        settings.log.format,
+    );
+    // Errors are logged; with a log file they are also shown on the terminal (a forked
+    // child's stderr is /dev/null).
+    let fail = |code: u8, e: &anyhow::Error| {
+        if to_file {
+            eprintln!("eddy: {e:#}");
+        }
+        ExitCode::from(code)
+    };
+    if let Some(path) = &settings.pid_file {
+        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            let e = anyhow!("Cannot write pid file to {}: {e}", path.display());
+            tracing::error!(error = %e, "Cannot write pid file");
+            return fail(1, &e);
+        }
+    }
+    let log_file = match destination {
+        Destination::File(file) => Some(file),
+        Destination::Stderr => None,
+    };
+    let result = crate::block_on(move |shutdown| run(settings, shutdown, log_file, forked_child));
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            if e.downcast_ref::<eddy_server::ServeError>()
+                .is_some_and(|s| matches!(s, eddy_server::ServeError::Bind { .. }))
+            {
+                tracing::error!(id = 20568, error = %format!("{e:#}"), "Error setting up listener");
+                return fail(EXIT_NET_ERROR, &e);
+            }
+            tracing::error!(id = 20574, error = %format!("{e:#}"), "Error during global initialization");
+            if !to_file {
+                eprintln!("eddy: {e:#}");
+            }
+            fail(1, &e)
+        }
+    }
+}
+
+/// Runs the server until SIGINT/SIGTERM (or a `shutdown` command); returns the exit code.
+/// `ready` (a `--fork` child): tell the waiting parent once the listeners are bound.
+async fn run(
+    mut settings: ServeSettings,
+    shutdown: Shutdown,
+    log_file: Option<Arc<LogFile>>,
+    ready: bool,
+) -> Result<i32> {
+    for opt in &settings.ignored {
+        tracing::warn!(option = %opt, "config file option is not supported by Eddy and is ignored");
+    }
+    watch_log_rotation(log_file)?;
     prepare_dbpath(&settings.dbpath)?;
     settings.max_incoming_connections = fit_to_open_files_limit(settings.max_incoming_connections);
     let beyond_loopback: Vec<&String> = settings
@@ -700,14 +1057,44 @@ pub async fn run(args: ServeArgs, argv: Vec<String>, shutdown: Shutdown) -> Resu
         );
     }
     tracing::info!(
+        id = 4615611,
+        pid = std::process::id(),
         port = settings.port,
-        bind_ip = %settings.bind_ip.join(","),
-        dbpath = %settings.dbpath.display(),
-        repl_set = %settings.repl_set,
-        "starting eddy"
+        dbPath = %settings.dbpath.display(),
+        bindIp = %settings.bind_ip.join(","),
+        replSet = %settings.repl_set,
+        "MongoDB starting"
     );
-    server_adapter::serve(settings, shutdown).await?;
+    server_adapter::serve(settings, shutdown, ready).await?;
+    tracing::info!(id = 20565, "Now exiting");
+    tracing::info!(id = 23138, exitCode = 0, "Shutting down");
     Ok(0)
+}
+
+/// SIGUSR1 rotates the `--logpath` file, as in mongod (`--logRotate rename|reopen`). Without a
+/// log file it is acknowledged and ignored (its default action would end the process).
+fn watch_log_rotation(log_file: Option<Arc<LogFile>>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut usr1 = signal(SignalKind::user_defined1()).context("installing the SIGUSR1 handler")?;
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            let Some(file) = &log_file else {
+                tracing::info!("SIGUSR1: no log file to rotate (logging to stderr)");
+                continue;
+            };
+            tracing::info!("Log rotation initiated");
+            match file.rotate() {
+                Ok(Some(old)) => tracing::info!(
+                    oldLogPath = %old.display(),
+                    newLogPath = %file.path().display(),
+                    "Log rotated"
+                ),
+                Ok(None) => tracing::info!(path = %file.path().display(), "Log file reopened"),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "Failed to rotate the log"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Raises the soft open-files limit to the hard one (every connection is a file), then,
@@ -754,7 +1141,12 @@ mod server_adapter {
     use eddy_engine::EngineOptions;
     use eddy_server::{Server, ServerConfig};
 
-    pub(super) async fn serve(settings: ServeSettings, mut shutdown: Shutdown) -> Result<()> {
+    pub(super) async fn serve(
+        settings: ServeSettings,
+        mut shutdown: Shutdown,
+        ready: bool,
+    ) -> Result<()> {
+        let tls = settings.tls.is_some();
         let config = ServerConfig {
             bind: settings.bind_ip.clone(),
             port: settings.port,
@@ -774,10 +1166,17 @@ mod server_adapter {
         engine.oplog_min_retention_hours = settings.oplog_min_retention_hours;
         let server = Server::bind(config, engine).await?;
         tracing::info!(
-            addrs = ?server.local_addrs(),
-            repl_set = %settings.repl_set,
-            "waiting for connections"
+            id = 23016,
+            port = settings.port,
+            ssl = if tls { "on" } else { "off" },
+            replSet = %settings.repl_set,
+            "Waiting for connections"
         );
+        if ready {
+            if let Err(e) = crate::cli::daemon::signal_ready() {
+                tracing::warn!(error = %format!("{e:#}"), "could not tell the --fork parent that the server is ready");
+            }
+        }
         server.run(async move { shutdown.wait().await }).await;
         Ok(())
     }
@@ -877,6 +1276,7 @@ storage:
 systemLog:
   destination: file
   path: /var/log/mongodb/mongod.log
+  timeStampFormat: iso8601-utc
 net:
   port: 27019
   bindIp: 127.0.0.1,::1
@@ -915,8 +1315,15 @@ setParameter:
                 "replication": {"oplogSizeMB": 2048, "replSetName": "fromfile"},
                 "setParameter": {"cursorTimeoutMillis": "5000", "enableTestCommands": "1"},
                 "storage": {"dbPath": "/var/lib/eddy", "oplogMinRetentionHours": 2.0},
+                "systemLog": {"destination": "file", "path": "/var/log/mongodb/mongod.log"},
             }
         );
+        assert_eq!(
+            s.log.path,
+            Some(PathBuf::from("/var/log/mongodb/mongod.log"))
+        );
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.ignored, vec!["systemLog.timeStampFormat"]);
     }
 
     #[test]
@@ -1076,7 +1483,7 @@ setParameter:
     #[test]
     fn unsupported_mongod_options_are_ignored_not_fatal() {
         let o = parse_config(CONF).expect("ok");
-        assert_eq!(o.ignored, vec!["systemLog.destination", "systemLog.path"]);
+        assert_eq!(o.ignored, vec!["systemLog.timeStampFormat"]);
         assert_eq!(
             parse_config("").expect("empty file"),
             FileOptions::default()
@@ -1107,6 +1514,170 @@ setParameter:
             let err = resolve_with(&args(flags), None, vec![]).expect_err(want);
             assert!(format!("{err:#}").contains(want), "{flags:?}: {err:#}");
         }
+    }
+
+    #[test]
+    fn process_flags() {
+        let s = resolve_with(&args(&[]), None, vec![]).expect("ok");
+        assert_eq!(
+            s.log,
+            LogSettings {
+                path: None,
+                append: false,
+                rotate: LogRotate::Rename,
+                format: LogFormat::Text,
+                quiet: false,
+                verbosity: 0,
+            }
+        );
+        assert!(!s.fork && s.pid_file.is_none());
+        let s = resolve_with(
+            &args(&[
+                "--fork",
+                "--logpath",
+                "mongodb.log",
+                "--logappend",
+                "--logRotate",
+                "reopen",
+                "--pidfilepath",
+                "e.pid",
+            ]),
+            None,
+            vec![],
+        )
+        .expect("ok");
+        assert!(s.fork);
+        assert_eq!(s.log.path, Some(PathBuf::from("mongodb.log")));
+        assert!(s.log.append);
+        assert_eq!(s.log.rotate, LogRotate::Reopen);
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.pid_file, Some(PathBuf::from("e.pid")));
+        assert_eq!(
+            s.parsed,
+            doc! {
+                "processManagement": {"fork": true, "pidFilePath": "e.pid"},
+                "systemLog": {"destination": "file", "logAppend": true, "logRotate": "reopen", "path": "mongodb.log"},
+            }
+        );
+        let text = resolve_with(
+            &args(&["--logpath", "x.log", "--logFormat", "text"]),
+            None,
+            vec![],
+        )
+        .expect("ok");
+        assert_eq!(text.log.format, LogFormat::Text);
+        let mut quiet = args(&[]);
+        quiet.quiet = true;
+        let q = resolve_with(&quiet, None, vec![]).expect("ok");
+        assert!(q.log.quiet);
+        assert_eq!(q.parsed, doc! {"systemLog": {"quiet": true}});
+        let file = resolve_with(
+            &args(&["--port", "1"]),
+            Some((
+                Path::new("c.yaml"),
+                "systemLog:\n  destination: file\n  path: /l/m.log\n  logAppend: true\n  quiet: true\nprocessManagement:\n  fork: true\n  pidFilePath: /r/m.pid\n",
+            )),
+            vec![],
+        )
+        .expect("ok");
+        assert!(file.fork && file.log.append && file.log.quiet);
+        let mut vv = args(&[]);
+        vv.verbose = 2;
+        let v = resolve_with(&vv, None, vec![]).expect("ok");
+        assert_eq!(v.log.verbosity, 2);
+        assert_eq!(v.parsed, doc! {"systemLog": {"verbosity": 2}});
+        let v = resolve_with(
+            &args(&[]),
+            Some((Path::new("c.yaml"), "systemLog:\n  verbosity: 1\n")),
+            vec![],
+        )
+        .expect("ok");
+        assert_eq!(v.log.verbosity, 1);
+        let err = resolve_with(
+            &args(&[]),
+            Some((Path::new("c.yaml"), "systemLog:\n  verbosity: 9\n")),
+            vec![],
+        )
+        .expect_err("out of range");
+        assert!(format!("{err:#}").contains("systemLog.verbosity: 9 is out of range"));
+        assert_eq!(file.pid_file, Some(PathBuf::from("/r/m.pid")));
+        // The command line's --logpath replaces the file's.
+        let over = resolve_with(
+            &args(&["--logpath", "cli.log"]),
+            Some((
+                Path::new("c.yaml"),
+                "systemLog:\n  destination: file\n  path: /l/m.log\n",
+            )),
+            vec![],
+        )
+        .expect("ok");
+        assert_eq!(over.log.path, Some(PathBuf::from("cli.log")));
+    }
+
+    #[test]
+    fn process_flag_errors_are_mongods() {
+        let cases: &[(&[&str], Option<&str>, &str)] = &[
+            (
+                &["--fork"],
+                None,
+                "--fork has to be used with --logpath or --syslog",
+            ),
+            (
+                &[],
+                Some("processManagement:\n  fork: true\n"),
+                "--fork has to be used with --logpath or --syslog",
+            ),
+            (
+                &["--logpath", "l", "--syslog"],
+                None,
+                "Cant use both a logpath and syslog ",
+            ),
+            (&["--syslog"], None, "is not supported by Eddy"),
+            (
+                &["--logpath", "l", "--logRotate", "reopen"],
+                None,
+                "logAppend must equal true if logRotate is set to reopen",
+            ),
+            (
+                &["--logpath", "l", "--logRotate", "daily"],
+                None,
+                "unsupported value for logRotate daily",
+            ),
+            (&["--logFormat", "xml"], None, "expected text or json"),
+            (
+                &[],
+                Some("systemLog:\n  destination: file\n"),
+                "systemLog.path is required if systemLog.destination is to a file",
+            ),
+            (
+                &[],
+                Some("systemLog:\n  path: /x\n"),
+                "Can only use systemLog.path if systemLog.destination is to a file",
+            ),
+            (
+                &[],
+                Some("systemLog:\n  destination: syslog\n  path: /x\n"),
+                "Can only use systemLog.path if systemLog.destination is to a file",
+            ),
+            (
+                &[],
+                Some("systemLog:\n  destination: tape\n"),
+                "Bad value for systemLog.destination: tape.  Supported targets are: (syslog|file)",
+            ),
+        ];
+        for (flags, file, want) in cases {
+            let err = resolve_with(&args(flags), file.map(|t| (Path::new("c.yaml"), t)), vec![])
+                .expect_err(want);
+            let bad = err.downcast_ref::<BadOptions>().expect("a BadOptions");
+            assert!(bad.0.contains(want), "{flags:?} {file:?}: {bad}");
+        }
+        let err = resolve_with(
+            &args(&[]),
+            Some((Path::new("c.yaml"), "systemLog:\n  logAppend: yes please\n")),
+            vec![],
+        )
+        .expect_err("not a boolean");
+        assert!(format!("{err:#}").contains("systemLog.logAppend: expected a boolean"));
     }
 
     #[test]

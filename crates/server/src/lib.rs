@@ -114,10 +114,11 @@ impl Server {
                     }
                 })?;
                 if is_http {
-                    tracing::info!(%addr, "http listening");
+                    tracing::info!(address = %host, port, "http listening");
                     http.push(listener);
                 } else {
-                    tracing::info!(%addr, "listening");
+                    // mongod's message and log id (23015), so JSON logs read as mongod's.
+                    tracing::info!(id = 23015, address = %host, port, "Listening on");
                     listeners.push(listener);
                 }
             }
