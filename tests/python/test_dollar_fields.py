@@ -205,3 +205,33 @@ def test_change_events_carry_dollar_names_verbatim(db):
     assert update["updateDescription"]["removedFields"] == []
     assert insert["operationType"] == "insert"
     assert insert["fullDocument"] == {"_id": 2, "$myKey": 1}
+
+
+def test_dotted_field_names(db):
+    # Dotted names are stored literally by inserts, replacements and `$literal` pipelines;
+    # in queries and update operators a dot is a path.
+    db.d.insert_many([{"_id": 1, "a.b": 1}, {"_id": 2, "a": {"x.y": 1}}, {"_id": {"a.b": 1}}])
+    assert db.d.find_one({"_id": 1}) == {"_id": 1, "a.b": 1}
+    assert list(db.d.find({"a.b": 1})) == []
+    db.d.replace_one({"_id": 1}, {"c.d": 3})
+    assert db.d.find_one({"_id": 1}) == {"_id": 1, "c.d": 3}
+    db.d.update_one({"_id": 1}, {"$set": {"c.d": 4, "v": {"p.q": 1}}})
+    assert db.d.find_one({"_id": 1}) == {"_id": 1, "c.d": 3, "c": {"d": 4}, "v": {"p.q": 1}}
+    db.d.update_one({"_id": 1}, [{"$replaceWith": {"$literal": {"_id": 1, "a.b.c": 3}}}])
+    assert db.d.find_one({"_id": 1}) == {"_id": 1, "a.b.c": 3}
+    got = list(db.d.aggregate([{"$match": {"_id": 1}}, {"$project": {"v": {"$getField": "a.b.c"}}}]))
+    assert got == [{"_id": 1, "v": 3}]
+    # Without `$literal` an expression object may not name a dotted field.
+    with pytest.raises(WriteError) as ei:
+        db.d.update_one({"_id": 1}, [{"$replaceWith": {"_id": 1, "a.b.c": 3}}])
+    assert ei.value.code == 16412
+
+
+def test_dollar_fields_cannot_be_indexed(db):
+    for key in ["$a", "a.$b", "$id"]:
+        assert command_error(lambda: db.i.create_index([(key, 1)])) == (67, "CannotCreateIndex"), key
+    with pytest.raises(OperationFailure) as ei:
+        db.i.create_index([("a.$b", 1)])
+    assert ei.value.details["errmsg"] == "Index key contains an illegal field name: field name starts with '$'."
+    # DBRef names below the top level may be indexed.
+    assert db.i.create_index([("ref.$id", 1)]) == "ref.$id_1"
