@@ -13,6 +13,7 @@
 //! * [`update`]: replacement and modifier updates, upsert seeds;
 //! * [`projection`]: `find` projections and the base of `$project`;
 //! * [`sort`]: sort specifications and mongod's sort keys (arrays, parallel arrays);
+//! * [`storage`]: which field names may be stored where (`$`-prefixed names, `_id`);
 //! * [`expr`]: aggregation expressions (`$add`, `$map`, `$dateToString`, ...);
 //! * [`pipeline`]: aggregation stages (`$group`, `$lookup`, ...), change-stream and
 //!   update pipelines;
@@ -37,6 +38,7 @@ pub mod projection;
 pub mod regex;
 pub mod schema;
 pub mod sort;
+pub mod storage;
 pub mod update;
 pub mod util;
 

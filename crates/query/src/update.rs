@@ -250,16 +250,9 @@ impl Update {
             Bson::Document(d) => {
                 let is_modifiers = d.keys().next().is_some_and(|k| k.starts_with('$'));
                 if !is_modifiers {
-                    for k in d.keys() {
-                        if k.starts_with('$') {
-                            return Err(MongoError::new(
-                                ErrorCode::DollarPrefixedFieldName,
-                                format!(
-                                    "The dollar ($) prefixed field '{k}' in '{k}' is not allowed in the context of an update's replacement document. Consider using an aggregation pipeline with $replaceWith."
-                                ),
-                            ));
-                        }
-                    }
+                    // A later `$`-prefixed top-level field is refused when the
+                    // replacement is applied to a document, not here: an upsert that
+                    // inserts may store it, and nothing fails when nothing matches.
                     return Ok(Update::Replacement(d.clone()));
                 }
                 Ok(Update::Modifiers(ModifierUpdate::parse(
@@ -281,7 +274,7 @@ impl Update {
     /// `diff: None` means mongod would log (and report) a full replacement.
     pub fn apply(&self, doc: &Document, ctx: &ApplyContext<'_>) -> Result<Applied, MongoError> {
         match self {
-            Update::Replacement(r) => apply_replacement(doc, r),
+            Update::Replacement(r) => apply_replacement(doc, r, ctx.is_upsert_insert),
             Update::Modifiers(m) => m.apply(doc, ctx),
             Update::Pipeline(p) => apply_pipeline(doc, p, ctx),
         }
@@ -293,7 +286,15 @@ fn var_names(vars: &[(String, Bson)]) -> Vec<String> {
 }
 
 /// Replaces `doc` by `replacement`, keeping `_id` (mongod's `ObjectReplaceExecutor`).
-pub fn apply_replacement(doc: &Document, replacement: &Document) -> Result<Applied, MongoError> {
+/// Top-level `$`-prefixed fields are refused unless `allow_top_level_dollar` (an
+/// upsert's insert, or a pipeline update's result); the new document's field names
+/// are checked before `_id`'s immutability, as mongod does.
+pub fn apply_replacement(
+    doc: &Document,
+    replacement: &Document,
+    allow_top_level_dollar: bool,
+) -> Result<Applied, MongoError> {
+    crate::storage::validate_document(replacement, allow_top_level_dollar)?;
     let mut new = Document::new();
     match (doc.get("_id"), replacement.get("_id")) {
         (Some(old), Some(newid)) if !values_equal(old, newid) => {
@@ -338,7 +339,8 @@ fn apply_pipeline(
         ..crate::expr::Env::new()
     };
     let out = pipeline.apply_one(doc.clone(), &env)?.unwrap_or_default();
-    let mut applied = apply_replacement(doc, &out)?;
+    // mongod's PipelineExecutor allows top-level `$`-prefixed fields.
+    let mut applied = apply_replacement(doc, &out, true)?;
     if let Some(tree) = crate::diff::compute_oplog_diff(doc, &applied.doc) {
         applied.description = tree.describe();
         applied.diff = Some(tree.to_document());
@@ -531,12 +533,14 @@ fn parse_rename(from: &str, to: &Bson) -> Result<(String, String), MongoError> {
             "The source and target field for $rename must not be on the same path: {shown}"
         )));
     }
-    if from.split('.').any(|p| p.starts_with('$')) {
+    // Only `$` and `$[...]` components are dynamic; other `$`-prefixed names are
+    // plain field names (MongoDB 5.0+).
+    if from.split('.').any(is_dynamic_part) {
         return Err(bad(format!(
             "The source field for $rename may not be dynamic: {from}"
         )));
     }
-    if to.split('.').any(|p| p.starts_with('$')) {
+    if to.split('.').any(is_dynamic_part) {
         return Err(bad(format!(
             "The destination field for $rename may not be dynamic: {to}"
         )));
@@ -568,7 +572,9 @@ fn validate_path(
         )));
     }
     for (i, p) in parts.iter().enumerate() {
-        if !p.starts_with('$') {
+        if !is_dynamic_part(p) {
+            // Any other name, `$`-prefixed ones included, is a field name; whether it
+            // may be stored is decided when the update is applied.
             continue;
         }
         if *p == "$" || *p == "$[]" {
@@ -581,28 +587,36 @@ fn validate_path(
             }
             continue;
         }
-        if let Some(id) = p.strip_prefix("$[").and_then(|r| r.strip_suffix(']')) {
-            if i == 0 {
-                return Err(bad(format!(
-                    "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position in path '{path}'"
-                )));
-            }
-            if !filters.contains_key(id) {
-                return Err(bad(format!(
-                    "No array filter found for identifier '{id}' in path '{path}'"
-                )));
-            }
-            if !used.iter().any(|u| u == id) {
-                used.push(id.to_owned());
-            }
-            continue;
+        let id = p
+            .strip_prefix("$[")
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or_default();
+        if i == 0 {
+            return Err(bad(format!(
+                "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position in path '{path}'"
+            )));
         }
-        return Err(MongoError::new(
-            ErrorCode::DollarPrefixedFieldName,
-            format!("The dollar ($) prefixed field '{p}' in '{path}' is not valid for storage."),
-        ));
+        if !filters.contains_key(id) {
+            return Err(bad(format!(
+                "No array filter found for identifier '{id}' in path '{path}'"
+            )));
+        }
+        if !used.iter().any(|u| u == id) {
+            used.push(id.to_owned());
+        }
     }
     Ok(())
+}
+
+/// mongod's `fieldchecker::isArrayFilterIdentifier`: `$[]` or `$[<id>]`.
+fn is_array_filter_part(p: &str) -> bool {
+    p.len() >= 3 && p.starts_with("$[") && p.ends_with(']')
+}
+
+/// The positional `$` or an array filter: the path components an update resolves
+/// against the document. Every other component, `$`-prefixed or not, names a field.
+fn is_dynamic_part(p: &str) -> bool {
+    p == "$" || is_array_filter_part(p)
 }
 
 fn insert_path(root: &mut ObjNode, path: &str, leaf: UNode) -> Result<(), MongoError> {
@@ -1090,6 +1104,21 @@ impl ModifierUpdate {
         for from in &ctx.rename_removals {
             remove_path(&mut new, from);
         }
+        if !actx.is_upsert_insert {
+            // mongod validates each element an operator creates or changes
+            // (`ModifierNode::validateUpdate`): a `$`-prefixed name is refused only at
+            // the top level; removals check nothing. An upsert's insert is validated
+            // as a whole by the insert path instead, which allows top-level `$`.
+            for (path, kind) in &ctx.log {
+                if let ([PathPart::Field(name)], LogKind::Created | LogKind::Updated) =
+                    (path.as_slice(), kind)
+                {
+                    if name.starts_with('$') {
+                        crate::storage::validate_top_level_dollar_field(&new, name)?;
+                    }
+                }
+            }
+        }
         check_id_value(&new)?;
         let tree = DiffTree::from_log(&ctx.log, &new);
         Ok(Applied {
@@ -1195,7 +1224,7 @@ fn apply_obj(
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (k, child) in entries {
-        if k.0.starts_with("$[") {
+        if is_array_filter_part(&k.0) {
             apply_array_node(&k.0, child, container, path, ctx)?;
         } else if container_exists(container, &k.0) {
             apply_existing(child, container, &k.0, path, ctx)?;
@@ -1223,7 +1252,10 @@ fn apply_array_node(
             elem_to_string(&name, container)
         )));
     };
-    let ident = key.trim_start_matches("$[").trim_end_matches(']');
+    let ident = key
+        .strip_prefix("$[")
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or_default();
     let matching: Vec<usize> = if ident.is_empty() {
         (0..arr.len()).collect()
     } else {
@@ -1284,7 +1316,7 @@ fn check_blocked(
     ctx: &Ctx<'_>,
 ) -> Result<(), MongoError> {
     for (k, child) in &o.children {
-        if k.0.starts_with("$[") {
+        if is_array_filter_part(&k.0) {
             return Err(bad(format!(
                 "Cannot apply array updates to non-array element {}",
                 elem_to_string(name, value)
@@ -1367,7 +1399,7 @@ fn apply_nonexistent(
             Ok(())
         }
         UNode::Obj(o) => {
-            if o.children.keys().any(|k| k.0.starts_with("$[")) {
+            if o.children.keys().any(|k| is_array_filter_part(&k.0)) {
                 let mut p = path.clone();
                 p.push(part_for(container, key));
                 return Err(bad(format!(
@@ -2355,6 +2387,278 @@ mod tests {
             let (c, m) = err(d, u.clone());
             assert_eq!((c, m.as_str()), (code, msg), "{u:?}");
         }
+    }
+
+    /// `$`-prefixed field names, as mongod 7.0 (jstests `updateh.js`,
+    /// `field_name_validation.js`, and the manual's "Dollar-Prefixed Field Names").
+    #[test]
+    fn dollar_prefixed_fields() {
+        let hint = |f: &str| {
+            format!("The dollar ($) prefixed field '{f}' in '{f}' is not allowed in the context of an update's replacement document. Consider using an aggregation pipeline with $replaceWith.")
+        };
+        // Accepted below the top level, through any modifier, created or existing.
+        let accepted: Vec<(Document, Document, Document)> = vec![
+            (
+                doc! {"_id": 1},
+                doc! {"$set": {"a.$b": 1}},
+                doc! {"_id": 1, "a": {"$b": 1}},
+            ),
+            (
+                doc! {"_id": 1, "preferences": {"x": 1}},
+                doc! {"$set": {"preferences.$each": 42}},
+                doc! {"_id": 1, "preferences": {"x": 1, "$each": 42}},
+            ),
+            (
+                doc! {"_id": 1, "nested": {"data": {"$*": {"_id": 5, "k": 1}}}},
+                doc! {"$unset": {"nested.data.$*._id": 1}},
+                doc! {"_id": 1, "nested": {"data": {"$*": {"k": 1}}}},
+            ),
+            (
+                doc! {"_id": 1},
+                doc! {"$set": {"a": {"$z": 1}}},
+                doc! {"_id": 1, "a": {"$z": 1}},
+            ),
+            (
+                doc! {"_id": 1},
+                doc! {"$set": {"secret.agent$.$x": 1}},
+                doc! {"_id": 1, "secret": {"agent$": {"$x": 1}}},
+            ),
+            (
+                doc! {"_id": 1},
+                doc! {"$set": {"ke$sha": 1}},
+                doc! {"_id": 1, "ke$sha": 1},
+            ),
+            (
+                doc! {"_id": 1},
+                doc! {"$inc": {"a.$n": 2}},
+                doc! {"_id": 1, "a": {"$n": 2}},
+            ),
+            (
+                doc! {"_id": 1},
+                doc! {"$push": {"a.$list": 1}},
+                doc! {"_id": 1, "a": {"$list": [1]}},
+            ),
+            (
+                doc! {"_id": 1},
+                doc! {"$set": {"x": {"$ref": "c", "$id": 1, "$db": "d"}}},
+                doc! {"_id": 1, "x": {"$ref": "c", "$id": 1, "$db": "d"}},
+            ),
+            // Only the element the update writes is checked: below an existing
+            // top-level `$secret`, a created `x` is at the third level.
+            (
+                doc! {"_id": 1, "$secret": {"agent": {}}},
+                doc! {"$set": {"$secret.agent.x": 1}},
+                doc! {"_id": 1, "$secret": {"agent": {"x": 1}}},
+            ),
+            // Removing is never refused, and a no-op validates nothing.
+            (
+                doc! {"_id": 1, "$x": 1, "b": 2},
+                doc! {"$unset": {"$x": 1}},
+                doc! {"_id": 1, "b": 2},
+            ),
+            (
+                doc! {"_id": 1, "$x": 1, "b": 2},
+                doc! {"$unset": {"b": 1}},
+                doc! {"_id": 1, "$x": 1},
+            ),
+            (
+                doc! {"_id": 1, "$x": 1},
+                doc! {"$rename": {"$x": "y"}},
+                doc! {"_id": 1, "y": 1},
+            ),
+            (
+                doc! {"_id": 1, "a": {"$b": 1}},
+                doc! {"$rename": {"a.$b": "a.$c"}},
+                doc! {"_id": 1, "a": {"$c": 1}},
+            ),
+            // A replacement may hold nested `$` names, and a DBRef at the top level.
+            (
+                doc! {"_id": 1},
+                doc! {"a": {"$c": 1, "bar": {"$d": 4}}},
+                doc! {"_id": 1, "a": {"$c": 1, "bar": {"$d": 4}}},
+            ),
+            (
+                doc! {"_id": 1},
+                doc! {"a": 1, "$ref": "c", "$id": 2},
+                doc! {"_id": 1, "a": 1, "$ref": "c", "$id": 2},
+            ),
+        ];
+        for (d, u, want) in accepted {
+            assert_eq!(run(d, u.clone()).doc, want, "{u:?}");
+        }
+        let same = run(doc! {"_id": 1, "$x": 1}, doc! {"$set": {"$x": 1}});
+        assert!(
+            !same.modified,
+            "a no-op on a top-level $ field is not refused"
+        );
+
+        // Refused at the top level of an existing document (52, or 55 for DBRefs).
+        let refused: Vec<(Document, Document, i32, String)> = vec![
+            (
+                doc! {"_id": 1},
+                doc! {"$set": {"$myKey": 1}},
+                52,
+                hint("$myKey"),
+            ),
+            (doc! {"_id": 1}, doc! {"$inc": {"$z": 1}}, 52, hint("$z")),
+            (doc! {"_id": 1}, doc! {"$set": {"$$$": 1}}, 52, hint("$$$")),
+            (
+                doc! {"_id": 1},
+                doc! {"$set": {"$secret.agent.x": 1}},
+                52,
+                hint("$secret"),
+            ),
+            (
+                doc! {"_id": 1, "$x": 1},
+                doc! {"$set": {"$x": 2}},
+                52,
+                hint("$x"),
+            ),
+            (
+                doc! {"_id": 1, "a": 1},
+                doc! {"$rename": {"a": "$b"}},
+                52,
+                hint("$b"),
+            ),
+            (
+                doc! {"_id": 1},
+                doc! {"$set": {"$reffoo": 1}},
+                52,
+                hint("$reffoo"),
+            ),
+            (
+                doc! {"_id": 1},
+                doc! {"$set": {"$ref": "c"}},
+                55,
+                "The DBRef $ref field must be followed by a $id field".into(),
+            ),
+            (
+                doc! {"_id": 1},
+                doc! {"$set": {"$id": 1}},
+                55,
+                "Found $id field without a $ref before it, which is invalid.".into(),
+            ),
+            (
+                doc! {"_id": 1},
+                doc! {"a": 1, "$invalid": 1},
+                52,
+                hint("$invalid"),
+            ),
+            (
+                doc! {"_id": 0},
+                doc! {"_id": {"a": {"$b": 1}}},
+                52,
+                "_id fields may not contain '$'-prefixed fields: $b is not valid for storage."
+                    .into(),
+            ),
+        ];
+        for (d, u, code, msg) in refused {
+            let (c, m) = err(d, u.clone());
+            assert_eq!((c, m.as_str()), (code, msg.as_str()), "{u:?}");
+        }
+
+        // Positional `$`, `$[]` and `$[<id>]` stay dynamic; a `$` name after them is a field.
+        let arr = doc! {"_id": 1, "arr": [{"v": 1}, {"v": 2}]};
+        let got = run_with(
+            arr.clone(),
+            bson!({"$set": {"arr.$.$tag": "x"}}),
+            None,
+            Some(1),
+            false,
+        )
+        .expect("positional");
+        assert_eq!(
+            got.doc,
+            doc! {"_id": 1, "arr": [{"v": 1}, {"v": 2, "$tag": "x"}]}
+        );
+        let got = run(arr.clone(), doc! {"$set": {"arr.$[].$k": 1}});
+        assert_eq!(
+            got.doc,
+            doc! {"_id": 1, "arr": [{"v": 1, "$k": 1}, {"v": 2, "$k": 1}]}
+        );
+        let filters = [doc! {"e.v": 2}];
+        let got = run_with(
+            arr,
+            bson!({"$set": {"arr.$[e].$k": 1}}),
+            Some(&filters),
+            None,
+            false,
+        )
+        .expect("array filter");
+        assert_eq!(
+            got.doc,
+            doc! {"_id": 1, "arr": [{"v": 1}, {"v": 2, "$k": 1}]}
+        );
+        // `$[` without its bracket is a plain name.
+        let got = run(doc! {"_id": 1, "a": {}}, doc! {"$set": {"a.$[x": 1}});
+        assert_eq!(got.doc, doc! {"_id": 1, "a": {"$[x": 1}});
+        for (u, msg) in [
+            (
+                doc! {"$rename": {"a.$": "b"}},
+                "The source field for $rename may not be dynamic: a.$",
+            ),
+            (
+                doc! {"$rename": {"a": "b.$[]"}},
+                "The destination field for $rename may not be dynamic: b.$[]",
+            ),
+            (
+                doc! {"$set": {"$": 1}},
+                "Cannot have positional (i.e. '$') element in the first position in path '$'",
+            ),
+        ] {
+            let (c, m) = err(doc! {"_id": 1}, u.clone());
+            assert_eq!((c, m.as_str()), (2, msg), "{u:?}");
+        }
+
+        // An upsert's insert may store top-level `$` names (the manual's example).
+        let got = run_with(
+            doc! {"date": "2021-07-07"},
+            bson!({"$set": {"phone": 25.17, "$hotel": 320.10}}),
+            None,
+            None,
+            true,
+        )
+        .expect("upsert");
+        assert_eq!(
+            got.doc,
+            doc! {"date": "2021-07-07", "$hotel": 320.10, "phone": 25.17}
+        );
+        let got = run_with(doc! {}, bson!({"a": 1, "$b": 2}), None, None, true)
+            .expect("upsert replacement");
+        assert_eq!(got.doc, doc! {"a": 1, "$b": 2});
+        // ... but not inside `_id`.
+        let e =
+            run_with(doc! {}, bson!({"_id": {"$invalid": 1}}), None, None, true).expect_err("_id");
+        assert_eq!(e.code, 52);
+
+        // Pipeline updates may write top-level `$` names ($literal, $setField).
+        let got = run_with(
+            doc! {"_id": 1},
+            bson!([{"$replaceWith": {"$literal": {"$a": 1}}}]),
+            None,
+            None,
+            false,
+        )
+        .expect("pipeline");
+        assert_eq!(got.doc, doc! {"_id": 1, "$a": 1});
+        let got = run_with(
+            doc! {"_id": 1},
+            bson!([{"$replaceWith": {"$setField": {"field": {"$literal": "$price"}, "input": "$$ROOT", "value": 5}}}]),
+            None,
+            None,
+            false,
+        )
+        .expect("$setField");
+        assert_eq!(got.doc, doc! {"_id": 1, "$price": 5});
+        let e = run_with(
+            doc! {"_id": 0},
+            bson!([{"$replaceWith": {"$literal": {"_id": {"a": {"$b": 1}}}}}]),
+            None,
+            None,
+            false,
+        )
+        .expect_err("_id");
+        assert_eq!(e.code, 52);
     }
 
     #[test]

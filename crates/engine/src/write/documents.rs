@@ -637,19 +637,13 @@ pub fn prepare_for_insert(mut doc: Document) -> Result<Document, MongoError> {
     Ok(out)
 }
 
-/// mongod's storage validation. Since 5.0, field names may start with `$` (inserts and
-/// pipeline updates store them; update operators and replacements refuse them
-/// earlier), except inside `_id`.
+/// mongod's storage validation of a document about to be stored. Since 5.0, field
+/// names may start with `$` (inserts, upserts and pipeline updates store them at any
+/// level; replacements and update operators refuse top-level ones earlier, in
+/// [`eddy_query::update`]), except inside `_id` at any depth.
 fn validate_stored(doc: &Document) -> Result<(), MongoError> {
-    if let Some(Bson::Document(id)) = doc.get("_id") {
-        for key in id.keys() {
-            if key.starts_with('$') {
-                return Err(MongoError::new(
-                    ErrorCode::DollarPrefixedFieldName,
-                    format!("_id fields may not contain '$'-prefixed fields: {key} is not valid for storage."),
-                ));
-            }
-        }
+    match doc.get("_id") {
+        Some(id) => eddy_query::storage::validate_id(id),
+        None => Ok(()),
     }
-    Ok(())
 }

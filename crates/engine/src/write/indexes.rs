@@ -348,6 +348,29 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
                 "Index key cannot be an empty field.",
             ));
         }
+        if field == "$**" || field.ends_with(".$**") {
+            return Err(MongoError::new(
+                ErrorCode::CannotCreateIndex,
+                format!("Eddy does not support 'wildcard' indexes yet (field '{field}')"),
+            ));
+        }
+        // mongod's `validateKeyPattern`: `$`-prefixed fields (storable since 5.0) cannot
+        // be indexed, except names that may be part of a DBRef below the top level.
+        for (i, part) in field.split('.').enumerate() {
+            if part.is_empty() {
+                return Err(MongoError::new(
+                    ErrorCode::CannotCreateIndex,
+                    "Index keys cannot contain an empty field.",
+                ));
+            }
+            let dbref = i != 0 && matches!(part, "$db" | "$id" | "$ref");
+            if part.starts_with('$') && !dbref {
+                return Err(MongoError::new(
+                    ErrorCode::CannotCreateIndex,
+                    "Index key contains an illegal field name: field name starts with '$'.",
+                ));
+            }
+        }
         match dir {
             Bson::Int32(n) if *n != 0 => {}
             Bson::Int64(n) if *n != 0 => {}
