@@ -454,7 +454,12 @@ impl Densify {
                     ));
                 }
             }
-            cur = self.next(&cur)?;
+            let next = self.next(&cur)?;
+            // A step lost in a double's precision would never end the range.
+            if value_cmp(&next, &cur) != Ordering::Greater {
+                break;
+            }
+            cur = next;
         }
         Ok(out)
     }
@@ -803,6 +808,13 @@ mod tests {
             ),
             6053600
         );
+        // A step below a double's precision ends the range instead of looping.
+        let out = run(
+            doc! {"$densify": {"field": "a", "range": {"step": 1.0, "bounds": [1e16, 1.0000000000001e16]}}},
+            vec![doc! {"a": 1e16}],
+        )
+        .expect("runs");
+        assert_eq!(out, vec![doc! {"a": 1e16}]);
         // Null and missing values pass through.
         let out = run(
             doc! {"$densify": {"field": "a", "range": {"step": 1, "bounds": "full"}}},

@@ -486,7 +486,7 @@ pub(super) fn graph_lookup(
             None => Vec::new(),
         };
         let mut queried: Vec<Bson> = Vec::new();
-        let mut found: Vec<usize> = Vec::new();
+        let mut found: std::collections::HashSet<usize> = std::collections::HashSet::new();
         let mut results: Vec<Document> = Vec::new();
         let mut depth: i64 = 0;
         while !frontier.is_empty() && g.max_depth.is_none_or(|m| depth <= m) {
@@ -510,7 +510,7 @@ pub(super) fn graph_lookup(
                 if found.contains(&i) || !filter.matches(f) {
                     continue;
                 }
-                found.push(i);
+                found.insert(i);
                 values_at_path(f, &g.connect_from, &mut frontier);
                 let mut r = f.clone();
                 if let Some(p) = &g.depth_field {
