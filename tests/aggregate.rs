@@ -107,7 +107,7 @@ async fn stages_over_a_collection() {
         .expect_err("unknown stage");
     assert_eq!(error_code(&e), Some(40324));
     let e = orders
-        .aggregate(vec![doc! {"$graphLookup": {}}])
+        .aggregate(vec![doc! {"$geoNear": {}}])
         .await
         .expect_err("unsupported stage");
     assert_eq!(error_code(&e), Some(115));

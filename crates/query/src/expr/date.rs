@@ -847,7 +847,7 @@ impl Cursor<'_> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unit {
+pub(crate) enum Unit {
     Year,
     Quarter,
     Month,
@@ -950,6 +950,33 @@ fn date_add(utc: i64, unit: Unit, amount: i64, tz: Tz) -> Option<i64> {
         Unit::Month => add_months(tz.local(utc), amount).map(|l| tz.utc(l)),
         u => utc.checked_add(amount.checked_mul(unit_ms(u)?)?),
     }
+}
+
+/// A time unit's name (`$setWindowFields` range windows, `$densify`): `None` when
+/// mongod does not know it.
+pub(crate) fn time_unit(name: &str) -> Option<Unit> {
+    Some(match name {
+        "year" => Unit::Year,
+        "quarter" => Unit::Quarter,
+        "month" => Unit::Month,
+        "week" => Unit::Week,
+        "day" => Unit::Day,
+        "hour" => Unit::Hour,
+        "minute" => Unit::Minute,
+        "second" => Unit::Second,
+        "millisecond" => Unit::Millisecond,
+        _ => return None,
+    })
+}
+
+/// `$dateAdd` in UTC: `utc` plus `amount` of `unit` (`None` on overflow).
+pub(crate) fn add_in_utc(utc: i64, unit: Unit, amount: i64) -> Option<i64> {
+    date_add(utc, unit, amount, Tz::utc_zone())
+}
+
+/// The fixed length of a unit of a week or less, in milliseconds.
+pub(crate) fn fixed_unit_ms(unit: Unit) -> Option<i64> {
+    unit_ms(unit)
 }
 
 fn date_diff(start: i64, end: i64, unit: Unit, tz: Tz, sow: i64) -> i64 {

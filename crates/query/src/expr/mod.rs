@@ -22,8 +22,10 @@
 mod array;
 mod convert;
 mod date;
+pub(crate) use date::{add_in_utc, fixed_unit_ms, time_unit, Unit as TimeUnit};
 mod num;
 mod ops;
+pub(crate) mod quantile;
 mod string;
 #[cfg(test)]
 mod tests;
@@ -167,6 +169,8 @@ pub(crate) enum Node {
         body: Box<Node>,
     },
     Switch(Vec<(Node, Node)>, Option<Box<Node>>),
+    /// `$percentile`, `$median`: the input and the parsed `p`/`method`.
+    Quantile(Box<Node>, quantile::Quantile),
 }
 
 impl Node {
@@ -188,6 +192,7 @@ impl Node {
             // Binding operators may read their own variables; treat them as
             // non-constant rather than tracking which names are local.
             Node::Let(..) | Node::Map { .. } | Node::Filter { .. } | Node::Reduce { .. } => false,
+            Node::Quantile(input, _) => input.is_constant(),
         }
     }
 }
@@ -446,8 +451,6 @@ const UNSUPPORTED: &[&str] = &[
     "$bsonSize",
     "$binarySize",
     "$toHashedIndexKey",
-    "$median",
-    "$percentile",
     "$getSearchMeta",
     "$_internalJsEmit",
     "$_internalFindAllValuesAtPath",
@@ -585,6 +588,16 @@ impl Parser {
             "$reduce" => return self.reduce(arg),
             "$switch" => return self.switch(arg),
             "$rand" => return rand_operator(arg),
+            "$percentile" | "$median" => {
+                let q = quantile::Quantile::parse(
+                    name,
+                    arg,
+                    quantile::QuantileUse::Expression,
+                    &self.scope,
+                )?;
+                let input = self.operand(&q.input)?;
+                return Ok(Node::Quantile(Box::new(input), q));
+            }
             _ => {}
         }
         if let Some((op, arity)) = list_op(name) {
@@ -1110,6 +1123,10 @@ impl Ctx<'_> {
             }
             Node::Op(op, args) => self.op(*op, args),
             Node::Named(op, args) => self.named(*op, args),
+            Node::Quantile(input, q) => {
+                let mut values = quantile::numbers_of(self.eval(input)?);
+                Ok(Some(q.result(&mut values)))
+            }
             Node::Let(defs, body) => {
                 let mut vals = Vec::with_capacity(defs.len());
                 for (name, e) in defs {

@@ -14,6 +14,7 @@ use eddy_codes::{ErrorCode, MongoError};
 
 use super::value_cmp;
 use crate::cmp::values_equal;
+use crate::expr::quantile::{Quantile, QuantileUse};
 use crate::expr::{Env, Expr};
 use crate::sort::SortSpec;
 use crate::util::{self, bson_to_string, type_name};
@@ -26,13 +27,15 @@ pub struct Group {
 }
 
 #[derive(Debug, Clone)]
-struct AccSpec {
+pub(super) struct AccSpec {
     op: AccOp,
     arg: Option<Expr>,
     /// `n` of the `...N` accumulators (evaluated against `{_id: key}`).
     n: Option<Expr>,
     /// `sortBy` of `$top`/`$bottom`/`$topN`/`$bottomN`.
     sort: Option<SortSpec>,
+    /// `p` of `$percentile` (`[0.5]` for `$median`).
+    quantile: Option<Box<Quantile>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,16 +59,12 @@ enum AccOp {
     LastN,
     MaxN,
     MinN,
+    /// `$percentile` and `$median` (the spec is in [`AccSpec::quantile`]).
+    Quantile,
 }
 
 /// Accumulators mongod 7.0 knows that Eddy does not implement.
-const UNSUPPORTED_ACCUMULATORS: &[&str] = &[
-    "$accumulator",
-    "$concatArrays",
-    "$setUnion",
-    "$median",
-    "$percentile",
-];
+const UNSUPPORTED_ACCUMULATORS: &[&str] = &["$accumulator", "$concatArrays", "$setUnion"];
 
 /// Parses one `field: {$acc: arg}` of a `$group` (or `$bucket` output).
 fn parse_acc(field: &str, spec: &Bson, vars: &[String]) -> Result<AccSpec, MongoError> {
@@ -100,6 +99,7 @@ fn parse_acc(field: &str, spec: &Bson, vars: &[String]) -> Result<AccSpec, Mongo
             arg: Some(Expr::parse_with_vars(arg, vars)?),
             n: None,
             sort: None,
+            quantile: None,
         })
     };
     match name.as_str() {
@@ -120,6 +120,7 @@ fn parse_acc(field: &str, spec: &Bson, vars: &[String]) -> Result<AccSpec, Mongo
                 arg: Some(Expr::parse(&Bson::Int32(1))?),
                 n: None,
                 sort: None,
+                quantile: None,
             }),
             _ => Err(MongoError::new(
                 ErrorCode::TypeMismatch,
@@ -129,6 +130,7 @@ fn parse_acc(field: &str, spec: &Bson, vars: &[String]) -> Result<AccSpec, Mongo
         "$top" | "$bottom" | "$topN" | "$bottomN" | "$firstN" | "$lastN" | "$maxN" | "$minN" => {
             parse_n_acc(name, arg, vars)
         }
+        "$percentile" | "$median" => AccSpec::quantile(name, arg, QuantileUse::Accumulator, vars),
         other if UNSUPPORTED_ACCUMULATORS.contains(&other) => Err(MongoError::new(
             ErrorCode::CommandNotSupported,
             format!("Eddy does not support the {other} accumulator"),
@@ -140,7 +142,7 @@ fn parse_acc(field: &str, spec: &Bson, vars: &[String]) -> Result<AccSpec, Mongo
     }
 }
 
-fn parse_n_acc(name: &str, arg: &Bson, vars: &[String]) -> Result<AccSpec, MongoError> {
+pub(super) fn parse_n_acc(name: &str, arg: &Bson, vars: &[String]) -> Result<AccSpec, MongoError> {
     let op = match name {
         "$top" => AccOp::Top,
         "$bottom" => AccOp::Bottom,
@@ -205,7 +207,52 @@ fn parse_n_acc(name: &str, arg: &Bson, vars: &[String]) -> Result<AccSpec, Mongo
         arg: Some(input),
         n,
         sort,
+        quantile: None,
     })
+}
+
+impl AccSpec {
+    /// `$percentile`/`$median` (`used` picks mongod's code for a non-object argument).
+    pub(super) fn quantile(
+        name: &str,
+        arg: &Bson,
+        used: QuantileUse,
+        vars: &[String],
+    ) -> Result<AccSpec, MongoError> {
+        let q = Quantile::parse(name, arg, used, vars)?;
+        Ok(AccSpec {
+            op: AccOp::Quantile,
+            arg: Some(Expr::parse_with_vars(&q.input, vars)?),
+            n: None,
+            sort: None,
+            quantile: Some(Box::new(q)),
+        })
+    }
+
+    /// The accumulator `name` as a window function over `arg` (an operand, not the
+    /// unary-array form `$group` accepts): `None` when `name` is not one.
+    pub(super) fn window(name: &str, arg: Expr) -> Option<AccSpec> {
+        let op = match name {
+            "$sum" => AccOp::Sum,
+            "$avg" => AccOp::Avg,
+            "$min" => AccOp::Min,
+            "$max" => AccOp::Max,
+            "$push" => AccOp::Push,
+            "$addToSet" => AccOp::AddToSet,
+            "$stdDevPop" => AccOp::StdDevPop,
+            "$stdDevSamp" => AccOp::StdDevSamp,
+            "$first" => AccOp::First,
+            "$last" => AccOp::Last,
+            _ => return None,
+        };
+        Some(AccSpec {
+            op,
+            arg: Some(arg),
+            n: None,
+            sort: None,
+            quantile: None,
+        })
+    }
 }
 
 /// A value as a BTreeMap key ordered by mongod's comparison.
@@ -231,7 +278,7 @@ impl Ord for Key {
 
 /// Running sum with mongod's widening (int -> long -> double -> decimal).
 #[derive(Debug, Clone, Default)]
-struct Sum {
+pub(super) struct Sum {
     long: i64,
     /// Kahan-compensated double sum, once past 64-bit integers.
     double: f64,
@@ -325,7 +372,7 @@ impl Sum {
     }
 }
 
-fn add_via_expr(a: &Bson, b: &Bson) -> Result<Bson, MongoError> {
+pub(super) fn add_via_expr(a: &Bson, b: &Bson) -> Result<Bson, MongoError> {
     let e = Expr::parse(&Bson::Document(
         bson::doc! {"$add": [{"$literal": a.clone()}, {"$literal": b.clone()}]},
     ))?;
@@ -343,7 +390,7 @@ fn divide_via_expr(a: &Bson, b: &Bson) -> Result<Bson, MongoError> {
 
 /// The state of one accumulator for one group.
 #[derive(Debug, Clone)]
-enum AccState {
+pub(super) enum AccState {
     Sum(Sum),
     Avg(Sum, u64),
     Extreme(Option<Bson>),
@@ -362,7 +409,7 @@ enum AccState {
 }
 
 impl AccSpec {
-    fn init(&self) -> AccState {
+    pub(super) fn init(&self) -> AccState {
         match self.op {
             AccOp::Sum => AccState::Sum(Sum::default()),
             AccOp::Avg => AccState::Avg(Sum::default(), 0),
@@ -372,7 +419,7 @@ impl AccSpec {
             AccOp::Push | AccOp::AddToSet | AccOp::FirstN | AccOp::LastN => {
                 AccState::List(Vec::new())
             }
-            AccOp::MaxN | AccOp::MinN => AccState::List(Vec::new()),
+            AccOp::MaxN | AccOp::MinN | AccOp::Quantile => AccState::List(Vec::new()),
             AccOp::MergeObjects => AccState::Merge(Document::new()),
             AccOp::StdDevPop | AccOp::StdDevSamp => AccState::StdDev {
                 n: 0,
@@ -386,12 +433,16 @@ impl AccSpec {
     }
 
     fn n_value(&self, key: &Bson, env: &Env) -> Result<usize, MongoError> {
+        self.n_against(&bson::doc! {"_id": key.clone()}, env)
+    }
+
+    /// `n` evaluated against `doc` (`{_id: key}` in `$group`; an empty document in a
+    /// window, where no variable names the partition).
+    pub(super) fn n_against(&self, doc: &Document, env: &Env) -> Result<usize, MongoError> {
         let Some(e) = &self.n else {
             return Ok(1);
         };
-        let v = e
-            .evaluate(&bson::doc! {"_id": key.clone()}, env)?
-            .unwrap_or(Bson::Null);
+        let v = e.evaluate(doc, env)?.unwrap_or(Bson::Null);
         let integral = match &v {
             Bson::Int32(_) | Bson::Int64(_) => true,
             Bson::Double(d) => d.fract() == 0.0 && d.is_finite(),
@@ -417,7 +468,7 @@ impl AccSpec {
         Ok(n as usize)
     }
 
-    fn accumulate(
+    pub(super) fn accumulate(
         &self,
         state: &mut AccState,
         doc: &Document,
@@ -486,6 +537,11 @@ impl AccSpec {
                         items.remove(0);
                     }
                 }
+                AccOp::Quantile => {
+                    if let Some(v) = v.filter(crate::cmp::is_number) {
+                        items.push(v);
+                    }
+                }
                 AccOp::MaxN | AccOp::MinN => {
                     if let Some(v) = v.filter(|v| !matches!(v, Bson::Null | Bson::Undefined)) {
                         items.push(v);
@@ -549,7 +605,7 @@ impl AccSpec {
         Ok(())
     }
 
-    fn finish(&self, state: AccState) -> Result<Bson, MongoError> {
+    pub(super) fn finish(&self, state: AccState) -> Result<Bson, MongoError> {
         Ok(match state {
             AccState::Sum(s) => s.value(),
             AccState::Avg(s, count) => {
@@ -564,7 +620,13 @@ impl AccSpec {
             AccState::Extreme(v) => v.unwrap_or(Bson::Null),
             AccState::First(v) => v.unwrap_or(Bson::Null),
             AccState::Last(v) => v,
-            AccState::List(items) => Bson::Array(items),
+            AccState::List(items) => match &self.quantile {
+                Some(q) => {
+                    let mut xs: Vec<f64> = items.iter().filter_map(util::number_as_f64).collect();
+                    q.result(&mut xs)
+                }
+                None => Bson::Array(items),
+            },
             AccState::Merge(d) => Bson::Document(d),
             AccState::StdDev { n, m2, .. } => {
                 let pop = self.op == AccOp::StdDevPop;
@@ -644,6 +706,7 @@ impl Group {
                     arg: Some(Expr::parse(&Bson::Int32(1)).expect("a literal parses")),
                     n: None,
                     sort: None,
+                    quantile: None,
                 },
             )],
         }
@@ -722,6 +785,7 @@ fn count_output() -> Vec<(String, AccSpec)> {
             arg: Some(Expr::parse(&Bson::Int32(1)).expect("a literal parses")),
             n: None,
             sort: None,
+            quantile: None,
         },
     )]
 }

@@ -338,6 +338,198 @@ pub(super) fn lookup(
     Ok(out)
 }
 
+/// A parsed `$graphLookup` (mongod 7.0 `document_source_graph_lookup.cpp`).
+#[derive(Debug, Clone)]
+pub(super) struct GraphLookup {
+    from: String,
+    as_field: Vec<String>,
+    start_with: Expr,
+    connect_from: Vec<String>,
+    connect_to: String,
+    depth_field: Option<Vec<String>>,
+    max_depth: Option<i64>,
+    restrict: Option<Document>,
+}
+
+pub(super) fn parse_graph_lookup(arg: &Bson, vars: &[String]) -> Result<GraphLookup, MongoError> {
+    let Bson::Document(d) = arg else {
+        return Err(MongoError::location(
+            10065,
+            "invalid parameter: expected an object ($graphLookup)",
+        ));
+    };
+    let (mut from, mut as_name, mut start_with, mut connect_from, mut connect_to) =
+        (None, None, None, None, None);
+    let (mut depth_field, mut max_depth, mut restrict) = (None, None, None);
+    for (k, v) in d {
+        match k.as_str() {
+            "startWith" => {
+                start_with = Some(Expr::parse_with_vars(v, vars)?);
+                continue;
+            }
+            "maxDepth" => {
+                if !crate::cmp::is_number(v) {
+                    return Err(MongoError::location(
+                        40100,
+                        format!("maxDepth must be numeric, found type: {}", type_name(v)),
+                    ));
+                }
+                let x = crate::util::number_as_f64(v).unwrap_or(f64::NAN);
+                let n = x as i64;
+                if n < 0 {
+                    return Err(MongoError::location(
+                        40101,
+                        format!("maxDepth requires a nonnegative argument, found: {n}"),
+                    ));
+                }
+                if n as f64 != x {
+                    return Err(MongoError::location(
+                        40102,
+                        format!("maxDepth could not be represented as a long long: {n}"),
+                    ));
+                }
+                max_depth = Some(n);
+                continue;
+            }
+            "restrictSearchWithMatch" => {
+                let Bson::Document(m) = v else {
+                    return Err(MongoError::location(
+                        40185,
+                        format!(
+                            "restrictSearchWithMatch must be an object, found {}",
+                            type_name(v)
+                        ),
+                    ));
+                };
+                Filter::parse(m).map_err(|e| MongoError {
+                    message: format!(
+                        "Failed to parse 'restrictSearchWithMatch' option to $graphLookup :: caused by :: {}",
+                        e.message
+                    ),
+                    ..e
+                })?;
+                restrict = Some(m.clone());
+                continue;
+            }
+            _ => {}
+        }
+        let string = |what: &str| match v {
+            Bson::String(s) => Ok(s.clone()),
+            Bson::Document(_) if what == "from" => Err(MongoError::failed_to_parse(format!(
+                "$graphLookup with syntax {{from: {{db:<>, coll:<>}},..}} is not supported for {}",
+                bson_to_string(v)
+            ))),
+            other => Err(MongoError::location(
+                40103,
+                format!(
+                    "expected string as argument for {what}, found: {}",
+                    type_name(other)
+                ),
+            )),
+        };
+        match k.as_str() {
+            "from" => from = Some(string("from")?),
+            "as" => as_name = Some(string("as")?),
+            "connectFromField" => connect_from = Some(string("connectFromField")?),
+            "connectToField" => connect_to = Some(string("connectToField")?),
+            "depthField" => depth_field = Some(field_path(&string("depthField")?)?),
+            other => {
+                return Err(MongoError::location(
+                    40104,
+                    format!("Unknown argument to $graphLookup: {other}"),
+                ))
+            }
+        }
+    }
+    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let (Some(from), Some(as_name), Some(start_with), Some(connect_from), Some(connect_to)) = (
+        nonempty(from),
+        nonempty(as_name),
+        start_with,
+        nonempty(connect_from),
+        nonempty(connect_to),
+    ) else {
+        return Err(MongoError::location(
+            40105,
+            "$graphLookup requires 'from', 'as', 'startWith', 'connectFromField', and 'connectToField' to be specified.",
+        ));
+    };
+    field_path(&connect_to)?;
+    Ok(GraphLookup {
+        from,
+        as_field: field_path(&as_name)?,
+        start_with,
+        connect_from: field_path(&connect_from)?,
+        connect_to,
+        depth_field,
+        max_depth,
+        restrict,
+    })
+}
+
+/// `$graphLookup`: a breadth-first search of `from`, each round matching
+/// `connectToField` against the values of the previous round's `connectFromField`
+/// (and `restrictSearchWithMatch`); every document found once, at its first depth.
+pub(super) fn graph_lookup(
+    g: &GraphLookup,
+    docs: Vec<Document>,
+    ctx: &mut dyn Context,
+    env: &Env,
+) -> Result<Vec<Document>, MongoError> {
+    let db = ctx.db().to_owned();
+    let foreign = ctx.collection(&db, &g.from)?;
+    let mut out = Vec::with_capacity(docs.len());
+    for mut d in docs {
+        let mut frontier: Vec<Bson> = match g.start_with.evaluate(&d, env)? {
+            Some(Bson::Array(items)) => items,
+            Some(v) => vec![v],
+            None => Vec::new(),
+        };
+        let mut queried: Vec<Bson> = Vec::new();
+        let mut found: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        let mut results: Vec<Document> = Vec::new();
+        let mut depth: i64 = 0;
+        while !frontier.is_empty() && g.max_depth.is_none_or(|m| depth <= m) {
+            ctx.interrupted()?;
+            // Values already searched for are not searched again (cycles end).
+            let values: Vec<Bson> = frontier
+                .drain(..)
+                .filter(|v| !matches!(v, Bson::RegularExpression(_)))
+                .filter(|v| !queried.iter().any(|q| crate::cmp::values_equal(q, v)))
+                .collect();
+            if values.is_empty() {
+                break;
+            }
+            queried.extend(values.iter().cloned());
+            let mut query = bson::doc! {g.connect_to.clone(): {"$in": values}};
+            if let Some(r) = &g.restrict {
+                query = bson::doc! {"$and": [query, r.clone()]};
+            }
+            let filter = Filter::parse(&query)?;
+            for (i, f) in foreign.iter().enumerate() {
+                if found.contains(&i) || !filter.matches(f) {
+                    continue;
+                }
+                found.insert(i);
+                values_at_path(f, &g.connect_from, &mut frontier);
+                let mut r = f.clone();
+                if let Some(p) = &g.depth_field {
+                    set_nested(&mut r, p, Bson::Int64(depth));
+                }
+                results.push(r);
+            }
+            depth += 1;
+        }
+        set_nested(
+            &mut d,
+            &g.as_field,
+            Bson::Array(results.into_iter().map(Bson::Document).collect()),
+        );
+        out.push(d);
+    }
+    Ok(out)
+}
+
 /// `$facet`: one document with each sub-pipeline's results over the same input.
 pub(super) fn facet(
     facets: &[(String, Pipeline)],

@@ -8,14 +8,15 @@
 //!   index for it and pass only matching documents (the stage is then skipped with
 //!   [`Pipeline::run_after_match`]); a `$sort` (and `$limit`) after it is described by
 //!   [`Pipeline::leading_sort`], so an index can also give the order;
-//! * stages that read other collections (`$lookup`, `$unionWith`) ask the caller's
+//! * stages that read other collections (`$lookup`, `$graphLookup`, `$unionWith`) ask
+//!   the caller's
 //!   [`Context`];
 //! * a final `$out` or `$merge` is not run here: [`Pipeline::writes`] describes it
 //!   ([`Output`]) and the caller writes the documents `run` returns. For `$merge`,
 //!   [`MergeSpec::merge`] computes what to write for each document.
 //!
 //! Every stage name mongod knows is in [`stages::STAGES`]: those Eddy does not implement
-//! (`$geoNear`, `$graphLookup`, `$setWindowFields`, ...) fail with 115
+//! (`$geoNear`, `$graphLookup`, `$search`, ...) fail with 115
 //! CommandNotSupported, names mongod does not know with 40324, so a gap of ours is told
 //! apart from a typo.
 //!
@@ -27,9 +28,11 @@
 //! family: `shape.rs` (`$match $project $unset $addFields $set $replaceRoot
 //! $replaceWith $redact`), `order.rs` (`$sort $limit $skip $sample $count $sortByCount
 //! $unwind`), `group.rs` (`$group $bucket $bucketAuto`), `join.rs` (`$lookup
-//! $unionWith $facet`), `sources.rs` (`$documents $collStats $indexStats
-//! $listLocalSessions`) and `output.rs` (`$out $merge`).
+//! $graphLookup $unionWith $facet`), `sources.rs` (`$documents $collStats $indexStats
+//! $listLocalSessions`), `window.rs` (`$setWindowFields`), `fill.rs` (`$fill $densify`) and `output.rs` (`$out
+//! $merge`).
 
+mod fill;
 mod group;
 mod join;
 mod order;
@@ -39,6 +42,7 @@ mod sources;
 pub mod stages;
 #[cfg(test)]
 mod tests;
+mod window;
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -53,13 +57,16 @@ use crate::projection::Projection;
 use crate::sort::SortSpec;
 use crate::util;
 
+pub use fill::{Densify, Fill};
 pub use group::{Bucket, BucketAuto, Group};
 pub use output::{MergeAction, MergeSpec, Output, WhenMatched, WhenNotMatched};
 pub use sources::{parse_stats_scale, CollStats};
 pub use stages::{check_api_version_1, known_stage, StageInfo, Support};
+pub use window::SetWindowFields;
 
 use join::{
-    facet, lookup, parse_facet, parse_lookup, parse_union_with, union_with, Lookup, UnionWith,
+    facet, graph_lookup, lookup, parse_facet, parse_graph_lookup, parse_lookup, parse_union_with,
+    union_with, GraphLookup, Lookup, UnionWith,
 };
 use order::{
     parse_count, parse_sample, parse_sort_by_count, parse_unwind, sample, sort_docs, unwind, Unwind,
@@ -131,6 +138,10 @@ enum Stage {
     CurrentOp(CurrentOpSpec),
     CollStats(CollStats),
     IndexStats,
+    SetWindowFields(Box<SetWindowFields>),
+    Fill(Box<Fill>),
+    Densify(Box<Densify>),
+    GraphLookup(Box<GraphLookup>),
 }
 
 fn not_supported(name: &str) -> MongoError {
@@ -543,6 +554,10 @@ fn parse_stage(name: &str, arg: &Bson, vars: &[String]) -> Result<Stage, MongoEr
         "$listLocalSessions" => Stage::ListLocalSessions(parse_list_sessions(name, arg)?),
         "$currentOp" => Stage::CurrentOp(CurrentOpSpec::parse(arg)?),
         "$collStats" => Stage::CollStats(CollStats::parse(arg)?),
+        "$setWindowFields" => Stage::SetWindowFields(Box::new(SetWindowFields::parse(arg, vars)?)),
+        "$fill" => Stage::Fill(Box::new(Fill::parse(arg, vars)?)),
+        "$densify" => Stage::Densify(Box::new(Densify::parse(arg)?)),
+        "$graphLookup" => Stage::GraphLookup(Box::new(parse_graph_lookup(arg, vars)?)),
         "$indexStats" => match arg {
             Bson::Document(d) if d.is_empty() => Stage::IndexStats,
             _ => {
@@ -632,6 +647,10 @@ fn run_stage(
         Stage::CollStats(spec) => vec![ctx.coll_stats(spec)?],
         Stage::IndexStats => ctx.index_stats()?,
         Stage::Documents(e) => documents(e, &env)?,
+        Stage::SetWindowFields(w) => w.run(docs, &env)?,
+        Stage::Fill(f) => f.run(docs, &env)?,
+        Stage::Densify(d) => d.run(docs)?,
+        Stage::GraphLookup(g) => graph_lookup(g, docs, ctx, &env)?,
     })
 }
 

@@ -219,7 +219,7 @@ pub(super) fn sort_docs(spec: &SortSpec, docs: Vec<Document>) -> Result<Vec<Docu
 }
 
 /// A value at a path without array traversal (`Document::getNestedField`).
-fn get_nested<'a>(doc: &'a Document, path: &[String]) -> Option<&'a Bson> {
+pub(super) fn get_nested<'a>(doc: &'a Document, path: &[String]) -> Option<&'a Bson> {
     let (first, rest) = path.split_first()?;
     let mut cur = doc.get(first)?;
     for p in rest {

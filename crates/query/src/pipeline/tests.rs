@@ -126,14 +126,9 @@ fn stage_name_errors() {
             "Eddy does not support the $geoNear stage",
         ),
         (
-            bson::bson!([{"$graphLookup": {}}]),
+            bson::bson!([{"$geoNear": {"near": [0, 0]}}]),
             115,
-            "Eddy does not support the $graphLookup stage",
-        ),
-        (
-            bson::bson!([{"$setWindowFields": {}}]),
-            115,
-            "Eddy does not support the $setWindowFields stage",
+            "Eddy does not support the $geoNear stage",
         ),
         (
             bson::bson!([{"$match": {}, "$limit": 1}]),
@@ -1172,11 +1167,72 @@ fn stage_names_follow_the_registry() {
     assert_eq!(code(doc! {"$limit": 1}), Ok(()));
     assert_eq!(code(doc! {"$nope": {}}), Err(40324));
     assert_eq!(code(doc! {"$limit": 1, "$skip": 1}), Err(40323));
-    assert_eq!(code(doc! {"$graphLookup": {}}), Err(115));
+    assert_eq!(code(doc! {"$search": {}}), Err(115));
     assert_eq!(code(doc! {"$changeStream": {}}), Err(40602));
     // As mongod: the change stream's own stage is refused anywhere else (20).
     assert_eq!(code(doc! {"$changeStreamSplitLargeEvent": {}}), Err(20));
     let e =
         Pipeline::parse(&[doc! {"$match": {}}, doc! {"$documents": []}]).expect_err("not first");
     assert_eq!(e.code, 40602);
+}
+
+#[test]
+fn graph_lookup_walks_the_documented_hierarchy() {
+    let employees = vec![
+        doc! {"_id": 1, "name": "Dev"},
+        doc! {"_id": 2, "name": "Eliot", "reportsTo": "Dev"},
+        doc! {"_id": 3, "name": "Ron", "reportsTo": "Eliot"},
+        doc! {"_id": 4, "name": "Andrew", "reportsTo": "Eliot"},
+        doc! {"_id": 5, "name": "Asya", "reportsTo": "Ron"},
+        doc! {"_id": 6, "name": "Dan", "reportsTo": "Andrew"},
+    ];
+    let mut ctx = MapContext {
+        colls: vec![("employees".to_owned(), employees.clone())],
+        ..MapContext::default()
+    };
+    let p = Pipeline::parse(&[doc! {"$graphLookup": {
+    "from": "employees", "startWith": "$reportsTo", "connectFromField": "reportsTo",
+    "connectToField": "name", "as": "reportingHierarchy", "depthField": "depth"}}])
+    .expect("parses");
+    let out = p.run(employees.clone(), &mut ctx).expect("runs");
+    let chain = |i: usize| -> Vec<(i32, i64)> {
+        let mut v: Vec<(i32, i64)> = out[i]
+            .get_array("reportingHierarchy")
+            .expect("as")
+            .iter()
+            .map(|d| {
+                let d = d.as_document().expect("a document");
+                (
+                    d.get_i32("_id").expect("id"),
+                    d.get_i64("depth").expect("depth"),
+                )
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(chain(0), vec![]);
+    assert_eq!(chain(4), vec![(1, 2), (2, 1), (3, 0)]);
+    assert_eq!(chain(5), vec![(1, 2), (2, 1), (4, 0)]);
+    let p = Pipeline::parse(&[doc! {"$graphLookup": {
+    "from": "employees", "startWith": "$reportsTo", "connectFromField": "reportsTo",
+    "connectToField": "name", "as": "h", "maxDepth": 0,
+    "restrictSearchWithMatch": {"_id": {"$ne": 4}}}}])
+    .expect("parses");
+    let out = p.run(employees, &mut ctx).expect("runs");
+    assert_eq!(out[4].get_array("h").expect("h").len(), 1);
+    assert_eq!(out[5].get_array("h").expect("h").len(), 0);
+    let code = |spec: Document| {
+        Pipeline::parse(&[doc! {"$graphLookup": spec}])
+            .map(|_| ())
+            .expect_err("fails")
+            .code
+    };
+    assert_eq!(code(doc! {"from": "e"}), 40105);
+    assert_eq!(code(doc! {"from": 1}), 40103);
+    assert_eq!(code(doc! {"maxDepth": "x"}), 40100);
+    assert_eq!(code(doc! {"maxDepth": -1}), 40101);
+    assert_eq!(code(doc! {"maxDepth": 1.5}), 40102);
+    assert_eq!(code(doc! {"restrictSearchWithMatch": 1}), 40185);
+    assert_eq!(code(doc! {"bogus": 1}), 40104);
 }
