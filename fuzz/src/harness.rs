@@ -181,6 +181,7 @@ fn server() -> &'static (
             cursor_timeout: std::time::Duration::from_secs(600),
             auth: false,
             tls: None,
+            compressors: eddy_wire::Compressors::all(),
         };
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 27017));
         let conn = eddy_server::command::ConnInfo::new(1, addr, addr);

@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub auth: bool,
     /// `--tlsMode` and its certificates (`None`: plain TCP only).
     pub tls: Option<crate::tls::TlsConfig>,
+    /// `--networkMessageCompressors`: the compressors `hello` negotiates and OP_COMPRESSED
+    /// may use (mongod's default: snappy, zstd, zlib).
+    pub compressors: eddy_wire::Compressors,
 }
 
 impl ServerConfig {
