@@ -22,7 +22,7 @@ mkdir -p "$WORK"
 # --- venv + packages --------------------------------------------------------------------
 want_stamp="$(sha256sum "$REQ" | cut -d' ' -f1) $(python3 -c 'import sys; print(sys.version.split()[0])')"
 if [[ -x "$VENV/bin/python" && -f "$VENV/.eddy-stamp" && "$(cat "$VENV/.eddy-stamp")" == "$want_stamp" ]] \
-    && "$VENV/bin/python" -c 'import pymongo, pytest, pytest_asyncio, pytest_timeout' 2>/dev/null; then
+    && "$VENV/bin/python" -c 'import pymongo, pytest, pytest_asyncio, pytest_timeout, snappy; from backports import zstd' 2>/dev/null; then
     echo "setup-python: venv up to date ($VENV)"
 else
     echo "setup-python: creating venv in $VENV"

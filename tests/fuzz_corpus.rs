@@ -241,6 +241,36 @@ fn wire_decode_corpus_replays() {
     assert!(replay("wire_decode", wire_seeds(), harness::wire) >= 60);
 }
 
+/// OP_COMPRESSED inputs (see `harness::compressed`): every wire seed that is an OP_MSG,
+/// compressed with each compressor (mode 0, with its true size), and its body for the
+/// round trip (mode 1).
+fn compressed_seeds() -> Vec<Vec<u8>> {
+    use eddy_wire::{compress, Compressor, HEADER_LEN};
+    let mut out = Vec::new();
+    for frame in wire_seeds().iter().step_by(3) {
+        if frame.get(12..16) != Some(&eddy_wire::opcode::MSG.to_le_bytes()[..]) {
+            continue;
+        }
+        for compressor in Compressor::ALL {
+            let wrapped = compress(frame, compressor).expect("compresses");
+            // The selector, then `uncompressedSize`, then the data (the id is the selector's).
+            let mut input = vec![compressor.id()];
+            input.extend_from_slice(&wrapped[HEADER_LEN + 4..HEADER_LEN + 8]);
+            input.extend_from_slice(&wrapped[HEADER_LEN + 9..]);
+            out.push(input);
+        }
+        let mut round_trip = vec![0x80 | 3, 0, 0, 0, 0];
+        round_trip.extend_from_slice(&frame[HEADER_LEN..]);
+        out.push(round_trip);
+    }
+    out
+}
+
+#[test]
+fn wire_compressed_corpus_replays() {
+    assert!(replay("wire_compressed", compressed_seeds(), harness::compressed) >= 60);
+}
+
 /// xorshift64*: a small deterministic generator, so a failing run replays from its seed.
 struct Rng(u64);
 
@@ -351,11 +381,16 @@ fn scram_corpus_replays() {
     assert!(replay("scram", scram_seeds(), harness::scram) >= 6);
 }
 
-const TARGETS: [Target; 5] = [
+const TARGETS: [Target; 6] = [
     Target {
         name: "wire_decode",
         seeds: wire_seeds,
         harness: harness::wire,
+    },
+    Target {
+        name: "wire_compressed",
+        seeds: compressed_seeds,
+        harness: harness::compressed,
     },
     Target {
         name: "command_parse",

@@ -152,6 +152,85 @@ pub fn wire(data: &[u8]) {
     }
 }
 
+/// OP_COMPRESSED: arbitrary bytes as the compressed data of a frame. The first byte picks
+/// the compressor id (its low 3 bits, so unknown ids 4-7 come up too) and the mode (its
+/// high bit); the next four are `uncompressedSize` (little-endian).
+///
+/// - Mode 0: the rest is the compressed data, wrapped in an OP_COMPRESSED frame whose
+///   original opcode is OP_MSG, and unwrapped as the server does ([`eddy_wire::decompress`]
+///   with every compressor) and decoded: an error or a message, never a panic; a message
+///   unwrapped has exactly the declared size, and compressing it again with the same
+///   compressor and unwrapping gives it back.
+/// - Mode 1: the rest is a message body, compressed with the compressor and unwrapped:
+///   the round trip must give back the same bytes (the size byte fields are unused).
+pub fn compressed(data: &[u8]) {
+    use eddy_wire::{compress, decode, decompress, Compressor, Compressors, HEADER_LEN};
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let Some((size, payload)) = rest.split_first_chunk::<4>() else {
+        return;
+    };
+    let id = selector & 0x07;
+    let mut frame = Vec::with_capacity(HEADER_LEN + 9 + payload.len());
+    if selector & 0x80 != 0 {
+        let Some(compressor) = Compressor::from_id(id) else {
+            return;
+        };
+        let len = HEADER_LEN + payload.len();
+        let Ok(len) = i32::try_from(len) else {
+            return;
+        };
+        for field in [len, 5, 9, eddy_wire::opcode::MSG] {
+            frame.extend_from_slice(&field.to_le_bytes());
+        }
+        frame.extend_from_slice(payload);
+        let wrapped = compress(&frame, compressor).expect("a frame compresses");
+        let back = decompress(&wrapped, Compressors::all()).expect("a compressed frame unwraps");
+        assert_eq!(back.compressor, Some(compressor));
+        assert_eq!(
+            &*back.frame,
+            &frame[..],
+            "round trip through {compressor:?}"
+        );
+        return;
+    }
+    let Ok(len) = i32::try_from(HEADER_LEN + 9 + payload.len()) else {
+        return;
+    };
+    for field in [len, 11, 0, eddy_wire::opcode::COMPRESSED] {
+        frame.extend_from_slice(&field.to_le_bytes());
+    }
+    frame.extend_from_slice(&eddy_wire::opcode::MSG.to_le_bytes());
+    frame.extend_from_slice(size);
+    frame.push(id);
+    frame.extend_from_slice(payload);
+    match decompress(&frame, Compressors::all()) {
+        Ok(unwrapped) => {
+            let declared = i32::from_le_bytes(*size);
+            assert_eq!(
+                usize::try_from(declared).ok().map(|n| n + HEADER_LEN),
+                Some(unwrapped.frame.len())
+            );
+            let compressor = unwrapped.compressor.expect("it was compressed");
+            let again = compress(&unwrapped.frame, compressor).expect("re-compresses");
+            let back = decompress(&again, Compressors::all()).expect("unwraps again");
+            assert_eq!(back.frame, unwrapped.frame);
+            if let Err(e) = decode(&unwrapped.frame) {
+                let _ = (e.code(), e.to_string());
+            }
+        }
+        Err(e) => {
+            assert!(
+                e.closes_connection(),
+                "{e:?} after OP_COMPRESSED must close"
+            );
+            let _ = (e.code(), e.to_string());
+        }
+    }
+    let _ = decode(&frame);
+}
+
 /// The server's state for command parsing: an engine opened once in a temporary
 /// directory (parsing never reads or writes it, but the command context carries it).
 fn server() -> &'static (
@@ -182,6 +261,7 @@ fn server() -> &'static (
             auth: false,
             tls: None,
             http_port: None,
+            compressors: eddy_wire::Compressors::all(),
         };
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 27017));
         let conn = eddy_server::command::ConnInfo::new(1, addr, addr);

@@ -42,6 +42,8 @@ pub const DEFAULT_REPL_SET: &str = "rs0";
 pub const DEFAULT_OPLOG_SIZE_MB: u64 = 1024;
 /// mongod's default `net.maxIncomingConnections`.
 pub const DEFAULT_MAX_CONNS: u32 = 1_000_000;
+/// mongod 7.0's default `net.compression.compressors`.
+pub const DEFAULT_COMPRESSORS: &str = "snappy,zstd,zlib";
 /// mongod's default `cursorTimeoutMillis` (10 minutes).
 pub const DEFAULT_CURSOR_TIMEOUT_MS: u64 = 600_000;
 
@@ -144,6 +146,11 @@ pub struct ServeArgs {
     #[arg(long = "syslog")]
     pub syslog: bool,
 
+    /// Wire compressors hello may negotiate: a comma-separated list of snappy, zstd,
+    /// zlib (and noop), or disabled [default: snappy,zstd,zlib]
+    #[arg(long = "networkMessageCompressors", value_name = "LIST")]
+    pub network_message_compressors: Option<String>,
+
     /// mongod YAML configuration file (net.port, net.bindIp, net.maxIncomingConnections,
     /// storage.dbPath, storage.oplogMinRetentionHours, replication.replSetName,
     /// replication.oplogSizeMB, systemLog.*, processManagement.fork/pidFilePath,
@@ -229,6 +236,8 @@ pub struct ServeSettings {
     pub auth: bool,
     /// `--tlsMode` and friends / `net.tls.*` (`None`: plain TCP).
     pub tls: Option<eddy_server::tls::TlsConfig>,
+    /// `--networkMessageCompressors` / `net.compression.compressors`.
+    pub compressors: eddy_wire::Compressors,
     /// The config file used, if any.
     pub config_file: Option<PathBuf>,
     /// `--http-port` (`None`: no HTTP).
@@ -266,6 +275,7 @@ struct FileOptions {
     verbosity: Option<u8>,
     fork: Option<bool>,
     pid_file: Option<String>,
+    compressors: Option<String>,
     set_parameters: Vec<(String, String)>,
     /// mongod options that Eddy accepts but does not act on (warned about at start-up).
     ignored: Vec<String>,
@@ -539,6 +549,18 @@ fn resolve_with(
         }
     };
 
+    let compressors_raw = args
+        .network_message_compressors
+        .clone()
+        .or(file.compressors.clone());
+    if let Some(list) = &compressors_raw {
+        parsed.insert(
+            "net.compression.compressors".into(),
+            Bson::String(list.clone()),
+        );
+    }
+    let compressors = parse_compressors(compressors_raw.as_deref().unwrap_or(DEFAULT_COMPRESSORS))?;
+
     Ok(ServeSettings {
         port,
         bind_ip,
@@ -554,6 +576,7 @@ fn resolve_with(
         cursor_timeout,
         auth: args.auth || file.auth.unwrap_or(false),
         tls,
+        compressors,
         config_file: config.map(|(p, _)| p.to_path_buf()),
         http_port: args.http_port,
         log,
@@ -676,6 +699,23 @@ fn resolve_log(
         quiet,
         verbosity: verbosity.unwrap_or(0),
     })
+}
+
+/// A compressor list as mongod reads `net.compression.compressors`: names split at commas
+/// and spaces, or `disabled` for none; an unknown name is refused at start-up with
+/// mongod's message.
+fn parse_compressors(list: &str) -> Result<eddy_wire::Compressors> {
+    if list == "disabled" {
+        return Ok(eddy_wire::Compressors::NONE);
+    }
+    list.split([',', ' '])
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            eddy_wire::Compressor::from_name(name).ok_or_else(|| {
+                anyhow!("Invalid network message compressor specified in configuration: {name}")
+            })
+        })
+        .collect()
 }
 
 /// mongod's boolean server-parameter spellings.
@@ -848,6 +888,23 @@ fn parse_config(text: &str) -> Result<FileOptions> {
                             .filter(|n| *n > 0)
                             .ok_or_else(|| anyhow!("{dotted}: {n} is out of range"))?,
                     );
+                }
+                ("net", "compression") => {
+                    let Yaml::Hash(compression) = value else {
+                        bail!("{dotted}: expected a mapping, found {}", yaml_kind(value));
+                    };
+                    for (k, v) in compression {
+                        match k {
+                            Yaml::String(name) if name == "compressors" => {
+                                opts.compressors =
+                                    Some(yaml_string(v, "net.compression.compressors")?)
+                            }
+                            Yaml::String(name) => opts.ignored.push(format!("{dotted}.{name}")),
+                            other => {
+                                bail!("option names must be strings, found {}", yaml_kind(other))
+                            }
+                        }
+                    }
                 }
                 ("storage", "dbPath") => opts.dbpath = Some(yaml_string(value, &dotted)?),
                 ("storage", "oplogMinRetentionHours") => {
@@ -1160,6 +1217,7 @@ mod server_adapter {
             auth: settings.auth,
             tls: settings.tls.clone(),
             http_port: settings.http_port,
+            compressors: settings.compressors,
         };
         let mut engine = EngineOptions::new(settings.dbpath.clone());
         engine.oplog_size_mb = settings.oplog_size_mb;
@@ -1420,6 +1478,73 @@ setParameter:
         assert!(format!("{err:#}").contains("expected enabled or disabled"));
         assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost"));
         assert!(!is_loopback("0.0.0.0") && !is_loopback("10.0.0.1"));
+    }
+
+    #[test]
+    fn compressors_from_the_flag_or_the_config_file() {
+        use eddy_wire::Compressor::{Noop, Snappy, Zlib, Zstd};
+        let default = resolve_with(&args(&[]), None, vec![]).expect("ok");
+        assert_eq!(
+            default.compressors.iter().collect::<Vec<_>>(),
+            vec![Snappy, Zlib, Zstd]
+        );
+        assert!(default.parsed.get("net").is_none());
+        let flag = resolve_with(
+            &args(&["--networkMessageCompressors", "zstd,noop"]),
+            None,
+            vec![],
+        )
+        .expect("ok");
+        assert_eq!(
+            flag.compressors.iter().collect::<Vec<_>>(),
+            vec![Noop, Zstd]
+        );
+        assert_eq!(
+            flag.parsed
+                .get_document("net")
+                .and_then(|n| n.get_document("compression"))
+                .and_then(|c| c.get_str("compressors"))
+                .ok(),
+            Some("zstd,noop")
+        );
+        let off = resolve_with(
+            &args(&["--networkMessageCompressors", "disabled"]),
+            None,
+            vec![],
+        )
+        .expect("ok");
+        assert!(off.compressors.is_empty());
+        let file = resolve_with(
+            &args(&[]),
+            Some((
+                Path::new("c.yaml"),
+                "net:\n  compression:\n    compressors: zlib\n",
+            )),
+            vec![],
+        )
+        .expect("ok");
+        assert_eq!(file.compressors.iter().collect::<Vec<_>>(), vec![Zlib]);
+        // The flag wins over the file.
+        let both = resolve_with(
+            &args(&["--networkMessageCompressors", "snappy"]),
+            Some((
+                Path::new("c.yaml"),
+                "net:\n  compression:\n    compressors: zlib\n",
+            )),
+            vec![],
+        )
+        .expect("ok");
+        assert_eq!(both.compressors.iter().collect::<Vec<_>>(), vec![Snappy]);
+        let err = resolve_with(
+            &args(&["--networkMessageCompressors", "snappy,lz4"]),
+            None,
+            vec![],
+        )
+        .expect_err("unknown");
+        assert_eq!(
+            format!("{err:#}"),
+            "Invalid network message compressor specified in configuration: lz4"
+        );
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub struct ConnInfo {
     pub awaits_data: std::sync::atomic::AtomicBool,
     /// Who the connection authenticated as (`--auth`).
     pub auth: crate::auth::ConnAuth,
+    /// The compressors negotiated by the last hello naming `compression` (the client's
+    /// order), which a hello without it reports again.
+    pub compression: Mutex<Vec<eddy_wire::Compressor>>,
 }
 
 impl ConnInfo {
@@ -92,6 +95,7 @@ impl ConnInfo {
             client: Mutex::new(None),
             awaits_data: std::sync::atomic::AtomicBool::new(false),
             auth: crate::auth::ConnAuth::default(),
+            compression: Mutex::new(Vec::new()),
         }
     }
 

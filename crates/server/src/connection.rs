@@ -6,13 +6,18 @@
 //! and otherwise closes the connection; either way a line is logged and the server itself
 //! is never affected. Requests on one connection are answered in order, one at a time, as
 //! the protocol requires.
+//!
+//! A request that came as OP_COMPRESSED is answered compressed with the same compressor
+//! (as mongod), unless it is one of the commands the compression spec never compresses
+//! ([`NEVER_COMPRESSED`]); which compressors are accepted is the server's
+//! `--networkMessageCompressors`, negotiated by `hello` (`crate::commands::hello`).
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 use bson::{Bson, Document, RawDocumentBuf};
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_wire::{flags, AnswerOrClose, Header, OpMsg, OpQuery, Request, WireError};
+use eddy_wire::{flags, AnswerOrClose, Compressor, Header, OpMsg, OpQuery, Request, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -175,12 +180,21 @@ async fn run(
         let network = &state.ops.network;
         network.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
         network.requests.fetch_add(1, Ordering::Relaxed);
-        let request = eddy_wire::decode(&buf[..len]);
+        // An OP_COMPRESSED is unwrapped first, with the compressors this server has; a
+        // failure there ends the connection, as mongod ends the session.
+        let decoded = eddy_wire::decompress(&buf[..len], state.config.compressors).map(|u| {
+            let header = eddy_wire::peek_header(&u.frame).ok().flatten();
+            (eddy_wire::decode(&u.frame), u.compressor, header)
+        });
         buf.drain(..len);
         if buf.is_empty() {
             // Give a large request's buffer back instead of keeping it while idle.
             *buf = Vec::new();
         }
+        let (request, compressor, header) = match decoded {
+            Ok((request, compressor, inner)) => (request, compressor, inner.unwrap_or(header)),
+            Err(e) => return Closed::Protocol(e),
+        };
         let request = match request {
             Ok(r) => r,
             Err(e) if e.answer_or_close(header.op_code) == AnswerOrClose::Answer => {
@@ -189,7 +203,7 @@ async fn run(
                     dispatch::error_reply(state, &MongoError::location(e.code(), e.to_string()));
                 let bytes =
                     eddy_wire::encode_msg_raw(next_request_id(), header.request_id, 0, &reply);
-                if let Err(closed) = write(state, stream, &bytes).await {
+                if let Err(closed) = write(state, stream, &bytes, compressor).await {
                     return closed;
                 }
                 continue;
@@ -197,8 +211,10 @@ async fn run(
             Err(e) => return Closed::Protocol(e),
         };
         let result = match request {
-            Request::Msg(header, msg) => on_msg(state, stream, conn, header, msg).await,
-            Request::Query(header, query) => on_query(state, stream, conn, header, query).await,
+            Request::Msg(header, msg) => on_msg(state, stream, conn, header, msg, compressor).await,
+            Request::Query(header, query) => {
+                on_query(state, stream, conn, header, query, compressor).await
+            }
         };
         if let Err(closed) = result {
             return closed;
@@ -206,13 +222,52 @@ async fn run(
     }
 }
 
-async fn write(state: &ServerState, stream: &mut Socket, bytes: &[u8]) -> Result<(), Closed> {
+/// Writes a reply frame, compressed with `compressor` if the request came compressed
+/// (mongod answers with the request's compressor; a reply that cannot be compressed
+/// ends the connection, as in mongod).
+async fn write(
+    state: &ServerState,
+    stream: &mut Socket,
+    bytes: &[u8],
+    compressor: Option<Compressor>,
+) -> Result<(), Closed> {
+    let compressed;
+    let out = match compressor {
+        None => bytes,
+        Some(c) => {
+            compressed = eddy_wire::compress(bytes, c).map_err(Closed::Protocol)?;
+            &compressed[..]
+        }
+    };
     state
         .ops
         .network
         .bytes_out
-        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-    stream.write_all(bytes).await.map_err(Closed::Io)
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    stream.write_all(out).await.map_err(Closed::Io)
+}
+
+/// The commands whose messages the compression spec says are never compressed: the
+/// handshake and authentication. A client compresses none of them; should one arrive
+/// compressed anyway, its reply still goes out plain.
+const NEVER_COMPRESSED: [&str; 12] = [
+    "hello",
+    "isMaster",
+    "ismaster",
+    "saslStart",
+    "saslContinue",
+    "getnonce",
+    "authenticate",
+    "createUser",
+    "updateUser",
+    "copydbSaslStart",
+    "copydbgetnonce",
+    "copydb",
+];
+
+/// The compressor of the reply to `command`, which came with `compressor`.
+fn reply_compressor(compressor: Option<Compressor>, command: &str) -> Option<Compressor> {
+    compressor.filter(|_| !NEVER_COMPRESSED.contains(&command))
 }
 
 /// The cursor id and batch length of a `getMore` reply, for exhaust streaming.
@@ -243,6 +298,7 @@ async fn on_msg(
     conn: &Arc<ConnInfo>,
     header: Header,
     msg: OpMsg,
+    compressor: Option<Compressor>,
 ) -> Result<(), Closed> {
     let more_to_come = msg.more_to_come();
     let exhaust = msg.exhaust_allowed();
@@ -256,12 +312,17 @@ async fn on_msg(
                     state,
                     stream,
                     &eddy_wire::encode_msg_raw(next_request_id(), header.request_id, 0, &reply),
+                    compressor,
                 )
                 .await?;
             }
             return Ok(());
         }
     };
+    let compressor = reply_compressor(
+        compressor,
+        cmd.keys().next().map(String::as_str).unwrap_or_default(),
+    );
     // Only a request flagged `exhaustAllowed` may be answered more than once: what the
     // command does then is an attribute of its table entry.
     let streaming = match exhaust {
@@ -303,7 +364,13 @@ async fn on_msg(
             || (streams_hello && reply_ok(&reply.body));
         let request_id = next_request_id();
         let flag = if stream_more { flags::MORE_TO_COME } else { 0 };
-        write(state, stream, &frame(request_id, response_to, flag, &reply)).await?;
+        write(
+            state,
+            stream,
+            &frame(request_id, response_to, flag, &reply),
+            compressor,
+        )
+        .await?;
         if !stream_more {
             return Ok(());
         }
@@ -327,7 +394,17 @@ async fn on_query(
     conn: &Arc<ConnInfo>,
     header: Header,
     query: OpQuery,
+    compressor: Option<Compressor>,
 ) -> Result<(), Closed> {
+    let name = match query
+        .query
+        .get("$query")
+        .or_else(|| query.query.get("query"))
+    {
+        Some(Bson::Document(inner)) => inner.keys().next(),
+        _ => query.query.keys().next(),
+    };
+    let compressor = reply_compressor(compressor, name.map(String::as_str).unwrap_or_default());
     let reply_doc = match legacy_command(&query) {
         Ok((db, cmd)) => {
             let Outcome { reply, close } = dispatch::execute(state, conn, cmd, Some(&db)).await;
@@ -344,7 +421,7 @@ async fn on_query(
     };
     let bytes = eddy_wire::encode_reply(next_request_id(), header.request_id, 0, &[reply_doc])
         .map_err(Closed::Protocol)?;
-    write(state, stream, &bytes).await
+    write(state, stream, &bytes, compressor).await
 }
 
 /// The database and command of an OP_QUERY on `<db>.$cmd`, unwrapping `$query`.

@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub tls: Option<crate::tls::TlsConfig>,
     /// `--http-port`: `GET /metrics` on the same addresses (`None`: no HTTP).
     pub http_port: Option<u16>,
+    /// `--networkMessageCompressors`: the compressors `hello` negotiates and OP_COMPRESSED
+    /// may use (mongod's default: snappy, zstd, zlib).
+    pub compressors: eddy_wire::Compressors,
 }
 
 impl ServerConfig {

@@ -87,12 +87,39 @@ pub enum WireError {
     /// A cstring (collection name, sequence identifier) without its NUL, or not UTF-8.
     #[error("invalid cstring: unterminated or not UTF-8")]
     InvalidCString,
-    /// OP_COMPRESSED with a compressor other than noop (id 0).
+    /// OP_COMPRESSED too short for its 9-byte compression header.
+    #[error("Invalid compressed message header")]
+    BadCompressionHeader,
+    /// OP_COMPRESSED with a compressor id the server does not accept (unknown, or not in
+    /// its `--networkMessageCompressors`).
     #[error("Compression algorithm specified in message is not available (compressor id {0})")]
     UnsupportedCompressor(u8),
-    /// OP_COMPRESSED whose `uncompressedSize` differs from the data it carries.
+    /// OP_COMPRESSED declaring a negative `uncompressedSize`.
+    #[error("Decompressed message would be negative in size")]
+    NegativeUncompressedSize(i32),
+    /// OP_COMPRESSED whose message would be larger than [`crate::MAX_MESSAGE_SIZE`] with
+    /// its header: refused before anything is allocated.
+    #[error("Decompressed message would be larger than maximum message size")]
+    UncompressedTooLarge { size: usize },
+    /// Compressed data the compressor refuses (corrupt, truncated, or holding more than
+    /// the declared size); `detail` is the decompressor's own reason.
+    #[error("{}", match compressor {
+        crate::Compressor::Zstd => format!("Could not decompress message: {detail}"),
+        _ => "Compressed message was invalid or corrupted".to_owned(),
+    })]
+    CorruptCompressed {
+        compressor: crate::Compressor,
+        detail: String,
+    },
+    /// OP_COMPRESSED whose data decompresses to another size than `uncompressedSize`.
     #[error("Decompressing message returned less data than expected")]
     CompressedSizeMismatch,
+    /// A reply could not be compressed.
+    #[error("Could not compress input: {detail}")]
+    CompressionFailed {
+        compressor: crate::Compressor,
+        detail: String,
+    },
 }
 
 impl WireError {
@@ -127,15 +154,23 @@ impl WireError {
             WireError::TrailingBytes(_) => 17,
             WireError::InvalidBson(_) => 22,
             WireError::DocumentTooLarge { .. } => 10334,
+            // mongod's MessageCompressorManager: InternalError for a compressor it does
+            // not have, BadValue for everything wrong with the compressed data.
             WireError::UnsupportedCompressor(_) => 1,
-            WireError::CompressedSizeMismatch => 2,
+            WireError::BadCompressionHeader
+            | WireError::NegativeUncompressedSize(_)
+            | WireError::UncompressedTooLarge { .. }
+            | WireError::CorruptCompressed { .. }
+            | WireError::CompressedSizeMismatch
+            | WireError::CompressionFailed { .. } => 2,
         }
     }
 
     /// Whether the byte stream itself can no longer be trusted.
     ///
     /// True when the frame boundaries themselves are in doubt (the next message cannot be
-    /// found) and for OP_COMPRESSED failures, on which mongod ends the session too.
+    /// found) and for OP_COMPRESSED failures, on which mongod ends the session too (its
+    /// `uassertStatusOK` on `decompressMessage` ends the session loop, without a reply).
     /// Everything else is a well-delimited message with bad contents. Whether such a
     /// message is answered is [`WireError::answer_or_close`]'s decision.
     pub fn closes_connection(&self) -> bool {
@@ -144,8 +179,13 @@ impl WireError {
             WireError::TooShort
                 | WireError::TooLarge { .. }
                 | WireError::LengthMismatch
+                | WireError::BadCompressionHeader
                 | WireError::UnsupportedCompressor(_)
+                | WireError::NegativeUncompressedSize(_)
+                | WireError::UncompressedTooLarge { .. }
+                | WireError::CorruptCompressed { .. }
                 | WireError::CompressedSizeMismatch
+                | WireError::CompressionFailed { .. }
         )
     }
 

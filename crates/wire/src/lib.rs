@@ -17,7 +17,8 @@
 //!    OP_REPLY that answers a handshake sent as OP_QUERY).
 //!
 //! Dependencies: `bson` (every document is parsed by it, never by hand), `crc32c` for the
-//! optional OP_MSG checksum, `thiserror`. Nothing of Eddy's own.
+//! optional OP_MSG checksum, `snap`, `flate2` and `zstd` for OP_COMPRESSED, `thiserror`.
+//! Nothing of Eddy's own.
 //!
 //! # Robustness
 //!
@@ -30,7 +31,9 @@
 //! # Layout
 //! - `msg`: OP_MSG, the message of every command after the handshake.
 //! - `query`: OP_QUERY and OP_REPLY, the legacy handshake.
-//! - `compressed`: OP_COMPRESSED with the noop compressor.
+//! - `compressed`: OP_COMPRESSED: [`decompress`] unwraps a request with the compressors a
+//!   server accepts ([`Compressors`]), [`compress`] wraps a reply (noop, snappy, zlib,
+//!   zstd).
 //! - `doc`: one BSON document with mongod's limits; `reader`/`frame`: bounds-checked
 //!   reading and frame writing; `error`: [`WireError`] and mongod's codes for it.
 
@@ -47,7 +50,10 @@ mod reader;
 #[cfg(test)]
 mod tests;
 
-pub use compressed::{encode_compressed_noop, NOOP_COMPRESSOR};
+pub use compressed::{
+    compress, decompress, encode_compressed_noop, Compressor, Compressors, Unwrapped,
+    NOOP_COMPRESSOR,
+};
 pub use error::{AnswerOrClose, WireError};
 pub use msg::{
     encode_msg, encode_msg_cursor, encode_msg_raw, encode_op_msg, CursorSplice, DocumentSequence,
@@ -169,19 +175,19 @@ impl Request {
 
 /// Decodes one whole frame: header included, exactly `header.length` bytes.
 ///
-/// OP_COMPRESSED with the noop compressor decodes to the message it carries; any other
-/// compressor is [`WireError::UnsupportedCompressor`].
+/// OP_COMPRESSED decodes to the message it carries, whichever compressor it names; a
+/// server that accepts only some compressors calls [`decompress`] first.
 pub fn decode(frame: &[u8]) -> Result<Request, WireError> {
     let header = checked_header(frame)?;
     if header.op_code == opcode::COMPRESSED {
-        let inner = compressed::unwrap(frame, header)?;
+        let (inner, _) = compressed::unwrap(frame, header, Compressors::all())?;
         let inner_header = checked_header(&inner)?;
         return decode_plain(&inner, inner_header);
     }
     decode_plain(frame, header)
 }
 
-fn checked_header(frame: &[u8]) -> Result<Header, WireError> {
+pub(crate) fn checked_header(frame: &[u8]) -> Result<Header, WireError> {
     let header = peek_header(frame)?.ok_or(WireError::TooShort)?;
     if usize::try_from(header.length).ok() != Some(frame.len()) {
         return Err(WireError::LengthMismatch);

@@ -594,12 +594,29 @@ fn noop_compressed_decodes_to_its_inner_message() {
 fn compressed_errors() {
     let plain = body_frame(0, &doc! { "ping": 1 });
     let wrapped = encode_compressed_noop(&plain).expect("wraps");
-    for id in [1u8, 2, 3, 9] {
+    // Ids no compressor has.
+    for id in [4u8, 9, 255] {
         let mut w = wrapped.clone();
         w[24] = id;
         let err = decode(&w).expect_err("compressor");
         assert!(matches!(err, WireError::UnsupportedCompressor(i) if i == id));
         assert_eq!(err.code(), 1);
+        assert!(err.closes_connection());
+        assert_eq!(
+            err.answer_or_close(opcode::COMPRESSED),
+            AnswerOrClose::Close
+        );
+    }
+    // Noop bytes under the other ids are not valid compressed data.
+    for id in [1u8, 2, 3] {
+        let mut w = wrapped.clone();
+        w[24] = id;
+        let err = decode(&w).expect_err("corrupt");
+        assert!(
+            matches!(err, WireError::CorruptCompressed { .. }),
+            "{id}: {err:?}"
+        );
+        assert_eq!(err.code(), 2);
         assert!(err.closes_connection());
     }
     let mut w = wrapped.clone();
@@ -613,10 +630,259 @@ fn compressed_errors() {
         decode(&twice),
         Err(WireError::UnknownOpcode(opcode::COMPRESSED))
     ));
-    // Compression header cut short.
-    let mut short = wrapped[..20].to_vec();
-    fix_len(&mut short);
-    assert!(matches!(decode(&short), Err(WireError::Truncated(_))));
+    // Compression header cut short: mongod's "Invalid compressed message header".
+    for cut in [16, 20, 24] {
+        let mut short = wrapped[..cut].to_vec();
+        fix_len(&mut short);
+        let err = decode(&short).expect_err("short");
+        assert!(matches!(err, WireError::BadCompressionHeader), "{err:?}");
+        assert_eq!(err.to_string(), "Invalid compressed message header");
+        assert_eq!(err.code(), 2);
+    }
+}
+
+/// Every compressor: the reply compressed by the server decodes to the same message, the
+/// compressor is reported, and the ids are the spec's.
+#[test]
+fn each_compressor_round_trips() {
+    let msg = insert_msg();
+    let plain = encode_op_msg(31, 5, &msg).expect("encodes");
+    let ids = [("noop", 0u8), ("snappy", 1), ("zlib", 2), ("zstd", 3)];
+    for (name, id) in ids {
+        let compressor = Compressor::from_name(name).expect("known");
+        assert_eq!(compressor.id(), id);
+        assert_eq!(Compressor::from_id(id), Some(compressor));
+        assert_eq!(compressor.name(), name);
+        let wrapped = compress(&plain, compressor).expect("compresses");
+        let header = peek_header(&wrapped).expect("ok").expect("some");
+        assert_eq!(header.op_code, opcode::COMPRESSED);
+        assert_eq!(header.length as usize, wrapped.len());
+        assert_eq!((header.request_id, header.response_to), (31, 5));
+        assert_eq!(wrapped[24], id);
+        assert_eq!(
+            i32::from_le_bytes(wrapped[16..20].try_into().expect("4 bytes")),
+            opcode::MSG
+        );
+        assert_eq!(
+            i32::from_le_bytes(wrapped[20..24].try_into().expect("4 bytes")) as usize,
+            plain.len() - HEADER_LEN
+        );
+        let unwrapped = decompress(&wrapped, Compressors::all()).expect("decompresses");
+        assert_eq!(unwrapped.compressor, Some(compressor));
+        assert_eq!(&*unwrapped.frame, &plain[..]);
+        assert_eq!(
+            decode(&wrapped).expect("decodes"),
+            decode(&plain).expect("decodes")
+        );
+    }
+    // A plain frame passes through, borrowed, with no compressor.
+    let unwrapped = decompress(&plain, Compressors::NONE).expect("plain");
+    assert_eq!(unwrapped.compressor, None);
+    assert!(matches!(unwrapped.frame, std::borrow::Cow::Borrowed(_)));
+    assert_eq!(Compressor::from_name("Snappy"), None);
+    assert_eq!(Compressor::from_id(4), None);
+}
+
+/// Large, compressible messages (a 4 MB document sequence) round-trip and shrink.
+#[test]
+fn large_messages_compress() {
+    let documents: Vec<Document> = (0..20_000)
+        .map(
+            |i| doc! { "_id": i, "text": "the quick brown fox jumps over the lazy dog ".repeat(4) },
+        )
+        .collect();
+    let msg = OpMsg {
+        flags: flags::CHECKSUM_PRESENT,
+        body: doc! { "insert": "c", "$db": "test" },
+        sequences: vec![DocumentSequence {
+            identifier: "documents".into(),
+            documents,
+        }],
+    };
+    let plain = encode_op_msg(1, 0, &msg).expect("encodes");
+    assert!(plain.len() > 4_000_000);
+    for compressor in [Compressor::Snappy, Compressor::Zlib, Compressor::Zstd] {
+        let wrapped = compress(&plain, compressor).expect("compresses");
+        assert!(
+            wrapped.len() < plain.len() / 4,
+            "{compressor:?}: {}",
+            wrapped.len()
+        );
+        let back = decompress(&wrapped, Compressors::all()).expect("decompresses");
+        assert_eq!(&*back.frame, &plain[..], "{compressor:?}");
+    }
+}
+
+/// A server accepts only its compressors: another one is mongod's InternalError.
+#[test]
+fn only_accepted_compressors_decompress() {
+    let plain = body_frame(0, &doc! { "ping": 1 });
+    let accepted: Compressors = [Compressor::Snappy, Compressor::Zstd].into_iter().collect();
+    assert!(accepted.contains(Compressor::Snappy));
+    assert!(!accepted.contains(Compressor::Noop));
+    assert_eq!(
+        accepted.iter().collect::<Vec<_>>(),
+        vec![Compressor::Snappy, Compressor::Zstd]
+    );
+    for compressor in Compressor::ALL {
+        let wrapped = compress(&plain, compressor).expect("compresses");
+        let got = decompress(&wrapped, accepted);
+        if accepted.contains(compressor) {
+            assert_eq!(&*got.expect("accepted").frame, &plain[..]);
+        } else {
+            let err = got.expect_err("refused");
+            assert!(matches!(err, WireError::UnsupportedCompressor(id) if id == compressor.id()));
+            assert_eq!(err.code(), 1);
+        }
+    }
+    assert!(Compressors::NONE.is_empty());
+    assert_eq!(Compressors::all().iter().count(), 4);
+}
+
+/// Sets the `uncompressedSize` of an OP_COMPRESSED frame.
+fn set_uncompressed_size(frame: &mut [u8], size: i32) {
+    frame[20..24].copy_from_slice(&size.to_le_bytes());
+}
+
+/// Decompression bombs and lies about the size: refused with mongod's BadValue, before
+/// anything is allocated for sizes past the limit, and never panicking.
+#[test]
+fn declared_sizes_are_checked() {
+    let plain = body_frame(0, &doc! { "ping": 1, "pad": "x".repeat(1000) });
+    let body = plain.len() - HEADER_LEN;
+    for compressor in Compressor::ALL {
+        let wrapped = compress(&plain, compressor).expect("compresses");
+        let mut w = wrapped.clone();
+        set_uncompressed_size(&mut w, -1);
+        let err = decode(&w).expect_err("negative");
+        assert!(matches!(err, WireError::NegativeUncompressedSize(-1)));
+        assert_eq!(
+            err.to_string(),
+            "Decompressed message would be negative in size"
+        );
+        assert_eq!(err.code(), 2);
+        for too_big in [(MAX_MESSAGE_SIZE - HEADER_LEN + 1) as i32, i32::MAX] {
+            let mut w = wrapped.clone();
+            set_uncompressed_size(&mut w, too_big);
+            let err = decode(&w).expect_err("too large");
+            assert!(
+                matches!(err, WireError::UncompressedTooLarge { .. }),
+                "{err:?}"
+            );
+            assert_eq!(
+                err.to_string(),
+                "Decompressed message would be larger than maximum message size"
+            );
+            assert!(err.closes_connection());
+        }
+        // Declared one byte shorter or longer than the data really is.
+        for lie in [body - 1, body + 1, 0] {
+            let mut w = wrapped.clone();
+            set_uncompressed_size(&mut w, lie as i32);
+            let err = decode(&w).expect_err("size lie");
+            assert!(
+                matches!(
+                    err,
+                    WireError::CompressedSizeMismatch | WireError::CorruptCompressed { .. }
+                ),
+                "{compressor:?} {lie}: {err:?}"
+            );
+            assert_eq!(err.code(), 2);
+        }
+    }
+    // The largest size allowed is accepted as a size (then the data is too short).
+    let mut w = compress(&plain, Compressor::Zstd).expect("compresses");
+    set_uncompressed_size(&mut w, (MAX_MESSAGE_SIZE - HEADER_LEN) as i32);
+    assert!(matches!(
+        decode(&w),
+        Err(WireError::CompressedSizeMismatch | WireError::CorruptCompressed { .. })
+    ));
+}
+
+/// Truncated or flipped compressed data: a typed error (or, rarely for a flip, another
+/// valid message), never a panic.
+#[test]
+fn corrupt_compressed_data_is_refused() {
+    let plain = body_frame(0, &doc! { "ping": 1, "pad": "abc".repeat(300) });
+    for compressor in [Compressor::Snappy, Compressor::Zlib, Compressor::Zstd] {
+        let wrapped = compress(&plain, compressor).expect("compresses");
+        // Every truncation of the compressed data.
+        for cut in 25..wrapped.len() {
+            let mut short = wrapped[..cut].to_vec();
+            fix_len(&mut short);
+            let err = decode(&short).expect_err("truncated");
+            assert!(
+                matches!(
+                    err,
+                    WireError::CorruptCompressed { .. } | WireError::CompressedSizeMismatch
+                ),
+                "{compressor:?} cut at {cut}: {err:?}"
+            );
+            assert!(err.closes_connection());
+        }
+        // Every single-byte flip of the compressed data.
+        for at in 25..wrapped.len() {
+            let mut w = wrapped.clone();
+            w[at] ^= 0x5a;
+            if let Ok(Request::Msg(_, m)) = decode(&w) {
+                // zlib streams carry a checksum; snappy blocks and zstd frames (as
+                // libzstd writes them by default) do not: a flipped literal is another
+                // message.
+                assert_ne!(compressor, Compressor::Zlib, "{at}");
+                assert_ne!(m, decode_msg(&plain).expect("decodes"));
+            }
+        }
+    }
+    // zstd names its reason; snappy and zlib say what mongod says.
+    let mut w = compress(&plain, Compressor::Zstd).expect("compresses");
+    w[30] ^= 0xff;
+    if let Err(e @ WireError::CorruptCompressed { .. }) = decode(&w) {
+        assert!(
+            e.to_string().starts_with("Could not decompress message: "),
+            "{e}"
+        );
+    }
+    let mut w = compress(&plain, Compressor::Zlib).expect("compresses");
+    w[25] = 0;
+    let err = decode(&w).expect_err("bad zlib header");
+    assert_eq!(
+        err.to_string(),
+        "Compressed message was invalid or corrupted"
+    );
+}
+
+/// A snappy block whose own length differs from the declared size is refused before
+/// its output is allocated.
+#[test]
+fn snappy_stated_length_must_match() {
+    let plain = body_frame(0, &doc! { "ping": 1 });
+    let w = compress(&plain, Compressor::Snappy).expect("compresses");
+    // The block's varint length prefix (one byte for a small message) made 16 MB.
+    let mut forged = w[..25].to_vec();
+    forged.extend_from_slice(&[0x80, 0x80, 0x80, 0x08]);
+    forged.extend_from_slice(&w[26..]);
+    fix_len(&mut forged);
+    let err = decode(&forged).expect_err("stated length");
+    assert!(matches!(
+        err,
+        WireError::CorruptCompressed {
+            compressor: Compressor::Snappy,
+            ..
+        }
+    ));
+}
+
+/// Bytes after a complete zlib stream are ignored, as zlib's `uncompress` ignores them.
+#[test]
+fn zlib_trailing_bytes_are_ignored() {
+    let plain = body_frame(0, &doc! { "ping": 1 });
+    let mut w = compress(&plain, Compressor::Zlib).expect("compresses");
+    w.extend_from_slice(b"trailing");
+    fix_len(&mut w);
+    assert_eq!(
+        decode(&w).expect("decodes"),
+        decode(&plain).expect("decodes")
+    );
 }
 
 // ---- properties ----
@@ -702,11 +968,11 @@ proptest! {
     fn mutated_messages_never_panic(
         msg in arb_op_msg(),
         edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
-        compress in any::<bool>(),
+        compressor in prop::option::of(prop::sample::select(Compressor::ALL.to_vec())),
     ) {
         let mut frame = encode_op_msg(1, 0, &msg).expect("encodes");
-        if compress {
-            frame = encode_compressed_noop(&frame).expect("wraps");
+        if let Some(c) = compressor {
+            frame = compress(&frame, c).expect("wraps");
         }
         for (at, byte) in edits {
             let i = at.index(frame.len());
@@ -717,10 +983,14 @@ proptest! {
     }
 
     #[test]
-    fn op_msg_round_trips(msg in arb_op_msg(), request_id in any::<i32>(), compress in any::<bool>()) {
+    fn op_msg_round_trips(
+        msg in arb_op_msg(),
+        request_id in any::<i32>(),
+        compressor in prop::option::of(prop::sample::select(Compressor::ALL.to_vec())),
+    ) {
         let mut frame = encode_op_msg(request_id, 0, &msg).expect("encodes");
-        if compress {
-            frame = encode_compressed_noop(&frame).expect("wraps");
+        if let Some(c) = compressor {
+            frame = compress(&frame, c).expect("wraps");
         }
         let header = peek_header(&frame).expect("ok").expect("complete");
         prop_assert_eq!(header.length as usize, frame.len());

@@ -6,6 +6,10 @@
 //! (`topologyVersion` + `maxAwaitTimeMS`) naming the current version is held for
 //! `maxAwaitTimeMS` before it is answered, and with `exhaustAllowed` the connection loop
 //! keeps answering it (`moreToCome`) until the client goes away.
+//!
+//! A hello (or isMaster) with `compression: [names]` negotiates wire compression for the
+//! connection ([`negotiate`]); what it means for replies is the connection's business
+//! (`crate::connection`).
 
 use bson::{doc, Bson, DateTime, Document};
 use eddy_codes::{ErrorCode, MongoError};
@@ -28,6 +32,8 @@ pub struct Hello {
     sasl_supported_mechs: Option<(String, String)>,
     /// `speculativeAuthenticate: {saslStart: 1, mechanism, payload, db}`.
     speculative: Option<Document>,
+    /// `compression: [names]`: the compressors the client can use, its preferred first.
+    compression: Option<Vec<String>>,
 }
 
 /// An awaitable hello: the client's `topologyVersion` and its `maxAwaitTimeMS`.
@@ -170,8 +176,35 @@ fn parse(cmd: &Document, legacy: bool) -> Result<Hello, MongoError> {
             ))
         }
     };
+    let compression = match cmd.get("compression") {
+        None => None,
+        Some(Bson::Array(names)) => Some(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| match n {
+                    Bson::String(s) => Ok(s.clone()),
+                    other => Err(crate::args::wrong_type(
+                        name,
+                        &format!("compression.{i}"),
+                        other,
+                        "type 'string'",
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(v) => {
+            return Err(crate::args::wrong_type(
+                name,
+                "compression",
+                v,
+                "type 'array'",
+            ))
+        }
+    };
     Ok(Hello {
         legacy,
+        compression,
         hello_ok: cmd.get("helloOk").is_some_and(crate::args::truthy),
         client,
         awaitable: awaitable(cmd, name)?,
@@ -279,6 +312,11 @@ async fn answer(hello: Hello, ctx: &Ctx) -> CommandResult {
     reply.insert("maxWireVersion", MAX_WIRE_VERSION);
     reply.insert("readOnly", false);
     reply.insert("topologyVersion", topology_version(state));
+    let negotiated = negotiate(hello.compression.as_deref(), ctx);
+    if !negotiated.is_empty() {
+        let names: Vec<Bson> = negotiated.iter().map(|c| c.name().into()).collect();
+        reply.insert("compression", names);
+    }
     if hello.hello_ok {
         reply.insert("helloOk", true);
     }
@@ -299,6 +337,28 @@ async fn answer(hello: Hello, ctx: &Ctx) -> CommandResult {
         }
     }
     Ok(reply.into())
+}
+
+/// Compression negotiation, as mongod's `MessageCompressorManager::serverNegotiate`: a
+/// hello naming compressors (re)negotiates the connection's list, the client's names
+/// that this server has (`--networkMessageCompressors`) in the client's order; a hello
+/// without `compression` reports what was negotiated before. Names the server lacks are
+/// skipped, not refused.
+fn negotiate(client: Option<&[String]>, ctx: &Ctx) -> Vec<eddy_wire::Compressor> {
+    let mut slot = ctx
+        .conn()
+        .compression
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(names) = client {
+        let offered = ctx.state().config.compressors;
+        *slot = names
+            .iter()
+            .filter_map(|n| eddy_wire::Compressor::from_name(n))
+            .filter(|c| offered.contains(*c))
+            .collect();
+    }
+    slot.clone()
 }
 
 /// The first step of a speculative SCRAM authentication, if it can be taken.
