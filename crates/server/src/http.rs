@@ -266,7 +266,7 @@ pub fn metrics(state: &ServerState) -> String {
         "eddy_resident_memory_bytes",
         "gauge",
         "Resident set size of the server process.",
-        resident_bytes() as f64,
+        (crate::ops::process_memory_kib().0 * 1024) as f64,
     );
     e.single(
         "eddy_connections",
@@ -361,18 +361,4 @@ pub fn metrics(state: &ServerState) -> String {
         window,
     );
     e.finish()
-}
-
-/// The process's resident set size, from `/proc/self/status` (0 elsewhere).
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }

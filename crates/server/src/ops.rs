@@ -544,6 +544,23 @@ impl Ops {
     }
 }
 
+/// Resident and virtual memory of this process in KiB, from `/proc/self/status` (0
+/// where unavailable): `serverStatus.mem` and `GET /metrics`.
+pub fn process_memory_kib() -> (u64, u64) {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return (0, 0);
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmSize:"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

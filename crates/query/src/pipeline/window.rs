@@ -1195,18 +1195,7 @@ fn parse_bounds(v: &Bson, sort_by: Option<&SortSpec>) -> Result<Bounds, MongoErr
             ));
         }
         let (l, u) = unpack("documents", docs)?;
-        let int = |v: Bson| -> Result<f64, MongoError> {
-            let ok = match &v {
-                Bson::Int32(_) | Bson::Int64(_) => true,
-                Bson::Double(d) => d.fract() == 0.0 && d.is_finite(),
-                Bson::Decimal128(_) => util::number_as_f64(&v).is_some_and(|d| d.fract() == 0.0),
-                _ => false,
-            };
-            if !ok {
-                return Err(fail("Numeric document-based bounds must be an integer"));
-            }
-            Ok(util::number_as_f64(&v).unwrap_or(0.0))
-        };
+        let int = |v: Bson| integral_bound(v, "Numeric document-based bounds must be an integer");
         let (lo, hi) = (parse_bound(&l, &int)?, parse_bound(&u, &int)?);
         check_forward(lo, hi)?;
         let unbounded = lo == Bound::Unbounded && hi == Bound::Unbounded;
@@ -1234,18 +1223,7 @@ fn parse_bounds(v: &Bson, sort_by: Option<&SortSpec>) -> Result<Bounds, MongoErr
         let Bson::String(unit) = unit else {
             return Err(fail("'unit' must be a string"));
         };
-        let int = |v: Bson| -> Result<f64, MongoError> {
-            let ok = match &v {
-                Bson::Int32(_) | Bson::Int64(_) => true,
-                Bson::Double(d) => d.fract() == 0.0 && d.is_finite(),
-                Bson::Decimal128(_) => util::number_as_f64(&v).is_some_and(|d| d.fract() == 0.0),
-                _ => false,
-            };
-            if !ok {
-                return Err(fail("With 'unit', range-based bounds must be an integer"));
-            }
-            Ok(util::number_as_f64(&v).unwrap_or(0.0))
-        };
+        let int = |v: Bson| integral_bound(v, "With 'unit', range-based bounds must be an integer");
         let (lo, hi) = (parse_bound(&l, &int)?, parse_bound(&u, &int)?);
         check_forward(lo, hi)?;
         Bounds::Range(lo, hi, Some(parse_time_unit(unit)?))
@@ -1334,6 +1312,21 @@ fn number_bson(x: f64) -> Bson {
     } else {
         Bson::Double(x)
     }
+}
+
+/// A window bound that must be an integer (any numeric type holding an integral value):
+/// its value, or `message` as mongod's FailedToParse.
+fn integral_bound(v: Bson, message: &str) -> Result<f64, MongoError> {
+    let integral = match &v {
+        Bson::Int32(_) | Bson::Int64(_) => true,
+        Bson::Double(d) => d.fract() == 0.0 && d.is_finite(),
+        Bson::Decimal128(_) => util::number_as_f64(&v).is_some_and(|d| d.fract() == 0.0),
+        _ => false,
+    };
+    if !integral {
+        return Err(fail(message));
+    }
+    Ok(util::number_as_f64(&v).unwrap_or(0.0))
 }
 
 #[cfg(test)]

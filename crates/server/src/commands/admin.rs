@@ -153,20 +153,10 @@ impl Command for GetCmdLineOpts {
     }
 }
 
-/// Resident and virtual memory of this process in MB, from /proc (0 where unavailable).
+/// Resident and virtual memory of this process in MB (0 where unavailable).
 fn memory_mb() -> (i64, i64) {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return (0, 0);
-    };
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<i64>().ok())
-            .map_or(0, |kb| kb / 1024)
-    };
-    (field("VmRSS:"), field("VmSize:"))
+    let (resident, virt) = crate::ops::process_memory_kib();
+    ((resident / 1024) as i64, (virt / 1024) as i64)
 }
 
 pub struct ServerStatus;
