@@ -869,22 +869,11 @@ fn parse_unit(v: &Option<Bson>, op: &str) -> Result<Unit, MongoError> {
             ),
         ));
     };
-    Ok(match s.as_str() {
-        "year" => Unit::Year,
-        "quarter" => Unit::Quarter,
-        "month" => Unit::Month,
-        "week" => Unit::Week,
-        "day" => Unit::Day,
-        "hour" => Unit::Hour,
-        "minute" => Unit::Minute,
-        "second" => Unit::Second,
-        "millisecond" => Unit::Millisecond,
-        _ => {
-            return Err(MongoError::location(
-                5439014,
-                format!("{op} parameter 'unit' value cannot be recognized as a time unit: {s}"),
-            ))
-        }
+    time_unit(s).ok_or_else(|| {
+        MongoError::location(
+            5439014,
+            format!("{op} parameter 'unit' value cannot be recognized as a time unit: {s}"),
+        )
     })
 }
 
