@@ -84,6 +84,8 @@ pub struct ConnInfo {
     /// The compressors negotiated by the last hello naming `compression` (the client's
     /// order), which a hello without it reports again.
     pub compression: Mutex<Vec<eddy_wire::Compressor>>,
+    /// The command it is running now (`currentOp`, `killOp`).
+    pub(crate) op: Mutex<Option<Arc<crate::ops::Op>>>,
 }
 
 impl ConnInfo {
@@ -96,6 +98,7 @@ impl ConnInfo {
             awaits_data: std::sync::atomic::AtomicBool::new(false),
             auth: crate::auth::ConnAuth::default(),
             compression: Mutex::new(Vec::new()),
+            op: Mutex::new(None),
         }
     }
 

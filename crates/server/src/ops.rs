@@ -38,6 +38,16 @@ pub struct Op {
     kill: Notify,
 }
 
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not its connection: the connection shows its op.
+        f.debug_struct("Op")
+            .field("id", &self.id)
+            .field("command", &self.entry.names[0])
+            .finish_non_exhaustive()
+    }
+}
+
 impl Op {
     /// Keeps the command document for `currentOp` (the command has parsed it already).
     pub fn set_command(&self, cmd: Document) {
@@ -241,10 +251,10 @@ pub struct Network {
     pub requests: AtomicU64,
 }
 
-/// Everything in progress, and what has been done.
+/// What is in progress (each open connection and its current op), and what has been
+/// done.
 pub struct Ops {
     next_id: AtomicU32,
-    running: Mutex<HashMap<u32, Arc<Op>>>,
     /// Open connections by id.
     connections: Mutex<HashMap<i64, Arc<ConnInfo>>>,
     /// By canonical command name, every name of the command table (built once).
@@ -260,7 +270,6 @@ impl Default for Ops {
     fn default() -> Ops {
         Ops {
             next_id: AtomicU32::new(1),
-            running: Mutex::default(),
             connections: Mutex::default(),
             commands: crate::commands::TABLE
                 .iter()
@@ -279,15 +288,17 @@ impl std::fmt::Debug for Ops {
     }
 }
 
-/// An op in progress; leaves the registry when dropped.
-pub struct Running<'a> {
-    ops: &'a Ops,
+/// An op in progress; leaves its connection when dropped.
+pub struct Running {
     pub op: Arc<Op>,
 }
 
-impl Drop for Running<'_> {
+impl Drop for Running {
     fn drop(&mut self) {
-        lock(&self.ops.running).remove(&self.op.id);
+        let mut slot = lock(&self.op.conn.op);
+        if slot.as_ref().is_some_and(|op| op.id == self.op.id) {
+            *slot = None;
+        }
     }
 }
 
@@ -303,7 +314,7 @@ impl Ops {
         entry: &'static Entry,
         db: &str,
         session: Option<SessionKey>,
-    ) -> Running<'_> {
+    ) -> Running {
         // opids are positive int32s, as mongod's; they wrap after 2^31 operations.
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff;
         let op = Arc::new(Op {
@@ -317,8 +328,10 @@ impl Ops {
             killed: AtomicBool::new(false),
             kill: Notify::new(),
         });
-        lock(&self.running).insert(id, Arc::clone(&op));
-        Running { ops: self, op }
+        // A connection runs one command at a time: the op is its current one, so a
+        // command pays for no shared lock; only listing walks the connections.
+        *lock(&conn.op) = Some(Arc::clone(&op));
+        Running { op }
     }
 
     /// Counts a finished command: `metrics.commands` and `opLatencies`.
@@ -348,7 +361,7 @@ impl Ops {
 
     /// Kills op `id` if `may_kill` allows it; whether it was running.
     pub fn kill(&self, id: u32, may_kill: impl Fn(&Op) -> bool) -> Result<bool, MongoError> {
-        let Some(op) = lock(&self.running).get(&id).cloned() else {
+        let Some(op) = self.current().into_iter().find(|op| op.id == id) else {
             return Ok(false);
         };
         if !may_kill(&op) {
@@ -380,7 +393,7 @@ impl Ops {
         cursors: &crate::cursor::CursorRegistry,
         caller: [u8; 32],
     ) -> Vec<Document> {
-        let mut ops: Vec<Arc<Op>> = lock(&self.running).values().cloned().collect();
+        let mut ops = self.current();
         ops.sort_by_key(|op| op.id);
         let visible = |conn: &ConnInfo| listing.all_users || conn.auth.session_uid() == caller;
         let mut out: Vec<Document> = ops
@@ -464,7 +477,15 @@ impl Ops {
 
     /// Operations in progress.
     pub fn running(&self) -> usize {
-        lock(&self.running).len()
+        self.current().len()
+    }
+
+    /// The op each open connection is running, if any.
+    fn current(&self) -> Vec<Arc<Op>> {
+        lock(&self.connections)
+            .values()
+            .filter_map(|conn| lock(&conn.op).clone())
+            .collect()
     }
 
     /// The command, network and operation counters in Prometheus's format (commands
