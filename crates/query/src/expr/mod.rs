@@ -23,7 +23,7 @@ mod array;
 mod convert;
 mod date;
 pub(crate) use date::{add_in_utc, fixed_unit_ms, time_unit, Unit as TimeUnit};
-mod num;
+pub(crate) mod num;
 mod ops;
 pub(crate) mod quantile;
 mod string;

@@ -12,10 +12,11 @@ use std::collections::BTreeMap;
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 
+use super::granularity::Granularity;
 use super::value_cmp;
 use crate::cmp::values_equal;
 use crate::expr::quantile::{Quantile, QuantileUse};
-use crate::expr::{Env, Expr};
+use crate::expr::{num, Env, Expr};
 use crate::sort::SortSpec;
 use crate::util::{self, bson_to_string, type_name};
 
@@ -966,12 +967,20 @@ impl Bucket {
     }
 }
 
-/// A parsed `$bucketAuto` (no `granularity`: 115).
+/// A parsed `$bucketAuto`.
 #[derive(Debug, Clone)]
 pub struct BucketAuto {
     group_by: Expr,
     buckets: usize,
     output: Vec<(String, AccSpec)>,
+    granularity: Option<Granularity>,
+}
+
+/// One bucket while `$bucketAuto` fills it.
+struct AutoBucket {
+    min: Bson,
+    max: Bson,
+    state: Vec<AccState>,
 }
 
 impl BucketAuto {
@@ -986,7 +995,7 @@ impl BucketAuto {
                 ),
             ));
         };
-        let (mut group_by, mut buckets, mut output) = (None, None, None);
+        let (mut group_by, mut buckets, mut output, mut granularity) = (None, None, None, None);
         for (k, v) in d {
             match k.as_str() {
                 "groupBy" => group_by = Some(group_by_expr("$bucketAuto", v, vars)?),
@@ -1017,10 +1026,16 @@ impl BucketAuto {
                 }
                 "output" => output = Some(parse_output("$bucketAuto", v, vars)?),
                 "granularity" => {
-                    return Err(MongoError::new(
-                        ErrorCode::CommandNotSupported,
-                        "Eddy does not support the $bucketAuto granularity option",
-                    ))
+                    let Bson::String(name) = v else {
+                        return Err(MongoError::location(
+                            40261,
+                            format!(
+                                "The $bucketAuto 'granularity' field must be a string, but found type: {}",
+                                type_name(v)
+                            ),
+                        ));
+                    };
+                    granularity = Some(Granularity::parse(name)?);
                 }
                 other => {
                     return Err(MongoError::location(
@@ -1040,47 +1055,129 @@ impl BucketAuto {
             group_by,
             buckets,
             output: output.unwrap_or_else(count_output),
+            granularity,
         })
     }
 
-    /// Runs the stage (mongod's `populateBuckets`).
+    /// Runs the stage (mongod's `populateNextBucket`): the documents sorted by their
+    /// key, about `n / buckets` to a bucket (the last takes the rest), a bucket's
+    /// boundary never splitting equal keys. Without a granularity a bucket's `max` is
+    /// the next bucket's `min` (the last one's its largest key); with one, boundaries
+    /// are rounded to it and each `min` is the previous bucket's `max`.
     pub fn run(&self, docs: Vec<Document>, env: &Env) -> Result<Vec<Document>, MongoError> {
         let mut keyed = docs
             .into_iter()
-            .map(|d| Ok((self.group_by.evaluate(&d, env)?.unwrap_or(Bson::Null), d)))
+            .map(|d| Ok((self.key(&d, env)?, d)))
             .collect::<Result<Vec<_>, MongoError>>()?;
         keyed.sort_by(|a, b| value_cmp(&a.0, &b.0));
-        let n = keyed.len();
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        let approx = ((n as f64) / (self.buckets as f64)).round().max(1.0) as usize;
+        let per_bucket = ((keyed.len() as f64) / (self.buckets as f64))
+            .round()
+            .max(1.0) as usize;
+        let mut sorted = keyed.into_iter();
         let mut out = Vec::new();
-        let mut i = 0;
-        let mut pending: Option<(Bson, Vec<AccState>)> = None;
-        while i < n {
-            let min = keyed[i].0.clone();
-            let mut st: Vec<AccState> = self.output.iter().map(|(_, a)| a.init()).collect();
-            let mut count = 0;
-            // The last bucket mongod makes takes every remaining document.
-            let last = out.len() + usize::from(pending.is_some()) + 1 >= self.buckets;
-            while i < n && (last || count < approx || values_equal(&keyed[i].0, &keyed[i - 1].0)) {
-                for ((_, acc), s) in self.output.iter().zip(st.iter_mut()) {
-                    acc.accumulate(s, &keyed[i].1, 1, env)?;
+        let (mut next_min, mut previous_max) = (sorted.next(), None);
+        while let Some((key, doc)) = next_min.take() {
+            let min = match (self.granularity, previous_max.take()) {
+                (Some(_), Some(max)) => max,
+                (Some(g), None) => g.round_down(&key)?,
+                (None, _) => key.clone(),
+            };
+            let mut bucket = AutoBucket {
+                min,
+                max: key.clone(),
+                state: self.output.iter().map(|(_, a)| a.init()).collect(),
+            };
+            self.add(&mut bucket, key, &doc, env)?;
+            let last = out.len() + 1 == self.buckets;
+            let mut filled = 1;
+            while filled < per_bucket || last {
+                let Some((key, doc)) = sorted.next() else {
+                    break;
+                };
+                self.add(&mut bucket, key, &doc, env)?;
+                filled += 1;
+            }
+            // Values equal to the bucket's largest (or, with a granularity, below its
+            // rounded boundary) join it too.
+            let mut next = sorted.next();
+            let boundary = match self.granularity {
+                Some(g) => Some(g.round_up(&bucket.max)?),
+                None => None,
+            };
+            while let Some((key, doc)) = next.take() {
+                let joins = values_equal(&bucket.max, &key)
+                    || boundary
+                        .as_ref()
+                        .is_some_and(|b| value_cmp(b, &key) == Ordering::Greater);
+                if !joins {
+                    next = Some((key, doc));
+                    break;
                 }
-                count += 1;
-                i += 1;
+                self.add(&mut bucket, key, &doc, env)?;
+                next = sorted.next();
             }
-            if let Some((pmin, pst)) = pending.take() {
-                out.push(self.bucket_doc(pmin, min.clone(), pst)?);
+            match (self.granularity, boundary) {
+                // A boundary of 0 cannot be exclusive: the next value rounded down is.
+                (Some(g), Some(b)) => match &next {
+                    Some((key, _)) if num::to_f64(&b) == 0.0 => bucket.max = g.round_down(key)?,
+                    _ => bucket.max = b,
+                },
+                _ => {
+                    if let Some((key, _)) = &next {
+                        bucket.max = key.clone();
+                    }
+                }
             }
-            pending = Some((min, st));
-        }
-        if let Some((pmin, pst)) = pending {
-            let max = keyed[n - 1].0.clone();
-            out.push(self.bucket_doc(pmin, max, pst)?);
+            previous_max = Some(bucket.max.clone());
+            out.push(self.bucket_doc(bucket.min, bucket.max, bucket.state)?);
+            next_min = next;
         }
         Ok(out)
+    }
+
+    /// A document's key: missing is null, as in `$group`; with a granularity, a
+    /// non-negative number (40258, 40259, 40260).
+    fn key(&self, doc: &Document, env: &Env) -> Result<Bson, MongoError> {
+        let key = self.group_by.evaluate(doc, env)?;
+        if self.granularity.is_some() {
+            let numeric = key.as_ref().filter(|k| num::is_numeric(k)).map(num::to_f64);
+            let Some(n) = numeric else {
+                return Err(MongoError::location(
+                    40258,
+                    format!(
+                        "$bucketAuto can specify a 'granularity' with numeric boundaries only, but found a value with type: {}",
+                        key.as_ref().map_or("missing", type_name)
+                    ),
+                ));
+            };
+            if n.is_nan() {
+                return Err(MongoError::location(
+                    40259,
+                    "$bucketAuto can specify a 'granularity' with numeric boundaries only, but found a NaN",
+                ));
+            }
+            if n < 0.0 {
+                return Err(MongoError::location(
+                    40260,
+                    "$bucketAuto can specify a 'granularity' with non-negative numbers only, but found a negative number",
+                ));
+            }
+        }
+        Ok(key.unwrap_or(Bson::Null))
+    }
+
+    fn add(
+        &self,
+        bucket: &mut AutoBucket,
+        key: Bson,
+        doc: &Document,
+        env: &Env,
+    ) -> Result<(), MongoError> {
+        bucket.max = key;
+        for ((_, acc), s) in self.output.iter().zip(bucket.state.iter_mut()) {
+            acc.accumulate(s, doc, 1, env)?;
+        }
+        Ok(())
     }
 
     fn bucket_doc(&self, min: Bson, max: Bson, st: Vec<AccState>) -> Result<Document, MongoError> {

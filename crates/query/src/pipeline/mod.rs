@@ -33,6 +33,7 @@
 //! $merge`).
 
 mod fill;
+mod granularity;
 mod group;
 mod join;
 mod order;
