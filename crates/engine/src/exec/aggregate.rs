@@ -16,8 +16,10 @@ use eddy_query::filter::Filter;
 use eddy_query::pipeline::{CollStats, Context, CurrentOpSpec, Output, Pipeline};
 
 use super::{check_snapshot_source, open_reader};
-use crate::plan::Query;
-use crate::read::Reader;
+use eddy_query::sort::SortSpec;
+
+use crate::plan::{Plan, Query};
+use crate::read::{ExecStats, Reader};
 use crate::{CollectionMeta, Engine, Namespace};
 
 /// An aggregation (also how `find`, `count` and `distinct` read through a view).
@@ -47,12 +49,67 @@ pub struct Aggregation {
     pub host: Option<String>,
 }
 
+/// What `explain` shows of an aggregation ([`Aggregation::explain`]).
+#[derive(Debug, Clone)]
+pub struct Explained {
+    /// The collection the pipeline reads, when it reads one.
+    pub source: Option<ExplainedSource>,
+    /// The stages after those the source's read took on, as given (a final `$out` or
+    /// `$merge` included), with what each returned when the pipeline ran.
+    pub stages: Vec<ExplainedStage>,
+}
+
+/// How an explained aggregation reads its collection.
+#[derive(Debug, Clone)]
+pub struct ExplainedSource {
+    pub ns: Namespace,
+    /// The leading `$match` (`{}` without one).
+    pub filter: Document,
+    /// The leading `$sort` and `$limit` when the plan gives their order (otherwise they
+    /// run as stages).
+    pub sort: Option<Document>,
+    pub limit: Option<usize>,
+    /// `None`: the collection does not exist (mongod's `EOF`).
+    pub plan: Option<Plan>,
+    /// What the read did, when the pipeline ran.
+    pub executed: Option<SourceStats>,
+}
+
+/// What an explained read did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SourceStats {
+    pub returned: usize,
+    pub keys_examined: u64,
+    pub docs_examined: u64,
+    pub millis: u64,
+}
+
+/// One stage of an explained aggregation.
+#[derive(Debug, Clone)]
+pub struct ExplainedStage {
+    /// The stage as the command gave it.
+    pub spec: Document,
+    /// Documents it returned and milliseconds it took, when the pipeline ran (never for
+    /// `$out`/`$merge`: explain does not write).
+    pub executed: Option<(usize, u64)>,
+}
+
+/// An aggregation's parsed pipeline over its resolved source, with the reader
+/// snapshot it runs in.
+struct Prepared {
+    reader: Reader,
+    at: Option<bson::Timestamp>,
+    env: Env,
+    /// The collection read (a view's source), `None` for `{aggregate: 1}`.
+    coll: Option<String>,
+    /// A view's stages, then the command's.
+    stages: Vec<Document>,
+    pipeline: Pipeline,
+}
+
 impl Aggregation {
-    /// Runs the aggregation; with `snapshot`, also the cluster time it read at.
-    pub fn run(
-        self,
-        engine: &Arc<Engine>,
-    ) -> Result<(Vec<Document>, Option<bson::Timestamp>), MongoError> {
+    /// Opens the snapshot, resolves a view to its source and pipeline, and parses.
+    fn prepare(&self, engine: &Arc<Engine>) -> Result<Prepared, MongoError> {
         let mut env = Env::new();
         env.cluster_time = Some(engine.cluster_time());
         env.vars = eddy_query::expr::evaluate_let(&self.let_vars, &env)?;
@@ -74,59 +131,85 @@ impl Aggregation {
                     }
                     Some(view) => {
                         let mut stages = view.pipeline;
-                        stages.extend(self.pipeline);
+                        stages.extend(self.pipeline.iter().cloned());
                         (Some(view.source.coll), stages)
                     }
-                    None => (Some(coll.clone()), self.pipeline),
+                    None => (Some(coll.clone()), self.pipeline.clone()),
                 }
             }
-            None => (None, self.pipeline),
+            None => (None, self.pipeline.clone()),
         };
         let pipeline =
             Pipeline::parse_with_vars(&stages, &names)?.collated(self.collation.as_ref());
-        let mut ctx = ReaderContext {
-            reader: &reader,
-            db: self.db.clone(),
+        Ok(Prepared {
+            reader,
+            at,
             env,
+            coll,
+            stages,
+            pipeline,
+        })
+    }
+
+    fn context<'a>(&'a self, p: &'a Prepared, engine: &'a Engine) -> ReaderContext<'a> {
+        ReaderContext {
+            reader: &p.reader,
+            db: self.db.clone(),
+            env: p.env.clone(),
             local_sessions: self.local_sessions.as_ref(),
             current_ops: self.current_ops.as_ref(),
             deadline: self.deadline,
-            coll: coll.as_deref(),
+            coll: p.coll.as_deref(),
             host: self.host.as_deref(),
             usage: engine.index_usage(),
-        };
-        let results = match &coll {
-            _ if pipeline.generates_input() => pipeline.run(Vec::new(), &mut ctx)?,
-            None => pipeline.run(Vec::new(), &mut ctx)?,
-            Some(coll) => {
-                let ns = Namespace::new(self.db.clone(), coll.clone());
-                match reader.collection(&ns)? {
-                    Some(meta) => {
-                        check_snapshot_source(&meta, self.snapshot.is_some())?;
-                        let input = read_source(
-                            &reader,
-                            &meta,
-                            &pipeline,
-                            &ctx,
-                            self.hint.as_ref(),
-                            self.collation.as_ref(),
-                        )?;
-                        match input {
-                            (docs, Some(next)) => pipeline.run_from_stage(next, docs, &mut ctx)?,
-                            (docs, None) => pipeline.run_after_match(docs, &mut ctx)?,
-                        }
-                    }
-                    None => pipeline.run(Vec::new(), &mut ctx)?,
-                }
+        }
+    }
+
+    /// The collection the pipeline reads its input from, if it reads one.
+    fn source(&self, p: &Prepared) -> Option<Namespace> {
+        match &p.coll {
+            Some(coll) if !p.pipeline.generates_input() => {
+                Some(Namespace::new(self.db.clone(), coll.clone()))
             }
+            _ => None,
+        }
+    }
+
+    /// Runs the aggregation; with `snapshot`, also the cluster time it read at.
+    pub fn run(
+        self,
+        engine: &Arc<Engine>,
+    ) -> Result<(Vec<Document>, Option<bson::Timestamp>), MongoError> {
+        let p = self.prepare(engine)?;
+        let pipeline = &p.pipeline;
+        let mut ctx = self.context(&p, engine);
+        let results = match self.source(&p) {
+            None => pipeline.run(Vec::new(), &mut ctx)?,
+            Some(ns) => match p.reader.collection(&ns)? {
+                Some(meta) => {
+                    check_snapshot_source(&meta, self.snapshot.is_some())?;
+                    let read = SourceRead::plan(
+                        &meta,
+                        pipeline,
+                        &ctx,
+                        self.hint.as_ref(),
+                        self.collation.as_ref(),
+                    )?;
+                    let docs = read.read(&p.reader, &meta, &ctx)?.0;
+                    pipeline.run_from_stage(read.next, docs, &mut ctx)?
+                }
+                None => pipeline.run(Vec::new(), &mut ctx)?,
+            },
         };
         let env = ctx.env.clone();
-        drop(reader);
-        if pipeline.writes().is_some() {
+        drop(ctx);
+        let at = p.at;
+        drop(p.reader);
+        if p.pipeline.writes().is_some() {
             // Nothing is written for a client that has already been told it timed out.
             Deadline::check_opt(self.deadline)?;
         }
-        match pipeline.writes() {
+        match p.pipeline.writes() {
             None => Ok((results, at)),
             Some(Output::Out { db, coll }) => {
                 let target = Namespace::new(db.clone().unwrap_or(self.db.clone()), coll.clone());
@@ -146,44 +229,160 @@ impl Aggregation {
             }
         }
     }
+
+    /// What the aggregation reads and runs, as `explain` shows it; with `execute`, it
+    /// also runs (but never writes its `$out`/`$merge`) and reports what each part did.
+    pub fn explain(self, engine: &Arc<Engine>, execute: bool) -> Result<Explained, MongoError> {
+        let p = self.prepare(engine)?;
+        let pipeline = &p.pipeline;
+        let mut ctx = self.context(&p, engine);
+        let mut source = None;
+        let (mut docs, next) = match self.source(&p) {
+            None => (Vec::new(), 0),
+            Some(ns) => {
+                let meta = p.reader.collection(&ns)?;
+                let empty = Document::new();
+                let mut explained = ExplainedSource {
+                    ns,
+                    filter: pipeline.leading_match().unwrap_or(&empty).clone(),
+                    sort: None,
+                    limit: None,
+                    plan: None,
+                    executed: execute.then(SourceStats::default),
+                };
+                let read = match &meta {
+                    Some(meta) => {
+                        check_snapshot_source(meta, self.snapshot.is_some())?;
+                        let read = SourceRead::plan(
+                            meta,
+                            pipeline,
+                            &ctx,
+                            self.hint.as_ref(),
+                            self.collation.as_ref(),
+                        )?;
+                        explained.plan = Some(read.plan.clone());
+                        if let Some((_, limit)) = read.sorted {
+                            // The `$sort` right after the leading `$match`.
+                            let at = usize::from(pipeline.leading_match().is_some());
+                            explained.sort = p.stages[at].get_document("$sort").ok().cloned();
+                            explained.limit = limit;
+                        }
+                        Some(read)
+                    }
+                    None => None,
+                };
+                let next = read
+                    .as_ref()
+                    .map_or(usize::from(pipeline.leading_match().is_some()), |r| r.next);
+                let docs = match (&meta, read, execute) {
+                    (Some(meta), Some(read), true) => {
+                        let started = std::time::Instant::now();
+                        let (docs, stats) = read.read(&p.reader, meta, &ctx)?;
+                        explained.executed = Some(SourceStats {
+                            returned: docs.len(),
+                            keys_examined: stats.keys_examined,
+                            docs_examined: stats.docs_examined,
+                            millis: started.elapsed().as_millis() as u64,
+                        });
+                        docs
+                    }
+                    _ => Vec::new(),
+                };
+                source = Some(explained);
+                (docs, next)
+            }
+        };
+        let mut stages: Vec<ExplainedStage> = p.stages[next..]
+            .iter()
+            .map(|spec| ExplainedStage {
+                spec: spec.clone(),
+                executed: None,
+            })
+            .collect();
+        if execute {
+            let mut run = stages.iter_mut();
+            docs = pipeline.run_observed(next, docs, &mut ctx, &mut |returned, took| {
+                if let Some(stage) = run.next() {
+                    stage.executed = Some((returned, took.as_millis() as u64));
+                }
+            })?;
+            drop(docs);
+        }
+        Ok(Explained { source, stages })
+    }
 }
 
-/// The pipeline's input from its source collection, read through the planner with the
-/// leading `$match` (so it can use an index) and a `$sort` (and `$limit`) right after it:
-/// the documents, and the stage to continue from when the engine already applied the
-/// sort and limit (an index gave the order); otherwise the pipeline continues after the
-/// `$match`, its own `$sort` running over input already in that order, so that its
-/// errors (parallel arrays) stay mongod's.
-fn read_source(
-    reader: &Reader,
-    meta: &CollectionMeta,
-    pipeline: &Pipeline,
-    ctx: &ReaderContext<'_>,
-    hint: Option<&Bson>,
-    collation: Option<&Arc<Collation>>,
-) -> Result<(Vec<Document>, Option<usize>), MongoError> {
-    let empty = Document::new();
-    let filter_doc = pipeline.leading_match().unwrap_or(&empty);
-    let filter = Filter::parse_collated(filter_doc, &ctx.env.vars, collation)?;
-    let mut q = Query::new(filter_doc, &filter);
-    q.hint = hint;
-    q.deadline = ctx.deadline;
-    let (limit, next) = match pipeline.leading_sort() {
-        Some((sort, limit, next)) => {
-            q.sort = Some(sort);
-            if crate::plan::plan(meta, &q)?.sorted {
-                (limit, Some(next))
-            } else {
-                // The pipeline's own `$sort` orders the documents.
-                q.sort = None;
-                (None, None)
-            }
-        }
-        None => (None, None),
-    };
-    let found = reader.query(meta, &q, limit)?;
-    ctx.usage.record(meta, &found.plan);
-    Ok((found.docs.into_iter().map(|m| m.doc).collect(), next))
+/// How the pipeline reads its source collection: through the planner with the leading
+/// `$match` (so it can use an index) and a `$sort` (and `$limit`) right after it when
+/// the plan gives that order. Otherwise the pipeline's own `$sort` runs over input
+/// already in that order, so that its errors (parallel arrays) stay mongod's.
+struct SourceRead<'p> {
+    filter_doc: &'p Document,
+    filter: Filter,
+    hint: Option<&'p Bson>,
+    /// The sort and limit the plan serves.
+    sorted: Option<(&'p SortSpec, Option<usize>)>,
+    plan: Plan,
+    /// The first stage the pipeline runs over what was read.
+    next: usize,
+}
+
+static NO_FILTER: std::sync::LazyLock<Document> = std::sync::LazyLock::new(Document::new);
+
+impl<'p> SourceRead<'p> {
+    fn plan(
+        meta: &CollectionMeta,
+        pipeline: &'p Pipeline,
+        ctx: &ReaderContext<'_>,
+        hint: Option<&'p Bson>,
+        collation: Option<&Arc<Collation>>,
+    ) -> Result<SourceRead<'p>, MongoError> {
+        let filter_doc = pipeline.leading_match().unwrap_or(&NO_FILTER);
+        let filter = Filter::parse_collated(filter_doc, &ctx.env.vars, collation)?;
+        let plan_for = |sort: Option<&SortSpec>| {
+            let mut q = Query::new(filter_doc, &filter);
+            q.hint = hint;
+            q.sort = sort;
+            crate::plan::plan(meta, &q)
+        };
+        let after_match = usize::from(pipeline.leading_match().is_some());
+        let (sorted, plan, next) = match pipeline.leading_sort() {
+            Some((sort, limit, next)) => match plan_for(Some(sort))? {
+                plan if plan.sorted => (Some((sort, limit)), plan, next),
+                _ => (None, plan_for(None)?, after_match),
+            },
+            None => (None, plan_for(None)?, after_match),
+        };
+        Ok(SourceRead {
+            filter_doc,
+            filter,
+            hint,
+            sorted,
+            plan,
+            next,
+        })
+    }
+
+    fn query(&self, deadline: Option<Deadline>) -> Query<'_> {
+        let mut q = Query::new(self.filter_doc, &self.filter);
+        q.hint = self.hint;
+        q.deadline = deadline;
+        q.sort = self.sorted.map(|(sort, _)| sort);
+        q
+    }
+
+    /// The documents, in the plan's order, and what reading them took.
+    fn read(
+        &self,
+        reader: &Reader,
+        meta: &CollectionMeta,
+        ctx: &ReaderContext<'_>,
+    ) -> Result<(Vec<Document>, ExecStats), MongoError> {
+        let limit = self.sorted.and_then(|(_, limit)| limit);
+        let found = reader.query(meta, &self.query(ctx.deadline), limit)?;
+        ctx.usage.record(meta, &found.plan);
+        Ok((found.docs.into_iter().map(|m| m.doc).collect(), found.stats))
+    }
 }
 
 /// Reads for `$lookup`/`$unionWith` through the aggregation's snapshot.

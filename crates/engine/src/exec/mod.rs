@@ -19,7 +19,10 @@ use std::sync::Arc;
 use bson::{doc, Bson, Document, Timestamp};
 use eddy_codes::{ErrorCode, MongoError};
 
-pub use aggregate::{Aggregation, CurrentOps, LocalSession, LocalSessions};
+pub use aggregate::{
+    Aggregation, CurrentOps, Explained, ExplainedSource, ExplainedStage, LocalSession,
+    LocalSessions, SourceStats,
+};
 pub use query::{natural_direction, Outcome, QuerySpec};
 
 use crate::read::Reader;

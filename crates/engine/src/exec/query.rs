@@ -227,12 +227,9 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
 
 /// A query on a view, run as mongod runs it: an aggregation of the view's pipeline
 /// followed by the query's `$match`, `$sort`, `$skip` and `$limit`, then the projection.
-fn through_view(
-    engine: &Arc<Engine>,
-    ns: &Namespace,
-    q: &QuerySpec,
-    projection: Option<&Projection>,
-) -> Result<(Vec<Document>, Option<Timestamp>), MongoError> {
+/// The aggregation a query of a view runs (its projection aside): the view's pipeline,
+/// then the query's filter, sort, skip and limit as stages.
+pub fn view_aggregation(ns: &Namespace, q: &QuerySpec) -> super::Aggregation {
     let mut pipeline = Vec::new();
     if !q.filter.is_empty() {
         pipeline.push(doc! {"$match": q.filter.clone()});
@@ -246,7 +243,7 @@ fn through_view(
     if let Some(limit) = q.limit.filter(|l| *l > 0) {
         pipeline.push(doc! {"$limit": i64::try_from(limit).unwrap_or(i64::MAX)});
     }
-    let job = super::Aggregation {
+    super::Aggregation {
         db: ns.db.clone(),
         coll: Some(ns.coll.clone()),
         pipeline,
@@ -259,8 +256,16 @@ fn through_view(
         hint: None,
         deadline: q.deadline,
         host: None,
-    };
-    let (docs, at) = job.run(engine)?;
+    }
+}
+
+fn through_view(
+    engine: &Arc<Engine>,
+    ns: &Namespace,
+    q: &QuerySpec,
+    projection: Option<&Projection>,
+) -> Result<(Vec<Document>, Option<Timestamp>), MongoError> {
+    let (docs, at) = view_aggregation(ns, q).run(engine)?;
     let docs = match projection {
         Some(p) => docs
             .iter()

@@ -348,6 +348,25 @@ impl Pipeline {
         self.run_from(start, input, ctx)
     }
 
+    /// [`Pipeline::run_from_stage`], telling `observe` what each stage returned and how
+    /// long it took, in order (`explain`'s per-stage figures).
+    pub fn run_observed(
+        &self,
+        start: usize,
+        input: Vec<Document>,
+        ctx: &mut dyn Context,
+        observe: &mut dyn FnMut(usize, std::time::Duration),
+    ) -> Result<Vec<Document>, MongoError> {
+        let mut docs = input;
+        for stage in self.stages.iter().skip(start) {
+            ctx.interrupted()?;
+            let started = std::time::Instant::now();
+            docs = run_stage(stage, docs, ctx)?;
+            observe(docs.len(), started.elapsed());
+        }
+        Ok(docs)
+    }
+
     /// The final `$out`/`$merge` the caller must perform with the results of `run`.
     pub fn writes(&self) -> Option<&Output> {
         self.output.as_ref()

@@ -35,6 +35,8 @@ pub struct Aggregate {
     snapshot: Option<Option<bson::Timestamp>>,
     /// The index the pipeline's input is read through (`hint`).
     hint: Option<Bson>,
+    /// `explain: true`: the command to explain (echoed in the reply) instead of running it.
+    explain: Option<Document>,
 }
 
 impl Command for Aggregate {
@@ -111,12 +113,6 @@ impl Command for Aggregate {
                 "The 'cursor' option is required, except for aggregate with the explain argument",
             )),
         };
-        if explain {
-            return Err(MongoError::new(
-                ErrorCode::CommandNotSupported,
-                "Eddy does not support explain for aggregate",
-            ));
-        }
         let api_strict = cmd.get_bool("apiStrict").unwrap_or(false);
         let mut stages = Vec::with_capacity(pipeline.len());
         for (i, stage) in pipeline.iter().enumerate() {
@@ -203,10 +199,15 @@ impl Command for Aggregate {
             bypass_document_validation,
             snapshot,
             hint,
+            explain: explain.then(|| cmd.clone()),
         })
     }
 
-    async fn apply(self, ctx: Ctx) -> CommandResult {
+    async fn apply(mut self, ctx: Ctx) -> CommandResult {
+        if let Some(command) = self.explain.take() {
+            // `explain: true` explains at the `queryPlanner` verbosity.
+            return super::explain::aggregate(&ctx, self, command, false).await;
+        }
         let is_stream = self
             .pipeline
             .first()
@@ -230,57 +231,63 @@ impl Command for Aggregate {
                 change_stream::open(&ctx, self.coll, &spec, pipeline, self.batch_size).await
             }
             _ => {
-                let db = ctx.db().to_owned();
                 let ns = match &self.coll {
-                    Some(c) => format!("{db}.{c}"),
-                    None => format!("{db}.$cmd.aggregate"),
+                    Some(c) => format!("{}.{c}", ctx.db()),
+                    None => format!("{}.$cmd.aggregate", ctx.db()),
                 };
-                // `$listLocalSessions` reads the server's session cache, which the
-                // blocking pool does not see: take the snapshot here.
-                let lists_sessions = self
-                    .pipeline
-                    .first()
-                    .is_some_and(|s| s.contains_key("$listLocalSessions"));
-                let local_sessions = lists_sessions.then(|| LocalSessions {
-                    sessions: ctx
-                        .state()
-                        .sessions
-                        .list()
-                        .into_iter()
-                        .map(|(key, last_use)| LocalSession {
-                            id: key.id(),
-                            uid: key.uid(),
-                            last_use,
-                        })
-                        .collect(),
-                    caller: ctx.conn().auth.session_uid(),
-                    uid_of: crate::auth::session_user_digest,
-                });
-                let current_ops = self
-                    .pipeline
-                    .first()
-                    .is_some_and(|s| s.contains_key("$currentOp"))
-                    .then(|| super::current_op::current_ops(&ctx));
-                let job = Aggregation {
-                    db,
-                    coll: self.coll,
-                    pipeline: self.pipeline,
-                    let_vars: self.let_vars,
-                    local_sessions,
-                    current_ops,
-                    collation: self.collation,
-                    bypass_document_validation: self.bypass_document_validation,
-                    snapshot: self.snapshot,
-                    hint: self.hint,
-                    deadline: ctx.deadline(),
-                    host: Some(ctx.state().config.advertised_host()),
-                };
+                let batch_size = self.batch_size;
+                let job = self.into_job(&ctx)?;
                 let (docs, at) = with_engine(&ctx, move |engine| job.run(engine)).await?;
                 let source = VecCursor::from_documents(docs)?;
-                let first = self.batch_size.or(Some(DEFAULT_FIRST_BATCH));
+                let first = batch_size.or(Some(DEFAULT_FIRST_BATCH));
                 ctx.open_cursor_at(ns, Box::new(source), CursorOptions::default(), first, at)
                     .await
             }
         }
+    }
+}
+
+impl Aggregate {
+    /// The engine's aggregation of this command (not a change stream: 115 for explain).
+    pub(super) fn into_job(self, ctx: &Ctx) -> Result<Aggregation, MongoError> {
+        let first_is = |name: &str| self.pipeline.first().is_some_and(|s| s.contains_key(name));
+        if first_is("$changeStream") {
+            return Err(MongoError::new(
+                ErrorCode::CommandNotSupported,
+                "Eddy cannot explain a $changeStream pipeline",
+            ));
+        }
+        // `$listLocalSessions` reads the server's session cache, which the blocking pool
+        // does not see: take the snapshot here.
+        let local_sessions = first_is("$listLocalSessions").then(|| LocalSessions {
+            sessions: ctx
+                .state()
+                .sessions
+                .list()
+                .into_iter()
+                .map(|(key, last_use)| LocalSession {
+                    id: key.id(),
+                    uid: key.uid(),
+                    last_use,
+                })
+                .collect(),
+            caller: ctx.conn().auth.session_uid(),
+            uid_of: crate::auth::session_user_digest,
+        });
+        let current_ops = first_is("$currentOp").then(|| super::current_op::current_ops(ctx));
+        Ok(Aggregation {
+            db: ctx.db().to_owned(),
+            coll: self.coll,
+            pipeline: self.pipeline,
+            let_vars: self.let_vars,
+            local_sessions,
+            current_ops,
+            collation: self.collation,
+            bypass_document_validation: self.bypass_document_validation,
+            snapshot: self.snapshot,
+            hint: self.hint,
+            deadline: ctx.deadline(),
+            host: Some(ctx.state().config.advertised_host()),
+        })
     }
 }

@@ -1,4 +1,5 @@
-//! `explain`: `{explain: {find|count|distinct|update|delete|findAndModify: ...}, verbosity?}`.
+//! `explain`: `{explain: {find|count|distinct|update|delete|findAndModify|aggregate: ...},
+//! verbosity?}`, and `aggregate` with `explain: true`.
 //!
 //! Reports the plan the engine chooses in mongod 7.0's classic `queryPlanner` shape:
 //! `COLLSCAN`, `IDHACK`, or `FETCH` over `IXSCAN` (with `keyPattern`, `indexName`,
@@ -7,6 +8,12 @@
 //! `COUNT`, `UPDATE` and `DELETE` on top for those commands. With `executionStats` or
 //! `allPlansExecution` it also runs the query (never the write) and reports what it
 //! returned and how many index keys and documents it read.
+//!
+//! An aggregation is explained as mongod 7.0's classic engine shows it: the read of its
+//! collection (the leading `$match`, and a `$sort`/`$limit` an index serves) as a
+//! `$cursor` stage holding that query's `queryPlanner` (and `executionStats`), then the
+//! other stages as given, each with `nReturned` and `executionTimeMillisEstimate` when
+//! run. A pipeline the read takes on whole is shown as a `find` is.
 
 use std::time::Instant;
 
@@ -14,18 +21,26 @@ use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_engine::plan::{Access, IndexScan, Plan};
 
+use super::aggregate::Aggregate;
 use super::data::{collection_arg, namespace, with_engine};
 use crate::args::{opt_str, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
-use eddy_engine::exec::{query, QuerySpec};
+use eddy_engine::exec::{query, Explained, QuerySpec};
 
 pub struct Explain {
     command: Document,
-    /// The explained command's query, parsed as the command itself parses it.
-    spec: QuerySpec,
-    /// The stage a write or count puts on top of the query's plan.
-    top: Option<&'static str>,
+    target: Target,
     verbosity: Verbosity,
+}
+
+/// What an explain explains, parsed as the command itself parses it.
+enum Target {
+    /// A query: its spec and the stage a write or count puts on top of its plan.
+    Query {
+        spec: Box<QuerySpec>,
+        top: Option<&'static str>,
+    },
+    Aggregate(Box<Aggregate>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -283,11 +298,19 @@ impl Command for Explain {
             }
         };
         let cmd_name = command.keys().next().cloned().unwrap_or_default();
-        let (spec, top) = query_of(&cmd_name, &command, ctx)?;
+        let target = match cmd_name.as_str() {
+            "aggregate" => Target::Aggregate(Box::new(Aggregate::parse(&command, ctx)?)),
+            _ => {
+                let (spec, top) = query_of(&cmd_name, &command, ctx)?;
+                Target::Query {
+                    spec: Box::new(spec),
+                    top,
+                }
+            }
+        };
         Ok(Explain {
             command,
-            spec,
-            top,
+            target,
             verbosity,
         })
     }
@@ -298,14 +321,22 @@ impl Command for Explain {
         let ns = namespace(&ctx, &coll);
         let Explain {
             command,
-            spec,
-            top,
+            target,
             verbosity,
         } = self;
+        let (spec, top) = match target {
+            Target::Query { spec, top } => (*spec, top),
+            Target::Aggregate(agg) => {
+                let execute = verbosity == Verbosity::ExecutionStats;
+                return aggregate(&ctx, *agg, command, execute).await;
+            }
+        };
         with_engine(&ctx, move |e| {
             if e.reader()?.view(&ns)?.is_some() {
-                // mongod explains a view's query as an aggregation, which Eddy cannot.
-                return Err(eddy_engine::catalog::not_a_collection(&ns));
+                // A view's query is explained as the aggregation it runs, as in mongod.
+                let execute = verbosity == Verbosity::ExecutionStats;
+                let explained = query::view_aggregation(&ns, &spec).explain(e, execute)?;
+                return Ok(aggregate_reply(explained, command).into());
             }
             let mut stats = None;
             let plan = match verbosity {
@@ -330,27 +361,105 @@ impl Command for Explain {
                 }
             };
             let winning = winning_plan(plan.as_ref(), &spec, top);
-            let mut reply = doc! {
-                "explainVersion": "1",
-                "queryPlanner": {
-                    "namespace": ns.to_string(),
-                    "indexFilterSet": false,
-                    "parsedQuery": spec.filter.clone(),
-                    "winningPlan": winning.clone(),
-                    "rejectedPlans": [],
-                },
-            };
-            if let Some(mut stats) = stats {
-                stats.insert("executionStages", winning);
-                reply.insert("executionStats", stats);
-            }
-            reply.insert("command", command);
-            reply.insert(
-                "serverInfo",
-                doc! {"host": "localhost", "version": crate::VERSION},
-            );
-            Ok(reply.into())
+            let mut reply = doc! {"explainVersion": "1"};
+            reply.extend(query_explain(&ns.to_string(), &spec.filter, winning, stats));
+            Ok(finish_reply(reply, command).into())
         })
         .await
     }
+}
+
+/// A query's `queryPlanner` and, when it ran, `executionStats` (with `executionStages`
+/// the winning plan).
+fn query_explain(
+    ns: &str,
+    filter: &Document,
+    winning: Document,
+    stats: Option<Document>,
+) -> Document {
+    let mut out = doc! {
+        "queryPlanner": {
+            "namespace": ns,
+            "indexFilterSet": false,
+            "parsedQuery": filter.clone(),
+            "winningPlan": winning.clone(),
+            "rejectedPlans": [],
+        },
+    };
+    if let Some(mut stats) = stats {
+        stats.insert("executionStages", winning);
+        out.insert("executionStats", stats);
+    }
+    out
+}
+
+/// The fields every explain reply ends with.
+fn finish_reply(mut reply: Document, command: Document) -> Document {
+    reply.insert("command", command);
+    reply.insert(
+        "serverInfo",
+        doc! {"host": "localhost", "version": crate::VERSION},
+    );
+    reply
+}
+
+/// Explains an aggregation (`execute`: the `executionStats` verbosities).
+pub(super) async fn aggregate(
+    ctx: &Ctx,
+    agg: Aggregate,
+    command: Document,
+    execute: bool,
+) -> CommandResult {
+    let job = agg.into_job(ctx)?;
+    let explained = with_engine(ctx, move |e| job.explain(e, execute)).await?;
+    Ok(aggregate_reply(explained, command).into())
+}
+
+/// mongod's explain of an aggregation.
+fn aggregate_reply(explained: Explained, command: Document) -> Document {
+    let source = explained.source.as_ref().map(|source| {
+        let spec = QuerySpec {
+            filter: source.filter.clone(),
+            sort: source.sort.clone(),
+            limit: source.limit.map(|l| l as u64),
+            ..QuerySpec::default()
+        };
+        let stats = source.executed.map(|run| {
+            doc! {
+                "executionSuccess": true,
+                "nReturned": run.returned as i64,
+                "executionTimeMillis": run.millis as i64,
+                "totalKeysExamined": run.keys_examined as i64,
+                "totalDocsExamined": run.docs_examined as i64,
+            }
+        });
+        let winning = winning_plan(source.plan.as_ref(), &spec, None);
+        query_explain(&source.ns.to_string(), &source.filter, winning, stats)
+    });
+    let mut reply = doc! {"explainVersion": "1"};
+    match source {
+        // Nothing runs after the read: mongod shows the query alone.
+        Some(query) if explained.stages.is_empty() => reply.extend(query),
+        source => {
+            let mut stages = Vec::with_capacity(explained.stages.len() + 1);
+            if let Some(query) = source {
+                let mut cursor = doc! {"$cursor": query};
+                if let Some(run) = explained.source.as_ref().and_then(|s| s.executed) {
+                    cursor.insert("nReturned", run.returned as i64);
+                    cursor.insert("executionTimeMillisEstimate", run.millis as i64);
+                }
+                stages.push(cursor);
+            }
+            for stage in explained.stages {
+                let mut d = stage.spec;
+                if let Some((returned, millis)) = stage.executed {
+                    d.insert("nReturned", returned as i64);
+                    d.insert("executionTimeMillisEstimate", millis as i64);
+                }
+                stages.push(d);
+            }
+            reply.insert("stages", stages);
+        }
+    }
+    finish_reply(reply, command)
 }
