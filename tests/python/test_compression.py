@@ -172,6 +172,31 @@ def test_change_stream_over_compressed_connection(shared_server: EddyServer, nam
     assert pooled_compression(c) == [IDS[name]]
 
 
+@pytest.mark.parametrize("name", ["zstd", "snappy", "zlib"])
+def test_server_status_counts_compressed_bytes(eddy_factory, name: str):
+    # A server of its own: the counters start at zero and nothing else moves them.
+    server = eddy_factory()
+    c = server.direct_client(compressors=name)
+    doc = {"text": "compressible " * 2000}
+    coll = c.db.squeeze
+    coll.insert_one(dict(doc))
+    assert coll.find_one({}, {"_id": 0}) == doc
+    network = c.admin.command("serverStatus")["network"]
+    assert set(network["compression"]) == {"snappy", "zstd", "zlib"}
+    used = network["compression"][name]
+    # The insert went in compressed, the find's reply came back compressed.
+    assert used["decompressor"]["bytesIn"] < used["decompressor"]["bytesOut"]
+    assert used["decompressor"]["bytesOut"] > len(doc["text"])
+    assert used["compressor"]["bytesIn"] > len(doc["text"])
+    assert 0 < used["compressor"]["bytesOut"] < used["compressor"]["bytesIn"]
+    for other in {"snappy", "zstd", "zlib"} - {name}:
+        idle = network["compression"][other]
+        assert idle["compressor"]["bytesIn"] == 0 and idle["decompressor"]["bytesIn"] == 0
+    # Logical bytes count messages decompressed; physical bytes what crossed the wire.
+    assert network["physicalBytesIn"] < network["bytesIn"]
+    assert network["physicalBytesOut"] < network["bytesOut"]
+
+
 def test_negotiation_in_the_clients_order_and_remembered(shared_server: EddyServer):
     s = connect(shared_server)
     with s:

@@ -177,12 +177,10 @@ async fn run(
             }
         };
         let len = header.length as usize;
-        let network = &state.ops.network;
-        network.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
-        network.requests.fetch_add(1, Ordering::Relaxed);
         // An OP_COMPRESSED is unwrapped first, with the compressors this server has; a
         // failure there ends the connection, as mongod ends the session.
         let decoded = eddy_wire::decompress(&buf[..len], state.config.compressors).map(|u| {
+            state.ops.network.read(len, u.frame.len(), u.compressor);
             let header = eddy_wire::peek_header(&u.frame).ok().flatten();
             (eddy_wire::decode(&u.frame), u.compressor, header)
         });
@@ -239,11 +237,7 @@ async fn write(
             &compressed[..]
         }
     };
-    state
-        .ops
-        .network
-        .bytes_out
-        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    state.ops.network.wrote(bytes.len(), out.len(), compressor);
     stream.write_all(out).await.map_err(Closed::Io)
 }
 

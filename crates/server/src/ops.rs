@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use bson::{doc, Bson, DateTime, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_metrics::{Exposition, Histogram};
+use eddy_wire::Compressor;
 use tokio::sync::Notify;
 
 use crate::command::ConnInfo;
@@ -246,9 +247,54 @@ struct Latency {
 /// Bytes and requests through the wire protocol (`serverStatus.network`).
 #[derive(Debug, Default)]
 pub struct Network {
+    /// Messages as the server reads and writes them, decompressed (mongod's `bytesIn`).
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Bytes on the wire, compressed or not (`physicalBytesIn`).
+    pub physical_in: AtomicU64,
+    pub physical_out: AtomicU64,
     pub requests: AtomicU64,
+    /// Per compressor, by [`compression_slot`]: snappy, zlib, zstd.
+    compression: [Compression; 3],
+}
+
+/// What one compressor did (`network.compression.<name>`): `compressor` made replies
+/// (bytes in, bytes out), `decompressor` read requests (bytes in, bytes out).
+#[derive(Debug, Default)]
+struct Compression {
+    compressor: [AtomicU64; 2],
+    decompressor: [AtomicU64; 2],
+}
+
+/// The compressors `serverStatus` reports, in mongod's order.
+const COMPRESSORS: [Compressor; 3] = [Compressor::Snappy, Compressor::Zstd, Compressor::Zlib];
+
+impl Network {
+    fn slot(&self, c: Compressor) -> Option<&Compression> {
+        let i = COMPRESSORS.iter().position(|k| *k == c)?;
+        self.compression.get(i)
+    }
+
+    /// A request read: `wire` bytes arrived, `message` after decompression by `compressor`.
+    pub fn read(&self, wire: usize, message: usize, compressor: Option<Compressor>) {
+        self.physical_in.fetch_add(wire as u64, Ordering::Relaxed);
+        self.bytes_in.fetch_add(message as u64, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = compressor.and_then(|c| self.slot(c)) {
+            slot.decompressor[0].fetch_add(wire as u64, Ordering::Relaxed);
+            slot.decompressor[1].fetch_add(message as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// A reply written: `message` bytes, `wire` once compressed by `compressor`.
+    pub fn wrote(&self, message: usize, wire: usize, compressor: Option<Compressor>) {
+        self.bytes_out.fetch_add(message as u64, Ordering::Relaxed);
+        self.physical_out.fetch_add(wire as u64, Ordering::Relaxed);
+        if let Some(slot) = compressor.and_then(|c| self.slot(c)) {
+            slot.compressor[0].fetch_add(message as u64, Ordering::Relaxed);
+            slot.compressor[1].fetch_add(wire as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 /// What is in progress (each open connection and its current op), and what has been
@@ -462,16 +508,26 @@ impl Ops {
     /// `serverStatus.network`.
     pub fn network_document(&self) -> Document {
         let n = &self.network;
-        let bytes_in = n.bytes_in.load(Ordering::Relaxed) as i64;
-        let bytes_out = n.bytes_out.load(Ordering::Relaxed) as i64;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as i64;
+        let mut compression = Document::new();
+        for (c, slot) in COMPRESSORS.iter().zip(&n.compression) {
+            compression.insert(
+                c.name(),
+                doc! {
+                    "compressor": {"bytesIn": get(&slot.compressor[0]), "bytesOut": get(&slot.compressor[1])},
+                    "decompressor": {"bytesIn": get(&slot.decompressor[0]), "bytesOut": get(&slot.decompressor[1])},
+                },
+            );
+        }
         doc! {
-            "bytesIn": bytes_in,
-            "bytesOut": bytes_out,
-            "physicalBytesIn": bytes_in,
-            "physicalBytesOut": bytes_out,
+            "bytesIn": get(&n.bytes_in),
+            "bytesOut": get(&n.bytes_out),
+            "physicalBytesIn": get(&n.physical_in),
+            "physicalBytesOut": get(&n.physical_out),
             "numSlowDNSOperations": 0_i64,
             "numSlowSSLOperations": 0_i64,
-            "numRequests": n.requests.load(Ordering::Relaxed) as i64,
+            "numRequests": get(&n.requests),
+            "compression": compression,
         }
     }
 
@@ -556,6 +612,22 @@ impl Ops {
             &[("direction", "out")],
             n.bytes_out.load(Ordering::Relaxed) as f64,
         );
+        let family = e.family(
+            "eddy_network_compressed_bytes_total",
+            "counter",
+            "Wire bytes of compressed messages, by compressor and direction.",
+        );
+        for (c, slot) in COMPRESSORS.iter().zip(&n.compression) {
+            for (direction, counter) in
+                [("in", &slot.decompressor[0]), ("out", &slot.compressor[1])]
+            {
+                family.sample(
+                    "eddy_network_compressed_bytes_total",
+                    &[("compressor", c.name()), ("direction", direction)],
+                    counter.load(Ordering::Relaxed) as f64,
+                );
+            }
+        }
         e.single(
             "eddy_network_requests_total",
             "counter",
