@@ -366,6 +366,7 @@ error_codes! {
     UnsupportedOpQueryCommand = 352,
     TenantMigrationStrictlyDisallowed = 353,
     NoSuchSession = 354,
+    CannotConvertIndexToUnique = 359,
     InvalidUUID = 9999,
     MaxBsonObjectSizeExceeded = 10334,
     DuplicateKey = 11000,

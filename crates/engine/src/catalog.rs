@@ -179,6 +179,12 @@ impl IndexMeta {
         self.spec.get_bool("unique").unwrap_or(false)
     }
 
+    /// `prepareUnique` (mongod 6.0+): the index refuses new duplicate keys, though it
+    /// may still hold old ones (so its entries keep the non-unique layout).
+    pub fn prepare_unique(&self) -> bool {
+        self.spec.get_bool("prepareUnique").unwrap_or(false)
+    }
+
     pub fn sparse(&self) -> bool {
         self.spec.get_bool("sparse").unwrap_or(false)
     }

@@ -244,26 +244,96 @@ pub fn duplicate_key_error(
     .with_extra(doc! {"keyPattern": pattern.clone(), "keyValue": value.clone()})
 }
 
-/// Checks that inserting `doc` (whose `_id` key is `id_key`) breaks no unique index.
+/// Checks that writing `doc` (whose `_id` key is `id_key`) over `old` (an update's
+/// document before, `None` for an insert) breaks no unique index, and adds no key
+/// another document holds to a `prepareUnique` one (mongod checks only the keys a
+/// write adds there: duplicates from before the flag may stay).
 pub fn check_unique(
     r: &impl KvRead,
     meta: &CollectionMeta,
     doc: &Document,
+    old: Option<&Document>,
     id_key: &[u8],
 ) -> Result<(), MongoError> {
-    for index in meta.indexes.iter().filter(|i| i.unique()) {
-        for k in keys_for(index, doc)? {
-            if let Some(owner) = r.get(&table(index), &k).map_err(storage_err)? {
-                if owner != id_key {
-                    return Err(duplicate_key_error(
-                        meta,
-                        index.name(),
-                        &index.key_pattern(),
-                        &key_value(index, doc),
-                    ));
+    let duplicate = |index: &IndexMeta| {
+        duplicate_key_error(
+            meta,
+            index.name(),
+            &index.key_pattern(),
+            &key_value(index, doc),
+        )
+    };
+    for index in &meta.indexes {
+        if index.unique() {
+            for k in keys_for(index, doc)? {
+                if let Some(owner) = r.get(&table(index), &k).map_err(storage_err)? {
+                    if owner != id_key {
+                        return Err(duplicate(index));
+                    }
+                }
+            }
+        } else if index.prepare_unique() {
+            let had = match old {
+                Some(old) => keys_for(index, old)?,
+                None => Vec::new(),
+            };
+            for k in keys_for(index, doc)?
+                .into_iter()
+                .filter(|k| !had.contains(k))
+            {
+                let (start, end) = eddy_storage::prefix_bounds(&k);
+                for entry in r
+                    .scan(&table(index), start, end, false)
+                    .map_err(storage_err)?
+                {
+                    let (_, owner) = entry.map_err(storage_err)?;
+                    if owner != id_key {
+                        return Err(duplicate(index));
+                    }
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// The documents (by `_id` key) that share a key of `index`, in groups: what stops
+/// `collMod` from making it unique. The index must have the non-unique layout (key,
+/// then `_id` key).
+pub fn duplicates(r: &impl KvRead, index: &IndexMeta) -> Result<Vec<Vec<Vec<u8>>>, MongoError> {
+    let mut groups = Vec::new();
+    let (mut run, mut run_key): (Vec<Vec<u8>>, Option<Vec<u8>>) = (Vec::new(), None);
+    for entry in r.scan_all(&table(index), false).map_err(storage_err)? {
+        let (entry_key, owner) = entry.map_err(storage_err)?;
+        let key = &entry_key[..entry_key.len() - owner.len()];
+        if run_key.as_deref() != Some(key) {
+            if run.len() > 1 {
+                groups.push(std::mem::take(&mut run));
+            }
+            run.clear();
+            run_key = Some(key.to_vec());
+        }
+        run.push(owner);
+    }
+    if run.len() > 1 {
+        groups.push(run);
+    }
+    Ok(groups)
+}
+
+/// Rewrites `index`'s entries in the unique layout (key alone, `_id` key as value), the
+/// index having just become unique.
+pub fn rewrite_unique(w: &mut WriteBatch<'_>, index: &IndexMeta) -> Result<(), MongoError> {
+    let t = table(index);
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = w
+        .scan_all(&t, false)
+        .map_err(storage_err)?
+        .collect::<Result<_, _>>()
+        .map_err(storage_err)?;
+    for (entry_key, owner) in entries {
+        w.delete(&t, &entry_key).map_err(storage_err)?;
+        let key = &entry_key[..entry_key.len() - owner.len()];
+        w.put(&t, key, &owner).map_err(storage_err)?;
     }
     Ok(())
 }

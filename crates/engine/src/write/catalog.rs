@@ -159,16 +159,34 @@ impl Engine {
                     format!("ns does not exist: {ns}"),
                 ));
             };
+            if changes.get_bool("dryRun").unwrap_or(false) {
+                return dry_run(&*tx.w, &meta, &changes);
+            }
             let before = meta.options.clone();
             let mut reply = Document::new();
             let mut index_before = None;
             for (k, v) in &changes {
                 match k.as_str() {
+                    "dryRun" => {}
                     "index" => {
                         let spec = v.as_document().cloned().unwrap_or_default();
-                        let (old, fields) = modify_index(&mut meta, &spec)?;
-                        index_before = Some(old);
-                        reply.extend(fields);
+                        let change = modify_index(&*tx.w, &mut meta, &spec)?;
+                        let index_changes =
+                            ["expireAfterSeconds", "hidden", "unique", "prepareUnique"]
+                                .iter()
+                                .filter(|k| spec.contains_key(k))
+                                .count();
+                        if change.prepare_unique && (changes.len() > 1 || index_changes > 1) {
+                            return Err(MongoError::new(
+                                ErrorCode::InvalidOptions,
+                                "prepareUnique cannot be combined with any other modification.",
+                            ));
+                        }
+                        if let Some(at) = change.made_unique {
+                            index::rewrite_unique(tx.w, &meta.indexes[at])?;
+                        }
+                        index_before = Some(change.old);
+                        reply.extend(change.reply);
                     }
                     // A new cap is applied by the next insert, as in mongod.
                     "cappedSize" | "cappedMax" if meta.cap().is_none() => {
@@ -207,13 +225,21 @@ impl Engine {
     }
 }
 
-/// `collMod`'s `index: {name | keyPattern, expireAfterSeconds?, hidden?}` (checked by the
-/// command): the index's options before (for the oplog's `o2`), and the reply's
-/// `expireAfterSeconds_old`/`_new` and `hidden_old`/`_new`, as mongod's.
-fn modify_index(
-    meta: &mut CollectionMeta,
-    spec: &Document,
-) -> Result<(Document, Document), MongoError> {
+/// What `collMod` did to an index.
+struct IndexChange {
+    /// The index's options before (for the oplog's `o2`).
+    old: Document,
+    /// The reply's `expireAfterSeconds_old`/`_new`, `hidden_old`/`_new`,
+    /// `prepareUnique_old`/`_new` and `unique_new`, as mongod's.
+    reply: Document,
+    /// `prepareUnique` changed (it cannot come with other modifications).
+    prepare_unique: bool,
+    /// The position of the index that became unique: its entries take the unique layout.
+    made_unique: Option<usize>,
+}
+
+/// The index `collMod`'s `index: {name | keyPattern, ...}` names (27 IndexNotFound).
+fn target_index(meta: &CollectionMeta, spec: &Document) -> Result<usize, MongoError> {
     let target = match (spec.get_str("name"), spec.get_document("keyPattern")) {
         (Ok(name), _) => meta
             .indexes
@@ -225,9 +251,102 @@ fn modify_index(
             .position(|i| catalog::same_key_pattern(&i.key_pattern(), key)),
         _ => None,
     };
+    target.ok_or_else(|| {
+        let which = match spec.get("name") {
+            Some(name) => crate::display_value(name),
+            None => crate::display_value(spec.get("keyPattern").unwrap_or(&Bson::Null)),
+        };
+        MongoError::new(
+            ErrorCode::IndexNotFound,
+            format!("cannot find index {which} for ns {}", meta.ns),
+        )
+    })
+}
+
+/// 359 CannotConvertIndexToUnique, with the `_id`s of each group of documents sharing a
+/// key (`violations: [{ids: [...]}]`), when `index` holds duplicates.
+fn check_convertible(
+    r: &impl eddy_storage::KvRead,
+    meta: &CollectionMeta,
+    index: &catalog::IndexMeta,
+) -> Result<(), MongoError> {
+    let groups = index::duplicates(r, index)?;
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let mut violations = Vec::with_capacity(groups.len());
+    for group in groups {
+        let mut ids = Vec::with_capacity(group.len());
+        for id_key in group {
+            let bytes = r
+                .get(&meta.docs_table(), &id_key)
+                .map_err(storage_err)?
+                .unwrap_or_default();
+            let doc = catalog::decode(&bytes)?;
+            ids.push(doc.get("_id").cloned().unwrap_or(Bson::Null));
+        }
+        violations.push(doc! {"ids": ids});
+    }
+    Err(MongoError::new(
+        ErrorCode::CannotConvertIndexToUnique,
+        "Cannot convert the index to unique. Please resolve conflicting documents before running collMod again.",
+    )
+    .with_extra(doc! {"violations": violations}))
+}
+
+/// `collMod` with `dryRun: true`: only `index: {..., unique: true}`, checked for
+/// duplicates and not applied (mongod's `_processCollModDryRunMode`).
+fn dry_run(
+    r: &impl eddy_storage::KvRead,
+    meta: &CollectionMeta,
+    changes: &Document,
+) -> Result<Document, MongoError> {
+    let invalid = |why: &str| MongoError::new(ErrorCode::InvalidOptions, why.to_owned());
+    let Ok(spec) = changes.get_document("index") else {
+        return Err(invalid(
+            "dry run mode requires an valid index modification.",
+        ));
+    };
+    if !spec.get_bool("unique").unwrap_or(false) {
+        return Err(invalid(
+            "dry run mode requires an index modification with unique: true.",
+        ));
+    }
+    let modifications = changes.len() - 1
+        + ["expireAfterSeconds", "hidden", "prepareUnique"]
+            .iter()
+            .filter(|k| spec.contains_key(k))
+            .count();
+    let at = target_index(meta, spec)?;
+    let index = &meta.indexes[at];
+    if !index.unique() && !index.prepare_unique() {
+        return Err(invalid(
+            "Cannot make index unique with 'prepareUnique=false'. Run collMod to set it first.",
+        ));
+    }
+    if modifications > 1 {
+        return Err(invalid(
+            "unique: true cannot be combined with any other modification in dry run mode.",
+        ));
+    }
+    if !index.unique() {
+        check_convertible(r, meta, index)?;
+    }
+    Ok(Document::new())
+}
+
+/// `collMod`'s `index: {name | keyPattern, expireAfterSeconds?, hidden?, prepareUnique?,
+/// unique?}` (checked by the command), applied as mongod's `processCollModIndexRequest`:
+/// setting an option to what it is already is a no-op; `unique: true` needs
+/// `prepareUnique` first and no duplicates, then clears it.
+fn modify_index(
+    r: &impl eddy_storage::KvRead,
+    meta: &mut CollectionMeta,
+    spec: &Document,
+) -> Result<IndexChange, MongoError> {
     let id_index = spec.get_str("name").ok() == Some("_id_")
         || spec.get_document("keyPattern").ok() == Some(&doc! {"_id": 1});
-    if id_index {
+    if id_index && (spec.contains_key("hidden") || spec.contains_key("expireAfterSeconds")) {
         let why = match spec.contains_key("hidden") {
             true => (ErrorCode::BadValue, "can't hide _id index"),
             false => (
@@ -237,19 +356,33 @@ fn modify_index(
         };
         return Err(MongoError::new(why.0, why.1));
     }
-    let Some(at) = target else {
-        let which = match spec.get("name") {
-            Some(name) => crate::display_value(name),
-            None => crate::display_value(spec.get("keyPattern").unwrap_or(&Bson::Null)),
-        };
-        return Err(MongoError::new(
-            ErrorCode::IndexNotFound,
-            format!("cannot find index {which} for ns {}", meta.ns),
-        ));
+    let at = target_index(meta, spec)?;
+    let mut change = IndexChange {
+        old: Document::new(),
+        reply: Document::new(),
+        prepare_unique: false,
+        made_unique: None,
     };
+    let index = &meta.indexes[at];
+    if let Some(unique) = spec.get("unique") {
+        if unique.as_bool() == Some(false) {
+            return Err(MongoError::new(
+                ErrorCode::BadValue,
+                "Cannot make index non-unique",
+            ));
+        }
+        if !index.unique() {
+            if !index.prepare_unique() {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidOptions,
+                    "Cannot make index unique with 'prepareUnique=false'. Run collMod to set it first.",
+                ));
+            }
+            check_convertible(r, meta, index)?;
+            change.made_unique = Some(at);
+        }
+    }
     let index = &mut meta.indexes[at];
-    let mut old = Document::new();
-    let mut reply = Document::new();
     if let Some(seconds) = spec.get("expireAfterSeconds") {
         if index.key_pattern().len() != 1 {
             return Err(MongoError::new(
@@ -258,24 +391,45 @@ fn modify_index(
             ));
         }
         if let Some(was) = index.spec.get("expireAfterSeconds") {
-            old.insert("expireAfterSeconds", was.clone());
-            reply.insert("expireAfterSeconds_old", was.clone());
+            change.old.insert("expireAfterSeconds", was.clone());
+            change.reply.insert("expireAfterSeconds_old", was.clone());
         }
-        reply.insert("expireAfterSeconds_new", seconds.clone());
+        change
+            .reply
+            .insert("expireAfterSeconds_new", seconds.clone());
         index.spec.insert("expireAfterSeconds", seconds.clone());
     }
     if let Some(hidden) = spec.get("hidden") {
         let was = index.spec.get_bool("hidden").unwrap_or(false);
         let now = hidden.as_bool().unwrap_or(false);
-        old.insert("hidden", was);
-        reply.insert("hidden_old", was);
-        reply.insert("hidden_new", now);
+        change.old.insert("hidden", was);
+        change.reply.insert("hidden_old", was);
+        change.reply.insert("hidden_new", now);
         match now {
             true => index.spec.insert("hidden", true),
             false => index.spec.remove("hidden"),
         };
     }
-    Ok((old, reply))
+    if change.made_unique.is_some() {
+        change.old.insert("unique", false);
+        change.old.insert("prepareUnique", true);
+        change.reply.insert("unique_new", true);
+        index.spec.insert("unique", true);
+        index.spec.remove("prepareUnique");
+    } else if let Some(now) = spec.get("prepareUnique").and_then(Bson::as_bool) {
+        let was = index.prepare_unique();
+        if was != now && !index.unique() {
+            change.prepare_unique = true;
+            change.old.insert("prepareUnique", was);
+            change.reply.insert("prepareUnique_old", was);
+            change.reply.insert("prepareUnique_new", now);
+            match now {
+                true => index.spec.insert("prepareUnique", true),
+                false => index.spec.remove("prepareUnique"),
+            };
+        }
+    }
+    Ok(change)
 }
 
 impl Tx<'_, '_> {

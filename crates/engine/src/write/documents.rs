@@ -244,7 +244,7 @@ impl Tx<'_, '_> {
                 &doc! {"_id": id},
             ));
         }
-        index::check_unique(&*self.w, meta, &doc, &key)?;
+        index::check_unique(&*self.w, meta, &doc, None, &key)?;
         let bytes = encode_checked(&doc, |size| {
             // mongod's fixDocumentForInsert: BadValue, not BSONObjectTooLarge.
             MongoError::new(
@@ -311,7 +311,7 @@ impl Tx<'_, '_> {
                 format!("Resulting document after update is larger than {MAX_USER_DOC_SIZE}"),
             )
         })?;
-        index::check_unique(&*self.w, meta, &new, &old.id_key)?;
+        index::check_unique(&*self.w, meta, &new, Some(&old.doc), &old.id_key)?;
         index::remove_entries(self.w, meta, &old.doc, &old.id_key)?;
         let news = index::add_entries(self.w, meta, &new, &old.id_key)?;
         self.record_multikey(&meta.ns, news)?;

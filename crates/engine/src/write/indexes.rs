@@ -220,7 +220,7 @@ impl Tx<'_, '_> {
         for (id_key, bytes) in docs {
             let doc = catalog::decode(&bytes)?;
             if index.unique() {
-                if let Err(e) = index::check_unique(&*self.w, &probe, &doc, &id_key) {
+                if let Err(e) = index::check_unique(&*self.w, &probe, &doc, None, &id_key) {
                     self.w.delete_table(&table).map_err(storage_err)?;
                     return Err(e);
                 }
@@ -410,7 +410,7 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
             "key" | "name" | "v" | "ns" => {}
             // Deprecated and ignored since 3.0, still accepted by mongod 7.0.
             "dropDups" => {}
-            "unique" | "sparse" | "hidden" | "background" => {
+            "unique" | "sparse" | "hidden" | "background" | "prepareUnique" => {
                 out.insert(k.clone(), Bson::Boolean(v.as_bool().unwrap_or(false) || matches!(v, Bson::Int32(n) if *n != 0)));
             }
             "partialFilterExpression" => {

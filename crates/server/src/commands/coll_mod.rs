@@ -1,5 +1,6 @@
 //! `collMod`: `{collMod: coll, changeStreamPreAndPostImages?, cappedSize?, cappedMax?,
-//! validator?, index: {name | keyPattern, expireAfterSeconds?, hidden?}}`, or
+//! validator?, index: {name | keyPattern, expireAfterSeconds?, hidden?, prepareUnique?,
+//! unique?}, dryRun?}`, or
 //! `{collMod: view, viewOn?, pipeline?}`; other modifications are refused rather than
 //! ignored.
 
@@ -63,7 +64,12 @@ impl Command for CollMod {
                 "index" => {
                     changes.insert(key.clone(), index_change(value)?);
                 }
-                "expireAfterSeconds" | "timeseries" | "dryRun" => {
+                "dryRun" => {
+                    if crate::args::truthy(value) {
+                        changes.insert(key.clone(), true);
+                    }
+                }
+                "expireAfterSeconds" | "timeseries" => {
                     return Err(MongoError::new(
                         ErrorCode::CommandNotSupported,
                         format!("Eddy does not support collMod of '{key}'"),
@@ -88,8 +94,8 @@ impl Command for CollMod {
     }
 }
 
-/// `index: {name | keyPattern, expireAfterSeconds?, hidden?}`, checked as mongod's
-/// `collMod` checks it.
+/// `index: {name | keyPattern, expireAfterSeconds?, hidden?, unique?, prepareUnique?}`,
+/// checked as mongod's `collMod` checks it (the booleans coerce as its IDL does).
 fn index_change(value: &Bson) -> Result<Document, MongoError> {
     let Bson::Document(spec) = value else {
         return Err(wrong_type("collMod", "index", value, "type 'object'"));
@@ -119,11 +125,9 @@ fn index_change(value: &Bson) -> Result<Document, MongoError> {
                 out.insert(k.clone(), seconds);
                 continue;
             }
-            ("unique" | "prepareUnique" | "forceNonUnique", _) => {
-                return Err(MongoError::new(
-                    ErrorCode::CommandNotSupported,
-                    format!("Eddy does not support collMod of an index's '{k}'"),
-                ))
+            ("unique" | "prepareUnique", v) => {
+                out.insert(k.clone(), crate::args::truthy(v));
+                continue;
             }
             _ => {
                 return Err(MongoError::location(
@@ -139,7 +143,8 @@ fn index_change(value: &Bson) -> Result<Document, MongoError> {
         (false, false) => return Err(invalid("Must specify either index name or key pattern.")),
         _ => {}
     }
-    if !out.contains_key("expireAfterSeconds") && !out.contains_key("hidden") {
+    let modifies = ["expireAfterSeconds", "hidden", "unique", "prepareUnique"];
+    if !modifies.iter().any(|k| out.contains_key(k)) {
         return Err(invalid(
             "no expireAfterSeconds, hidden, unique, or prepareUnique field",
         ));
