@@ -99,8 +99,9 @@
     state.source = source;
     setStatus("reconnecting", "connecting…");
     source.onopen = () => setStatus("live", "live");
-    source.onerror = () => {
-      if (state.source !== source) return;
+    source.onerror = (e) => {
+      // The server's own `error` events (MessageEvents with data) have their listener below.
+      if (state.source !== source || e instanceof MessageEvent) return;
       if (source.readyState === EventSource.CONNECTING) {
         // The connection dropped (a server restart): EventSource retries by itself and
         // sends Last-Event-ID, so nothing is lost or repeated.
@@ -115,7 +116,7 @@
     source.addEventListener("message", onChange); // events whose type a pipeline removed
     source.addEventListener("heartbeat", (e) => setLastId(e.lastEventId));
     source.addEventListener("error", (e) => {
-      if (e.data === undefined) return; // a connection error, handled by onerror
+      if (!(e instanceof MessageEvent)) return; // a connection error, handled by onerror
       let err = {};
       try { err = JSON.parse(e.data); } catch (_) { /* shown raw below */ }
       close();
@@ -335,7 +336,7 @@
       g.moveTo(left, y);
       g.lineTo(width, y);
       g.stroke();
-      g.fillText(String(Math.round(scale * frac)), 4, y + 3);
+      g.fillText(String(scale * frac), 4, y + 3);
     }
     g.fillText("-60 s", left, height - 2);
     g.fillText("now", width - 22, height - 2);
