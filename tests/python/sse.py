@@ -9,6 +9,7 @@ import base64
 import http.client
 import json
 import socket
+import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -46,8 +47,13 @@ def basic(user: str, password: str) -> dict:
 class Stream:
     """One `GET` of an event stream."""
 
-    def __init__(self, port: int, path: str, headers: dict | None = None, timeout: float = 10) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    def __init__(
+        self, port: int, path: str, headers: dict | None = None, timeout: float = 10, tls: ssl.SSLContext | None = None
+    ) -> None:
+        if tls is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        else:
+            self.conn = http.client.HTTPSConnection("localhost", port, timeout=timeout, context=tls)
         self.conn.request("GET", path, headers=headers or {})
         # The response owns the socket from here on (`Connection: close`): keep it to set
         # read timeouts and to close it.
