@@ -323,3 +323,27 @@ def test_under_auth_the_wire_users_and_privileges_apply(eddy_factory):
     # The page itself needs a user too (its streams are then sent the same credentials).
     assert status("/")[0] == 401
     assert status("/", basic("reader", "rd"))[0] == 200
+
+
+def test_http_connections_are_capped_like_the_wire_ones(eddy_factory):
+    port = free_port()
+    s = eddy_factory(extra_args=["--http-port", str(port), "--maxConns", "4"])
+    s.http_port = port
+    open_streams = [stream(s, watch_path("app", "c")) for _ in range(4)]
+    # One more is accepted and closed at once, with no answer.
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        Stream(port, watch_path("app", "c"))
+    open_streams.pop(0).close()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            open_streams.append(stream(s, watch_path("app", "c")))
+            break
+        except (http.client.RemoteDisconnected, ConnectionError):
+            assert time.monotonic() < deadline, "a closed stream's place was never given back"
+            time.sleep(0.05)
+    # The MongoDB port has its own places.
+    s.client().app.c.insert_one({"_id": 1})
+    for st in open_streams:
+        assert st.changes(1)[0].doc["documentKey"] == {"_id": 1}
+        st.close()

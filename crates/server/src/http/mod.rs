@@ -25,6 +25,7 @@ mod watch;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,14 +48,25 @@ pub async fn accept_loop(
     tls: crate::connection::Tls,
     connections: Arc<Mutex<JoinSet<()>>>,
 ) {
+    // Open HTTP connections (event streams last): at most `--maxConns`, apart from the
+    // MongoDB port's, so that neither can take all of the process's file descriptors.
+    let open = Arc::new(AtomicU32::new(0));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let max = state.config.max_incoming_connections;
+                if open.load(Ordering::Relaxed) >= max {
+                    tracing::warn!(%peer, max, "http connection refused because too many are open");
+                    drop(stream);
+                    continue;
+                }
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().unwrap_or(peer);
                 let state = Arc::clone(&state);
                 let tls = tls.clone();
+                let counted = Open::new(&open);
                 let task = async move {
+                    let _counted = counted;
                     let (mode, acceptor) = match &tls {
                         Some((mode, acceptor)) => (*mode, Some(acceptor)),
                         None => (crate::tls::TlsMode::Disabled, None),
@@ -76,6 +88,22 @@ pub async fn accept_loop(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// Counts one open HTTP connection while it lives.
+struct Open(Arc<AtomicU32>);
+
+impl Open {
+    fn new(open: &Arc<AtomicU32>) -> Open {
+        open.fetch_add(1, Ordering::Relaxed);
+        Open(Arc::clone(open))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
