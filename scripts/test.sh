@@ -5,7 +5,9 @@
 #   setup     scripts/setup-python.sh (+ scripts/setup-node.sh for mongosh; a failure there is
 #             reported and makes tests/python/test_mongosh.py fail, not the whole run; + scripts/
 #             setup-bench.sh for eddy bench's Redis/PostgreSQL baselines, soft the same way: without
-#             them tests/bench_smoke.rs checks that they are reported unavailable)
+#             them tests/bench_smoke.rs checks that they are reported unavailable; + scripts/
+#             setup-browser.sh for Chromium, soft too: without it tests/python/test_sse_browser.py
+#             fails)
 #   fmt       cargo fmt --all -- --check
 #   clippy    cargo clippy --workspace --all-targets -- -D warnings
 #   build     cargo build --release
@@ -32,7 +34,7 @@ while (($#)); do
     case "$1" in
         --skip) skip+=" $2 "; shift 2 ;;
         --skip=*) skip+=" ${1#--skip=} "; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "test.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -107,6 +109,10 @@ hard setup bash scripts/setup-python.sh
 if ! skipped_step setup && ! skipped_step node; then
     step setup-node bash scripts/setup-node.sh ||
         echo "test.sh: setup-node failed: tests/python/test_mongosh.py will fail"
+fi
+if ! skipped_step setup && ! skipped_step setup-browser; then
+    step setup-browser bash scripts/setup-browser.sh ||
+        echo "test.sh: setup-browser failed: tests/python/test_sse_browser.py will fail"
 fi
 if ! skipped_step setup && ! skipped_step setup-bench; then
     step setup-bench bash scripts/setup-bench.sh ||

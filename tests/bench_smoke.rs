@@ -313,3 +313,29 @@ fn find_and_slow_consumer() {
         positive(r, &["inserts_per_s", "rss_before_kib", "rss_after_kib"]);
     }
 }
+
+#[test]
+fn sse_beside_the_wire() {
+    let json = bench(&[
+        "sse",
+        "--streams",
+        "4",
+        "--events",
+        "20",
+        "--rates",
+        "100",
+        "--no-baselines",
+    ]);
+    let sc = scenario(&json, "sse");
+    let rows = sc["rows"].as_array().expect("rows");
+    let transports: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r["transport"].as_str())
+        .collect();
+    assert_eq!(transports, ["sse", "wire"], "{sc:#}");
+    for r in rows {
+        assert_eq!(r["deliveries"], 80, "{r:#}");
+        assert_eq!(r["complete"], true, "{r:#}");
+        positive(r, &["p50_ms", "p99_ms", "max_ms"]);
+    }
+}

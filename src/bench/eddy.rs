@@ -20,18 +20,34 @@ pub const DB: &str = "bench";
 pub struct BenchServer {
     child: Child,
     pub addr: SocketAddr,
+    /// Its `--http-port` (the `sse` scenario), if started with one.
+    pub http: Option<SocketAddr>,
     _dir: tempfile::TempDir,
 }
 
 impl BenchServer {
     pub async fn start() -> Result<BenchServer> {
+        BenchServer::launch(None).await
+    }
+
+    /// A server that also serves HTTP (the change-stream gateway).
+    pub async fn start_with_http() -> Result<BenchServer> {
+        BenchServer::launch(Some(free_port()?)).await
+    }
+
+    async fn launch(http_port: Option<u16>) -> Result<BenchServer> {
         let port = free_port()?;
         let dir = tempfile::tempdir()?;
         let exe = std::env::current_exe().context("locating the eddy executable")?;
-        let child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .args(["serve", "--port", &port.to_string(), "--dbpath"])
             .arg(dir.path())
-            .arg("--quiet")
+            .arg("--quiet");
+        if let Some(http) = http_port {
+            command.args(["--http-port", &http.to_string()]);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -40,6 +56,7 @@ impl BenchServer {
         let mut server = BenchServer {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            http: http_port.map(|p| SocketAddr::from(([127, 0, 0, 1], p))),
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -17,7 +17,8 @@
 //! # Layout
 //! - `mod.rs`: flags, the run (which scenarios, which systems, output).
 //! - Scenarios, one file each: `write_impact`, `latency`, `fanout`, `catchup`, `memory`,
-//!   `insert`, and the older `find` and `slow_consumer` (official driver).
+//!   `insert`, `sse` (the HTTP gateway), and the older `find` and `slow_consumer` (official
+//!   driver).
 //! - `harness`: many subscribers and publishers on their own connections, latency
 //!   tracking, writer loops. `system`: one face for the three systems.
 //! - Clients and servers: `mongo` (OP_MSG via `eddy-wire`, replies as raw BSON), `eddy`
@@ -40,6 +41,7 @@ mod process;
 mod redis;
 mod report;
 mod slow_consumer;
+mod sse;
 mod system;
 mod write_impact;
 
@@ -76,7 +78,10 @@ pub enum Workload {
     Find,
     /// One writer with 0 and then K change streams that never read: rate and RSS.
     SlowConsumer,
-    /// write-impact, latency, fanout, catchup, memory and insert (not find, slow-consumer).
+    /// Delivery latency through the HTTP gateway (Server-Sent Events) at 1,000 clients,
+    /// beside getMore's on the same server.
+    Sse,
+    /// write-impact, latency, fanout, catchup, memory and insert (not find, slow-consumer, sse).
     All,
 }
 
@@ -508,7 +513,7 @@ fn check_args(a: &BenchArgs) -> Result<()> {
 async fn run_workloads(b: &mut Bench) -> Result<()> {
     use Workload::*;
     let w = b.args.workload;
-    let chosen = |x: Workload| w == x || (w == All && !matches!(x, Find | SlowConsumer));
+    let chosen = |x: Workload| w == x || (w == All && !matches!(x, Find | SlowConsumer | Sse));
     if chosen(WriteImpact) {
         write_impact::run(b).await?;
     }
@@ -532,6 +537,9 @@ async fn run_workloads(b: &mut Bench) -> Result<()> {
     }
     if chosen(SlowConsumer) {
         slow_consumer::run(b).await?;
+    }
+    if chosen(Sse) {
+        sse::run(b).await?;
     }
     Ok(())
 }

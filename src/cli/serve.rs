@@ -92,8 +92,9 @@ pub struct ServeArgs {
     #[arg(long = "auth")]
     pub auth: bool,
 
-    /// Also serve HTTP on this port, on the same addresses: GET /metrics (Prometheus)
-    /// [default: off]
+    /// Also serve HTTP on this port, on the same addresses: GET /metrics (Prometheus),
+    /// change streams as Server-Sent Events (GET /v1/watch/DB/COLL) and a live viewer
+    /// page (GET /) [default: off]
     #[arg(long = "http-port", value_name = "PORT")]
     pub http_port: Option<u16>,
 

@@ -86,3 +86,29 @@ def test_the_cli_connects_over_tls_with_auth(eddy_factory, certs):
     admin = tls_client(server, certs, username="admin", password="pw")
     # The tutorial's writes end with a drop: the collection is gone, its events are in the oplog.
     assert "collection" not in admin.tlsdemo.list_collection_names()
+
+
+def test_the_http_change_stream_gateway_speaks_tls_with_the_same_users(eddy_factory, certs):
+    import ssl
+
+    from conftest import free_port
+    from sse import Stream, basic, watch_path
+
+    port = free_port()
+    server = eddy_factory(
+        extra_args=[
+            "--tlsMode", "requireTLS", "--tlsCertificateKeyFile", str(certs / "server.pem"),
+            "--auth", "--http-port", str(port),
+        ]
+    )
+    tls_client(server, certs).admin.command("createUser", "root", pwd="r00t", roles=["root"])
+    client = tls_client(server, certs, username="root", password="r00t")
+    context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    with Stream(port, watch_path("app", "c"), tls=context) as refused:
+        assert refused.status == 401
+    with Stream(port, watch_path("app", "c"), headers=basic("root", "r00t"), tls=context) as stream:
+        assert stream.status == 200
+        stream.heartbeat()
+        client.app.c.insert_one({"_id": "over tls"})
+        (event,) = stream.changes(1)
+    assert event.event == "insert" and event.doc["documentKey"] == {"_id": "over tls"}

@@ -128,6 +128,10 @@ pub struct Engine {
     pub(crate) next_id: AtomicU64,
     /// Approximate bytes held by the oplog (sum of entry sizes).
     pub(crate) oplog_bytes: AtomicU64,
+    /// The newest oplog timestamp (packed) trimmed since start, set before the trimming
+    /// commits: a stream reading storage from a position before it may have lost entries
+    /// ([`Engine::read_oplog`]).
+    pub(crate) trimmed_through: AtomicU64,
     started: Instant,
     /// Snapshots kept for snapshot reads at their cluster time.
     snapshots: snapshots::SnapshotHistory,
@@ -235,6 +239,7 @@ impl Engine {
             hub: ChangeHub::new(options.hub_capacity, last_ts),
             next_id: AtomicU64::new(next_id),
             oplog_bytes: AtomicU64::new(oplog_bytes),
+            trimmed_through: AtomicU64::new(0),
             options,
             started: Instant::now(),
             snapshots: snapshots::SnapshotHistory::default(),
@@ -353,12 +358,27 @@ impl Engine {
     }
 
     /// Entries strictly after `after`, at most `max`, oldest first: from the hub when
-    /// it holds the position, else from storage.
+    /// it holds the position, else from storage. From storage, 286
+    /// ChangeStreamHistoryLost when entries after `after` may have been trimmed away
+    /// (the oldest retained entry is newer than `after`, and trimming since start removed
+    /// an entry newer than `after`): a reader behind the retained history learns it
+    /// rather than skipping what it missed. The hub never loses entries between its
+    /// floor and its newest, so reads it serves are whole.
     pub fn read_oplog(&self, after: Timestamp, max: usize) -> Result<Vec<SharedEntry>, MongoError> {
         if let TailRead::Entries(entries) = self.hub.read_after(after, max) {
             return Ok(entries);
         }
         let snap = self.store.snapshot().map_err(storage_err)?;
+        let oldest = snap
+            .first(tables::OPLOG)
+            .map_err(storage_err)?
+            .and_then(|(k, _)| oplog::ts_of_key(&k));
+        let position = clock::pack(after);
+        if oldest.is_some_and(|o| clock::pack(o) > position)
+            && self.trimmed_through.load(Ordering::Acquire) > position
+        {
+            return Err(changes::history_lost());
+        }
         let mut out = Vec::new();
         for entry in snap
             .scan(

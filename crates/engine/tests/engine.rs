@@ -10,6 +10,7 @@ use eddy_engine::write::IndexSelector;
 use eddy_engine::{DeleteOp, Engine, EngineOptions, FindAndModify, Namespace, UpdateOp};
 
 /// A batch with its events decoded.
+#[derive(Debug)]
 struct Read {
     events: Vec<Document>,
     invalidated: bool,
@@ -582,6 +583,57 @@ fn history_lost_after_trimming() {
         time: 0,
         increment: 0,
     });
+}
+
+/// An open stream that falls behind both the hub's tail and the retained oplog fails with
+/// 286 on its next read rather than skipping what was trimmed; one still inside the hub's
+/// tail, or behind it with nothing trimmed past it, reads on without a gap.
+#[test]
+fn an_open_stream_behind_the_retained_history_fails_instead_of_skipping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = EngineOptions::new(dir.path());
+    options.oplog_size_mb = 1;
+    options.hub_capacity = 8;
+    let engine = Engine::open(options).expect("open");
+    let mut lagging = stream(&engine, Scope::Collection(ns("c")), doc! {});
+    let mut untrimmed = stream(&engine, Scope::Collection(ns("d")), doc! {});
+    engine
+        .insert(ns("c"), vec![doc! {"_id": 0}], true)
+        .expect("insert");
+    assert_eq!(
+        read(&mut lagging, 1, 16 << 20).expect("batch").events.len(),
+        1
+    );
+    // Behind the hub's 8 entries with nothing trimmed yet: read from storage, whole.
+    for i in 0..20 {
+        engine
+            .insert(ns("d"), vec![doc! {"_id": i}], true)
+            .expect("insert");
+    }
+    let got = read(&mut untrimmed, 100, 16 << 20).expect("nothing lost yet");
+    assert_eq!(got.events.len(), 20);
+    let big = "x".repeat(10_000);
+    for i in 1..300 {
+        engine
+            .insert(ns("c"), vec![doc! {"_id": i, "pad": &big}], true)
+            .expect("insert");
+    }
+    while engine.trim_oplog(10_000).expect("trim") > 0 {}
+    let err = read(&mut lagging, 100, 16 << 20).expect_err("history lost");
+    assert_eq!(err.code, ErrorCode::ChangeStreamHistoryLost.code());
+    assert!(err
+        .labels
+        .iter()
+        .any(|l| l == "NonResumableChangeStreamError"));
+    // A stream opened now reads on.
+    let mut fresh = stream(&engine, Scope::Collection(ns("c")), doc! {});
+    engine
+        .insert(ns("c"), vec![doc! {"_id": "late"}], true)
+        .expect("insert");
+    assert_eq!(
+        read(&mut fresh, 100, 16 << 20).expect("batch").events.len(),
+        1
+    );
 }
 
 #[test]

@@ -335,6 +335,21 @@ pub async fn execute(
     })
 }
 
+/// Runs one command for a client inside the server (the HTTP gateway,
+/// `crate::http::watch`): the same lookup, authorization, rules and counters as
+/// [`execute`], the command's own `$db`, but the error comes back typed rather than as
+/// a reply document.
+pub async fn execute_typed(
+    state: &Arc<ServerState>,
+    conn: &Arc<ConnInfo>,
+    cmd: Document,
+) -> Result<Outcome, MongoError> {
+    let name = cmd.keys().next().cloned().unwrap_or_default();
+    let db = command_db(&cmd, &name, None)?;
+    let entry = lookup(&name, state.config.enable_test_commands)?;
+    run(state, conn, entry, &name, cmd, db).await
+}
+
 /// Runs a command of the table and counts it (`metrics.commands`, `opLatencies`).
 async fn run(
     state: &Arc<ServerState>,

@@ -11,7 +11,8 @@
 //! - [`command`]: the `Command` trait (parse, then apply) and its context `Ctx`;
 //! - [`cursor`]: cursor sources and the server-wide cursor registry;
 //! - [`failpoint`]: `configureFailPoint` for driver test suites;
-//! - [`http`]: the optional HTTP port (`GET /metrics`);
+//! - [`http`]: the optional HTTP port (`GET /metrics`, change streams as Server-Sent
+//!   Events at `/v1/watch`, the live viewer page at `/`);
 //! - [`ops`]: operations in progress (`currentOp`, `killOp`), open connections and the
 //!   command counters of `serverStatus`;
 //! - [`state`]: what all connections share.
@@ -163,6 +164,7 @@ impl Server {
                 Arc::clone(&state),
                 listener,
                 self.tls.clone(),
+                Arc::clone(&connections),
             ));
         }
         let reaper = tokio::spawn(reap_loop(Arc::clone(&state)));

@@ -37,7 +37,8 @@ pub struct ServerConfig {
     pub auth: bool,
     /// `--tlsMode` and its certificates (`None`: plain TCP only).
     pub tls: Option<crate::tls::TlsConfig>,
-    /// `--http-port`: `GET /metrics` on the same addresses (`None`: no HTTP).
+    /// `--http-port`: `GET /metrics`, the change-stream gateway (`/v1/watch`) and the
+    /// viewer page (`/`) on the same addresses (`None`: no HTTP).
     pub http_port: Option<u16>,
     /// `--networkMessageCompressors`: the compressors `hello` negotiates and OP_COMPRESSED
     /// may use (mongod's default: snappy, zstd, zlib).

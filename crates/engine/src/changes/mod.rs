@@ -267,7 +267,8 @@ impl std::fmt::Debug for ChangeStream {
     }
 }
 
-fn history_lost() -> MongoError {
+/// 286 ChangeStreamHistoryLost: the stream's position is older than the retained oplog.
+pub(crate) fn history_lost() -> MongoError {
     MongoError::new(
         ErrorCode::ChangeStreamHistoryLost,
         "Resume of change stream was not possible, as the resume point may no longer be in the oplog.",

@@ -1,5 +1,6 @@
 //! Oplog retention: trimming the oldest entries beyond the size cap.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bson::DateTime;
@@ -44,13 +45,19 @@ impl Engine {
                 freed += size;
                 doomed.push(k);
             }
+            // Streams reading storage behind this point learn that they lost entries
+            // (`Engine::read_oplog`); said before the commit, so no reader misses it.
+            if let Some(newest_doomed) = doomed.last().and_then(|k| crate::oplog::ts_of_key(k)) {
+                engine
+                    .trimmed_through
+                    .fetch_max(crate::clock::pack(newest_doomed), Ordering::Release);
+            }
             for k in &doomed {
                 tx.w.delete(tables::OPLOG, k).map_err(storage_err)?;
             }
-            engine.oplog_bytes.fetch_sub(
-                freed.min(engine.oplog_bytes()),
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            engine
+                .oplog_bytes
+                .fetch_sub(freed.min(engine.oplog_bytes()), Ordering::Relaxed);
             Ok(doomed.len())
         })
     }
