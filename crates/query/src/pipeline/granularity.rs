@@ -111,7 +111,7 @@ impl Granularity {
         }
         Ok(match self {
             Granularity::Series(_, series) => match v {
-                Bson::Decimal128(_) => series_up_dec(series, num::to_dec(v)).to_bson(),
+                Bson::Decimal128(_) => series_up(series, num::to_dec(v)).to_bson(),
                 _ => Bson::Double(series_up(series, num::to_f64(v))),
             },
             Granularity::PowersOfTwo => match v {
@@ -132,7 +132,7 @@ impl Granularity {
         }
         Ok(match self {
             Granularity::Series(_, series) => match v {
-                Bson::Decimal128(_) => series_down_dec(series, num::to_dec(v)).to_bson(),
+                Bson::Decimal128(_) => series_down(series, num::to_dec(v)).to_bson(),
                 _ => Bson::Double(series_down(series, num::to_f64(v))),
             },
             Granularity::PowersOfTwo => match v {
@@ -200,86 +200,91 @@ fn decimal_power_of_two(exp: i32) -> Bson {
     Dec::from_f64(2_f64.powi(exp), 34).to_bson()
 }
 
-/// The series value above `n` (mongod's `roundUp` on doubles): scale the series by
-/// powers of ten until it spans `n`, then take the first value greater than `n`.
-fn series_up(series: &[f64], n: f64) -> f64 {
-    let (first, last) = (series[0], series[series.len() - 1]);
-    let mut multiplier = 1.0;
-    while n >= last * multiplier {
-        multiplier *= 10.0;
+/// The arithmetic the series rounding needs, in doubles or in decimals (mongod runs
+/// the same steps on either).
+trait Scaled: Sized {
+    fn of(series: f64) -> Self;
+    fn times(&self, m: &Self) -> Self;
+    fn tenth(&self) -> Self;
+    fn tenfold(&self) -> Self;
+    fn less(&self, other: &Self) -> bool;
+}
+
+impl Scaled for f64 {
+    fn of(series: f64) -> f64 {
+        series
     }
-    while n < first * multiplier {
-        let previous_min = first * multiplier;
-        multiplier /= 10.0;
-        if n >= last * multiplier {
+    fn times(&self, m: &f64) -> f64 {
+        self * m
+    }
+    fn tenth(&self) -> f64 {
+        self / 10.0
+    }
+    fn tenfold(&self) -> f64 {
+        self * 10.0
+    }
+    fn less(&self, other: &f64) -> bool {
+        self < other
+    }
+}
+
+impl Scaled for Dec {
+    /// mongod's `Decimal128(double)`: 15 significant digits.
+    fn of(series: f64) -> Dec {
+        Dec::from_f64(series, 15)
+    }
+    fn times(&self, m: &Dec) -> Dec {
+        self.mul(m)
+    }
+    fn tenth(&self) -> Dec {
+        self.div(&Dec::from_i64(10)).unwrap_or_else(Dec::zero)
+    }
+    fn tenfold(&self) -> Dec {
+        self.mul(&Dec::from_i64(10))
+    }
+    fn less(&self, other: &Dec) -> bool {
+        self.sub(other).is_neg()
+    }
+}
+
+/// The series value above `n` (mongod's `roundUp`): scale the series by powers of ten
+/// until it spans `n`, then take the first value greater than `n`.
+fn series_up<T: Scaled>(series: &[f64], n: T) -> T {
+    let series: Vec<T> = series.iter().map(|s| T::of(*s)).collect();
+    let (first, last) = (&series[0], &series[series.len() - 1]);
+    let mut multiplier = T::of(1.0);
+    while !n.less(&last.times(&multiplier)) {
+        multiplier = multiplier.tenfold();
+    }
+    while n.less(&first.times(&multiplier)) {
+        let previous_min = first.times(&multiplier);
+        multiplier = multiplier.tenth();
+        if !n.less(&last.times(&multiplier)) {
             // Between one decade's last value and the next one's first.
             return previous_min;
         }
     }
-    let i = series.partition_point(|s| s * multiplier <= n);
-    series[i] * multiplier
+    let i = series.partition_point(|s| !n.less(&s.times(&multiplier)));
+    series[i].times(&multiplier)
 }
 
-/// The series value below `n` (mongod's `roundDown` on doubles).
-fn series_down(series: &[f64], n: f64) -> f64 {
-    let (first, last) = (series[0], series[series.len() - 1]);
-    let mut multiplier = 1.0;
-    while n <= first * multiplier {
-        multiplier /= 10.0;
+/// The series value below `n` (mongod's `roundDown`).
+fn series_down<T: Scaled>(series: &[f64], n: T) -> T {
+    let series: Vec<T> = series.iter().map(|s| T::of(*s)).collect();
+    let (first, last) = (&series[0], &series[series.len() - 1]);
+    let mut multiplier = T::of(1.0);
+    while !first.times(&multiplier).less(&n) {
+        multiplier = multiplier.tenth();
     }
-    while n > last * multiplier {
-        let previous_max = last * multiplier;
-        multiplier *= 10.0;
-        if n <= first * multiplier {
+    while last.times(&multiplier).less(&n) {
+        let previous_max = last.times(&multiplier);
+        multiplier = multiplier.tenfold();
+        if !first.times(&multiplier).less(&n) {
             return previous_max;
         }
     }
-    let i = series.partition_point(|s| s * multiplier < n);
-    series[i - 1] * multiplier
-}
-
-fn less(a: &Dec, b: &Dec) -> bool {
-    a.sub(b).is_neg()
-}
-
-/// [`series_up`] in decimal arithmetic.
-fn series_up_dec(series: &[f64], n: Dec) -> Dec {
-    let series: Vec<Dec> = series.iter().map(|s| Dec::from_f64(*s, 15)).collect();
-    let ten = Dec::from_i64(10);
-    let (first, last) = (&series[0], &series[series.len() - 1]);
-    let mut multiplier = Dec::from_i64(1);
-    while !less(&n, &last.mul(&multiplier)) {
-        multiplier = multiplier.mul(&ten);
-    }
-    while less(&n, &first.mul(&multiplier)) {
-        let previous_min = first.mul(&multiplier);
-        multiplier = multiplier.div(&ten).unwrap_or_else(Dec::zero);
-        if !less(&n, &last.mul(&multiplier)) {
-            return previous_min;
-        }
-    }
-    let i = series.partition_point(|s| !less(&n, &s.mul(&multiplier)));
-    series[i].mul(&multiplier)
-}
-
-/// [`series_down`] in decimal arithmetic.
-fn series_down_dec(series: &[f64], n: Dec) -> Dec {
-    let series: Vec<Dec> = series.iter().map(|s| Dec::from_f64(*s, 15)).collect();
-    let ten = Dec::from_i64(10);
-    let (first, last) = (&series[0], &series[series.len() - 1]);
-    let mut multiplier = Dec::from_i64(1);
-    while !less(&first.mul(&multiplier), &n) {
-        multiplier = multiplier.div(&ten).unwrap_or_else(Dec::zero);
-    }
-    while less(&last.mul(&multiplier), &n) {
-        let previous_max = last.mul(&multiplier);
-        multiplier = multiplier.mul(&ten);
-        if !less(&first.mul(&multiplier), &n) {
-            return previous_max;
-        }
-    }
-    let i = series.partition_point(|s| less(&s.mul(&multiplier), &n));
-    series[i - 1].mul(&multiplier)
+    let i = series.partition_point(|s| s.times(&multiplier).less(&n));
+    series[i - 1].times(&multiplier)
 }
 
 #[cfg(test)]
