@@ -404,6 +404,10 @@ pub mod labels {
     pub const NON_RESUMABLE_CHANGE_STREAM_ERROR: &str = "NonResumableChangeStreamError";
     /// Drivers retry a write after an error carrying it.
     pub const RETRYABLE_WRITE_ERROR: &str = "RetryableWriteError";
+    /// Drivers retry the whole transaction after an error carrying it.
+    pub const TRANSIENT_TRANSACTION_ERROR: &str = "TransientTransactionError";
+    /// The outcome of a `commitTransaction` is unknown: drivers retry the commit.
+    pub const UNKNOWN_TRANSACTION_COMMIT_RESULT: &str = "UnknownTransactionCommitResult";
 }
 
 /// The error categories drivers act upon, with their exact code lists. Numbers without a

@@ -15,7 +15,7 @@ use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_query::filter::Filter;
 use eddy_query::key;
-use eddy_storage::{KvRead, WriteBatch};
+use eddy_storage::{KvRead, KvWrite};
 
 use crate::catalog::{CollectionMeta, IndexMeta};
 use crate::{storage_err, tables};
@@ -246,7 +246,7 @@ pub fn duplicate_key_error(
 
 /// Checks that inserting `doc` (whose `_id` key is `id_key`) breaks no unique index.
 pub fn check_unique(
-    r: &impl KvRead,
+    r: &(impl KvRead + ?Sized),
     meta: &CollectionMeta,
     doc: &Document,
     id_key: &[u8],
@@ -274,7 +274,7 @@ pub type MultikeyNews = Vec<(u64, MultikeyPaths)>;
 
 /// Adds a document's entries to every index; what they newly showed to be multikey.
 pub fn add_entries(
-    w: &mut WriteBatch<'_>,
+    w: &mut (impl KvWrite + ?Sized),
     meta: &CollectionMeta,
     doc: &Document,
     id_key: &[u8],
@@ -291,7 +291,7 @@ pub fn add_entries(
 
 /// Adds a document's entries to one index; the multikey components it showed.
 pub fn add_index_entries(
-    w: &mut WriteBatch<'_>,
+    w: &mut (impl KvWrite + ?Sized),
     index: &IndexMeta,
     doc: &Document,
     id_key: &[u8],
@@ -307,7 +307,7 @@ pub fn add_index_entries(
 
 /// Removes a document's entries from every index.
 pub fn remove_entries(
-    w: &mut WriteBatch<'_>,
+    w: &mut (impl KvWrite + ?Sized),
     meta: &CollectionMeta,
     doc: &Document,
     id_key: &[u8],
