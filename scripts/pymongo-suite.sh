@@ -45,6 +45,8 @@ DEFAULT_FILES=(
     test/test_raw_bson.py
     test/test_session.py
     test/test_sessions_unified.py
+    test/test_transactions.py
+    test/test_transactions_unified.py
     test/test_read_write_concern_spec.py
     test/test_retryable_reads_unified.py
     test/test_retryable_writes_unified.py

@@ -348,3 +348,90 @@ async fn a_transaction_open_past_the_lifetime_limit_is_aborted() {
     session.commit_transaction().await.expect("commit");
     assert_eq!(ids(&coll).await, vec![0, 1]);
 }
+
+/// kill -9 while transactions commit: after each restart every acknowledged transaction
+/// is there whole, and no transaction is there in part. `EDDY_TXN_CRASH_CYCLES` sets the
+/// number of cycles (default 10; the check runs 100).
+#[tokio::test]
+async fn kill9_leaves_acknowledged_transactions_whole_and_no_part_of_any() {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::{Arc, Mutex};
+
+    const OPS: i64 = 3;
+    let cycles: u64 = std::env::var("EDDY_TXN_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut server = TestServer::start_replset();
+    // Short server selection: after the kill the writer fails fast instead of waiting.
+    let uri = format!(
+        "mongodb://localhost:{}/?directConnection=true&serverSelectionTimeoutMS=1000&retryWrites=false",
+        server.port()
+    );
+    let acked: Arc<Mutex<BTreeSet<i64>>> = Arc::default();
+    let mut next_txn = 0i64;
+    for cycle in 0..cycles {
+        let client = mongodb::Client::with_uri_str(&uri).await.expect("client");
+        let coll = client.database("txn").collection::<Document>("pairs");
+        let start = next_txn;
+        let writer_acked = acked.clone();
+        let writer = tokio::spawn(async move {
+            let mut k = start;
+            loop {
+                let Ok(mut session) = client.start_session().await else {
+                    return k;
+                };
+                if session.start_transaction().await.is_err() {
+                    return k;
+                }
+                let docs: Vec<Document> = (0..OPS)
+                    .map(|j| doc! {"_id": k * OPS + j, "k": k})
+                    .collect();
+                if coll.insert_many(docs).session(&mut session).await.is_err() {
+                    return k + 1;
+                }
+                match session.commit_transaction().await {
+                    Ok(()) => {
+                        writer_acked.lock().expect("acks").insert(k);
+                    }
+                    Err(_) => return k + 1,
+                }
+                k += 1;
+            }
+        });
+        // Let some transactions commit, then kill in the middle of the load.
+        tokio::time::sleep(Duration::from_millis(150 + (cycle * 37) % 200)).await;
+        server.kill9();
+        next_txn = tokio::time::timeout(Duration::from_secs(30), writer)
+            .await
+            .expect("the writer stops after the kill")
+            .expect("writer task");
+        server.start_again();
+
+        let check = server.client().await;
+        let mut cursor = check
+            .database("txn")
+            .collection::<Document>("pairs")
+            .find(doc! {})
+            .await
+            .expect("find");
+        let mut per_txn: BTreeMap<i64, i64> = BTreeMap::new();
+        while cursor.advance().await.expect("next") {
+            let d = cursor.deserialize_current().expect("doc");
+            *per_txn.entry(d.get_i64("k").expect("k")).or_default() += 1;
+        }
+        for (k, n) in &per_txn {
+            assert_eq!(*n, OPS, "cycle {cycle}: transaction {k} is there in part");
+        }
+        for k in acked.lock().expect("acks").iter() {
+            assert!(
+                per_txn.contains_key(k),
+                "cycle {cycle}: acknowledged transaction {k} is lost"
+            );
+        }
+    }
+    assert!(
+        !acked.lock().expect("acks").is_empty(),
+        "no transaction was acknowledged"
+    );
+}

@@ -489,6 +489,37 @@ pub mod category {
         NOT_PRIMARY.contains(&code)
     }
 
+    /// Whether mongod labels an error of a command in a transaction
+    /// `TransientTransactionError` (its `isTransientTransactionError`): write conflicts,
+    /// lock timeouts, prepared transactions, snapshot and routing errors, and
+    /// NoSuchTransaction (on `commitTransaction`/`abortTransaction` only without a write
+    /// concern error: the data might otherwise be rolled back).
+    pub fn is_transient_transaction_error(
+        code: i32,
+        commit_or_abort: bool,
+        write_concern_error: bool,
+    ) -> bool {
+        const TRANSIENT: &[ErrorCode] = &[
+            ErrorCode::WriteConflict,
+            ErrorCode::LockTimeout,
+            ErrorCode::PreparedTransactionInProgress,
+            ErrorCode::ShardCannotRefreshDueToLocksHeld,
+            // Snapshot errors.
+            ErrorCode::SnapshotTooOld,
+            ErrorCode::SnapshotUnavailable,
+            ErrorCode::StaleChunkHistory,
+            ErrorCode::MigrationConflict,
+            // Routing errors.
+            ErrorCode::StaleShardVersion,
+            ErrorCode::StaleEpoch,
+            ErrorCode::StaleConfig,
+            ErrorCode::StaleDbVersion,
+        ];
+        let transient = code == ErrorCode::NoSuchTransaction.code()
+            || TRANSIENT.iter().any(|c| c.code() == code);
+        transient && !(commit_or_abort && write_concern_error)
+    }
+
     /// Whether drivers retry a write that failed with `code` ([`RETRYABLE_WRITE`]).
     pub fn is_retryable_write(code: i32) -> bool {
         RETRYABLE_WRITE.contains(&code)

@@ -319,7 +319,7 @@ pub async fn execute(
         // A mongod command Eddy does not have still meets `failCommand` first, as in
         // mongod (drivers' tests set it on authentication commands).
         Err(err) if err.is(ErrorCode::CommandNotSupported) && state.config.enable_test_commands => {
-            match fail_command(state, conn, &name, &cmd, false).await {
+            match fail_command(state, conn, &name, &cmd, false, None).await {
                 Ok(Injection::Close) => {
                     return Outcome {
                         reply: Reply::default(),
@@ -375,11 +375,7 @@ async fn run_command(
     if let Some(key) = &session {
         state.sessions.touch(key);
     }
-    let mut cmd = cmd;
-    let txn = match (&txn_request, &session) {
-        (Some(req), Some(key)) => Some(transaction(state, entry, key, req, &mut cmd)?),
-        _ => None,
-    };
+
     // From here on the command is an operation `currentOp` lists and `killOp` kills.
     let running = state.ops.start(conn, entry, &db, session.clone());
     let op = Arc::clone(&running.op);
@@ -388,7 +384,8 @@ async fn run_command(
     let mut write_concern_error = None;
     let mut wce_labels = None;
     if state.config.enable_test_commands {
-        match fail_command(state, conn, name, &cmd, retryable).await? {
+        let in_txn = txn_request.as_ref().map(|_| is_commit_or_abort(entry));
+        match fail_command(state, conn, name, &cmd, retryable, in_txn).await? {
             Injection::Close => {
                 return Ok(Outcome {
                     reply: Reply::default(),
@@ -413,6 +410,17 @@ async fn run_command(
             }
         }
     }
+
+    // The transaction it runs in (after the failpoints, as mongod: an injected error
+    // leaves the session as it was, so the driver's retry may start it again).
+    let mut cmd = cmd;
+    let txn = match (&txn_request, &session) {
+        (Some(req), Some(key)) => Some(
+            transaction(state, entry, key, req, &mut cmd)
+                .map_err(|e| transaction_labels(e, entry, false))?,
+        ),
+        _ => None,
+    };
 
     // This attempt's write concern error: injected by `failCommand`, or `w` more than
     // the one member. mongod waits for write concern after every write command, also a
@@ -490,6 +498,9 @@ async fn run_command(
             if retryable && category::is_retryable_write(err.code) {
                 err = err.with_label(labels::RETRYABLE_WRITE_ERROR);
             }
+            if txn.is_some() {
+                err = transaction_labels(err, entry, wce.is_some());
+            }
             if let Some(wce) = wce {
                 for label in &wce.labels {
                     if !err.labels.contains(label) {
@@ -512,6 +523,18 @@ async fn run_command(
         reply: Reply { body, cursor },
         close: false,
     })
+}
+
+/// mongod's labels on the error of a command in a transaction.
+fn transaction_labels(err: MongoError, entry: &Entry, write_concern_error: bool) -> MongoError {
+    match category::is_transient_transaction_error(
+        err.code,
+        is_commit_or_abort(entry),
+        write_concern_error,
+    ) {
+        true => err.with_label(labels::TRANSIENT_TRANSACTION_ERROR),
+        false => err,
+    }
 }
 
 fn is_commit_or_abort(entry: &Entry) -> bool {
@@ -569,6 +592,7 @@ async fn fail_command(
     name: &str,
     cmd: &Document,
     retryable: bool,
+    transaction: Option<bool>,
 ) -> Result<Injection, MongoError> {
     if name == "configureFailPoint" {
         return Ok(Injection::NONE);
@@ -580,9 +604,10 @@ async fn fail_command(
             .ok()
             .map(str::to_owned)
     });
-    let Some(injected) = state
-        .failpoints
-        .fail_command(name, app_name.as_deref(), retryable)
+    let Some(injected) =
+        state
+            .failpoints
+            .fail_command(name, app_name.as_deref(), retryable, transaction)
     else {
         return Ok(Injection::NONE);
     };

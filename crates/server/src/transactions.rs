@@ -107,6 +107,19 @@ impl TxnRequest {
                 format!("Cannot run '{name}' in a multi-document transaction."),
             ));
         }
+        if let (true, Ok(pipeline)) = (
+            name.eq_ignore_ascii_case("aggregate"),
+            cmd.get_array("pipeline"),
+        ) {
+            for stage in pipeline.iter().filter_map(Bson::as_document) {
+                if let Some(out) = ["$out", "$merge"].iter().find(|s| stage.contains_key(**s)) {
+                    return Err(MongoError::new(
+                        ErrorCode::OperationNotSupportedInTransaction,
+                        format!("{out} cannot be used in a transaction"),
+                    ));
+                }
+            }
+        }
         let finishing = matches!(name, "commitTransaction" | "abortTransaction");
         if !finishing && cmd.contains_key("writeConcern") {
             return Err(MongoError::new(
