@@ -435,3 +435,38 @@ async fn kill9_leaves_acknowledged_transactions_whole_and_no_part_of_any() {
         "no transaction was acknowledged"
     );
 }
+
+#[tokio::test]
+async fn causally_consistent_reads_see_the_session_s_writes() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let db = client.database("causal");
+    let coll = db.collection::<Document>("c");
+    let mut session = client
+        .start_session()
+        .causal_consistency(true)
+        .await
+        .expect("session");
+    for i in 0..20 {
+        coll.insert_one(doc! {"_id": i})
+            .session(&mut session)
+            .await
+            .expect("insert");
+        // The read carries afterClusterTime = the insert's operationTime.
+        let found = coll
+            .find_one(doc! {"_id": i})
+            .session(&mut session)
+            .await
+            .expect("read after the write");
+        assert!(found.is_some(), "read {i} sees the write before it");
+    }
+    // A time the server has not reached is refused, as mongod refuses it.
+    let err = db
+        .run_command(doc! {
+            "find": "c",
+            "readConcern": {"afterClusterTime": bson::Timestamp {time: u32::MAX - 1, increment: 0}},
+        })
+        .await
+        .expect_err("a future afterClusterTime");
+    assert_eq!(error_code(&err), Some(72), "{err}");
+}

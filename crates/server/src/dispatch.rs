@@ -413,6 +413,7 @@ async fn run_command(
 
     // The transaction it runs in (after the failpoints, as mongod: an injected error
     // leaves the session as it was, so the driver's retry may start it again).
+    check_after_cluster_time(state, &cmd)?;
     let mut cmd = cmd;
     let txn = match (&txn_request, &session) {
         (Some(req), Some(key)) => Some(
@@ -523,6 +524,30 @@ async fn run_command(
         reply: Reply { body, cursor },
         close: false,
     })
+}
+
+/// Causal consistency (`readConcern.afterClusterTime`): every acknowledged write is
+/// visible to every read that starts after it (one member, writes published before
+/// they are answered), so a time the server has reached needs no wait; a time beyond
+/// its cluster time is refused as mongod refuses it.
+fn check_after_cluster_time(state: &ServerState, cmd: &Document) -> Result<(), MongoError> {
+    let Ok(rc) = cmd.get_document("readConcern") else {
+        return Ok(());
+    };
+    let Some(Bson::Timestamp(after)) = rc.get("afterClusterTime") else {
+        return Ok(());
+    };
+    let now = state.engine.cluster_time();
+    if (after.time, after.increment) > (now.time, now.increment) {
+        return Err(MongoError::new(
+            ErrorCode::InvalidOptions,
+            format!(
+                "readConcern afterClusterTime value must not be greater than the current clusterTime. Requested clusterTime: Timestamp({}, {}); current clusterTime: Timestamp({}, {})",
+                after.time, after.increment, now.time, now.increment
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// mongod's labels on the error of a command in a transaction.

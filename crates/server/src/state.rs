@@ -300,11 +300,14 @@ impl Sessions {
                     format!("Cannot start transaction {n} on session because a transaction or retryable write with the same number has already started."),
                 ));
             }
-            if let Some(old) = s.txn.take() {
+            let handle = Arc::new(TxnHandle::start(n, key.to_document(), begin()?));
+            let old = s.txn.replace(Arc::clone(&handle));
+            // A statement of the older transaction may still run: abort it (which waits
+            // for that statement) outside the sessions' lock.
+            drop(map);
+            if let Some(old) = old {
                 old.abort(" because a newer transaction started");
             }
-            let handle = Arc::new(TxnHandle::start(n, key.to_document(), begin()?));
-            s.txn = Some(Arc::clone(&handle));
             return Ok(handle);
         }
         match &s.txn {
@@ -352,38 +355,49 @@ impl Sessions {
 
     /// Forgets sessions (`endSessions`, `killSessions`).
     pub fn end(&self, keys: &[SessionKey]) {
-        let mut map = self.lock();
-        for key in keys {
-            if let Some(s) = map.remove(key) {
-                s.abort_transaction();
-            }
+        let ended: Vec<Session> = {
+            let mut map = self.lock();
+            keys.iter().filter_map(|key| map.remove(key)).collect()
+        };
+        // Outside the lock: an abort waits for a statement of the transaction to finish.
+        for s in ended {
+            s.abort_transaction();
         }
     }
 
     /// Forgets the sessions of the users with these digests, or every session
     /// (`killAllSessions`).
     pub fn end_users(&self, uids: Option<&[[u8; 32]]>) {
+        let mut ended = Vec::new();
         self.lock().retain(|key, s| {
             let keep = uids.is_some_and(|uids| !uids.contains(&key.uid));
             if !keep {
-                s.abort_transaction();
+                ended.extend(s.txn.take());
             }
             keep
         });
+        for txn in ended {
+            txn.abort(" because its session ended");
+        }
     }
 
     /// Forgets sessions idle for longer than the session timeout; returns their keys.
     pub fn expire(&self, timeout: Duration) -> Vec<SessionKey> {
         let mut map = self.lock();
         let mut expired = Vec::new();
+        let mut ended = Vec::new();
         map.retain(|key, s| {
             let live = s.last_use.elapsed() < timeout;
             if !live {
-                s.abort_transaction();
+                ended.extend(s.txn.take());
                 expired.push(key.clone());
             }
             live
         });
+        drop(map);
+        for txn in ended {
+            txn.abort(" because its session ended");
+        }
         expired
     }
 
