@@ -45,8 +45,6 @@ DEFAULT_FILES=(
     test/test_raw_bson.py
     test/test_session.py
     test/test_sessions_unified.py
-    test/test_transactions.py
-    test/test_transactions_unified.py
     test/test_read_write_concern_spec.py
     test/test_retryable_reads_unified.py
     test/test_retryable_writes_unified.py
@@ -62,6 +60,10 @@ DEFAULT_FILES=(
     test/test_grid_file.py
     test/test_monitoring.py
     test/test_connection_monitoring.py
+    # Last: they leave pymongo_test.coll behind (as against mongod), whose
+    # create_collection in test_read_concern.py's setUp would then fail.
+    test/test_transactions.py
+    test/test_transactions_unified.py
 )
 
 mode=eddy
