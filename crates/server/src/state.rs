@@ -260,14 +260,30 @@ impl Sessions {
         txn: i64,
     ) -> Result<Option<RawDocumentBuf>, eddy_codes::MongoError> {
         let map = self.lock();
-        match map.get(key).and_then(|s| s.retry.as_ref()) {
+        let open = map.get(key).and_then(|s| s.txn.clone());
+        if let Some(t) = &open {
+            if t.number >= txn {
+                return Err(eddy_codes::MongoError::new(
+                    eddy_codes::ErrorCode::TransactionTooOld,
+                    format!("Retryable write with txnNumber {txn} is prohibited on session because a newer transaction with txnNumber {} has already started on this session.", t.number),
+                ));
+            }
+        }
+        let found = match map.get(key).and_then(|s| s.retry.as_ref()) {
             Some((n, reply)) if *n == txn => Ok(Some(reply.clone())),
             Some((n, _)) if *n > txn => Err(eddy_codes::MongoError::new(
                 eddy_codes::ErrorCode::TransactionTooOld,
                 format!("Retryable write with txnNumber {txn} is prohibited on session because a newer retryable write with txnNumber {n} has already started on this session."),
             )),
             _ => Ok(None),
+        };
+        drop(map);
+        // A newer number ends the session's transaction, as in mongod (outside the lock:
+        // the abort waits for a statement of it that may still run).
+        if let Some(t) = open {
+            t.abort(" because a newer retryable write started");
         }
+        found
     }
 
     /// The transaction a command with `autocommit: false` runs in: a new one for

@@ -341,3 +341,108 @@ impl TxnHandle {
         expired && self.abort(" because it exceeded transactionLifetimeLimitSeconds")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    fn parse(name: &str, cmd: Document, allowed: bool) -> Result<Option<TxnRequest>, MongoError> {
+        TxnRequest::parse(name, &cmd, true, allowed)
+    }
+
+    fn code(r: Result<Option<TxnRequest>, MongoError>) -> i32 {
+        r.expect_err("refused").code
+    }
+
+    #[test]
+    fn transaction_fields_are_checked_as_mongod_checks_them() {
+        assert!(parse("find", doc! {"find": "c"}, true)
+            .expect("ok")
+            .is_none());
+        let first = parse(
+            "insert",
+            doc! {"insert": "c", "txnNumber": 3i64, "autocommit": false, "startTransaction": true,
+                  "readConcern": {"level": "snapshot", "atClusterTime": bson::Timestamp {time: 5, increment: 1}}},
+            true,
+        )
+        .expect("ok")
+        .expect("in a transaction");
+        assert!(first.start);
+        assert_eq!(first.txn_number, 3);
+        assert_eq!(
+            first.at_cluster_time,
+            Some(bson::Timestamp {
+                time: 5,
+                increment: 1
+            })
+        );
+        let base = doc! {"find": "c", "txnNumber": 3i64, "autocommit": false};
+        let with = |extra: Document| {
+            let mut d = base.clone();
+            d.extend(extra);
+            d
+        };
+        let invalid = ErrorCode::InvalidOptions.code();
+        assert_eq!(
+            code(parse("find", with(doc! {"autocommit": true}), true)),
+            invalid
+        );
+        assert_eq!(
+            code(parse("find", with(doc! {"startTransaction": false}), true)),
+            invalid
+        );
+        assert_eq!(
+            code(parse("find", with(doc! {"writeConcern": {"w": 1}}), true)),
+            invalid
+        );
+        assert_eq!(
+            code(parse(
+                "find",
+                with(doc! {"readConcern": {"level": "local"}}),
+                true
+            )),
+            invalid,
+            "readConcern after the first statement"
+        );
+        assert_eq!(
+            code(parse(
+                "find",
+                with(doc! {"startTransaction": true, "readConcern": {"level": "linearizable"}}),
+                true
+            )),
+            invalid
+        );
+        assert_eq!(
+            code(parse("find", doc! {"find": "c", "autocommit": false}, true)),
+            invalid,
+            "no txnNumber"
+        );
+        let not_in_txn = ErrorCode::OperationNotSupportedInTransaction.code();
+        assert_eq!(code(parse("count", with(doc! {}), false)), not_in_txn);
+        assert_eq!(
+            code(parse(
+                "aggregate",
+                doc! {"aggregate": "c", "pipeline": [{"$out": "x"}], "txnNumber": 1i64, "autocommit": false},
+                true
+            )),
+            not_in_txn
+        );
+        // Commit and abort take a write concern, never start a transaction.
+        assert!(parse(
+            "commitTransaction",
+            doc! {"commitTransaction": 1, "txnNumber": 1i64, "autocommit": false, "writeConcern": {"w": "majority"}},
+            true
+        )
+        .expect("ok")
+        .is_some());
+        assert_eq!(
+            code(parse(
+                "commitTransaction",
+                doc! {"commitTransaction": 1, "txnNumber": 1i64, "autocommit": false, "startTransaction": true},
+                true
+            )),
+            not_in_txn
+        );
+    }
+}
