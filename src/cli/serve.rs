@@ -425,7 +425,8 @@ fn resolve_with(
             // mongod: an int greater than 0. The second is Eddy's test-only knob.
             "localLogicalSessionTimeoutMinutes"
             | "eddySessionTimeoutMillis"
-            | "ttlMonitorSleepSecs" => {
+            | "ttlMonitorSleepSecs"
+            | "transactionLifetimeLimitSeconds" => {
                 let n: i32 = value.parse().map_err(|_| {
                     anyhow!("Bad value for parameter \"{name}\": \"{value}\" is not an integer")
                 })?;

@@ -405,6 +405,10 @@ pub mod labels {
     pub const NON_RESUMABLE_CHANGE_STREAM_ERROR: &str = "NonResumableChangeStreamError";
     /// Drivers retry a write after an error carrying it.
     pub const RETRYABLE_WRITE_ERROR: &str = "RetryableWriteError";
+    /// Drivers retry the whole transaction after an error carrying it.
+    pub const TRANSIENT_TRANSACTION_ERROR: &str = "TransientTransactionError";
+    /// The outcome of a `commitTransaction` is unknown: drivers retry the commit.
+    pub const UNKNOWN_TRANSACTION_COMMIT_RESULT: &str = "UnknownTransactionCommitResult";
 }
 
 /// The error categories drivers act upon, with their exact code lists. Numbers without a
@@ -484,6 +488,37 @@ pub mod category {
     /// Whether `code` is in [`NOT_PRIMARY`].
     pub fn is_not_primary(code: i32) -> bool {
         NOT_PRIMARY.contains(&code)
+    }
+
+    /// Whether mongod labels an error of a command in a transaction
+    /// `TransientTransactionError` (its `isTransientTransactionError`): write conflicts,
+    /// lock timeouts, prepared transactions, snapshot and routing errors, and
+    /// NoSuchTransaction (on `commitTransaction`/`abortTransaction` only without a write
+    /// concern error: the data might otherwise be rolled back).
+    pub fn is_transient_transaction_error(
+        code: i32,
+        commit_or_abort: bool,
+        write_concern_error: bool,
+    ) -> bool {
+        const TRANSIENT: &[ErrorCode] = &[
+            ErrorCode::WriteConflict,
+            ErrorCode::LockTimeout,
+            ErrorCode::PreparedTransactionInProgress,
+            ErrorCode::ShardCannotRefreshDueToLocksHeld,
+            // Snapshot errors.
+            ErrorCode::SnapshotTooOld,
+            ErrorCode::SnapshotUnavailable,
+            ErrorCode::StaleChunkHistory,
+            ErrorCode::MigrationConflict,
+            // Routing errors.
+            ErrorCode::StaleShardVersion,
+            ErrorCode::StaleEpoch,
+            ErrorCode::StaleConfig,
+            ErrorCode::StaleDbVersion,
+        ];
+        let transient = code == ErrorCode::NoSuchTransaction.code()
+            || TRANSIENT.iter().any(|c| c.code() == code);
+        transient && !(commit_or_abort && write_concern_error)
     }
 
     /// Whether drivers retry a write that failed with `code` ([`RETRYABLE_WRITE`]).

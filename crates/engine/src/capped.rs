@@ -21,7 +21,7 @@ use std::ops::Bound;
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_storage::{KvRead, WriteBatch};
+use eddy_storage::{KvRead, KvWrite};
 
 use crate::catalog::{self, CollectionMeta};
 use crate::storage_err;
@@ -97,13 +97,17 @@ fn be(bytes: &[u8]) -> u64 {
 }
 
 /// The total BSON bytes of a capped collection's documents.
-pub fn total_size(r: &impl KvRead, meta: &CollectionMeta) -> Result<u64, MongoError> {
+pub fn total_size(r: &(impl KvRead + ?Sized), meta: &CollectionMeta) -> Result<u64, MongoError> {
     Ok(r.get(&natural_table(meta), SIZE_KEY)
         .map_err(storage_err)?
         .map_or(0, |v| be(&v)))
 }
 
-fn set_total(w: &mut WriteBatch<'_>, meta: &CollectionMeta, size: u64) -> Result<(), MongoError> {
+fn set_total(
+    w: &mut (impl KvWrite + ?Sized),
+    meta: &CollectionMeta,
+    size: u64,
+) -> Result<(), MongoError> {
     w.put(&natural_table(meta), SIZE_KEY, &size.to_be_bytes())
         .map_err(storage_err)
 }
@@ -122,7 +126,7 @@ pub fn check_fits(cap: &Cap, len: usize) -> Result<(), MongoError> {
 /// Records a newly inserted document (already in `d.<id>`) at the end of the natural
 /// order under `record_id`.
 pub(crate) fn record_insert(
-    w: &mut WriteBatch<'_>,
+    w: &mut (impl KvWrite + ?Sized),
     meta: &CollectionMeta,
     id_key: &[u8],
     len: usize,
@@ -140,7 +144,7 @@ pub(crate) fn record_insert(
 
 /// Forgets a removed document (its `d.<id>` entry is the caller's).
 pub(crate) fn record_delete(
-    w: &mut WriteBatch<'_>,
+    w: &mut (impl KvWrite + ?Sized),
     meta: &CollectionMeta,
     id_key: &[u8],
 ) -> Result<(), MongoError> {
@@ -158,7 +162,7 @@ pub(crate) fn record_delete(
 
 /// Records a document's new size after an update (its place in the order stays).
 pub(crate) fn record_resize(
-    w: &mut WriteBatch<'_>,
+    w: &mut (impl KvWrite + ?Sized),
     meta: &CollectionMeta,
     id_key: &[u8],
     new_len: usize,
@@ -177,7 +181,7 @@ pub(crate) fn record_resize(
 
 /// The `_id` key of the oldest document, when the collection is over its cap.
 pub(crate) fn oldest_over_cap(
-    w: &WriteBatch<'_>,
+    w: &(impl KvRead + ?Sized),
     meta: &CollectionMeta,
     cap: &Cap,
 ) -> Result<Option<Vec<u8>>, MongoError> {
@@ -232,7 +236,7 @@ pub fn natural_after(
 
 /// The record id of a document, by its `_id` key.
 pub fn record_id(
-    r: &impl KvRead,
+    r: &(impl KvRead + ?Sized),
     meta: &CollectionMeta,
     id_key: &[u8],
 ) -> Result<Option<u64>, MongoError> {
@@ -242,7 +246,10 @@ pub fn record_id(
 }
 
 /// The oldest record id still present.
-pub fn first_record(r: &impl KvRead, meta: &CollectionMeta) -> Result<Option<u64>, MongoError> {
+pub fn first_record(
+    r: &(impl KvRead + ?Sized),
+    meta: &CollectionMeta,
+) -> Result<Option<u64>, MongoError> {
     Ok(natural_after(r, meta, 0, false, 1)?
         .first()
         .map(|(id, _)| *id))
@@ -250,7 +257,7 @@ pub fn first_record(r: &impl KvRead, meta: &CollectionMeta) -> Result<Option<u64
 
 /// The documents after record id `after`, in insertion order, at most `limit`.
 pub fn read_after(
-    r: &impl KvRead,
+    r: &(impl KvRead + ?Sized),
     meta: &CollectionMeta,
     after: u64,
     limit: usize,

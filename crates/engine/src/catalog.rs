@@ -473,7 +473,10 @@ pub struct ResolvedView {
 
 /// Resolves `ns` if it is a view (`None` for a collection or nothing). A chain longer
 /// than [`MAX_VIEW_DEPTH`] or a cycle fails with 165 ViewDepthLimitExceeded.
-pub fn resolve_view(r: &impl KvRead, ns: &Namespace) -> Result<Option<ResolvedView>, MongoError> {
+pub fn resolve_view(
+    r: &(impl KvRead + ?Sized),
+    ns: &Namespace,
+) -> Result<Option<ResolvedView>, MongoError> {
     let Some(mut v) = view(r, ns)? else {
         return Ok(None);
     };
@@ -510,7 +513,10 @@ pub fn new_uuid() -> Binary {
 }
 
 /// Reads a collection's catalog entry; 166 CommandNotSupportedOnView if `ns` is a view.
-pub fn get(r: &impl KvRead, ns: &Namespace) -> Result<Option<CollectionMeta>, MongoError> {
+pub fn get(
+    r: &(impl KvRead + ?Sized),
+    ns: &Namespace,
+) -> Result<Option<CollectionMeta>, MongoError> {
     match r.get(tables::CATALOG, &ns.key()).map_err(storage_err)? {
         Some(bytes) => {
             let d = decode(&bytes)?;
@@ -524,7 +530,7 @@ pub fn get(r: &impl KvRead, ns: &Namespace) -> Result<Option<CollectionMeta>, Mo
 }
 
 /// Reads a view's catalog entry (`None` for a collection or nothing).
-pub fn view(r: &impl KvRead, ns: &Namespace) -> Result<Option<ViewMeta>, MongoError> {
+pub fn view(r: &(impl KvRead + ?Sized), ns: &Namespace) -> Result<Option<ViewMeta>, MongoError> {
     match r.get(tables::CATALOG, &ns.key()).map_err(storage_err)? {
         Some(bytes) => ViewMeta::from_document(&decode(&bytes)?),
         None => Ok(None),
@@ -532,14 +538,14 @@ pub fn view(r: &impl KvRead, ns: &Namespace) -> Result<Option<ViewMeta>, MongoEr
 }
 
 /// Whether `ns` names a collection or a view.
-pub fn exists(r: &impl KvRead, ns: &Namespace) -> Result<bool, MongoError> {
+pub fn exists(r: &(impl KvRead + ?Sized), ns: &Namespace) -> Result<bool, MongoError> {
     Ok(r.get(tables::CATALOG, &ns.key())
         .map_err(storage_err)?
         .is_some())
 }
 
 /// Every view of `db`, in name order.
-pub fn list_views(r: &impl KvRead, db: &str) -> Result<Vec<ViewMeta>, MongoError> {
+pub fn list_views(r: &(impl KvRead + ?Sized), db: &str) -> Result<Vec<ViewMeta>, MongoError> {
     let mut p = db.as_bytes().to_vec();
     p.push(0);
     let (start, end) = prefix_bounds(&p);
@@ -557,14 +563,20 @@ pub fn list_views(r: &impl KvRead, db: &str) -> Result<Vec<ViewMeta>, MongoError
 }
 
 /// Writes a view's catalog entry.
-pub fn put_view(w: &mut eddy_storage::WriteBatch<'_>, view: &ViewMeta) -> Result<(), MongoError> {
+pub fn put_view(
+    w: &mut (impl eddy_storage::KvWrite + ?Sized),
+    view: &ViewMeta,
+) -> Result<(), MongoError> {
     let bytes = encode(&view.to_document())?;
     w.put(tables::CATALOG, &view.ns.key(), &bytes)
         .map_err(storage_err)
 }
 
 /// Every collection (not view) of `db` (all databases when `None`), in name order.
-pub fn list(r: &impl KvRead, db: Option<&str>) -> Result<Vec<CollectionMeta>, MongoError> {
+pub fn list(
+    r: &(impl KvRead + ?Sized),
+    db: Option<&str>,
+) -> Result<Vec<CollectionMeta>, MongoError> {
     let (start, end) = match db {
         Some(db) => {
             let mut p = db.as_bytes().to_vec();
@@ -592,14 +604,20 @@ pub fn list(r: &impl KvRead, db: Option<&str>) -> Result<Vec<CollectionMeta>, Mo
 }
 
 /// Writes a collection's catalog entry.
-pub fn put(w: &mut eddy_storage::WriteBatch<'_>, meta: &CollectionMeta) -> Result<(), MongoError> {
+pub fn put(
+    w: &mut (impl eddy_storage::KvWrite + ?Sized),
+    meta: &CollectionMeta,
+) -> Result<(), MongoError> {
     let bytes = encode(&meta.to_document())?;
     w.put(tables::CATALOG, &meta.ns.key(), &bytes)
         .map_err(storage_err)
 }
 
 /// Removes a collection's or a view's catalog entry.
-pub fn remove(w: &mut eddy_storage::WriteBatch<'_>, ns: &Namespace) -> Result<(), MongoError> {
+pub fn remove(
+    w: &mut (impl eddy_storage::KvWrite + ?Sized),
+    ns: &Namespace,
+) -> Result<(), MongoError> {
     w.delete(tables::CATALOG, &ns.key()).map_err(storage_err)?;
     Ok(())
 }

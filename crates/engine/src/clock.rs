@@ -73,6 +73,29 @@ impl ClusterClock {
         next
     }
 
+    /// `n` consecutive ticks within one second (a transaction's operations, so that
+    /// operation `i` lies at the first tick + `i`); the first of them.
+    pub fn tick_many(&self, n: u32) -> Timestamp {
+        let first = self.tick();
+        if n <= 1 {
+            return first;
+        }
+        let first = match first.increment.checked_add(n - 1) {
+            Some(_) => first,
+            // Not enough increments left in this second: start the next one.
+            None => Timestamp {
+                time: first.time + 1,
+                increment: 1,
+            },
+        };
+        let last = Timestamp {
+            time: first.time,
+            increment: first.increment + (n - 1),
+        };
+        self.last.store(pack(last), Ordering::Release);
+        first
+    }
+
     /// Records that every tick up to `ts` is durable.
     pub fn set_committed(&self, ts: Timestamp) {
         self.committed.fetch_max(pack(ts), Ordering::AcqRel);

@@ -15,7 +15,7 @@ use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_query::filter::Filter;
 use eddy_query::key;
-use eddy_storage::{KvRead, WriteBatch};
+use eddy_storage::{KvRead, KvWrite};
 
 use crate::catalog::{CollectionMeta, IndexMeta};
 use crate::{storage_err, tables};
@@ -249,7 +249,7 @@ pub fn duplicate_key_error(
 /// another document holds to a `prepareUnique` one (mongod checks only the keys a
 /// write adds there: duplicates from before the flag may stay).
 pub fn check_unique(
-    r: &impl KvRead,
+    r: &(impl KvRead + ?Sized),
     meta: &CollectionMeta,
     doc: &Document,
     old: Option<&Document>,
@@ -344,7 +344,7 @@ pub type MultikeyNews = Vec<(u64, MultikeyPaths)>;
 
 /// Adds a document's entries to every index; what they newly showed to be multikey.
 pub fn add_entries(
-    w: &mut WriteBatch<'_>,
+    w: &mut (impl KvWrite + ?Sized),
     meta: &CollectionMeta,
     doc: &Document,
     id_key: &[u8],
@@ -361,7 +361,7 @@ pub fn add_entries(
 
 /// Adds a document's entries to one index; the multikey components it showed.
 pub fn add_index_entries(
-    w: &mut WriteBatch<'_>,
+    w: &mut (impl KvWrite + ?Sized),
     index: &IndexMeta,
     doc: &Document,
     id_key: &[u8],
@@ -377,7 +377,7 @@ pub fn add_index_entries(
 
 /// Removes a document's entries from every index.
 pub fn remove_entries(
-    w: &mut WriteBatch<'_>,
+    w: &mut (impl KvWrite + ?Sized),
     meta: &CollectionMeta,
     doc: &Document,
     id_key: &[u8],

@@ -30,6 +30,7 @@ pub mod oplog;
 pub mod plan;
 pub mod read;
 pub mod snapshots;
+pub mod txn;
 pub mod usage;
 pub mod users;
 pub mod validate;
@@ -48,6 +49,7 @@ pub use catalog::{CollectionMeta, IndexMeta, Namespace, ResolvedView, ViewMeta};
 pub use hub::{ChangeHub, TailRead};
 pub use oplog::{CatalogOp, Op, OplogEntry, SharedEntry};
 pub use read::Reader;
+pub use txn::Transaction;
 pub use write::{DeleteOp, FindAndModify, FindAndModifyOutcome, UpdateOp, WriteOutcome};
 
 /// The version of the on-disk format. A store written by another version is refused
@@ -139,6 +141,8 @@ pub struct Engine {
     usage: usage::IndexUsage,
     /// Writes to users and roles since start (see `users`).
     security_version: AtomicU64,
+    /// Keys written by open multi-document transactions (see `txn`).
+    claims: Arc<txn::Claims>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -245,6 +249,7 @@ impl Engine {
             snapshots: snapshots::SnapshotHistory::default(),
             usage: usage::IndexUsage::default(),
             security_version: AtomicU64::new(0),
+            claims: Arc::default(),
         });
         tracing::info!(
             dbpath = %engine.options.dbpath.display(),
@@ -329,7 +334,12 @@ impl Engine {
         &self.usage
     }
 
+    /// A consistent read snapshot; inside a transaction's scope (`txn`), the
+    /// transaction's view: its snapshot and its own writes.
     pub fn reader(&self) -> Result<Reader, MongoError> {
+        if let Some(reader) = self.transaction_reader() {
+            return Ok(reader);
+        }
         Ok(Reader::new(self.store.snapshot().map_err(storage_err)?))
     }
 

@@ -196,6 +196,9 @@ pub struct OplogEntry {
     /// The collection's UUID (absent for database-level commands and views).
     uuid: Option<[u8; 16]>,
     layout: Layout,
+    /// Of an operation of a multi-document transaction: where its `lsid` lies, its
+    /// `txnNumber` and its index in the transaction (`txnOpIndex`).
+    txn: Option<(Range<usize>, i64, u32)>,
 }
 
 impl std::fmt::Debug for OplogEntry {
@@ -302,6 +305,7 @@ impl OplogEntry {
         // One pass over the fields, noting where each part lies.
         let (mut ts, mut wall, mut op, mut ns, mut uuid) = (None, None, None, None, None);
         let (mut o, mut o2, mut pre, mut post) = (None, None, None, None);
+        let (mut lsid, mut txn_number, mut txn_op_index) = (None, None, None);
         for field in d.iter() {
             let (key, value) = field.map_err(|_| corrupt("not BSON"))?;
             match (key.as_str(), value) {
@@ -316,6 +320,11 @@ impl OplogEntry {
                 ("o2", RawBsonRef::Document(doc)) => o2 = Some(doc),
                 ("pre", RawBsonRef::Document(doc)) => pre = Some(doc),
                 ("post", RawBsonRef::Document(doc)) => post = Some(doc),
+                ("lsid", RawBsonRef::Document(doc)) => lsid = Some(doc),
+                ("txnNumber", RawBsonRef::Int64(n)) => txn_number = Some(n),
+                ("txnOpIndex", RawBsonRef::Int32(i)) => {
+                    txn_op_index = Some(u32::try_from(i).map_err(|_| corrupt("txnOpIndex"))?)
+                }
                 (other, _) => return Err(corrupt(other)),
             }
         }
@@ -354,8 +363,14 @@ impl OplogEntry {
             }
             _ => return Err(corrupt("op")),
         };
+        let txn = match (lsid, txn_number, txn_op_index) {
+            (Some(lsid), Some(n), Some(i)) => Some((at(lsid), n, i)),
+            (None, None, None) => None,
+            _ => return Err(corrupt("lsid")),
+        };
         let ns = range_in(&bytes, ns.as_bytes());
         Ok(OplogEntry {
+            txn,
             ts: ts.ok_or_else(|| corrupt("ts"))?,
             wall: wall.ok_or_else(|| corrupt("wall"))?,
             dot: ns.start + dot,
@@ -364,6 +379,55 @@ impl OplogEntry {
             layout,
             bytes,
         })
+    }
+
+    /// The entry of one operation of a committed transaction: this entry (logged with
+    /// a placeholder time while the transaction ran) at `ts`, with the session's
+    /// `lsid`, the `txnNumber` and the operation's index in the transaction.
+    pub fn restamp(
+        &self,
+        ts: Timestamp,
+        lsid: &RawDocument,
+        txn_number: i64,
+        index: u32,
+    ) -> Result<OplogEntry, MongoError> {
+        let mut d = RawDocumentBuf::new();
+        d.append(cstr!("ts"), ts);
+        let old = RawDocument::from_bytes(&self.bytes).map_err(|_| corrupt("not BSON"))?;
+        for field in old.iter() {
+            let (key, value) = field.map_err(|_| corrupt("not BSON"))?;
+            if key.as_str() != "ts" {
+                d.append(key, value);
+            }
+        }
+        d.append(cstr!("lsid"), lsid);
+        d.append(cstr!("txnNumber"), txn_number);
+        d.append(cstr!("txnOpIndex"), index as i32);
+        OplogEntry::decode(d.into_bytes())
+    }
+
+    /// The `lsid`, `txnNumber` and `txnOpIndex` of an operation of a transaction.
+    pub fn transaction(&self) -> Option<(&RawDocument, i64, u32)> {
+        self.txn.as_ref().map(|(lsid, n, i)| {
+            let lsid = RawDocument::from_bytes(&self.bytes[lsid.clone()])
+                .expect("validated when the entry was decoded");
+            (lsid, *n, *i)
+        })
+    }
+
+    /// The event's `clusterTime`: the entry's own time, or for an operation of a
+    /// transaction the transaction's commit time. A transaction's operations take
+    /// consecutive ticks within one second from its commit time on (see
+    /// `ClusterClock::tick_many`), so operation `i` lies at commit + `i`, and its
+    /// position (the resume token's time) names its `txnOpIndex`.
+    pub fn cluster_time(&self) -> Timestamp {
+        match &self.txn {
+            Some((_, _, i)) => Timestamp {
+                time: self.ts.time,
+                increment: self.ts.increment.saturating_sub(*i),
+            },
+            None => self.ts,
+        }
     }
 
     /// The stored form.

@@ -19,7 +19,7 @@ use eddy_codes::{Deadline, MongoError};
 use eddy_query::filter::{Filter, MatchDetails};
 use eddy_query::key;
 use eddy_query::sort::SortSpec;
-use eddy_storage::{KvRead, Snapshot};
+use eddy_storage::{KvRead, Overlay, Snapshot};
 
 use crate::capped;
 use crate::catalog::{self, CollectionMeta, Namespace};
@@ -65,7 +65,7 @@ pub struct Executed {
 /// The documents of `meta` matching `filter`, in plan order, at most `limit` of them
 /// (the write paths' reader).
 pub fn matching(
-    r: &impl KvRead,
+    r: &(impl KvRead + ?Sized),
     meta: &CollectionMeta,
     filter_doc: &Document,
     filter: &Filter,
@@ -77,7 +77,7 @@ pub fn matching(
 /// Plans `q` and runs the plan: the first `limit` matching documents in the query's
 /// order (see the module doc).
 pub fn execute(
-    r: &impl KvRead,
+    r: &(impl KvRead + ?Sized),
     meta: &CollectionMeta,
     q: &Query<'_>,
     limit: Option<usize>,
@@ -295,18 +295,77 @@ impl Sink<'_> {
     }
 }
 
+/// What a [`Reader`] reads: a snapshot, or a transaction's snapshot with its own
+/// writes (`crate::txn`).
+#[derive(Clone)]
+pub(crate) enum View {
+    Snapshot(Snapshot),
+    Transaction(Overlay<Snapshot>),
+}
+
+impl KvRead for View {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, eddy_storage::StorageError> {
+        match self {
+            View::Snapshot(s) => s.get(table, key),
+            View::Transaction(o) => o.get(table, key),
+        }
+    }
+
+    fn scan(
+        &self,
+        table: &str,
+        start: std::ops::Bound<Vec<u8>>,
+        end: std::ops::Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> Result<eddy_storage::EntryIter<'_>, eddy_storage::StorageError> {
+        match self {
+            View::Snapshot(s) => s.scan(table, start, end, reverse),
+            View::Transaction(o) => o.scan(table, start, end, reverse),
+        }
+    }
+
+    fn len(&self, table: &str) -> Result<u64, eddy_storage::StorageError> {
+        match self {
+            View::Snapshot(s) => s.len(table),
+            View::Transaction(o) => o.len(table),
+        }
+    }
+}
+
 /// A consistent read view of the whole database.
 pub struct Reader {
-    snap: Snapshot,
+    snap: View,
 }
 
 impl Reader {
     pub(crate) fn new(snap: Snapshot) -> Reader {
-        Reader { snap }
+        Reader {
+            snap: View::Snapshot(snap),
+        }
     }
 
-    /// The snapshot itself, for reads kept in their own modules (`capped`).
-    pub(crate) fn snap(&self) -> &Snapshot {
+    /// A transaction's view: its snapshot and its own writes so far.
+    pub(crate) fn of_transaction(view: Overlay<Snapshot>) -> Reader {
+        Reader {
+            snap: View::Transaction(view),
+        }
+    }
+
+    /// The snapshot of a reader that is one (not a transaction's view).
+    pub(crate) fn into_snapshot(self) -> Option<Snapshot> {
+        match self.snap {
+            View::Snapshot(s) => Some(s),
+            View::Transaction(_) => None,
+        }
+    }
+
+    /// Whether this reads inside a multi-document transaction.
+    pub fn in_transaction(&self) -> bool {
+        matches!(self.snap, View::Transaction(_))
+    }
+
+    /// The view itself, for reads kept in their own modules (`capped`).
+    pub(crate) fn snap(&self) -> &View {
         &self.snap
     }
 

@@ -55,7 +55,7 @@ impl Reader {
     }
 }
 
-fn validate(r: &impl KvRead, meta: &CollectionMeta) -> Result<Report, MongoError> {
+fn validate(r: &(impl KvRead + ?Sized), meta: &CollectionMeta) -> Result<Report, MongoError> {
     let mut report = Report::default();
     // index name -> (entry key -> _id key) that the documents call for.
     let mut expected: Vec<HashMap<Vec<u8>, Vec<u8>>> = vec![HashMap::new(); meta.indexes.len()];

@@ -129,6 +129,8 @@ pub struct Ctx {
     pub(crate) deadline: Option<tokio::time::Instant>,
     /// The operation this is (`currentOp`); `None` when only parsing.
     pub(crate) op: Option<Arc<crate::ops::Op>>,
+    /// The multi-document transaction the command runs in (`autocommit: false`).
+    pub(crate) txn: Option<Arc<crate::transactions::TxnHandle>>,
 }
 
 impl Ctx {
@@ -140,6 +142,11 @@ impl Ctx {
     /// The `maxTimeMS` deadline engine work stops at (`None`: no limit).
     pub fn deadline(&self) -> Option<eddy_codes::Deadline> {
         self.deadline.map(|d| eddy_codes::Deadline(d.into_std()))
+    }
+
+    /// The transaction the command runs in, if any.
+    pub fn txn(&self) -> Option<&Arc<crate::transactions::TxnHandle>> {
+        self.txn.as_ref()
     }
 
     pub fn engine(&self) -> &Arc<Engine> {

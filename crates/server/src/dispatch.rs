@@ -14,6 +14,7 @@ use eddy_codes::{category, labels, ErrorCode, MongoError};
 use crate::command::{ConnInfo, Ctx, Reply};
 use crate::commands::{self, Entry, Kind};
 use crate::state::{ServerState, SessionKey};
+use crate::transactions::{TxnHandle, TxnRequest};
 
 /// What the connection does with a finished command.
 #[derive(Debug)]
@@ -131,8 +132,10 @@ struct Envelope {
     /// `lsid.id`.
     lsid: Option<Bson>,
     txn_number: Option<i64>,
-    /// A retryable write (a write with `lsid` and `txnNumber`).
+    /// A retryable write (a write with `lsid` and `txnNumber`, outside a transaction).
     retryable: bool,
+    /// The transaction fields of a command run in a transaction (`autocommit: false`).
+    txn: Option<TxnRequest>,
 }
 
 impl Envelope {
@@ -143,18 +146,13 @@ impl Envelope {
                 format!("{name} may only be run against the admin database."),
             ));
         }
-        if cmd.contains_key("startTransaction") || cmd.get("autocommit").is_some() {
-            return Err(MongoError::new(
-                ErrorCode::CommandNotSupported,
-                "Eddy does not support multi-document transactions",
-            ));
-        }
         check_api_parameters(entry, name, cmd)?;
         let level = read_concern_level(name, cmd)?;
+        let txn = TxnRequest::parse(name, cmd, cmd.contains_key("lsid"), entry.in_transaction)?;
         // Outside a transaction, only some commands read a snapshot (mongod 5.0+,
         // `Entry::snapshot_reads`): the others refuse `readConcern: {level: "snapshot"}`.
         let snapshot = level == Some("snapshot");
-        if snapshot && !entry.snapshot_reads {
+        if snapshot && !entry.snapshot_reads && txn.is_none() {
             return Err(MongoError::new(
                 ErrorCode::InvalidOptions,
                 format!("{name} does not support readConcern level snapshot outside a multi-document transaction"),
@@ -170,16 +168,20 @@ impl Envelope {
             Some(Bson::Int32(n)) => Some(i64::from(*n)),
             _ => None,
         };
-        if let (Some(txn), false) = (txn_number, entry.kind.is_write()) {
+        if let (Some(txn), false, None) = (txn_number, entry.kind.is_write(), &txn) {
             return Err(MongoError::new(
                 ErrorCode::NotARetryableWriteCommand,
                 format!("txnNumber may only be provided for multi-document transactions and retryable write commands. txnNumber {{{txn}}} is not valid for command {name}"),
             ));
         }
         Ok(Envelope {
-            retryable: entry.kind.is_write() && session.is_some() && txn_number.is_some(),
+            retryable: entry.kind.is_write()
+                && session.is_some()
+                && txn_number.is_some()
+                && txn.is_none(),
             lsid: session,
             txn_number,
+            txn,
         })
     }
 
@@ -291,6 +293,7 @@ pub fn parse_command(
         session: envelope.session(conn),
         deadline: None,
         op: None,
+        txn: None,
     };
     (entry.check)(cmd, &ctx)
 }
@@ -316,7 +319,7 @@ pub async fn execute(
         // A mongod command Eddy does not have still meets `failCommand` first, as in
         // mongod (drivers' tests set it on authentication commands).
         Err(err) if err.is(ErrorCode::CommandNotSupported) && state.config.enable_test_commands => {
-            match fail_command(state, conn, &name, &cmd, false).await {
+            match fail_command(state, conn, &name, &cmd, false, None).await {
                 Ok(Injection::Close) => {
                     return Outcome {
                         reply: Reply::default(),
@@ -381,11 +384,13 @@ async fn run_command(
     let Envelope {
         txn_number,
         retryable,
+        txn: txn_request,
         ..
     } = envelope;
     if let Some(key) = &session {
         state.sessions.touch(key);
     }
+
     // From here on the command is an operation `currentOp` lists and `killOp` kills.
     let running = state.ops.start(conn, entry, &db, session.clone());
     let op = Arc::clone(&running.op);
@@ -394,7 +399,8 @@ async fn run_command(
     let mut write_concern_error = None;
     let mut wce_labels = None;
     if state.config.enable_test_commands {
-        match fail_command(state, conn, name, &cmd, retryable).await? {
+        let in_txn = txn_request.as_ref().map(|_| is_commit_or_abort(entry));
+        match fail_command(state, conn, name, &cmd, retryable, in_txn).await? {
             Injection::Close => {
                 return Ok(Outcome {
                     reply: Reply::default(),
@@ -419,6 +425,18 @@ async fn run_command(
             }
         }
     }
+
+    // The transaction it runs in (after the failpoints, as mongod: an injected error
+    // leaves the session as it was, so the driver's retry may start it again).
+    check_after_cluster_time(state, &cmd)?;
+    let mut cmd = cmd;
+    let txn = match (&txn_request, &session) {
+        (Some(req), Some(key)) => Some(
+            transaction(state, entry, key, req, &mut cmd)
+                .map_err(|e| transaction_labels(e, entry, false))?,
+        ),
+        _ => None,
+    };
 
     // This attempt's write concern error: injected by `failCommand`, or `w` more than
     // the one member. mongod waits for write concern after every write command, also a
@@ -455,6 +473,7 @@ async fn run_command(
         session: session.clone(),
         deadline,
         op: Some(Arc::clone(&op)),
+        txn: txn.clone(),
     };
     let work = async move {
         match deadline {
@@ -478,11 +497,25 @@ async fn run_command(
         }
     };
     drop(running);
+    if let Some(txn) = &txn {
+        // A statement that fails aborts its transaction, as in mongod; so does one whose
+        // writes failed in part (its reply carries `writeErrors`).
+        let failed = match &result {
+            Err(_) => true,
+            Ok(reply) => reply.body.get("writeErrors").ok().flatten().is_some(),
+        };
+        if failed && !is_commit_or_abort(entry) {
+            txn.abort("");
+        }
+    }
     let Reply { body, cursor } = match result {
         Ok(reply) => reply,
         Err(mut err) => {
             if retryable && category::is_retryable_write(err.code) {
                 err = err.with_label(labels::RETRYABLE_WRITE_ERROR);
+            }
+            if txn.is_some() {
+                err = transaction_labels(err, entry, wce.is_some());
             }
             if let Some(wce) = wce {
                 for label in &wce.labels {
@@ -506,6 +539,69 @@ async fn run_command(
         reply: Reply { body, cursor },
         close: false,
     })
+}
+
+/// Causal consistency (`readConcern.afterClusterTime`): every acknowledged write is
+/// visible to every read that starts after it (one member, writes published before
+/// they are answered), so a time the server has reached needs no wait; a time beyond
+/// its cluster time is refused as mongod refuses it.
+fn check_after_cluster_time(state: &ServerState, cmd: &Document) -> Result<(), MongoError> {
+    let Ok(rc) = cmd.get_document("readConcern") else {
+        return Ok(());
+    };
+    let Some(Bson::Timestamp(after)) = rc.get("afterClusterTime") else {
+        return Ok(());
+    };
+    let now = state.engine.cluster_time();
+    if (after.time, after.increment) > (now.time, now.increment) {
+        return Err(MongoError::new(
+            ErrorCode::InvalidOptions,
+            format!(
+                "readConcern afterClusterTime value must not be greater than the current clusterTime. Requested clusterTime: Timestamp({}, {}); current clusterTime: Timestamp({}, {})",
+                after.time, after.increment, now.time, now.increment
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// mongod's labels on the error of a command in a transaction.
+fn transaction_labels(err: MongoError, entry: &Entry, write_concern_error: bool) -> MongoError {
+    match category::is_transient_transaction_error(
+        err.code,
+        is_commit_or_abort(entry),
+        write_concern_error,
+    ) {
+        true => err.with_label(labels::TRANSIENT_TRANSACTION_ERROR),
+        false => err,
+    }
+}
+
+fn is_commit_or_abort(entry: &Entry) -> bool {
+    matches!(entry.names[0], "commitTransaction" | "abortTransaction")
+}
+
+/// The session's transaction a command runs in (started by `startTransaction`), with
+/// mongod's checks; the first statement's `readConcern` is the transaction's, so the
+/// command itself does not see it.
+fn transaction(
+    state: &Arc<ServerState>,
+    entry: &Entry,
+    key: &SessionKey,
+    req: &TxnRequest,
+    cmd: &mut Document,
+) -> Result<Arc<TxnHandle>, MongoError> {
+    let engine = Arc::clone(&state.engine);
+    let handle = state.sessions.transaction(key, req, || {
+        engine
+            .begin_transaction(req.at_cluster_time)
+            .map(|(txn, _)| txn)
+    })?;
+    if !is_commit_or_abort(entry) {
+        handle.check_statement()?;
+    }
+    cmd.remove("readConcern");
+    Ok(handle)
 }
 
 /// What `failCommand` does to a command about to run.
@@ -536,6 +632,7 @@ async fn fail_command(
     name: &str,
     cmd: &Document,
     retryable: bool,
+    transaction: Option<bool>,
 ) -> Result<Injection, MongoError> {
     if name == "configureFailPoint" {
         return Ok(Injection::NONE);
@@ -547,9 +644,10 @@ async fn fail_command(
             .ok()
             .map(str::to_owned)
     });
-    let Some(injected) = state
-        .failpoints
-        .fail_command(name, app_name.as_deref(), retryable)
+    let Some(injected) =
+        state
+            .failpoints
+            .fail_command(name, app_name.as_deref(), retryable, transaction)
     else {
         return Ok(Injection::NONE);
     };

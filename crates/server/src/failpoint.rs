@@ -178,6 +178,7 @@ impl FailPoints {
         command: &str,
         app_name: Option<&str>,
         retryable_write: bool,
+        transaction: Option<bool>,
     ) -> Option<Injected> {
         let data = self.fire("failCommand", |data| {
             let listed = data.get_array("failCommands").is_ok_and(|a| {
@@ -218,7 +219,15 @@ impl FailPoints {
                 None if retryable_write && category::is_retryable_write(code) => {
                     err = err.with_label(labels::RETRYABLE_WRITE_ERROR);
                 }
-                None => {}
+                // In a transaction (`Some(commit or abort)`), mongod's own labels.
+                None => {
+                    if let Some(commit_or_abort) = transaction {
+                        let wce = data.get_document("writeConcernError").is_ok();
+                        if category::is_transient_transaction_error(code, commit_or_abort, wce) {
+                            err = err.with_label(labels::TRANSIENT_TRANSACTION_ERROR);
+                        }
+                    }
+                }
             }
             out.error = Some(err);
         }
@@ -273,15 +282,15 @@ mod tests {
             Some(doc! {"failCommands": ["insert"], "errorCode": 91}),
         )
         .expect("configure");
-        assert!(fp.fail_command("find", None, false).is_none());
-        let first = fp.fail_command("insert", None, true).expect("fires");
+        assert!(fp.fail_command("find", None, false, None).is_none());
+        let first = fp.fail_command("insert", None, true, None).expect("fires");
         assert_eq!(first.error.as_ref().map(|e| e.code), Some(91));
         assert_eq!(
             first.error.map(|e| e.labels),
             Some(vec!["RetryableWriteError".to_owned()])
         );
-        assert!(fp.fail_command("insert", None, false).is_some());
-        assert!(fp.fail_command("insert", None, false).is_none());
+        assert!(fp.fail_command("insert", None, false, None).is_some());
+        assert!(fp.fail_command("insert", None, false, None).is_none());
     }
 
     #[test]
@@ -293,9 +302,11 @@ mod tests {
             Some(doc! {"failCommands": ["ping"], "closeConnection": true, "appName": "t"}),
         )
         .expect("configure");
-        assert!(fp.fail_command("ping", Some("other"), false).is_none());
         assert!(fp
-            .fail_command("ping", Some("t"), false)
+            .fail_command("ping", Some("other"), false, None)
+            .is_none());
+        assert!(fp
+            .fail_command("ping", Some("t"), false, None)
             .is_some_and(|i| i.close_connection));
         assert_eq!(
             fp.configure("nope", &Bson::String("off".into()), None)

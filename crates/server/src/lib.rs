@@ -36,6 +36,7 @@ pub mod http;
 pub mod ops;
 pub mod state;
 pub mod tls;
+pub mod transactions;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -255,6 +256,7 @@ async fn reap_loop(state: Arc<ServerState>) {
         let interval = REAP_INTERVAL
             .min(state.cursors.timeout() / 2)
             .min(session_timeout / 2)
+            .min(state.config.transaction_lifetime() / 2)
             .max(Duration::from_millis(10));
         tokio::time::sleep(interval).await;
         let cursors = state.cursors.reap();
@@ -264,6 +266,15 @@ async fn reap_loop(state: Arc<ServerState>) {
         // An expired session takes its cursors with it, as mongod's session reaper does.
         let sessions = state.sessions.expire(session_timeout);
         let killed = state.cursors.kill_sessions(&sessions);
+        let aborted = state
+            .sessions
+            .abort_expired_transactions(state.config.transaction_lifetime());
+        if aborted > 0 {
+            tracing::info!(
+                aborted,
+                "aborted transactions that exceeded transactionLifetimeLimitSeconds"
+            );
+        }
         if cursors + sessions.len() > 0 {
             tracing::debug!(
                 cursors,

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use crate::cursor::CursorRegistry;
 use crate::failpoint::FailPoints;
+use crate::transactions::{TxnHandle, TxnRequest};
 
 /// mongod's `logicalSessionTimeoutMinutes` default.
 pub const SESSION_TIMEOUT_MINUTES: i64 = 30;
@@ -66,6 +67,16 @@ impl ServerConfig {
             _ => {
                 Duration::from_secs(u64::try_from(self.session_timeout_minutes()).unwrap_or(0) * 60)
             }
+        }
+    }
+
+    /// `transactionLifetimeLimitSeconds` (60 by default, as mongod): a transaction open
+    /// longer is aborted.
+    pub fn transaction_lifetime(&self) -> Duration {
+        match self.set_parameters.get("transactionLifetimeLimitSeconds") {
+            Some(Bson::Int32(n)) => Duration::from_secs(u64::try_from(*n).unwrap_or(60)),
+            Some(Bson::Int64(n)) => Duration::from_secs(u64::try_from(*n).unwrap_or(60)),
+            _ => Duration::from_secs(60),
         }
     }
 
@@ -190,6 +201,8 @@ struct Session {
     last_use: Instant,
     /// Only the newest transaction number matters: drivers never retry an older one.
     retry: Option<(i64, RawDocumentBuf)>,
+    /// The newest multi-document transaction (in progress, committed or aborted).
+    txn: Option<Arc<TxnHandle>>,
 }
 
 impl Session {
@@ -197,7 +210,23 @@ impl Session {
         Session {
             last_use: Instant::now(),
             retry: None,
+            txn: None,
         }
+    }
+
+    /// A session that ends takes its open transaction with it.
+    fn abort_transaction(&self) {
+        if let Some(t) = &self.txn {
+            t.abort(" because its session ended");
+        }
+    }
+
+    /// The newest `txnNumber` the session has used, for a retryable write or a
+    /// transaction.
+    fn newest_number(&self) -> Option<i64> {
+        let retry = self.retry.as_ref().map(|(n, _)| *n);
+        let txn = self.txn.as_ref().map(|t| t.number);
+        retry.max(txn)
     }
 }
 
@@ -232,14 +261,90 @@ impl Sessions {
         txn: i64,
     ) -> Result<Option<RawDocumentBuf>, eddy_codes::MongoError> {
         let map = self.lock();
-        match map.get(key).and_then(|s| s.retry.as_ref()) {
+        let open = map.get(key).and_then(|s| s.txn.clone());
+        if let Some(t) = &open {
+            if t.number >= txn {
+                return Err(eddy_codes::MongoError::new(
+                    eddy_codes::ErrorCode::TransactionTooOld,
+                    format!("Retryable write with txnNumber {txn} is prohibited on session because a newer transaction with txnNumber {} has already started on this session.", t.number),
+                ));
+            }
+        }
+        let found = match map.get(key).and_then(|s| s.retry.as_ref()) {
             Some((n, reply)) if *n == txn => Ok(Some(reply.clone())),
             Some((n, _)) if *n > txn => Err(eddy_codes::MongoError::new(
                 eddy_codes::ErrorCode::TransactionTooOld,
                 format!("Retryable write with txnNumber {txn} is prohibited on session because a newer retryable write with txnNumber {n} has already started on this session."),
             )),
             _ => Ok(None),
+        };
+        drop(map);
+        // A newer number ends the session's transaction, as in mongod (outside the lock:
+        // the abort waits for a statement of it that may still run).
+        if let Some(t) = open {
+            t.abort(" because a newer retryable write started");
         }
+        found
+    }
+
+    /// The transaction a command with `autocommit: false` runs in: a new one for
+    /// `startTransaction` (`begin` opens the engine's; an older one still open is
+    /// aborted), else the session's open one with that number. mongod's errors: 225
+    /// TransactionTooOld for a number below the session's newest, 251
+    /// NoSuchTransaction for one that matches no transaction.
+    pub fn transaction(
+        &self,
+        key: &SessionKey,
+        req: &TxnRequest,
+        begin: impl FnOnce() -> Result<eddy_engine::Transaction, eddy_codes::MongoError>,
+    ) -> Result<Arc<TxnHandle>, eddy_codes::MongoError> {
+        use eddy_codes::{labels, ErrorCode, MongoError};
+        let mut map = self.lock();
+        let s = map.entry(key.clone()).or_insert_with(Session::new);
+        s.last_use = Instant::now();
+        let n = req.txn_number;
+        let newest = s.newest_number();
+        if let Some(newest) = newest.filter(|newest| n < *newest) {
+            return Err(MongoError::new(
+                ErrorCode::TransactionTooOld,
+                format!("Cannot start transaction {n} on session because a newer transaction {newest} has already started."),
+            ));
+        }
+        if req.start {
+            if newest == Some(n) {
+                return Err(MongoError::new(
+                    ErrorCode::ConflictingOperationInProgress,
+                    format!("Cannot start transaction {n} on session because a transaction or retryable write with the same number has already started."),
+                ));
+            }
+            let handle = Arc::new(TxnHandle::start(n, key.to_document(), begin()?));
+            let old = s.txn.replace(Arc::clone(&handle));
+            // A statement of the older transaction may still run: abort it (which waits
+            // for that statement) outside the sessions' lock.
+            drop(map);
+            if let Some(old) = old {
+                old.abort(" because a newer transaction started");
+            }
+            return Ok(handle);
+        }
+        match &s.txn {
+            Some(t) if t.number == n => Ok(Arc::clone(t)),
+            _ => Err(MongoError::new(
+                ErrorCode::NoSuchTransaction,
+                format!(
+                    "Given transaction number {n} does not match any in-progress transactions."
+                ),
+            )
+            .with_label(labels::TRANSIENT_TRANSACTION_ERROR)),
+        }
+    }
+
+    /// Aborts the transactions open for longer than `limit`
+    /// (`transactionLifetimeLimitSeconds`); how many.
+    pub fn abort_expired_transactions(&self, limit: Duration) -> usize {
+        let handles: Vec<Arc<TxnHandle>> =
+            self.lock().values().filter_map(|s| s.txn.clone()).collect();
+        handles.iter().filter(|h| h.abort_if_older(limit)).count()
     }
 
     /// Records the reply of a retryable write.
@@ -267,30 +372,49 @@ impl Sessions {
 
     /// Forgets sessions (`endSessions`, `killSessions`).
     pub fn end(&self, keys: &[SessionKey]) {
-        let mut map = self.lock();
-        for key in keys {
-            map.remove(key);
+        let ended: Vec<Session> = {
+            let mut map = self.lock();
+            keys.iter().filter_map(|key| map.remove(key)).collect()
+        };
+        // Outside the lock: an abort waits for a statement of the transaction to finish.
+        for s in ended {
+            s.abort_transaction();
         }
     }
 
     /// Forgets the sessions of the users with these digests, or every session
     /// (`killAllSessions`).
     pub fn end_users(&self, uids: Option<&[[u8; 32]]>) {
-        self.lock()
-            .retain(|key, _| uids.is_some_and(|uids| !uids.contains(&key.uid)));
+        let mut ended = Vec::new();
+        self.lock().retain(|key, s| {
+            let keep = uids.is_some_and(|uids| !uids.contains(&key.uid));
+            if !keep {
+                ended.extend(s.txn.take());
+            }
+            keep
+        });
+        for txn in ended {
+            txn.abort(" because its session ended");
+        }
     }
 
     /// Forgets sessions idle for longer than the session timeout; returns their keys.
     pub fn expire(&self, timeout: Duration) -> Vec<SessionKey> {
         let mut map = self.lock();
         let mut expired = Vec::new();
+        let mut ended = Vec::new();
         map.retain(|key, s| {
             let live = s.last_use.elapsed() < timeout;
             if !live {
+                ended.extend(s.txn.take());
                 expired.push(key.clone());
             }
             live
         });
+        drop(map);
+        for txn in ended {
+            txn.abort(" because its session ended");
+        }
         expired
     }
 

@@ -21,6 +21,7 @@
 
 mod backend;
 mod committer;
+mod overlay;
 
 use std::ops::Bound;
 use std::path::Path;
@@ -30,6 +31,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 
 pub use backend::{FaultInjector, FaultyBackend};
 pub use committer::{Committer, CommitterStats, Completion, Job};
+pub use overlay::{Changes, Overlay};
 pub use redb::StorageBackend;
 
 /// A storage failure.
@@ -103,6 +105,25 @@ pub trait KvRead {
     fn first(&self, table: &str) -> Result<Option<Entry>> {
         self.scan_all(table, false)?.next().transpose()
     }
+}
+
+/// Writes, shared by the group commit's [`WriteBatch`] and a transaction's
+/// [`Overlay`], so the engine's write path runs the same way on either.
+pub trait KvWrite: KvRead {
+    /// Stores `value` under `key`, replacing what was there.
+    fn put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Removes `key`; whether it was there.
+    fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool>;
+    /// Removes at most `limit` entries within the bounds; how many were removed.
+    fn delete_range(
+        &mut self,
+        table: &str,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        limit: usize,
+    ) -> Result<usize>;
+    /// Drops a whole table; whether it existed.
+    fn delete_table(&mut self, table: &str) -> Result<bool>;
 }
 
 /// The bounds covering every key that starts with `prefix`.
@@ -349,6 +370,30 @@ impl WriteBatch<'_> {
     pub fn delete_table(&mut self, name: &str) -> Result<bool> {
         let res = self.txn.delete_table(table(name)).map_err(io);
         res.map_err(|e| self.poison(e))
+    }
+}
+
+impl KvWrite for WriteBatch<'_> {
+    fn put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        WriteBatch::put(self, table, key, value)
+    }
+
+    fn delete(&mut self, table: &str, key: &[u8]) -> Result<bool> {
+        WriteBatch::delete(self, table, key)
+    }
+
+    fn delete_range(
+        &mut self,
+        table: &str,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        limit: usize,
+    ) -> Result<usize> {
+        WriteBatch::delete_range(self, table, start, end, limit)
+    }
+
+    fn delete_table(&mut self, table: &str) -> Result<bool> {
+        WriteBatch::delete_table(self, table)
     }
 }
 

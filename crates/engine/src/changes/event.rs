@@ -296,7 +296,7 @@ pub fn build(entry: &OplogEntry, shape: Shape) -> Result<Option<RawDocumentBuf>,
     }
     event.append(cstr!("_id"), token_document(ResumeToken::event(entry.ts)));
     event.append(cstr!("operationType"), p.op_type);
-    event.append(cstr!("clusterTime"), entry.ts);
+    event.append(cstr!("clusterTime"), entry.cluster_time());
     if expanded {
         if let Some(uuid) = entry.uuid() {
             event.append(cstr!("collectionUUID"), uuid);
@@ -328,6 +328,10 @@ pub fn build(entry: &OplogEntry, shape: Shape) -> Result<Option<RawDocumentBuf>,
     }
     if let Some(post) = post {
         append_or_null(&mut event, "fullDocument", post);
+    }
+    if let Some((lsid, txn_number, _)) = entry.transaction() {
+        event.append(cstr!("txnNumber"), txn_number);
+        event.append(cstr!("lsid"), lsid);
     }
     Ok(Some(event))
 }

@@ -7,7 +7,6 @@ use bson::{doc, oid::ObjectId, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_query::filter::Filter;
 use eddy_query::update::{ApplyContext, Update};
-use eddy_storage::KvRead;
 
 use super::{
     encode_checked, raw_view, DeleteOp, FindAndModify, FindAndModifyOutcome, Tx, UpdateOp,
@@ -224,6 +223,7 @@ impl Tx<'_, '_> {
     }
 
     fn insert_doc(&mut self, meta: &CollectionMeta, doc: Document) -> Result<Bson, MongoError> {
+        self.check_not_capped_in_txn(meta)?;
         let doc = prepare_for_insert(doc)?;
         self.check_validator(meta, &doc, None)?;
         let id = doc
@@ -284,6 +284,7 @@ impl Tx<'_, '_> {
         new: Document,
         description: Option<Document>,
     ) -> Result<(), MongoError> {
+        self.check_not_capped_in_txn(meta)?;
         let old_id = old.doc.get("_id").cloned().unwrap_or(Bson::Null);
         match new.get("_id") {
             Some(id) if eddy_query::cmp::values_equal(id, &old_id) && std::mem::discriminant(id) == std::mem::discriminant(&old_id) => {}
@@ -381,6 +382,7 @@ impl Tx<'_, '_> {
     }
 
     fn delete_doc(&mut self, meta: &CollectionMeta, m: &Matched) -> Result<(), MongoError> {
+        self.check_not_capped_in_txn(meta)?;
         index::remove_entries(self.w, meta, &m.doc, &m.id_key)?;
         self.w
             .delete(&meta.docs_table(), &m.id_key)

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_query::filter::Filter;
-use eddy_storage::KvRead;
 
 use super::Tx;
 use crate::catalog::{self, CollectionMeta, IndexMeta, Namespace};
@@ -24,6 +23,16 @@ impl Engine {
         catalog::validate_writable(&ns)?;
         self.execute(move |tx| {
             let existed = tx.collection(&ns)?.is_some();
+            // mongod 7.0: inside a transaction, only on a collection that did not exist
+            // when it began (created by it, or now).
+            if let Some(base) = tx.txn_base {
+                if catalog::get(base, &ns)?.is_some() {
+                    return Err(MongoError::new(
+                        ErrorCode::OperationNotSupportedInTransaction,
+                        format!("Cannot create new indexes on existing collection {ns} in a multi-document transaction."),
+                    ));
+                }
+            }
             let mut meta = tx.ensure_collection(&ns)?;
             let before = meta.indexes.len() + 1;
             for spec in specs {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use bson::{Bson, DateTime, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_query::collation::Collation;
-use eddy_storage::{StorageError, WriteBatch};
+use eddy_storage::{KvWrite, StorageError, WriteBatch};
 
 use crate::catalog::{CollectionMeta, Namespace};
 use crate::changes::Logged;
@@ -118,7 +118,14 @@ pub struct FindAndModifyOutcome {
 
 /// The shared write transaction as one job sees it.
 pub struct Tx<'a, 'b> {
-    pub(crate) w: &'a mut WriteBatch<'b>,
+    /// The group commit's batch, or a multi-document transaction's overlay.
+    pub(crate) w: &'a mut (dyn KvWrite + 'b),
+    /// Inside a multi-document transaction: entries are logged without a time (the
+    /// commit stamps them) and not written to the oplog table yet; capped collections
+    /// refuse writes.
+    pub(crate) in_txn: bool,
+    /// Inside a transaction, its snapshot: what existed before it began.
+    pub(crate) txn_base: Option<&'a eddy_storage::Snapshot>,
     engine: &'a Engine,
     entries: Vec<SharedEntry>,
     wall: DateTime,
@@ -138,6 +145,10 @@ impl Engine {
         self: &Arc<Self>,
         f: impl FnOnce(&mut Tx<'_, '_>) -> Result<R, MongoError> + Send + 'static,
     ) -> Result<R, MongoError> {
+        if crate::txn::in_scope() {
+            // A statement of a multi-document transaction: its overlay, not the batch.
+            return self.run_in_current(f);
+        }
         let (reply_tx, reply_rx) = std::sync::mpsc::sync_channel::<Result<R, MongoError>>(1);
         let engine = self.clone();
         self.submit(Box::new(
@@ -150,14 +161,7 @@ impl Engine {
                         })
                     }
                 };
-                let mut tx = Tx {
-                    w: batch,
-                    engine: &engine,
-                    entries: Vec::new(),
-                    wall: DateTime::now(),
-                    bypass_validation: false,
-                    multikey_written: std::collections::HashMap::new(),
-                };
+                let mut tx = Tx::new(batch, &engine, None);
                 let result = f(&mut tx);
                 let entries = std::mem::take(&mut tx.entries);
                 let engine = engine.clone();
@@ -183,7 +187,45 @@ impl Engine {
     }
 }
 
+impl<'a, 'b> Tx<'a, 'b> {
+    pub(crate) fn new(
+        w: &'a mut (dyn KvWrite + 'b),
+        engine: &'a Engine,
+        txn_base: Option<&'a eddy_storage::Snapshot>,
+    ) -> Self {
+        Tx {
+            w,
+            in_txn: txn_base.is_some(),
+            txn_base,
+            engine,
+            entries: Vec::new(),
+            wall: DateTime::now(),
+            bypass_validation: false,
+            multikey_written: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The entries logged so far (taken by the caller).
+    pub(crate) fn take_entries(&mut self) -> Vec<SharedEntry> {
+        std::mem::take(&mut self.entries)
+    }
+}
+
 impl Tx<'_, '_> {
+    /// Capped collections take no writes inside a transaction (mongod 4.2+).
+    pub(crate) fn check_not_capped_in_txn(&self, meta: &CollectionMeta) -> Result<(), MongoError> {
+        if self.in_txn && meta.cap().is_some() {
+            return Err(MongoError::new(
+                ErrorCode::OperationNotSupportedInTransaction,
+                format!(
+                    "Collection '{}' is a capped collection. Writes in transactions are not supported on capped collections.",
+                    meta.ns
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn collection(&self, ns: &Namespace) -> Result<Option<CollectionMeta>, MongoError> {
         crate::catalog::get(&*self.w, ns)
     }
@@ -206,6 +248,16 @@ impl Tx<'_, '_> {
         uuid: Option<&bson::Binary>,
         op: Op<'_>,
     ) -> Result<(), MongoError> {
+        if self.in_txn {
+            // Stamped at commit (`crate::txn`), when the transaction's time is known.
+            let placeholder = bson::Timestamp {
+                time: 0,
+                increment: 0,
+            };
+            let entry = OplogEntry::new(placeholder, self.wall, ns, uuid, op)?;
+            self.entries.push(Arc::new(Logged::new(entry)));
+            return Ok(());
+        }
         let entry = OplogEntry::new(self.engine.clock.tick(), self.wall, ns, uuid, op)?;
         self.w
             .put(tables::OPLOG, &entry.key(), entry.bytes())

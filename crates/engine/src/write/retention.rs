@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use bson::DateTime;
 use eddy_codes::MongoError;
-use eddy_storage::KvRead;
 
 use crate::{storage_err, tables, Engine};
 

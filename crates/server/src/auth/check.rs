@@ -505,6 +505,8 @@ mod tests {
         assert_eq!(
             with(Access::Own),
             [
+                "abortTransaction",
+                "commitTransaction",
                 "getMore",
                 "killCursors",
                 "killOp",

@@ -127,16 +127,22 @@ pub fn documents_arg(
         .collect()
 }
 
-/// Runs engine work on the blocking pool.
+/// Runs engine work on the blocking pool; inside the command's transaction, if it
+/// runs in one (its writes go to the transaction, its reads see the transaction's
+/// snapshot and own writes: see `eddy_engine::txn`).
 pub async fn with_engine<T, F>(ctx: &Ctx, f: F) -> Result<T, MongoError>
 where
     F: FnOnce(&Arc<Engine>) -> Result<T, MongoError> + Send + 'static,
     T: Send + 'static,
 {
     let engine = Arc::clone(ctx.engine());
-    tokio::task::spawn_blocking(move || f(&engine))
-        .await
-        .map_err(|e| MongoError::internal(format!("engine task failed: {e}")))?
+    let txn = ctx.txn().cloned();
+    tokio::task::spawn_blocking(move || match txn {
+        Some(txn) => txn.run(|| f(&engine)),
+        None => f(&engine),
+    })
+    .await
+    .map_err(|e| MongoError::internal(format!("engine task failed: {e}")))?
 }
 
 /// `writeErrors` entries of a write outcome.

@@ -48,6 +48,7 @@ pub mod sasl;
 mod sessions;
 mod stats;
 mod tailable;
+mod transactions;
 mod update;
 mod users;
 mod validate;
@@ -120,7 +121,8 @@ pub struct Entry {
     pub snapshot_reads: bool,
     /// Allowed inside a multi-document transaction, as mongod documents it: the CRUD
     /// commands, `getMore`, `killCursors`, `create` and `createIndexes`, and the
-    /// informational commands. Eddy has no transactions yet: nothing reads it.
+    /// informational commands, and `commitTransaction`/`abortTransaction`. The
+    /// dispatcher refuses the others in a transaction (263).
     pub in_transaction: bool,
     /// Answered through the legacy OP_QUERY too: mongod 6.0+ answers only the
     /// handshake there.
@@ -476,6 +478,20 @@ pub static TABLE: &[Entry] = &[
         [admin],
     ),
     entry!(
+        &["commitTransaction"],
+        transactions::CommitTransaction,
+        Other,
+        "commits a transaction",
+        [admin, api_v1, txn, own],
+    ),
+    entry!(
+        &["abortTransaction"],
+        transactions::AbortTransaction,
+        Other,
+        "aborts a transaction",
+        [admin, api_v1, txn, own],
+    ),
+    entry!(
         &["endSessions"],
         sessions::EndSessions,
         Other,
@@ -721,8 +737,6 @@ pub static TABLE: &[Entry] = &[
 
 /// Commands of mongod 7.0 that Eddy does not implement: 115 CommandNotSupported.
 pub const NOT_SUPPORTED: &[&str] = &[
-    "abortTransaction",
-    "commitTransaction",
     "mapReduce",
     "mapreduce",
     "geoSearch",
@@ -878,6 +892,8 @@ mod tests {
             "dropDatabase",
             "dropIndexes",
             "endSessions",
+            "abortTransaction",
+            "commitTransaction",
             "find",
             "findAndModify",
             "getMore",
