@@ -120,6 +120,14 @@ impl Aggregation {
                 }
             }
         };
+        let mut results = results;
+        if pipeline
+            .leading_filter()
+            .is_some_and(|f| f.text().is_some())
+        {
+            // The text score is metadata: never part of a reply or of what is written.
+            results.iter_mut().for_each(eddy_query::text::strip_score);
+        }
         let env = ctx.env.clone();
         drop(reader);
         if pipeline.writes().is_some() {
@@ -183,7 +191,19 @@ fn read_source(
     };
     let found = reader.query(meta, &q, limit)?;
     ctx.usage.record(meta, &found.plan);
-    Ok((found.docs.into_iter().map(|m| m.doc).collect(), next))
+    let docs = found
+        .docs
+        .into_iter()
+        .map(|m| {
+            let mut doc = m.doc;
+            if let Some(score) = m.score {
+                // The stages read it through `{$meta: "textScore"}`.
+                doc.insert(eddy_query::text::TEXT_SCORE_FIELD, score);
+            }
+            doc
+        })
+        .collect();
+    Ok((docs, next))
 }
 
 /// Reads for `$lookup`/`$unionWith` through the aggregation's snapshot.
