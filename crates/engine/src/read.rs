@@ -468,6 +468,17 @@ impl Reader {
         Ok(out)
     }
 
+    /// The bytes of the users and roles (what mongod keeps in `admin.system.users` and
+    /// `admin.system.roles`).
+    pub fn users_and_roles_bytes(&self) -> Result<u64, MongoError> {
+        let mut total = 0;
+        // A missing table reads as empty.
+        for table in ["users", "roles"] {
+            total += self.table_bytes(table, |k, v| k.len() + v.len())?;
+        }
+        Ok(total)
+    }
+
     /// The sum of `size(key, value)` over a table's entries.
     fn table_bytes(
         &self,

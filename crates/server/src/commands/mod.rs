@@ -304,6 +304,13 @@ pub static TABLE: &[Entry] = &[
         [admin],
     ),
     entry!(
+        &["setParameter"],
+        admin::SetParameter,
+        Other,
+        "set administrative option(s)",
+        [admin],
+    ),
+    entry!(
         &["getCmdLineOpts"],
         admin::GetCmdLineOpts,
         Other,
@@ -730,7 +737,6 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "fsyncUnlock",
     "compact",
     "reIndex",
-    "setParameter",
     "setFeatureCompatibilityVersion",
     "replSetReconfig",
     "replSetStepDown",
