@@ -292,11 +292,19 @@ impl TextSpec {
         self.default_language
     }
 
-    /// The weight of the strings at `path`, if they are indexed.
+    /// The weight of the strings at `path`, if they are indexed. A wildcard index gives
+    /// a path without a weight of its own the weight of the first weighted path after it
+    /// in byte order (1 if there is none): mongod's `FTSElementIterator` reads the weight
+    /// map's lower bound, and so does Eddy, to score alike.
     fn weight(&self, path: &str) -> Option<f64> {
         match self.weights.get(path) {
             Some(w) => Some(*w),
-            None if self.wildcard => Some(1.0),
+            None if self.wildcard => Some(
+                self.weights
+                    .range::<str, _>((std::ops::Bound::Included(path), std::ops::Bound::Unbounded))
+                    .next()
+                    .map_or(1.0, |(_, w)| *w),
+            ),
             None => None,
         }
     }
@@ -330,6 +338,10 @@ impl TextSpec {
         f: &mut dyn FnMut(&str, f64, Language),
     ) -> Result<(), MongoError> {
         for (k, v) in doc {
+            if self.wildcard && *k == self.language_override {
+                // A wildcard index does not index the language override itself.
+                continue;
+            }
             let path = if prefix.is_empty() {
                 k.clone()
             } else {
@@ -358,11 +370,13 @@ impl TextSpec {
                 self.walk(sub, path, language, f)?;
             }
             Bson::Array(items) => {
+                // Arrays nested in arrays are indexed by wildcard indexes only.
                 for item in items {
                     match item {
                         Bson::String(_) | Bson::Document(_) => {
                             self.value(item, path, language, f)?
                         }
+                        Bson::Array(_) if self.wildcard => self.value(item, path, language, f)?,
                         _ => {}
                     }
                 }
@@ -451,6 +465,18 @@ mod tests {
         // spam: 2 of 3 words, freq 1 + 1/2: 1.5 * (0.5 * 2/3 + 0.5) = 1.25
         assert!((s["spam"] - 1.25).abs() < 1e-12);
         assert!((s["egg"] - 1.0 * (0.5 / 3.0 + 0.5)).abs() < 1e-12);
+        let wild = TextSpec::from_index_spec(
+            &fix_spec(&doc! {"key": {"$**": "text"}, "weights": {"m": 5}}).expect("spec"),
+        )
+        .expect("spec");
+        let s = wild
+            .term_scores(&doc! {"a": "apple", "z": "zebra", "m": "mango", "language": "english"})
+            .expect("scores");
+        // `a` sorts before the weighted `m`, so it takes its weight; `z` after it takes 1.
+        assert!((s["appl"] - 5.0).abs() < 1e-12);
+        assert!((s["zebra"] - 1.1).abs() < 1e-12);
+        assert!((s["mango"] - 5.5).abs() < 1e-12);
+        assert!(!s.contains_key("english"));
         let s = spec.term_scores(&doc! {"t": "spam"}).expect("scores");
         assert!((s["spam"] - 1.1).abs() < 1e-12);
         let err = spec
