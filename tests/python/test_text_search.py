@@ -208,6 +208,8 @@ def test_errors_as_mongod(db, articles):
     assert code_of(lambda: list(articles.find(two))) == 2
     later = [{"$match": {"author": "xyz"}}, {"$match": {"$text": {"$search": "coffee"}}}]
     assert code_of(lambda: list(articles.aggregate(later))) == 17313
+    # Change events are in no text index.
+    assert code_of(lambda: articles.watch([{"$match": {"$text": {"$search": "coffee"}}}])) == 224
     # The score needs a $text query.
     assert code_of(lambda: list(articles.find({}, {"s": {"$meta": "textScore"}}))) == 40218
     assert code_of(lambda: list(articles.find({}, sort=[("s", {"$meta": "textScore"})]))) == 40218

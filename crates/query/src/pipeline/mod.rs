@@ -228,7 +228,18 @@ impl Pipeline {
                 ));
             }
         }
-        parse_pipeline(stages, &[], Mode::Top)
+        let pipeline = parse_pipeline(stages, &[], Mode::Top)?;
+        if pipeline
+            .leading_filter()
+            .is_some_and(|f| f.text().is_some())
+        {
+            // Change events are not in a text index.
+            return Err(MongoError::new(
+                ErrorCode::QueryFeatureNotAllowed,
+                "$text is not allowed in this context",
+            ));
+        }
+        Ok(pipeline)
     }
 
     /// Parses a pipeline-style update: only `$addFields $set $project $unset
