@@ -298,7 +298,13 @@ fn missing_baselines_are_reported() {
 fn find_and_slow_consumer() {
     let json = bench(&["find", "--docs", "1000", "--queries", "3"]);
     let sc = scenario(&json, "find");
-    assert_eq!(sc["rows"].as_array().map(Vec::len), Some(5), "{sc:#}");
+    let rows = sc["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 6, "{sc:#}");
+    let text = rows
+        .iter()
+        .find(|r| r["measure"] == "text {$text: w} vs regex scan")
+        .expect("the text row");
+    positive(text, &["indexed_p50_ms", "scan_p50_ms", "speedup"]);
     let json = bench(&[
         "slow-consumer",
         "--idle-streams",

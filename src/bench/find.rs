@@ -1,5 +1,6 @@
-//! find: finds by an indexed field against the same finds by collection scan, and the
-//! matcher's rate in process. Always on a server this run starts; uses the official driver.
+//! find: finds by an indexed field against the same finds by collection scan, `$text`
+//! through a text index against a regex scan for the same word, and the matcher's rate
+//! in process. Always on a server this run starts; uses the official driver.
 
 use std::time::{Duration, Instant};
 
@@ -144,6 +145,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
             "speedup": round3(speedup),
         }));
     }
+    text_search(&db, docs, queries, &mut table, &mut sc).await?;
     // A collection scan whose filter matches 1% of the documents, server side.
     let filter = doc! {"g": 42, "status": "active"};
     let expect = (0..docs).filter(|i| i % 100 == 42 && i % 3 != 0).count();
@@ -173,6 +175,110 @@ pub async fn run(b: &mut Bench) -> Result<()> {
         sc,
         &table,
     )
+}
+
+/// The words of document `i` of the text workload: two of 1,000 words `w<j>` (so a word
+/// is in about 0.2% of the documents) among ordinary ones.
+fn text_doc(i: usize) -> Document {
+    let (a, b) = text_words(i);
+    doc! {"_id": i as i64, "bio": format!("user {i} likes w{a} and w{b} on weekends")}
+}
+
+fn text_words(i: usize) -> (usize, usize) {
+    (i % 1000, (i * 7 + 3) % 1000)
+}
+
+/// `$text` through a text index against the same word found by a collection scan with
+/// a regex, on `docs` documents each.
+async fn text_search(
+    db: &mongodb::Database,
+    docs: usize,
+    queries: usize,
+    table: &mut Table,
+    sc: &mut Scenario,
+) -> Result<()> {
+    let indexed = db.collection::<Document>("text_indexed");
+    let scanned = db.collection::<Document>("text_scanned");
+    indexed
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! {"bio": "text"})
+                .build(),
+        )
+        .await?;
+    db.create_collection("text_scanned").await?;
+    const BATCH: usize = 10_000;
+    let pb = super::harness::bar(docs as u64, format!("eddy: loading {docs} texts twice"));
+    let started = Instant::now();
+    let mut start = 0;
+    while start < docs {
+        let end = (start + BATCH).min(docs);
+        let batch: Vec<Document> = (start..end).map(text_doc).collect();
+        indexed.insert_many(batch.clone()).await?;
+        scanned.insert_many(batch).await?;
+        pb.set_position(end as u64);
+        start = end;
+    }
+    pb.finish_and_clear();
+    sc.note(format!(
+        "text load: {docs} documents into a collection with a text index and one without in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    // Queries cycle over a few words, each with the number of documents holding it.
+    let words: Vec<usize> = (0..queries.clamp(1, 20)).map(|q| (q * 37) % 1000).collect();
+    let counts: Vec<usize> = words
+        .iter()
+        .map(|w| {
+            (0..docs)
+                .filter(|i| {
+                    let (a, b) = text_words(*i);
+                    a == *w || b == *w
+                })
+                .count()
+        })
+        .collect();
+    let mut with = Vec::with_capacity(queries);
+    let mut without = Vec::with_capacity(queries);
+    for q in 0..queries {
+        let i = q % words.len();
+        let w = words[i];
+        with.extend(
+            time_finds(
+                &indexed,
+                1,
+                counts[i],
+                |_| doc! {"$text": {"$search": format!("w{w}")}},
+            )
+            .await?,
+        );
+        without.extend(
+            time_finds(&scanned, 1, counts[i], |_| {
+                doc! {"bio": {"$regex": format!("\\bw{w}\\b")}}
+            })
+            .await?,
+        );
+    }
+    with.sort_unstable();
+    without.sort_unstable();
+    let speedup = mean_secs(&without) / mean_secs(&with).max(f64::MIN_POSITIVE);
+    let name = "text {$text: w} vs regex scan";
+    table.push(vec![
+        name.to_string(),
+        format!("{:.3}", percentile_ms(&with, 0.5)),
+        format!("{:.3}", percentile_ms(&with, 0.99)),
+        format!("{:.2}", percentile_ms(&without, 0.5)),
+        format!("{:.2}", percentile_ms(&without, 0.99)),
+        format!("{}x", fmt_num(speedup)),
+    ]);
+    sc.row(json!({
+        "measure": name,
+        "indexed_p50_ms": round3(percentile_ms(&with, 0.5)),
+        "indexed_p99_ms": round3(percentile_ms(&with, 0.99)),
+        "scan_p50_ms": round3(percentile_ms(&without, 0.5)),
+        "scan_p99_ms": round3(percentile_ms(&without, 0.99)),
+        "speedup": round3(speedup),
+    }));
+    Ok(())
 }
 
 /// The matcher alone, in process: a typical `$match` over realistic documents.

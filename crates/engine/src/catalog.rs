@@ -197,6 +197,21 @@ impl IndexMeta {
         self.spec.get_bool("hidden").unwrap_or(false)
     }
 
+    /// Whether this is a text index (its key holds `_fts: "text"`).
+    pub fn is_text(&self) -> bool {
+        self.spec
+            .get_document("key")
+            .is_ok_and(|k| k.get_str("_fts").ok() == Some("text"))
+    }
+
+    /// A text index's specification (`None` for other indexes).
+    pub fn text_spec(&self) -> Option<eddy_query::text::TextSpec> {
+        if !self.is_text() {
+            return None;
+        }
+        eddy_query::text::TextSpec::from_index_spec(&self.spec).ok()
+    }
+
     /// Whether some document held an array along key field `i`'s path (or this is not
     /// known).
     pub fn field_multikey(&self, i: usize) -> bool {

@@ -15,6 +15,7 @@ use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_query::filter::Filter;
 use eddy_query::key;
+use eddy_query::text::TextSpec;
 use eddy_storage::{KvRead, KvWrite};
 
 use crate::catalog::{CollectionMeta, IndexMeta};
@@ -152,6 +153,10 @@ fn for_each_key(
             return Ok(no_paths());
         }
     }
+    if let Some(spec) = index.text_spec() {
+        for_each_text_key(&spec, doc, &mut f)?;
+        return Ok(no_paths());
+    }
     let mut per_field: Vec<(Vec<Bson>, bool)> = Vec::with_capacity(pattern.len());
     let mut paths = Vec::with_capacity(pattern.len());
     let mut any_present = false;
@@ -197,6 +202,54 @@ fn for_each_key(
         f(parts);
     }
     Ok(paths)
+}
+
+/// A text index's keys (mongod's `FTSIndexFormat::getKeys`): one per word of the
+/// document, `(prefix values, word, score, suffix values)`; prefix and suffix fields
+/// must not hold arrays (16675).
+fn for_each_text_key(
+    spec: &TextSpec,
+    doc: &Document,
+    f: &mut impl FnMut(&[(&Bson, bool)]),
+) -> Result<(), MongoError> {
+    let extra = |fields: &[(String, Bson)]| -> Result<Vec<(Bson, bool)>, MongoError> {
+        fields
+            .iter()
+            .map(|(field, direction)| {
+                let v = eddy_query::path::get_path(doc, field)
+                    .cloned()
+                    .unwrap_or(Bson::Null);
+                if matches!(v, Bson::Array(_)) {
+                    return Err(MongoError::location(
+                        16675,
+                        "cannot have a multi-key as a prefix to a text index",
+                    ));
+                }
+                Ok((v, is_descending(direction)))
+            })
+            .collect()
+    };
+    let prefix = extra(&spec.prefix)?;
+    let suffix = extra(&spec.suffix)?;
+    for (term, score) in spec.term_scores(doc)? {
+        let term = Bson::String(term);
+        let score = Bson::Double(score);
+        let mut parts: Vec<(&Bson, bool)> = prefix.iter().map(|(v, d)| (v, *d)).collect();
+        parts.push((&term, false));
+        parts.push((&score, false));
+        parts.extend(suffix.iter().map(|(v, d)| (v, *d)));
+        f(&parts);
+    }
+    Ok(())
+}
+
+/// The key prefix of a text index's entries for `word` under the prefix fields'
+/// values `prefix` (each with its direction).
+pub fn text_term_prefix(prefix: &[(Bson, bool)], word: &str) -> Vec<u8> {
+    let term = Bson::String(word.to_owned());
+    let mut parts: Vec<(&Bson, bool)> = prefix.iter().map(|(v, d)| (v, *d)).collect();
+    parts.push((&term, false));
+    key::encode_key(&parts)
 }
 
 /// Whether a key pattern direction is descending (`-1`).
@@ -300,7 +353,10 @@ pub fn check_unique(
 /// The documents (by `_id` key) that share a key of `index`, in groups: what stops
 /// `collMod` from making it unique. The index must have the non-unique layout (key,
 /// then `_id` key).
-pub fn duplicates(r: &impl KvRead, index: &IndexMeta) -> Result<Vec<Vec<Vec<u8>>>, MongoError> {
+pub fn duplicates(
+    r: &(impl KvRead + ?Sized),
+    index: &IndexMeta,
+) -> Result<Vec<Vec<Vec<u8>>>, MongoError> {
     let mut groups = Vec::new();
     let (mut run, mut run_key): (Vec<Vec<u8>>, Option<Vec<u8>>) = (Vec::new(), None);
     for entry in r.scan_all(&table(index), false).map_err(storage_err)? {
@@ -323,7 +379,10 @@ pub fn duplicates(r: &impl KvRead, index: &IndexMeta) -> Result<Vec<Vec<Vec<u8>>
 
 /// Rewrites `index`'s entries in the unique layout (key alone, `_id` key as value), the
 /// index having just become unique.
-pub fn rewrite_unique(w: &mut WriteBatch<'_>, index: &IndexMeta) -> Result<(), MongoError> {
+pub fn rewrite_unique(
+    w: &mut (impl KvWrite + ?Sized),
+    index: &IndexMeta,
+) -> Result<(), MongoError> {
     let t = table(index);
     let entries: Vec<(Vec<u8>, Vec<u8>)> = w
         .scan_all(&t, false)

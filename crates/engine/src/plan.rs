@@ -21,6 +21,10 @@
 //!    ([`eddy_query::bounds::implies`]), a hidden index never;
 //! 5. otherwise a forward collection scan.
 //!
+//! A query with `$text` is planned apart ([`Access::Text`]): it reads the collection's
+//! text index (27 IndexNotFound without one) for each word of its `$search`, under
+//! equalities on the index's prefix fields; text indexes serve nothing else.
+//!
 //! An index yields the sort's order when the sort's fields, less those bound to a
 //! single value by the filter, are the key fields that follow that single-value prefix,
 //! all in the key pattern's directions or all reversed, and none of those key fields
@@ -36,6 +40,7 @@ use eddy_query::bounds::{self, Interval};
 use eddy_query::filter::Filter;
 use eddy_query::key;
 use eddy_query::sort::SortSpec;
+use eddy_query::text::{TextSearch, TextSpec};
 use eddy_storage::prefix_bounds;
 
 use crate::catalog::{self, CollectionMeta, IndexMeta};
@@ -119,6 +124,40 @@ pub enum Access {
     IdHack(Bson),
     /// Entries of an index within byte ranges, each document fetched.
     IndexScan(Box<IndexScan>),
+    /// A `$text` query: the text index's entries for each word, each document found
+    /// fetched once, checked against the phrases and negations, and scored.
+    Text(Box<TextScan>),
+}
+
+/// The reads of a `$text` query (mongod's `TEXT_MATCH` over `TEXT_OR` over `IXSCAN`s).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextScan {
+    pub table: String,
+    pub name: String,
+    pub key_pattern: Document,
+    /// The text index's specification, as stored.
+    pub spec: Document,
+    /// The equality values of the index's prefix fields (explain's `indexPrefix`),
+    /// with their directions.
+    pub prefix: Vec<(String, Bson, bool)>,
+    /// The words looked up, and what a document found must also satisfy.
+    pub search: TextSearch,
+}
+
+impl TextScan {
+    /// The key prefix of the entries for each word looked up.
+    pub fn term_prefixes(&self) -> Vec<Vec<u8>> {
+        let prefix: Vec<(Bson, bool)> = self
+            .prefix
+            .iter()
+            .map(|(_, v, d)| (v.clone(), *d))
+            .collect();
+        self.search
+            .terms_for_bounds
+            .iter()
+            .map(|t| index::text_term_prefix(&prefix, t))
+            .collect()
+    }
 }
 
 /// The bounds of one key field, as explain shows them.
@@ -416,10 +455,17 @@ fn plannable_path(path: &str) -> bool {
 
 /// Chooses how to read `meta` for `q` (see the module doc).
 pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
+    if let Some(text) = q.filter.text() {
+        return text_plan(meta, q, text);
+    }
     let hinted = match q.hint {
         Some(h) => resolve_hint(meta, h)?,
         None => None,
     };
+    if matches!(hinted, Some(Hinted::Index(i)) if i.is_text()) {
+        // A text index holds words: it answers `$text` and nothing else.
+        return Err(bad_hint());
+    }
     let unsorted = q.sort.is_none_or(SortSpec::is_empty);
     if q.min.is_some() || q.max.is_some() {
         return min_max_plan(q, hinted, unsorted);
@@ -457,10 +503,11 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
         }
     }
     let mut best: Option<(Score, Plan)> = None;
+    // A text index holds words, not values: only `$text` reads it.
     let candidates = std::iter::once(Candidate::id()).chain(
         meta.indexes
             .iter()
-            .filter(|i| !i.hidden())
+            .filter(|i| !i.hidden() && !i.is_text())
             .map(Candidate::of),
     );
     for (position, c) in candidates.enumerate() {
@@ -506,6 +553,85 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
         access: Access::CollScan(Direction::Forward),
         sorted: unsorted,
     }))
+}
+
+/// The plan of a `$text` query: the collection's text index (27 IndexNotFound without
+/// one), with equalities on its prefix fields in the query's top-level conjunction
+/// (mongod's `FTSSpec::getIndexPrefix`). Results come in `_id` order, sorted in memory
+/// when the query has a sort.
+fn text_plan(
+    meta: &CollectionMeta,
+    q: &Query<'_>,
+    text: &eddy_query::text::TextQuery,
+) -> Result<Plan, MongoError> {
+    let Some(index) = meta.indexes.iter().find(|i| i.is_text() && !i.hidden()) else {
+        return Err(MongoError::new(
+            ErrorCode::IndexNotFound,
+            "text index required for $text query",
+        ));
+    };
+    if let Some(Hinted::Index(h)) = match q.hint {
+        Some(h) => resolve_hint(meta, h)?,
+        None => None,
+    } {
+        if h.id != index.id {
+            return Err(planner_error(
+                ErrorCode::BadValue,
+                "hint provided does not correspond to an existing index",
+            ));
+        }
+    }
+    let spec = TextSpec::from_index_spec(&index.spec)?;
+    let search = text.resolve(&spec)?;
+    let mut prefix = Vec::with_capacity(spec.prefix.len());
+    for (field, direction) in &spec.prefix {
+        let value = equality_on(q.filter_doc, field).ok_or_else(|| {
+            planner_error(
+                ErrorCode::BadValue,
+                "failed to use text index to satisfy $text query (if text index is compound, are equality predicates given for all prefix fields?)",
+            )
+        })?;
+        prefix.push((field.clone(), value, index::is_descending(direction)));
+    }
+    Ok(Plan {
+        access: Access::Text(Box::new(TextScan {
+            table: index::table(index),
+            name: index.name().to_owned(),
+            key_pattern: index.key_pattern(),
+            spec: index.spec.clone(),
+            prefix,
+            search,
+        })),
+        sorted: q.sort.is_none_or(SortSpec::is_empty),
+    })
+}
+
+/// The value of an equality on `field` in a query's top-level conjunction (`{f: v}`
+/// or `{f: {$eq: v}}`, also inside top-level `$and`s).
+fn equality_on(query: &Document, field: &str) -> Option<Bson> {
+    for (k, v) in query {
+        if k == "$and" {
+            if let Bson::Array(items) = v {
+                for item in items {
+                    if let Some(found) = item.as_document().and_then(|d| equality_on(d, field)) {
+                        return Some(found);
+                    }
+                }
+            }
+            continue;
+        }
+        if k != field {
+            continue;
+        }
+        return match v {
+            Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+                (d.len() == 1).then(|| d.get("$eq").cloned()).flatten()
+            }
+            Bson::Array(_) | Bson::RegularExpression(_) => None,
+            other => Some(other.clone()),
+        };
+    }
+    None
 }
 
 /// How good an index plan is; compared field by field, larger is better.

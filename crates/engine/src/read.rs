@@ -12,18 +12,19 @@
 //! insertion order for a capped collection).
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use bson::{Bson, Document};
 use eddy_codes::{Deadline, MongoError};
 use eddy_query::filter::{Filter, MatchDetails};
 use eddy_query::key;
 use eddy_query::sort::SortSpec;
+use eddy_query::text::{TextSpec, TEXT_SCORE_FIELD};
 use eddy_storage::{KvRead, Overlay, Snapshot};
 
 use crate::capped;
 use crate::catalog::{self, CollectionMeta, Namespace};
-use crate::plan::{self, Access, Direction, Plan, Query};
+use crate::plan::{self, Access, Direction, Plan, Query, TextScan};
 use crate::storage_err;
 
 /// A document that matched, with its storage key and match details.
@@ -35,6 +36,8 @@ pub struct Matched {
     /// The secondary index entry the document was found through, kept when the query
     /// asks for it (`returnKey`).
     pub entry: Option<Vec<u8>>,
+    /// The text score, for a document a `$text` query found.
+    pub score: Option<f64>,
 }
 
 /// The encoded `_id` key of a value.
@@ -130,6 +133,8 @@ pub fn execute(
                 sink.push(k, &v, None)?;
             }
         }
+        // Read below, once the other arms have let go of the sink.
+        Access::Text(_) => {}
         Access::IndexScan(scan) => {
             let backward = scan.direction == Direction::Backward;
             let dedup = scan.is_multikey() || scan.ranges.len() > 1;
@@ -166,6 +171,9 @@ pub fn execute(
             }
         }
     }
+    if let Access::Text(scan) = &plan.access {
+        read_text(r, &docs, scan, &mut sink)?;
+    }
     let stats = sink.stats;
     Ok(Executed {
         plan,
@@ -174,11 +182,56 @@ pub fn execute(
     })
 }
 
+/// Runs a text plan: every entry of each word looked up gives a document (fetched once,
+/// in `_id` order), which must match the `$text` clause's phrases and negations
+/// (mongod's `TEXT_MATCH`) and the rest of the filter; its score is the sum of its
+/// scores for the words looked up, computed from the document as the index computed
+/// them.
+fn read_text(
+    r: &(impl KvRead + ?Sized),
+    docs: &str,
+    scan: &TextScan,
+    sink: &mut Sink<'_>,
+) -> Result<(), MongoError> {
+    let spec = TextSpec::from_index_spec(&scan.spec)?;
+    let mut found: BTreeSet<Vec<u8>> = BTreeSet::new();
+    for prefix in scan.term_prefixes() {
+        let (start, end) = eddy_storage::prefix_bounds(&prefix);
+        for entry in r
+            .scan(&scan.table, start, end, false)
+            .map_err(storage_err)?
+        {
+            let (_, id_key) = entry.map_err(storage_err)?;
+            sink.stats.keys_examined += 1;
+            found.insert(id_key);
+        }
+    }
+    for id_key in found {
+        if sink.stats.docs_examined.is_multiple_of(DEADLINE_EVERY) {
+            Deadline::check_opt(sink.deadline)?;
+        }
+        let Some(bytes) = r.get(docs, &id_key).map_err(storage_err)? else {
+            continue;
+        };
+        sink.stats.docs_examined += 1;
+        let doc = catalog::decode(&bytes)?;
+        if !scan.search.matches(&spec, &doc)? {
+            continue;
+        }
+        let score = eddy_query::text::score(&spec, &scan.search, &doc)?;
+        if sink.push_scored(id_key, doc, score)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// What `returnKey` shows for a document `plan` found: the values of the index key it
 /// was found through, named by the key pattern's fields (`{}` for a collection scan).
 pub fn index_key(meta: &CollectionMeta, plan: &Plan, m: &Matched) -> Result<Document, MongoError> {
     let scan = match &plan.access {
-        Access::CollScan(_) => return Ok(Document::new()),
+        // A text index's entries are words, which returnKey does not show.
+        Access::CollScan(_) | Access::Text(_) => return Ok(Document::new()),
         Access::IdHack(_) => None,
         Access::IndexScan(scan) => scan.table.as_ref().map(|_| scan),
     };
@@ -243,7 +296,37 @@ impl Sink<'_> {
             doc,
             details: Some(details),
             entry: entry.filter(|_| self.keep_entries),
+            score: None,
         };
+        self.take(m)
+    }
+
+    /// Takes a document the text plan found and scored, already checked against the
+    /// `$text` clause; whether the scan can stop.
+    fn push_scored(
+        &mut self,
+        id_key: Vec<u8>,
+        doc: Document,
+        score: f64,
+    ) -> Result<bool, MongoError> {
+        let Some(details) = self.filter.matches_details(&doc) else {
+            return Ok(false);
+        };
+        let mut doc = doc;
+        if self.sort.is_some_and(SortSpec::uses_text_score) {
+            doc.insert(TEXT_SCORE_FIELD, score);
+        }
+        self.take(Matched {
+            id_key,
+            doc,
+            details: Some(details),
+            entry: None,
+            score: Some(score),
+        })
+    }
+
+    /// Files a match in the query's order.
+    fn take(&mut self, m: Matched) -> Result<bool, MongoError> {
         let Some(sort) = self.sort else {
             self.out.push(m);
             return Ok(self.out.len() >= self.limit);
@@ -291,6 +374,12 @@ impl Sink<'_> {
             self.flush_run();
         }
         self.out.truncate(self.limit);
+        // The score field served the sort; the score itself is in `Matched::score`.
+        for m in &mut self.out {
+            if m.score.is_some() {
+                m.doc.remove(TEXT_SCORE_FIELD);
+            }
+        }
         self.out
     }
 }
@@ -436,6 +525,17 @@ impl Reader {
             out.push((index.name().to_owned(), bytes));
         }
         Ok(out)
+    }
+
+    /// The bytes of the users and roles (what mongod keeps in `admin.system.users` and
+    /// `admin.system.roles`).
+    pub fn users_and_roles_bytes(&self) -> Result<u64, MongoError> {
+        let mut total = 0;
+        // A missing table reads as empty.
+        for table in ["users", "roles"] {
+            total += self.table_bytes(table, |k, v| k.len() + v.len())?;
+        }
+        Ok(total)
     }
 
     /// The sum of `size(key, value)` over a table's entries.

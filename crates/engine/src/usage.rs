@@ -40,6 +40,7 @@ impl IndexUsage {
             Access::CollScan(_) => return,
             Access::IdHack(_) => 0,
             Access::IndexScan(scan) => meta.index(&scan.name).map_or(0, |i| i.id),
+            Access::Text(scan) => meta.index(&scan.name).map_or(0, |i| i.id),
         };
         let started = self.started;
         self.counts()

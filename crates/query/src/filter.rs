@@ -33,6 +33,7 @@ use crate::collation::Collation;
 use crate::path::{self, Candidate};
 use crate::regex::MongoRegex;
 use crate::schema::JsonSchema;
+use crate::text::TextQuery;
 use crate::util;
 
 /// What a successful match records (mongod's `MatchDetails`).
@@ -70,6 +71,9 @@ pub(crate) enum Expr {
     AlwaysFalse,
     Aggregate(ExprPredicate),
     Schema(Box<JsonSchema>),
+    /// `$text`: decided by the text index that found the document (the engine's
+    /// text plan), so it matches every document it is asked about.
+    Text(Box<TextQuery>),
 }
 
 /// A predicate applied to one value reached by a path.
@@ -237,10 +241,25 @@ impl Filter {
         query: &Document,
         vars: &[(String, Bson)],
     ) -> Result<Filter, MongoError> {
+        let root = parse_doc(query, Level::Top, vars)?;
+        check_text(&root)?;
         Ok(Filter {
-            root: parse_doc(query, Level::Top, vars)?,
+            root,
             collated: false,
         })
+    }
+
+    /// The query's `$text` clause, if it has one (at the top level or in top-level
+    /// `$and`s: the only places [`Filter::parse`] accepts it).
+    pub fn text(&self) -> Option<&TextQuery> {
+        fn find(e: &Expr) -> Option<&TextQuery> {
+            match e {
+                Expr::Text(t) => Some(t),
+                Expr::And(children) => children.iter().find_map(find),
+                _ => None,
+            }
+        }
+        find(&self.root)
     }
 
     /// Parses a query whose string comparisons (`$eq`, `$lt`, `$in`, ... on values
@@ -501,10 +520,7 @@ fn parse_pathless(
             if level == Level::Sub {
                 return Err(bad("$text can only be applied to the top-level document"));
             }
-            return Err(MongoError::new(
-                ErrorCode::IndexNotFound,
-                "text index required for $text query",
-            ));
+            Expr::Text(Box::new(TextQuery::parse(value)?))
         }
         "jsonSchema" => {
             let Bson::Document(schema) = value else {
@@ -1081,6 +1097,37 @@ fn holds_string(v: &Bson) -> bool {
     }
 }
 
+/// mongod's rules for where `$text` may be: once per query ("Too many text
+/// expressions"), and (in Eddy) only in the top-level conjunction: mongod also plans a
+/// `$text` under an `$or` whose every branch is indexed, which Eddy refuses.
+fn check_text(root: &Expr) -> Result<(), MongoError> {
+    fn count(e: &Expr, top: bool, n: &mut usize, misplaced: &mut bool) {
+        match e {
+            Expr::Text(_) => {
+                *n += 1;
+                *misplaced |= !top;
+            }
+            Expr::And(children) => children.iter().for_each(|c| count(c, top, n, misplaced)),
+            Expr::Or(children) | Expr::Nor(children) => {
+                children.iter().for_each(|c| count(c, false, n, misplaced))
+            }
+            Expr::Not(inner) => count(inner, false, n, misplaced),
+            _ => {}
+        }
+    }
+    let (mut n, mut misplaced) = (0, false);
+    count(root, true, &mut n, &mut misplaced);
+    if n > 1 {
+        return Err(bad("Too many text expressions"));
+    }
+    if misplaced {
+        return Err(bad(
+            "Eddy supports $text only in a query's top-level conjunction (not under $or, $nor or $not)",
+        ));
+    }
+    Ok(())
+}
+
 /// Puts the comparisons of `e` whose values hold strings under `c`; true if any.
 fn collate_expr(e: &mut Expr, c: &Arc<Collation>) -> bool {
     match e {
@@ -1093,7 +1140,11 @@ fn collate_expr(e: &mut Expr, c: &Arc<Collation>) -> bool {
         }
         Expr::Not(inner) => collate_expr(inner, c),
         Expr::Path(_, leaf) => collate_leaf(leaf, c),
-        Expr::AlwaysTrue | Expr::AlwaysFalse | Expr::Aggregate(_) | Expr::Schema(_) => false,
+        Expr::AlwaysTrue
+        | Expr::AlwaysFalse
+        | Expr::Aggregate(_)
+        | Expr::Schema(_)
+        | Expr::Text(_) => false,
     }
 }
 
@@ -1156,6 +1207,7 @@ pub(crate) fn eval(e: &Expr, doc: &Document, key: &mut Option<usize>) -> bool {
         Expr::AlwaysFalse => false,
         Expr::Aggregate(pred) => eval_expr_hook(pred, doc),
         Expr::Schema(s) => s.matches(doc),
+        Expr::Text(_) => true,
     }
 }
 
@@ -1697,7 +1749,9 @@ mod tests {
             (doc! {"$where": "this.a"}, 2, "no globalScriptEngine in $where parsing"),
             (doc! {"a": {"$where": "x"}}, 2, "$where cannot be applied to a field"),
             (doc! {"$expr": {"$foo": 1}}, 168, "Unrecognized expression '$foo'"),
-            (doc! {"$text": {"$search": "x"}}, 27, "text index required for $text query"),
+            (doc! {"$text": 1}, 2, "$text expects an object"),
+            (doc! {"$text": {"$search": 1}}, 14, "$search requires a string value"),
+            (doc! {"$and": [{"$text": {"$search": "x"}}, {"$text": {"$search": "y"}}]}, 2, "Too many text expressions"),
             (doc! {"a": {"$bitsAllSet": "x"}}, 2, "a takes an Array, a number, or a BinData but received: \"x\""),
             (doc! {"a": {"$bitsAllSet": [-1]}}, 2, "Failed to parse bit position. Expected a positive number in: : -1"),
             (doc! {"$jsonSchema": 1}, 14, "$jsonSchema must be an object"),

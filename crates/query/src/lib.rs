@@ -39,6 +39,7 @@ pub mod regex;
 pub mod schema;
 pub mod sort;
 pub mod storage;
+pub mod text;
 pub mod update;
 pub mod util;
 

@@ -56,22 +56,6 @@ const ALLOWED_DOLLAR_FIELDS: &[&str] = &[
     "$searchScore",
 ];
 
-/// `$meta` arguments mongod 7.0 knows; none of them can be served by Eddy.
-const KNOWN_META: &[&str] = &[
-    "textScore",
-    "randVal",
-    "searchScore",
-    "searchHighlights",
-    "searchScoreDetails",
-    "searchSortValues",
-    "vectorSearchScore",
-    "geoNearDistance",
-    "geoNearPoint",
-    "recordId",
-    "indexKey",
-    "sortKey",
-];
-
 /// A parsed projection.
 #[derive(Debug, Clone)]
 pub struct Projection {
@@ -268,6 +252,10 @@ impl Projection {
         } else {
             exclude_doc(&self.root, doc)
         };
+        // Metadata (the text score) stays with the document, as in mongod.
+        if let Some(score) = doc.get(crate::text::TEXT_SCORE_FIELD) {
+            out.insert(crate::text::TEXT_SCORE_FIELD, score.clone());
+        }
         if self.root.computed {
             let fresh;
             let env = match env {
@@ -679,7 +667,7 @@ fn parse_expression(
         ctx.kind = Some(true);
     }
     if is_meta {
-        return Err(meta_error(sub.get("$meta").unwrap_or(&Bson::Null)));
+        ctx.has_meta = true;
     }
     let raw = Bson::Document(sub.clone());
     let parsed = expr::Expr::parse_with_vars(&raw, ctx.vars).map_err(|e| {
@@ -702,28 +690,6 @@ fn parse_expression(
         }),
     )?;
     Ok(true)
-}
-
-/// `{$meta: arg}`: mongod's argument errors, then an honest refusal for every
-/// metadata kind it knows (Eddy has none of them to return).
-fn meta_error(arg: &Bson) -> MongoError {
-    let Bson::String(name) = arg else {
-        return MongoError::location(17307, "$meta only supports string arguments");
-    };
-    if !KNOWN_META.contains(&name.as_str()) {
-        return MongoError::location(17308, format!("Unsupported argument to $meta: {name}"));
-    }
-    let why = match name.as_str() {
-        "textScore" => "Eddy has no text search",
-        "searchScore" | "searchHighlights" | "searchScoreDetails" | "searchSortValues"
-        | "vectorSearchScore" => "Eddy has no Atlas Search",
-        "geoNearDistance" | "geoNearPoint" => "Eddy has no geospatial queries",
-        _ => "Eddy does not expose this metadata",
-    };
-    MongoError::new(
-        ErrorCode::CommandNotSupported,
-        format!("$meta \"{name}\" is not supported: {why}"),
-    )
 }
 
 /// mongod's `attemptToParseFindSlice`.

@@ -1,7 +1,9 @@
 //! Sort specifications (`find`'s `sort`, the `$sort` stage) and mongod's sort keys.
 //!
 //! Parsing follows mongod 7.0's `SortPattern`: each value is a number whose integer
-//! part is 1 or -1, or `{$meta: ..}`, which Eddy refuses honestly (no text search, no
+//! part is 1 or -1, or `{$meta: ..}`: `textScore` sorts by the text score (descending) that a
+//! `$text` query's plan puts in each document's metadata field
+//! ([`crate::text::TEXT_SCORE_FIELD`]); the others Eddy refuses honestly (no
 //! `$search`, no `randVal`).
 //!
 //! A document's sort key is what mongod's `SortKeyGenerator` computes: the keys an
@@ -28,8 +30,8 @@ use crate::path::array_index;
 use crate::projection::field_path;
 use crate::util;
 
-/// `$meta` sorts mongod 7.0 accepts; none of them can be served by Eddy.
-const KNOWN_META_SORTS: &[&str] = &["textScore", "randVal", "searchScore", "geoNearDistance"];
+/// `$meta` sorts mongod 7.0 accepts that Eddy cannot serve (`textScore` it can).
+const KNOWN_META_SORTS: &[&str] = &["randVal", "searchScore", "geoNearDistance"];
 
 /// A parsed sort specification.
 #[derive(Debug, Clone)]
@@ -49,6 +51,13 @@ impl SortSpec {
         let mut paths = Vec::with_capacity(spec.len());
         for (name, value) in spec {
             if let Bson::Document(meta) = value {
+                if meta.len() == 1 && meta.get_str("$meta").ok() == Some("textScore") {
+                    // The text score (descending), which the text plan puts in each
+                    // document's metadata field.
+                    paths.push(vec![crate::text::TEXT_SCORE_FIELD.to_owned()]);
+                    fields.push((crate::text::TEXT_SCORE_FIELD.to_owned(), false));
+                    continue;
+                }
                 return Err(meta_sort_error(meta));
             }
             if !crate::cmp::is_number(value) {
@@ -86,6 +95,13 @@ impl SortSpec {
             ));
         }
         SortSpec::parse(spec)
+    }
+
+    /// Whether the sort orders by `{$meta: "textScore"}`.
+    pub fn uses_text_score(&self) -> bool {
+        self.fields
+            .iter()
+            .any(|(f, _)| f == crate::text::TEXT_SCORE_FIELD)
     }
 
     /// `(path, ascending)` pairs in specification order.
@@ -355,7 +371,7 @@ fn meta_sort_error(meta: &Document) -> MongoError {
     match arg {
         Bson::String(s) if KNOWN_META_SORTS.contains(&s.as_str()) => MongoError::new(
             ErrorCode::CommandNotSupported,
-            format!("sorting by $meta \"{s}\" is not supported: Eddy has no text search, $search or random scores"),
+            format!("sorting by $meta \"{s}\" is not supported: Eddy has no $search, geospatial or random scores"),
         ),
         _ => MongoError::location(
             31138,

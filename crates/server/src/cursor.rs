@@ -214,7 +214,10 @@ impl Slot {
 /// Every open cursor of the server.
 pub struct CursorRegistry {
     slots: Mutex<HashMap<i64, Slot>>,
-    timeout: Duration,
+    /// `cursorTimeoutMillis`, settable at runtime (`setParameter`).
+    timeout_ms: std::sync::atomic::AtomicU64,
+    /// Woken when the timeout changes, so the reaper sleeps by the new one.
+    pub timeout_changed: tokio::sync::Notify,
     /// Cursors registered since start (`metrics.cursor.totalOpened`).
     opened: std::sync::atomic::AtomicU64,
 }
@@ -233,7 +236,10 @@ impl CursorRegistry {
     pub fn new(timeout: Duration) -> CursorRegistry {
         CursorRegistry {
             slots: Mutex::new(HashMap::new()),
-            timeout,
+            timeout_ms: std::sync::atomic::AtomicU64::new(
+                u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            ),
+            timeout_changed: tokio::sync::Notify::new(),
             opened: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -430,7 +436,7 @@ impl CursorRegistry {
 
     /// Removes cursors idle for longer than the timeout; returns how many.
     pub fn reap(&self) -> usize {
-        let timeout = self.timeout;
+        let timeout = self.timeout();
         let mut slots = self.lock();
         let before = slots.len();
         // A cursor checked out by a getMore whose connection went away is never checked
@@ -472,7 +478,17 @@ impl CursorRegistry {
 
     /// How long an idle cursor lives.
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        Duration::from_millis(self.timeout_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Changes how long an idle cursor lives (`setParameter: {cursorTimeoutMillis}`); the
+    /// reaper uses it from its next round.
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.timeout_ms.store(
+            u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.timeout_changed.notify_one();
     }
 }
 

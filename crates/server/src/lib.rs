@@ -224,13 +224,24 @@ async fn accept_loop(
 }
 
 /// The TTL monitor: every `ttlMonitorSleepSecs`, one pass over the TTL indexes
-/// ([`eddy_engine::Engine::expire_ttl`]) on the blocking pool.
+/// ([`eddy_engine::Engine::expire_ttl`]) on the blocking pool, while
+/// `ttlMonitorEnabled` holds (it can be changed at runtime).
 async fn ttl_loop(state: Arc<ServerState>) {
-    let Some(sleep) = state.config.ttl_monitor_sleep() else {
-        return;
-    };
+    let mut last = std::time::Instant::now();
     loop {
-        tokio::time::sleep(sleep).await;
+        // Waits in steps of at most a second, so a new `ttlMonitorSleepSecs` counts
+        // from the last pass at once.
+        let secs = state.ttl.sleep_secs.load(Ordering::Relaxed);
+        let wait = Duration::from_secs(secs).max(Duration::from_millis(100));
+        let elapsed = last.elapsed();
+        if elapsed < wait {
+            tokio::time::sleep((wait - elapsed).min(Duration::from_secs(1))).await;
+            continue;
+        }
+        last = std::time::Instant::now();
+        if !state.ttl.enabled.load(Ordering::Relaxed) {
+            continue;
+        }
         let engine = Arc::clone(&state.engine);
         let pass =
             tokio::task::spawn_blocking(move || engine.expire_ttl(bson::DateTime::now())).await;
@@ -258,7 +269,11 @@ async fn reap_loop(state: Arc<ServerState>) {
             .min(session_timeout / 2)
             .min(state.config.transaction_lifetime() / 2)
             .max(Duration::from_millis(10));
-        tokio::time::sleep(interval).await;
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            // A new `cursorTimeoutMillis`: sleep again by it.
+            () = state.cursors.timeout_changed.notified() => continue,
+        }
         let cursors = state.cursors.reap();
         state
             .cursors_timed_out

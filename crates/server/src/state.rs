@@ -81,19 +81,21 @@ impl ServerConfig {
     }
 
     /// How long the TTL monitor sleeps between passes (`ttlMonitorSleepSecs`, 60 by
-    /// default as mongod), or `None` with `ttlMonitorEnabled=false`.
-    pub fn ttl_monitor_sleep(&self) -> Option<Duration> {
-        if matches!(
-            self.set_parameters.get("ttlMonitorEnabled"),
-            Some(Bson::Boolean(false))
-        ) {
-            return None;
-        }
+    /// default as mongod).
+    pub fn ttl_monitor_sleep(&self) -> Duration {
         let secs = match self.set_parameters.get("ttlMonitorSleepSecs") {
             Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(60),
             _ => 60,
         };
-        Some(Duration::from_secs(secs))
+        Duration::from_secs(secs)
+    }
+
+    /// `ttlMonitorEnabled` at start-up (true unless set to false).
+    pub fn ttl_monitor_enabled(&self) -> bool {
+        !matches!(
+            self.set_parameters.get("ttlMonitorEnabled"),
+            Some(Bson::Boolean(false))
+        )
     }
 
     /// The `host:port` this node names itself by in `hello` (`me`, `hosts`, `primary`):
@@ -144,6 +146,11 @@ impl OpCounters {
 /// What the TTL monitor has done since start-up.
 #[derive(Debug, Default)]
 pub struct TtlCounters {
+    /// `ttlMonitorEnabled`, settable at runtime (`setParameter`): a pass runs only when
+    /// it holds. Set from the start-up parameter when the server state is made.
+    pub enabled: std::sync::atomic::AtomicBool,
+    /// `ttlMonitorSleepSecs`, settable at runtime too.
+    pub sleep_secs: AtomicU64,
     /// Documents deleted.
     pub deleted: AtomicU64,
     /// Passes run.
@@ -459,6 +466,11 @@ pub struct ServerState {
 impl ServerState {
     pub fn new(config: ServerConfig, engine: Arc<Engine>) -> ServerState {
         let cursor_timeout = config.cursor_timeout;
+        let ttl = TtlCounters {
+            enabled: std::sync::atomic::AtomicBool::new(config.ttl_monitor_enabled()),
+            sleep_secs: AtomicU64::new(config.ttl_monitor_sleep().as_secs()),
+            ..TtlCounters::default()
+        };
         ServerState {
             config,
             engine,
@@ -469,7 +481,7 @@ impl ServerState {
             connections_current: AtomicI64::new(0),
             connections_total: AtomicI64::new(0),
             cursors_timed_out: AtomicU64::new(0),
-            ttl: TtlCounters::default(),
+            ttl,
             started: Instant::now(),
             election_id: ObjectId::parse_str("7fffffff0000000000000001")
                 .unwrap_or_else(|_| ObjectId::new()),

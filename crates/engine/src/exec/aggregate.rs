@@ -201,6 +201,14 @@ impl Aggregation {
                 None => pipeline.run(Vec::new(), &mut ctx)?,
             },
         };
+        let mut results = results;
+        if pipeline
+            .leading_filter()
+            .is_some_and(|f| f.text().is_some())
+        {
+            // The text score is metadata: never part of a reply or of what is written.
+            results.iter_mut().for_each(eddy_query::text::strip_score);
+        }
         let env = ctx.env.clone();
         drop(ctx);
         let at = p.at;
@@ -381,7 +389,19 @@ impl<'p> SourceRead<'p> {
         let limit = self.sorted.and_then(|(_, limit)| limit);
         let found = reader.query(meta, &self.query(ctx.deadline), limit)?;
         ctx.usage.record(meta, &found.plan);
-        Ok((found.docs.into_iter().map(|m| m.doc).collect(), found.stats))
+        let docs = found
+            .docs
+            .into_iter()
+            .map(|m| {
+                let mut doc = m.doc;
+                if let Some(score) = m.score {
+                    // The stages read it through `{$meta: "textScore"}`.
+                    doc.insert(eddy_query::text::TEXT_SCORE_FIELD, score);
+                }
+                doc
+            })
+            .collect();
+        Ok((docs, found.stats))
     }
 }
 

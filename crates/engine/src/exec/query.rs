@@ -7,8 +7,10 @@ use bson::{doc, Bson, Document, Timestamp};
 use eddy_codes::{Deadline, ErrorCode, MongoError};
 use eddy_query::collation::Collation;
 use eddy_query::filter::Filter;
+use eddy_query::pipeline::asks_text_score;
 use eddy_query::projection::Projection;
 use eddy_query::sort::SortSpec;
+use eddy_query::text::{strip_score, TEXT_SCORE_FIELD};
 
 use super::{check_snapshot_source, evaluate_let, open_reader};
 use crate::plan::{self, Direction, Plan, Query};
@@ -82,6 +84,16 @@ fn parse(engine: &Arc<Engine>, q: &QuerySpec) -> Result<Parsed, MongoError> {
     };
     let vars = evaluate_let(engine, &q.let_vars)?;
     let filter = Filter::parse_collated(&q.filter, &vars, q.collation.as_ref())?;
+    let asks_score = sort.as_ref().is_some_and(SortSpec::uses_text_score)
+        || q.projection
+            .as_ref()
+            .is_some_and(|p| asks_text_score(&Bson::Document(p.clone())));
+    if asks_score && filter.text().is_none() {
+        return Err(MongoError::location(
+            40218,
+            "query requires text score metadata, but it is not available",
+        ));
+    }
     Ok(Parsed {
         filter,
         projection,
@@ -199,9 +211,17 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
                 // The key alone, even with `showRecordId` (as mongod).
                 return crate::read::index_key(&meta, &executed.plan, &m);
             }
-            let mut doc = match &p.projection {
-                Some(proj) => proj.apply(&m.doc, m.details.as_ref())?,
-                None => m.doc,
+            let mut doc = match (&p.projection, m.score) {
+                (Some(proj), Some(score)) => {
+                    // The score is metadata the projection may show, never a field.
+                    let mut input = m.doc;
+                    input.insert(TEXT_SCORE_FIELD, score);
+                    let mut out = proj.apply(&input, m.details.as_ref())?;
+                    strip_score(&mut out);
+                    out
+                }
+                (Some(proj), None) => proj.apply(&m.doc, m.details.as_ref())?,
+                (None, _) => m.doc,
             };
             if q.show_record_id {
                 // Eddy stores every collection clustered by `_id`: the record id is the

@@ -66,6 +66,7 @@ fn describe(plan: &Plan) -> String {
     let access = match &plan.access {
         Access::CollScan(d) => format!("COLLSCAN {}", d.name()),
         Access::IdHack(v) => format!("IDHACK {v}"),
+        Access::Text(s) => format!("TEXT {} {:?}", s.name, s.search.terms_for_bounds),
         Access::IndexScan(s) => {
             let bounds: Vec<String> = s
                 .explain_bounds()

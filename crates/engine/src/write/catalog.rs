@@ -266,7 +266,7 @@ fn target_index(meta: &CollectionMeta, spec: &Document) -> Result<usize, MongoEr
 /// 359 CannotConvertIndexToUnique, with the `_id`s of each group of documents sharing a
 /// key (`violations: [{ids: [...]}]`), when `index` holds duplicates.
 fn check_convertible(
-    r: &impl eddy_storage::KvRead,
+    r: &(impl eddy_storage::KvRead + ?Sized),
     meta: &CollectionMeta,
     index: &catalog::IndexMeta,
 ) -> Result<(), MongoError> {
@@ -297,7 +297,7 @@ fn check_convertible(
 /// `collMod` with `dryRun: true`: only `index: {..., unique: true}`, checked for
 /// duplicates and not applied (mongod's `_processCollModDryRunMode`).
 fn dry_run(
-    r: &impl eddy_storage::KvRead,
+    r: &(impl eddy_storage::KvRead + ?Sized),
     meta: &CollectionMeta,
     changes: &Document,
 ) -> Result<Document, MongoError> {
@@ -340,7 +340,7 @@ fn dry_run(
 /// setting an option to what it is already is a no-op; `unique: true` needs
 /// `prepareUnique` first and no duplicates, then clears it.
 fn modify_index(
-    r: &impl eddy_storage::KvRead,
+    r: &(impl eddy_storage::KvRead + ?Sized),
     meta: &mut CollectionMeta,
     spec: &Document,
 ) -> Result<IndexChange, MongoError> {

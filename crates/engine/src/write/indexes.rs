@@ -209,6 +209,17 @@ impl Tx<'_, '_> {
                     crate::display_value(&Bson::Document(existing.spec.clone()))),
             ));
         }
+        if eddy_query::text::is_text_key(&key) {
+            if let Some(existing) = meta.indexes.iter().find(|i| i.is_text()) {
+                return Err(MongoError::new(
+                    ErrorCode::CannotCreateIndex,
+                    format!(
+                        "only one text index per collection allowed, found existing text index \"{}\"",
+                        existing.name()
+                    ),
+                ));
+            }
+        }
         let mut index = IndexMeta {
             id: self.next_id()?,
             spec: spec.clone(),
@@ -258,6 +269,10 @@ fn options_of(spec: &Document) -> Document {
         "expireAfterSeconds",
         "collation",
         "hidden",
+        "weights",
+        "default_language",
+        "language_override",
+        "textIndexVersion",
     ] {
         if let Some(v) = spec.get(k) {
             if !(k != "partialFilterExpression" && matches!(v, Bson::Boolean(false))) {
@@ -350,7 +365,16 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
             "Index keys cannot be empty.",
         ));
     }
+    let text = eddy_query::text::is_text_key(&key);
     for (field, dir) in &key {
+        let text_field = text
+            && (matches!(dir, Bson::String(s) if s == "text")
+                || field == "_fts"
+                || field == "_ftsx");
+        if text_field && (field == "$**" || field == "_fts" || field == "_ftsx") {
+            // The wildcard text field, or a key already in the stored shape.
+            continue;
+        }
         if field.is_empty() {
             return Err(MongoError::new(
                 ErrorCode::CannotCreateIndex,
@@ -381,6 +405,7 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
             }
         }
         match dir {
+            _ if text_field => {}
             Bson::Int32(n) if *n != 0 => {}
             Bson::Int64(n) if *n != 0 => {}
             Bson::Double(d) if *d != 0.0 && d.is_finite() => {}
@@ -422,9 +447,14 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
             "unique" | "sparse" | "hidden" | "background" | "prepareUnique" => {
                 out.insert(k.clone(), Bson::Boolean(v.as_bool().unwrap_or(false) || matches!(v, Bson::Int32(n) if *n != 0)));
             }
+            "weights" | "default_language" | "language_override" | "textIndexVersion" if text => {
+                out.insert(k.clone(), v.clone());
+            }
             "partialFilterExpression" => {
                 let f = v.as_document().ok_or_else(|| MongoError::type_mismatch("partialFilterExpression must be an object"))?;
-                Filter::parse(f)?;
+                if Filter::parse(f)?.text().is_some() {
+                    return Err(MongoError::new(ErrorCode::CannotCreateIndex, "unsupported expression in partial index: $text"));
+                }
                 out.insert(k.clone(), v.clone());
             }
             "expireAfterSeconds" => {
@@ -444,6 +474,9 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
                 ))
             }
         }
+    }
+    if text {
+        return eddy_query::text::fix_spec(&out);
     }
     Ok(out)
 }

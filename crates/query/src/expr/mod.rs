@@ -447,7 +447,6 @@ fn list_op(name: &str) -> Option<(Op, Arity)> {
 /// to names mongod does not know (168).
 const UNSUPPORTED: &[&str] = &[
     "$function",
-    "$meta",
     "$bsonSize",
     "$binarySize",
     "$toHashedIndexKey",
@@ -588,6 +587,7 @@ impl Parser {
             "$reduce" => return self.reduce(arg),
             "$switch" => return self.switch(arg),
             "$rand" => return rand_operator(arg),
+            "$meta" => return meta_operator(arg),
             "$percentile" | "$median" => {
                 let q = quantile::Quantile::parse(
                     name,
@@ -946,6 +946,56 @@ impl Parser {
 
 /// `$rand` takes no arguments: `{}` or `[]` (mongod's two codes for the two wrong
 /// shapes).
+/// `$meta` arguments mongod 7.0 knows (Eddy has `textScore` only).
+pub(crate) const KNOWN_META: &[&str] = &[
+    "textScore",
+    "randVal",
+    "searchScore",
+    "searchHighlights",
+    "searchScoreDetails",
+    "searchSortValues",
+    "vectorSearchScore",
+    "geoNearDistance",
+    "geoNearPoint",
+    "recordId",
+    "indexKey",
+    "sortKey",
+];
+
+/// `{$meta: "textScore"}`: the document's text score, which the text plan keeps in a
+/// metadata field of the document ([`crate::text::TEXT_SCORE_FIELD`]); mongod's
+/// argument errors, and an honest refusal for the metadata Eddy does not have.
+pub(crate) fn meta_operator(arg: &Bson) -> Result<Node, MongoError> {
+    let Bson::String(name) = arg else {
+        return Err(MongoError::location(
+            17307,
+            "$meta only supports string arguments",
+        ));
+    };
+    if !KNOWN_META.contains(&name.as_str()) {
+        return Err(MongoError::location(
+            17308,
+            format!("Unsupported argument to $meta: {name}"),
+        ));
+    }
+    if name == "textScore" {
+        return Ok(Node::Var(
+            Var::Root,
+            vec![crate::text::TEXT_SCORE_FIELD.to_owned()],
+        ));
+    }
+    let why = match name.as_str() {
+        "searchScore" | "searchHighlights" | "searchScoreDetails" | "searchSortValues"
+        | "vectorSearchScore" => "Eddy has no Atlas Search",
+        "geoNearDistance" | "geoNearPoint" => "Eddy has no geospatial queries",
+        _ => "Eddy does not expose this metadata",
+    };
+    Err(MongoError::new(
+        ErrorCode::CommandNotSupported,
+        format!("$meta \"{name}\" is not supported: {why}"),
+    ))
+}
+
 fn rand_operator(arg: &Bson) -> Result<Node, MongoError> {
     match arg {
         Bson::Document(d) if d.is_empty() => Ok(Node::Op(Op::Rand, Vec::new())),

@@ -161,7 +161,7 @@ fn literals_paths_and_variables() {
                 115,
                 "Eddy does not support the expression operator $function",
             ),
-            (doc! {"$meta": "textScore"}.into(), 115, ""),
+            (doc! {"$meta": "randVal"}.into(), 115, ""),
         ],
     );
 }

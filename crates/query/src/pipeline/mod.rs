@@ -229,7 +229,18 @@ impl Pipeline {
                 ));
             }
         }
-        parse_pipeline(stages, &[], Mode::Top)
+        let pipeline = parse_pipeline(stages, &[], Mode::Top)?;
+        if pipeline
+            .leading_filter()
+            .is_some_and(|f| f.text().is_some())
+        {
+            // Change events are not in a text index.
+            return Err(MongoError::new(
+                ErrorCode::QueryFeatureNotAllowed,
+                "$text is not allowed in this context",
+            ));
+        }
+        Ok(pipeline)
     }
 
     /// Parses a pipeline-style update: only `$addFields $set $project $unset
@@ -494,13 +505,47 @@ fn parse_pipeline(
                 leading_match = Some(d.clone());
             }
         }
-        parsed.push(parse_stage(name, arg, vars)?);
+        let stage = parse_stage(name, arg, vars)?;
+        if let Stage::Match(m) = &stage {
+            if m.filter.text().is_some() && (i != 0 || mode != Mode::Top) {
+                return Err(MongoError::location(
+                    17313,
+                    "$match with $text is only allowed as the first pipeline stage",
+                ));
+            }
+        }
+        parsed.push(stage);
+    }
+    if mode == Mode::Top {
+        let has_text = matches!(parsed.first(), Some(Stage::Match(m)) if m.filter.text().is_some());
+        if !has_text
+            && stages
+                .iter()
+                .any(|s| asks_text_score(&Bson::Document(s.clone())))
+        {
+            return Err(MongoError::location(
+                40218,
+                "query requires text score metadata, but it is not available",
+            ));
+        }
     }
     Ok(Pipeline {
         stages: parsed,
         leading_match,
         output,
     })
+}
+
+/// Whether a stage (or anything nested in it) reads `{$meta: "textScore"}`.
+pub fn asks_text_score(v: &Bson) -> bool {
+    match v {
+        Bson::Document(d) => {
+            (d.len() == 1 && d.get_str("$meta").ok() == Some("textScore"))
+                || d.values().any(asks_text_score)
+        }
+        Bson::Array(items) => items.iter().any(asks_text_score),
+        _ => false,
+    }
 }
 
 fn parse_stage(name: &str, arg: &Bson, vars: &[String]) -> Result<Stage, MongoError> {

@@ -5,7 +5,7 @@
 //! `document_source_redact.cpp`).
 
 use bson::{Bson, Document};
-use eddy_codes::{location, MongoError};
+use eddy_codes::{location, ErrorCode, MongoError};
 
 use crate::expr::{Env, Expr, DESCEND, KEEP, PRUNE};
 use crate::filter::Filter;
@@ -38,6 +38,13 @@ impl Match {
     }
 
     pub(super) fn matches(&self, doc: &Document, env: &Env) -> Result<bool, MongoError> {
+        if self.filter.text().is_some() {
+            // Only the engine's text plan answers `$text`, when it reads the collection.
+            return Err(MongoError::new(
+                ErrorCode::IndexNotFound,
+                "text index required for $text query",
+            ));
+        }
         for e in &self.exprs {
             if !e.evaluate(doc, env)?.as_ref().is_some_and(util::true_value) {
                 return Ok(false);
@@ -240,7 +247,13 @@ pub(super) fn replace_root(
     env: &Env,
 ) -> Result<Document, MongoError> {
     match e.evaluate(doc, env)? {
-        Some(Bson::Document(d)) => Ok(d),
+        Some(Bson::Document(mut d)) => {
+            // Metadata (the text score) stays with the document, as in mongod.
+            if let Some(score) = doc.get(crate::text::TEXT_SCORE_FIELD) {
+                d.insert(crate::text::TEXT_SCORE_FIELD, score.clone());
+            }
+            Ok(d)
+        }
         other => {
             let shown = other.as_ref().map_or("missing".to_owned(), bson_to_string);
             let ty = other.as_ref().map_or("missing", type_name);

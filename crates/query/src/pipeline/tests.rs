@@ -952,6 +952,7 @@ fn change_stream_pipelines() {
         (bson::bson!({"$changeStreamSplitLargeEvent": {}}), 7182802),
         (bson::bson!({"$geoNear": {}}), 115),
         (bson::bson!({"$nope": {}}), 40324),
+        (bson::bson!({"$match": {"$text": {"$search": "x"}}}), 224),
     ] {
         let e = Pipeline::parse_change_stream(&stages(stage.clone())).expect_err("refused");
         assert_eq!(e.code, code, "{stage}");
@@ -962,6 +963,44 @@ fn change_stream_pipelines() {
         e.message,
         "$group is not permitted in a $changeStream pipeline"
     );
+}
+
+#[test]
+fn text_in_pipelines() {
+    let code = |p: bson::Bson| Pipeline::parse(&stages(p)).map(|_| ()).map_err(|e| e.code);
+    assert_eq!(
+        code(bson::bson!([{"$match": {"$text": {"$search": "x"}}}])),
+        Ok(())
+    );
+    assert_eq!(
+        code(bson::bson!([{"$limit": 1}, {"$match": {"$text": {"$search": "x"}}}])),
+        Err(17313)
+    );
+    assert_eq!(
+        code(bson::bson!([{"$facet": {"a": [{"$match": {"$text": {"$search": "x"}}}]}}])),
+        Err(17313)
+    );
+    assert_eq!(
+        code(bson::bson!([{"$project": {"s": {"$meta": "textScore"}}}])),
+        Err(40218)
+    );
+    assert_eq!(
+        code(bson::bson!([
+            {"$match": {"$text": {"$search": "x"}}},
+            {"$sort": {"s": {"$meta": "textScore"}}},
+        ])),
+        Ok(())
+    );
+    // The stage itself never decides `$text`: only the engine's text plan does.
+    let p = Pipeline::parse(&stages(
+        bson::bson!([{"$match": {"$text": {"$search": "x"}}}]),
+    ))
+    .expect("parses");
+    let mut ctx = MapContext::default();
+    let e = p
+        .run(vec![doc! {"a": "x"}], &mut ctx)
+        .expect_err("needs the index");
+    assert_eq!(e.code, 27);
 }
 
 #[test]

@@ -693,9 +693,9 @@ fn parse_errors() {
             "Unsupported argument to $meta: foo",
         ),
         (
-            doc! {"a": {"$meta": "textScore"}},
+            doc! {"a": {"$meta": "searchScore"}},
             115,
-            "$meta \"textScore\" is not supported: Eddy has no text search",
+            "$meta \"searchScore\" is not supported: Eddy has no Atlas Search",
         ),
         (
             doc! {"a": {"$meta": "indexKey"}},

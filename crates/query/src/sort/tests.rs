@@ -125,8 +125,13 @@ fn parse() {
         let e = SortSpec::parse(&s).expect_err("refused");
         assert_eq!((e.code, e.message.as_str()), (code, msg), "{s:?}");
     }
-    let e = SortSpec::parse(&doc! {"a": {"$meta": "textScore"}}).expect_err("refused");
+    let e = SortSpec::parse(&doc! {"a": {"$meta": "randVal"}}).expect_err("refused");
     assert_eq!(e.code, 115);
+    let by_score = SortSpec::parse(&doc! {"a": {"$meta": "textScore"}, "b": 1}).expect("textScore");
+    assert!(by_score.uses_text_score());
+    let score = crate::text::TEXT_SCORE_FIELD;
+    let (low, high) = (doc! {score: 0.75, "b": 1}, doc! {score: 1.5, "b": 2});
+    assert_eq!(by_score.compare(&high, &low), std::cmp::Ordering::Less);
     let e = SortSpec::parse_stage(&doc! {}).expect_err("refused");
     assert_eq!(
         (e.code, e.message.as_str()),

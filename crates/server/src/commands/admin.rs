@@ -1,4 +1,4 @@
-//! Small administrative commands: `ping`, `buildInfo`, `getParameter`, `getCmdLineOpts`,
+//! Small administrative commands: `ping`, `buildInfo`, `getParameter`, `setParameter`, `getCmdLineOpts`,
 //! `serverStatus`, `hostInfo`, `whatsmyuri`, `connectionStatus`, `listCommands`, `shutdown`.
 
 use std::sync::atomic::Ordering;
@@ -74,7 +74,153 @@ fn parameters(ctx: &Ctx) -> Document {
     for (k, v) in &config.set_parameters {
         params.insert(k.clone(), v.clone());
     }
+    // The parameters `setParameter` changes at runtime, as they are now.
+    let state = ctx.state();
+    params.insert(
+        "cursorTimeoutMillis",
+        i64::try_from(state.cursors.timeout().as_millis()).unwrap_or(i64::MAX),
+    );
+    params.insert(
+        "ttlMonitorEnabled",
+        state.ttl.enabled.load(Ordering::Relaxed),
+    );
+    params.insert(
+        "ttlMonitorSleepSecs",
+        i32::try_from(state.ttl.sleep_secs.load(Ordering::Relaxed)).unwrap_or(i32::MAX),
+    );
     params
+}
+
+/// Parameters mongod 7.0 lets `setParameter` change at runtime that Eddy keeps as
+/// they started (115 rather than a silent success).
+const RUNTIME_NOT_CHANGED: &[&str] = &["requireApiVersion", "transactionLifetimeLimitSeconds"];
+
+/// `{setParameter: 1, <name>: <value>, ...}` (admin only): mongod's checks of every
+/// name first (72 unknown, 20 startup-only), then the changes; replies the previous
+/// value of the first as `was`. Eddy changes `cursorTimeoutMillis`,
+/// `ttlMonitorEnabled` and `ttlMonitorSleepSecs`.
+pub struct SetParameter {
+    params: Vec<(String, Bson)>,
+}
+
+impl Command for SetParameter {
+    fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+        let params: Vec<(String, Bson)> = cmd
+            .iter()
+            .skip(1)
+            .filter(|(k, _)| !crate::commands::GENERIC_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if params.is_empty() {
+            return Err(MongoError::new(
+                ErrorCode::InvalidOptions,
+                "no option found to set, use help:true to see options ",
+            ));
+        }
+        Ok(SetParameter { params })
+    }
+
+    async fn apply(self, ctx: Ctx) -> CommandResult {
+        let known = parameters(&ctx);
+        let mut changes = Vec::with_capacity(self.params.len());
+        for (name, value) in &self.params {
+            match name.as_str() {
+                "cursorTimeoutMillis" => {
+                    let ms = integral(value)
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| invalid_value(name, value))?;
+                    changes.push(Change::CursorTimeout(ms));
+                }
+                "ttlMonitorSleepSecs" => {
+                    let secs = integral(value)
+                        .filter(|n| *n >= 1 && *n <= i64::from(i32::MAX))
+                        .ok_or_else(|| invalid_value(name, value))?;
+                    changes.push(Change::TtlSleep(secs));
+                }
+                "ttlMonitorEnabled" => match value {
+                    Bson::Boolean(b) => changes.push(Change::TtlEnabled(*b)),
+                    other => match integral(other) {
+                        Some(n) => changes.push(Change::TtlEnabled(n != 0)),
+                        None => return Err(invalid_value(name, value)),
+                    },
+                },
+                n if RUNTIME_NOT_CHANGED.contains(&n) => {
+                    return Err(MongoError::new(
+                        ErrorCode::CommandNotSupported,
+                        format!("Eddy cannot change [{n}] at runtime"),
+                    ))
+                }
+                n if known.contains_key(n) => {
+                    return Err(MongoError::new(
+                        ErrorCode::IllegalOperation,
+                        format!("not allowed to change [{n}] at runtime"),
+                    ))
+                }
+                n => {
+                    return Err(MongoError::new(
+                        ErrorCode::InvalidOptions,
+                        format!(
+                            "attempted to set unrecognized parameter [{n}], use help:true to see options "
+                        ),
+                    ))
+                }
+            }
+        }
+        let state = ctx.state();
+        let mut was = None;
+        for change in changes {
+            let previous = match change {
+                Change::CursorTimeout(ms) => {
+                    let old =
+                        i64::try_from(state.cursors.timeout().as_millis()).unwrap_or(i64::MAX);
+                    state
+                        .cursors
+                        .set_timeout(std::time::Duration::from_millis(ms.unsigned_abs()));
+                    Bson::Int64(old)
+                }
+                Change::TtlEnabled(on) => {
+                    Bson::Boolean(state.ttl.enabled.swap(on, Ordering::Relaxed))
+                }
+                Change::TtlSleep(secs) => {
+                    let old = state
+                        .ttl
+                        .sleep_secs
+                        .swap(secs.unsigned_abs(), Ordering::Relaxed);
+                    Bson::Int32(i32::try_from(old).unwrap_or(i32::MAX))
+                }
+            };
+            was.get_or_insert(previous);
+        }
+        let mut reply = Document::new();
+        if let Some(was) = was {
+            reply.insert("was", was);
+        }
+        Ok(reply.into())
+    }
+}
+
+/// One runtime change `setParameter` makes.
+enum Change {
+    CursorTimeout(i64),
+    TtlEnabled(bool),
+    TtlSleep(i64),
+}
+
+/// An integral number (a double without a fraction counts).
+fn integral(v: &Bson) -> Option<i64> {
+    match v {
+        Bson::Int32(n) => Some(i64::from(*n)),
+        Bson::Int64(n) => Some(*n),
+        Bson::Double(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i64),
+        _ => None,
+    }
+}
+
+fn invalid_value(name: &str, value: &Bson) -> MongoError {
+    MongoError::bad_value(format!(
+        "Invalid value for parameter {name}: {}",
+        eddy_query::util::bson_to_string(value)
+    ))
 }
 
 pub struct GetParameter {

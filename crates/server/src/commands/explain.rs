@@ -2,7 +2,7 @@
 //! verbosity?}`, and `aggregate` with `explain: true`.
 //!
 //! Reports the plan the engine chooses in mongod 7.0's classic `queryPlanner` shape:
-//! `COLLSCAN`, `IDHACK`, or `FETCH` over `IXSCAN` (with `keyPattern`, `indexName`,
+//! `COLLSCAN`, `IDHACK`, `TEXT_MATCH` for `$text`, or `FETCH` over `IXSCAN` (with `keyPattern`, `indexName`,
 //! `isMultiKey`, `multiKeyPaths`, `direction` and mongod's `indexBounds` strings), under
 //! `SORT` when the order is not the index's, `SKIP`, `LIMIT` and a projection stage;
 //! `COUNT`, `UPDATE` and `DELETE` on top for those commands. With `executionStats` or
@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
-use eddy_engine::plan::{Access, IndexScan, Plan};
+use eddy_engine::plan::{Access, IndexScan, Plan, TextScan};
 
 use super::aggregate::Aggregate;
 use super::data::{collection_arg, namespace, with_engine};
@@ -150,6 +150,49 @@ fn index_scan_stages(scan: &IndexScan, residual: Document) -> Document {
     fetch
 }
 
+/// mongod's stages of a `$text` query: `TEXT_MATCH` (phrases and negations) over
+/// `FETCH` over `TEXT_OR` (scores summed per document) over one backward `IXSCAN` of
+/// the text index per word looked up.
+fn text_stages(scan: &TextScan) -> Document {
+    let index_prefix: Document = scan
+        .prefix
+        .iter()
+        .map(|(f, v, _)| (f.clone(), v.clone()))
+        .collect();
+    let scans: Vec<Bson> = scan
+        .search
+        .terms_for_bounds
+        .iter()
+        .map(|_| {
+            Bson::Document(doc! {
+                "stage": "IXSCAN",
+                "keyPattern": scan.key_pattern.clone(),
+                "indexName": &scan.name,
+                "isMultiKey": true,
+                "isUnique": false,
+                "isSparse": false,
+                "isPartial": false,
+                "indexVersion": 2,
+                "direction": "backward",
+                "indexBounds": {},
+            })
+        })
+        .collect();
+    let mut or = doc! {"stage": "TEXT_OR"};
+    match <[Bson; 1]>::try_from(scans) {
+        Ok([one]) => or.insert("inputStage", one),
+        Err(many) => or.insert("inputStages", many),
+    };
+    doc! {
+        "stage": "TEXT_MATCH",
+        "indexPrefix": index_prefix,
+        "indexName": &scan.name,
+        "parsedTextQuery": scan.search.explain(),
+        "textIndexVersion": eddy_query::text::TEXT_INDEX_VERSION,
+        "inputStage": {"stage": "FETCH", "inputStage": or},
+    }
+}
+
 /// The conjuncts of `filter` an index scan does not answer exactly by its bounds
 /// (what mongod leaves in the `FETCH` stage's filter): everything except top-level
 /// comparisons on key fields that hold no arrays, which the bounds answer exactly.
@@ -233,6 +276,7 @@ fn winning_plan(plan: Option<&Plan>, spec: &QuerySpec, top: Option<&str>) -> Doc
         }
         Access::IdHack(_) => doc! {"stage": "IDHACK"},
         Access::IndexScan(scan) => index_scan_stages(scan, residual_filter(&spec.filter, scan)),
+        Access::Text(scan) => text_stages(scan),
     };
     let limit = spec.limit.filter(|l| *l > 0);
     let wrap = |name: &str, field: &str, n: u64, input: Document| {

@@ -48,7 +48,17 @@ impl Command for ListDatabases {
             let filter = filter.as_ref().map(Filter::parse).transpose()?;
             let mut databases = Vec::new();
             let mut total = 0i64;
-            for name in reader.databases()? {
+            // As on mongod's replica set, `admin`, `config` and `local` are always there:
+            // `admin` holds the users and roles, `local` the oplog (`local.oplog.rs`),
+            // `config` nothing (Eddy keeps sessions in memory).
+            let mut names = reader.databases()?;
+            for system in ["admin", "config", "local"] {
+                if !names.iter().any(|n| n == system) {
+                    names.push(system.to_owned());
+                }
+            }
+            names.sort();
+            for name in names {
                 if visible.as_ref().is_some_and(|i| !i.reaches(&name)) {
                     continue;
                 }
@@ -56,6 +66,11 @@ impl Command for ListDatabases {
                 if !name_only {
                     for meta in reader.collections(Some(&name))? {
                         size += reader.data_size(&meta)? as i64;
+                    }
+                    match name.as_str() {
+                        "admin" => size += reader.users_and_roles_bytes()? as i64,
+                        "local" => size += e.oplog_bytes() as i64,
+                        _ => {}
                     }
                 }
                 let entry = if name_only {

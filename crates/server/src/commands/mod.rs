@@ -306,6 +306,13 @@ pub static TABLE: &[Entry] = &[
         [admin],
     ),
     entry!(
+        &["setParameter"],
+        admin::SetParameter,
+        Other,
+        "set administrative option(s)",
+        [admin],
+    ),
+    entry!(
         &["getCmdLineOpts"],
         admin::GetCmdLineOpts,
         Other,
@@ -744,7 +751,6 @@ pub const NOT_SUPPORTED: &[&str] = &[
     "fsyncUnlock",
     "compact",
     "reIndex",
-    "setParameter",
     "setFeatureCompatibilityVersion",
     "replSetReconfig",
     "replSetStepDown",

@@ -227,7 +227,12 @@ pub async fn open(
     let (engine, found) = tokio::task::spawn_blocking(move || {
         let ns = looked_up;
         let vars = eddy_engine::exec::evaluate_let(&engine, &let_vars)?;
-        Filter::parse_with_vars(&q.filter, &vars)?;
+        if Filter::parse_with_vars(&q.filter, &vars)?.text().is_some() {
+            // A text query reads its index, which a tailable cursor never does.
+            return Err(MongoError::bad_value(
+                "Eddy does not run $text queries as tailable cursors",
+            ));
+        }
         let reader = engine.reader()?;
         if reader.view(&ns)?.is_some() {
             return Err(MongoError::new(

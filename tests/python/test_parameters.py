@@ -1,0 +1,88 @@
+"""`setParameter` / `getParameter` as mongod 7.0 answers them (runtime changes of
+`cursorTimeoutMillis` and `ttlMonitorEnabled` that take effect; mongod's errors for unknown,
+startup-only and missing parameters), and `listDatabases` showing `admin`, `config` and
+`local` as on a mongod replica set."""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+import pytest
+from pymongo.errors import OperationFailure
+
+
+def error_of(fn) -> tuple[int, str]:
+    with pytest.raises(OperationFailure) as ei:
+        fn()
+    return ei.value.code, str(ei.value.details.get("errmsg"))
+
+
+def test_cursor_timeout_changes_at_runtime(server):
+    c = server.client()
+    admin = c.admin
+    assert admin.command("getParameter", 1, cursorTimeoutMillis=1)["cursorTimeoutMillis"] == 600_000
+    assert admin.command("setParameter", 1, cursorTimeoutMillis=300)["was"] == 600_000
+    assert admin.command("getParameter", 1, cursorTimeoutMillis=1)["cursorTimeoutMillis"] == 300
+    c.app.items.insert_many([{"i": i} for i in range(10)])
+    cursor = c.app.items.find(batch_size=2)
+    next(cursor)
+    time.sleep(2)
+    # The idle cursor was reaped under the new timeout: its getMore fails with 43.
+    with pytest.raises(OperationFailure) as ei:
+        list(cursor)
+    assert ei.value.code == 43
+
+
+def test_ttl_monitor_can_be_paused_and_quickened(server):
+    c = server.client()
+    assert c.admin.command("setParameter", 1, ttlMonitorSleepSecs=1)["was"] == 60
+    assert c.admin.command("getParameter", 1, ttlMonitorSleepSecs=1)["ttlMonitorSleepSecs"] == 1
+    assert c.admin.command("setParameter", 1, ttlMonitorEnabled=False)["was"] is True
+    coll = c.app.sessions
+    coll.create_index("at", expireAfterSeconds=1)
+    old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+    coll.insert_one({"at": old})
+    time.sleep(2.5)
+    assert coll.count_documents({}) == 1
+    assert c.admin.command("getParameter", 1, ttlMonitorEnabled=1)["ttlMonitorEnabled"] is False
+    c.admin.command("setParameter", 1, ttlMonitorEnabled=True)
+    deadline = time.time() + 10
+    while coll.count_documents({}) and time.time() < deadline:
+        time.sleep(0.2)
+    assert coll.count_documents({}) == 0
+
+
+def test_set_parameter_errors_as_mongod(server):
+    c = server.client()
+    assert error_of(lambda: c.admin.command("setParameter", 1, noSuchParameter=1)) == (
+        72,
+        "attempted to set unrecognized parameter [noSuchParameter], use help:true to see options ",
+    )
+    assert error_of(lambda: c.admin.command("setParameter", 1, enableTestCommands=0)) == (
+        20,
+        "not allowed to change [enableTestCommands] at runtime",
+    )
+    assert error_of(lambda: c.admin.command("setParameter", 1)) == (
+        72,
+        "no option found to set, use help:true to see options ",
+    )
+    assert error_of(lambda: c.admin.command("setParameter", 1, cursorTimeoutMillis="x"))[0] == 2
+    assert error_of(lambda: c.admin.command("setParameter", 1, ttlMonitorSleepSecs=0))[0] == 2
+    assert error_of(lambda: c.app.command("setParameter", 1, cursorTimeoutMillis=5))[0] == 13
+    assert error_of(lambda: c.admin.command("getParameter", 1, noSuchParameter=1)) == (72, "no option found to get")
+    # A failed setParameter changed nothing.
+    assert c.admin.command("getParameter", 1, cursorTimeoutMillis=1)["cursorTimeoutMillis"] == 600_000
+
+
+def test_list_databases_shows_the_system_databases(server):
+    c = server.client()
+    assert c.list_database_names() == ["admin", "config", "local"]
+    c.app.items.insert_one({"x": 1})
+    reply = c.admin.command("listDatabases")
+    by_name = {d["name"]: d for d in reply["databases"]}
+    assert list(by_name) == ["admin", "app", "config", "local"]
+    # `local` holds the oplog, which the insert grew.
+    assert by_name["local"]["sizeOnDisk"] > 0 and by_name["local"]["empty"] is False
+    assert reply["totalSize"] == sum(d["sizeOnDisk"] for d in reply["databases"])
+    assert [d["name"] for d in c.admin.command("listDatabases", nameOnly=True, filter={"name": "local"})["databases"]] == ["local"]
