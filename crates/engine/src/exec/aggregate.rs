@@ -103,17 +103,25 @@ impl Aggregation {
                 match reader.collection(&ns)? {
                     Some(meta) => {
                         check_snapshot_source(&meta, self.snapshot.is_some())?;
-                        let input = read_source(
-                            &reader,
-                            &meta,
-                            &pipeline,
-                            &ctx,
-                            self.hint.as_ref(),
-                            self.collation.as_ref(),
-                        )?;
-                        match input {
-                            (docs, Some(next)) => pipeline.run_from_stage(next, docs, &mut ctx)?,
-                            (docs, None) => pipeline.run_after_match(docs, &mut ctx)?,
+                        if let Some(g) = pipeline.leading_geo_near() {
+                            let docs =
+                                geo_near_source(&reader, &meta, g, &ctx, self.collation.as_ref())?;
+                            pipeline.run_from_stage(1, docs, &mut ctx)?
+                        } else {
+                            let input = read_source(
+                                &reader,
+                                &meta,
+                                &pipeline,
+                                &ctx,
+                                self.hint.as_ref(),
+                                self.collation.as_ref(),
+                            )?;
+                            match input {
+                                (docs, Some(next)) => {
+                                    pipeline.run_from_stage(next, docs, &mut ctx)?
+                                }
+                                (docs, None) => pipeline.run_after_match(docs, &mut ctx)?,
+                            }
                         }
                     }
                     None => pipeline.run(Vec::new(), &mut ctx)?,
@@ -184,6 +192,46 @@ fn read_source(
     let found = reader.query(meta, &q, limit)?;
     ctx.usage.record(meta, &found.plan);
     Ok((found.docs.into_iter().map(|m| m.doc).collect(), next))
+}
+
+/// A leading `$geoNear`: the documents nearest first, through the geo index its `key`
+/// names (or the collection's only `2d` index, else its only `2dsphere` index), each
+/// with its distance (and location) written in.
+fn geo_near_source(
+    reader: &Reader,
+    meta: &CollectionMeta,
+    g: &eddy_query::pipeline::geo_near::GeoNear,
+    ctx: &ReaderContext<'_>,
+    collation: Option<&Arc<Collation>>,
+) -> Result<Vec<Document>, MongoError> {
+    let key = crate::geo::geo_near_key(meta, g.key.as_deref())?;
+    let clause = g.near_clause(&key);
+    let filter_doc = if g.query.is_empty() {
+        clause
+    } else {
+        bson::doc! {"$and": [g.query.clone(), clause]}
+    };
+    let filter = Filter::parse_find(&filter_doc, &ctx.env.vars, collation)?;
+    let mut q = Query::new(&filter_doc, &filter);
+    q.deadline = ctx.deadline;
+    let near = filter
+        .near()
+        .map(|(_, n)| n.clone())
+        .ok_or_else(eddy_query::filter::no_geo_near_index)?;
+    let found = super::query::near_query(reader, meta, &q, &key, &near, None)?;
+    ctx.usage.record(meta, &found.plan);
+    Ok(found
+        .docs
+        .into_iter()
+        .map(|m| {
+            let mut doc = m.doc;
+            if let Some((d, loc)) = crate::geo::document_distance(&near, &doc, &key) {
+                let loc = loc.clone();
+                g.annotate(&mut doc, d, &loc);
+            }
+            doc
+        })
+        .collect())
 }
 
 /// Reads for `$lookup`/`$unionWith` through the aggregation's snapshot.

@@ -375,6 +375,7 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
             Bson::Int32(n) if *n != 0 => {}
             Bson::Int64(n) if *n != 0 => {}
             Bson::Double(d) if *d != 0.0 && d.is_finite() => {}
+            Bson::String(kind) if kind == "2d" || kind == "2dsphere" => {}
             Bson::String(kind) => {
                 return Err(MongoError::new(
                     ErrorCode::CannotCreateIndex,
@@ -404,7 +405,7 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
         }
         None => default_index_name(&key),
     };
-    let mut out = doc! {"v": 2, "key": key, "name": name};
+    let mut out = doc! {"v": 2, "key": key.clone(), "name": name};
     for (k, v) in &spec {
         match k.as_str() {
             "key" | "name" | "v" | "ns" => {}
@@ -416,6 +417,10 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
             "partialFilterExpression" => {
                 let f = v.as_document().ok_or_else(|| MongoError::type_mismatch("partialFilterExpression must be an object"))?;
                 Filter::parse(f)?;
+                out.insert(k.clone(), v.clone());
+            }
+            // Geo index options (mongod accepts them on any spec; only geo fields read them).
+            "2dsphereIndexVersion" | "bits" | "min" | "max" | "coarsestIndexedLevel" | "finestIndexedLevel" => {
                 out.insert(k.clone(), v.clone());
             }
             "expireAfterSeconds" => {
@@ -436,5 +441,6 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
             }
         }
     }
+    crate::geo::normalize_spec(&key, &mut out)?;
     Ok(out)
 }
