@@ -121,6 +121,17 @@ def test_geo_near_stage_manual_examples(places):
         )
     )
     assert out == [{"name": "Sara D. Roosevelt Park"}, {"name": "Central Park"}]
+    # A $limit right after the stage: the engine looks for that many only.
+    out = list(
+        places.aggregate(
+            [
+                {"$geoNear": {"near": {"type": "Point", "coordinates": [-73.9375, 40.83]}, "distanceField": "d"}},
+                {"$limit": 2},
+            ]
+        )
+    )
+    assert [d["name"] for d in out] == ["Polo Grounds", "Central Park"]
+    assert out[0]["d"] < out[1]["d"]
 
 
 def test_geo_near_stage_errors(client, places):

@@ -407,12 +407,13 @@ pub fn whole_radius(meta: &crate::CollectionMeta, path: &str, near: &Near) -> f6
     f64::INFINITY
 }
 
-/// The first ring of a `$near` with a limit: 1 km on the sphere, 0.01 flat units.
+/// The first ring of a `$near` with a limit: 100 m on the sphere (a city block: dense
+/// data answers from the first ring, sparse data takes a few more), 0.01 flat units.
 pub fn first_radius(near: &Near) -> f64 {
     if near.meters {
-        1000.0
+        100.0
     } else if near.spherical {
-        1000.0 / geo::EARTH_RADIUS_METERS
+        100.0 / geo::EARTH_RADIUS_METERS
     } else {
         0.01
     }

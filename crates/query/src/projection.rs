@@ -717,7 +717,9 @@ fn meta_error(arg: &Bson) -> MongoError {
         "textScore" => "Eddy has no text search",
         "searchScore" | "searchHighlights" | "searchScoreDetails" | "searchSortValues"
         | "vectorSearchScore" => "Eddy has no Atlas Search",
-        "geoNearDistance" | "geoNearPoint" => "Eddy has no geospatial queries",
+        "geoNearDistance" | "geoNearPoint" => {
+            "Eddy keeps no geo metadata (use $geoNear's distanceField and includeLocs)"
+        }
         _ => "Eddy does not expose this metadata",
     };
     MongoError::new(

@@ -104,8 +104,15 @@ impl Aggregation {
                     Some(meta) => {
                         check_snapshot_source(&meta, self.snapshot.is_some())?;
                         if let Some(g) = pipeline.leading_geo_near() {
-                            let docs =
-                                geo_near_source(&reader, &meta, g, &ctx, self.collation.as_ref())?;
+                            let limit = pipeline.geo_near_limit();
+                            let docs = geo_near_source(
+                                &reader,
+                                &meta,
+                                g,
+                                limit,
+                                &ctx,
+                                self.collation.as_ref(),
+                            )?;
                             pipeline.run_from_stage(1, docs, &mut ctx)?
                         } else {
                             let input = read_source(
@@ -194,13 +201,14 @@ fn read_source(
     Ok((found.docs.into_iter().map(|m| m.doc).collect(), next))
 }
 
-/// A leading `$geoNear`: the documents nearest first, through the geo index its `key`
+/// A leading `$geoNear` (with the `$limit` after it, if any): the documents nearest first, through the geo index its `key`
 /// names (or the collection's only `2d` index, else its only `2dsphere` index), each
 /// with its distance (and location) written in.
 fn geo_near_source(
     reader: &Reader,
     meta: &CollectionMeta,
     g: &eddy_query::pipeline::geo_near::GeoNear,
+    limit: Option<usize>,
     ctx: &ReaderContext<'_>,
     collation: Option<&Arc<Collation>>,
 ) -> Result<Vec<Document>, MongoError> {
@@ -218,7 +226,7 @@ fn geo_near_source(
         .near()
         .map(|(_, n)| n.clone())
         .ok_or_else(eddy_query::filter::no_geo_near_index)?;
-    let found = super::query::near_query(reader, meta, &q, &key, &near, None)?;
+    let found = super::query::near_query(reader, meta, &q, &key, &near, limit)?;
     ctx.usage.record(meta, &found.plan);
     Ok(found
         .docs

@@ -273,6 +273,15 @@ impl Pipeline {
         }
     }
 
+    /// The `$limit` right after a leading `$geoNear`: how many of the nearest
+    /// documents the engine must find.
+    pub fn geo_near_limit(&self) -> Option<usize> {
+        match (self.stages.first(), self.stages.get(1)) {
+            (Some(Stage::GeoNear(_)), Some(Stage::Limit(n))) => Some(*n),
+            _ => None,
+        }
+    }
+
     /// The query of a first `$match` stage.
     pub fn leading_match(&self) -> Option<&Document> {
         self.leading_match.as_ref()
