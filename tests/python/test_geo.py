@@ -211,6 +211,7 @@ def test_invalid_geometry_is_refused(places):
         places.insert_one({"location": {"type": "Point", "coordinates": [200, 0]}})
     assert ei.value.code == 16755
     assert "Can't extract geo keys" in str(ei.value)
+    assert "longitude/latitude is out of bounds, lng: 200 lat: 0" in str(ei.value)
     bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 1], [1, 0], [0, 0]]]}
     with pytest.raises(WriteError) as ei:
         places.insert_one({"location": bowtie})

@@ -179,14 +179,7 @@ pub fn field_keys(
                 if g.shapes.is_empty() {
                     // A legacy pair that is no longitude/latitude.
                     let p = g.flat_point.unwrap_or(Flat { x: 0.0, y: 0.0 });
-                    return Err(cant_extract(
-                        doc,
-                        &format!(
-                            "longitude/latitude is out of bounds, lng: {} lat: {}",
-                            eddy_query::util::bson_to_string(&Bson::Double(p.x)),
-                            eddy_query::util::bson_to_string(&Bson::Double(p.y))
-                        ),
-                    ));
+                    return Err(cant_extract(doc, &geo::out_of_bounds(p)));
                 }
                 ids.extend(cells::sphere_cells(&g));
             }

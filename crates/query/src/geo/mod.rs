@@ -131,11 +131,44 @@ pub fn valid_lng_lat(p: Flat) -> bool {
     (-180.0..=180.0).contains(&p.x) && (-90.0..=90.0).contains(&p.y)
 }
 
-fn out_of_bounds(p: Flat) -> String {
+/// A double as C++'s `ostream <<` prints it (`%g`: 6 significant digits), as mongod's
+/// geo messages show coordinates (`lng: -27.4823 lat: 153.029`).
+pub fn show_coordinate(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return if x.is_nan() {
+            "nan".into()
+        } else if x == 0.0 {
+            "0".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    let exp = x.abs().log10().floor() as i32;
+    let trim = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s
+        }
+    };
+    if (-5..6).contains(&exp) {
+        let decimals = usize::try_from(5 - exp).unwrap_or(0);
+        trim(format!("{x:.decimals$}"))
+    } else {
+        let m = x / 10f64.powi(exp);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(format!("{m:.5}")), exp.abs())
+    }
+}
+
+/// mongod's message for a point that is not a longitude/latitude.
+pub fn out_of_bounds(p: Flat) -> String {
     format!(
         "longitude/latitude is out of bounds, lng: {} lat: {}",
-        util::bson_to_string(&Bson::Double(p.x)),
-        util::bson_to_string(&Bson::Double(p.y))
+        show_coordinate(p.x),
+        show_coordinate(p.y)
     )
 }
 

@@ -279,10 +279,9 @@ impl Near {
             .map_err(|e| format!("{op} must be a point: {}  {e}", show(v)))?;
         if sphere && !super::valid_lng_lat(flat) {
             return Err(format!(
-                "invalid point in geo near query: {}  longitude/latitude is out of bounds, lng: {} lat: {}",
+                "invalid point in geo near query: {}  {}",
                 show(v),
-                show(&Bson::Double(flat.x)),
-                show(&Bson::Double(flat.y))
+                super::out_of_bounds(flat)
             ));
         }
         Ok(Near {

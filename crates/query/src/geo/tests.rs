@@ -175,3 +175,19 @@ fn the_matcher_runs_geo_operators_without_an_index() {
         "Too many geoNear expressions"
     );
 }
+
+#[test]
+fn coordinates_print_as_mongod_prints_them() {
+    assert_eq!(show_coordinate(200.0), "200");
+    assert_eq!(show_coordinate(-27.482279), "-27.4823");
+    assert_eq!(show_coordinate(153.028723), "153.029");
+    assert_eq!(show_coordinate(0.5), "0.5");
+    assert_eq!(show_coordinate(1e7), "1e+07");
+    assert_eq!(
+        out_of_bounds(Flat {
+            x: 1000.0,
+            y: 1000.0
+        }),
+        "longitude/latitude is out of bounds, lng: 1000 lat: 1000"
+    );
+}
