@@ -107,10 +107,15 @@ async fn stages_over_a_collection() {
         .expect_err("unknown stage");
     assert_eq!(error_code(&e), Some(40324));
     let e = orders
-        .aggregate(vec![doc! {"$geoNear": {}}])
+        .aggregate(vec![doc! {"$search": {}}])
         .await
         .expect_err("unsupported stage");
     assert_eq!(error_code(&e), Some(115));
+    let e = orders
+        .aggregate(vec![doc! {"$geoNear": {}}])
+        .await
+        .expect_err("no near");
+    assert_eq!(error_code(&e), Some(16605));
 
     // A cursor spanning batches.
     let many: Vec<Document> = (0..250).map(|i| doc! {"_id": 100 + i, "v": i}).collect();

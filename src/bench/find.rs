@@ -1,6 +1,6 @@
 //! find: finds by an indexed field against the same finds by collection scan, `$text`
-//! through a text index against a regex scan for the same word, and the matcher's rate
-//! in process. Always on a server this run starts; uses the official driver.
+//! through a text index against a regex scan for the same word, geo queries through a
+//! `2dsphere` index against a collection scan, and the matcher's rate in process. Always on a server this run starts; uses the official driver.
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,19 @@ fn find_doc(i: usize, n: usize) -> Document {
     }
 }
 
+/// A point of the geo workload: spread over a city-sized box (about 50 x 45 km) by a
+/// fixed low-discrepancy sequence, so every run has the same data.
+fn geo_point(i: usize) -> (f64, f64) {
+    let u = (i as f64 * 0.618_033_988_749_895).fract();
+    let v = (i as f64 * 0.754_877_666_246_693).fract();
+    (-74.3 + 0.6 * u, 40.5 + 0.4 * v)
+}
+
+fn geo_doc(i: usize) -> Document {
+    let (x, y) = geo_point(i);
+    doc! {"_id": i as i64, "loc": {"type": "Point", "coordinates": [x, y]}, "g": (i % 100) as i32}
+}
+
 /// Latencies (µs, ascending) of `queries` finds built by `filter(q)`, each collected whole.
 async fn time_finds(
     coll: &mongodb::Collection<Document>,
@@ -43,11 +56,25 @@ async fn time_finds(
     expect: usize,
     filter: impl Fn(usize) -> Document,
 ) -> Result<Vec<u32>> {
+    time_finds_limited(coll, queries, None, |q| (filter(q), expect)).await
+}
+
+/// [`time_finds`] with a limit and an expected count per query.
+async fn time_finds_limited(
+    coll: &mongodb::Collection<Document>,
+    queries: usize,
+    limit: Option<i64>,
+    filter: impl Fn(usize) -> (Document, usize),
+) -> Result<Vec<u32>> {
     let mut latencies = Vec::with_capacity(queries);
     for q in 0..queries {
-        let f = filter(q);
+        let (f, expect) = filter(q);
         let t = Instant::now();
-        let mut cursor = coll.find(f.clone()).await?;
+        let mut find = coll.find(f.clone());
+        if let Some(l) = limit {
+            find = find.limit(l);
+        }
+        let mut cursor = find.await?;
         let mut n = 0;
         while let Some(d) = cursor.next().await {
             d?;
@@ -163,6 +190,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
         per_scan * 1000.0,
         docs as f64 / per_scan
     ));
+    geo(&db, docs, queries, &mut sc, &mut table).await?;
     drop(server);
     let (rate, n, rounds, matched, spec) = matcher_rate(docs.min(200_000))?;
     sc.row(json!({"measure": "matcher", "documents": n * rounds, "docs_per_s": round3(rate)}));
@@ -278,6 +306,120 @@ async fn text_search(
         "scan_p99_ms": round3(percentile_ms(&without, 0.99)),
         "speedup": round3(speedup),
     }));
+    Ok(())
+}
+
+/// The geo rows: `$geoWithin` (a 500 m `$centerSphere`, a small polygon) through a
+/// `2dsphere` index against the same queries by collection scan, and `$near` with a
+/// limit of 10 (which needs the index) against the scan of the same 500 m circle.
+async fn geo(
+    db: &mongodb::Database,
+    docs: usize,
+    queries: usize,
+    sc: &mut Scenario,
+    table: &mut Table,
+) -> Result<()> {
+    use eddy_query::filter::Filter;
+    let indexed = db.collection::<Document>("geo_indexed");
+    let scanned = db.collection::<Document>("geo_scanned");
+    indexed
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! {"loc": "2dsphere"})
+                .build(),
+        )
+        .await?;
+    db.create_collection("geo_scanned").await?;
+    const BATCH: usize = 10_000;
+    let pb = super::harness::bar(docs as u64, format!("eddy: loading {docs} points twice"));
+    let started = Instant::now();
+    let mut start = 0;
+    while start < docs {
+        let end = (start + BATCH).min(docs);
+        let batch: Vec<Document> = (start..end).map(geo_doc).collect();
+        indexed.insert_many(batch.clone()).await?;
+        scanned.insert_many(batch).await?;
+        pb.set_position(end as u64);
+        start = end;
+    }
+    pb.finish_and_clear();
+    sc.note(format!(
+        "geo load: {docs} GeoJSON points into each collection (one with a 2dsphere index) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    // Probes at points of the data set; expected counts from the matcher in process.
+    let all: Vec<Document> = (0..docs).map(geo_doc).collect();
+    let center = |q: usize| geo_point((q * 7_919) % docs);
+    let circle = |q: usize| {
+        let (x, y) = center(q);
+        doc! {"loc": {"$geoWithin": {"$centerSphere": [[x, y], 500.0 / 6_378_100.0]}}}
+    };
+    let square = |q: usize| {
+        let (x, y) = center(q);
+        let ring = bson::bson!([[
+            [x, y],
+            [x + 0.005, y],
+            [x + 0.005, y + 0.004],
+            [x, y + 0.004],
+            [x, y]
+        ]]);
+        doc! {"loc": {"$geoWithin": {"$geometry": {"type": "Polygon", "coordinates": ring}}}}
+    };
+    let counted = |f: &dyn Fn(usize) -> Document| -> Result<Vec<usize>> {
+        (0..queries)
+            .map(|q| {
+                let filter = Filter::parse(&f(q))?;
+                Ok(all.iter().filter(|d| filter.matches(d)).count())
+            })
+            .collect()
+    };
+    let near = |q: usize| {
+        let (x, y) = center(q);
+        doc! {"loc": {"$near": {"$geometry": {"type": "Point", "coordinates": [x, y]}}}}
+    };
+    let circles = counted(&circle)?;
+    let squares = counted(&square)?;
+    let near_expect = docs.min(10);
+    for (name, indexed_q, scan_q, limit) in [
+        (
+            "$geoWithin $centerSphere 500 m",
+            &(|q| (circle(q), circles[q])) as &dyn Fn(usize) -> (Document, usize),
+            &(|q| (circle(q), circles[q])) as &dyn Fn(usize) -> (Document, usize),
+            None,
+        ),
+        (
+            "$geoWithin $geometry polygon",
+            &(|q| (square(q), squares[q])),
+            &(|q| (square(q), squares[q])),
+            None,
+        ),
+        (
+            "$near limit 10 (scan: the 500 m circle)",
+            &(|q| (near(q), near_expect)),
+            &(|q| (circle(q), circles[q])),
+            Some(10),
+        ),
+    ] {
+        let with = time_finds_limited(&indexed, queries, limit, indexed_q).await?;
+        let without = time_finds_limited(&scanned, queries, None, scan_q).await?;
+        let speedup = mean_secs(&without) / mean_secs(&with).max(f64::MIN_POSITIVE);
+        table.push(vec![
+            name.to_string(),
+            format!("{:.3}", percentile_ms(&with, 0.5)),
+            format!("{:.3}", percentile_ms(&with, 0.99)),
+            format!("{:.2}", percentile_ms(&without, 0.5)),
+            format!("{:.2}", percentile_ms(&without, 0.99)),
+            format!("{}x", fmt_num(speedup)),
+        ]);
+        sc.row(json!({
+            "measure": name,
+            "indexed_p50_ms": round3(percentile_ms(&with, 0.5)),
+            "indexed_p99_ms": round3(percentile_ms(&with, 0.99)),
+            "scan_p50_ms": round3(percentile_ms(&without, 0.5)),
+            "scan_p99_ms": round3(percentile_ms(&without, 0.99)),
+            "speedup": round3(speedup),
+        }));
+    }
     Ok(())
 }
 

@@ -9,7 +9,8 @@
 //! makes the index multikey with one entry per element (an empty array indexes as
 //! `undefined`); a missing field indexes as `null` (sparse indexes skip documents
 //! missing every indexed field); two array-valued fields in one compound key are
-//! refused (171 CannotIndexParallelArrays).
+//! refused (171 CannotIndexParallelArrays). A `2dsphere` or `2d` key field holds cell
+//! ids or geohashes instead of the value (see `crate::geo`).
 
 use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
@@ -161,7 +162,24 @@ fn for_each_key(
     let mut paths = Vec::with_capacity(pattern.len());
     let mut any_present = false;
     let mut array_fields = Vec::new();
+    // Geo fields: whether the index has any, and whether the document has geometry in one.
+    let (mut geo_fields, mut geo_present) = (false, false);
     for (field, direction) in &pattern {
+        if let Some(kind) = crate::geo::field_kind(index, direction) {
+            geo_fields = true;
+            let keys = crate::geo::field_keys(kind, doc, field)?;
+            geo_present |= keys.is_some();
+            let keys = keys.unwrap_or_else(|| vec![Bson::Null]);
+            // A geometry under several cells reads as multikey (the planner deduplicates).
+            let components = field.split('.').count() - 1;
+            paths.push(if keys.len() > 1 {
+                vec![components]
+            } else {
+                Vec::new()
+            });
+            per_field.push((keys, false));
+            continue;
+        }
         let (values, arrays) = values_at(doc, field);
         let multikey = !arrays.is_empty();
         if multikey && values.len() > 1 {
@@ -173,7 +191,7 @@ fn for_each_key(
         per_field.push((values, is_descending(direction)));
         paths.push(arrays);
     }
-    if index.sparse() && !any_present {
+    if (index.sparse() && !any_present) || (geo_fields && !geo_present) {
         return Ok(no_paths());
     }
     if array_fields.len() > 1 {

@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod changes;
 pub mod clock;
 pub mod exec;
+pub mod geo;
 pub mod hub;
 pub mod index;
 pub mod oplog;

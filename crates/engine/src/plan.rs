@@ -25,6 +25,13 @@
 //! text index (27 IndexNotFound without one) for each word of its `$search`, under
 //! equalities on the index's prefix fields; text indexes serve nothing else.
 //!
+//! Geo indexes (`2dsphere`, `2d`: `crate::geo`) qualify only when the filter's
+//! `$geoWithin`/`$geoIntersects` bounds one of their geo fields (their keys are cells,
+//! never values, so no other predicate bounds them and they serve no sort). A `$near`
+//! is planned first of all: the first visible geo index on its path that can measure
+//! its distances, over the cells within its `$maxDistance`, else 291; the caller
+//! orders by distance.
+//!
 //! An index yields the sort's order when the sort's fields, less those bound to a
 //! single value by the filter, are the key fields that follow that single-value prefix,
 //! all in the key pattern's directions or all reversed, and none of those key fields
@@ -44,6 +51,7 @@ use eddy_query::text::{TextSearch, TextSpec};
 use eddy_storage::prefix_bounds;
 
 use crate::catalog::{self, CollectionMeta, IndexMeta};
+use crate::geo::{self, GeoField};
 use crate::index;
 
 /// The most byte ranges one index scan is split into; past this, later key fields are
@@ -323,6 +331,8 @@ struct Candidate<'m> {
     /// `(path, descending)` in key order.
     fields: Vec<(String, bool)>,
     multikey: Vec<bool>,
+    /// Per key field, its geo kind (`None`: an ordinary field).
+    geo: Vec<Option<GeoField>>,
 }
 
 impl<'m> Candidate<'m> {
@@ -332,6 +342,7 @@ impl<'m> Candidate<'m> {
             name: "_id_".into(),
             fields: vec![("_id".into(), false)],
             multikey: vec![false],
+            geo: vec![None],
         }
     }
 
@@ -341,12 +352,21 @@ impl<'m> Candidate<'m> {
             .iter()
             .map(|(f, d)| (f.clone(), index::is_descending(d)))
             .collect();
-        let multikey = (0..fields.len()).map(|i| index.field_multikey(i)).collect();
+        let geo: Vec<Option<GeoField>> = index
+            .key_pattern()
+            .values()
+            .map(|d| geo::field_kind(index, d))
+            .collect();
+        // A geo field never serves a sort nor intersects bounds, as a multikey one.
+        let multikey = (0..fields.len())
+            .map(|i| index.field_multikey(i) || geo[i].is_some())
+            .collect();
         Candidate {
             index: Some(index),
             name: index.name().to_owned(),
             fields,
             multikey,
+            geo,
         }
     }
 
@@ -359,10 +379,12 @@ impl<'m> Candidate<'m> {
         self.fields
             .iter()
             .zip(&self.multikey)
-            .map(|((path, _), multikey)| {
-                plannable_path(path)
+            .zip(&self.geo)
+            .map(|(((path, _), multikey), geo)| match geo {
+                Some(kind) => geo::bounds(filter, path, *kind),
+                None => plannable_path(path)
                     .then(|| bounds::path_bounds(filter, path, *multikey))
-                    .flatten()
+                    .flatten(),
             })
             .collect()
     }
@@ -470,6 +492,9 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
     if q.min.is_some() || q.max.is_some() {
         return min_max_plan(q, hinted, unsorted);
     }
+    if let Some((path, near)) = q.filter.near() {
+        return near_plan(meta, q, path, near, unsorted);
+    }
     // Index keys order strings by bytes: a filter or sort comparing strings under a
     // collation reads every document (in `_id` order, or backwards if so hinted) and
     // sorts in memory.
@@ -517,6 +542,16 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
             }
         }
         let b = c.bounds(q.filter);
+        // A geo index holds only documents with geometry: some geo field must be bounded.
+        if c.geo.iter().any(Option::is_some)
+            && !c
+                .geo
+                .iter()
+                .zip(&b)
+                .any(|(g, b)| g.is_some() && b.is_some())
+        {
+            continue;
+        }
         let points = b
             .iter()
             .take_while(|f| f.as_ref().is_some_and(|f| f.iter().all(Interval::is_point)))
@@ -632,6 +667,34 @@ fn equality_on(query: &Document, field: &str) -> Option<Bson> {
         };
     }
     None
+}
+
+/// A `$near` on `path`: the first visible geo index that measures its distances.
+fn near_plan(
+    meta: &CollectionMeta,
+    q: &Query<'_>,
+    path: &str,
+    near: &eddy_query::geo::query::Near,
+    unsorted: bool,
+) -> Result<Plan, MongoError> {
+    for index in meta.indexes.iter().filter(|i| !i.hidden()) {
+        let c = Candidate::of(index);
+        let Some(pos) = c.fields.iter().position(|(f, _)| f == path) else {
+            continue;
+        };
+        let Some(kind) = c.geo[pos].filter(|k| geo::serves_near(*k, near)) else {
+            continue;
+        };
+        let mut b = c.bounds(q.filter);
+        b[pos] = Some(geo::near_bounds(kind, near));
+        let ranges = byte_ranges(&c.fields, &b);
+        return Ok(Plan {
+            access: Access::IndexScan(Box::new(c.scan(Direction::Forward, b, ranges, true))),
+            // The caller orders by distance when there is no sort.
+            sorted: unsorted,
+        });
+    }
+    Err(eddy_query::filter::no_geo_near_index())
 }
 
 /// How good an index plan is; compared field by field, larger is better.

@@ -14,9 +14,12 @@
 //!
 //! `$expr` is parsed through [`parse_expr_hook`] into an aggregation expression
 //! ([`crate::expr::Expr`]) and matches when it evaluates to a truthy value.
-//! `$where` reports what mongod reports without a JavaScript engine; `$text` and the
-//! `$near` family report their missing-index errors; `$geoWithin`/`$geoIntersects`
-//! are not implemented (115).
+//! `$where` reports what mongod reports without a JavaScript engine; `$text` reports
+//! its missing-index error. `$geoWithin`/`$geoIntersects` match through
+//! [`crate::geo`]; `$near`/`$nearSphere` parse into a leaf that checks the distance
+//! bounds, allowed once and only in the top-level conjunction, and only where the
+//! caller can order by distance ([`Filter::parse_find`]): elsewhere they fail as they
+//! did before geo indexes existed (291, no index for `$geoNear`).
 //!
 //! [`Filter::matches_details`] returns the array position mongod records for the
 //! positional `$` operator (`MatchDetails::elemMatchKey`).
@@ -91,6 +94,10 @@ pub(crate) enum Leaf {
     Size(i64),
     ElemMatchObject(Box<Expr>),
     ElemMatchValue(Vec<Node>),
+    /// `$geoWithin` / `$geoIntersects`.
+    Geo(Arc<crate::geo::query::GeoPredicate>),
+    /// `$near` / `$nearSphere`: within the distance bounds (the order is the caller's).
+    Near(Arc<crate::geo::query::Near>),
 }
 
 /// Children of an `$elemMatch` value form: leaves and `$not`s applied to one element.
@@ -241,12 +248,89 @@ impl Filter {
         query: &Document,
         vars: &[(String, Bson)],
     ) -> Result<Filter, MongoError> {
+        let filter = Filter::parse_allowing_near(query, vars)?;
+        if filter.near().is_some() {
+            return Err(no_geo_near_index());
+        }
+        Ok(filter)
+    }
+
+    /// Parses a `find` filter: like [`Filter::parse_collated`], but `$near` and
+    /// `$nearSphere` are accepted (once, in the top-level conjunction), for a caller
+    /// that orders the results by distance through a geo index.
+    pub fn parse_find(
+        query: &Document,
+        vars: &[(String, Bson)],
+        collation: Option<&Arc<Collation>>,
+    ) -> Result<Filter, MongoError> {
+        Ok(Filter::parse_allowing_near(query, vars)?.collated(collation))
+    }
+
+    fn parse_allowing_near(
+        query: &Document,
+        vars: &[(String, Bson)],
+    ) -> Result<Filter, MongoError> {
         let root = parse_doc(query, Level::Top, vars)?;
         check_text(&root)?;
-        Ok(Filter {
+        let filter = Filter {
             root,
             collated: false,
-        })
+        };
+        let mut all = 0;
+        count_near(&filter.root, &mut all);
+        if all > 1 {
+            return Err(bad("Too many geoNear expressions"));
+        }
+        if all == 1 && filter.near().is_none() {
+            return Err(bad("geoNear must be top-level expr"));
+        }
+        Ok(filter)
+    }
+
+    /// The `$near`/`$nearSphere` predicate of the top-level conjunction, with its path.
+    pub fn near(&self) -> Option<(&str, &crate::geo::query::Near)> {
+        fn find(e: &Expr) -> Option<(&str, &crate::geo::query::Near)> {
+            match e {
+                Expr::Path(p, Leaf::Near(n)) => Some((p.as_str(), n)),
+                Expr::And(children) => children.iter().find_map(find),
+                _ => None,
+            }
+        }
+        find(&self.root)
+    }
+
+    /// The same filter with its `$near` limited to `max` (in the query's units): the
+    /// widening rings of a `$near` with a limit read through these.
+    pub fn with_near_max(&self, max: f64) -> Filter {
+        fn set(e: &mut Expr, max: f64) {
+            match e {
+                Expr::Path(_, Leaf::Near(n)) => {
+                    let mut m = (**n).clone();
+                    m.max = Some(m.max.map_or(max, |old| old.min(max)));
+                    *n = Arc::new(m);
+                }
+                Expr::And(children) => children.iter_mut().for_each(|c| set(c, max)),
+                _ => {}
+            }
+        }
+        let mut out = self.clone();
+        set(&mut out.root, max);
+        out
+    }
+
+    /// The `$geoWithin`/`$geoIntersects` predicates on `path` in the top-level
+    /// conjunction (what a geo index on `path` can bound).
+    pub fn geo_predicates(&self, path: &str) -> Vec<&crate::geo::query::GeoPredicate> {
+        fn walk<'a>(e: &'a Expr, path: &str, out: &mut Vec<&'a crate::geo::query::GeoPredicate>) {
+            match e {
+                Expr::Path(p, Leaf::Geo(g)) if p == path => out.push(g),
+                Expr::And(children) => children.iter().for_each(|c| walk(c, path, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, path, &mut out);
+        out
     }
 
     /// The query's `$text` clause, if it has one (at the top level or in top-level
@@ -341,6 +425,24 @@ impl Filter {
         let mut out = Vec::new();
         collect_equalities(&self.root, &mut out);
         out
+    }
+}
+
+/// The error of a `$near` that no geo index can order (mongod's planner error).
+pub fn no_geo_near_index() -> MongoError {
+    MongoError::new(
+        ErrorCode::NoQueryExecutionPlans,
+        "error processing query: planner returned error :: caused by :: unable to find index for $geoNear query",
+    )
+}
+
+fn count_near(e: &Expr, n: &mut usize) {
+    match e {
+        Expr::And(c) | Expr::Or(c) | Expr::Nor(c) => c.iter().for_each(|c| count_near(c, n)),
+        Expr::Not(inner) => count_near(inner, n),
+        Expr::Path(_, Leaf::Near(_)) => *n += 1,
+        Expr::Path(_, Leaf::ElemMatchObject(inner)) => count_near(inner, n),
+        _ => {}
     }
 }
 
@@ -614,12 +716,8 @@ fn parse_operators(path: &str, ops: &Document, level: Level) -> Result<Vec<Node>
         if matches!(first.as_str(), "$near" | "$nearSphere" | "$geoNear")
             && matches!(v, Bson::Document(_) | Bson::Array(_))
         {
-            // The query parses in mongod but no plan exists without a geo index, and
-            // Eddy has no geo indexes.
-            return Err(MongoError::new(
-                ErrorCode::NoQueryExecutionPlans,
-                "error processing query: planner returned error :: caused by :: unable to find index for $geoNear query",
-            ));
+            let near = crate::geo::query::Near::parse(ops).map_err(bad)?;
+            return Ok(vec![Node::Leaf(Leaf::Near(Arc::new(near)))]);
         }
     }
     let mut nodes = Vec::new();
@@ -750,10 +848,10 @@ fn parse_operator(
                 parse_bit_mask(path, arg)?,
             ))])
         }
-        "$geoWithin" | "$within" | "$geoIntersects" => Err(MongoError::new(
-            ErrorCode::CommandNotSupported,
-            format!("{op} is not supported"),
-        )),
+        "$geoWithin" | "$within" | "$geoIntersects" => {
+            let g = crate::geo::query::GeoPredicate::parse(op, arg).map_err(bad)?;
+            Ok(vec![Node::Leaf(Leaf::Geo(Arc::new(g)))])
+        }
         "$near" | "$nearSphere" | "$geoNear" => Err(bad(format!(
             "near must be first in: {}",
             util::bson_to_string(&Bson::Document(context.clone()))
@@ -1273,6 +1371,8 @@ impl Leaf {
                 set.regexes.iter().any(|r| regex_matches(r, v))
             }
             Leaf::Regex(r) => v.is_some_and(|v| regex_matches(r, v)),
+            Leaf::Geo(g) => v.is_some_and(|v| g.matches(v)),
+            Leaf::Near(n) => v.is_some_and(|v| n.matches(v)),
             Leaf::Exists => v.is_some(),
             Leaf::Type(set) => v.is_some_and(|v| set.matches(v)),
             Leaf::Mod(d, r) => {

@@ -9,6 +9,7 @@
 //! * [`key`]: order-preserving byte encoding of values for index keys;
 //! * [`bounds`]: the index bounds a filter implies, and implication between filters;
 //! * [`filter`]: the query matcher (`find` filters, `$match`, update queries);
+//! * [`geo`]: geometry parsing, the geo operators, distances and geo index keys;
 //! * [`schema`]: the `$jsonSchema` matcher;
 //! * [`update`]: replacement and modifier updates, upsert seeds;
 //! * [`projection`]: `find` projections and the base of `$project`;
@@ -31,6 +32,7 @@ pub mod collation;
 pub mod diff;
 pub mod expr;
 pub mod filter;
+pub mod geo;
 pub mod key;
 pub mod path;
 pub mod pipeline;

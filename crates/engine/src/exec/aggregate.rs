@@ -188,15 +188,29 @@ impl Aggregation {
             Some(ns) => match p.reader.collection(&ns)? {
                 Some(meta) => {
                     check_snapshot_source(&meta, self.snapshot.is_some())?;
-                    let read = SourceRead::plan(
-                        &meta,
-                        pipeline,
-                        &ctx,
-                        self.hint.as_ref(),
-                        self.collation.as_ref(),
-                    )?;
-                    let docs = read.read(&p.reader, &meta, &ctx)?.0;
-                    pipeline.run_from_stage(read.next, docs, &mut ctx)?
+                    if let Some(g) = pipeline.leading_geo_near() {
+                        // `$geoNear` reads its collection through a geo index itself.
+                        let limit = pipeline.geo_near_limit();
+                        let docs = geo_near_source(
+                            &p.reader,
+                            &meta,
+                            g,
+                            limit,
+                            &ctx,
+                            self.collation.as_ref(),
+                        )?;
+                        pipeline.run_from_stage(1, docs, &mut ctx)?
+                    } else {
+                        let read = SourceRead::plan(
+                            &meta,
+                            pipeline,
+                            &ctx,
+                            self.hint.as_ref(),
+                            self.collation.as_ref(),
+                        )?;
+                        let docs = read.read(&p.reader, &meta, &ctx)?.0;
+                        pipeline.run_from_stage(read.next, docs, &mut ctx)?
+                    }
                 }
                 None => pipeline.run(Vec::new(), &mut ctx)?,
             },
@@ -247,6 +261,21 @@ impl Aggregation {
         let mut source = None;
         let (mut docs, next) = match self.source(&p) {
             None => (Vec::new(), 0),
+            // `$geoNear` reads its collection itself: it is shown as its first stage.
+            Some(ns) if pipeline.leading_geo_near().is_some() => {
+                let docs = match (p.reader.collection(&ns)?, pipeline.leading_geo_near()) {
+                    (Some(meta), Some(g)) if execute => geo_near_source(
+                        &p.reader,
+                        &meta,
+                        g,
+                        pipeline.geo_near_limit(),
+                        &ctx,
+                        self.collation.as_ref(),
+                    )?,
+                    _ => Vec::new(),
+                };
+                (docs, 0)
+            }
             Some(ns) => {
                 let meta = p.reader.collection(&ns)?;
                 let empty = Document::new();
@@ -403,6 +432,47 @@ impl<'p> SourceRead<'p> {
             .collect();
         Ok((docs, found.stats))
     }
+}
+
+/// A leading `$geoNear` (with the `$limit` after it, if any): the documents nearest first, through the geo index its `key`
+/// names (or the collection's only `2d` index, else its only `2dsphere` index), each
+/// with its distance (and location) written in.
+fn geo_near_source(
+    reader: &Reader,
+    meta: &CollectionMeta,
+    g: &eddy_query::pipeline::geo_near::GeoNear,
+    limit: Option<usize>,
+    ctx: &ReaderContext<'_>,
+    collation: Option<&Arc<Collation>>,
+) -> Result<Vec<Document>, MongoError> {
+    let key = crate::geo::geo_near_key(meta, g.key.as_deref())?;
+    let clause = g.near_clause(&key);
+    let filter_doc = if g.query.is_empty() {
+        clause
+    } else {
+        bson::doc! {"$and": [g.query.clone(), clause]}
+    };
+    let filter = Filter::parse_find(&filter_doc, &ctx.env.vars, collation)?;
+    let mut q = Query::new(&filter_doc, &filter);
+    q.deadline = ctx.deadline;
+    let near = filter
+        .near()
+        .map(|(_, n)| n.clone())
+        .ok_or_else(eddy_query::filter::no_geo_near_index)?;
+    let found = super::query::near_query(reader, meta, &q, &key, &near, limit)?;
+    ctx.usage.record(meta, &found.plan);
+    Ok(found
+        .docs
+        .into_iter()
+        .map(|m| {
+            let mut doc = m.doc;
+            if let Some((d, loc)) = crate::geo::document_distance(&near, &doc, &key) {
+                let loc = loc.clone();
+                g.annotate(&mut doc, d, &loc);
+            }
+            doc
+        })
+        .collect())
 }
 
 /// Reads for `$lookup`/`$unionWith` through the aggregation's snapshot.

@@ -83,7 +83,7 @@ fn parse(engine: &Arc<Engine>, q: &QuerySpec) -> Result<Parsed, MongoError> {
         _ => None,
     };
     let vars = evaluate_let(engine, &q.let_vars)?;
-    let filter = Filter::parse_collated(&q.filter, &vars, q.collation.as_ref())?;
+    let filter = Filter::parse_find(&q.filter, &vars, q.collation.as_ref())?;
     let asks_score = sort.as_ref().is_some_and(SortSpec::uses_text_score)
         || q.projection
             .as_ref()
@@ -199,7 +199,12 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
         _ => usize::MAX,
     };
     let needed = (take != usize::MAX).then(|| take.saturating_add(skip));
-    let executed = reader.query(&meta, &engine_query(q, &p), needed)?;
+    let executed = match p.filter.near() {
+        Some((path, near)) if p.sort.is_none() => {
+            near_query(&reader, &meta, &engine_query(q, &p), path, near, needed)?
+        }
+        _ => reader.query(&meta, &engine_query(q, &p), needed)?,
+    };
     engine.index_usage().record(&meta, &executed.plan);
     let docs = executed
         .docs
@@ -243,6 +248,54 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
         stats: executed.stats,
         at,
     })
+}
+
+/// A `$near` query without a sort: its matches in order of distance. With a limit,
+/// the search reads growing rings (each four times as wide) until one holds enough
+/// documents, so a near query on a large collection reads the neighbourhood only.
+pub(crate) fn near_query(
+    reader: &crate::Reader,
+    meta: &crate::CollectionMeta,
+    q: &Query<'_>,
+    path: &str,
+    near: &eddy_query::geo::query::Near,
+    needed: Option<usize>,
+) -> Result<crate::read::Executed, MongoError> {
+    let mut executed = match needed {
+        None => reader.query(meta, q, None)?,
+        Some(n) => {
+            let whole = crate::geo::whole_radius(meta, path, near);
+            let limit = near.max.unwrap_or(f64::INFINITY).min(whole);
+            let mut radius = crate::geo::first_radius(near).min(limit);
+            let mut keys_examined = 0;
+            loop {
+                let ring = q.filter.with_near_max(radius);
+                let ring_query = Query {
+                    filter: &ring,
+                    ..*q
+                };
+                let mut got = reader.query(meta, &ring_query, None)?;
+                keys_examined += got.stats.keys_examined;
+                if got.docs.len() >= n || radius >= limit {
+                    got.stats.keys_examined = keys_examined;
+                    break got;
+                }
+                radius = (radius * 4.0).min(limit);
+            }
+        }
+    };
+    let mut keyed: Vec<(f64, crate::read::Matched)> = executed
+        .docs
+        .drain(..)
+        .map(|m| {
+            let d =
+                crate::geo::document_distance(near, &m.doc, path).map_or(f64::INFINITY, |(d, _)| d);
+            (d, m)
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    executed.docs = keyed.into_iter().map(|(_, m)| m).collect();
+    Ok(executed)
 }
 
 /// A query on a view, run as mongod runs it: an aggregation of the view's pipeline

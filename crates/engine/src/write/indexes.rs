@@ -409,6 +409,7 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
             Bson::Int32(n) if *n != 0 => {}
             Bson::Int64(n) if *n != 0 => {}
             Bson::Double(d) if *d != 0.0 && d.is_finite() => {}
+            Bson::String(kind) if kind == "2d" || kind == "2dsphere" => {}
             Bson::String(kind) => {
                 return Err(MongoError::new(
                     ErrorCode::CannotCreateIndex,
@@ -438,7 +439,7 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
         }
         None => default_index_name(&key),
     };
-    let mut out = doc! {"v": 2, "key": key, "name": name};
+    let mut out = doc! {"v": 2, "key": key.clone(), "name": name};
     for (k, v) in &spec {
         match k.as_str() {
             "key" | "name" | "v" | "ns" => {}
@@ -455,6 +456,10 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
                 if Filter::parse(f)?.text().is_some() {
                     return Err(MongoError::new(ErrorCode::CannotCreateIndex, "unsupported expression in partial index: $text"));
                 }
+                out.insert(k.clone(), v.clone());
+            }
+            // Geo index options (mongod accepts them on any spec; only geo fields read them).
+            "2dsphereIndexVersion" | "bits" | "min" | "max" | "coarsestIndexedLevel" | "finestIndexedLevel" => {
                 out.insert(k.clone(), v.clone());
             }
             "expireAfterSeconds" => {
@@ -475,6 +480,7 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
             }
         }
     }
+    crate::geo::normalize_spec(&key, &mut out)?;
     if text {
         return eddy_query::text::fix_spec(&out);
     }

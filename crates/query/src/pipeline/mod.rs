@@ -33,6 +33,7 @@
 //! $merge`).
 
 mod fill;
+pub mod geo_near;
 mod granularity;
 mod group;
 mod join;
@@ -143,6 +144,8 @@ enum Stage {
     Fill(Box<Fill>),
     Densify(Box<Densify>),
     GraphLookup(Box<GraphLookup>),
+    /// Run by the engine as the first stage (see [`Pipeline::leading_geo_near`]).
+    GeoNear(Box<geo_near::GeoNear>),
 }
 
 fn not_supported(name: &str) -> MongoError {
@@ -271,6 +274,24 @@ impl Pipeline {
                     | Stage::CurrentOp(_)
             )
         )
+    }
+
+    /// A first `$geoNear` stage, which the engine runs through a geo index before the
+    /// pipeline continues from stage 1.
+    pub fn leading_geo_near(&self) -> Option<&geo_near::GeoNear> {
+        match self.stages.first() {
+            Some(Stage::GeoNear(g)) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// The `$limit` right after a leading `$geoNear`: how many of the nearest
+    /// documents the engine must find.
+    pub fn geo_near_limit(&self) -> Option<usize> {
+        match (self.stages.first(), self.stages.get(1)) {
+            (Some(Stage::GeoNear(_)), Some(Stage::Limit(n))) => Some(*n),
+            _ => None,
+        }
     }
 
     /// The query of a first `$match` stage.
@@ -475,6 +496,12 @@ fn parse_pipeline(
             });
             continue;
         }
+        if name == "$geoNear" && (i != 0 || mode != Mode::Top) {
+            return Err(MongoError::location(
+                40603,
+                "$geoNear was not the first stage in the pipeline.",
+            ));
+        }
         if info.first && i != 0 {
             return Err(MongoError::location(
                 location::STAGE_NOT_FIRST,
@@ -623,6 +650,7 @@ fn parse_stage(name: &str, arg: &Bson, vars: &[String]) -> Result<Stage, MongoEr
         "$fill" => Stage::Fill(Box::new(Fill::parse(arg, vars)?)),
         "$densify" => Stage::Densify(Box::new(Densify::parse(arg)?)),
         "$graphLookup" => Stage::GraphLookup(Box::new(parse_graph_lookup(arg, vars)?)),
+        "$geoNear" => Stage::GeoNear(Box::new(geo_near::GeoNear::parse(arg)?)),
         "$indexStats" => match arg {
             Bson::Document(d) if d.is_empty() => Stage::IndexStats,
             _ => {
@@ -659,6 +687,8 @@ fn run_stage(
 ) -> Result<Vec<Document>, MongoError> {
     let env = ctx.env().clone();
     Ok(match stage {
+        // The engine ran it (its input is empty when the collection does not exist).
+        Stage::GeoNear(_) => docs,
         Stage::Match(m) => {
             let mut out = Vec::with_capacity(docs.len());
             for d in docs {

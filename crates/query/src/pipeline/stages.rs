@@ -116,7 +116,7 @@ pub static STAGES: &[StageInfo] = &[
     runs("$documents").collectionless(),
     runs("$facet"),
     runs("$fill").not_api_1(),
-    runs("$geoNear").refused(),
+    runs("$geoNear"),
     runs("$graphLookup"),
     runs("$group"),
     runs("$indexStats").not_api_1().first(),

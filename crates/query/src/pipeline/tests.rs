@@ -121,14 +121,24 @@ fn stage_name_errors() {
             "Unrecognized pipeline stage name: '$foo'",
         ),
         (
-            bson::bson!([{"$geoNear": {}}]),
+            bson::bson!([{"$search": {}}]),
             115,
-            "Eddy does not support the $geoNear stage",
+            "Eddy does not support the $search stage",
+        ),
+        (
+            bson::bson!([{"$geoNear": {}}]),
+            16605,
+            "$geoNear requires a 'near' option as an Array",
         ),
         (
             bson::bson!([{"$geoNear": {"near": [0, 0]}}]),
-            115,
-            "Eddy does not support the $geoNear stage",
+            16606,
+            "$geoNear requires a 'distanceField' option as a String",
+        ),
+        (
+            bson::bson!([{"$limit": 1}, {"$geoNear": {"near": [0, 0], "distanceField": "d"}}]),
+            40603,
+            "$geoNear was not the first stage in the pipeline.",
         ),
         (
             bson::bson!([{"$match": {}, "$limit": 1}]),
@@ -950,7 +960,8 @@ fn change_stream_pipelines() {
         (bson::bson!({"$group": {"_id": null}}), 20),
         (bson::bson!({"$limit": 1}), 20),
         (bson::bson!({"$changeStreamSplitLargeEvent": {}}), 7182802),
-        (bson::bson!({"$geoNear": {}}), 115),
+        (bson::bson!({"$geoNear": {}}), 20),
+        (bson::bson!({"$search": {}}), 115),
         (bson::bson!({"$nope": {}}), 40324),
         (bson::bson!({"$match": {"$text": {"$search": "x"}}}), 224),
     ] {
