@@ -14,7 +14,8 @@
 #   cargo     cargo test --workspace --no-fail-fast
 #   python    pytest tests/python (each test starts its own target/release/eddy)
 #   pymongo   scripts/pymongo-suite.sh (pymongo 4.20.1's own tests against target/release/eddy), then
-#             its authentication tests against `eddy serve --auth` (--auth)
+#             its authentication tests against `eddy serve --auth` (--auth), and its change-stream
+#             tests over each wire compressor (COMPRESSORS=zstd, snappy, zlib)
 # setup..build are hard: the first failure stops the run. cargo/python/pymongo always all run
 # when the build succeeded, so one run measures everything; their failures make the exit status
 # non-zero at the end. Failures listed in tests/python/expected-failures.txt or
@@ -177,6 +178,14 @@ if skipped_step pymongo; then header "pymongo: skipped (--skip)"; else
     PYMONGO_RESULTS="$WORK/results/pymongo-auth" \
         step pymongo-auth bash scripts/pymongo-suite.sh --auth test/test_auth.py test/test_auth_spec.py
     add_totals "pymongo suite (--auth)" "$WORK/results/pymongo-auth/totals"
+    # Its change-stream tests again over compressed connections (pymongo's harness reads
+    # COMPRESSORS into every client it makes): zstd, then snappy, then zlib.
+    for compressor in zstd snappy zlib; do
+        rm -f "$WORK/results/pymongo-$compressor/totals"
+        COMPRESSORS="$compressor" PYMONGO_RESULTS="$WORK/results/pymongo-$compressor" \
+            step "pymongo-$compressor" bash scripts/pymongo-suite.sh test/test_change_stream.py
+        add_totals "pymongo suite (compressors=$compressor)" "$WORK/results/pymongo-$compressor/totals"
+    done
 fi
 
 finish 0

@@ -749,3 +749,44 @@ async fn index_and_modify_events_with_show_expanded_events() {
         ]
     );
 }
+
+/// Change streams over compressed connections: the driver negotiates each compressor
+/// (`compressors=` in its URI) and its events come back in OP_COMPRESSED replies.
+#[tokio::test]
+async fn change_streams_over_each_compressor() {
+    let server = TestServer::start_replset();
+    for name in ["zstd", "snappy", "zlib"] {
+        let uri = format!("{}&compressors={name}", server.uri());
+        let client = mongodb::Client::with_uri_str(&uri).await.expect("uri");
+        let coll = client.database("compressed").collection::<Document>(name);
+        let mut stream = coll.watch().await.expect("watch");
+        let text = "squeeze ".repeat(500);
+        coll.insert_one(doc! {"_id": 1, "text": &text})
+            .await
+            .expect("insert");
+        let event = next(&mut stream).await;
+        assert_eq!(event.operation_type, OperationType::Insert);
+        let got = event.full_document.expect("fullDocument");
+        assert_eq!(got.get_str("text").expect("text"), text);
+        // The server answered with this compressor: serverStatus counts its bytes.
+        let status = client
+            .database("admin")
+            .run_command(doc! {"serverStatus": 1})
+            .await
+            .expect("serverStatus");
+        let used = status
+            .get_document("network")
+            .and_then(|n| n.get_document("compression"))
+            .and_then(|c| c.get_document(name))
+            .expect("the compressor's section");
+        let made = used
+            .get_document("compressor")
+            .and_then(|c| c.get_i64("bytesOut"))
+            .expect("compressor.bytesOut");
+        let read = used
+            .get_document("decompressor")
+            .and_then(|c| c.get_i64("bytesIn"))
+            .expect("decompressor.bytesIn");
+        assert!(made > 0 && read > 0, "{name}: {used:?}");
+    }
+}

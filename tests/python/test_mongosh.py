@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 from bson import json_util
-from conftest import ROOT, EddyServer
+from conftest import ROOT, EddyServer, free_port
+from test_process import SUCCESS, forked_pid, json_lines, serve, stop_pid
 
 NODE_PREFIX = ROOT / ".work" / "node"
 MONGOSH = NODE_PREFIX / "node_modules" / ".bin" / "mongosh"
@@ -110,6 +111,34 @@ print("HELLO " + EJSON.stringify(db.hello()));
     # The tutorial then sets CHANGE_STREAM_DB=mongodb://localhost:<port>: a replica-set client works.
     c = server.client(replicaSet="test-change-streams")
     assert c.changestream.collection.insert_one({"hello": "world"}).acknowledged
+
+
+def test_tutorial_appendix_typed_as_it_is(tmp_path):
+    """The appendix line with `eddy serve` for `mongod` (a temp dbpath, a free port): a forked
+    server that mongosh configures with `rs.initiate(config)`, logging to mongodb.log."""
+    port = free_port()
+    r = serve("--replSet", "test-change-streams", "--logpath", "mongodb.log", "--dbpath",
+              str(tmp_path / "test-change-streams"), "--port", str(port), "--fork", cwd=tmp_path)
+    pid = forked_pid(r.stdout)
+    try:
+        assert r.returncode == 0 and r.stdout.splitlines()[-1] == SUCCESS, (r.stdout, r.stderr)
+        shell = type("Forked", (), {"port": port})()
+        out = mongosh(shell, f"""
+config = {{_id: "test-change-streams", members: [{{ _id : 0, host : "localhost:{port}"}}]}};
+let res;
+try {{ res = rs.initiate(config); }} catch (e) {{ res = {{ ok: 0, code: e.code }}; }}
+print("INITIATE " + EJSON.stringify(res));
+print("STATUS " + EJSON.stringify(rs.status()));
+""", tmp_path)
+        init = tagged(out, "INITIATE")
+        assert init.get("ok") == 1 or init.get("code") == 23, init
+        status = tagged(out, "STATUS")
+        assert status["set"] == "test-change-streams" and status["myState"] == 1, status
+        # The forked server wrote its log where the appendix says, as mongod's JSON lines.
+        messages = [line["msg"] for line in json_lines(tmp_path / "mongodb.log")]
+        assert any("Waiting for connections" in m or "Listening on" in m for m in messages), messages
+    finally:
+        assert stop_pid(pid)
 
 
 def test_mongosh_watch_prints_event(server: EddyServer, tmp_path):
