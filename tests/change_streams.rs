@@ -9,26 +9,9 @@ mod common;
 use std::time::Duration;
 
 use bson::{doc, Document};
-use common::{error_code, TestServer};
+use common::{error_code, next_event, TestServer};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
-use mongodb::change_stream::ChangeStream;
 use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
-
-/// Reads the next event, failing the test after 10 s.
-async fn next<T>(stream: &mut ChangeStream<T>) -> T
-where
-    T: serde::de::DeserializeOwned + Unpin + Send + Sync,
-{
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(e) = stream.next_if_any().await.expect("getMore") {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("an event within 10 s")
-}
 
 #[tokio::test]
 async fn tutorial_events_in_order_with_mongod_shapes() {
@@ -61,7 +44,7 @@ async fn tutorial_events_in_order_with_mongod_shapes() {
     ];
     let mut events: Vec<ChangeStreamEvent<Document>> = Vec::new();
     for _ in 0..kinds.len() {
-        events.push(next(&mut stream).await);
+        events.push(next_event(&mut stream).await);
     }
     assert_eq!(
         events
@@ -114,7 +97,7 @@ async fn resume_after_and_start_after_invalidate() {
     for i in 0..3 {
         coll.insert_one(doc! {"_id": i}).await.expect("insert");
     }
-    let first = next(&mut stream).await;
+    let first = next_event(&mut stream).await;
     let token: ResumeToken = first.id.clone();
     drop(stream);
 
@@ -124,16 +107,16 @@ async fn resume_after_and_start_after_invalidate() {
         .resume_after(token.clone())
         .await
         .expect("resumeAfter");
-    let e1: ChangeStreamEvent<Document> = next(&mut resumed).await;
-    let e2: ChangeStreamEvent<Document> = next(&mut resumed).await;
+    let e1: ChangeStreamEvent<Document> = next_event(&mut resumed).await;
+    let e2: ChangeStreamEvent<Document> = next_event(&mut resumed).await;
     assert_eq!(e1.document_key, Some(doc! {"_id": 1}));
     assert_eq!(e2.document_key, Some(doc! {"_id": 2}));
 
     // Drop: drop then invalidate. startAfter the invalidate works; resumeAfter it does not.
     coll.drop().await.expect("drop");
-    let drop_event = next(&mut resumed).await;
+    let drop_event = next_event(&mut resumed).await;
     assert_eq!(drop_event.operation_type, OperationType::Drop);
-    let invalidate = next(&mut resumed).await;
+    let invalidate = next_event(&mut resumed).await;
     assert_eq!(invalidate.operation_type, OperationType::Invalidate);
     let err = coll
         .watch()
@@ -149,7 +132,7 @@ async fn resume_after_and_start_after_invalidate() {
     coll.insert_one(doc! {"_id": "new"})
         .await
         .expect("insert after drop");
-    let e = next(&mut after).await;
+    let e = next_event(&mut after).await;
     assert_eq!(e.operation_type, OperationType::Insert);
     assert_eq!(e.document_key, Some(doc! {"_id": "new"}));
 }
@@ -176,14 +159,14 @@ async fn full_document_and_pre_images() {
         .await
         .expect("update");
     // updateLookup reads the document when the event is read: read it before the delete.
-    let update = next(&mut stream).await;
+    let update = next_event(&mut stream).await;
     assert_eq!(update.full_document, Some(doc! {"_id": 1, "n": 2}));
     assert_eq!(
         update.full_document_before_change,
         Some(doc! {"_id": 1, "n": 1})
     );
     coll.delete_one(doc! {"_id": 1}).await.expect("delete");
-    let delete = next(&mut stream).await;
+    let delete = next_event(&mut stream).await;
     assert_eq!(delete.operation_type, OperationType::Delete);
     assert_eq!(
         delete.full_document_before_change,
@@ -238,8 +221,8 @@ async fn database_and_cluster_scope() {
         .await
         .expect("insert c");
 
-    let a = next(&mut db_stream).await;
-    let c = next(&mut db_stream).await;
+    let a = next_event(&mut db_stream).await;
+    let c = next_event(&mut db_stream).await;
     assert_eq!(
         a.ns.as_ref().and_then(|n| n.coll.clone()).as_deref(),
         Some("a")
@@ -249,9 +232,9 @@ async fn database_and_cluster_scope() {
         Some("c")
     );
     let dbs: Vec<String> = [
-        next(&mut cluster).await,
-        next(&mut cluster).await,
-        next(&mut cluster).await,
+        next_event(&mut cluster).await,
+        next_event(&mut cluster).await,
+        next_event(&mut cluster).await,
     ]
     .iter()
     .map(|e| e.ns.as_ref().map(|n| n.db.clone()).unwrap_or_default())
@@ -274,8 +257,8 @@ async fn match_pipeline_filters_by_operation_type() {
         .await
         .expect("update");
     coll.insert_one(doc! {"_id": 2}).await.expect("insert");
-    let a = next(&mut inserts).await;
-    let b = next(&mut inserts).await;
+    let a = next_event(&mut inserts).await;
+    let b = next_event(&mut inserts).await;
     assert_eq!(a.document_key, Some(doc! {"_id": 1}));
     assert_eq!(b.document_key, Some(doc! {"_id": 2}));
 }
@@ -309,9 +292,18 @@ async fn match_pipeline_uses_the_collation_of_the_stream() {
     coll.insert_one(doc! {"_id": 2, "name": "ADA"})
         .await
         .expect("insert");
-    assert_eq!(next(&mut folded).await.document_key, Some(doc! {"_id": 1}));
-    assert_eq!(next(&mut folded).await.document_key, Some(doc! {"_id": 2}));
-    assert_eq!(next(&mut exact).await.document_key, Some(doc! {"_id": 2}));
+    assert_eq!(
+        next_event(&mut folded).await.document_key,
+        Some(doc! {"_id": 1})
+    );
+    assert_eq!(
+        next_event(&mut folded).await.document_key,
+        Some(doc! {"_id": 2})
+    );
+    assert_eq!(
+        next_event(&mut exact).await.document_key,
+        Some(doc! {"_id": 2})
+    );
 }
 
 /// An event over 16 MB fails the stream, unless the pipeline ends with
@@ -347,10 +339,10 @@ async fn large_events_are_split_into_fragments() {
         .await
         .expect("update");
     let mut raw = split.with_type::<Document>();
-    let insert = next(&mut raw).await;
+    let insert = next_event(&mut raw).await;
     assert_eq!(insert.get_str("operationType").ok(), Some("insert"));
-    let first = next(&mut raw).await;
-    let second = next(&mut raw).await;
+    let first = next_event(&mut raw).await;
+    let second = next_event(&mut raw).await;
     assert_eq!(
         first.get_document("splitEvent").ok(),
         Some(&doc! {"fragment": 1, "of": 2})
@@ -434,7 +426,10 @@ async fn driver_resumes_after_a_resumable_get_more_error() {
     let coll = client.database("app").collection::<Document>("r");
     let mut stream = coll.watch().await.expect("watch");
     coll.insert_one(doc! {"_id": 1}).await.expect("insert");
-    assert_eq!(next(&mut stream).await.document_key, Some(doc! {"_id": 1}));
+    assert_eq!(
+        next_event(&mut stream).await.document_key,
+        Some(doc! {"_id": 1})
+    );
     client
         .database("admin")
         .run_command(doc! {
@@ -447,9 +442,15 @@ async fn driver_resumes_after_a_resumable_get_more_error() {
     coll.insert_one(doc! {"_id": 2}).await.expect("insert");
     // The failed getMore carries ResumableChangeStreamError: the driver resumes after event 1
     // and sees event 2 exactly once.
-    assert_eq!(next(&mut stream).await.document_key, Some(doc! {"_id": 2}));
+    assert_eq!(
+        next_event(&mut stream).await.document_key,
+        Some(doc! {"_id": 2})
+    );
     coll.insert_one(doc! {"_id": 3}).await.expect("insert");
-    assert_eq!(next(&mut stream).await.document_key, Some(doc! {"_id": 3}));
+    assert_eq!(
+        next_event(&mut stream).await.document_key,
+        Some(doc! {"_id": 3})
+    );
 }
 
 #[tokio::test]
@@ -507,7 +508,7 @@ async fn rename_drop_database_and_expanded_events() {
     db.drop().await.expect("dropDatabase");
     let mut kinds = Vec::new();
     for _ in 0..6 {
-        let e: ChangeStreamEvent<Document> = next(&mut expanded).await;
+        let e: ChangeStreamEvent<Document> = next_event(&mut expanded).await;
         if e.operation_type == OperationType::Rename {
             let to = e.to.as_ref().expect("rename carries `to`");
             assert_eq!((to.db.as_str(), to.coll.as_deref()), ("ddl", Some("b")));
@@ -536,7 +537,7 @@ async fn resume_after_server_restart_from_a_stored_token() {
         let mut stream = coll.watch().await.expect("watch");
         coll.insert_one(doc! {"_id": 1}).await.expect("insert 1");
         coll.insert_one(doc! {"_id": 2}).await.expect("insert 2");
-        let first = next(&mut stream).await;
+        let first = next_event(&mut stream).await;
         first.id
     };
     server.restart();
@@ -548,8 +549,14 @@ async fn resume_after_server_restart_from_a_stored_token() {
         .resume_after(token)
         .await
         .expect("resume after restart");
-    assert_eq!(next(&mut resumed).await.document_key, Some(doc! {"_id": 2}));
-    assert_eq!(next(&mut resumed).await.document_key, Some(doc! {"_id": 3}));
+    assert_eq!(
+        next_event(&mut resumed).await.document_key,
+        Some(doc! {"_id": 2})
+    );
+    assert_eq!(
+        next_event(&mut resumed).await.document_key,
+        Some(doc! {"_id": 3})
+    );
 }
 
 #[tokio::test]
@@ -559,7 +566,7 @@ async fn history_lost_after_trimming() {
     let coll = client.database("app").collection::<Document>("trim");
     let mut stream = coll.watch().await.expect("watch");
     coll.insert_one(doc! {"_id": 0}).await.expect("insert");
-    let old = next(&mut stream).await.id;
+    let old = next_event(&mut stream).await.id;
     drop(stream);
     // Write well past the 1 MB cap, then give the trimmer (every 500 ms) time to run.
     let filler = "f".repeat(16 * 1024);
@@ -584,7 +591,7 @@ async fn history_lost_after_trimming() {
     // A point inside the retained history still resumes.
     let mut fresh = coll.watch().await.expect("watch");
     coll.insert_one(doc! {"_id": "late"}).await.expect("insert");
-    let late = next(&mut fresh).await;
+    let late = next_event(&mut fresh).await;
     assert_eq!(late.document_key, Some(doc! {"_id": "late"}));
 }
 
@@ -611,7 +618,7 @@ async fn start_at_operation_time_and_batch_size() {
         .start_at_operation_time(at)
         .await
         .expect("watch");
-    let first = next(&mut stream).await;
+    let first = next_event(&mut stream).await;
     assert!(first.cluster_time.expect("clusterTime") >= at);
     let raw = client
         .database("app")
@@ -670,7 +677,7 @@ async fn post_images_when_available_and_required_and_comment() {
         .update_one(doc! {"_id": 1}, doc! {"$set": {"n": 2}})
         .await
         .expect("update");
-    let e = next(&mut required).await;
+    let e = next_event(&mut required).await;
     assert_eq!(e.full_document, Some(doc! {"_id": 1, "n": 2}));
     assert_eq!(e.full_document_before_change, Some(doc! {"_id": 1, "n": 1}));
     let raw = tokio::time::timeout(Duration::from_secs(10), async {
@@ -733,9 +740,9 @@ async fn index_and_modify_events_with_show_expanded_events() {
         .expect("collMod");
     coll.drop_index("k_1").await.expect("dropIndexes");
     let kinds: Vec<OperationType> = [
-        next(&mut stream).await,
-        next(&mut stream).await,
-        next(&mut stream).await,
+        next_event(&mut stream).await,
+        next_event(&mut stream).await,
+        next_event(&mut stream).await,
     ]
     .into_iter()
     .map(|e| e.operation_type)
@@ -764,7 +771,7 @@ async fn change_streams_over_each_compressor() {
         coll.insert_one(doc! {"_id": 1, "text": &text})
             .await
             .expect("insert");
-        let event = next(&mut stream).await;
+        let event = next_event(&mut stream).await;
         assert_eq!(event.operation_type, OperationType::Insert);
         let got = event.full_document.expect("fullDocument");
         assert_eq!(got.get_str("text").expect("text"), text);

@@ -11,27 +11,11 @@ mod common;
 use std::time::Duration;
 
 use bson::{doc, Document};
-use common::{error_code, TestServer};
+use common::{error_code, next_event, TestServer};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
-use mongodb::change_stream::ChangeStream;
 use mongodb::Collection;
 
 const TRANSIENT: &str = "TransientTransactionError";
-
-async fn next<T>(stream: &mut ChangeStream<T>) -> T
-where
-    T: serde::de::DeserializeOwned + Unpin + Send + Sync,
-{
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(e) = stream.next_if_any().await.expect("getMore") {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("an event within 10 s")
-}
 
 async fn ids(coll: &Collection<Document>) -> Vec<i32> {
     let mut cursor = coll
@@ -244,7 +228,7 @@ async fn change_streams_see_a_committed_transaction_and_nothing_of_an_aborted_on
 
     let mut events: Vec<ChangeStreamEvent<Document>> = Vec::new();
     for _ in 0..4 {
-        events.push(next(&mut stream).await);
+        events.push(next_event(&mut stream).await);
     }
     let kinds: Vec<OperationType> = events.iter().map(|e| e.operation_type.clone()).collect();
     assert_eq!(
@@ -292,7 +276,7 @@ async fn a_stream_resumes_in_the_middle_of_a_large_transaction() {
 
     let mut tokens = Vec::new();
     for i in 0..1000 {
-        let e = next(&mut stream).await;
+        let e = next_event(&mut stream).await;
         assert_eq!(
             e.document_key.as_ref().and_then(|k| k.get_i32("_id").ok()),
             Some(i)
@@ -306,7 +290,7 @@ async fn a_stream_resumes_in_the_middle_of_a_large_transaction() {
         .await
         .expect("resume");
     for i in 500..1000 {
-        let e = next(&mut resumed).await;
+        let e = next_event(&mut resumed).await;
         assert_eq!(
             e.document_key.as_ref().and_then(|k| k.get_i32("_id").ok()),
             Some(i)

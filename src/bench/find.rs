@@ -216,6 +216,44 @@ fn text_words(i: usize) -> (usize, usize) {
     (i % 1000, (i * 7 + 3) % 1000)
 }
 
+/// The same `docs` documents (`make(i)`) in `<name>_indexed`, which has an index on
+/// `keys`, and in `<name>_scanned`, which has none: an indexed query against a scan.
+async fn load_twice(
+    db: &mongodb::Database,
+    name: &str,
+    keys: Document,
+    docs: usize,
+    make: fn(usize) -> Document,
+    sc: &mut Scenario,
+) -> Result<(mongodb::Collection<Document>, mongodb::Collection<Document>)> {
+    let indexed = db.collection::<Document>(&format!("{name}_indexed"));
+    let scanned = db.collection::<Document>(&format!("{name}_scanned"));
+    let index = mongodb::IndexModel::builder().keys(keys.clone()).build();
+    indexed.create_index(index).await?;
+    db.create_collection(scanned.name()).await?;
+    const BATCH: usize = 10_000;
+    let pb = super::harness::bar(
+        docs as u64,
+        format!("eddy: loading {docs} {name} documents twice"),
+    );
+    let started = Instant::now();
+    let mut start = 0;
+    while start < docs {
+        let end = (start + BATCH).min(docs);
+        let batch: Vec<Document> = (start..end).map(make).collect();
+        indexed.insert_many(batch.clone()).await?;
+        scanned.insert_many(batch).await?;
+        pb.set_position(end as u64);
+        start = end;
+    }
+    pb.finish_and_clear();
+    sc.note(format!(
+        "{name} load: {docs} documents into a collection with the index {keys} and one without in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok((indexed, scanned))
+}
+
 /// `$text` through a text index against the same word found by a collection scan with
 /// a regex, on `docs` documents each.
 async fn text_search(
@@ -225,33 +263,8 @@ async fn text_search(
     table: &mut Table,
     sc: &mut Scenario,
 ) -> Result<()> {
-    let indexed = db.collection::<Document>("text_indexed");
-    let scanned = db.collection::<Document>("text_scanned");
-    indexed
-        .create_index(
-            mongodb::IndexModel::builder()
-                .keys(doc! {"bio": "text"})
-                .build(),
-        )
-        .await?;
-    db.create_collection("text_scanned").await?;
-    const BATCH: usize = 10_000;
-    let pb = super::harness::bar(docs as u64, format!("eddy: loading {docs} texts twice"));
-    let started = Instant::now();
-    let mut start = 0;
-    while start < docs {
-        let end = (start + BATCH).min(docs);
-        let batch: Vec<Document> = (start..end).map(text_doc).collect();
-        indexed.insert_many(batch.clone()).await?;
-        scanned.insert_many(batch).await?;
-        pb.set_position(end as u64);
-        start = end;
-    }
-    pb.finish_and_clear();
-    sc.note(format!(
-        "text load: {docs} documents into a collection with a text index and one without in {:.1} s",
-        started.elapsed().as_secs_f64()
-    ));
+    let (indexed, scanned) =
+        load_twice(db, "text", doc! {"bio": "text"}, docs, text_doc, sc).await?;
     // Queries cycle over a few words, each with the number of documents holding it.
     let words: Vec<usize> = (0..queries.clamp(1, 20)).map(|q| (q * 37) % 1000).collect();
     let counts: Vec<usize> = words
@@ -320,33 +333,8 @@ async fn geo(
     table: &mut Table,
 ) -> Result<()> {
     use eddy_query::filter::Filter;
-    let indexed = db.collection::<Document>("geo_indexed");
-    let scanned = db.collection::<Document>("geo_scanned");
-    indexed
-        .create_index(
-            mongodb::IndexModel::builder()
-                .keys(doc! {"loc": "2dsphere"})
-                .build(),
-        )
-        .await?;
-    db.create_collection("geo_scanned").await?;
-    const BATCH: usize = 10_000;
-    let pb = super::harness::bar(docs as u64, format!("eddy: loading {docs} points twice"));
-    let started = Instant::now();
-    let mut start = 0;
-    while start < docs {
-        let end = (start + BATCH).min(docs);
-        let batch: Vec<Document> = (start..end).map(geo_doc).collect();
-        indexed.insert_many(batch.clone()).await?;
-        scanned.insert_many(batch).await?;
-        pb.set_position(end as u64);
-        start = end;
-    }
-    pb.finish_and_clear();
-    sc.note(format!(
-        "geo load: {docs} GeoJSON points into each collection (one with a 2dsphere index) in {:.1} s",
-        started.elapsed().as_secs_f64()
-    ));
+    let (indexed, scanned) =
+        load_twice(db, "geo", doc! {"loc": "2dsphere"}, docs, geo_doc, sc).await?;
     // Probes at points of the data set; expected counts from the matcher in process.
     let all: Vec<Document> = (0..docs).map(geo_doc).collect();
     let center = |q: usize| geo_point((q * 7_919) % docs);

@@ -311,3 +311,19 @@ pub fn cursor_id(reply: &bson::Document) -> i64 {
         .and_then(|c| c.get_i64("id"))
         .expect("cursor id")
 }
+
+/// Reads a change stream's next event, failing the test after 10 s.
+pub async fn next_event<T>(stream: &mut mongodb::change_stream::ChangeStream<T>) -> T
+where
+    T: serde::de::DeserializeOwned + Unpin + Send + Sync,
+{
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Some(e) = stream.next_if_any().await.expect("getMore") {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("an event within 10 s")
+}
