@@ -122,3 +122,21 @@ def test_change_streams_are_not_explained(db, coll):
     with pytest.raises(OperationFailure) as err:
         db.command("aggregate", "c", pipeline=[{"$changeStream": {}}], explain=True)
     assert err.value.code == 115
+
+
+def test_geo_near_reads_its_collection_itself(db):
+    db.places.insert_many(
+        [{"_id": i, "loc": {"type": "Point", "coordinates": [-73.97 + i / 100, 40.77]}} for i in range(5)]
+    )
+    db.places.create_index([("loc", "2dsphere")])
+    pipeline = [
+        {"$geoNear": {"near": {"type": "Point", "coordinates": [-73.97, 40.77]}, "distanceField": "d"}},
+        {"$limit": 2},
+    ]
+    assert [d["_id"] for d in db.places.aggregate(pipeline)] == [0, 1]
+    out = db.command(
+        "explain", {"aggregate": "places", "pipeline": pipeline, "cursor": {}}, verbosity="executionStats"
+    )
+    geo_near, limit = out["stages"]
+    assert "$geoNear" in geo_near and geo_near["nReturned"] == 2
+    assert limit["nReturned"] == 2

@@ -312,7 +312,11 @@ fn dry_run(
             "dry run mode requires an index modification with unique: true.",
         ));
     }
-    let modifications = changes.len() - 1
+    // What the command asks besides `unique` (`dryRun` itself is none).
+    let others = changes
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "index" | "dryRun"))
+        .count()
         + ["expireAfterSeconds", "hidden", "prepareUnique"]
             .iter()
             .filter(|k| spec.contains_key(k))
@@ -324,7 +328,7 @@ fn dry_run(
             "Cannot make index unique with 'prepareUnique=false'. Run collMod to set it first.",
         ));
     }
-    if modifications > 1 {
+    if others > 0 {
         return Err(invalid(
             "unique: true cannot be combined with any other modification in dry run mode.",
         ));
