@@ -154,23 +154,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
     ] {
         let with = time_finds(&indexed, queries, expect, filter).await?;
         let without = time_finds(&scanned, queries, expect, filter).await?;
-        let speedup = mean_secs(&without) / mean_secs(&with).max(f64::MIN_POSITIVE);
-        table.push(vec![
-            name.to_string(),
-            format!("{:.3}", percentile_ms(&with, 0.5)),
-            format!("{:.3}", percentile_ms(&with, 0.99)),
-            format!("{:.2}", percentile_ms(&without, 0.5)),
-            format!("{:.2}", percentile_ms(&without, 0.99)),
-            format!("{}x", fmt_num(speedup)),
-        ]);
-        sc.row(json!({
-            "measure": name,
-            "indexed_p50_ms": round3(percentile_ms(&with, 0.5)),
-            "indexed_p99_ms": round3(percentile_ms(&with, 0.99)),
-            "scan_p50_ms": round3(percentile_ms(&without, 0.5)),
-            "scan_p99_ms": round3(percentile_ms(&without, 0.99)),
-            "speedup": round3(speedup),
-        }));
+        report_pair(name, &with, &without, &mut table, &mut sc);
     }
     text_search(&db, docs, queries, &mut table, &mut sc).await?;
     // A collection scan whose filter matches 1% of the documents, server side.
@@ -214,6 +198,28 @@ fn text_doc(i: usize) -> Document {
 
 fn text_words(i: usize) -> (usize, usize) {
     (i % 1000, (i * 7 + 3) % 1000)
+}
+
+/// One indexed-vs-scan row, in the table and the JSON: the two latency distributions
+/// (µs, ascending) and the ratio of their means.
+fn report_pair(name: &str, with: &[u32], without: &[u32], table: &mut Table, sc: &mut Scenario) {
+    let speedup = mean_secs(without) / mean_secs(with).max(f64::MIN_POSITIVE);
+    table.push(vec![
+        name.to_string(),
+        format!("{:.3}", percentile_ms(with, 0.5)),
+        format!("{:.3}", percentile_ms(with, 0.99)),
+        format!("{:.2}", percentile_ms(without, 0.5)),
+        format!("{:.2}", percentile_ms(without, 0.99)),
+        format!("{}x", fmt_num(speedup)),
+    ]);
+    sc.row(json!({
+        "measure": name,
+        "indexed_p50_ms": round3(percentile_ms(with, 0.5)),
+        "indexed_p99_ms": round3(percentile_ms(with, 0.99)),
+        "scan_p50_ms": round3(percentile_ms(without, 0.5)),
+        "scan_p99_ms": round3(percentile_ms(without, 0.99)),
+        "speedup": round3(speedup),
+    }));
 }
 
 /// The same `docs` documents (`make(i)`) in `<name>_indexed`, which has an index on
@@ -301,24 +307,7 @@ async fn text_search(
     }
     with.sort_unstable();
     without.sort_unstable();
-    let speedup = mean_secs(&without) / mean_secs(&with).max(f64::MIN_POSITIVE);
-    let name = "text {$text: w} vs regex scan";
-    table.push(vec![
-        name.to_string(),
-        format!("{:.3}", percentile_ms(&with, 0.5)),
-        format!("{:.3}", percentile_ms(&with, 0.99)),
-        format!("{:.2}", percentile_ms(&without, 0.5)),
-        format!("{:.2}", percentile_ms(&without, 0.99)),
-        format!("{}x", fmt_num(speedup)),
-    ]);
-    sc.row(json!({
-        "measure": name,
-        "indexed_p50_ms": round3(percentile_ms(&with, 0.5)),
-        "indexed_p99_ms": round3(percentile_ms(&with, 0.99)),
-        "scan_p50_ms": round3(percentile_ms(&without, 0.5)),
-        "scan_p99_ms": round3(percentile_ms(&without, 0.99)),
-        "speedup": round3(speedup),
-    }));
+    report_pair("text {$text: w} vs regex scan", &with, &without, table, sc);
     Ok(())
 }
 
@@ -390,23 +379,7 @@ async fn geo(
     ] {
         let with = time_finds_limited(&indexed, queries, limit, indexed_q).await?;
         let without = time_finds_limited(&scanned, queries, None, scan_q).await?;
-        let speedup = mean_secs(&without) / mean_secs(&with).max(f64::MIN_POSITIVE);
-        table.push(vec![
-            name.to_string(),
-            format!("{:.3}", percentile_ms(&with, 0.5)),
-            format!("{:.3}", percentile_ms(&with, 0.99)),
-            format!("{:.2}", percentile_ms(&without, 0.5)),
-            format!("{:.2}", percentile_ms(&without, 0.99)),
-            format!("{}x", fmt_num(speedup)),
-        ]);
-        sc.row(json!({
-            "measure": name,
-            "indexed_p50_ms": round3(percentile_ms(&with, 0.5)),
-            "indexed_p99_ms": round3(percentile_ms(&with, 0.99)),
-            "scan_p50_ms": round3(percentile_ms(&without, 0.5)),
-            "scan_p99_ms": round3(percentile_ms(&without, 0.99)),
-            "speedup": round3(speedup),
-        }));
+        report_pair(name, &with, &without, table, sc);
     }
     Ok(())
 }
