@@ -60,6 +60,20 @@ fn run(
     (out.docs, indexed)
 }
 
+/// Runs `filter` on `coll` and checks that it used the geo index and found exactly what
+/// the matcher finds among `docs`.
+fn indexed_as_scanned(engine: &Arc<Engine>, coll: &str, docs: &[Document], filter: Document) {
+    let matcher = Filter::parse(&filter).expect("filter");
+    let want: Vec<Document> = docs
+        .iter()
+        .filter(|d| matcher.matches(d))
+        .cloned()
+        .collect();
+    let (got, indexed) = run(engine, coll, filter.clone(), None);
+    assert!(indexed, "{filter} should use the index");
+    assert_eq!(ids(&got), ids(&want), "{filter}");
+}
+
 #[test]
 fn sphere_index_agrees_with_the_matcher() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -106,15 +120,7 @@ fn sphere_index_agrees_with_the_matcher() {
                 doc! {"loc": {"$geoIntersects": {"$geometry": {"type": "Polygon", "coordinates": square(x, y, s)}}}}
             }
         };
-        let matcher = Filter::parse(&filter).expect("filter");
-        let want: Vec<Document> = docs
-            .iter()
-            .filter(|d| matcher.matches(d))
-            .cloned()
-            .collect();
-        let (got, indexed) = run(&engine, "s", filter.clone(), None);
-        assert!(indexed, "{filter} should use the index");
-        assert_eq!(ids(&got), ids(&want), "{filter}");
+        indexed_as_scanned(&engine, "s", &docs, filter);
     }
     // $near with a limit: the closest points, in order.
     for q in 0..15 {
@@ -170,15 +176,7 @@ fn flat_index_agrees_with_the_matcher() {
             1 => doc! {"p": {"$geoWithin": {"$center": [[x, y], s]}}},
             _ => doc! {"p": {"$geoWithin": {"$polygon": [[x, y], [x + s, y], [x, y + s]]}}},
         };
-        let matcher = Filter::parse(&filter).expect("filter");
-        let want: Vec<Document> = docs
-            .iter()
-            .filter(|d| matcher.matches(d))
-            .cloned()
-            .collect();
-        let (got, indexed) = run(&engine, "f", filter.clone(), None);
-        assert!(indexed, "{filter} should use the index");
-        assert_eq!(ids(&got), ids(&want), "{filter}");
+        indexed_as_scanned(&engine, "f", &docs, filter);
     }
     let (got, _) = run(&engine, "f", doc! {"p": {"$near": [50, 50]}}, Some(10));
     let mut want: Vec<(f64, i32)> = docs

@@ -222,30 +222,21 @@ impl TextSearch {
         let mut has_negative = false;
         let mut phrase_found = vec![false; self.phrases.len()];
         let mut negated_phrase_found = false;
-        let folded_phrases: Vec<String> = self
-            .phrases
-            .iter()
-            .map(|p| {
-                fold(
-                    p,
-                    self.language,
-                    self.case_sensitive,
-                    self.diacritic_sensitive,
-                )
-            })
-            .collect();
-        let folded_negated: Vec<String> = self
-            .negated_phrases
-            .iter()
-            .map(|p| {
-                fold(
-                    p,
-                    self.language,
-                    self.case_sensitive,
-                    self.diacritic_sensitive,
-                )
-            })
-            .collect();
+        let fold_all = |phrases: &[String]| -> Vec<String> {
+            phrases
+                .iter()
+                .map(|p| {
+                    fold(
+                        p,
+                        self.language,
+                        self.case_sensitive,
+                        self.diacritic_sensitive,
+                    )
+                })
+                .collect()
+        };
+        let folded_phrases = fold_all(&self.phrases);
+        let folded_negated = fold_all(&self.negated_phrases);
         spec.for_each_string(doc, &mut |raw, _, language| {
             if check_positive || !self.negated_terms.is_empty() {
                 for w in tokens(raw, language, options) {
