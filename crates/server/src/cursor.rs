@@ -7,6 +7,7 @@
 //! back in; an exhausted cursor is removed. Idle cursors are reaped after
 //! `cursorTimeoutMillis` (10 minutes by default, as mongod).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use bson::raw::cstr;
 use bson::{Document, RawArrayBuf, RawDocument, RawDocumentBuf};
 use eddy_codes::{ErrorCode, MongoError};
+use eddy_engine::changes::{event, Event};
 use futures_util::future::BoxFuture;
 
 use crate::state::SessionKey;
@@ -38,14 +40,23 @@ pub struct BatchRequest {
 /// event built once for every stream that returns it), copied into the reply as is.
 pub enum BatchDoc {
     Owned(RawDocumentBuf),
-    Shared(Arc<dyn AsRef<RawDocument> + Send + Sync>),
+    Shared(Arc<Event>),
 }
 
 impl BatchDoc {
     pub fn raw(&self) -> &RawDocument {
         match self {
             BatchDoc::Owned(d) => d,
-            BatchDoc::Shared(d) => (**d).as_ref(),
+            BatchDoc::Shared(e) => e.raw(),
+        }
+    }
+
+    /// The document as canonical Extended JSON; a shared event's is written once for
+    /// every stream that sends it.
+    pub fn canonical_extjson(&self) -> Result<Cow<'_, str>, MongoError> {
+        match self {
+            BatchDoc::Owned(d) => event::canonical_extjson(d).map(Cow::Owned),
+            BatchDoc::Shared(e) => e.canonical_extjson().map(Cow::Borrowed),
         }
     }
 }

@@ -47,11 +47,13 @@ impl Shape {
     }
 }
 
-/// One built event: its BSON, and its decoded form once a pipeline asked for it.
+/// One built event: its BSON, its decoded form once a pipeline asked for it, and its
+/// canonical Extended JSON once an HTTP event stream asked for it.
 #[derive(Debug)]
 pub struct Event {
     raw: RawDocumentBuf,
     doc: OnceLock<Document>,
+    json: OnceLock<String>,
 }
 
 impl Event {
@@ -59,6 +61,7 @@ impl Event {
         Event {
             raw,
             doc: OnceLock::new(),
+            json: OnceLock::new(),
         }
     }
 
@@ -67,6 +70,7 @@ impl Event {
         Event {
             raw,
             doc: OnceLock::from(doc),
+            json: OnceLock::new(),
         }
     }
 
@@ -92,6 +96,25 @@ impl Event {
             .map_err(|e| MongoError::internal(format!("cannot decode an event: {e}")))?;
         Ok(self.doc.get_or_init(|| d))
     }
+
+    /// The event as canonical Extended JSON, written at most once however many streams
+    /// send it as text.
+    pub fn canonical_extjson(&self) -> Result<&str, MongoError> {
+        if let Some(j) = self.json.get() {
+            return Ok(j);
+        }
+        let json = canonical_extjson(&self.raw)?;
+        Ok(self.json.get_or_init(|| json))
+    }
+}
+
+/// A document as canonical Extended JSON text, its keys in their order.
+pub fn canonical_extjson(raw: &RawDocument) -> Result<String, MongoError> {
+    let doc = Document::try_from(raw)
+        .map_err(|e| MongoError::internal(format!("cannot decode an event: {e}")))?;
+    Ok(bson::Bson::Document(doc)
+        .into_canonical_extjson()
+        .to_string())
 }
 
 impl AsRef<RawDocument> for Event {

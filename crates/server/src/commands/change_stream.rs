@@ -7,8 +7,6 @@
 //! and a fresh `postBatchResumeToken`. The stream holds no task while nobody asks for
 //! a batch, and a waiting one is woken by nothing it cannot use.
 
-use std::sync::Arc;
-
 use bson::Document;
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_engine::changes::{ChangeStream, EventPipeline, Scope, StreamBatch, StreamSpec};
@@ -69,11 +67,7 @@ impl ChangeStreamSource {
 
 fn to_batch(batch: StreamBatch) -> Batch {
     Batch {
-        docs: batch
-            .events
-            .into_iter()
-            .map(|e| BatchDoc::Shared(e as Arc<dyn AsRef<bson::RawDocument> + Send + Sync>))
-            .collect(),
+        docs: batch.events.into_iter().map(BatchDoc::Shared).collect(),
         exhausted: batch.invalidated,
         post_batch_resume_token: Some(batch.post_batch_resume_token.to_raw()),
     }

@@ -35,6 +35,7 @@
 //! most) is read only after the previous one was written to the socket, so a slow
 //! reader slows its own stream and nothing else.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ use super::request::Head;
 use super::{sse, Peer, Response};
 use crate::auth::Identity;
 use crate::command::ConnInfo;
-use crate::cursor::CursorBatch;
+use crate::cursor::{BatchDoc, CursorBatch};
 use crate::dispatch;
 use crate::state::ServerState;
 
@@ -370,8 +371,8 @@ where
         let mut out = Vec::new();
         for event in &batch.events {
             let (id, name, data) = event_frame(event)?;
-            sse::event(&mut out, id.as_deref(), name.as_deref(), &data);
-            if let Ok(token) = event.get_document("_id") {
+            sse::event(&mut out, id.as_deref(), name, &data);
+            if let Ok(token) = event.raw().get_document("_id") {
                 last = bson::Document::try_from(token).ok().map(Bson::Document);
             }
         }
@@ -450,12 +451,13 @@ fn heartbeat(out: &mut Vec<u8>, token: Option<&Bson>) {
     sse::event(out, Some(&id), Some("heartbeat"), &data);
 }
 
-/// An event's `id:`, `event:` and `data:`.
-fn event_frame(event: &RawDocument) -> std::io::Result<(Option<String>, Option<String>, String)> {
-    let id = event.get_document("_id").ok().map(token_text);
-    let name = event.get_str("operationType").ok().map(str::to_owned);
-    let doc = bson::Document::try_from(event).map_err(std::io::Error::other)?;
-    let data = Bson::Document(doc).into_canonical_extjson().to_string();
+/// An event's `id:`, `event:` and `data:` (a shared event's JSON is written once for
+/// every stream).
+fn event_frame(event: &BatchDoc) -> std::io::Result<(Option<String>, Option<&str>, Cow<'_, str>)> {
+    let raw = event.raw();
+    let id = raw.get_document("_id").ok().map(token_text);
+    let name = raw.get_str("operationType").ok();
+    let data = event.canonical_extjson().map_err(std::io::Error::other)?;
     Ok((id, name, data))
 }
 
@@ -488,7 +490,7 @@ struct Cursor {
 
 /// One `getMore`'s answer.
 struct Batch {
-    events: Vec<bson::RawDocumentBuf>,
+    events: Vec<BatchDoc>,
     post_batch_token: Option<Bson>,
     /// The cursor is closed (after `invalidate`).
     exhausted: bool,
@@ -555,10 +557,12 @@ impl Gateway {
         let Some(reply) = self.run(cmd).await? else {
             return Ok(None);
         };
+        let post_batch_token = post_batch_token(&reply);
+        let exhausted = reply.id() == 0;
         Ok(Some(Batch {
-            events: reply.docs.iter().map(|d| d.raw().to_owned()).collect(),
-            post_batch_token: post_batch_token(&reply),
-            exhausted: reply.id() == 0,
+            events: reply.docs,
+            post_batch_token,
+            exhausted,
         }))
     }
 
@@ -589,6 +593,7 @@ fn post_batch_token(batch: &CursorBatch) -> Option<Bson> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use eddy_engine::changes::Event;
 
     fn head(query: &[(&str, &str)], last_event_id: Option<&str>) -> Head {
         Head {
@@ -725,12 +730,23 @@ mod tests {
             "operationType": "insert",
             "documentKey": {"_id": 1},
         };
-        let (id, name, data) = event_frame(&event).expect("frame");
+        let json = r#"{"_id":{"_data":"82ab"},"operationType":"insert","documentKey":{"_id":{"$numberInt":"1"}}}"#;
+        let owned = BatchDoc::Owned(event.clone());
+        let (id, name, data) = event_frame(&owned).expect("frame");
         assert_eq!(id.as_deref(), Some("82ab"));
-        assert_eq!(name.as_deref(), Some("insert"));
-        assert_eq!(
-            data,
-            r#"{"_id":{"_data":"82ab"},"operationType":"insert","documentKey":{"_id":{"$numberInt":"1"}}}"#
+        assert_eq!(name, Some("insert"));
+        assert_eq!(data, json);
+        // A shared event's text is written once: every frame borrows the same string.
+        let shared = Arc::new(Event::new(event));
+        let (a, b) = (
+            BatchDoc::Shared(Arc::clone(&shared)),
+            BatchDoc::Shared(shared),
+        );
+        let (_, _, first) = event_frame(&a).expect("frame");
+        let (_, _, second) = event_frame(&b).expect("frame");
+        assert_eq!(first, json);
+        assert!(
+            matches!((&first, &second), (Cow::Borrowed(x), Cow::Borrowed(y)) if std::ptr::eq(*x, *y))
         );
     }
 
