@@ -302,3 +302,48 @@ def test_2d_index_options_are_checked(client):
     assert (info["bits"], info["min"], info["max"]) == (20, 0, 100)
     coll.insert_one({"loc": [50, 50]})
     assert code_of(lambda: coll.insert_one({"loc": [150, 50]})) == 13027
+
+
+def test_near_distance_and_point_as_metadata(places):
+    """`{$meta: "geoNearDistance"}` and `"geoNearPoint"` as mongod 7.0 gives them: the distance a
+    `$near` (meters, GeoJSON) or `$geoNear` ordered by, and the location it was measured to, in a
+    find projection and in the stages after `$geoNear`; missing where no near query made them;
+    never a field of the stored documents."""
+    here = [-73.9667, 40.78]
+    near = {"location": {"$near": {"$geometry": {"type": "Point", "coordinates": here}}}}
+    meta = {"_id": 0, "name": 1, "d": {"$meta": "geoNearDistance"}, "p": {"$meta": "geoNearPoint"}}
+    found = list(places.find(near, meta))
+    assert [d["name"] for d in found] == ["Central Park", "Polo Grounds", "Sara D. Roosevelt Park"]
+    for doc, place in zip(found, sorted(PLACES, key=lambda p: haversine(here, p["location"]["coordinates"]))):
+        assert doc["p"] == place["location"]
+        assert doc["d"] == pytest.approx(haversine(here, place["location"]["coordinates"]), rel=1e-3)
+    assert [d["d"] for d in found] == sorted(d["d"] for d in found)
+
+    # $geoNear: the metadata is the distance before distanceMultiplier, as in mongod.
+    staged = list(
+        places.aggregate(
+            [
+                {
+                    "$geoNear": {
+                        "near": {"type": "Point", "coordinates": here},
+                        "distanceField": "km",
+                        "distanceMultiplier": 0.001,
+                        "spherical": True,
+                    }
+                },
+                {"$project": {"_id": 0, "km": 1, "m": {"$meta": "geoNearDistance"}, "at": {"$meta": "geoNearPoint"}}},
+            ]
+        )
+    )
+    assert [d["m"] for d in staged] == pytest.approx([d["d"] for d in found], rel=1e-9)
+    assert [d["km"] for d in staged] == pytest.approx([d["d"] / 1000 for d in found], rel=1e-9)
+    assert [d["at"] for d in staged] == [d["p"] for d in found]
+    # Without $project the stage's own output has no metadata field.
+    plain = places.aggregate([{"$geoNear": {"near": here, "distanceField": "d", "spherical": True}}])
+    assert all(set(d) == {"_id", "name", "location", "category", "d"} for d in plain)
+
+    # No near query: the metadata is missing, not an error.
+    assert list(places.find({"_id": 1}, meta)) == [{"name": "Central Park"}]
+    assert list(places.aggregate([{"$match": {"_id": 1}}, {"$project": {"_id": 0, "d": {"$meta": "geoNearDistance"}}}])) == [{}]
+    # A near query without a projection answers the documents as stored.
+    assert list(places.find(near).limit(1)) == [PLACES[0]]

@@ -18,8 +18,9 @@ use bson::{Bson, Document};
 use eddy_codes::{Deadline, MongoError};
 use eddy_query::filter::{Filter, MatchDetails};
 use eddy_query::key;
+use eddy_query::meta::{self, TEXT_SCORE};
 use eddy_query::sort::SortSpec;
-use eddy_query::text::{TextSpec, TEXT_SCORE_FIELD};
+use eddy_query::text::TextSpec;
 use eddy_storage::{KvRead, Overlay, Snapshot};
 
 use crate::capped;
@@ -38,6 +39,27 @@ pub struct Matched {
     pub entry: Option<Vec<u8>>,
     /// The text score, for a document a `$text` query found.
     pub score: Option<f64>,
+    /// The distance and location a `$near` query (or `$geoNear`) ordered it by.
+    pub near: Option<(f64, Bson)>,
+}
+
+impl Matched {
+    /// Whether the read left metadata for `{$meta: ...}` (a text score, a distance).
+    pub fn has_metadata(&self) -> bool {
+        self.score.is_some() || self.near.is_some()
+    }
+
+    /// Writes the read's metadata into `doc` as metadata fields ([`eddy_query::meta`]),
+    /// for the projection or the stages to read; the reply strips them.
+    pub fn add_metadata(&self, doc: &mut Document) {
+        if let Some(score) = self.score {
+            doc.insert(meta::TEXT_SCORE, score);
+        }
+        if let Some((distance, point)) = &self.near {
+            doc.insert(meta::GEO_NEAR_DISTANCE, *distance);
+            doc.insert(meta::GEO_NEAR_POINT, point.clone());
+        }
+    }
 }
 
 /// The encoded `_id` key of a value.
@@ -297,6 +319,7 @@ impl Sink<'_> {
             details: Some(details),
             entry: entry.filter(|_| self.keep_entries),
             score: None,
+            near: None,
         };
         self.take(m)
     }
@@ -314,7 +337,7 @@ impl Sink<'_> {
         };
         let mut doc = doc;
         if self.sort.is_some_and(SortSpec::uses_text_score) {
-            doc.insert(TEXT_SCORE_FIELD, score);
+            doc.insert(TEXT_SCORE, score);
         }
         self.take(Matched {
             id_key,
@@ -322,6 +345,7 @@ impl Sink<'_> {
             details: Some(details),
             entry: None,
             score: Some(score),
+            near: None,
         })
     }
 
@@ -377,7 +401,7 @@ impl Sink<'_> {
         // The score field served the sort; the score itself is in `Matched::score`.
         for m in &mut self.out {
             if m.score.is_some() {
-                m.doc.remove(TEXT_SCORE_FIELD);
+                m.doc.remove(TEXT_SCORE);
             }
         }
         self.out

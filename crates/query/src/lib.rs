@@ -34,6 +34,7 @@ pub mod expr;
 pub mod filter;
 pub mod geo;
 pub mod key;
+pub mod meta;
 pub mod path;
 pub mod pipeline;
 pub mod projection;

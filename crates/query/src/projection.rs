@@ -252,10 +252,8 @@ impl Projection {
         } else {
             exclude_doc(&self.root, doc)
         };
-        // Metadata (the text score) stays with the document, as in mongod.
-        if let Some(score) = doc.get(crate::text::TEXT_SCORE_FIELD) {
-            out.insert(crate::text::TEXT_SCORE_FIELD, score.clone());
-        }
+        // Metadata stays with the document, as in mongod.
+        crate::meta::carry(doc, &mut out);
         if self.root.computed {
             let fresh;
             let env = match env {

@@ -3,7 +3,7 @@
 //! Parsing follows mongod 7.0's `SortPattern`: each value is a number whose integer
 //! part is 1 or -1, or `{$meta: ..}`: `textScore` sorts by the text score (descending) that a
 //! `$text` query's plan puts in each document's metadata field
-//! ([`crate::text::TEXT_SCORE_FIELD`]); the others Eddy refuses honestly (no
+//! ([`crate::meta::TEXT_SCORE`]); the others Eddy refuses honestly (no
 //! `$search`, no `randVal`).
 //!
 //! A document's sort key is what mongod's `SortKeyGenerator` computes: the keys an
@@ -54,8 +54,8 @@ impl SortSpec {
                 if meta.len() == 1 && meta.get_str("$meta").ok() == Some("textScore") {
                     // The text score (descending), which the text plan puts in each
                     // document's metadata field.
-                    paths.push(vec![crate::text::TEXT_SCORE_FIELD.to_owned()]);
-                    fields.push((crate::text::TEXT_SCORE_FIELD.to_owned(), false));
+                    paths.push(vec![crate::meta::TEXT_SCORE.to_owned()]);
+                    fields.push((crate::meta::TEXT_SCORE.to_owned(), false));
                     continue;
                 }
                 return Err(meta_sort_error(meta));
@@ -101,7 +101,7 @@ impl SortSpec {
     pub fn uses_text_score(&self) -> bool {
         self.fields
             .iter()
-            .any(|(f, _)| f == crate::text::TEXT_SCORE_FIELD)
+            .any(|(f, _)| f == crate::meta::TEXT_SCORE)
     }
 
     /// `(path, ascending)` pairs in specification order.
@@ -369,10 +369,16 @@ fn meta_sort_error(meta: &Document) -> MongoError {
         );
     }
     match arg {
-        Bson::String(s) if KNOWN_META_SORTS.contains(&s.as_str()) => MongoError::new(
-            ErrorCode::CommandNotSupported,
-            format!("sorting by $meta \"{s}\" is not supported: Eddy has no $search, geospatial or random scores"),
-        ),
+        Bson::String(s) if KNOWN_META_SORTS.contains(&s.as_str()) => {
+            let why = match s.as_str() {
+                "geoNearDistance" => "$near and $geoNear already answer nearest first",
+                _ => "Eddy has no $search or random scores",
+            };
+            MongoError::new(
+                ErrorCode::CommandNotSupported,
+                format!("sorting by $meta \"{s}\" is not supported: {why}"),
+            )
+        }
         _ => MongoError::location(
             31138,
             format!("Illegal $meta sort: {}", util::elem_to_string(name, arg)),

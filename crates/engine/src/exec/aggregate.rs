@@ -216,12 +216,13 @@ impl Aggregation {
             },
         };
         let mut results = results;
-        if pipeline
-            .leading_filter()
-            .is_some_and(|f| f.text().is_some())
+        if pipeline.leading_geo_near().is_some()
+            || pipeline
+                .leading_filter()
+                .is_some_and(|f| f.text().is_some())
         {
-            // The text score is metadata: never part of a reply or of what is written.
-            results.iter_mut().for_each(eddy_query::text::strip_score);
+            // Metadata is never part of a reply or of what is written.
+            results.iter_mut().for_each(eddy_query::meta::strip);
         }
         let env = ctx.env.clone();
         drop(ctx);
@@ -421,12 +422,10 @@ impl<'p> SourceRead<'p> {
         let docs = found
             .docs
             .into_iter()
-            .map(|m| {
-                let mut doc = m.doc;
-                if let Some(score) = m.score {
-                    // The stages read it through `{$meta: "textScore"}`.
-                    doc.insert(eddy_query::text::TEXT_SCORE_FIELD, score);
-                }
+            .map(|mut m| {
+                // The stages read it through `{$meta: ...}`.
+                let mut doc = std::mem::take(&mut m.doc);
+                m.add_metadata(&mut doc);
                 doc
             })
             .collect();
@@ -464,12 +463,13 @@ fn geo_near_source(
     Ok(found
         .docs
         .into_iter()
-        .map(|m| {
-            let mut doc = m.doc;
-            if let Some((d, loc)) = crate::geo::document_distance(&near, &doc, &key) {
-                let loc = loc.clone();
-                g.annotate(&mut doc, d, &loc);
+        .map(|mut m| {
+            let mut doc = std::mem::take(&mut m.doc);
+            if let Some((d, loc)) = &m.near {
+                g.annotate(&mut doc, *d, loc);
             }
+            // And as metadata, for `{$meta: "geoNearDistance"}` and `"geoNearPoint"`.
+            m.add_metadata(&mut doc);
             doc
         })
         .collect())

@@ -7,10 +7,10 @@ use bson::{doc, Bson, Document, Timestamp};
 use eddy_codes::{Deadline, ErrorCode, MongoError};
 use eddy_query::collation::Collation;
 use eddy_query::filter::Filter;
+use eddy_query::meta;
 use eddy_query::pipeline::asks_text_score;
 use eddy_query::projection::Projection;
 use eddy_query::sort::SortSpec;
-use eddy_query::text::{strip_score, TEXT_SCORE_FIELD};
 
 use super::{check_snapshot_source, evaluate_let, open_reader};
 use crate::plan::{self, Direction, Plan, Query};
@@ -211,22 +211,22 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
         .into_iter()
         .skip(skip)
         .take(take)
-        .map(|m| {
+        .map(|mut m| {
             if q.return_key {
                 // The key alone, even with `showRecordId` (as mongod).
                 return crate::read::index_key(&meta, &executed.plan, &m);
             }
-            let mut doc = match (&p.projection, m.score) {
-                (Some(proj), Some(score)) => {
-                    // The score is metadata the projection may show, never a field.
-                    let mut input = m.doc;
-                    input.insert(TEXT_SCORE_FIELD, score);
+            let mut doc = match &p.projection {
+                Some(proj) if m.has_metadata() => {
+                    // Metadata the projection may show, never a field.
+                    let mut input = std::mem::take(&mut m.doc);
+                    m.add_metadata(&mut input);
                     let mut out = proj.apply(&input, m.details.as_ref())?;
-                    strip_score(&mut out);
+                    meta::strip(&mut out);
                     out
                 }
-                (Some(proj), None) => proj.apply(&m.doc, m.details.as_ref())?,
-                (None, _) => m.doc,
+                Some(proj) => proj.apply(&m.doc, m.details.as_ref())?,
+                None => m.doc,
             };
             if q.show_record_id {
                 // Eddy stores every collection clustered by `_id`: the record id is the
@@ -250,7 +250,8 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
     })
 }
 
-/// A `$near` query without a sort: its matches in order of distance. With a limit,
+/// A `$near` query without a sort: its matches in order of distance, each with its
+/// distance and the location measured (`Matched::near`). With a limit,
 /// the search reads growing rings (each four times as wide) until one holds enough
 /// documents, so a near query on a large collection reads the neighbourhood only.
 pub(crate) fn near_query(
@@ -284,17 +285,13 @@ pub(crate) fn near_query(
             }
         }
     };
-    let mut keyed: Vec<(f64, crate::read::Matched)> = executed
+    for m in &mut executed.docs {
+        m.near = crate::geo::document_distance(near, &m.doc, path).map(|(d, at)| (d, at.clone()));
+    }
+    let distance = |m: &crate::read::Matched| m.near.as_ref().map_or(f64::INFINITY, |(d, _)| *d);
+    executed
         .docs
-        .drain(..)
-        .map(|m| {
-            let d =
-                crate::geo::document_distance(near, &m.doc, path).map_or(f64::INFINITY, |(d, _)| d);
-            (d, m)
-        })
-        .collect();
-    keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
-    executed.docs = keyed.into_iter().map(|(_, m)| m).collect();
+        .sort_by(|a, b| distance(a).total_cmp(&distance(b)));
     Ok(executed)
 }
 

@@ -946,7 +946,8 @@ impl Parser {
 
 /// `$rand` takes no arguments: `{}` or `[]` (mongod's two codes for the two wrong
 /// shapes).
-/// `$meta` arguments mongod 7.0 knows (Eddy has `textScore` only).
+/// `$meta` arguments mongod 7.0 knows (Eddy has `textScore`, `geoNearDistance` and
+/// `geoNearPoint`: [`crate::meta`]).
 pub(crate) const KNOWN_META: &[&str] = &[
     "textScore",
     "randVal",
@@ -962,9 +963,9 @@ pub(crate) const KNOWN_META: &[&str] = &[
     "sortKey",
 ];
 
-/// `{$meta: "textScore"}`: the document's text score, which the text plan keeps in a
-/// metadata field of the document ([`crate::text::TEXT_SCORE_FIELD`]); mongod's
-/// argument errors, and an honest refusal for the metadata Eddy does not have.
+/// `{$meta: ...}`: the document's metadata, which the read keeps in a metadata field
+/// of the document ([`crate::meta`]; missing when the read made none, as in mongod);
+/// mongod's argument errors, and an honest refusal for the metadata Eddy does not have.
 pub(crate) fn meta_operator(arg: &Bson) -> Result<Node, MongoError> {
     let Bson::String(name) = arg else {
         return Err(MongoError::location(
@@ -978,16 +979,12 @@ pub(crate) fn meta_operator(arg: &Bson) -> Result<Node, MongoError> {
             format!("Unsupported argument to $meta: {name}"),
         ));
     }
-    if name == "textScore" {
-        return Ok(Node::Var(
-            Var::Root,
-            vec![crate::text::TEXT_SCORE_FIELD.to_owned()],
-        ));
+    if let Some(field) = crate::meta::field(name) {
+        return Ok(Node::Var(Var::Root, vec![field.to_owned()]));
     }
     let why = match name.as_str() {
         "searchScore" | "searchHighlights" | "searchScoreDetails" | "searchSortValues"
         | "vectorSearchScore" => "Eddy has no Atlas Search",
-        "geoNearDistance" | "geoNearPoint" => "Eddy has no geospatial queries",
         _ => "Eddy does not expose this metadata",
     };
     Err(MongoError::new(

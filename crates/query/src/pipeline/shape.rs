@@ -248,10 +248,8 @@ pub(super) fn replace_root(
 ) -> Result<Document, MongoError> {
     match e.evaluate(doc, env)? {
         Some(Bson::Document(mut d)) => {
-            // Metadata (the text score) stays with the document, as in mongod.
-            if let Some(score) = doc.get(crate::text::TEXT_SCORE_FIELD) {
-                d.insert(crate::text::TEXT_SCORE_FIELD, score.clone());
-            }
+            // Metadata stays with the document, as in mongod.
+            crate::meta::carry(doc, &mut d);
             Ok(d)
         }
         other => {

@@ -129,7 +129,7 @@ fn parse() {
     assert_eq!(e.code, 115);
     let by_score = SortSpec::parse(&doc! {"a": {"$meta": "textScore"}, "b": 1}).expect("textScore");
     assert!(by_score.uses_text_score());
-    let score = crate::text::TEXT_SCORE_FIELD;
+    let score = crate::meta::TEXT_SCORE;
     let (low, high) = (doc! {score: 0.75, "b": 1}, doc! {score: 1.5, "b": 2});
     assert_eq!(by_score.compare(&high, &low), std::cmp::Ordering::Less);
     let e = SortSpec::parse_stage(&doc! {}).expect_err("refused");
