@@ -347,3 +347,14 @@ def test_near_distance_and_point_as_metadata(places):
     assert list(places.aggregate([{"$match": {"_id": 1}}, {"$project": {"_id": 0, "d": {"$meta": "geoNearDistance"}}}])) == [{}]
     # A near query without a projection answers the documents as stored.
     assert list(places.find(near).limit(1)) == [PLACES[0]]
+
+
+def test_near_in_a_match_stage_is_refused_as_mongod_does(places):
+    near = {"location": {"$near": {"$geometry": {"type": "Point", "coordinates": [-73.97, 40.77]}}}}
+    with pytest.raises(OperationFailure) as ei:
+        list(places.aggregate([{"$match": near}]))
+    assert ei.value.code == 5626500 and "consider using $geoWithin" in str(ei.value)
+    # countDocuments is an aggregation with a $match: the same refusal.
+    with pytest.raises(OperationFailure) as ei:
+        places.count_documents({"$or": [near, {"_id": 1}]})
+    assert ei.value.code == 5626500

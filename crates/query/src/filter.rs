@@ -255,6 +255,25 @@ impl Filter {
         Ok(filter)
     }
 
+    /// Parses the filter of a `$match` stage, where `$near` and `$nearSphere` are refused
+    /// wherever they are (mongod's 5626500: a stage's input is not ordered by distance).
+    pub fn parse_match(query: &Document) -> Result<Filter, MongoError> {
+        let root = parse_doc(query, Level::Top, &[])?;
+        let mut near = 0;
+        count_near(&root, &mut near);
+        if near > 0 {
+            return Err(MongoError::location(
+                5626500,
+                "$geoNear, $near, and $nearSphere are not allowed in this context, as these operators require sorting geospatial data. If you do not need sort, consider using $geoWithin instead. Check out https://dochub.mongodb.org/core/near-sort-operation and https://dochub.mongodb.org/core/nearSphere-sort-operationfor more details.",
+            ));
+        }
+        check_text(&root)?;
+        Ok(Filter {
+            root,
+            collated: false,
+        })
+    }
+
     /// Parses a `find` filter: like [`Filter::parse_collated`], but `$near` and
     /// `$nearSphere` are accepted (once, in the top-level conjunction), for a caller
     /// that orders the results by distance through a geo index.

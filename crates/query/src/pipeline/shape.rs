@@ -32,7 +32,7 @@ impl Match {
             }
         }
         Ok(Match {
-            filter: Filter::parse(&rest)?,
+            filter: Filter::parse_match(&rest)?,
             exprs,
         })
     }
