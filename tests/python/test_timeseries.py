@@ -185,6 +185,11 @@ def test_updates_follow_7_0_rules(weather):
     assert code_of(lambda: weather.replace_one({}, {"timestamp": datetime.datetime.now(UTC)})) == 72
     assert weather.count_documents({"temp": 1}) == 0
     assert code_of(lambda: weather.find_one_and_delete({})) == 115
+    db = weather.database
+    db.src.insert_one({"timestamp": datetime.datetime.now(UTC)})
+    assert code_of(lambda: list(db.src.aggregate([{"$merge": {"into": "weather"}}]))) == 166
+    assert code_of(lambda: list(db.src.aggregate([{"$out": "weather"}]))) == 115
+    assert weather.count_documents({}) == 3
 
 
 def test_deletes_take_any_filter(weather):
