@@ -332,9 +332,13 @@ impl CollectionMeta {
         }
     }
 
-    /// Every index spec, `_id_` (or the clustered index) first.
+    /// Every index spec, `_id_` (or the clustered index) first; a time-series
+    /// collection has no `_id` index (as in mongod, where `_id` is not indexed).
     pub fn index_specs(&self) -> Vec<Document> {
-        let mut out = vec![self.primary_index_spec()];
+        let mut out = match self.options.contains_key("timeseries") {
+            true => Vec::new(),
+            false => vec![self.primary_index_spec()],
+        };
         out.extend(self.indexes.iter().map(|i| i.spec.clone()));
         out
     }

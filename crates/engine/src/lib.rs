@@ -31,6 +31,7 @@ pub mod oplog;
 pub mod plan;
 pub mod read;
 pub mod snapshots;
+pub mod timeseries;
 pub mod txn;
 pub mod usage;
 pub mod users;

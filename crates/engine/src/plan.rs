@@ -519,7 +519,8 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
         Some(Hinted::Index(i)) => return Ok(index_plan(&Candidate::of(i), q, unsorted)),
         None => {}
     }
-    if !q.skip {
+    // A time-series collection's measurements may share an `_id`: no point read.
+    if !q.skip && meta.timeseries().is_none() {
         if let Some(id) = id_hack(q) {
             return Ok(Plan {
                 access: Access::IdHack(id),

@@ -482,8 +482,19 @@ impl Reader {
         &self.snap
     }
 
-    /// A collection's catalog entry.
+    /// A collection's catalog entry. `system.buckets.<name>` of a time-series
+    /// collection is listed but holds no buckets in Eddy: reading it is refused (115)
+    /// rather than answered as an empty collection.
     pub fn collection(&self, ns: &Namespace) -> Result<Option<CollectionMeta>, MongoError> {
+        if let Some(base) = ns.coll.strip_prefix("system.buckets.") {
+            let base = Namespace::new(ns.db.clone(), base);
+            if catalog::get(&self.snap, &base)?.is_some_and(|m| m.timeseries().is_some()) {
+                return Err(MongoError::new(
+                    eddy_codes::ErrorCode::CommandNotSupported,
+                    format!("Eddy keeps no buckets: {ns} cannot be read (see {base})"),
+                ));
+            }
+        }
         catalog::get(&self.snap, ns)
     }
 
@@ -544,6 +555,10 @@ impl Reader {
             id_name,
             self.table_bytes(&meta.docs_table(), |k, _| k.len())?,
         )];
+        if meta.timeseries().is_some() {
+            // No `_id` index (see `CollectionMeta::index_specs`).
+            out.clear();
+        }
         for index in &meta.indexes {
             let bytes = self.table_bytes(&crate::index::table(index), |k, v| k.len() + v.len())?;
             out.push((index.name().to_owned(), bytes));

@@ -14,7 +14,6 @@ use eddy_codes::MongoError;
 use eddy_storage::KvRead;
 
 use crate::catalog::{self, CollectionMeta};
-use crate::read::id_key;
 use crate::{capped, index, storage_err, Reader};
 
 /// What `validate` found. Counts and human-readable findings, in mongod's terms.
@@ -73,7 +72,7 @@ fn validate(r: &(impl KvRead + ?Sized), meta: &CollectionMeta) -> Result<Report,
             }
         };
         match doc.get("_id") {
-            Some(id) if id_key(id) == key => {}
+            Some(id) if crate::timeseries::key_holds_id(meta, &key, id) => {}
             _ => {
                 report.invalid_documents += 1;
                 report.corrupt_records.push(hex(&key));

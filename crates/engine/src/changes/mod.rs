@@ -293,8 +293,19 @@ impl ChangeStream {
     ) -> Result<ChangeStream, MongoError> {
         if let Scope::Collection(ns) = &scope {
             // mongod refuses a stream on a view; its events are those of its source.
-            if engine.reader()?.view(ns)?.is_some() {
+            let reader = engine.reader()?;
+            if reader.view(ns)?.is_some() {
                 return Err(crate::catalog::not_a_collection(ns));
+            }
+            // So is one on a time-series collection (a view of its buckets in mongod).
+            if reader
+                .collection(ns)?
+                .is_some_and(|m| m.timeseries().is_some())
+            {
+                return Err(MongoError::new(
+                    eddy_codes::ErrorCode::CommandNotSupportedOnView,
+                    format!("Namespace {ns} is a timeseries collection"),
+                ));
             }
         }
         let now = pack(engine.last_op_time());

@@ -35,6 +35,13 @@ pub(super) fn write_out(
         ));
     }
     let existing = engine.reader()?.collection(&target)?;
+    if existing.as_ref().is_some_and(|m| m.timeseries().is_some()) {
+        // mongod 7.0.3+ writes measurements through `$out`; Eddy does not yet.
+        return Err(MongoError::new(
+            ErrorCode::CommandNotSupported,
+            format!("Eddy does not support $out into the time-series collection {target}"),
+        ));
+    }
     if existing.as_ref().is_some_and(|m| m.cap().is_some()) {
         return Err(MongoError::location(
             17152,
@@ -84,6 +91,13 @@ pub(super) fn write_merge(
     );
     let reader = engine.reader()?;
     let meta = reader.collection(&target)?;
+    if meta.as_ref().is_some_and(|m| m.timeseries().is_some()) {
+        // A view of its buckets in mongod, which `$merge` cannot write to.
+        return Err(MongoError::new(
+            ErrorCode::CommandNotSupportedOnView,
+            format!("Namespace {target} is a timeseries collection: $merge cannot write to it"),
+        ));
+    }
     if spec.on != ["_id"] {
         let unique = meta.as_ref().is_some_and(|m| {
             m.indexes.iter().any(|i| {

@@ -21,7 +21,16 @@ impl Engine {
         catalog::validate_writable(&ns)?;
         self.execute(move |tx| {
             tx.check_free(&ns)?;
-            tx.create_collection(&ns, options)?;
+            let mut meta = tx.create_collection(&ns, options)?;
+            // mongod 6.3+ gives a time-series collection with a `metaField` an index on
+            // `{<metaField>: 1, <timeField>: 1}`.
+            let default_index = meta.timeseries().and_then(|spec| {
+                let m = spec.meta_field?;
+                Some(doc! {"key": {m: 1, spec.time_field: 1}})
+            });
+            if let Some(spec) = default_index {
+                tx.create_index(&mut meta, spec)?;
+            }
             Ok(())
         })
     }
@@ -105,6 +114,13 @@ impl Engine {
                     format!("Source collection {from} does not exist"),
                 ));
             };
+            if meta.timeseries().is_some() {
+                // mongod renames the view and its buckets together; Eddy does not.
+                return Err(MongoError::new(
+                    ErrorCode::CommandNotSupported,
+                    "Eddy does not support renaming a time-series collection",
+                ));
+            }
             if from == to {
                 return Err(MongoError::new(
                     ErrorCode::IllegalOperation,

@@ -16,7 +16,7 @@ use crate::catalog::{self, CollectionMeta, Namespace};
 use crate::oplog::{self, Op};
 use crate::plan::Query;
 use crate::read::{id_key, Matched};
-use crate::{capped, index, storage_err, Engine};
+use crate::{capped, index, storage_err, timeseries, Engine};
 
 impl Engine {
     /// Inserts documents (`_id` added where missing).
@@ -230,12 +230,20 @@ impl Tx<'_, '_> {
             .get("_id")
             .cloned()
             .expect("prepare_for_insert adds _id");
-        let key = id_key(&id);
-        if self
-            .w
-            .get(&meta.docs_table(), &key)
-            .map_err(storage_err)?
-            .is_some()
+        // Measurements may share an `_id` (see `crate::timeseries`).
+        let (key, unique_id) = match meta.timeseries() {
+            Some(spec) => {
+                timeseries::check_measurement(&spec, &doc)?;
+                (timeseries::storage_key(&id, self.next_id()?), false)
+            }
+            None => (id_key(&id), true),
+        };
+        if unique_id
+            && self
+                .w
+                .get(&meta.docs_table(), &key)
+                .map_err(storage_err)?
+                .is_some()
         {
             return Err(index::duplicate_key_error(
                 meta,
@@ -271,7 +279,7 @@ impl Tx<'_, '_> {
             key: &key,
             doc: raw_view(&bytes)?,
         };
-        self.log(&meta.ns, Some(&meta.uuid), op)?;
+        self.log(&timeseries::logged_ns(meta), Some(&meta.uuid), op)?;
         Ok(id)
     }
 
@@ -345,7 +353,7 @@ impl Tx<'_, '_> {
                 pre: pre.as_deref(),
             },
         };
-        self.log(&meta.ns, Some(&meta.uuid), op)
+        self.log(&timeseries::logged_ns(meta), Some(&meta.uuid), op)
     }
 
     /// Removes the oldest documents of a capped collection while it is over its cap.
@@ -400,7 +408,7 @@ impl Tx<'_, '_> {
             key: &key,
             pre: pre.as_deref(),
         };
-        self.log(&meta.ns, Some(&meta.uuid), op)
+        self.log(&timeseries::logged_ns(meta), Some(&meta.uuid), op)
     }
 
     /// Applies `update` to a matched document; whether it changed.
@@ -478,6 +486,9 @@ impl Tx<'_, '_> {
                 upserted: None,
             });
         };
+        if let Some(spec) = meta.timeseries() {
+            timeseries::check_update(&spec, op)?;
+        }
         let limit = (!op.multi).then_some(1);
         let mut q = Query::new(&op.filter, &filter);
         q.hint = op.hint.as_ref();
@@ -552,6 +563,12 @@ impl Tx<'_, '_> {
         let Some(meta) = meta else {
             return Ok(FindAndModifyOutcome::default());
         };
+        if meta.timeseries().is_some() {
+            return Err(MongoError::new(
+                ErrorCode::CommandNotSupported,
+                "Eddy does not support findAndModify on a time-series collection",
+            ));
+        }
         // The first document in sort order (from an index when one gives the order).
         let sort = match &req.sort {
             Some(sort) if !sort.is_empty() => {

@@ -140,12 +140,18 @@ pub enum IndexSelector {
 }
 
 impl Tx<'_, '_> {
-    fn create_index(
+    pub(super) fn create_index(
         &mut self,
         meta: &mut CollectionMeta,
         spec: Document,
     ) -> Result<(), MongoError> {
         let spec = normalize_index_spec(spec)?;
+        if meta.timeseries().is_some() && spec.get_bool("unique").unwrap_or(false) {
+            return Err(MongoError::new(
+                ErrorCode::InvalidOptions,
+                "Unique indexes are not supported on time-series collections",
+            ));
+        }
         let name = spec.get_str("name").unwrap_or_default().to_owned();
         let key = spec.get_document("key").cloned().unwrap_or_default();
         let ttl = spec.contains_key("expireAfterSeconds");

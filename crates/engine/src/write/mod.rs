@@ -213,7 +213,17 @@ impl<'a, 'b> Tx<'a, 'b> {
 
 impl Tx<'_, '_> {
     /// Capped collections take no writes inside a transaction (mongod 4.2+).
+    /// Time-series collections take none either (mongod 7.0: reads only).
     pub(crate) fn check_not_capped_in_txn(&self, meta: &CollectionMeta) -> Result<(), MongoError> {
+        if self.in_txn && meta.timeseries().is_some() {
+            return Err(MongoError::new(
+                ErrorCode::OperationNotSupportedInTransaction,
+                format!(
+                    "Cannot write to time-series collection '{}' in a multi-document transaction.",
+                    meta.ns
+                ),
+            ));
+        }
         if self.in_txn && meta.cap().is_some() {
             return Err(MongoError::new(
                 ErrorCode::OperationNotSupportedInTransaction,

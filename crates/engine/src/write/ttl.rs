@@ -11,13 +11,18 @@ use super::DeleteOp;
 use crate::Engine;
 
 impl Engine {
-    /// One pass of the TTL monitor at `now`: for every TTL index, deletes the documents
+    /// One pass of the TTL monitor at `now`: for every TTL index (and every collection
+    /// with its own `expireAfterSeconds`: `crate::timeseries`), deletes the documents
     /// whose indexed field is a date (or an array holding one) at least
     /// `expireAfterSeconds` old, within the index's `partialFilterExpression`. Returns
     /// how many documents were deleted.
     pub fn expire_ttl(self: &Arc<Self>, now: DateTime) -> Result<u64, MongoError> {
         let mut work = Vec::new();
         for meta in self.reader()?.collections(None)? {
+            // Time-series and clustered collections' own `expireAfterSeconds`.
+            if let Some(filter) = crate::timeseries::expired_filter(&meta, now) {
+                work.push((meta.ns.clone(), filter));
+            }
             for index in &meta.indexes {
                 if let Some(filter) = expired_filter(&index.spec, now) {
                     work.push((meta.ns.clone(), filter));

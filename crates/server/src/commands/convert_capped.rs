@@ -46,6 +46,13 @@ fn clone_as_capped(
             format!("source collection {from} does not exist"),
         ));
     };
+    if meta.timeseries().is_some() {
+        // A view of its buckets in mongod, refused as a view is.
+        return Err(MongoError::new(
+            ErrorCode::CommandNotSupportedOnView,
+            format!("cloneCollectionAsCapped not supported on view: {from}"),
+        ));
+    }
     if reader.collection(&to)?.is_some() || reader.view(&to)?.is_some() {
         return Err(MongoError::new(
             ErrorCode::NamespaceExists,

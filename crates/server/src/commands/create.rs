@@ -188,7 +188,8 @@ fn capped_options(size: Option<i64>, max: Option<i64>) -> Result<Document, Mongo
 
 /// `clusteredIndex: {key: {_id: 1}, unique: true, name?, v?}`, as mongod validates it
 /// and stores it (`{v: 2, key: {_id: 1}, name, unique: true}`). Eddy keeps every
-/// collection in `_id` order, so a clustered collection is stored like any other.
+/// collection in `_id` order, so a clustered collection is stored like any other; its
+/// `expireAfterSeconds` expires documents by their `_id` date.
 fn clustered_index_option(v: &Bson) -> Result<Document, MongoError> {
     let spec = match v {
         Bson::Document(d) => d,
@@ -263,14 +264,14 @@ fn clustered_index_option(v: &Bson) -> Result<Document, MongoError> {
 }
 
 impl Command for Create {
-    fn parse(cmd: &Document, _ctx: &Ctx) -> Result<Self, MongoError> {
+    fn parse(cmd: &Document, ctx: &Ctx) -> Result<Self, MongoError> {
         let coll = collection_arg(cmd, "create")?;
         check_collation(cmd, "create")?;
         let mut options = Document::new();
         let mut view_on = None;
         let mut pipeline = None;
         let (mut capped, mut size, mut max) = (false, None, None);
-        let (mut id_index, mut expire_after) = (false, false);
+        let (mut id_index, mut expire_after) = (false, None);
         for (key, value) in cmd.iter().skip(1) {
             match key.as_str() {
                 k if GENERIC_FIELDS.contains(&k) => {}
@@ -294,8 +295,13 @@ impl Command for Create {
                     options.insert(key.clone(), clustered_index_option(value)?);
                 }
                 "idIndex" => id_index = true,
-                "expireAfterSeconds" => expire_after = true,
-                "timeseries" | "encryptedFields" => {
+                "expireAfterSeconds" => {
+                    expire_after = Some(super::timeseries::expire_after_seconds(value)?)
+                }
+                "timeseries" => {
+                    options.insert(key.clone(), super::timeseries::timeseries_option(value)?);
+                }
+                "encryptedFields" => {
                     return Err(MongoError::new(
                         ErrorCode::CommandNotSupported,
                         format!("Eddy does not support the collection option '{key}'"),
@@ -310,18 +316,20 @@ impl Command for Create {
             }
         }
         let clustered = options.contains_key("clusteredIndex");
-        if expire_after {
-            // Expiry needs a TTL monitor, which Eddy does not have.
-            return Err(match clustered {
-                true => MongoError::new(
-                    ErrorCode::CommandNotSupported,
-                    "Eddy does not support the collection option 'expireAfterSeconds'",
-                ),
-                false => MongoError::new(
+        let timeseries = options.get_document("timeseries").ok().cloned();
+        if let Some(ts) = &timeseries {
+            let ns = format!("{}.{coll}", ctx.db());
+            super::timeseries::check_create(cmd, &ns, ts)?;
+        }
+        if let Some(seconds) = expire_after {
+            if !clustered && timeseries.is_none() {
+                return Err(MongoError::new(
                     ErrorCode::InvalidOptions,
                     "'expireAfterSeconds' can be used only for clustered collections or timeseries collections",
-                ),
-            });
+                ));
+            }
+            // Expired by the TTL monitor (`eddy_engine::timeseries::expired_filter`).
+            options.insert("expireAfterSeconds", seconds);
         }
         if clustered && id_index {
             return Err(MongoError::new(

@@ -68,6 +68,18 @@ impl Command for ListCollections {
             // (name, type, the full entry), collections and views in one name order.
             let mut entries: Vec<(String, &str, Document)> = Vec::new();
             for meta in reader.collections(Some(&db))? {
+                if visible.as_ref().is_some_and(|i| {
+                    !i.touches(&crate::auth::Resource::collection(&db, &meta.ns.coll))
+                }) {
+                    continue;
+                }
+                if meta.timeseries().is_some() {
+                    let (view, buckets) = timeseries_entries(&meta);
+                    entries.push((meta.ns.coll.clone(), "timeseries", view));
+                    let name = format!("system.buckets.{}", meta.ns.coll);
+                    entries.push((name, "collection", buckets));
+                    continue;
+                }
                 let mut full = doc! {
                     "name": &meta.ns.coll,
                     "type": "collection",
@@ -77,11 +89,6 @@ impl Command for ListCollections {
                 // A clustered collection has no separate `_id` index (as mongod).
                 if meta.clustered_index().is_none() {
                     full.insert("idIndex", eddy_engine::CollectionMeta::id_index_spec());
-                }
-                if visible.as_ref().is_some_and(|i| {
-                    !i.touches(&crate::auth::Resource::collection(&db, &meta.ns.coll))
-                }) {
-                    continue;
                 }
                 entries.push((meta.ns.coll, "collection", full));
             }
@@ -125,4 +132,28 @@ impl Command for ListCollections {
         )
         .await
     }
+}
+
+/// The two entries mongod 7.0 lists for a time-series collection: the collection itself
+/// (`type: "timeseries"`, no UUID: it is a view of its buckets there) and its buckets
+/// collection `system.buckets.<name>` (clustered, with the same options). Eddy keeps
+/// the measurements themselves (`eddy_engine::timeseries`), so the buckets entry is
+/// shown as mongod shows it but holds no readable buckets; it carries the collection's
+/// UUID. mongod's buckets `validator` is not shown.
+fn timeseries_entries(meta: &eddy_engine::CollectionMeta) -> (Document, Document) {
+    let view = doc! {
+        "name": &meta.ns.coll,
+        "type": "timeseries",
+        "options": meta.options.clone(),
+        "info": {"readOnly": false},
+    };
+    let mut options = doc! {"clusteredIndex": true};
+    options.extend(meta.options.clone());
+    let buckets = doc! {
+        "name": format!("system.buckets.{}", meta.ns.coll),
+        "type": "collection",
+        "options": options,
+        "info": {"readOnly": false, "uuid": meta.uuid_bson()},
+    };
+    (view, buckets)
 }

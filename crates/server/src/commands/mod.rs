@@ -48,6 +48,7 @@ pub mod sasl;
 mod sessions;
 mod stats;
 mod tailable;
+mod timeseries;
 mod transactions;
 mod update;
 mod users;

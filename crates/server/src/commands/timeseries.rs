@@ -1,0 +1,304 @@
+//! `create`'s `timeseries` and `expireAfterSeconds` options, validated as mongod 7.0
+//! does (its IDL, `CmdCreate`'s checks, `checkBucketingParameters`) and completed with
+//! the defaults it stores: `granularity: "seconds"` and the `bucketMaxSpanSeconds` of
+//! the granularity when no custom bucketing is given. How Eddy keeps such a collection:
+//! `eddy_engine::timeseries`.
+
+use bson::{Bson, Document};
+use eddy_codes::{ErrorCode, MongoError};
+
+use crate::args::{as_integer, missing, wrong_type};
+
+/// The largest `bucketMaxSpanSeconds`/`bucketRoundingSeconds` (one year).
+const MAX_BUCKET_SECONDS: i64 = 31_536_000;
+/// The largest `expireAfterSeconds` (mongod's `kExpireAfterSecondsMax`).
+const MAX_EXPIRE_AFTER_SECONDS: i64 = i32::MAX as i64;
+
+/// The options `create` accepts beside `timeseries` (mongod's
+/// `kAllowedCollectionCreationOptions`; generic arguments too).
+const ALLOWED_WITH_TIMESERIES: &[&str] = &[
+    "timeseries",
+    "expireAfterSeconds",
+    "storageEngine",
+    "indexOptionDefaults",
+    "collation",
+    "temp",
+];
+
+/// `bucketMaxSpanSeconds` of a granularity.
+fn max_span_of(granularity: &str) -> i64 {
+    match granularity {
+        "minutes" => 60 * 60 * 24,
+        "hours" => 60 * 60 * 24 * 30,
+        _ => 60 * 60,
+    }
+}
+
+/// Parses `timeseries: {timeField, metaField?, granularity?, bucketMaxSpanSeconds?,
+/// bucketRoundingSeconds?}` into the options mongod stores.
+pub fn timeseries_option(v: &Bson) -> Result<Document, MongoError> {
+    let Bson::Document(spec) = v else {
+        return Err(wrong_type("create", "timeseries", v, "type 'object'"));
+    };
+    let (mut time, mut meta, mut granularity, mut max_span, mut rounding) =
+        (None, None, None, None, None);
+    for (field, value) in spec {
+        let string = || match value {
+            Bson::String(s) => Ok(s.clone()),
+            other => Err(wrong_type("timeseries", field, other, "type 'string'")),
+        };
+        let seconds = || {
+            let n = match value {
+                Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
+                    as_integer(value).unwrap_or(0)
+                }
+                other => return Err(wrong_type("timeseries", field, other, "type 'int'")),
+            };
+            let out_of_range = |bound: &str| {
+                MongoError::location(
+                    51024,
+                    format!(
+                        "BSON field 'timeseries.{field}' value must be {bound}, actual value '{n}'"
+                    ),
+                )
+            };
+            if n < 1 {
+                return Err(out_of_range(">= 1"));
+            }
+            if n > MAX_BUCKET_SECONDS {
+                return Err(out_of_range(&format!("<= {MAX_BUCKET_SECONDS}")));
+            }
+            Ok(n)
+        };
+        match field.as_str() {
+            "timeField" => time = Some(string()?),
+            "metaField" => meta = Some(string()?),
+            "granularity" => {
+                let g = string()?;
+                if !matches!(g.as_str(), "seconds" | "minutes" | "hours") {
+                    return Err(MongoError::bad_value(format!(
+                        "Enumeration value '{g}' for field 'timeseries.granularity' is not a valid value."
+                    )));
+                }
+                granularity = Some(g);
+            }
+            "bucketMaxSpanSeconds" => max_span = Some(seconds()?),
+            "bucketRoundingSeconds" => rounding = Some(seconds()?),
+            other => {
+                return Err(MongoError::location(
+                    eddy_codes::location::UNKNOWN_FIELD,
+                    format!("BSON field 'timeseries.{other}' is an unknown field."),
+                ))
+            }
+        }
+    }
+    let time = time.ok_or_else(|| missing("timeseries", "timeField"))?;
+    let invalid = |message: String| MongoError::new(ErrorCode::InvalidOptions, message);
+    let mut out = bson::doc! {"timeField": time};
+    if let Some(meta) = meta {
+        out.insert("metaField", meta);
+    }
+    match (granularity, max_span, rounding) {
+        (Some(g), span, rounding) => {
+            let default = max_span_of(&g);
+            if span.is_some_and(|s| s != default) {
+                return Err(invalid(format!("Time-series 'bucketMaxSpanSeconds' cannot be set to a value other than the default of {default} for the provided granularity")));
+            }
+            if rounding.is_some() {
+                return Err(invalid(
+                    "Time-series 'bucketRoundingSeconds' cannot be set alongside the granularity parameter".into(),
+                ));
+            }
+            out.insert("granularity", g);
+            out.insert("bucketMaxSpanSeconds", default as i32);
+        }
+        (None, None, None) => {
+            out.insert("granularity", "seconds");
+            out.insert("bucketMaxSpanSeconds", max_span_of("seconds") as i32);
+        }
+        (None, span, rounding) => {
+            if span != rounding {
+                return Err(invalid(
+                    "Time-series 'bucketRoundingSeconds' must be equal to 'bucketMaxSpanSeconds'"
+                        .into(),
+                ));
+            }
+            let seconds = span.unwrap_or_default() as i32;
+            out.insert("bucketRoundingSeconds", seconds);
+            out.insert("bucketMaxSpanSeconds", seconds);
+        }
+    }
+    Ok(out)
+}
+
+/// `CmdCreate`'s checks of a time-series `create` (72 InvalidOptions): no option
+/// outside [`ALLOWED_WITH_TIMESERIES`] (`capped: false` passes), top-level time and
+/// meta fields, a `metaField` that is neither `_id` nor the `timeField`.
+pub fn check_create(cmd: &Document, ns: &str, options: &Document) -> Result<(), MongoError> {
+    let invalid = |message: String| MongoError::new(ErrorCode::InvalidOptions, message);
+    for (field, value) in cmd.iter().skip(1) {
+        let allowed = ALLOWED_WITH_TIMESERIES.contains(&field.as_str())
+            || super::data::GENERIC_FIELDS.contains(&field.as_str())
+            || matches!(field.as_str(), "writeConcern" | "comment")
+            || (field == "capped" && !crate::args::truthy(value));
+        if !allowed {
+            return Err(invalid(format!(
+                "{ns}: 'timeseries' is not allowed with '{field}'"
+            )));
+        }
+    }
+    let top_level = |field: &str| {
+        invalid(format!(
+            "{ns}: '{field}' must be a top-level field and not contain a '.'"
+        ))
+    };
+    let time = options.get_str("timeField").unwrap_or_default();
+    if time.contains('.') {
+        return Err(top_level("timeField"));
+    }
+    if let Ok(meta) = options.get_str("metaField") {
+        if meta == "_id" {
+            return Err(invalid("'metaField' cannot be \"_id\"".into()));
+        }
+        if meta == time {
+            return Err(invalid(
+                "'metaField' cannot be the same as 'timeField'".into(),
+            ));
+        }
+        if meta.contains('.') {
+            return Err(top_level("metaField"));
+        }
+    }
+    Ok(())
+}
+
+/// `expireAfterSeconds` of `create` (time-series and clustered collections): a whole
+/// number from 0 to 2^31 - 1, stored as a long.
+pub fn expire_after_seconds(v: &Bson) -> Result<i64, MongoError> {
+    let n = match v {
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => as_integer(v)
+            .ok_or_else(|| {
+                MongoError::bad_value(format!(
+                    "Expected an integer, but found {} in expireAfterSeconds",
+                    crate::args::type_name(v)
+                ))
+            })?,
+        other => {
+            return Err(wrong_type(
+                "create",
+                "expireAfterSeconds",
+                other,
+                "types '[long, int, decimal, double]'",
+            ))
+        }
+    };
+    if n < 0 {
+        return Err(MongoError::new(
+            ErrorCode::InvalidOptions,
+            "TTL index 'expireAfterSeconds' option cannot be less than 0",
+        ));
+    }
+    if n > MAX_EXPIRE_AFTER_SECONDS {
+        return Err(MongoError::new(
+            ErrorCode::InvalidOptions,
+            "TTL index 'expireAfterSeconds' option must be within an acceptable range, try a lower number",
+        ));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    fn parse(spec: Document) -> Result<Document, MongoError> {
+        timeseries_option(&Bson::Document(spec))
+    }
+
+    #[test]
+    fn defaults_are_filled_in_as_mongod_stores_them() {
+        assert_eq!(
+            parse(doc! {"timeField": "t"}).expect("accepted"),
+            doc! {"timeField": "t", "granularity": "seconds", "bucketMaxSpanSeconds": 3600}
+        );
+        assert_eq!(
+            parse(doc! {"timeField": "t", "metaField": "m", "granularity": "hours"})
+                .expect("accepted"),
+            doc! {"timeField": "t", "metaField": "m", "granularity": "hours", "bucketMaxSpanSeconds": 2_592_000}
+        );
+        assert_eq!(
+            parse(doc! {"timeField": "t", "bucketMaxSpanSeconds": 60, "bucketRoundingSeconds": 60})
+                .expect("accepted"),
+            doc! {"timeField": "t", "bucketRoundingSeconds": 60, "bucketMaxSpanSeconds": 60}
+        );
+    }
+
+    #[test]
+    fn bad_specs_get_mongods_codes() {
+        let code = |spec: Document| parse(spec).expect_err("refused").code;
+        assert_eq!(code(doc! {}), 40414);
+        assert_eq!(code(doc! {"timeField": 1}), 14);
+        assert_eq!(code(doc! {"timeField": "t", "x": 1}), 40415);
+        assert_eq!(code(doc! {"timeField": "t", "granularity": "days"}), 2);
+        assert_eq!(
+            code(doc! {"timeField": "t", "bucketMaxSpanSeconds": 10}),
+            72
+        );
+        assert_eq!(
+            code(doc! {"timeField": "t", "granularity": "minutes", "bucketRoundingSeconds": 60}),
+            72
+        );
+        assert_eq!(
+            code(doc! {"timeField": "t", "bucketMaxSpanSeconds": 0}),
+            51024
+        );
+        assert_eq!(
+            expire_after_seconds(&Bson::Int32(-1))
+                .expect_err("refused")
+                .code,
+            72
+        );
+        assert_eq!(
+            expire_after_seconds(&Bson::String("1".into()))
+                .expect_err("refused")
+                .code,
+            14
+        );
+        assert_eq!(
+            expire_after_seconds(&Bson::Double(5.0)).expect("accepted"),
+            5
+        );
+    }
+
+    #[test]
+    fn create_refuses_what_mongod_refuses() {
+        let opts = doc! {"timeField": "t", "metaField": "m"};
+        let ok = doc! {"create": "c", "timeseries": {}, "capped": false, "expireAfterSeconds": 1};
+        assert!(check_create(&ok, "db.c", &opts).is_ok());
+        let capped = doc! {"create": "c", "timeseries": {}, "capped": true};
+        assert_eq!(
+            check_create(&capped, "db.c", &opts)
+                .expect_err("refused")
+                .code,
+            72
+        );
+        let id = doc! {"timeField": "t", "metaField": "_id"};
+        assert_eq!(
+            check_create(&ok, "db.c", &id).expect_err("refused").code,
+            72
+        );
+        let same = doc! {"timeField": "t", "metaField": "t"};
+        assert_eq!(
+            check_create(&ok, "db.c", &same).expect_err("refused").code,
+            72
+        );
+        let dotted = doc! {"timeField": "a.b"};
+        assert_eq!(
+            check_create(&ok, "db.c", &dotted)
+                .expect_err("refused")
+                .code,
+            72
+        );
+    }
+}
