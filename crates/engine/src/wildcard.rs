@@ -13,9 +13,10 @@
 //! A wildcard index serves one path per scan: the planner offers one candidate per
 //! field of the filter that the projection keeps and whose predicates bound its values
 //! to scalars (documents and arrays are not keys; `null`, `$exists: false`, `$ne` and
-//! the like give no bounds and fall back to other plans). Wildcard paths are treated as
-//! multikey (results deduplicated, no intersection of a path's predicates, no sort
-//! served), since which paths held arrays is not recorded per path.
+//! the like give no bounds and fall back to other plans). The catalog records whether
+//! any path of the index ever held an array, not which: once one did, every path of
+//! the index reads as multikey (results deduplicated, a path's predicates not
+//! intersected, no sort served).
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
