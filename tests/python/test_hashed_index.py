@@ -167,5 +167,9 @@ def test_sparse_hidden_and_drop(db):
     assert not ixscans(coll.find({"a": 1}).explain()["queryPlanner"]["winningPlan"])
     db.command("collMod", "s", index={"name": "a_hashed", "hidden": False})
     assert ixscans(coll.find({"a": 1}).explain()["queryPlanner"]["winningPlan"])
+    # 1 and 1.5 share a key: a hashed index cannot become unique.
+    with pytest.raises(OperationFailure) as ei:
+        db.command("collMod", "s", index={"name": "a_hashed", "prepareUnique": True})
+    assert ei.value.code == 16764
     coll.drop_index("a_hashed")
     assert [i["name"] for i in coll.list_indexes()] == ["_id_"]

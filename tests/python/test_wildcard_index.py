@@ -146,6 +146,9 @@ def test_hint_hidden_and_drop(products):
     assert ixscan(winning(products.find({"price": 20}))) is None
     products.database.command("collMod", "products", index={"name": "$**_1", "hidden": False})
     assert ixscan(winning(products.find({"price": 20}))) is not None
+    with pytest.raises(OperationFailure) as ei:
+        products.database.command("collMod", "products", index={"name": "$**_1", "prepareUnique": True})
+    assert ei.value.code == 67
     products.drop_index("$**_1")
     assert [i["name"] for i in products.list_indexes()] == ["_id_"]
 
