@@ -67,7 +67,9 @@ def test_single_field_wildcard_manual_example(products):
     # Array elements are keys under the array's path.
     q = {"product_attributes.material": "Leather"}
     assert [d["_id"] for d in products.find(q)] == [1]
-    assert ixscan(winning(products.find(q)))["isMultiKey"] is True
+    scan = ixscan(winning(products.find(q)))
+    assert scan["isMultiKey"] is True
+    assert scan["multiKeyPaths"] == {"$_path": [], "product_attributes.material": ["product_attributes.material"]}
     q = {"product_attributes.secret_feature.name": "laser"}
     assert [d["_id"] for d in products.find(q)] == [2]
     assert ixscan(winning(products.find(q))) is not None

@@ -526,10 +526,16 @@ impl<'m> Candidate<'m> {
                 (None, _) => bson::doc! {"_id": 1},
             },
             multikey_paths: match (self.index, &self.wildcard_path) {
-                (Some(i), Some(_)) => i
-                    .multikey_paths
-                    .as_ref()
-                    .map(|p| vec![Vec::new(), p.first().cloned().unwrap_or_default()]),
+                // Whether any path held an array is all the index records: shown on the
+                // path's last component.
+                (Some(i), Some(path)) => Some(vec![
+                    Vec::new(),
+                    if i.field_multikey(0) {
+                        vec![path.split('.').count() - 1]
+                    } else {
+                        Vec::new()
+                    },
+                ]),
                 (Some(i), None) => i.multikey_paths.clone(),
                 (None, _) => Some(vec![Vec::new()]),
             },
