@@ -171,4 +171,6 @@ def test_invalid_specs(db):
     assert code([("$**", 1)], sparse=True) == 67
     assert code([("$**", 1)], expireAfterSeconds=10) == 67
     assert code([("a.$**.b", 1)]) == 67
+    assert code([("a..$**", 1)]) == 67
+    assert code([("$a.$**", 1)]) == 67
     assert [i["name"] for i in coll.list_indexes()] in ([], ["_id_"])

@@ -385,13 +385,10 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
         // be indexed, except names that may be part of a DBRef below the top level, and
         // a wildcard key's final `$**` (see `crate::wildcard`).
         let wildcard = crate::wildcard::is_wildcard_field(field);
-        let checked = if wildcard {
-            field
-                .strip_suffix("$**")
-                .unwrap_or(field)
-                .trim_end_matches('.')
-        } else {
-            field.as_str()
+        let checked = match field.strip_suffix(".$**") {
+            _ if field == "$**" => "",
+            Some(root) if wildcard => root,
+            _ => field.as_str(),
         };
         for (i, part) in checked
             .split('.')
