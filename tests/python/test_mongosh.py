@@ -279,6 +279,27 @@ def test_mongosh_collection_stats(server: EddyServer, tmp_path):
     assert stats["ns"] == "app.stats_c", stats
 
 
+def test_mongosh_convert_shard_key_to_hashed(server: EddyServer, tmp_path):
+    """mongosh's `convertShardKeyToHashed` runs `$toHashedIndexKey` over `$documents`: the
+    value of mongosh's own test, and the hashed index key of the manual's ObjectId."""
+    out = mongosh(
+        server,
+        """
+        const id = ObjectId('5b2be413c06d924ab26ff9ca');
+        db = db.getSiblingDB('app');
+        db.orders.createIndex({_id: 'hashed'});
+        db.orders.insertOne({_id: id, item: 'Chocolates', qty: 25});
+        const key = db.orders.find({_id: id}).hint({_id: 'hashed'}).returnKey(true).toArray()[0]._id;
+        print('HASH ' + EJSON.stringify({foo: convertShardKeyToHashed({foo: 'bar'}).toString(),
+            id: convertShardKeyToHashed(id).toString(), key: key.toString()}));
+        """,
+        tmp_path,
+    )
+    got = tagged(out, "HASH")
+    assert got["foo"] == "4975617422686807705", got
+    assert got["id"] == got["key"], got
+
+
 def test_mongosh_creates_users_and_logs_in(eddy_factory, tmp_path):
     """`db.createUser` through the localhost exception, `db.auth`, and a role's limits."""
     server = eddy_factory(extra_args=["--auth"])

@@ -10,7 +10,8 @@
 //! `undefined`); a missing field indexes as `null` (sparse indexes skip documents
 //! missing every indexed field); two array-valued fields in one compound key are
 //! refused (171 CannotIndexParallelArrays). A `2dsphere` or `2d` key field holds cell
-//! ids or geohashes instead of the value (see `crate::geo`).
+//! ids or geohashes instead of the value (see `crate::geo`), a `hashed` one the value's
+//! hash (see `crate::hashed`).
 
 use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
@@ -156,6 +157,30 @@ fn for_each_key(
     }
     if let Some(spec) = index.text_spec() {
         for_each_text_key(&spec, doc, &mut f)?;
+        return Ok(no_paths());
+    }
+    if crate::wildcard::wildcard_field(index).is_some() {
+        // `(path, value)` per indexed leaf; the value in the key pattern's direction.
+        let desc = index
+            .key_pattern()
+            .values()
+            .next()
+            .is_some_and(is_descending);
+        let mut keys: Vec<(Bson, Bson)> = Vec::new();
+        let multikey = crate::wildcard::for_each_key(index, doc, |path, v| {
+            keys.push((Bson::String(path.to_owned()), v.clone()));
+        });
+        for (path, v) in &keys {
+            f(&[(path, false), (v, desc)]);
+        }
+        return Ok(vec![if multikey { vec![0] } else { Vec::new() }]);
+    }
+    if crate::hashed::is_hashed_index(index) {
+        // One key per document, never multikey (arrays are refused).
+        if let Some(parts) = crate::hashed::key(index, doc)? {
+            let parts: Vec<(&Bson, bool)> = parts.iter().map(|(v, d)| (v, *d)).collect();
+            f(&parts);
+        }
         return Ok(no_paths());
     }
     let mut per_field: Vec<(Vec<Bson>, bool)> = Vec::with_capacity(pattern.len());

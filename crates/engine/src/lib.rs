@@ -25,6 +25,7 @@ pub mod changes;
 pub mod clock;
 pub mod exec;
 pub mod geo;
+pub mod hashed;
 pub mod hub;
 pub mod index;
 pub mod oplog;
@@ -36,6 +37,7 @@ pub mod txn;
 pub mod usage;
 pub mod users;
 pub mod validate;
+pub mod wildcard;
 pub mod write;
 
 use std::path::PathBuf;

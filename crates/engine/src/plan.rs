@@ -25,6 +25,11 @@
 //! text index (27 IndexNotFound without one) for each word of its `$search`, under
 //! equalities on the index's prefix fields; text indexes serve nothing else.
 //!
+//! A hashed key field (`crate::hashed`) is bounded only by equalities, as the points of
+//! their values' hashes, and serves no sort. A wildcard index (`crate::wildcard`) is
+//! offered once per path of the filter's top-level conjunction that it indexes and whose
+//! values the filter bounds to scalars, as a scan of `($_path, value)` keys.
+//!
 //! Geo indexes (`2dsphere`, `2d`: `crate::geo`) qualify only when the filter's
 //! `$geoWithin`/`$geoIntersects` bounds one of their geo fields (their keys are cells,
 //! never values, so no other predicate bounds them and they serve no sort). A `$near`
@@ -333,6 +338,11 @@ struct Candidate<'m> {
     multikey: Vec<bool>,
     /// Per key field, its geo kind (`None`: an ordinary field).
     geo: Vec<Option<GeoField>>,
+    /// Per key field, whether it is hashed (`crate::hashed`).
+    hashed: Vec<bool>,
+    /// For a wildcard index, the one path this candidate reads (`crate::wildcard`):
+    /// its fields are then `$_path` and that path.
+    wildcard_path: Option<String>,
 }
 
 impl<'m> Candidate<'m> {
@@ -343,6 +353,8 @@ impl<'m> Candidate<'m> {
             fields: vec![("_id".into(), false)],
             multikey: vec![false],
             geo: vec![None],
+            hashed: vec![false],
+            wildcard_path: None,
         }
     }
 
@@ -357,9 +369,15 @@ impl<'m> Candidate<'m> {
             .values()
             .map(|d| geo::field_kind(index, d))
             .collect();
-        // A geo field never serves a sort nor intersects bounds, as a multikey one.
+        let hashed: Vec<bool> = index
+            .key_pattern()
+            .values()
+            .map(crate::hashed::is_hashed)
+            .collect();
+        // A geo or hashed field never serves a sort nor intersects bounds, as a
+        // multikey one.
         let multikey = (0..fields.len())
-            .map(|i| index.field_multikey(i) || geo[i].is_some())
+            .map(|i| index.field_multikey(i) || geo[i].is_some() || hashed[i])
             .collect();
         Candidate {
             index: Some(index),
@@ -367,7 +385,42 @@ impl<'m> Candidate<'m> {
             fields,
             multikey,
             geo,
+            hashed,
+            wildcard_path: None,
         }
+    }
+
+    /// A wildcard index read for one query path.
+    fn wildcard(index: &'m IndexMeta, path: &str) -> Candidate<'m> {
+        let descending = index
+            .key_pattern()
+            .values()
+            .next()
+            .is_some_and(index::is_descending);
+        Candidate {
+            index: Some(index),
+            name: index.name().to_owned(),
+            fields: vec![("$_path".into(), false), (path.to_owned(), descending)],
+            // The index records whether any path held an array, not which.
+            multikey: vec![false, index.field_multikey(0)],
+            geo: vec![None, None],
+            hashed: vec![false, false],
+            wildcard_path: Some(path.to_owned()),
+        }
+    }
+
+    /// The candidates a wildcard index offers a filter: one per path of its top-level
+    /// conjunction that the index keeps and whose values the filter bounds.
+    fn wildcards(index: &'m IndexMeta, q: &Query<'_>) -> Vec<Candidate<'m>> {
+        let projection = crate::wildcard::Projection::of(index);
+        let mut paths = Vec::new();
+        crate::wildcard::query_paths(q.filter_doc, &mut paths);
+        paths
+            .into_iter()
+            .filter(|p| projection.keeps(p))
+            .map(|p| Candidate::wildcard(index, &p))
+            .filter(|c| c.bounds(q.filter)[1].is_some())
+            .collect()
     }
 
     fn unique(&self) -> bool {
@@ -376,12 +429,22 @@ impl<'m> Candidate<'m> {
 
     /// The bounds the filter places on each key field (`None`: unbounded).
     fn bounds(&self, filter: &Filter) -> Vec<Option<Vec<Interval>>> {
+        if let Some(path) = &self.wildcard_path {
+            return vec![
+                Some(vec![Interval::point(Bson::String(path.clone()))]),
+                crate::wildcard::value_bounds(filter, path, self.multikey[1]),
+            ];
+        }
         self.fields
             .iter()
             .zip(&self.multikey)
             .zip(&self.geo)
-            .map(|(((path, _), multikey), geo)| match geo {
+            .zip(&self.hashed)
+            .map(|((((path, _), multikey), geo), hashed)| match geo {
                 Some(kind) => geo::bounds(filter, path, *kind),
+                None if *hashed => plannable_path(path)
+                    .then(|| crate::hashed::bounds(filter, path))
+                    .flatten(),
                 None => plannable_path(path)
                     .then(|| bounds::path_bounds(filter, path, *multikey))
                     .flatten(),
@@ -449,13 +512,32 @@ impl<'m> Candidate<'m> {
         IndexScan {
             table: self.index.map(index::table),
             name: self.name.clone(),
-            key_pattern: match self.index {
-                Some(i) => i.key_pattern(),
-                None => bson::doc! {"_id": 1},
+            key_pattern: match (self.index, &self.wildcard_path) {
+                (Some(i), Some(path)) => {
+                    let dir = i
+                        .key_pattern()
+                        .values()
+                        .next()
+                        .cloned()
+                        .unwrap_or(Bson::Int32(1));
+                    bson::doc! {"$_path": 1, path.clone(): dir}
+                }
+                (Some(i), None) => i.key_pattern(),
+                (None, _) => bson::doc! {"_id": 1},
             },
-            multikey_paths: match self.index {
-                Some(i) => i.multikey_paths.clone(),
-                None => Some(vec![Vec::new()]),
+            multikey_paths: match (self.index, &self.wildcard_path) {
+                // Whether any path held an array is all the index records: shown on the
+                // path's last component.
+                (Some(i), Some(path)) => Some(vec![
+                    Vec::new(),
+                    if i.field_multikey(0) {
+                        vec![path.split('.').count() - 1]
+                    } else {
+                        Vec::new()
+                    },
+                ]),
+                (Some(i), None) => i.multikey_paths.clone(),
+                (None, _) => Some(vec![Vec::new()]),
             },
             unique: self.unique(),
             sparse: self.index.is_some_and(IndexMeta::sparse),
@@ -516,6 +598,14 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
             })
         }
         Some(Hinted::Id) => return Ok(index_plan(&Candidate::id(), q, unsorted)),
+        Some(Hinted::Index(i)) if crate::wildcard::wildcard_field(i).is_some() => {
+            // A hinted wildcard index reads the first path the filter bounds in it.
+            let c = Candidate::wildcards(i, q)
+                .into_iter()
+                .next()
+                .ok_or_else(bad_hint)?;
+            return Ok(index_plan(&c, q, unsorted));
+        }
         Some(Hinted::Index(i)) => return Ok(index_plan(&Candidate::of(i), q, unsorted)),
         None => {}
     }
@@ -534,7 +624,13 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
         meta.indexes
             .iter()
             .filter(|i| !i.hidden() && !i.is_text())
-            .map(Candidate::of),
+            .flat_map(|i| {
+                if crate::wildcard::wildcard_field(i).is_some() {
+                    Candidate::wildcards(i, q)
+                } else {
+                    vec![Candidate::of(i)]
+                }
+            }),
     );
     for (position, c) in candidates.enumerate() {
         if let Some(partial) = c.index.and_then(IndexMeta::partial_filter) {
@@ -559,6 +655,9 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
             .count();
         let range = b.get(points).is_some_and(Option::is_some);
         let bounded = points > 0 || range;
+        // A wildcard scan's `$_path` point says nothing of the values: count it out, so
+        // that a regular index on the path ties with it (and, older, wins).
+        let points = points.saturating_sub(usize::from(c.wildcard_path.is_some()));
         let sort_direction = match q.sort {
             Some(s) if !s.is_empty() => c.sort_direction(&b, s),
             _ => None,

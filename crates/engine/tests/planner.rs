@@ -3,7 +3,8 @@
 //! scan, the matcher and an in-memory sort return. Random small collections hold
 //! numbers, strings, null, missing fields, arrays (multikey), sub-documents, regexes
 //! and NaN; random queries combine equalities, ranges, `$in`, `$elemMatch`, regexes,
-//! negations, sorts and limits; indexes (ascending, descending, compound, sparse, partial) are created
+//! negations, sorts and limits; indexes (ascending, descending, compound, sparse, partial,
+//! wildcard) are created
 //! before and after the documents, and some documents are updated afterwards, so both
 //! ways of learning that an index is multikey are exercised.
 
@@ -199,8 +200,10 @@ fn index_specs() -> impl Strategy<Value = Vec<Document>> {
         doc! {"key": {"b": -1, "a": 1}, "name": "b_-1_a_1"},
         doc! {"key": {"c.d": 1}, "name": "c.d_1"},
         doc! {"key": {"c.d": -1, "a": 1}, "name": "c.d_-1_a_1"},
+        doc! {"key": {"$**": 1}, "name": "$**_1"},
+        doc! {"key": {"c.$**": -1}, "name": "c.$**_-1"},
     ];
-    prop::sample::subsequence(pool, 0..=9).prop_shuffle()
+    prop::sample::subsequence(pool, 0..=11).prop_shuffle()
 }
 
 #[derive(Debug, Clone)]
@@ -316,12 +319,17 @@ fn check(case: Case) -> Result<(), TestCaseError> {
         .expect("scan")
         .map(|d| d.expect("doc"))
         .collect();
-    // Which indexes hold every document, so that a hint on them is complete.
+    // Which indexes hold every document, so that a hint on them is complete (a wildcard
+    // index holds only the paths a document has).
     let complete: Vec<String> = std::iter::once("_id_".to_owned())
         .chain(
             meta.indexes
                 .iter()
-                .filter(|i| !i.sparse() && i.partial_filter().is_none())
+                .filter(|i| {
+                    !i.sparse()
+                        && i.partial_filter().is_none()
+                        && eddy_engine::wildcard::wildcard_field(i).is_none()
+                })
                 .map(|i| i.name().to_owned()),
         )
         .collect();

@@ -33,6 +33,7 @@ pub mod diff;
 pub mod expr;
 pub mod filter;
 pub mod geo;
+pub mod hashed;
 pub mod key;
 pub mod meta;
 pub mod path;

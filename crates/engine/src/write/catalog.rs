@@ -384,6 +384,17 @@ fn modify_index(
         made_unique: None,
     };
     let index = &meta.indexes[at];
+    // Hashed and wildcard keys are not the values (1 and 1.5 hash alike): such an index
+    // refuses to become unique as its creation would (16764, 67).
+    let asks_unique = spec
+        .get("unique")
+        .is_some_and(|u| u.as_bool() != Some(false))
+        || spec.get_bool("prepareUnique").unwrap_or(false);
+    if asks_unique {
+        let unique = doc! {"unique": true};
+        crate::hashed::check_spec(&index.key_pattern(), &unique)?;
+        crate::wildcard::check_spec(&index.key_pattern(), &unique)?;
+    }
     if let Some(unique) = spec.get("unique") {
         if unique.as_bool() == Some(false) {
             return Err(MongoError::new(

@@ -387,15 +387,20 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
                 "Index key cannot be an empty field.",
             ));
         }
-        if field == "$**" || field.ends_with(".$**") {
-            return Err(MongoError::new(
-                ErrorCode::CannotCreateIndex,
-                format!("Eddy does not support 'wildcard' indexes yet (field '{field}')"),
-            ));
-        }
         // mongod's `validateKeyPattern`: `$`-prefixed fields (storable since 5.0) cannot
-        // be indexed, except names that may be part of a DBRef below the top level.
-        for (i, part) in field.split('.').enumerate() {
+        // be indexed, except names that may be part of a DBRef below the top level, and
+        // a wildcard key's final `$**` (see `crate::wildcard`).
+        let wildcard = crate::wildcard::is_wildcard_field(field);
+        let checked = match field.strip_suffix(".$**") {
+            _ if field == "$**" => "",
+            Some(root) if wildcard => root,
+            _ => field.as_str(),
+        };
+        for (i, part) in checked
+            .split('.')
+            .enumerate()
+            .filter(|_| !checked.is_empty())
+        {
             if part.is_empty() {
                 return Err(MongoError::new(
                     ErrorCode::CannotCreateIndex,
@@ -415,7 +420,7 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
             Bson::Int32(n) if *n != 0 => {}
             Bson::Int64(n) if *n != 0 => {}
             Bson::Double(d) if *d != 0.0 && d.is_finite() => {}
-            Bson::String(kind) if kind == "2d" || kind == "2dsphere" => {}
+            Bson::String(kind) if kind == "2d" || kind == "2dsphere" || kind == "hashed" => {}
             Bson::String(kind) => {
                 return Err(MongoError::new(
                     ErrorCode::CannotCreateIndex,
@@ -429,6 +434,9 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
                 ))
             }
         }
+    }
+    if !text {
+        crate::wildcard::check_spec(&key, &spec)?;
     }
     let name = match spec.get("name") {
         Some(Bson::String(n)) if !n.is_empty() => n.clone(),
@@ -453,6 +461,10 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
             "dropDups" => {}
             "unique" | "sparse" | "hidden" | "background" | "prepareUnique" => {
                 out.insert(k.clone(), Bson::Boolean(v.as_bool().unwrap_or(false) || matches!(v, Bson::Int32(n) if *n != 0)));
+            }
+            // Checked by `crate::wildcard::check_spec` above.
+            "wildcardProjection" => {
+                out.insert(k.clone(), v.clone());
             }
             "weights" | "default_language" | "language_override" | "textIndexVersion" if text => {
                 out.insert(k.clone(), v.clone());
@@ -486,6 +498,7 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
             }
         }
     }
+    crate::hashed::check_spec(&key, &out)?;
     crate::geo::normalize_spec(&key, &mut out)?;
     if text {
         return eddy_query::text::fix_spec(&out);

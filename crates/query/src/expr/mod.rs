@@ -260,6 +260,8 @@ pub(crate) enum Op {
     To(convert::Target),
     TsSecond,
     TsIncrement,
+    /// `$toHashedIndexKey`: mongod's hashed index key of a value.
+    ToHashedIndexKey,
     // string
     Concat,
     SubstrBytes,
@@ -397,6 +399,7 @@ fn list_op(name: &str) -> Option<(Op, Arity)> {
         "$substr" | "$substrBytes" => (SubstrBytes, Exactly(3)),
         "$substrCP" => (SubstrCP, Exactly(3)),
         "$strLenBytes" => (StrLenBytes, one),
+        "$toHashedIndexKey" => (ToHashedIndexKey, one),
         "$strLenCP" => (StrLenCP, one),
         "$toLower" => (ToLower, one),
         "$toUpper" => (ToUpper, one),
@@ -449,7 +452,6 @@ const UNSUPPORTED: &[&str] = &[
     "$function",
     "$bsonSize",
     "$binarySize",
-    "$toHashedIndexKey",
     "$getSearchMeta",
     "$_internalJsEmit",
     "$_internalFindAllValuesAtPath",

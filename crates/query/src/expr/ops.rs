@@ -254,6 +254,11 @@ impl Ctx<'_> {
                 convert::convert_value(v, target)
             }
             Op::Rand => Ok(Some(Bson::Double(crate::util::random_unit()))),
+            // A missing value hashes as null, as a hashed index keys it.
+            Op::ToHashedIndexKey => {
+                let v = self.eval(&args[0])?.unwrap_or(Bson::Null);
+                Ok(Some(Bson::Int64(crate::hashed::hash64(&v))))
+            }
             _ => {
                 if let Some(r) = string::eval(self, op, args)? {
                     return Ok(r);
@@ -289,6 +294,7 @@ impl Ctx<'_> {
 pub(crate) fn op_name(op: Op) -> &'static str {
     match op {
         Op::Abs => "$abs",
+        Op::ToHashedIndexKey => "$toHashedIndexKey",
         Op::Ceil => "$ceil",
         Op::Floor => "$floor",
         Op::Exp => "$exp",

@@ -1,0 +1,215 @@
+//! Hashed indexes (`{a: "hashed"}`, or compound with exactly one hashed field anywhere
+//! in the key pattern, as mongod 7.0 allows): the spec checks, the keys a document
+//! gives them, and the bounds an equality places on a hashed field.
+//!
+//! A hashed field's key is `eddy_query::hashed::hash64` of the value (an Int64, so the
+//! ordinary key encoding, byte ranges and scans serve it); the other fields keep their
+//! values. As in mongod's `getHashKeys`, a document is refused with 16766 when any key
+//! field's path meets an array (so a hashed index is never multikey), a missing field
+//! keys as `null` (hashed), and a sparse hashed index skips documents missing every
+//! key field. Only equalities (`$eq`, `$in`) bound a hashed field: their values'
+//! hashes are points; ranges, and sorts, cannot use it.
+
+use bson::{Bson, Document};
+use eddy_codes::{ErrorCode, MongoError};
+use eddy_query::bounds::{self, Interval};
+use eddy_query::filter::Filter;
+use eddy_query::hashed::hash64;
+
+use crate::catalog::IndexMeta;
+
+/// Whether a key pattern direction is `"hashed"`.
+pub fn is_hashed(direction: &Bson) -> bool {
+    matches!(direction, Bson::String(s) if s == "hashed")
+}
+
+/// Whether the index has a hashed key field.
+pub fn is_hashed_index(index: &IndexMeta) -> bool {
+    index.key_pattern().values().any(is_hashed)
+}
+
+/// mongod's checks on a key pattern with a hashed field: one hashed field at most
+/// (31303), no other index plugin beside it (67), no `unique` (16764).
+pub fn check_spec(key: &Document, spec: &Document) -> Result<(), MongoError> {
+    let hashed = key.values().filter(|d| is_hashed(d)).count();
+    if hashed == 0 {
+        return Ok(());
+    }
+    let other_plugin = key
+        .values()
+        .any(|d| matches!(d, Bson::String(s) if s != "hashed"));
+    if other_plugin {
+        return Err(MongoError::new(
+            ErrorCode::CannotCreateIndex,
+            "Can't use more than one index plugin for a single index.",
+        ));
+    }
+    if hashed > 1 {
+        return Err(MongoError::location(
+            31303,
+            format!(
+                "A maximum of one index field is allowed to be hashed but found {hashed} for 'key' {}",
+                crate::display_value(&Bson::Document(key.clone()))
+            ),
+        ));
+    }
+    let unique = match spec.get("unique") {
+        Some(Bson::Boolean(b)) => *b,
+        Some(v) => eddy_query::util::number_as_f64(v).is_some_and(|n| n != 0.0),
+        None => false,
+    };
+    if unique {
+        return Err(MongoError::location(
+            16764,
+            "Currently hashed indexes cannot guarantee uniqueness. Use a regular index.",
+        ));
+    }
+    Ok(())
+}
+
+/// The value at `path` (mongod's `extractElementAtPathOrArrayAlongPath`): `Err` with
+/// the path up to the first array met, `Ok(None)` when missing.
+fn value_at<'d>(doc: &'d Document, path: &str) -> Result<Option<&'d Bson>, String> {
+    let mut current: Option<&Bson> = None;
+    let mut walked: Vec<&str> = Vec::new();
+    for part in path.split('.') {
+        let next = match current {
+            None => doc.get(part),
+            Some(Bson::Document(d)) => d.get(part),
+            Some(Bson::Array(_)) => return Err(walked.join(".")),
+            Some(_) => None,
+        };
+        walked.push(part);
+        match next {
+            Some(v) => current = Some(v),
+            None => return Ok(None),
+        }
+    }
+    match current {
+        Some(Bson::Array(_)) => Err(walked.join(".")),
+        other => Ok(other),
+    }
+}
+
+/// The one key (a value per key field, with its direction) `doc` gives a hashed index:
+/// `None` when a sparse index skips it.
+pub fn key(index: &IndexMeta, doc: &Document) -> Result<Option<Vec<(Bson, bool)>>, MongoError> {
+    let mut out = Vec::new();
+    let mut present = false;
+    for (field, direction) in &index.key_pattern() {
+        let v = value_at(doc, field).map_err(|at| {
+            MongoError::location(
+                16766,
+                format!(
+                    "Error: hashed indexes do not currently support array values. Found array at path: {at}"
+                ),
+            )
+        })?;
+        present |= v.is_some();
+        let v = v.cloned().unwrap_or(Bson::Null);
+        if is_hashed(direction) {
+            out.push((Bson::Int64(hash64(&v)), false));
+        } else {
+            out.push((v, crate::index::is_descending(direction)));
+        }
+    }
+    if index.sparse() && !present {
+        return Ok(None);
+    }
+    Ok(Some(out))
+}
+
+/// The bounds on a hashed field at `path`: the hashes of the filter's equality values
+/// on it, ascending; `None` (unbounded) unless the filter bounds the path by points.
+pub fn bounds(filter: &Filter, path: &str) -> Option<Vec<Interval>> {
+    let b = bounds::path_bounds(filter, path, false)?;
+    if !b.iter().all(Interval::is_point) {
+        return None;
+    }
+    let mut hashes: Vec<i64> = b.iter().map(|iv| hash64(&iv.start)).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    Some(
+        hashes
+            .into_iter()
+            .map(|h| Interval::point(Bson::Int64(h)))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    fn index(spec: Document) -> IndexMeta {
+        IndexMeta {
+            id: 1,
+            spec,
+            multikey_paths: Some(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn keys_hash_the_hashed_field_only() {
+        let i = index(doc! {"key": {"a": 1, "b": "hashed"}, "name": "a_1_b_hashed"});
+        let k = key(&i, &doc! {"a": 5, "b": "x"})
+            .expect("key")
+            .expect("indexed");
+        assert_eq!(k[0], (Bson::Int32(5), false));
+        assert_eq!(
+            k[1],
+            (Bson::Int64(hash64(&Bson::String("x".into()))), false)
+        );
+        let k = key(&i, &doc! {"c": 1}).expect("key").expect("indexed");
+        assert_eq!(k[1].0, Bson::Int64(hash64(&Bson::Null)));
+    }
+
+    #[test]
+    fn arrays_are_refused_with_their_path() {
+        let i = index(doc! {"key": {"a.b": "hashed"}, "name": "a.b_hashed"});
+        let e = key(&i, &doc! {"a": [{"b": 1}]}).expect_err("array");
+        assert_eq!(e.code, 16766);
+        assert!(
+            e.message.ends_with("Found array at path: a"),
+            "{}",
+            e.message
+        );
+        let e = key(&i, &doc! {"a": {"b": [1]}}).expect_err("array");
+        assert!(
+            e.message.ends_with("Found array at path: a.b"),
+            "{}",
+            e.message
+        );
+        assert!(key(&i, &doc! {"a": 1})
+            .expect("scalar on the way")
+            .is_some());
+    }
+
+    #[test]
+    fn sparse_skips_documents_missing_every_field() {
+        let i = index(doc! {"key": {"a": "hashed"}, "name": "a_hashed", "sparse": true});
+        assert!(key(&i, &doc! {"b": 1}).expect("key").is_none());
+        assert!(key(&i, &doc! {"a": null}).expect("key").is_some());
+    }
+
+    #[test]
+    fn specs_are_checked() {
+        let two = check_spec(&doc! {"a": "hashed", "b": "hashed"}, &doc! {}).expect_err("two");
+        assert_eq!(two.code, 31303);
+        let unique = check_spec(&doc! {"a": "hashed"}, &doc! {"unique": true}).expect_err("u");
+        assert_eq!(unique.code, 16764);
+        let plugin = check_spec(&doc! {"a": "hashed", "b": "2d"}, &doc! {}).expect_err("2d");
+        assert_eq!(plugin.code, ErrorCode::CannotCreateIndex.code());
+        assert!(check_spec(&doc! {"a": 1, "b": "hashed", "c": -1}, &doc! {}).is_ok());
+    }
+
+    #[test]
+    fn equalities_bound_a_hashed_field() {
+        let f = Filter::parse(&doc! {"a": {"$in": [1, 1.0, 2]}}).expect("filter");
+        let b = bounds(&f, "a").expect("bounded");
+        assert_eq!(b.len(), 2);
+        let f = Filter::parse(&doc! {"a": {"$gt": 1}}).expect("filter");
+        assert!(bounds(&f, "a").is_none());
+    }
+}

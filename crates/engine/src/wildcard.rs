@@ -1,0 +1,469 @@
+//! Wildcard indexes (`{"$**": 1}`, `{"path.$**": 1}`, `wildcardProjection`): the spec
+//! checks, the keys a document gives them, and which query paths they serve.
+//!
+//! Keys follow mongod's `WildcardKeyGenerator`: one entry `(path, value)` per leaf of
+//! the document the projection keeps (by default everything but `_id`; a `path.$**`
+//! key keeps `path`'s subtree), the path without array positions. An array's elements
+//! are each indexed under the array's path (sub-documents traversed, nested arrays
+//! indexed as values), an empty array as `undefined`, an empty document as `{}`; field
+//! names holding a `.` are skipped. The key encoding is `(path string, value)`, so a
+//! query on one path reads the `$_path` point and the value's bounds, which explain
+//! shows as mongod does (`keyPattern: {$_path: 1, <path>: 1}`).
+//!
+//! A wildcard index serves one path per scan: the planner offers one candidate per
+//! field of the filter that the projection keeps and whose predicates bound its values
+//! to scalars (documents and arrays are not keys; `null`, `$exists: false`, `$ne` and
+//! the like give no bounds and fall back to other plans). The catalog records whether
+//! any path of the index ever held an array, not which: once one did, every path of
+//! the index reads as multikey (results deduplicated, a path's predicates not
+//! intersected, no sort served).
+
+use bson::{Bson, Document};
+use eddy_codes::{ErrorCode, MongoError};
+use eddy_query::bounds::{self, Interval};
+use eddy_query::cmp;
+use eddy_query::filter::Filter;
+
+use crate::catalog::IndexMeta;
+
+/// Whether a key pattern field is a wildcard (`$**` or `path.$**`).
+pub fn is_wildcard_field(field: &str) -> bool {
+    field == "$**" || field.ends_with(".$**")
+}
+
+/// The wildcard field of an index, with its direction, if it is a wildcard index.
+pub fn wildcard_field(index: &IndexMeta) -> Option<(String, Bson)> {
+    let key = index.key_pattern();
+    let (field, dir) = key.iter().next()?;
+    (key.len() == 1 && is_wildcard_field(field)).then(|| (field.clone(), dir.clone()))
+}
+
+/// mongod's checks on a wildcard index spec (`validateIndexSpec`, `validateKeyPattern`);
+/// `Ok(false)` when the key has no wildcard field.
+pub fn check_spec(key: &Document, spec: &Document) -> Result<bool, MongoError> {
+    let wildcard = key.keys().any(|f| is_wildcard_field(f));
+    if let Some(projection) = spec.get("wildcardProjection") {
+        if !wildcard {
+            return Err(MongoError::bad_value(
+                "The field 'wildcardProjection' is only allowed in 'wildcard' indexes",
+            ));
+        }
+        let Bson::Document(p) = projection else {
+            return Err(MongoError::type_mismatch(format!(
+                "The field 'wildcardProjection' must be a non-empty object, but got {}",
+                eddy_query::util::type_name(projection)
+            )));
+        };
+        if !key.contains_key("$**") {
+            return Err(MongoError::failed_to_parse(
+                "The field 'wildcardProjection' is only allowed when 'key' is {\"$**\": ±1} or {\"$**\": \"columnstore\"}",
+            ));
+        }
+        if p.is_empty() {
+            return Err(MongoError::failed_to_parse(
+                "The 'wildcardProjection' field can't be an empty object",
+            ));
+        }
+        Projection::parse(p)?;
+    }
+    if !wildcard {
+        return Ok(false);
+    }
+    let refuse = |what: &str| {
+        Err(MongoError::new(
+            ErrorCode::CannotCreateIndex,
+            format!("Index type 'wildcard' {what}"),
+        ))
+    };
+    let truthy = |k: &str| match spec.get(k) {
+        Some(Bson::Boolean(b)) => *b,
+        Some(v) => eddy_query::util::number_as_f64(v).is_some_and(|n| n != 0.0),
+        None => false,
+    };
+    if truthy("sparse") {
+        return refuse("does not support the sparse option");
+    }
+    if truthy("unique") {
+        return refuse("does not support the unique option");
+    }
+    if spec.contains_key("expireAfterSeconds") {
+        return refuse("cannot be a TTL index");
+    }
+    if key.len() > 1 {
+        return Err(MongoError::new(
+            ErrorCode::CannotCreateIndex,
+            "Eddy does not support compound wildcard indexes yet",
+        ));
+    }
+    for dir in key.values() {
+        if !matches!(eddy_query::util::number_as_f64(dir), Some(n) if n != 0.0 && n.is_finite()) {
+            return Err(MongoError::new(
+                ErrorCode::CannotCreateIndex,
+                format!(
+                    "Values in the index key pattern can only be numbers or strings, found {}",
+                    crate::display_value(dir)
+                ),
+            ));
+        }
+    }
+    Ok(true)
+}
+
+/// A wildcard index's projection: which paths it indexes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    /// Inclusion (`true`) or exclusion of `paths`.
+    include: bool,
+    paths: Vec<String>,
+    /// Whether `_id` is indexed (only if the projection says so).
+    id: bool,
+}
+
+impl Projection {
+    /// Parses a `wildcardProjection` (`{a: 1, "b.c": 1}` or `{a: {b: 0}}`): all
+    /// inclusions or all exclusions, except `_id`, which may be either.
+    pub fn parse(spec: &Document) -> Result<Projection, MongoError> {
+        let mut flat = Vec::new();
+        flatten(spec, "", &mut flat)?;
+        let mut include = None;
+        let mut id = None;
+        let mut paths = Vec::new();
+        for (path, inc) in flat {
+            if path == "_id" {
+                id = Some(inc);
+                continue;
+            }
+            match include {
+                Some(mode) if mode != inc => {
+                    return Err(if mode {
+                        MongoError::location(
+                            31253,
+                            format!("Cannot do exclusion on field {path} in inclusion projection"),
+                        )
+                    } else {
+                        MongoError::location(
+                            31254,
+                            format!("Cannot do inclusion on field {path} in exclusion projection"),
+                        )
+                    });
+                }
+                _ => include = Some(inc),
+            }
+            paths.push(path);
+        }
+        Ok(Projection {
+            // `{_id: 1}` alone includes `_id` only; `{_id: 0}` alone excludes it only.
+            include: include.unwrap_or(id == Some(true)),
+            paths,
+            id: id.unwrap_or(false),
+        })
+    }
+
+    /// The projection of an index: its `wildcardProjection`, or its `path.$**` subtree,
+    /// or everything but `_id`.
+    pub fn of(index: &IndexMeta) -> Projection {
+        if let Some((field, _)) = wildcard_field(index) {
+            if let Some(root) = field.strip_suffix(".$**") {
+                return Projection {
+                    include: true,
+                    paths: vec![root.to_owned()],
+                    id: covers(root, "_id"),
+                };
+            }
+        }
+        match index.spec.get_document("wildcardProjection") {
+            Ok(p) => Projection::parse(p).unwrap_or(Projection {
+                include: false,
+                paths: Vec::new(),
+                id: false,
+            }),
+            Err(_) => Projection {
+                include: false,
+                paths: Vec::new(),
+                id: false,
+            },
+        }
+    }
+
+    /// Whether the value at `path` (and its whole subtree) is indexed.
+    pub fn keeps(&self, path: &str) -> bool {
+        if covers(path, "_id") {
+            return self.id;
+        }
+        self.paths.iter().any(|p| covers(path, p)) == self.include
+    }
+
+    /// Whether `path` or some path below it is indexed (so traversal must go on).
+    fn leads_somewhere(&self, path: &str) -> bool {
+        self.keeps(path)
+            || (!covers(path, "_id") && self.include && self.paths.iter().any(|p| covers(p, path)))
+    }
+}
+
+/// Whether `path` is `prefix` or lies below it.
+fn covers(path: &str, prefix: &str) -> bool {
+    path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
+fn flatten(spec: &Document, prefix: &str, out: &mut Vec<(String, bool)>) -> Result<(), MongoError> {
+    for (k, v) in spec {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Bson::Document(d) if !d.is_empty() && !d.keys().any(|k| k.starts_with('$')) => {
+                flatten(d, &path, out)?;
+            }
+            Bson::Boolean(b) => out.push((path, *b)),
+            other => match eddy_query::util::number_as_f64(other) {
+                Some(n) => out.push((path, n != 0.0)),
+                None => {
+                    return Err(MongoError::location(
+                        51271,
+                        "The 'wildcardProjection' field must not contain computed fields or literals other than inclusions and exclusions",
+                    ))
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+/// Calls `f` with each `(path, value)` key of `doc` in the index; whether some array
+/// was met on an indexed path.
+pub fn for_each_key(index: &IndexMeta, doc: &Document, mut f: impl FnMut(&str, &Bson)) -> bool {
+    let projection = Projection::of(index);
+    let mut multikey = false;
+    traverse(doc, false, "", &projection, &mut multikey, &mut f);
+    multikey
+}
+
+fn traverse(
+    doc: &Document,
+    in_array: bool,
+    path: &str,
+    projection: &Projection,
+    multikey: &mut bool,
+    f: &mut impl FnMut(&str, &Bson),
+) {
+    for (name, value) in doc {
+        if name.contains('.') {
+            continue;
+        }
+        let here = if in_array {
+            path.to_owned()
+        } else if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path}.{name}")
+        };
+        visit(&here, value, in_array, projection, multikey, f);
+    }
+}
+
+fn visit(
+    path: &str,
+    value: &Bson,
+    in_array: bool,
+    projection: &Projection,
+    multikey: &mut bool,
+    f: &mut impl FnMut(&str, &Bson),
+) {
+    if !projection.leads_somewhere(path) {
+        return;
+    }
+    let keep = projection.keeps(path);
+    match value {
+        Bson::Array(_) if in_array => {
+            if keep {
+                f(path, value);
+            }
+        }
+        Bson::Array(items) => {
+            if keep {
+                *multikey = true;
+            }
+            if items.is_empty() {
+                if keep {
+                    f(path, &Bson::Undefined);
+                }
+                return;
+            }
+            for item in items {
+                visit(path, item, true, projection, multikey, f);
+            }
+        }
+        Bson::Document(d) if d.is_empty() => {
+            if keep {
+                f(path, value);
+            }
+        }
+        Bson::Document(d) => traverse(d, false, path, projection, multikey, f),
+        other => {
+            if keep {
+                f(path, other);
+            }
+        }
+    }
+}
+
+/// The paths of the filter's top-level conjunction (`{a: ..}`, inside `$and`s) that a
+/// wildcard index could serve, in the filter's order.
+pub fn query_paths(query: &Document, out: &mut Vec<String>) {
+    for (k, v) in query {
+        if k == "$and" {
+            if let Bson::Array(items) = v {
+                for item in items {
+                    if let Bson::Document(d) = item {
+                        query_paths(d, out);
+                    }
+                }
+            }
+            continue;
+        }
+        if k.starts_with('$') || out.contains(k) {
+            continue;
+        }
+        let plannable = !k
+            .split('.')
+            .any(|c| c.is_empty() || c.starts_with('$') || c.bytes().all(|b| b.is_ascii_digit()));
+        if plannable {
+            out.push(k.clone());
+        }
+    }
+}
+
+/// The bounds the filter places on the values of `path` in a wildcard index: `None`
+/// unless they hold scalars only (documents and arrays are never keys, so an equality
+/// on one cannot be answered from the index).
+pub fn value_bounds(filter: &Filter, path: &str, multikey: bool) -> Option<Vec<Interval>> {
+    let b = bounds::path_bounds(filter, path, multikey)?;
+    let doc = cmp::type_bracket(&Bson::Document(Document::new()));
+    let arr = cmp::type_bracket(&Bson::Array(Vec::new()));
+    let touches_containers = b.iter().any(|iv| {
+        let (lo, hi) = (cmp::type_bracket(&iv.start), cmp::type_bracket(&iv.end));
+        (lo <= doc && doc <= hi) || (lo <= arr && arr <= hi)
+    });
+    (!touches_containers).then_some(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    fn index(spec: Document) -> IndexMeta {
+        IndexMeta {
+            id: 1,
+            spec,
+            multikey_paths: Some(Vec::new()),
+        }
+    }
+
+    fn keys(i: &IndexMeta, d: &Document) -> (Vec<(String, Bson)>, bool) {
+        let mut out = Vec::new();
+        let multikey = for_each_key(i, d, |p, v| out.push((p.to_owned(), v.clone())));
+        (out, multikey)
+    }
+
+    #[test]
+    fn every_leaf_but_id() {
+        let i = index(doc! {"key": {"$**": 1}, "name": "$**_1"});
+        let (k, multikey) = keys(
+            &i,
+            &doc! {"_id": 1, "a": {"b": 1, "c": [2, {"d": 3}, [4]], "e": {}, "f": []}, "g.h": 5},
+        );
+        assert!(multikey);
+        assert_eq!(
+            k,
+            vec![
+                ("a.b".to_owned(), Bson::Int32(1)),
+                ("a.c".to_owned(), Bson::Int32(2)),
+                ("a.c.d".to_owned(), Bson::Int32(3)),
+                ("a.c".to_owned(), Bson::Array(vec![Bson::Int32(4)])),
+                ("a.e".to_owned(), Bson::Document(doc! {})),
+                ("a.f".to_owned(), Bson::Undefined),
+            ]
+        );
+    }
+
+    #[test]
+    fn subtree_and_projections() {
+        let i = index(doc! {"key": {"a.$**": 1}, "name": "a.$**_1"});
+        let (k, _) = keys(&i, &doc! {"a": {"b": 1}, "ab": 2, "c": 3});
+        assert_eq!(k, vec![("a.b".to_owned(), Bson::Int32(1))]);
+        let (k, _) = keys(&i, &doc! {"a": 7});
+        assert_eq!(k, vec![("a".to_owned(), Bson::Int32(7))]);
+        let inc = index(
+            doc! {"key": {"$**": 1}, "name": "$**_1", "wildcardProjection": {"a.b": 1, "_id": 1}},
+        );
+        let (k, _) = keys(&inc, &doc! {"_id": 9, "a": [{"b": 1, "c": 2}, 3], "d": 4});
+        assert_eq!(
+            k,
+            vec![
+                ("_id".to_owned(), Bson::Int32(9)),
+                ("a.b".to_owned(), Bson::Int32(1))
+            ]
+        );
+        let exc =
+            index(doc! {"key": {"$**": 1}, "name": "$**_1", "wildcardProjection": {"a": {"b": 0}}});
+        let (k, _) = keys(&exc, &doc! {"_id": 9, "a": {"b": 1, "c": 2}, "d": 4});
+        assert_eq!(
+            k,
+            vec![
+                ("a.c".to_owned(), Bson::Int32(2)),
+                ("d".to_owned(), Bson::Int32(4))
+            ]
+        );
+        assert!(Projection::of(&exc).keeps("d"));
+        assert!(!Projection::of(&exc).keeps("a.b.x"));
+        assert!(!Projection::of(&exc).keeps("_id"));
+    }
+
+    #[test]
+    fn specs_are_checked() {
+        let code =
+            |key: Document, spec: Document| check_spec(&key, &spec).expect_err("refused").code;
+        assert_eq!(
+            code(doc! {"a": 1}, doc! {"wildcardProjection": {"a": 1}}),
+            2
+        );
+        assert_eq!(
+            code(doc! {"a.$**": 1}, doc! {"wildcardProjection": {"a": 1}}),
+            9
+        );
+        assert_eq!(code(doc! {"$**": 1}, doc! {"wildcardProjection": {}}), 9);
+        assert_eq!(code(doc! {"$**": 1}, doc! {"wildcardProjection": 1}), 14);
+        assert_eq!(
+            code(
+                doc! {"$**": 1},
+                doc! {"wildcardProjection": {"a": 1, "b": 0}}
+            ),
+            31253
+        );
+        assert_eq!(code(doc! {"$**": 1}, doc! {"unique": true}), 67);
+        assert_eq!(code(doc! {"$**": 1}, doc! {"sparse": true}), 67);
+        assert_eq!(code(doc! {"$**": 1}, doc! {"expireAfterSeconds": 10}), 67);
+        assert!(check_spec(
+            &doc! {"$**": 1},
+            &doc! {"wildcardProjection": {"a": 0, "_id": 1}}
+        )
+        .expect("ok"));
+        assert!(!check_spec(&doc! {"a": 1}, &doc! {}).expect("ok"));
+    }
+
+    #[test]
+    fn containers_give_no_bounds() {
+        let f = Filter::parse(&doc! {"a": {"b": 1}}).expect("filter");
+        assert!(value_bounds(&f, "a", true).is_none());
+        let f = Filter::parse(&doc! {"a": {"$gt": 1}}).expect("filter");
+        assert!(value_bounds(&f, "a", true).is_some());
+        let f = Filter::parse(&doc! {"a": null}).expect("filter");
+        assert!(value_bounds(&f, "a", true).is_none());
+    }
+}
