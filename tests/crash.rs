@@ -292,6 +292,7 @@ async fn run_txn(
         .session(&mut session)
         .await?;
     coll.update_one(doc! {"_id": "count"}, doc! {"$inc": {"n": 1_i64}})
+        .upsert(true)
         .session(&mut session)
         .await?;
     session.commit_transaction().await

@@ -249,3 +249,29 @@ async fn a_retry_after_a_restart_is_answered_from_the_durable_record() {
     assert_eq!(refused.get_i32("code").ok(), Some(225), "{refused}");
     assert_eq!(docs(&server, "c").len(), 2);
 }
+
+#[tokio::test]
+async fn an_expired_session_takes_its_record_with_it() {
+    let server = TestServer::start_with(&[
+        "--replSet",
+        "rs0",
+        "--setParameter",
+        "eddySessionTimeoutMillis=300",
+    ]);
+    let insert = retryable(doc! {"insert": "e", "documents": [{"_id": 1}]}, 3, 5);
+    run(&server, insert.clone());
+    // While the session lives, a retry is answered from its record.
+    let retried = run(&server, insert.clone());
+    assert!(retried.get("writeErrors").is_none(), "{retried}");
+    // Once it expired and the reaper ran, the record is gone: the same command is a
+    // new write (mongod reaps `config.transactions` with the session), and meets the
+    // document it inserted.
+    std::thread::sleep(Duration::from_millis(1500));
+    let again = run(&server, insert);
+    let errors = again.get_array("writeErrors").expect("writeErrors");
+    assert_eq!(
+        errors[0].as_document().and_then(|e| e.get_i32("code").ok()),
+        Some(11000),
+        "{again}"
+    );
+}

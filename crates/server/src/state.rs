@@ -370,6 +370,11 @@ impl Sessions {
         handles.iter().filter(|h| h.abort_if_older(limit)).count()
     }
 
+    /// The durable keys (`SessionKey::durable_key`) of the cached sessions.
+    pub fn durable_keys(&self) -> std::collections::HashSet<Vec<u8>> {
+        self.lock().keys().map(SessionKey::durable_key).collect()
+    }
+
     /// Every cached session and when it was last used, most recent first.
     pub fn list(&self) -> Vec<(SessionKey, std::time::SystemTime)> {
         let now_instant = Instant::now();

@@ -101,6 +101,51 @@ impl crate::Engine {
         Ok(read_record(&snap, key)?.map(|r| txn_num(&r)))
     }
 
+    /// Removes the records of sessions whose last retryable write is older than
+    /// `timeout` and that `live` does not name (mongod reaps `config.transactions`
+    /// with the sessions); how many. A record written again meanwhile stays.
+    pub fn reap_session_records(
+        self: &Arc<Self>,
+        timeout: std::time::Duration,
+        live: impl Fn(&[u8]) -> bool,
+    ) -> Result<usize, MongoError> {
+        let cutoff = bson::DateTime::now().timestamp_millis()
+            - i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        let snap = self.store.snapshot().map_err(storage_err)?;
+        let mut stale = Vec::new();
+        for entry in snap
+            .scan_all(tables::SESSIONS, false)
+            .map_err(storage_err)?
+        {
+            let (key, bytes) = entry.map_err(storage_err)?;
+            let record = crate::catalog::decode(&bytes)?;
+            let written = record
+                .get_datetime("lastWriteDate")
+                .map_or(0, |d| d.timestamp_millis());
+            if written < cutoff && !live(&key) {
+                stale.push((key, written));
+            }
+        }
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        self.execute(move |tx| {
+            let mut n = 0;
+            for (key, written) in stale {
+                let again = read_record(&*tx.w, &key)?.and_then(|r| {
+                    r.get_datetime("lastWriteDate")
+                        .ok()
+                        .map(|d| d.timestamp_millis())
+                });
+                if again == Some(written) {
+                    tx.w.delete(tables::SESSIONS, &key).map_err(storage_err)?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
     /// The durable session record (`{_id, txnNum, lastWriteOpTime, lastWriteDate,
     /// stmts: [{stmtId, result}]}`), for tests and diagnostics.
     pub fn session_record(&self, key: &[u8]) -> Result<Option<Document>, MongoError> {
