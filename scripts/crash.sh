@@ -2,7 +2,8 @@
 # The crash harness (tests/crash.rs) with more kill -9 cycles than CI's 20:
 #   bash scripts/crash.sh [--cycles N] [--seed S] [--release]
 # Every cycle kill -9s `eddy serve` at a random (seeded) moment under write and change-stream
-# load, restarts it on the same dbpath, and the end checks that no acknowledged write and no
+# load (with multi-document transactions beside the writer), restarts it on the same dbpath, and
+# the end checks that no acknowledged write or transaction (and no part of a failed one) and no
 # change event was lost, duplicated or reordered. The seed is printed; --seed S replays a run.
 # --release runs it against the optimised build (more writes per cycle).
 set -euo pipefail

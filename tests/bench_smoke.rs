@@ -250,11 +250,31 @@ fn catchup_memory_insert() {
     assert_eq!(row["streams"], 20);
     let insert = scenario(&json, "insert");
     for system in ["eddy", "redb-committer"] {
-        let r = rows(insert, system);
+        let r: Vec<_> = rows(insert, system)
+            .into_iter()
+            .filter(|r| r["kind"] == "inserts")
+            .collect();
         assert_eq!(r.len(), 1, "{system}: {insert:#}");
         positive(r[0], &["inserts_per_s", "ack_p50_ms", "ack_p99_ms"]);
         assert_eq!(r[0]["inserts"], 400);
     }
+    // The transactions row: 400 / 3 transactions of 3 inserts each.
+    let txn: Vec<_> = rows(insert, "eddy")
+        .into_iter()
+        .filter(|r| r["kind"] == "transactions")
+        .collect();
+    assert_eq!(txn.len(), 1, "{insert:#}");
+    positive(
+        txn[0],
+        &[
+            "transactions_per_s",
+            "writes_per_s",
+            "txn_p50_ms",
+            "txn_p99_ms",
+        ],
+    );
+    assert_eq!(txn[0]["transactions"], 133);
+    assert_eq!(txn[0]["writes_per_transaction"], 3);
     let target = &insert["targets"][0];
     assert!(
         target["value"].as_f64().is_some_and(|v| v > 0.0),

@@ -17,6 +17,12 @@
 //!   whenever its stream fails (the driver may also resume by itself once, from its cached
 //!   token; both must continue exactly after the last event).
 //!
+//! - A transaction writer runs multi-document transactions (two inserts and an `$inc` of a
+//!   counter each) in another database. A transaction whose commit was acknowledged must be
+//!   there whole after every restart; one that failed (the server died under it) must be
+//!   there whole or not at all, and whichever it is stays so; the counter equals the number
+//!   of transactions present.
+//!
 //! At the end: the collection equals the model of the applied writes; the events match the
 //! applied writes one for one, in order; tokens strictly increase with no duplicate and
 //! cluster times never go back; both watchers saw the same sequence as a fresh stream read in
@@ -37,6 +43,8 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::{Client, Collection};
 
 const DB: &str = "crash";
+/// The transaction writer's database (apart, so the watchers of `DB` see only the writer's).
+const TXN_DB: &str = "crashtxn";
 const COLL: &str = "c";
 /// The `_id`s the writer works on.
 const KEYS: u64 = 12;
@@ -251,6 +259,113 @@ async fn writer(uri: String, seed: u64, stop: Arc<AtomicBool>, acks: Arc<AtomicU
             );
             log.checks += 1;
         }
+    }
+    log
+}
+
+/// What the transaction writer did.
+#[derive(Debug, Default)]
+struct TxnLog {
+    /// Transactions whose commit was acknowledged, or found whole after a crash.
+    committed: std::collections::BTreeSet<u64>,
+    /// Transactions that failed and were found absent after the restart.
+    absent: std::collections::BTreeSet<u64>,
+    /// Of `committed`, how many had an unknown outcome (resolved as applied).
+    resolved_committed: u64,
+    /// Checks of the whole collection after a failure.
+    checks: u64,
+}
+
+/// One transaction: two documents of group `i` and the counter's `$inc`.
+async fn run_txn(
+    client: &Client,
+    coll: &Collection<Document>,
+    i: u64,
+) -> Result<(), mongodb::error::Error> {
+    let mut session = client.start_session().await?;
+    session.start_transaction().await?;
+    let g = i as i64;
+    coll.insert_one(doc! {"_id": format!("{i}-a"), "g": g})
+        .session(&mut session)
+        .await?;
+    coll.insert_one(doc! {"_id": format!("{i}-b"), "g": g})
+        .session(&mut session)
+        .await?;
+    coll.update_one(doc! {"_id": "count"}, doc! {"$inc": {"n": 1_i64}})
+        .upsert(true)
+        .session(&mut session)
+        .await?;
+    session.commit_transaction().await
+}
+
+/// Checks the transaction collection: every group present is whole and is `committed`
+/// or `pending`; every committed one is present; the counter counts the present groups.
+/// Returns whether `pending` is present.
+fn check_txns(docs: &[Document], log: &TxnLog, pending: Option<u64>) -> bool {
+    let mut groups: BTreeMap<i64, u32> = BTreeMap::new();
+    let mut count = None;
+    for d in docs {
+        if d.get_str("_id").ok() == Some("count") {
+            count = Some(d.get_i64("n").expect("counter n"));
+        } else {
+            *groups.entry(d.get_i64("g").expect("g")).or_default() += 1;
+        }
+    }
+    for (g, n) in &groups {
+        assert_eq!(
+            *n, 2,
+            "transaction {g} is there in part: {n} of its 2 documents"
+        );
+        let g = *g as u64;
+        assert!(
+            log.committed.contains(&g) || pending == Some(g),
+            "transaction {g} is there although it was never acknowledged (absent: {})",
+            log.absent.contains(&g)
+        );
+    }
+    for g in &log.committed {
+        assert!(
+            groups.contains_key(&(*g as i64)),
+            "acknowledged transaction {g} was lost"
+        );
+    }
+    assert_eq!(
+        count.unwrap_or(0),
+        groups.len() as i64,
+        "the counter's $inc and the transactions' inserts disagree"
+    );
+    pending.is_some_and(|p| groups.contains_key(&(p as i64)))
+}
+
+async fn txn_writer(uri: String, stop: Arc<AtomicBool>) -> TxnLog {
+    let client = Client::with_uri_str(&uri).await.expect("txn writer client");
+    let coll = client.database(TXN_DB).collection::<Document>(COLL);
+    let mut log = TxnLog::default();
+    let mut i = 0_u64;
+    while !stop.load(Ordering::Relaxed) {
+        match run_txn(&client, &coll, i).await {
+            Ok(()) => {
+                log.committed.insert(i);
+            }
+            Err(_) => {
+                // Unknown outcome: once the server answers again, the transaction is
+                // there whole or not at all, and nothing acknowledged is missing.
+                let docs = loop {
+                    match read_all(&coll).await {
+                        Ok(docs) => break docs,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                };
+                if check_txns(&docs, &log, Some(i)) {
+                    log.committed.insert(i);
+                    log.resolved_committed += 1;
+                } else {
+                    log.absent.insert(i);
+                }
+                log.checks += 1;
+            }
+        }
+        i += 1;
     }
     log
 }
@@ -528,6 +643,7 @@ async fn kill9_cycles_lose_no_acknowledged_write_and_no_event() {
         })
         .collect();
     let writer = tokio::spawn(writer(uri.clone(), seed, stop_writer.clone(), acks.clone()));
+    let txn_writer = tokio::spawn(txn_writer(uri.clone(), stop_writer.clone()));
 
     for cycle in 0..cycles {
         // Let the writer get going again after the last restart, then kill at a random moment.
@@ -551,6 +667,7 @@ async fn kill9_cycles_lose_no_acknowledged_write_and_no_event() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop_writer.store(true, Ordering::Relaxed);
     let log = writer.await.expect("writer task");
+    let txn_log = txn_writer.await.expect("transaction writer task");
     // One event per applied write, plus the marker's.
     target.store(log.applied.len() + 1, Ordering::Release);
     stop_watchers.store(true, Ordering::Release);
@@ -615,11 +732,22 @@ async fn kill9_cycles_lose_no_acknowledged_write_and_no_event() {
         "replayed events != data"
     );
 
+    // 6. The transactions: every acknowledged one whole, nothing of the others.
+    let txn_docs = read_all(&client.database(TXN_DB).collection::<Document>(COLL))
+        .await
+        .expect("transactions read");
+    check_txns(&txn_docs, &txn_log, None);
+    assert!(
+        !txn_log.committed.is_empty(),
+        "no transaction committed during the run"
+    );
+
     let verified = coll_log.events.len() + db_log.events.len() + oplog.len();
     println!(
         "crash harness: {cycles} kill -9 cycles in {:.1?} (seed {seed}): {} writes acknowledged, \
          {} with an unknown outcome resolved by retrying ({} had been applied before the crash), \
-         {} post-restart checks; {} events verified ({} per stream; the watchers resumed by hand {} + {} times)",
+         {} post-restart checks; {} events verified ({} per stream; the watchers resumed by hand {} + {} times); \
+         {} transactions committed ({} of them found whole after an unknown outcome), {} failed and left nothing, {} transaction checks",
         started.elapsed(),
         log.acked,
         log.unknown,
@@ -629,6 +757,10 @@ async fn kill9_cycles_lose_no_acknowledged_write_and_no_event() {
         oplog.len(),
         coll_log.opens - 1,
         db_log.opens - 1,
+        txn_log.committed.len(),
+        txn_log.resolved_committed,
+        txn_log.absent.len(),
+        txn_log.checks,
     );
 }
 

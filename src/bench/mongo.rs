@@ -140,6 +140,50 @@ impl MongoConn {
         Ok(())
     }
 
+    /// A multi-document transaction inserting `docs` one per statement (the first with
+    /// `startTransaction`), then `commitTransaction`, as a driver runs one; its own
+    /// `txnNumber` on the connection's session.
+    pub async fn transaction(
+        &mut self,
+        db: &str,
+        coll: &str,
+        docs: &[RawDocumentBuf],
+    ) -> Result<()> {
+        self.txn_number += 1;
+        for (i, d) in docs.iter().enumerate() {
+            let mut documents = RawArrayBuf::new();
+            documents.push(d.clone());
+            let mut cmd = rawdoc! {
+                "insert": coll,
+                "documents": documents,
+                "lsid": self.lsid.clone(),
+                "txnNumber": self.txn_number,
+                "autocommit": false,
+                "$db": db,
+            };
+            if i == 0 {
+                cmd.append(cstr!("startTransaction"), true);
+            }
+            let reply = self.command(&cmd).await?;
+            if let Ok(errors) = reply.get_array("writeErrors") {
+                bail!(
+                    "insert in a transaction failed: {:?}",
+                    errors.into_iter().next()
+                );
+            }
+        }
+        self.command(&rawdoc! {
+            "commitTransaction": 1,
+            "lsid": self.lsid.clone(),
+            "txnNumber": self.txn_number,
+            "autocommit": false,
+            "$db": "admin",
+        })
+        .await
+        .context("commitTransaction")?;
+        Ok(())
+    }
+
     /// Creates `db.coll` (an existing one is fine); the reply's `operationTime`.
     pub async fn create(&mut self, db: &str, coll: &str) -> Result<Option<Timestamp>> {
         self.send(&rawdoc! {"create": coll, "lsid": self.lsid.clone(), "$db": db})

@@ -54,7 +54,10 @@ pub use hub::{ChangeHub, TailRead};
 pub use oplog::{CatalogOp, Op, OplogEntry, SharedEntry};
 pub use read::Reader;
 pub use txn::Transaction;
-pub use write::{DeleteOp, FindAndModify, FindAndModifyOutcome, UpdateOp, WriteOutcome};
+pub use write::{
+    DeleteOp, FindAndModify, FindAndModifyOutcome, RetryableWrite, StatementHook, UpdateOp,
+    WriteOutcome,
+};
 
 /// The version of the on-disk format. A store written by another version is refused
 /// rather than misread.
@@ -71,6 +74,8 @@ pub(crate) mod tables {
     pub const META: &str = "meta";
     pub const CATALOG: &str = "catalog";
     pub const OPLOG: &str = "oplog";
+    /// The session records of retryable writes (`write::retry`).
+    pub const SESSIONS: &str = "sessions";
 
     pub fn docs(id: u64) -> String {
         format!("d.{id}")

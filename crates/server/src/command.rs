@@ -131,6 +131,8 @@ pub struct Ctx {
     pub(crate) op: Option<Arc<crate::ops::Op>>,
     /// The multi-document transaction the command runs in (`autocommit: false`).
     pub(crate) txn: Option<Arc<crate::transactions::TxnHandle>>,
+    /// The retryable write the command is (`lsid` + `txnNumber`, outside a transaction).
+    pub(crate) retryable: Option<eddy_engine::RetryableWrite>,
 }
 
 impl Ctx {
@@ -142,6 +144,11 @@ impl Ctx {
     /// The `maxTimeMS` deadline engine work stops at (`None`: no limit).
     pub fn deadline(&self) -> Option<eddy_codes::Deadline> {
         self.deadline.map(|d| eddy_codes::Deadline(d.into_std()))
+    }
+
+    /// The retryable write the command is, if it is one (for the engine's write).
+    pub fn retryable(&self) -> Option<eddy_engine::RetryableWrite> {
+        self.retryable.clone()
     }
 
     /// The transaction the command runs in, if any.

@@ -3,7 +3,7 @@
 //! failpoints, write concern), run the command, and finish the reply with `ok`,
 //! `$clusterTime` and `operationTime`, as mongod does for every command.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -294,6 +294,7 @@ pub fn parse_command(
         deadline: None,
         op: None,
         txn: None,
+        retryable: None,
     };
     (entry.check)(cmd, &ctx)
 }
@@ -446,18 +447,17 @@ async fn run_command(
         .or(unsatisfiable)
         .map(|wce| WriteConcernFailure::new(wce, wce_labels, retryable));
 
-    // A retried write is answered from the session, not applied twice.
-    if let (true, Some(id), Some(txn)) = (retryable, &session, txn_number) {
-        if let Some(mut reply) = state.sessions.retried_reply(id, txn)? {
-            if let Some(wce) = &wce {
-                append_fields(&mut reply, &wce.reply_fields(state));
-            }
-            return Ok(Outcome {
-                reply: reply.into(),
-                close: false,
-            });
+    // A retryable write: the engine runs only the statements its session record does
+    // not list, and records those it runs in the same commit (`eddy_engine::write`'s
+    // `retry`). `onPrimaryTransactionalWrite` may close the connection after it.
+    let close_after = Arc::new(AtomicBool::new(false));
+    let retryable_write = match (retryable, &session, txn_number) {
+        (true, Some(key), Some(txn)) => {
+            state.sessions.begin_retryable(key, txn)?;
+            Some(retryable_write(state, key, txn, &cmd, &close_after)?)
         }
-    }
+        _ => None,
+    };
 
     // `maxTimeMS` of a read: the reply is 50 MaxTimeMSExpired once the deadline passes
     // (a getMore's own `maxTimeMS` is an await time instead, see `commands/cursors.rs`).
@@ -474,6 +474,7 @@ async fn run_command(
         deadline,
         op: Some(Arc::clone(&op)),
         txn: txn.clone(),
+        retryable: retryable_write,
     };
     let work = async move {
         match deadline {
@@ -497,6 +498,13 @@ async fn run_command(
         }
     };
     drop(running);
+    if close_after.load(Ordering::Relaxed) {
+        // `onPrimaryTransactionalWrite` closed the connection during the write.
+        return Ok(Outcome {
+            reply: Reply::default(),
+            close: true,
+        });
+    }
     if let Some(txn) = &txn {
         // A statement that fails aborts its transaction, as in mongod; so does one whose
         // writes failed in part (its reply carries `writeErrors`).
@@ -528,16 +536,64 @@ async fn run_command(
             return Err(err);
         }
     };
-    if let (true, Some(id), Some(txn)) = (retryable, &session, txn_number) {
-        // A retry gets the write's outcome, not this attempt's write concern error.
-        state
-            .sessions
-            .record(id, txn, finish(state, body.clone(), true, None));
-    }
     let body = finish(state, body, true, wce.map(|w| w.reply_fields(state)));
     Ok(Outcome {
         reply: Reply { body, cursor },
         close: false,
+    })
+}
+
+/// The engine's view of a retryable write: the session's durable key, `txnNumber`,
+/// the statements' ids (`stmtIds`, or `stmtId` for findAndModify; else each
+/// statement's index) and, with test commands, the `onPrimaryTransactionalWrite`
+/// failpoint, which sets `close_after` when it closes the connection.
+fn retryable_write(
+    state: &Arc<ServerState>,
+    key: &SessionKey,
+    txn: i64,
+    cmd: &Document,
+    close_after: &Arc<AtomicBool>,
+) -> Result<eddy_engine::RetryableWrite, MongoError> {
+    let int = |v: &Bson| match v {
+        Bson::Int32(n) => Some(*n),
+        Bson::Int64(n) => i32::try_from(*n).ok(),
+        _ => None,
+    };
+    let name = cmd.keys().next().map_or("", String::as_str);
+    let bad = |field: &str, v: &Bson| crate::args::wrong_type(name, field, v, "type 'int'");
+    let stmt_ids = match (cmd.get("stmtIds"), cmd.get("stmtId")) {
+        (Some(Bson::Array(ids)), _) => Some(
+            ids.iter()
+                .map(|v| int(v).ok_or_else(|| bad("stmtIds", v)))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        (Some(v), _) => return Err(crate::args::wrong_type(name, "stmtIds", v, "type 'array'")),
+        (None, Some(v)) => Some(vec![int(v).ok_or_else(|| bad("stmtId", v))?]),
+        (None, None) => None,
+    };
+    let hook: Option<eddy_engine::StatementHook> = state.config.enable_test_commands.then(|| {
+        let state = Arc::clone(state);
+        let close_after = Arc::clone(close_after);
+        let session = key.id();
+        Arc::new(move |stmt_id: i32| {
+            let fault = state.failpoints.primary_transactional_write()?;
+            if fault.close_connection {
+                close_after.store(true, Ordering::Relaxed);
+            }
+            fault.fail_before_commit.map(|code| {
+                MongoError::location(
+                    code,
+                    format!("Failing write for {session}:{txn}:{stmt_id} due to failpoint. The write must not be reflected."),
+                )
+            })
+        }) as eddy_engine::StatementHook
+    });
+    Ok(eddy_engine::RetryableWrite {
+        key: key.durable_key(),
+        lsid: key.to_document(),
+        txn_number: txn,
+        stmt_ids,
+        hook,
     })
 }
 
@@ -592,7 +648,12 @@ fn transaction(
     cmd: &mut Document,
 ) -> Result<Arc<TxnHandle>, MongoError> {
     let engine = Arc::clone(&state.engine);
-    let handle = state.sessions.transaction(key, req, || {
+    // After a restart only the engine's session record knows the session's numbers.
+    let durable = match req.start {
+        true => engine.session_txn_number(&key.durable_key())?,
+        false => None,
+    };
+    let handle = state.sessions.transaction(key, req, durable, || {
         engine
             .begin_transaction(req.at_cluster_time)
             .map(|(txn, _)| txn)

@@ -7,6 +7,13 @@
 //!
 //! * `maxTimeAlwaysTimeOut`: every command that sets `maxTimeMS` fails with 50
 //!   MaxTimeMSExpired, as if its time limit had passed.
+//! * `onPrimaryTransactionalWrite`: `{mode, data: {closeConnection?: bool (default
+//!   true), failBeforeCommitExceptionCode?: n}}`, as mongod's: it fires once per
+//!   statement of a retryable write about to run (a statement an earlier attempt ran
+//!   is answered from the session record and does not count). With
+//!   `failBeforeCommitExceptionCode` the statement fails with that code and writes
+//!   nothing; with `closeConnection` the connection closes once the command is done,
+//!   without a reply, whatever the statement did (see `crate::dispatch`).
 //!
 //! Modes: `"alwaysOn"`, `"off"`, `{times: n}`, `{skip: n}`, `{activationProbability: p}`.
 
@@ -22,7 +29,17 @@ pub const KNOWN: &[&str] = &[
     "failCommand",
     "failGetMoreAfterCursorCheckout",
     "maxTimeAlwaysTimeOut",
+    "onPrimaryTransactionalWrite",
 ];
+
+/// What `onPrimaryTransactionalWrite` does to one statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransactionalWriteFault {
+    /// Close the connection once the command is done.
+    pub close_connection: bool,
+    /// Fail the statement, unwritten, with this code.
+    pub fail_before_commit: Option<i32>,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Mode {
@@ -263,6 +280,20 @@ impl FailPoints {
         ))
     }
 
+    /// `onPrimaryTransactionalWrite`: what it does to the statement about to run, if it
+    /// fires.
+    pub fn primary_transactional_write(&self) -> Option<TransactionalWriteFault> {
+        let data = self.fire("onPrimaryTransactionalWrite", |_| true)?;
+        Some(TransactionalWriteFault {
+            // mongod: an absent `closeConnection` closes.
+            close_connection: data.get_bool("closeConnection").unwrap_or(true),
+            fail_before_commit: data
+                .get("failBeforeCommitExceptionCode")
+                .and_then(crate::args::as_integer)
+                .map(|c| c as i32),
+        })
+    }
+
     /// The reply to `configureFailPoint`.
     pub fn reply(count: i64) -> Document {
         doc! {"count": count}
@@ -314,6 +345,39 @@ mod tests {
                 .map(|e| e.code),
             Some(2)
         );
+    }
+
+    #[test]
+    fn primary_transactional_write_defaults_to_closing() {
+        let fp = FailPoints::default();
+        fp.configure(
+            "onPrimaryTransactionalWrite",
+            &Bson::Document(doc! {"skip": 1}),
+            None,
+        )
+        .expect("configure");
+        assert_eq!(fp.primary_transactional_write(), None);
+        assert_eq!(
+            fp.primary_transactional_write(),
+            Some(TransactionalWriteFault {
+                close_connection: true,
+                fail_before_commit: None
+            })
+        );
+        fp.configure(
+            "onPrimaryTransactionalWrite",
+            &Bson::Document(doc! {"times": 1}),
+            Some(doc! {"closeConnection": false, "failBeforeCommitExceptionCode": 1}),
+        )
+        .expect("configure");
+        assert_eq!(
+            fp.primary_transactional_write(),
+            Some(TransactionalWriteFault {
+                close_connection: false,
+                fail_before_commit: Some(1)
+            })
+        );
+        assert_eq!(fp.primary_transactional_write(), None);
     }
 
     #[test]

@@ -261,6 +261,7 @@ async fn ttl_loop(state: Arc<ServerState>) {
 
 async fn reap_loop(state: Arc<ServerState>) {
     let session_timeout = state.config.session_timeout();
+    let mut records_reaped_at = std::time::Instant::now();
     loop {
         // Half the shorter timeout when it is short, so an idle cursor goes within 1.5
         // timeouts (tests use a second); never a busy loop for `cursorTimeoutMillis=0`.
@@ -289,6 +290,24 @@ async fn reap_loop(state: Arc<ServerState>) {
                 aborted,
                 "aborted transactions that exceeded transactionLifetimeLimitSeconds"
             );
+        }
+        // The retryable-write records of expired sessions (also of sessions from before
+        // a restart), at most once a minute or once a session timeout.
+        if records_reaped_at.elapsed() >= session_timeout.min(Duration::from_secs(60)) {
+            records_reaped_at = std::time::Instant::now();
+            let st = Arc::clone(&state);
+            let reaped = tokio::task::spawn_blocking(move || {
+                let live = st.sessions.durable_keys();
+                st.engine
+                    .reap_session_records(session_timeout, |key| live.contains(key))
+            })
+            .await;
+            match reaped {
+                Ok(Ok(n)) if n > 0 => tracing::debug!(n, "reaped retryable-write session records"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "reaping session records failed"),
+                Err(e) => tracing::warn!(error = %e, "reaping session records did not finish"),
+            }
         }
         if cursors + sessions.len() > 0 {
             tracing::debug!(

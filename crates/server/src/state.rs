@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bson::{oid::ObjectId, Bson, Document, RawDocumentBuf};
+use bson::{oid::ObjectId, Bson, Document};
 use eddy_engine::Engine;
 use tokio::sync::Notify;
 
@@ -195,19 +195,29 @@ impl SessionKey {
         }
     }
 
+    /// The session's key in the engine's session records: `lsid.id`, then the user
+    /// digest.
+    pub fn durable_key(&self) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.id.len() + 32);
+        key.extend_from_slice(&self.id);
+        key.extend_from_slice(&self.uid);
+        key
+    }
+
     /// The digest of the session's user (`crate::auth::session_user_digest`).
     pub fn uid(&self) -> [u8; 32] {
         self.uid
     }
 }
 
-/// A logical session: when it was last used, and the reply of its newest retryable
-/// write by `txnNumber`, so that a retried write is answered, not applied twice.
+/// A logical session: when it was last used, the `txnNumber` of its newest retryable
+/// write (what each statement of it did is the engine's durable session record, see
+/// `eddy_engine::write::retry`), and its newest transaction.
 #[derive(Debug)]
 struct Session {
     last_use: Instant,
     /// Only the newest transaction number matters: drivers never retry an older one.
-    retry: Option<(i64, RawDocumentBuf)>,
+    retry: Option<i64>,
     /// The newest multi-document transaction (in progress, committed or aborted).
     txn: Option<Arc<TxnHandle>>,
 }
@@ -231,7 +241,7 @@ impl Session {
     /// The newest `txnNumber` the session has used, for a retryable write or a
     /// transaction.
     fn newest_number(&self) -> Option<i64> {
-        let retry = self.retry.as_ref().map(|(n, _)| *n);
+        let retry = self.retry;
         let txn = self.txn.as_ref().map(|t| t.number);
         retry.max(txn)
     }
@@ -260,15 +270,18 @@ impl Sessions {
         }
     }
 
-    /// The stored reply of a retryable write already executed with this `txnNumber`,
-    /// or 225 TransactionTooOld for a number below the session's newest.
-    pub fn retried_reply(
+    /// A retryable write with this `txnNumber` starts (or is retried) on the session:
+    /// 225 TransactionTooOld for a number below the session's newest transaction or
+    /// retryable write, as mongod (the engine checks its durable record again, which
+    /// outlives a restart). A newer number ends the session's open transaction.
+    pub fn begin_retryable(
         &self,
         key: &SessionKey,
         txn: i64,
-    ) -> Result<Option<RawDocumentBuf>, eddy_codes::MongoError> {
-        let map = self.lock();
-        let open = map.get(key).and_then(|s| s.txn.clone());
+    ) -> Result<(), eddy_codes::MongoError> {
+        let mut map = self.lock();
+        let s = map.entry(key.clone()).or_insert_with(Session::new);
+        let open = s.txn.clone();
         if let Some(t) = &open {
             if t.number >= txn {
                 return Err(eddy_codes::MongoError::new(
@@ -277,21 +290,20 @@ impl Sessions {
                 ));
             }
         }
-        let found = match map.get(key).and_then(|s| s.retry.as_ref()) {
-            Some((n, reply)) if *n == txn => Ok(Some(reply.clone())),
-            Some((n, _)) if *n > txn => Err(eddy_codes::MongoError::new(
+        if let Some(n) = s.retry.filter(|n| *n > txn) {
+            return Err(eddy_codes::MongoError::new(
                 eddy_codes::ErrorCode::TransactionTooOld,
                 format!("Retryable write with txnNumber {txn} is prohibited on session because a newer retryable write with txnNumber {n} has already started on this session."),
-            )),
-            _ => Ok(None),
-        };
+            ));
+        }
+        s.retry = Some(txn);
         drop(map);
         // A newer number ends the session's transaction, as in mongod (outside the lock:
         // the abort waits for a statement of it that may still run).
         if let Some(t) = open {
             t.abort(" because a newer retryable write started");
         }
-        found
+        Ok(())
     }
 
     /// The transaction a command with `autocommit: false` runs in: a new one for
@@ -299,10 +311,14 @@ impl Sessions {
     /// aborted), else the session's open one with that number. mongod's errors: 225
     /// TransactionTooOld for a number below the session's newest, 251
     /// NoSuchTransaction for one that matches no transaction.
+    ///
+    /// `durable` is the `txnNumber` of the session's newest retryable write in the
+    /// engine's record (which outlives a restart, when this map starts empty).
     pub fn transaction(
         &self,
         key: &SessionKey,
         req: &TxnRequest,
+        durable: Option<i64>,
         begin: impl FnOnce() -> Result<eddy_engine::Transaction, eddy_codes::MongoError>,
     ) -> Result<Arc<TxnHandle>, eddy_codes::MongoError> {
         use eddy_codes::{labels, ErrorCode, MongoError};
@@ -310,7 +326,7 @@ impl Sessions {
         let s = map.entry(key.clone()).or_insert_with(Session::new);
         s.last_use = Instant::now();
         let n = req.txn_number;
-        let newest = s.newest_number();
+        let newest = s.newest_number().max(durable);
         if let Some(newest) = newest.filter(|newest| n < *newest) {
             return Err(MongoError::new(
                 ErrorCode::TransactionTooOld,
@@ -354,14 +370,9 @@ impl Sessions {
         handles.iter().filter(|h| h.abort_if_older(limit)).count()
     }
 
-    /// Records the reply of a retryable write.
-    pub fn record(&self, key: &SessionKey, txn: i64, reply: RawDocumentBuf) {
-        let mut map = self.lock();
-        let s = map.entry(key.clone()).or_insert_with(Session::new);
-        s.last_use = Instant::now();
-        if s.retry.as_ref().is_none_or(|(n, _)| *n <= txn) {
-            s.retry = Some((txn, reply));
-        }
+    /// The durable keys (`SessionKey::durable_key`) of the cached sessions.
+    pub fn durable_keys(&self) -> std::collections::HashSet<Vec<u8>> {
+        self.lock().keys().map(SessionKey::durable_key).collect()
     }
 
     /// Every cached session and when it was last used, most recent first.
@@ -510,18 +521,19 @@ mod tests {
         let sessions = Sessions::default();
         let alice = SessionKey::new(&uuid(1), [1; 32]);
         let bob_same_id = SessionKey::new(&uuid(1), [2; 32]);
-        let reply = RawDocumentBuf::try_from(&bson::doc! {"n": 1, "ok": 1}).expect("a document");
-        sessions.record(&alice, 5, reply.clone());
-        // The same lsid under another user is another session: no shared retry reply.
+        sessions.begin_retryable(&alice, 5).expect("first number");
+        sessions
+            .begin_retryable(&alice, 5)
+            .expect("the same number again: a retry");
+        // The same lsid under another user is another session: its own numbers.
+        sessions
+            .begin_retryable(&bob_same_id, 1)
+            .expect("another session");
         assert_eq!(
-            sessions.retried_reply(&alice, 5).expect("no error"),
-            Some(reply)
+            sessions.begin_retryable(&alice, 4).err().map(|e| e.code),
+            Some(225)
         );
-        assert_eq!(
-            sessions.retried_reply(&bob_same_id, 5).expect("no error"),
-            None
-        );
-        assert!(sessions.retried_reply(&alice, 4).is_err());
+        assert_ne!(alice.durable_key(), bob_same_id.durable_key());
         sessions.touch(&bob_same_id);
         assert_eq!(sessions.len(), 2);
         assert_eq!(bob_same_id.id(), uuid(1));

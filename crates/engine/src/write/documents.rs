@@ -9,8 +9,8 @@ use eddy_query::filter::Filter;
 use eddy_query::update::{ApplyContext, Update};
 
 use super::{
-    encode_checked, raw_view, DeleteOp, FindAndModify, FindAndModifyOutcome, Tx, UpdateOp,
-    WriteOutcome, MAX_USER_DOC_SIZE,
+    encode_checked, raw_view, DeleteOp, FindAndModify, FindAndModifyOutcome, RetryableWrite, Tx,
+    UpdateOp, WriteOutcome, MAX_USER_DOC_SIZE,
 };
 use crate::catalog::{self, CollectionMeta, Namespace};
 use crate::oplog::{self, Op};
@@ -38,13 +38,36 @@ impl Engine {
         ordered: bool,
         bypass_document_validation: bool,
     ) -> Result<WriteOutcome, MongoError> {
-        self.execute(move |tx| {
+        self.insert_retryable(ns, docs, ordered, bypass_document_validation, None)
+    }
+
+    /// [`Engine::insert_bypassing`] as a retryable write when `retry` is given: a
+    /// statement that ran in an earlier attempt counts as inserted and is not run again.
+    pub fn insert_retryable(
+        self: &Arc<Self>,
+        ns: Namespace,
+        docs: Vec<Document>,
+        ordered: bool,
+        bypass_document_validation: bool,
+        retry: Option<RetryableWrite>,
+    ) -> Result<WriteOutcome, MongoError> {
+        self.execute_retryable(retry, move |tx| {
             tx.bypass_validation = bypass_document_validation;
             let meta = tx.ensure_collection(&ns)?;
             let mut out = WriteOutcome::default();
             for (i, doc) in docs.into_iter().enumerate() {
-                match tx.insert_doc(&meta, doc) {
-                    Ok(_) => out.n += 1,
+                if tx.executed(i).is_some() {
+                    out.n += 1;
+                    continue;
+                }
+                match tx
+                    .before_statement(i)
+                    .and_then(|()| tx.insert_doc(&meta, doc))
+                {
+                    Ok(_) => {
+                        out.n += 1;
+                        tx.record_statement(i, Document::new());
+                    }
                     Err(e) => {
                         out.errors.push((i, e));
                         if ordered {
@@ -64,12 +87,37 @@ impl Engine {
         ops: Vec<UpdateOp>,
         ordered: bool,
     ) -> Result<WriteOutcome, MongoError> {
+        self.update_retryable(ns, ops, ordered, None)
+    }
+
+    /// [`Engine::update`] as a retryable write when `retry` is given: a statement that
+    /// ran in an earlier attempt answers its recorded `n`, `nModified` and `upserted`.
+    pub fn update_retryable(
+        self: &Arc<Self>,
+        ns: Namespace,
+        ops: Vec<UpdateOp>,
+        ordered: bool,
+        retry: Option<RetryableWrite>,
+    ) -> Result<WriteOutcome, MongoError> {
         catalog::validate_writable(&ns)?;
-        self.execute(move |tx| {
+        self.execute_retryable(retry, move |tx| {
             let mut out = WriteOutcome::default();
             for (i, op) in ops.into_iter().enumerate() {
-                tx.bypass_validation = op.bypass_document_validation;
-                match tx.update_one_statement(&ns, &op) {
+                let stmt = match tx.executed(i) {
+                    Some(r) => Ok(StatementOutcome::from_record(&r)),
+                    None => {
+                        tx.bypass_validation = op.bypass_document_validation;
+                        let logged = tx.logged();
+                        let stmt = tx
+                            .before_statement(i)
+                            .and_then(|()| tx.update_one_statement(&ns, &op));
+                        if let (Ok(stmt), true) = (&stmt, tx.logged() > logged) {
+                            tx.record_statement(i, stmt.to_record());
+                        }
+                        stmt
+                    }
+                };
+                match stmt {
                     Ok(stmt) => {
                         out.n += stmt.n;
                         out.n_modified += stmt.n_modified;
@@ -96,10 +144,27 @@ impl Engine {
         ops: Vec<DeleteOp>,
         ordered: bool,
     ) -> Result<WriteOutcome, MongoError> {
-        self.execute(move |tx| {
+        self.delete_retryable(ns, ops, ordered, None)
+    }
+
+    /// [`Engine::delete`] as a retryable write when `retry` is given: a statement that
+    /// ran in an earlier attempt answers its recorded `n`.
+    pub fn delete_retryable(
+        self: &Arc<Self>,
+        ns: Namespace,
+        ops: Vec<DeleteOp>,
+        ordered: bool,
+        retry: Option<RetryableWrite>,
+    ) -> Result<WriteOutcome, MongoError> {
+        self.execute_retryable(retry, move |tx| {
             let mut out = WriteOutcome::default();
             for (i, op) in ops.into_iter().enumerate() {
-                let res = (|| {
+                if let Some(r) = tx.executed(i) {
+                    out.n += count(&r, "n");
+                    continue;
+                }
+                let logged = tx.logged();
+                let res = tx.before_statement(i).and_then(|()| {
                     let filter =
                         Filter::parse_collated(&op.filter, &op.let_vars, op.collation.as_ref())?;
                     let Some(meta) = tx.collection(&ns)? else {
@@ -114,9 +179,14 @@ impl Engine {
                         tx.delete_doc(&meta, &m)?;
                     }
                     Ok(n)
-                })();
+                });
                 match res {
-                    Ok(n) => out.n += n,
+                    Ok(n) => {
+                        if tx.logged() > logged {
+                            tx.record_statement(i, doc! {"n": n as i64});
+                        }
+                        out.n += n;
+                    }
                     Err(e) => {
                         out.errors.push((i, e));
                         if ordered {
@@ -135,13 +205,80 @@ impl Engine {
         ns: Namespace,
         req: FindAndModify,
     ) -> Result<FindAndModifyOutcome, MongoError> {
+        self.find_and_modify_retryable(ns, req, None)
+    }
+
+    /// [`Engine::find_and_modify`] as a retryable write when `retry` is given: when it
+    /// ran in an earlier attempt, the recorded outcome (document and
+    /// `lastErrorObject`) is the answer.
+    pub fn find_and_modify_retryable(
+        self: &Arc<Self>,
+        ns: Namespace,
+        req: FindAndModify,
+        retry: Option<RetryableWrite>,
+    ) -> Result<FindAndModifyOutcome, MongoError> {
         if !req.remove {
             catalog::validate_writable(&ns)?;
         }
-        self.execute(move |tx| {
+        self.execute_retryable(retry, move |tx| {
+            if let Some(r) = tx.executed(0) {
+                return Ok(FindAndModifyOutcome::from_record(&r));
+            }
+            tx.before_statement(0)?;
             tx.bypass_validation = req.bypass_document_validation;
-            tx.find_and_modify(&ns, &req)
+            let logged = tx.logged();
+            let out = tx.find_and_modify(&ns, &req)?;
+            if tx.logged() > logged {
+                tx.record_statement(0, out.to_record());
+            }
+            Ok(out)
         })
+    }
+}
+
+/// A count stored in a session record.
+fn count(record: &Document, field: &str) -> u64 {
+    record.get_i64(field).map_or(0, |n| n.max(0) as u64)
+}
+
+impl FindAndModifyOutcome {
+    /// What the session record keeps of it (`super::retry`).
+    fn to_record(&self) -> Document {
+        let mut d = doc! {"n": self.n as i64, "updatedExisting": self.updated_existing};
+        if let Some(v) = &self.value {
+            d.insert("value", v.clone());
+        }
+        if let Some(id) = &self.upserted {
+            d.insert("upserted", id.clone());
+        }
+        d
+    }
+
+    fn from_record(r: &Document) -> FindAndModifyOutcome {
+        FindAndModifyOutcome {
+            value: r.get_document("value").ok().cloned(),
+            n: count(r, "n"),
+            updated_existing: r.get_bool("updatedExisting").unwrap_or(false),
+            upserted: r.get("upserted").cloned(),
+        }
+    }
+}
+
+impl StatementOutcome {
+    fn to_record(&self) -> Document {
+        let mut d = doc! {"n": self.n as i64, "nModified": self.n_modified as i64};
+        if let Some(id) = &self.upserted {
+            d.insert("upserted", id.clone());
+        }
+        d
+    }
+
+    fn from_record(r: &Document) -> StatementOutcome {
+        StatementOutcome {
+            n: count(r, "n"),
+            n_modified: count(r, "nModified"),
+            upserted: r.get("upserted").cloned(),
+        }
     }
 }
 

@@ -17,6 +17,7 @@ mod catalog;
 mod documents;
 mod indexes;
 mod retention;
+mod retry;
 mod ttl;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use crate::{meta_keys, storage_err, tables, Engine};
 
 pub use documents::prepare_for_insert;
 pub use indexes::{default_index_name, IndexSelector};
+pub use retry::{RetryableWrite, StatementHook};
 
 /// The largest document a user may store (BSONObjectMaxUserSize).
 pub const MAX_USER_DOC_SIZE: usize = 16 * 1024 * 1024;
@@ -136,6 +138,8 @@ pub struct Tx<'a, 'b> {
     /// statement holds its collection's entry from before its own writes, so without
     /// this every array document of a batch would rewrite the catalog entry again.
     multikey_written: std::collections::HashMap<u64, Vec<Vec<usize>>>,
+    /// The retryable write this job runs (see [`retry`]).
+    retry: Option<retry::RetryRun>,
 }
 
 impl Engine {
@@ -145,7 +149,22 @@ impl Engine {
         self: &Arc<Self>,
         f: impl FnOnce(&mut Tx<'_, '_>) -> Result<R, MongoError> + Send + 'static,
     ) -> Result<R, MongoError> {
+        self.execute_retryable(None, f)
+    }
+
+    /// [`Engine::execute`] for a write that may be a retryable write: its session
+    /// record is read and written in the same job (see [`retry`]).
+    pub(crate) fn execute_retryable<R: Send + 'static>(
+        self: &Arc<Self>,
+        retry: Option<RetryableWrite>,
+        f: impl FnOnce(&mut Tx<'_, '_>) -> Result<R, MongoError> + Send + 'static,
+    ) -> Result<R, MongoError> {
         if crate::txn::in_scope() {
+            if retry.is_some() {
+                return Err(MongoError::internal(
+                    "a retryable write cannot run inside a transaction",
+                ));
+            }
             // A statement of a multi-document transaction: its overlay, not the batch.
             return self.run_in_current(f);
         }
@@ -162,7 +181,19 @@ impl Engine {
                     }
                 };
                 let mut tx = Tx::new(batch, &engine, None);
-                let result = f(&mut tx);
+                let result = match retry {
+                    Some(spec) => match tx.begin_retry(spec) {
+                        // The statements that ran are recorded even when the command
+                        // failed after them: their writes commit all the same.
+                        Ok(()) => {
+                            let result = f(&mut tx);
+                            let recorded = tx.finish_retry();
+                            recorded.and(result)
+                        }
+                        Err(e) => Err(e),
+                    },
+                    None => f(&mut tx),
+                };
                 let entries = std::mem::take(&mut tx.entries);
                 let engine = engine.clone();
                 Box::new(move |outcome: Result<(), StorageError>| match outcome {
@@ -202,6 +233,7 @@ impl<'a, 'b> Tx<'a, 'b> {
             wall: DateTime::now(),
             bypass_validation: false,
             multikey_written: std::collections::HashMap::new(),
+            retry: None,
         }
     }
 

@@ -69,12 +69,13 @@ impl Command for Delete {
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
         let (mut ops, ordered, let_spec) = (self.ops, self.ordered, self.let_vars);
+        let retry = ctx.retryable();
         let out = with_engine(&ctx, move |e| {
             let vars = eddy_engine::exec::evaluate_let(e, &let_spec)?;
             for op in &mut ops {
                 op.let_vars.clone_from(&vars);
             }
-            e.delete(ns, ops, ordered)
+            e.delete_retryable(ns, ops, ordered, retry)
         })
         .await?;
         let mut reply = doc! {"n": out.n as i32};

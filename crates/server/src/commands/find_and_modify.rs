@@ -87,9 +87,10 @@ impl Command for FindAndModify {
         let ns = namespace(&ctx, &self.coll);
         let mut request = self.request;
         let let_spec = self.let_vars;
+        let retry = ctx.retryable();
         let out = with_engine(&ctx, move |e| {
             request.let_vars = eddy_engine::exec::evaluate_let(e, &let_spec)?;
-            e.find_and_modify(ns, request)
+            e.find_and_modify_retryable(ns, request, retry)
         })
         .await?;
         let value = match (out.value, &self.fields) {

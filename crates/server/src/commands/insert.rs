@@ -39,7 +39,11 @@ impl Command for Insert {
             self.ordered,
             self.bypass_document_validation,
         );
-        let out = with_engine(&ctx, move |e| e.insert_bypassing(ns, docs, ordered, bypass)).await?;
+        let retry = ctx.retryable();
+        let out = with_engine(&ctx, move |e| {
+            e.insert_retryable(ns, docs, ordered, bypass, retry)
+        })
+        .await?;
         let mut reply = doc! {"n": out.n as i32};
         if !out.errors.is_empty() {
             reply.insert("writeErrors", write_errors(&out));

@@ -102,12 +102,13 @@ impl Command for Update {
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
         let (mut ops, ordered, let_spec) = (self.ops, self.ordered, self.let_vars);
+        let retry = ctx.retryable();
         let out = with_engine(&ctx, move |e| {
             let vars = eddy_engine::exec::evaluate_let(e, &let_spec)?;
             for op in &mut ops {
                 op.let_vars.clone_from(&vars);
             }
-            e.update(ns, ops, ordered)
+            e.update_retryable(ns, ops, ordered, retry)
         })
         .await?;
         let mut reply = doc! {"n": out.n as i32, "nModified": out.n_modified as i32};
