@@ -494,7 +494,7 @@ fn byte_ranges_cover_exactly_the_bounds() {
             for second in &interval_sets {
                 let fields = vec![("x".to_owned(), descending), ("y".to_owned(), !descending)];
                 let bounds = vec![Some(first.clone()), Some(second.clone())];
-                let ranges = byte_ranges(&fields, &bounds);
+                let ranges = byte_ranges(&fields, &bounds, None);
                 for v in &values {
                     for w in &values {
                         let k = key::encode_key(&[(v, descending), (w, !descending)]);
