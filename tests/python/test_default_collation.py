@@ -90,6 +90,8 @@ def test_case_insensitive_index_as_in_the_manual(server: EddyServer):
     assert len(list(db.fruit.find({"type": "apple"}, collation=ci))) == 3
     # The matching collation uses the index; another scans.
     assert winning_index(db.fruit.find({"type": "apple"}, collation=ci).explain()) == "type_1"
+    ixscan = db.fruit.find({"type": "apple"}, collation=ci).explain()["queryPlanner"]["winningPlan"]["inputStage"]
+    assert ixscan["stage"] == "IXSCAN" and ixscan["collation"]["strength"] == 2
     assert winning_index(db.fruit.find({"type": "apple"}).explain()) is None
     assert winning_index(db.fruit.find({"type": "apple"}, collation=Collation("en", strength=1)).explain()) is None
     # Non-string predicates may use it under any collation.

@@ -186,6 +186,8 @@ pub struct IndexScan {
     pub table: Option<String>,
     pub name: String,
     pub key_pattern: Document,
+    /// The index's collation as explain shows it (`None`: simple).
+    pub collation: Option<Document>,
     pub multikey_paths: Option<Vec<Vec<usize>>>,
     pub unique: bool,
     pub sparse: bool,
@@ -480,6 +482,7 @@ impl<'m> Candidate<'m> {
                 Some(i) => i.key_pattern(),
                 None => bson::doc! {"_id": 1},
             },
+            collation: self.collation.as_ref().map(|c| c.spec().clone()),
             multikey_paths: match self.index {
                 Some(i) => i.multikey_paths.clone(),
                 None => Some(vec![Vec::new()]),

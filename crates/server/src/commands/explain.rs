@@ -131,8 +131,11 @@ fn index_scan_stages(scan: &IndexScan, residual: Document) -> Document {
         "stage": "IXSCAN",
         "keyPattern": scan.key_pattern.clone(),
         "indexName": &scan.name,
-        "isMultiKey": scan.is_multikey(),
     };
+    if let Some(c) = &scan.collation {
+        ixscan.insert("collation", c.clone());
+    }
+    ixscan.insert("isMultiKey", scan.is_multikey());
     if let Some(paths) = scan.explain_multikey_paths() {
         ixscan.insert("multiKeyPaths", paths);
     }
