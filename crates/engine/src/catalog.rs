@@ -12,8 +12,11 @@
 //! mongod does instead of mistaking them for a missing collection; reads that go
 //! through views ask for [`view`] first.
 
+use std::sync::Arc;
+
 use bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
+use eddy_query::collation::Collation;
 use eddy_storage::{prefix_bounds, KvRead};
 
 use crate::{storage_err, tables};
@@ -197,6 +200,12 @@ impl IndexMeta {
         self.spec.get_bool("hidden").unwrap_or(false)
     }
 
+    /// The index's collation (`None`: simple): its keys hold the collation's sort keys
+    /// for strings.
+    pub fn collation(&self) -> Option<Arc<Collation>> {
+        stored_collation(&self.spec)
+    }
+
     /// Whether this is a text index (its key holds `_fts: "text"`).
     pub fn is_text(&self) -> bool {
         self.spec
@@ -299,6 +308,12 @@ impl CollectionMeta {
         crate::capped::Cap::of(&self.options)
     }
 
+    /// The collection's default collation (`None`: simple), for operations and index
+    /// builds that give none.
+    pub fn collation(&self) -> Option<Arc<Collation>> {
+        stored_collation(&self.options)
+    }
+
     /// The table holding the documents.
     pub fn docs_table(&self) -> String {
         tables::docs(self.id)
@@ -328,7 +343,14 @@ impl CollectionMeta {
                 spec.insert("clustered", true);
                 spec
             }
-            None => Self::id_index_spec(),
+            None => {
+                let mut spec = Self::id_index_spec();
+                // The `_id` index of a collection with a default collation has it too.
+                if let Ok(c) = self.options.get_document("collation") {
+                    spec.insert("collation", c.clone());
+                }
+                spec
+            }
         }
     }
 
@@ -435,13 +457,25 @@ pub struct ViewMeta {
     /// The collection or view it reads, in the same database.
     pub view_on: String,
     pub pipeline: Vec<Document>,
+    /// The view's default collation, normalized (`None`: simple); operations on the
+    /// view run under it and may not name another.
+    pub collation: Option<Document>,
 }
 
 impl ViewMeta {
     /// `{viewOn, pipeline}`: the view's `listCollections` options and its `create` event's
     /// `operationDescription`.
     pub fn options(&self) -> Document {
-        doc! {"viewOn": &self.view_on, "pipeline": self.pipeline_bson()}
+        let mut out = doc! {"viewOn": &self.view_on, "pipeline": self.pipeline_bson()};
+        if let Some(c) = &self.collation {
+            out.insert("collation", c.clone());
+        }
+        out
+    }
+
+    /// The view's default collation, parsed (`None`: simple).
+    pub fn default_collation(&self) -> Option<Arc<Collation>> {
+        self.collation.as_ref().and_then(Collation::stored)
     }
 
     fn pipeline_bson(&self) -> Vec<Bson> {
@@ -470,6 +504,7 @@ impl ViewMeta {
             ),
             view_on: view.get_str("viewOn").map_err(|_| corrupt())?.to_owned(),
             pipeline,
+            collation: view.get_document("collation").ok().cloned(),
         }))
     }
 }
@@ -520,6 +555,29 @@ pub fn resolve_view(
                 }))
             }
         }
+    }
+}
+
+/// The parsed `collation` field of a stored spec or options document.
+fn stored_collation(d: &Document) -> Option<Arc<Collation>> {
+    d.get_document("collation").ok().and_then(Collation::stored)
+}
+
+/// The default collation of the collection or view `ns` (`None`: simple, or nothing
+/// there): what an operation without its own `collation` runs under.
+pub fn default_collation(
+    r: &(impl KvRead + ?Sized),
+    ns: &Namespace,
+) -> Result<Option<Arc<Collation>>, MongoError> {
+    match r.get(tables::CATALOG, &ns.key()).map_err(storage_err)? {
+        Some(bytes) => {
+            let d = decode(&bytes)?;
+            Ok(match ViewMeta::from_document(&d)? {
+                Some(v) => v.default_collation(),
+                None => CollectionMeta::from_document(&d)?.collation(),
+            })
+        }
+        None => Ok(None),
     }
 }
 

@@ -115,7 +115,10 @@ pub fn keys_and_paths(
     doc: &Document,
 ) -> Result<(Vec<Vec<u8>>, MultikeyPaths), MongoError> {
     let mut encoded = Vec::new();
-    let paths = for_each_key(index, doc, |parts| encoded.push(key::encode_key(parts)))?;
+    let collation = index.collation();
+    let paths = for_each_key(index, doc, |parts| {
+        encoded.push(key::encode_key_collated(parts, collation.as_deref()))
+    })?;
     encoded.sort();
     encoded.dedup();
     Ok((encoded, paths))
@@ -131,8 +134,10 @@ pub fn entry_values(
     entry: &[u8],
 ) -> Result<Option<Vec<Bson>>, MongoError> {
     let mut found = None;
+    let collation = index.collation();
     for_each_key(index, doc, |parts| {
-        if found.is_none() && entry_key(index, key::encode_key(parts), id_key) == entry {
+        let k = key::encode_key_collated(parts, collation.as_deref());
+        if found.is_none() && entry_key(index, k, id_key) == entry {
             found = Some(parts.iter().map(|(v, _)| (*v).clone()).collect());
         }
     })?;

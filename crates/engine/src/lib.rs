@@ -23,6 +23,7 @@ pub mod capped;
 pub mod catalog;
 pub mod changes;
 pub mod clock;
+pub mod collations;
 pub mod exec;
 pub mod geo;
 pub mod hashed;

@@ -45,10 +45,12 @@
 //! order (see `read.rs`), so every plan returns the same sequence for the same query.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use bson::{Bson, Document};
 use eddy_codes::{Deadline, ErrorCode, MongoError};
 use eddy_query::bounds::{self, Interval};
+use eddy_query::collation::{self, Collation};
 use eddy_query::filter::Filter;
 use eddy_query::key;
 use eddy_query::sort::SortSpec;
@@ -189,6 +191,8 @@ pub struct IndexScan {
     pub table: Option<String>,
     pub name: String,
     pub key_pattern: Document,
+    /// The index's collation as explain shows it (`None`: simple).
+    pub collation: Option<Document>,
     pub multikey_paths: Option<Vec<Vec<usize>>>,
     pub unique: bool,
     pub sparse: bool,
@@ -343,6 +347,9 @@ struct Candidate<'m> {
     /// For a wildcard index, the one path this candidate reads (`crate::wildcard`):
     /// its fields are then `$_path` and that path.
     wildcard_path: Option<String>,
+    /// The index's collation (`None`: simple; always so for `_id`, whose table is
+    /// keyed by bytes).
+    collation: Option<Arc<Collation>>,
 }
 
 impl<'m> Candidate<'m> {
@@ -355,6 +362,7 @@ impl<'m> Candidate<'m> {
             geo: vec![None],
             hashed: vec![false],
             wildcard_path: None,
+            collation: None,
         }
     }
 
@@ -387,6 +395,7 @@ impl<'m> Candidate<'m> {
             geo,
             hashed,
             wildcard_path: None,
+            collation: index.collation(),
         }
     }
 
@@ -406,6 +415,7 @@ impl<'m> Candidate<'m> {
             geo: vec![None, None],
             hashed: vec![false, false],
             wildcard_path: Some(path.to_owned()),
+            collation: index.collation(),
         }
     }
 
@@ -423,16 +433,37 @@ impl<'m> Candidate<'m> {
             .collect()
     }
 
+    /// Whether the index's collation is `other` (`None`: simple).
+    fn collated_as(&self, other: Option<&Arc<Collation>>) -> bool {
+        collation::same(self.collation.as_deref(), other.map(|c| &**c))
+    }
+
     fn unique(&self) -> bool {
         self.index.is_none_or(IndexMeta::unique)
     }
 
     /// The bounds the filter places on each key field (`None`: unbounded).
+    ///
+    /// Under a collation: an index of the query's collation is bounded by its collated
+    /// comparisons; an index of another collation only where the bounds hold no
+    /// string (its string keys are in another order), as mongod.
     fn bounds(&self, filter: &Filter) -> Vec<Option<Vec<Interval>>> {
+        let same = self.collated_as(filter.collation());
+        let collated = same && self.collation.is_some();
+        // Bounds holding strings serve an index of another collation than the query's
+        // nothing: its string keys are in another order.
+        let string_free = |b: &Vec<Interval>| {
+            !b.iter()
+                .any(|iv| holds_string(&iv.start) || holds_string(&iv.end))
+        };
         if let Some(path) = &self.wildcard_path {
+            // Wildcard bounds are the simple order's: under a collation they serve only
+            // where they hold no string.
+            let simple = same && self.collation.is_none();
             return vec![
                 Some(vec![Interval::point(Bson::String(path.clone()))]),
-                crate::wildcard::value_bounds(filter, path, self.multikey[1]),
+                crate::wildcard::value_bounds(filter, path, self.multikey[1])
+                    .filter(|b| simple || string_free(b)),
             ];
         }
         self.fields
@@ -442,12 +473,14 @@ impl<'m> Candidate<'m> {
             .zip(&self.hashed)
             .map(|((((path, _), multikey), geo), hashed)| match geo {
                 Some(kind) => geo::bounds(filter, path, *kind),
-                None if *hashed => plannable_path(path)
+                // Hashes are of the simple values: they serve simple queries only.
+                None if *hashed => (plannable_path(path) && same && self.collation.is_none())
                     .then(|| crate::hashed::bounds(filter, path))
                     .flatten(),
                 None => plannable_path(path)
-                    .then(|| bounds::path_bounds(filter, path, *multikey))
-                    .flatten(),
+                    .then(|| bounds::path_bounds_under(filter, path, *multikey, collated))
+                    .flatten()
+                    .filter(|b| same || string_free(b)),
             })
             .collect()
     }
@@ -459,6 +492,10 @@ impl<'m> Candidate<'m> {
         bounds: &[Option<Vec<Interval>>],
         sort: &SortSpec,
     ) -> Option<Direction> {
+        // Strings in the index are in its collation's order, the sort's only if same.
+        if !self.collated_as(sort.collation()) {
+            return None;
+        }
         let single =
             |b: &Option<Vec<Interval>>| b.as_ref().is_some_and(|b| b.len() == 1 && b[0].is_point());
         let prefix = bounds.iter().take_while(|b| single(b)).count();
@@ -525,6 +562,7 @@ impl<'m> Candidate<'m> {
                 (Some(i), None) => i.key_pattern(),
                 (None, _) => bson::doc! {"_id": 1},
             },
+            collation: self.collation.as_ref().map(|c| c.spec().clone()),
             multikey_paths: match (self.index, &self.wildcard_path) {
                 // Whether any path held an array is all the index records: shown on the
                 // path's last component.
@@ -576,19 +614,6 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
     }
     if let Some((path, near)) = q.filter.near() {
         return near_plan(meta, q, path, near, unsorted);
-    }
-    // Index keys order strings by bytes: a filter or sort comparing strings under a
-    // collation reads every document (in `_id` order, or backwards if so hinted) and
-    // sorts in memory.
-    if q.filter.is_collated() || q.sort.is_some_and(SortSpec::is_collated) {
-        let direction = match hinted {
-            Some(Hinted::Natural(direction)) => direction,
-            _ => Direction::Forward,
-        };
-        return Ok(Plan {
-            access: Access::CollScan(direction),
-            sorted: unsorted,
-        });
     }
     match hinted {
         Some(Hinted::Natural(direction)) => {
@@ -677,7 +702,7 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
             continue;
         }
         let direction = sort_direction.unwrap_or(Direction::Forward);
-        let ranges = byte_ranges(&c.fields, &b);
+        let ranges = byte_ranges(&c.fields, &b, c.collation.as_deref());
         let plan = Plan {
             access: Access::IndexScan(Box::new(c.scan(direction, b, ranges, true))),
             sorted: unsorted || sort_direction.is_some(),
@@ -787,7 +812,7 @@ fn near_plan(
         };
         let mut b = c.bounds(q.filter);
         b[pos] = Some(geo::near_bounds(kind, near));
-        let ranges = byte_ranges(&c.fields, &b);
+        let ranges = byte_ranges(&c.fields, &b, c.collation.as_deref());
         return Ok(Plan {
             access: Access::IndexScan(Box::new(c.scan(Direction::Forward, b, ranges, true))),
             // The caller orders by distance when there is no sort.
@@ -815,7 +840,7 @@ fn index_plan(c: &Candidate<'_>, q: &Query<'_>, unsorted: bool) -> Plan {
         Some(s) if !s.is_empty() => c.sort_direction(&b, s),
         _ => None,
     };
-    let ranges = byte_ranges(&c.fields, &b);
+    let ranges = byte_ranges(&c.fields, &b, c.collation.as_deref());
     Plan {
         access: Access::IndexScan(Box::new(c.scan(
             sort_direction.unwrap_or(Direction::Forward),
@@ -868,7 +893,7 @@ fn min_max_plan(
                 None if low != *descending => Bson::MinKey,
                 None => Bson::MaxKey,
             };
-            encode_part(&v, *descending, &mut out);
+            encode_part(&v, *descending, c.collation.as_deref(), &mut out);
         }
         out
     };
@@ -921,14 +946,27 @@ fn id_hack(q: &Query<'_>) -> Option<Bson> {
             | Bson::MaxKey
             | Bson::RegularExpression(_)
     );
-    exact.then(|| v.clone())
+    // The `_id` table is keyed by bytes: a collated query finds other strings equal.
+    let collated = q.filter.collation().is_some() && holds_string(v);
+    (exact && !collated).then(|| v.clone())
 }
 
-fn encode_part(v: &Bson, descending: bool, out: &mut Vec<u8>) {
+/// Whether a value is or holds a string (which a collation compares).
+fn holds_string(v: &Bson) -> bool {
+    match v {
+        Bson::String(_) | Bson::Symbol(_) => true,
+        Bson::Document(d) => d.values().any(holds_string),
+        Bson::Array(a) => a.iter().any(holds_string),
+        Bson::JavaScriptCodeWithScope(c) => c.scope.values().any(holds_string),
+        _ => false,
+    }
+}
+
+fn encode_part(v: &Bson, descending: bool, collation: Option<&Collation>, out: &mut Vec<u8>) {
     if descending {
-        key::encode_value_desc(v, out);
+        key::encode_value_collated_desc(v, collation, out);
     } else {
-        key::encode_value(v, out);
+        key::encode_value_collated(v, collation, out);
     }
 }
 
@@ -941,7 +979,12 @@ fn after(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The byte range of keys starting with `prefix` whose next part lies in `iv`.
-fn interval_range(prefix: &[u8], iv: &Interval, descending: bool) -> Option<KeyRange> {
+fn interval_range(
+    prefix: &[u8],
+    iv: &Interval,
+    descending: bool,
+    collation: Option<&Collation>,
+) -> Option<KeyRange> {
     // A descending part is the bitwise inverse, so the interval's ends swap.
     let ((lo, lo_inc), (hi, hi_inc)) = if descending {
         ((&iv.end, iv.end_inclusive), (&iv.start, iv.start_inclusive))
@@ -949,9 +992,9 @@ fn interval_range(prefix: &[u8], iv: &Interval, descending: bool) -> Option<KeyR
         ((&iv.start, iv.start_inclusive), (&iv.end, iv.end_inclusive))
     };
     let mut low = prefix.to_vec();
-    encode_part(lo, descending, &mut low);
+    encode_part(lo, descending, collation, &mut low);
     let mut high = prefix.to_vec();
-    encode_part(hi, descending, &mut high);
+    encode_part(hi, descending, collation, &mut high);
     let start = if lo_inc { low } else { after(&low)? };
     let end = if hi_inc {
         match after(&high) {
@@ -972,7 +1015,11 @@ fn interval_range(prefix: &[u8], iv: &Interval, descending: bool) -> Option<KeyR
 /// The key ranges covering the bounds: every combination of the equality values of the
 /// leading fields, then the intervals of the first other field; later fields are not
 /// narrowed (the filter still applies).
-fn byte_ranges(fields: &[(String, bool)], bounds: &[Option<Vec<Interval>>]) -> Vec<KeyRange> {
+fn byte_ranges(
+    fields: &[(String, bool)],
+    bounds: &[Option<Vec<Interval>>],
+    collation: Option<&Collation>,
+) -> Vec<KeyRange> {
     let all = [Interval::all()];
     let mut prefixes: Vec<Vec<u8>> = vec![Vec::new()];
     for ((_, descending), b) in fields.iter().zip(bounds) {
@@ -983,7 +1030,7 @@ fn byte_ranges(fields: &[(String, bool)], bounds: &[Option<Vec<Interval>>]) -> V
             for p in &prefixes {
                 for iv in intervals {
                     let mut k = p.clone();
-                    encode_part(&iv.start, *descending, &mut k);
+                    encode_part(&iv.start, *descending, collation, &mut k);
                     next.push(k);
                 }
             }
@@ -1000,7 +1047,7 @@ fn byte_ranges(fields: &[(String, bool)], bounds: &[Option<Vec<Interval>>]) -> V
             .flat_map(|p| {
                 intervals
                     .iter()
-                    .filter_map(|iv| interval_range(p, iv, *descending))
+                    .filter_map(|iv| interval_range(p, iv, *descending, collation))
             })
             .collect();
         sort_ranges(&mut out);

@@ -29,7 +29,7 @@ fn scalar() -> impl Strategy<Value = Bson> {
         1 => (-2i64..4).prop_map(Bson::Int64),
         2 => prop_oneof![Just(1.5), Just(2.0), Just(-0.5), Just(f64::INFINITY)].prop_map(Bson::Double),
         1 => Just(Bson::Double(f64::NAN)),
-        3 => prop_oneof![Just(""), Just("a"), Just("b"), Just("ab")].prop_map(|s| Bson::String(s.into())),
+        3 => prop_oneof![Just(""), Just("a"), Just("b"), Just("ab"), Just("A"), Just("Ab")].prop_map(|s| Bson::String(s.into())),
         1 => Just(Bson::Null),
         1 => any::<bool>().prop_map(Bson::Boolean),
         1 => (0i32..2).prop_map(|x| Bson::Document(doc! {"x": x})),
@@ -202,6 +202,9 @@ fn index_specs() -> impl Strategy<Value = Vec<Document>> {
         doc! {"key": {"c.d": -1, "a": 1}, "name": "c.d_-1_a_1"},
         doc! {"key": {"$**": 1}, "name": "$**_1"},
         doc! {"key": {"c.$**": -1}, "name": "c.$**_-1"},
+        // Same key patterns under a case-insensitive collation (the queries' own, or not).
+        doc! {"key": {"a": 1}, "name": "a_ci", "collation": {"locale": "en", "strength": 2}},
+        doc! {"key": {"b": -1, "a": 1}, "name": "b_a_ci", "collation": {"locale": "en", "strength": 2}},
     ];
     prop::sample::subsequence(pool, 0..=11).prop_shuffle()
 }
@@ -215,6 +218,8 @@ struct Case {
     /// `(document number, new a)`: updates after the indexes exist.
     updates: Vec<(usize, Bson)>,
     queries: Vec<(Document, Option<Document>, Option<usize>)>,
+    /// The queries run under `{locale: "en", strength: 2}` (else simple).
+    collated: bool,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -228,13 +233,15 @@ fn case() -> impl Strategy<Value = Case> {
                 (filter(), sort(), prop::option::weighted(0.4, 1usize..6)),
                 1..8,
             ),
+            any::<bool>(),
         )
-            .prop_map(|(docs, early, indexes, updates, queries)| Case {
+            .prop_map(|(docs, early, indexes, updates, queries, collated)| Case {
                 docs,
                 early,
                 indexes,
                 updates,
                 queries,
+                collated,
             })
     })
 }
@@ -333,9 +340,18 @@ fn check(case: Case) -> Result<(), TestCaseError> {
                 .map(|i| i.name().to_owned()),
         )
         .collect();
+    let collation = case.collated.then(|| {
+        eddy_query::collation::Collation::parse(&doc! {"locale": "en", "strength": 2})
+            .expect("valid")
+            .expect("not simple")
+    });
     for (filter_doc, sort_doc, limit) in &case.queries {
-        let filter = Filter::parse(filter_doc).expect("filter");
-        let sort = sort_doc.as_ref().map(|s| SortSpec::parse(s).expect("sort"));
+        let filter = Filter::parse_collated(filter_doc, &[], collation.as_ref()).expect("filter");
+        let sort = sort_doc.as_ref().map(|s| {
+            SortSpec::parse(s)
+                .expect("sort")
+                .with_collation(collation.clone())
+        });
         let want = reference(&all, &filter, sort.as_ref(), *limit);
         let want_ids: Vec<Bson> = want
             .iter()
@@ -427,6 +443,7 @@ fn multikey_ranges_and_sorts() {
             (doc! {"a": {"$all": [2, 4]}}, None, None),
             (doc! {}, Some(doc! {"a": 1}), Some(3)),
         ],
+        collated: false,
     };
     check(case).expect("property holds");
 }
@@ -473,6 +490,7 @@ fn in_memory_sorts_with_small_limits() {
         indexes: vec![doc! {"key": {"a": 1}, "name": "a_1"}],
         updates: vec![],
         queries,
+        collated: false,
     };
     check(case).expect("property holds");
 }

@@ -167,13 +167,30 @@ pub fn intersect(a: &[Interval], b: &[Interval]) -> Vec<Interval> {
 /// says whether the index holds an array anywhere along `path`, which forbids
 /// intersecting the bounds of separate predicates (see the module doc).
 pub fn path_bounds(filter: &Filter, path: &str, multikey: bool) -> Option<Vec<Interval>> {
+    path_bounds_under(filter, path, multikey, false)
+}
+
+/// [`path_bounds`] for an index whose collation is the query's (`collated`: a
+/// non-simple one): its collated comparisons bound the field as plain ones do (the
+/// index holds sort keys, in the collation's order), a regex bounds every string (a
+/// literal prefix means nothing in sort-key order), and separate predicates are not
+/// intersected (intervals are ordered by bytes, not by the collation).
+pub fn path_bounds_under(
+    filter: &Filter,
+    path: &str,
+    multikey: bool,
+    collated: bool,
+) -> Option<Vec<Interval>> {
     let mut leaves = Vec::new();
     conjunct_leaves(&filter.root, path, &mut leaves);
-    let mut lists: Vec<Vec<Interval>> = leaves.into_iter().filter_map(leaf_bounds).collect();
+    let mut lists: Vec<Vec<Interval>> = leaves
+        .into_iter()
+        .filter_map(|l| leaf_bounds(l, collated))
+        .collect();
     if lists.is_empty() {
         return None;
     }
-    if multikey {
+    if multikey || collated {
         // One predicate alone: the most selective kind, equalities before ranges.
         let best = lists
             .iter()
@@ -325,9 +342,21 @@ fn comparison_bounds(op: CmpOp, v: &Bson) -> Option<Vec<Interval>> {
 }
 
 /// The bounds of one leaf, `None` when it gives none.
-fn leaf_bounds(leaf: &Leaf) -> Option<Vec<Interval>> {
+fn leaf_bounds(leaf: &Leaf, collated: bool) -> Option<Vec<Interval>> {
     match leaf {
         Leaf::Cmp(op, v) => comparison_bounds(*op, v),
+        Leaf::Collated(op, v, _) if collated => comparison_bounds(*op, v),
+        Leaf::Regex(r) if collated => {
+            // Every string, and the regex value itself (no string to collate in it).
+            let mut b = regex_bounds(r);
+            b[0] = Interval {
+                start: Bson::String(String::new()),
+                start_inclusive: true,
+                end: Bson::Document(Document::new()),
+                end_inclusive: false,
+            };
+            Some(b)
+        }
         Leaf::In(set) => {
             if set.has_null || !set.regexes.is_empty() || !set.values.iter().all(pointable) {
                 return None;
@@ -337,13 +366,15 @@ fn leaf_bounds(leaf: &Leaf) -> Option<Vec<Interval>> {
         }
         Leaf::Regex(r) => Some(regex_bounds(r)),
         Leaf::ElemMatchValue(nodes) => {
-            // One element satisfies every predicate: their bounds intersect.
+            // One element satisfies every predicate: their bounds intersect (under a
+            // collation, the first bounded one stands alone).
             let mut acc: Option<Vec<Interval>> = None;
             for n in nodes {
                 let Node::Leaf(l) = n else { continue };
-                if let Some(b) = leaf_bounds(l) {
+                if let Some(b) = leaf_bounds(l, collated) {
                     acc = Some(match acc {
                         None => b,
+                        Some(_) if collated => continue,
                         Some(a) => intersect(&a, &b),
                     });
                 }

@@ -10,8 +10,9 @@
 //! inside other types (regex patterns, code), keep byte order, as in mongod.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
@@ -254,6 +255,43 @@ impl Collation {
     pub fn compare(&self, a: &str, b: &str) -> Ordering {
         self.collator.compare(a, b)
     }
+
+    /// Appends the ICU sort key of `s`: byte order of sort keys is this collation's
+    /// order of the strings, and strings it finds equal have identical keys (what an
+    /// index under this collation stores for a string, as mongod does).
+    pub fn write_sort_key(&self, s: &str, out: &mut Vec<u8>) {
+        let Ok(()) = self.collator.write_sort_key_to(s, out);
+    }
+
+    /// A stored collation (a catalog entry's normalized spec), parsed once per
+    /// distinct spec and shared: index keys and default collations read it on every
+    /// write and query. `None` for the simple collation, or for a spec this build
+    /// cannot parse (never written: every stored spec was parsed before it was stored).
+    pub fn stored(spec: &Document) -> Option<Arc<Collation>> {
+        static CACHE: OnceLock<Mutex<HashMap<String, Arc<Collation>>>> = OnceLock::new();
+        let key = spec.to_string();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(c) = cache.lock().ok()?.get(&key) {
+            return Some(Arc::clone(c));
+        }
+        let parsed = Collation::parse(spec).ok()??;
+        cache.lock().ok()?.insert(key, Arc::clone(&parsed));
+        Some(parsed)
+    }
+
+    /// The normalized spec of a collation to store (`None`: simple, stored as nothing).
+    pub fn normalize(spec: &Document) -> Result<Option<Document>, MongoError> {
+        Ok(Collation::parse(spec)?.map(|c| c.spec().clone()))
+    }
+}
+
+/// Whether two collations (`None`: simple) are the same one: equal normalized specs.
+pub fn same(a: Option<&Collation>, b: Option<&Collation>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.spec == b.spec,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -304,6 +342,36 @@ mod tests {
                 "normalization": false, "backwards": false, "version": "57.1",
             }
         );
+    }
+
+    #[test]
+    fn sort_keys_order_as_the_collation() {
+        let s2 = coll(doc! {"locale": "en_US", "strength": 2});
+        let key = |c: &Collation, s: &str| {
+            let mut out = Vec::new();
+            c.write_sort_key(s, &mut out);
+            out
+        };
+        assert_eq!(key(&s2, "abc"), key(&s2, "ABC"));
+        assert!(key(&s2, "a") < key(&s2, "B"));
+        let words = [
+            "Zebra", "apple", "Äpfel", "banana", "apple2", "", "10", "9", "café", "cafe",
+        ];
+        for c in [
+            &s2,
+            &coll(doc! {"locale": "de"}),
+            &coll(doc! {"locale": "en", "numericOrdering": true}),
+        ] {
+            for a in words {
+                for b in words {
+                    assert_eq!(key(c, a).cmp(&key(c, b)), c.compare(a, b), "{a} {b}");
+                }
+            }
+        }
+        let stored = Collation::stored(s2.spec()).expect("stored");
+        assert!(same(Some(&stored), Some(&s2)));
+        assert!(!same(Some(&stored), None));
+        assert!(Collation::stored(&doc! {"locale": "simple"}).is_none());
     }
 
     #[test]

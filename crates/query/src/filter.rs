@@ -61,6 +61,9 @@ pub struct Filter {
     /// Some string comparison runs under a non-simple collation, so indexes (which
     /// order strings by bytes) cannot answer it.
     collated: bool,
+    /// The collation the filter was put under (`None`: simple): an index answers its
+    /// string comparisons only under the same one.
+    collation: Option<Arc<Collation>>,
 }
 
 #[derive(Debug, Clone)]
@@ -271,6 +274,7 @@ impl Filter {
         Ok(Filter {
             root,
             collated: false,
+            collation: None,
         })
     }
 
@@ -294,6 +298,7 @@ impl Filter {
         let filter = Filter {
             root,
             collated: false,
+            collation: None,
         };
         let mut all = 0;
         count_near(&filter.root, &mut all);
@@ -380,8 +385,14 @@ impl Filter {
     pub fn collated(mut self, collation: Option<&Arc<Collation>>) -> Filter {
         if let Some(c) = collation {
             self.collated |= collate_expr(&mut self.root, c);
+            self.collation = Some(Arc::clone(c));
         }
         self
+    }
+
+    /// The collation the filter runs under (`None`: simple).
+    pub fn collation(&self) -> Option<&Arc<Collation>> {
+        self.collation.as_ref()
     }
 
     /// Whether some comparison runs under a non-simple collation (an index ordered by
@@ -395,6 +406,7 @@ impl Filter {
         Filter {
             root: Expr::AlwaysTrue,
             collated: false,
+            collation: None,
         }
     }
 

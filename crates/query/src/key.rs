@@ -23,6 +23,7 @@
 use bson::{Bson, Document};
 
 use crate::cmp::{self, Num};
+use crate::collation::Collation;
 
 /// Appends the ascending encoding of `v`.
 pub fn encode_value(v: &Bson, out: &mut Vec<u8>) {
@@ -56,6 +57,75 @@ pub fn encode_key(parts: &[(&Bson, bool)]) -> Vec<u8> {
 pub fn encode(v: &Bson) -> Vec<u8> {
     let mut out = Vec::with_capacity(16);
     encode_value(v, &mut out);
+    out
+}
+
+/// [`encode_value`] under a collation (`None`: simple, the same bytes): every string
+/// and symbol, at any depth, is its sort key (escaped as strings are), so keys order as
+/// the collation compares and strings it finds equal encode identically. Field names
+/// keep their bytes, as in mongod's comparison. Only for index keys: nothing decodes it.
+pub fn encode_value_collated(v: &Bson, collation: Option<&Collation>, out: &mut Vec<u8>) {
+    let Some(c) = collation else {
+        return encode_value(v, out);
+    };
+    match v {
+        Bson::String(s) | Bson::Symbol(s) => {
+            out.push(cmp::type_bracket(v));
+            let mut sort_key = Vec::with_capacity(s.len() * 2);
+            c.write_sort_key(s, &mut sort_key);
+            encode_str(&sort_key, out);
+        }
+        Bson::Document(d) => {
+            out.push(cmp::type_bracket(v));
+            encode_document_collated(d, c, out);
+        }
+        Bson::JavaScriptCodeWithScope(code) => {
+            out.push(cmp::type_bracket(v));
+            encode_str(code.code.as_bytes(), out);
+            encode_document_collated(&code.scope, c, out);
+        }
+        Bson::Array(a) => {
+            out.push(cmp::type_bracket(v));
+            for el in a {
+                encode_value_collated(el, Some(c), out);
+            }
+            out.push(0);
+        }
+        other => encode_value(other, out),
+    }
+}
+
+fn encode_document_collated(d: &Document, c: &Collation, out: &mut Vec<u8>) {
+    for (k, x) in d {
+        out.push(cmp::type_bracket(x));
+        encode_str(k.as_bytes(), out);
+        // The body: the collated encoding without its bracket byte.
+        let start = out.len();
+        encode_value_collated(x, Some(c), out);
+        out.remove(start);
+    }
+    out.push(0);
+}
+
+/// [`encode_value_desc`] under a collation.
+pub fn encode_value_collated_desc(v: &Bson, collation: Option<&Collation>, out: &mut Vec<u8>) {
+    let start = out.len();
+    encode_value_collated(v, collation, out);
+    for b in &mut out[start..] {
+        *b = !*b;
+    }
+}
+
+/// [`encode_key`] under a collation.
+pub fn encode_key_collated(parts: &[(&Bson, bool)], collation: Option<&Collation>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 * parts.len());
+    for (v, desc) in parts {
+        if *desc {
+            encode_value_collated_desc(v, collation, &mut out);
+        } else {
+            encode_value_collated(v, collation, &mut out);
+        }
+    }
     out
 }
 
@@ -197,8 +267,47 @@ mod tests {
         assert!(c < d);
     }
 
+    fn collation(spec: Document) -> std::sync::Arc<Collation> {
+        Collation::parse(&spec).expect("valid").expect("not simple")
+    }
+
+    #[test]
+    fn collated_keys_are_sort_keys() {
+        let ci = collation(bson::doc! {"locale": "en", "strength": 2});
+        let k = |v: Bson| {
+            let mut out = Vec::new();
+            encode_value_collated(&v, Some(&ci), &mut out);
+            out
+        };
+        // Case-insensitive: one key for "a" and "A", at any depth.
+        assert_eq!(k(bson!("a")), k(bson!("A")));
+        assert_eq!(k(bson!({"x": ["Ab", "c"]})), k(bson!({"x": ["aB", "C"]})));
+        // Field names keep their bytes.
+        assert_ne!(k(bson!({"x": 1})), k(bson!({"X": 1})));
+        // Alphabetical: "B" after "a" (byte order puts it first).
+        assert!(k(bson!("a")) < k(bson!("B")));
+        assert!(encode(&bson!("a")) > encode(&bson!("B")));
+        // Numbers and other types are as without a collation; brackets stay in order.
+        assert_eq!(k(bson!(5)), encode(&bson!(5)));
+        assert!(k(bson!(5)) < k(bson!("")) && k(bson!("zzz")) < k(bson!({})));
+        let mut none = Vec::new();
+        encode_value_collated(&bson!("Ab"), None, &mut none);
+        assert_eq!(none, encode(&bson!("Ab")));
+        let desc = encode_key_collated(&[(&bson!("a"), true)], Some(&ci));
+        assert!(desc > encode_key_collated(&[(&bson!("B"), true)], Some(&ci)));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn collated_encoding_matches_collated_compare(a in arb_bson(), b in arb_bson(), strength in 1..=3i32) {
+            let c = collation(bson::doc! {"locale": "fr", "strength": strength});
+            let (mut ea, mut eb) = (Vec::new(), Vec::new());
+            encode_value_collated(&a, Some(&c), &mut ea);
+            encode_value_collated(&b, Some(&c), &mut eb);
+            prop_assert_eq!(ea.cmp(&eb), cmp::compare_collated(&a, &b, Some(&c)), "{:?} vs {:?}", a, b);
+        }
+
         #[test]
         fn encoding_matches_compare(a in arb_bson(), b in arb_bson()) {
             let (ea, eb) = (encode(&a), encode(&b));

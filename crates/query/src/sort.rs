@@ -148,6 +148,11 @@ impl SortSpec {
         self
     }
 
+    /// The collation strings sort under (`None`: byte order).
+    pub fn collation(&self) -> Option<&Arc<Collation>> {
+        self.collation.as_ref()
+    }
+
     /// Whether strings sort under a non-simple collation (an index cannot serve it).
     pub fn is_collated(&self) -> bool {
         self.collation.is_some()

@@ -494,7 +494,7 @@ fn byte_ranges_cover_exactly_the_bounds() {
             for second in &interval_sets {
                 let fields = vec![("x".to_owned(), descending), ("y".to_owned(), !descending)];
                 let bounds = vec![Some(first.clone()), Some(second.clone())];
-                let ranges = byte_ranges(&fields, &bounds);
+                let ranges = byte_ranges(&fields, &bounds, None);
                 for v in &values {
                     for w in &values {
                         let k = key::encode_key(&[(v, descending), (w, !descending)]);
@@ -515,4 +515,85 @@ fn byte_ranges_cover_exactly_the_bounds() {
             }
         }
     }
+}
+
+/// Indexes under collations: `w_1` (en, strength 2), `w_simple` (same key, simple).
+#[test]
+fn an_index_serves_strings_only_under_its_collation() {
+    let ci = doc! {"locale": "en", "strength": 2};
+    let ci_spec = eddy_query::collation::Collation::normalize(&ci)
+        .expect("valid")
+        .expect("not simple");
+    let m = CollectionMeta {
+        ns: Namespace::new("d", "c"),
+        id: 1,
+        uuid: catalog::new_uuid(),
+        options: Document::new(),
+        indexes: vec![
+            index(
+                2,
+                doc! {"v": 2, "key": {"w": 1}, "name": "w_1", "collation": ci_spec},
+                Some(vec![vec![]]),
+            ),
+            index(
+                3,
+                doc! {"v": 2, "key": {"w": 1}, "name": "w_simple"},
+                Some(vec![vec![]]),
+            ),
+        ],
+    };
+    let collation = eddy_query::collation::Collation::parse(&ci)
+        .expect("valid")
+        .expect("not simple");
+    let other = eddy_query::collation::Collation::parse(&doc! {"locale": "fr"})
+        .expect("valid")
+        .expect("not simple");
+    let run = |filter: Document, sort: Option<Document>, c: Option<&Arc<Collation>>| {
+        let f = Filter::parse_collated(&filter, &[], c).expect("filter");
+        let sort = sort.map(|s| {
+            SortSpec::parse(&s)
+                .expect("sort")
+                .with_collation(c.cloned())
+        });
+        let mut q = Query::new(&filter, &f);
+        q.sort = sort.as_ref();
+        describe(&plan(&m, &q).expect("plan"))
+    };
+    // The query's collation picks the index of that collation.
+    assert_eq!(
+        run(doc! {"w": "a"}, None, Some(&collation)),
+        "IXSCAN w_1 forward w: [\"a\", \"a\"]"
+    );
+    assert_eq!(
+        run(doc! {"w": "a"}, None, None),
+        "IXSCAN w_simple forward w: [\"a\", \"a\"]"
+    );
+    // Another collation: no index bounds its strings; numbers use either.
+    assert_eq!(run(doc! {"w": "a"}, None, Some(&other)), "COLLSCAN forward");
+    assert!(run(doc! {"w": 5}, None, Some(&other)).starts_with("IXSCAN w_1 forward w: [5, 5]"));
+    // A regex bounds every string under a collation (no prefix in sort-key order).
+    assert_eq!(
+        run(doc! {"w": {"$regex": "^ab"}}, None, Some(&collation)),
+        "IXSCAN w_1 forward w: [\"\", {}) | [/^ab/, /^ab/]"
+    );
+    // Separate predicates are not intersected under a collation.
+    assert_eq!(
+        run(doc! {"w": {"$gt": "a", "$lt": "B"}}, None, Some(&collation)),
+        "IXSCAN w_1 forward w: (\"a\", {})"
+    );
+    // The sort is served by the index of its collation only.
+    assert_eq!(
+        run(doc! {}, Some(doc! {"w": -1}), Some(&collation)),
+        "IXSCAN w_1 backward w: [MaxKey, MinKey]"
+    );
+    assert_eq!(
+        run(doc! {}, Some(doc! {"w": 1}), Some(&other)),
+        "COLLSCAN forward +SORT"
+    );
+    // `_id` is keyed by bytes: a collated string `_id` is no IDHACK.
+    assert_eq!(
+        run(doc! {"_id": "x"}, None, Some(&collation)),
+        "COLLSCAN forward"
+    );
+    assert_eq!(run(doc! {"_id": 3}, None, Some(&collation)), "IDHACK 3");
 }

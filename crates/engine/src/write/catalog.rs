@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bson::{doc, Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
+use eddy_query::collation;
 
 use super::Tx;
 use crate::catalog::{self, CollectionMeta, Namespace, ViewMeta};
@@ -45,6 +46,19 @@ impl Engine {
         view_on: String,
         pipeline: Vec<Document>,
     ) -> Result<(), MongoError> {
+        self.create_view_collated(ns, view_on, pipeline, None)
+    }
+
+    /// [`Engine::create_view`] with the view's default collation (normalized; `None`:
+    /// simple). A view on a view must have that view's collation, and a view others are
+    /// defined on must have theirs (167 OptionNotSupportedOnView, as mongod).
+    pub fn create_view_collated(
+        self: &Arc<Self>,
+        ns: Namespace,
+        view_on: String,
+        pipeline: Vec<Document>,
+        collation: Option<Document>,
+    ) -> Result<(), MongoError> {
         catalog::validate_writable(&ns)?;
         self.execute(move |tx| {
             tx.check_free(&ns)?;
@@ -53,7 +67,9 @@ impl Engine {
                 ns: ns.clone(),
                 view_on,
                 pipeline,
+                collation,
             };
+            tx.check_view_collations(&view)?;
             catalog::put_view(tx.w, &view)?;
             let options = view.options();
             tx.log(&ns, None, Op::Catalog(&CatalogOp::Create { options }))
@@ -481,7 +497,7 @@ impl Tx<'_, '_> {
         self.engine.usage.created(meta.id, 0);
         let mut options = options;
         if meta.clustered_index().is_none() {
-            options.insert("idIndex", CollectionMeta::id_index_spec());
+            options.insert("idIndex", meta.primary_index_spec());
         }
         self.log(
             ns,
@@ -531,6 +547,35 @@ impl Tx<'_, '_> {
         }
     }
 
+    /// mongod's rule for views' default collations: a view defined on a view has its
+    /// collation, and so does every view defined on this one.
+    fn check_view_collations(&self, view: &ViewMeta) -> Result<(), MongoError> {
+        let mine = view.default_collation();
+        let on = Namespace::new(view.ns.db.clone(), view.view_on.clone());
+        let mismatch = |other: &Namespace| {
+            MongoError::new(
+                ErrorCode::OptionNotSupportedOnView,
+                format!(
+                    "View {} has conflicting collation with view {other}",
+                    view.ns
+                ),
+            )
+        };
+        if let Some(under) = catalog::view(&*self.w, &on)? {
+            if !collation::same(mine.as_deref(), under.default_collation().as_deref()) {
+                return Err(mismatch(&on));
+            }
+        }
+        for other in catalog::list_views(&*self.w, &view.ns.db)? {
+            if other.view_on == view.ns.coll
+                && !collation::same(mine.as_deref(), other.default_collation().as_deref())
+            {
+                return Err(mismatch(&other.ns));
+            }
+        }
+        Ok(())
+    }
+
     /// Removes a view and logs `{drop: view}` (mongod reports a view's drop as `drop`).
     fn drop_view(&mut self, view: &ViewMeta) -> Result<(), MongoError> {
         catalog::remove(self.w, &view.ns)?;
@@ -563,6 +608,7 @@ impl Tx<'_, '_> {
             }
         }
         self.check_view_chain(&view.ns, &view.view_on)?;
+        self.check_view_collations(&view)?;
         catalog::put_view(self.w, &view)?;
         self.log(
             &view.ns,

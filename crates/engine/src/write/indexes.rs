@@ -145,13 +145,22 @@ impl Tx<'_, '_> {
         meta: &mut CollectionMeta,
         spec: Document,
     ) -> Result<(), MongoError> {
-        let spec = normalize_index_spec(spec)?;
+        let inherits = !spec.contains_key("collation");
+        let mut spec = normalize_index_spec(spec)?;
         if meta.timeseries().is_some() && spec.get_bool("unique").unwrap_or(false) {
             return Err(MongoError::new(
                 ErrorCode::InvalidOptions,
                 "Unique indexes are not supported on time-series collections",
             ));
         }
+        // An index given no collation has the collection's default (mongod's
+        // `fixIndexSpec`); `{locale: "simple"}` was normalized away.
+        if inherits {
+            if let Ok(c) = meta.options.get_document("collation") {
+                spec.insert("collation", c.clone());
+            }
+        }
+        check_collation_supported(&spec)?;
         let name = spec.get_str("name").unwrap_or_default().to_owned();
         let key = spec.get_document("key").cloned().unwrap_or_default();
         let ttl = spec.contains_key("expireAfterSeconds");
@@ -194,11 +203,11 @@ impl Tx<'_, '_> {
             }
             return Ok(());
         }
-        if let Some(existing) = meta
-            .indexes
-            .iter()
-            .find(|i| catalog::same_key_pattern(&i.key_pattern(), &key))
-        {
+        // Indexes on one key pattern may coexist under different collations.
+        if let Some(existing) = meta.indexes.iter().find(|i| {
+            catalog::same_key_pattern(&i.key_pattern(), &key)
+                && i.spec.get("collation") == spec.get("collation")
+        }) {
             if options_of(&existing.spec) == options_of(&spec) {
                 return Err(MongoError::new(
                     ErrorCode::IndexOptionsConflict,
@@ -287,6 +296,32 @@ fn options_of(spec: &Document) -> Document {
         }
     }
     out
+}
+
+/// mongod refuses a collation on the index types whose keys hold no comparable
+/// strings (text, 2d): 67 CannotCreateIndex.
+fn check_collation_supported(spec: &Document) -> Result<(), MongoError> {
+    if !spec.contains_key("collation") {
+        return Ok(());
+    }
+    let key = spec.get_document("key").cloned().unwrap_or_default();
+    let kind = if eddy_query::text::is_text_key(&key) {
+        Some("text")
+    } else if key.values().any(|v| v.as_str() == Some("2d")) {
+        Some("2d")
+    } else {
+        None
+    };
+    match kind {
+        Some(kind) => Err(MongoError::new(
+            ErrorCode::CannotCreateIndex,
+            format!(
+                "Index type '{kind}' does not support collation: {}",
+                crate::display_value(spec.get("collation").unwrap_or(&Bson::Null))
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The default name mongod gives an index: `a_1_b_-1`.
@@ -485,9 +520,9 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
                 out.insert(k.clone(), v.clone());
             }
             "collation" => {
-                let simple = v.as_document().and_then(|d| d.get_str("locale").ok()) == Some("simple");
-                if !simple {
-                    return Err(MongoError::new(ErrorCode::CommandNotSupported, "Eddy supports only the simple collation"));
+                let c = v.as_document().ok_or_else(|| MongoError::type_mismatch("The field 'collation' must be an object"))?;
+                if let Some(normalized) = eddy_query::collation::Collation::normalize(c)? {
+                    out.insert(k.clone(), normalized);
                 }
             }
             other => {

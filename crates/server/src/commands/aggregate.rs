@@ -31,6 +31,9 @@ pub struct Aggregate {
     /// The command's `let` variables, unevaluated.
     let_vars: Document,
     collation: Option<Arc<Collation>>,
+    /// Whether the command names a `collation` (else the collection's or view's
+    /// default applies; a change stream's is then simple, as in mongod).
+    names_collation: bool,
     bypass_document_validation: bool,
     snapshot: Option<Option<bson::Timestamp>>,
     /// The index the pipeline's input is read through (`hint`).
@@ -196,6 +199,7 @@ impl Command for Aggregate {
             batch_size,
             let_vars,
             collation,
+            names_collation: cmd.contains_key("collation"),
             bypass_document_validation,
             snapshot,
             hint,
@@ -236,8 +240,13 @@ impl Command for Aggregate {
                     None => format!("{}.$cmd.aggregate", ctx.db()),
                 };
                 let batch_size = self.batch_size;
-                let job = self.into_job(&ctx)?;
-                let (docs, at) = with_engine(&ctx, move |engine| job.run(engine)).await?;
+                let names_collation = self.names_collation;
+                let mut job = self.into_job(&ctx)?;
+                let (docs, at) = with_engine(&ctx, move |engine| {
+                    job.apply_default_collation(engine, names_collation)?;
+                    job.run(engine)
+                })
+                .await?;
                 let source = VecCursor::from_documents(docs)?;
                 let first = batch_size.or(Some(DEFAULT_FIRST_BATCH));
                 ctx.open_cursor_at(ns, Box::new(source), CursorOptions::default(), first, at)

@@ -12,6 +12,8 @@ pub struct Count {
     coll: String,
     /// Also what `explain` of this command runs.
     pub(super) query: QuerySpec,
+    /// Whether the command names a `collation` (else the collection's or view's default).
+    pub(super) names_collation: bool,
 }
 
 impl Command for Count {
@@ -32,6 +34,7 @@ impl Command for Count {
             .map(i64::unsigned_abs)
             .filter(|l| *l > 0);
         Ok(Count {
+            names_collation: cmd.contains_key("collation"),
             coll: collection_arg(cmd, "count")?,
             query: QuerySpec {
                 filter: opt_doc(cmd, "count", "query")?.cloned().unwrap_or_default(),
@@ -49,11 +52,13 @@ impl Command for Count {
 
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
-        let query = QuerySpec {
+        let mut query = QuerySpec {
             deadline: ctx.deadline(),
             ..self.query
         };
+        let names_collation = self.names_collation;
         let n = with_engine(&ctx, move |e| {
+            e.apply_default_collation(&ns, names_collation, &mut query.collation)?;
             if query.filter.is_empty() && query.skip == 0 && query.limit.is_none() {
                 // The fast path mongod also takes: the collection's record count.
                 let reader = e.reader()?;

@@ -5,7 +5,7 @@ use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_engine::capped;
 
-use super::data::{check_collation, collection_arg, namespace, with_engine, GENERIC_FIELDS};
+use super::data::{collection_arg, namespace, with_engine, GENERIC_FIELDS};
 use crate::args::wrong_type;
 use crate::command::{Command, CommandResult, Ctx};
 
@@ -14,6 +14,8 @@ pub struct Create {
     options: Document,
     /// `viewOn` and the view's pipeline, for a view.
     view: Option<(String, Vec<Document>)>,
+    /// The default collation, normalized (`None`: simple).
+    collation: Option<Document>,
 }
 
 /// Parses and validates a view's pipeline as `create` and `collMod` take it: an array of
@@ -266,7 +268,11 @@ fn clustered_index_option(v: &Bson) -> Result<Document, MongoError> {
 impl Command for Create {
     fn parse(cmd: &Document, ctx: &Ctx) -> Result<Self, MongoError> {
         let coll = collection_arg(cmd, "create")?;
-        check_collation(cmd, "create")?;
+        let collation = match cmd.get("collation") {
+            None => None,
+            Some(Bson::Document(c)) => eddy_query::collation::Collation::normalize(c)?,
+            Some(v) => return Err(wrong_type("create", "collation", v, "type 'object'")),
+        };
         let mut options = Document::new();
         let mut view_on = None;
         let mut pipeline = None;
@@ -374,10 +380,14 @@ impl Command for Create {
             }
             (None, None) => None,
         };
+        if let (Some(c), None) = (&collation, &view) {
+            options.insert("collation", c.clone());
+        }
         Ok(Create {
             coll,
             options,
             view,
+            collation,
         })
     }
 
@@ -386,7 +396,11 @@ impl Command for Create {
         let options = self.options;
         match self.view {
             Some((on, pipeline)) => {
-                with_engine(&ctx, move |e| e.create_view(ns, on, pipeline)).await?
+                let collation = self.collation;
+                with_engine(&ctx, move |e| {
+                    e.create_view_collated(ns, on, pipeline, collation)
+                })
+                .await?
             }
             None => with_engine(&ctx, move |e| e.create_collection(ns, options)).await?,
         }

@@ -173,7 +173,6 @@ pub fn opt_documents(
     }
 }
 
-/// `collation` is accepted only as the simple collation.
 /// The `readConcern` of a read command that can read a snapshot (`find`, `aggregate`,
 /// `distinct`): `Some(atClusterTime)` for `level: "snapshot"`, `None` for the other
 /// levels. `atClusterTime` is refused with any other level, as mongod does.
@@ -225,22 +224,6 @@ pub fn collation_arg(
     match doc.get("collation") {
         None => Ok(None),
         Some(Bson::Document(c)) => eddy_query::collation::Collation::parse(c),
-        Some(v) => Err(wrong_type(command, "collation", v, "type 'object'")),
-    }
-}
-
-/// For commands that store a collation (collection and index defaults), which Eddy
-/// does not: only the simple collation is accepted.
-pub fn check_collation(doc: &Document, command: &str) -> Result<(), MongoError> {
-    match doc.get("collation") {
-        None => Ok(()),
-        Some(Bson::Document(c)) if c.is_empty() || c.get_str("locale").ok() == Some("simple") => {
-            Ok(())
-        }
-        Some(Bson::Document(_)) => Err(MongoError::new(
-            ErrorCode::CommandNotSupported,
-            "Eddy supports only the simple collation",
-        )),
         Some(v) => Err(wrong_type(command, "collation", v, "type 'object'")),
     }
 }

@@ -14,6 +14,8 @@ use crate::command::{Command, CommandResult, Ctx};
 pub struct Delete {
     coll: String,
     ops: Vec<DeleteOp>,
+    /// Per statement, whether it names a `collation` (else the collection's default).
+    names_collation: Vec<bool>,
     ordered: bool,
     let_vars: Document,
 }
@@ -58,9 +60,14 @@ impl Command for Delete {
             .iter()
             .map(parse_statement)
             .collect::<Result<Vec<_>, _>>()?;
+        let names_collation = documents_arg(cmd, "delete", "deletes")?
+            .iter()
+            .map(|s| s.contains_key("collation"))
+            .collect();
         Ok(Delete {
             coll: collection_arg(cmd, "delete")?,
             ops,
+            names_collation,
             ordered: opt_bool(cmd, "delete", "ordered")?.unwrap_or(true),
             let_vars: opt_doc(cmd, "delete", "let")?.cloned().unwrap_or_default(),
         })
@@ -70,7 +77,10 @@ impl Command for Delete {
         let ns = namespace(&ctx, &self.coll);
         let (mut ops, ordered, let_spec) = (self.ops, self.ordered, self.let_vars);
         let retry = ctx.retryable();
+        let names_collation = self.names_collation;
         let out = with_engine(&ctx, move |e| {
+            let statements = names_collation.into_iter().zip(ops.iter_mut());
+            e.apply_default_collations(&ns, statements.map(|(g, op)| (g, &mut op.collation)))?;
             let vars = eddy_engine::exec::evaluate_let(e, &let_spec)?;
             for op in &mut ops {
                 op.let_vars.clone_from(&vars);

@@ -14,6 +14,8 @@ pub struct Distinct {
     key: String,
     /// Also what `explain` of this command runs.
     pub(super) query: QuerySpec,
+    /// Whether the command names a `collation` (else the collection's or view's default).
+    pub(super) names_collation: bool,
 }
 
 impl Command for Distinct {
@@ -25,6 +27,7 @@ impl Command for Distinct {
             None => return Err(missing("distinct", "key")),
         };
         Ok(Distinct {
+            names_collation: cmd.contains_key("collation"),
             coll: collection_arg(cmd, "distinct")?,
             key,
             query: QuerySpec {
@@ -42,11 +45,13 @@ impl Command for Distinct {
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = namespace(&ctx, &self.coll);
         let key = self.key;
-        let query = QuerySpec {
+        let mut query = QuerySpec {
             deadline: ctx.deadline(),
             ..self.query
         };
+        let names_collation = self.names_collation;
         let (values, at) = with_engine(&ctx, move |e| {
+            e.apply_default_collation(&ns, names_collation, &mut query.collation)?;
             let query::Outcome { docs, at, .. } = query::execute(e, &ns, &query)?;
             // Values equal under the collation are one value (the first one met).
             let collation = query.collation.as_deref();

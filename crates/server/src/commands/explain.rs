@@ -131,8 +131,11 @@ fn index_scan_stages(scan: &IndexScan, residual: Document) -> Document {
         "stage": "IXSCAN",
         "keyPattern": scan.key_pattern.clone(),
         "indexName": &scan.name,
-        "isMultiKey": scan.is_multikey(),
     };
+    if let Some(c) = &scan.collation {
+        ixscan.insert("collation", c.clone());
+    }
+    ixscan.insert("isMultiKey", scan.is_multikey());
     if let Some(paths) = scan.explain_multikey_paths() {
         ixscan.insert("multiKeyPaths", paths);
     }
@@ -368,14 +371,18 @@ impl Command for Explain {
             target,
             verbosity,
         } = self;
-        let (spec, top) = match target {
+        let (mut spec, top) = match target {
             Target::Query { spec, top } => (*spec, top),
             Target::Aggregate(agg) => {
                 let execute = verbosity == Verbosity::ExecutionStats;
                 return aggregate(&ctx, *agg, command, execute).await;
             }
         };
+        // A query naming no collation runs under the collection's or view's default.
+        let names_collation =
+            command.contains_key("collation") || matches!(top, Some("UPDATE" | "DELETE"));
         with_engine(&ctx, move |e| {
+            e.apply_default_collation(&ns, names_collation, &mut spec.collation)?;
             if e.reader()?.view(&ns)?.is_some() {
                 // A view's query is explained as the aggregation it runs, as in mongod.
                 let execute = verbosity == Verbosity::ExecutionStats;

@@ -16,6 +16,8 @@ pub struct Find {
     coll: String,
     /// Also what `explain` of a find runs.
     pub(super) query: QuerySpec,
+    /// Whether the command names a `collation` (else the collection's or view's default).
+    pub(super) names_collation: bool,
     batch_size: Option<u32>,
     single_batch: bool,
     /// `tailable` (with its `awaitData`), served by [`super::tailable`].
@@ -125,6 +127,7 @@ impl Command for Find {
             batch_size: non_negative(cmd, "find", "batchSize")?
                 .map(|b| b.min(i64::from(u32::MAX)) as u32),
             single_batch: opt_bool(cmd, "find", "singleBatch")?.unwrap_or(false),
+            names_collation: cmd.contains_key("collation"),
             tail: tailable.then_some(Tail {
                 await_data,
                 no_timeout: opt_bool(cmd, "find", "noCursorTimeout")?.unwrap_or(false),
@@ -147,10 +150,11 @@ impl Command for Find {
             )
             .await;
         }
-        let query = QuerySpec {
+        let mut query = QuerySpec {
             deadline: ctx.deadline(),
             ..self.query
         };
+        let names_collation = self.names_collation;
         // Which cursors mongod closes with their last document (see `VecCursor::streaming`):
         // a sort or an `_id` point lookup knows its end; a scan does not, unless a limit
         // stops it.
@@ -163,7 +167,11 @@ impl Command for Find {
                 )
             });
         let limit = query.limit;
-        let outcome = with_engine(&ctx, move |e| query::execute(e, &ns, &query)).await?;
+        let outcome = with_engine(&ctx, move |e| {
+            e.apply_default_collation(&ns, names_collation, &mut query.collation)?;
+            query::execute(e, &ns, &query)
+        })
+        .await?;
         let (mut docs, at) = (outcome.docs, outcome.at);
         let limit_reached = limit.is_some_and(|l| l > 0 && docs.len() as u64 >= l);
         let streaming = !(sorted || id_lookup || limit_reached || self.single_batch);

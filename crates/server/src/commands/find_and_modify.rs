@@ -12,6 +12,8 @@ use crate::args::{opt_bool, opt_doc, wrong_type};
 use crate::command::{Command, CommandResult, Ctx};
 
 pub struct FindAndModify {
+    /// Whether the command names a `collation` (else the collection's default).
+    names_collation: bool,
     coll: String,
     request: Request,
     fields: Option<Document>,
@@ -55,6 +57,7 @@ impl Command for FindAndModify {
             Projection::parse(f)?;
         }
         Ok(FindAndModify {
+            names_collation: cmd.contains_key("collation"),
             coll: collection_arg(cmd, "findAndModify")?,
             request: Request {
                 query: opt_doc(cmd, "findAndModify", "query")?
@@ -88,7 +91,10 @@ impl Command for FindAndModify {
         let mut request = self.request;
         let let_spec = self.let_vars;
         let retry = ctx.retryable();
+        let names_collation = self.names_collation;
         let out = with_engine(&ctx, move |e| {
+            let statement = std::iter::once((names_collation, &mut request.collation));
+            e.apply_default_collations(&ns, statement)?;
             request.let_vars = eddy_engine::exec::evaluate_let(e, &let_spec)?;
             e.find_and_modify_retryable(ns, request, retry)
         })

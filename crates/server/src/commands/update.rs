@@ -14,6 +14,8 @@ use crate::command::{Command, CommandResult, Ctx};
 pub struct Update {
     coll: String,
     ops: Vec<UpdateOp>,
+    /// Per statement, whether it names a `collation` (else the collection's default).
+    names_collation: Vec<bool>,
     ordered: bool,
     let_vars: Document,
 }
@@ -91,9 +93,14 @@ impl Command for Update {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let names_collation = documents_arg(cmd, "update", "updates")?
+            .iter()
+            .map(|s| s.contains_key("collation"))
+            .collect();
         Ok(Update {
             coll: collection_arg(cmd, "update")?,
             ops,
+            names_collation,
             ordered: opt_bool(cmd, "update", "ordered")?.unwrap_or(true),
             let_vars: opt_doc(cmd, "update", "let")?.cloned().unwrap_or_default(),
         })
@@ -103,7 +110,10 @@ impl Command for Update {
         let ns = namespace(&ctx, &self.coll);
         let (mut ops, ordered, let_spec) = (self.ops, self.ordered, self.let_vars);
         let retry = ctx.retryable();
+        let names_collation = self.names_collation;
         let out = with_engine(&ctx, move |e| {
+            let statements = names_collation.into_iter().zip(ops.iter_mut());
+            e.apply_default_collations(&ns, statements.map(|(g, op)| (g, &mut op.collation)))?;
             let vars = eddy_engine::exec::evaluate_let(e, &let_spec)?;
             for op in &mut ops {
                 op.let_vars.clone_from(&vars);
