@@ -230,7 +230,11 @@ impl Ctx {
             let origin = crate::cursor::Origin {
                 owner: self.user(),
                 uid: self.conn.auth.session_uid(),
-                command: self.op.as_ref().and_then(|op| op.command().cloned()),
+                command: self
+                    .op
+                    .as_ref()
+                    .and_then(|op| op.command())
+                    .and_then(|c| bson::RawDocumentBuf::try_from(c).ok()),
             };
             let id = self.state.cursors.register_with_budget(
                 ns.clone(),

@@ -199,8 +199,9 @@ pub struct Origin {
     /// The digest of that user (`crate::auth::session_user_digest`): whose it is in
     /// `$currentOp`.
     pub uid: [u8; 32],
-    /// The opening command (`originatingCommand`).
-    pub command: Option<Document>,
+    /// The opening command (`originatingCommand`), as BSON: a decoded document would
+    /// cost an idle change stream several times its bytes.
+    pub command: Option<RawDocumentBuf>,
 }
 
 impl Slot {
@@ -215,8 +216,13 @@ impl Slot {
             "tailable": self.options.await_data,
             "awaitData": self.options.await_data,
         };
-        if let Some(cmd) = &self.origin.command {
-            d.insert("originatingCommand", cmd.clone());
+        if let Some(cmd) = self
+            .origin
+            .command
+            .as_ref()
+            .and_then(|c| Document::try_from(c.as_ref()).ok())
+        {
+            d.insert("originatingCommand", cmd);
         }
         d
     }
