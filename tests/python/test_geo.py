@@ -358,3 +358,27 @@ def test_near_in_a_match_stage_is_refused_as_mongod_does(places):
     with pytest.raises(OperationFailure) as ei:
         places.count_documents({"$or": [near, {"_id": 1}]})
     assert ei.value.code == 5626500
+
+
+def test_near_in_writes_takes_the_nearest_as_mongod_does(places):
+    """mongod runs `$near` in update, delete and findAndModify: a single-document write takes
+    the nearest match, a multi write every match within the bounds."""
+    here = {"type": "Point", "coordinates": [-73.9667, 40.78]}
+    near = {"location": {"$near": {"$geometry": here}}}
+    assert places.update_one(near, {"$set": {"first": True}}).modified_count == 1
+    assert [d["name"] for d in places.find({"first": True})] == ["Central Park"]
+    within = {"location": {"$near": {"$geometry": here, "$maxDistance": 6500}}}
+    assert places.update_many(within, {"$inc": {"n": 1}}).modified_count == 2
+    assert sorted(d["name"] for d in places.find({"n": 1})) == ["Central Park", "Polo Grounds"]
+    found = places.find_one_and_update({**near, "category": "Parks", "first": {"$exists": False}}, {"$set": {"second": True}})
+    assert found["name"] == "Sara D. Roosevelt Park"
+    assert places.delete_one(near).deleted_count == 1
+    assert [d["name"] for d in places.find(near)] == ["Polo Grounds", "Sara D. Roosevelt Park"]
+    # Without a geo index, as in find: 291.
+    other = places.database.unindexed_writes
+    other.drop()
+    other.insert_one({"location": here})
+    with pytest.raises(OperationFailure) as ei:
+        other.delete_one(near)
+    assert ei.value.code == 291
+    other.drop()

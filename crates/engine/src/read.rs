@@ -628,6 +628,11 @@ impl Reader {
         execute(&self.snap, meta, q, limit)
     }
 
+    /// What the reader reads, for the functions that read any store.
+    pub(crate) fn kv(&self) -> &View {
+        &self.snap
+    }
+
     /// Every document of a collection, in `_id` order.
     pub fn scan(
         &self,

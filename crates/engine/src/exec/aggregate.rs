@@ -458,7 +458,7 @@ fn geo_near_source(
         .near()
         .map(|(_, n)| n.clone())
         .ok_or_else(eddy_query::filter::no_geo_near_index)?;
-    let found = super::query::near_query(reader, meta, &q, &key, &near, limit)?;
+    let found = super::query::near_query(reader.kv(), meta, &q, &key, &near, limit)?;
     ctx.usage.record(meta, &found.plan);
     Ok(found
         .docs

@@ -201,7 +201,7 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
     let needed = (take != usize::MAX).then(|| take.saturating_add(skip));
     let executed = match p.filter.near() {
         Some((path, near)) if p.sort.is_none() => {
-            near_query(&reader, &meta, &engine_query(q, &p), path, near, needed)?
+            near_query(reader.kv(), &meta, &engine_query(q, &p), path, near, needed)?
         }
         _ => reader.query(&meta, &engine_query(q, &p), needed)?,
     };
@@ -255,7 +255,7 @@ pub fn execute(engine: &Arc<Engine>, ns: &Namespace, q: &QuerySpec) -> Result<Ou
 /// the search reads growing rings (each four times as wide) until one holds enough
 /// documents, so a near query on a large collection reads the neighbourhood only.
 pub(crate) fn near_query(
-    reader: &crate::Reader,
+    r: &(impl eddy_storage::KvRead + ?Sized),
     meta: &crate::CollectionMeta,
     q: &Query<'_>,
     path: &str,
@@ -263,7 +263,7 @@ pub(crate) fn near_query(
     needed: Option<usize>,
 ) -> Result<crate::read::Executed, MongoError> {
     let mut executed = match needed {
-        None => reader.query(meta, q, None)?,
+        None => crate::read::execute(r, meta, q, None)?,
         Some(n) => {
             let whole = crate::geo::whole_radius(meta, path, near);
             let limit = near.max.unwrap_or(f64::INFINITY).min(whole);
@@ -275,7 +275,7 @@ pub(crate) fn near_query(
                     filter: &ring,
                     ..*q
                 };
-                let mut got = reader.query(meta, &ring_query, None)?;
+                let mut got = crate::read::execute(r, meta, &ring_query, None)?;
                 keys_examined += got.stats.keys_examined;
                 if got.docs.len() >= n || radius >= limit {
                     got.stats.keys_examined = keys_examined;

@@ -166,7 +166,7 @@ impl Engine {
                 let logged = tx.logged();
                 let res = tx.before_statement(i).and_then(|()| {
                     let filter =
-                        Filter::parse_collated(&op.filter, &op.let_vars, op.collation.as_ref())?;
+                        Filter::parse_find(&op.filter, &op.let_vars, op.collation.as_ref())?;
                     let Some(meta) = tx.collection(&ns)? else {
                         return Ok(0);
                     };
@@ -602,7 +602,7 @@ impl Tx<'_, '_> {
         ns: &Namespace,
         op: &UpdateOp,
     ) -> Result<StatementOutcome, MongoError> {
-        let filter = Filter::parse_collated(&op.filter, &op.let_vars, op.collation.as_ref())?;
+        let filter = Filter::parse_find(&op.filter, &op.let_vars, op.collation.as_ref())?;
         let update =
             Update::parse_with_vars(&op.update, op.array_filters.as_deref(), &op.let_vars)?;
         if op.multi && update.is_replacement() {
@@ -665,7 +665,7 @@ impl Tx<'_, '_> {
         ns: &Namespace,
         req: &FindAndModify,
     ) -> Result<FindAndModifyOutcome, MongoError> {
-        let filter = Filter::parse_collated(&req.query, &req.let_vars, req.collation.as_ref())?;
+        let filter = Filter::parse_find(&req.query, &req.let_vars, req.collation.as_ref())?;
         let update = match (&req.update, req.remove) {
             (Some(_), true) => {
                 return Err(MongoError::new(

@@ -312,15 +312,24 @@ impl Tx<'_, '_> {
         Ok(())
     }
 
-    /// The documents a write's query matches, read inside this transaction; the index
-    /// its plan reads counts one use (`$indexStats`).
+    /// The documents a write's query matches, read inside this transaction (nearest
+    /// first for a `$near` without a sort, as mongod: a single-document write takes the
+    /// nearest); the index its plan reads counts one use (`$indexStats`).
     fn matching(
         &self,
         meta: &CollectionMeta,
         q: &Query<'_>,
         limit: Option<usize>,
     ) -> Result<Vec<Matched>, MongoError> {
-        let executed = read::execute(&*self.w, meta, q, limit)?;
+        let executed = match q.filter.near() {
+            Some((path, near)) if q.sort.is_none() => {
+                let mut found =
+                    crate::exec::query::near_query(&*self.w, meta, q, path, near, limit)?;
+                found.docs.truncate(limit.unwrap_or(usize::MAX));
+                found
+            }
+            _ => read::execute(&*self.w, meta, q, limit)?,
+        };
         self.engine.usage.record(meta, &executed.plan);
         Ok(executed.docs)
     }
