@@ -140,15 +140,8 @@ pub fn bounds(filter: &Filter, path: &str) -> Option<Vec<Interval>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::tests::index;
     use bson::doc;
-
-    fn index(spec: Document) -> IndexMeta {
-        IndexMeta {
-            id: 1,
-            spec,
-            multikey_paths: Some(Vec::new()),
-        }
-    }
 
     #[test]
     fn keys_hash_the_hashed_field_only() {

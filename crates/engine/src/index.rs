@@ -507,10 +507,11 @@ pub(crate) fn entry_key(index: &IndexMeta, mut k: Vec<u8>, id_key: &[u8]) -> Vec
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn index(spec: Document) -> IndexMeta {
+    /// An index of `spec` for unit tests (no document held an array yet).
+    pub(crate) fn index(spec: Document) -> IndexMeta {
         IndexMeta {
             id: 1,
             spec,

@@ -355,15 +355,8 @@ pub fn value_bounds(filter: &Filter, path: &str, multikey: bool) -> Option<Vec<I
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::tests::index;
     use bson::doc;
-
-    fn index(spec: Document) -> IndexMeta {
-        IndexMeta {
-            id: 1,
-            spec,
-            multikey_paths: Some(Vec::new()),
-        }
-    }
 
     fn keys(i: &IndexMeta, d: &Document) -> (Vec<(String, Bson)>, bool) {
         let mut out = Vec::new();

@@ -31,26 +31,13 @@ pub fn hash64(v: &Bson) -> i64 {
     i64::from_le_bytes(first)
 }
 
-/// mongod's `canonicalizeBSONType`.
+/// mongod's `canonicalizeBSONType`: the comparison bracket, with mongod's own
+/// numbers for the two brackets [`crate::cmp::type_bracket`] renumbers.
 fn canonical_type(v: &Bson) -> i32 {
     match v {
         Bson::MinKey => -1,
-        Bson::MaxKey => 127,
         Bson::Undefined => 0,
-        Bson::Null => 5,
-        Bson::Double(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Decimal128(_) => 10,
-        Bson::String(_) | Bson::Symbol(_) => 15,
-        Bson::Document(_) => 20,
-        Bson::Array(_) => 25,
-        Bson::Binary(_) => 30,
-        Bson::ObjectId(_) => 35,
-        Bson::Boolean(_) => 40,
-        Bson::DateTime(_) => 45,
-        Bson::Timestamp(_) => 47,
-        Bson::RegularExpression(_) => 50,
-        Bson::DbPointer(_) => 55,
-        Bson::JavaScriptCode(_) => 60,
-        Bson::JavaScriptCodeWithScope(_) => 65,
+        _ => i32::from(crate::cmp::type_bracket(v)),
     }
 }
 
