@@ -234,7 +234,7 @@ impl Ctx {
                     .op
                     .as_ref()
                     .and_then(|op| op.command())
-                    .and_then(|c| bson::RawDocumentBuf::try_from(c).ok()),
+                    .map(ToOwned::to_owned),
             };
             let id = self.state.cursors.register_with_budget(
                 ns.clone(),

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bson::{doc, Bson, DateTime, Document};
+use bson::{doc, Bson, DateTime, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_metrics::{Exposition, Histogram};
 use eddy_wire::Compressor;
@@ -33,8 +33,10 @@ pub struct Op {
     pub db: String,
     pub session: Option<SessionKey>,
     started: Instant,
-    /// The command document, once the command has parsed it.
-    command: OnceLock<Document>,
+    /// The command document, once the command has parsed it, as BSON: a waiting
+    /// `getMore` keeps it as long as it waits, and a decoded document costs several
+    /// times its bytes.
+    command: OnceLock<RawDocumentBuf>,
     killed: AtomicBool,
     kill: Notify,
 }
@@ -51,12 +53,14 @@ impl std::fmt::Debug for Op {
 
 impl Op {
     /// Keeps the command document for `currentOp` (the command has parsed it already).
-    pub fn set_command(&self, cmd: Document) {
-        let _ = self.command.set(cmd);
+    pub fn set_command(&self, cmd: &Document) {
+        if let Ok(raw) = RawDocumentBuf::try_from(cmd) {
+            let _ = self.command.set(raw);
+        }
     }
 
-    pub fn command(&self) -> Option<&Document> {
-        self.command.get()
+    pub fn command(&self) -> Option<&RawDocument> {
+        self.command.get().map(|c| c.as_ref())
     }
 
     /// Resolves once `killOp` has killed this op.
@@ -78,8 +82,8 @@ impl Op {
 
     /// The cursor a `getMore` reads.
     pub fn cursor_id(&self) -> Option<i64> {
-        match (self.entry.kind, self.command()?.get("getMore")) {
-            (Kind::GetMore, Some(Bson::Int64(id))) => Some(*id),
+        match (self.entry.kind, self.command()?.get("getMore").ok()??) {
+            (Kind::GetMore, RawBsonRef::Int64(id)) => Some(id),
             _ => None,
         }
     }
@@ -100,7 +104,7 @@ impl Op {
     fn ns(&self) -> String {
         let coll = self.command().and_then(|cmd| match self.entry.kind {
             Kind::GetMore => cmd.get_str("collection").ok(),
-            _ => cmd.iter().next().and_then(|(_, v)| v.as_str()),
+            _ => cmd.iter().next()?.ok()?.1.as_str(),
         });
         match coll {
             Some(coll) => format!("{}.{coll}", self.db),
@@ -126,15 +130,8 @@ impl Op {
         d.insert("op", self.op_name());
         d.insert("ns", self.ns());
         d.insert("redacted", false);
-        if let Some(cmd) = self.command() {
-            d.insert(
-                "command",
-                if truncate {
-                    truncated(cmd)
-                } else {
-                    cmd.clone()
-                },
-            );
+        if let Some(cmd) = self.command().and_then(|c| Document::try_from(c).ok()) {
+            d.insert("command", if truncate { truncated(&cmd) } else { cmd });
         }
         if let Some(cursor) = self.cursor_id().and_then(|id| cursors.describe(id)) {
             d.insert("cursor", cursor);

@@ -250,10 +250,11 @@ fn check<C: Command>(cmd: &Document, ctx: &Ctx) -> Result<(), MongoError> {
 fn handler<C: Command>(cmd: Document, ctx: Ctx) -> BoxFuture<'static, CommandResult> {
     Box::pin(async move {
         let command = C::parse(&cmd, &ctx)?;
-        // Parsed: the document is kept for `currentOp` from here on.
+        // Parsed: the document is kept for `currentOp` from here on, as BSON.
         if let Some(op) = &ctx.op {
-            op.set_command(cmd);
+            op.set_command(&cmd);
         }
+        drop(cmd);
         command.apply(ctx).await
     })
 }
