@@ -451,10 +451,13 @@ impl<'m> Candidate<'m> {
         let same = self.collated_as(filter.collation());
         let collated = same && self.collation.is_some();
         // Bounds holding strings serve an index of another collation than the query's
-        // nothing: its string keys are in another order.
+        // nothing: its string keys are in another order. Nor do empty bounds, which may
+        // come from strings that differ in bytes but not under the query's collation.
         let string_free = |b: &Vec<Interval>| {
-            !b.iter()
-                .any(|iv| holds_string(&iv.start) || holds_string(&iv.end))
+            !b.is_empty()
+                && !b
+                    .iter()
+                    .any(|iv| holds_string(&iv.start) || holds_string(&iv.end))
         };
         if let Some(path) = &self.wildcard_path {
             // Wildcard bounds are the simple order's: under a collation they serve only
