@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::harness::{broadcast, Pacing};
 use super::plot::Series;
-use super::report::{cpu_pct, fmt_int, fmt_num, ratio, round3, Percentiles, Scenario, Table};
+use super::report::{cpu_pct, fmt_int, fmt_num, ratio, Delivered, Scenario, Table};
 use super::system::{System, MAX_AWAIT_MS};
 use super::Bench;
 
@@ -22,16 +22,10 @@ struct Row {
     streams: usize,
     rate_per_s: f64,
     events: usize,
-    deliveries: usize,
-    expected_deliveries: usize,
-    /// Every subscriber received every event before the timeout.
-    complete: bool,
     #[serde(flatten)]
-    latency: Percentiles,
+    delivered: Delivered,
     /// CPU the bench's own clients used, % of one core over the configuration.
     client_cpu_pct: f64,
-    /// Server CPU per delivery, microseconds (Eddy and Redis: one process each).
-    server_us_per_delivery: Option<f64>,
 }
 
 pub async fn run(b: &mut Bench) -> Result<()> {
@@ -78,52 +72,36 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                     streams: n,
                     rate_per_s: *rate,
                     events,
-                    deliveries: r.deliveries,
-                    expected_deliveries: r.expected,
-                    complete: r.complete,
-                    latency: Percentiles::of(&r.latencies_us),
+                    delivered: Delivered::new(
+                        &r.latencies_us,
+                        r.deliveries,
+                        r.expected,
+                        r.complete,
+                        r.server_cpu_secs,
+                    ),
                     client_cpu_pct: cpu_pct(r.client_cpu_secs, r.until_last_secs),
-                    server_us_per_delivery: r
-                        .server_cpu_secs
-                        .map(|s| round3(s * 1e6 / r.deliveries.max(1) as f64)),
                 });
             }
         }
     }
-    let mut table = Table::new(&[
-        "system",
-        "streams",
-        "events/s",
-        "deliveries",
-        "p50 ms",
-        "p99 ms",
-        "p999 ms",
-        "max ms",
-        "client CPU",
-        "server µs/delivery",
-    ]);
+    let mut columns = vec!["system", "streams", "events/s"];
+    columns.extend(Delivered::COLUMNS);
+    columns.extend(["client CPU", Delivered::CPU_COLUMN]);
+    let mut table = Table::new(&columns);
     for r in &rows {
-        table.push(vec![
+        let mut cells = vec![
             r.system.to_string(),
             fmt_int(r.streams),
             fmt_num(r.rate_per_s),
-            format!(
-                "{}{}",
-                fmt_int(r.deliveries),
-                if r.complete { "" } else { " (incomplete)" }
-            ),
-            fmt_num(r.latency.p50_ms),
-            fmt_num(r.latency.p99_ms),
-            fmt_num(r.latency.p999_ms),
-            fmt_num(r.latency.max_ms),
-            format!("{:.0}%", r.client_cpu_pct),
-            r.server_us_per_delivery.map_or("-".into(), fmt_num),
-        ]);
+        ];
+        cells.extend(r.delivered.cells());
+        cells.extend([format!("{:.0}%", r.client_cpu_pct), r.delivered.cpu_cell()]);
+        table.push(cells);
     }
     let get = |system: System, n: usize, rate: f64| {
         rows.iter()
             .find(|r| r.system == system && r.streams == n && r.rate_per_s == rate)
-            .map(|r| r.latency)
+            .map(|r| r.delivered.latency)
     };
     let eddy = get(System::Eddy, 1_000, 20.0);
     let redis = get(System::Redis, 1_000, 20.0);

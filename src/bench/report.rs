@@ -250,6 +250,63 @@ impl Percentiles {
     }
 }
 
+/// What one configuration of a latency scenario delivered: counts, latency percentiles
+/// and the server's CPU per delivery, as the `latency` and `sse` tables show them.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Delivered {
+    pub deliveries: usize,
+    pub expected_deliveries: usize,
+    /// Every subscriber received every event before the timeout.
+    pub complete: bool,
+    #[serde(flatten)]
+    pub latency: Percentiles,
+    /// Server CPU per delivery, microseconds (when the server is one known process).
+    pub server_us_per_delivery: Option<f64>,
+}
+
+impl Delivered {
+    /// The table columns [`Delivered::cells`] fills, in order (the server's CPU last).
+    pub const COLUMNS: [&'static str; 5] = ["deliveries", "p50 ms", "p99 ms", "p999 ms", "max ms"];
+    pub const CPU_COLUMN: &'static str = "server µs/delivery";
+
+    pub fn new(
+        latencies_us: &[u32],
+        deliveries: usize,
+        expected_deliveries: usize,
+        complete: bool,
+        server_cpu_secs: Option<f64>,
+    ) -> Delivered {
+        Delivered {
+            deliveries,
+            expected_deliveries,
+            complete,
+            latency: Percentiles::of(latencies_us),
+            server_us_per_delivery: server_cpu_secs
+                .map(|s| round3(s * 1e6 / deliveries.max(1) as f64)),
+        }
+    }
+
+    /// The cells of [`Delivered::COLUMNS`].
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            format!(
+                "{}{}",
+                fmt_int(self.deliveries),
+                if self.complete { "" } else { " (incomplete)" }
+            ),
+            fmt_num(self.latency.p50_ms),
+            fmt_num(self.latency.p99_ms),
+            fmt_num(self.latency.p999_ms),
+            fmt_num(self.latency.max_ms),
+        ]
+    }
+
+    /// The cell of [`Delivered::CPU_COLUMN`].
+    pub fn cpu_cell(&self) -> String {
+        self.server_us_per_delivery.map_or("-".into(), fmt_num)
+    }
+}
+
 /// The `p` quantile (nearest rank) of sorted microseconds, in milliseconds.
 pub fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
     if sorted_us.is_empty() {

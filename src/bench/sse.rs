@@ -25,7 +25,7 @@ use super::eddy::{BenchServer, DB};
 use super::harness::{bar, broadcast, Pacing};
 use super::mongo::MongoConn;
 use super::process::cpu_secs_of;
-use super::report::{fmt_int, fmt_num, round3, Percentiles, Scenario, Table};
+use super::report::{fmt_int, fmt_num, Delivered, Scenario, Table};
 use super::system::{Endpoint, Publisher, MAX_AWAIT_MS};
 use super::Bench;
 
@@ -39,13 +39,8 @@ struct Row {
     streams: usize,
     rate_per_s: f64,
     events: usize,
-    deliveries: usize,
-    expected_deliveries: usize,
-    complete: bool,
     #[serde(flatten)]
-    latency: Percentiles,
-    /// Server CPU per delivery, microseconds.
-    server_us_per_delivery: Option<f64>,
+    delivered: Delivered,
 }
 
 pub async fn run(b: &mut Bench) -> Result<()> {
@@ -90,13 +85,13 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                     streams: n,
                     rate_per_s: rate,
                     events,
-                    deliveries: r.deliveries,
-                    expected_deliveries: n * events,
-                    complete: r.complete,
-                    latency: Percentiles::of(&r.latencies_us),
-                    server_us_per_delivery: r
-                        .server_cpu_secs
-                        .map(|s| round3(s * 1e6 / r.deliveries.max(1) as f64)),
+                    delivered: Delivered::new(
+                        &r.latencies_us,
+                        r.deliveries,
+                        n * events,
+                        r.complete,
+                        r.server_cpu_secs,
+                    ),
                 });
             }
             let phases: Vec<Pacing> = rates.iter().map(|&r| Pacing::Rate(r)).collect();
@@ -116,44 +111,30 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                     streams: n,
                     rate_per_s: *rate,
                     events,
-                    deliveries: r.deliveries,
-                    expected_deliveries: r.expected,
-                    complete: r.complete,
-                    latency: Percentiles::of(&r.latencies_us),
-                    server_us_per_delivery: r
-                        .server_cpu_secs
-                        .map(|s| round3(s * 1e6 / r.deliveries.max(1) as f64)),
+                    delivered: Delivered::new(
+                        &r.latencies_us,
+                        r.deliveries,
+                        r.expected,
+                        r.complete,
+                        r.server_cpu_secs,
+                    ),
                 });
             }
         }
     }
-    let mut table = Table::new(&[
-        "transport",
-        "streams",
-        "events/s",
-        "deliveries",
-        "p50 ms",
-        "p99 ms",
-        "p999 ms",
-        "max ms",
-        "server µs/delivery",
-    ]);
+    let mut columns = vec!["transport", "streams", "events/s"];
+    columns.extend(Delivered::COLUMNS);
+    columns.push(Delivered::CPU_COLUMN);
+    let mut table = Table::new(&columns);
     for r in &rows {
-        table.push(vec![
+        let mut cells = vec![
             r.transport.to_owned(),
             fmt_int(r.streams),
             fmt_num(r.rate_per_s),
-            format!(
-                "{}{}",
-                fmt_int(r.deliveries),
-                if r.complete { "" } else { " (incomplete)" }
-            ),
-            fmt_num(r.latency.p50_ms),
-            fmt_num(r.latency.p99_ms),
-            fmt_num(r.latency.p999_ms),
-            fmt_num(r.latency.max_ms),
-            r.server_us_per_delivery.map_or("-".into(), fmt_num),
-        ]);
+        ];
+        cells.extend(r.delivered.cells());
+        cells.push(r.delivered.cpu_cell());
+        table.push(cells);
     }
     for r in rows {
         sc.row(r);
