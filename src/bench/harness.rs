@@ -21,7 +21,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::process::{cpu_secs_of, own_cpu_secs};
-use super::report::micros;
+use super::report::{micros, Delivered};
 use super::system::{Endpoint, Interest, Publisher, Subscriber};
 
 /// Subscribers connecting at the same moment.
@@ -314,6 +314,19 @@ pub struct PhaseResult {
     pub client_cpu_secs: f64,
     /// CPU seconds the server used during the phase, when it is one known process.
     pub server_cpu_secs: Option<f64>,
+}
+
+impl PhaseResult {
+    /// What the phase delivered, as the latency tables show it.
+    pub fn delivered(&self) -> Delivered {
+        Delivered::new(
+            &self.latencies_us,
+            self.deliveries,
+            self.expected,
+            self.complete,
+            self.server_cpu_secs,
+        )
+    }
 }
 
 /// Opens `n` subscribers that each receive every event, then for each phase publishes

@@ -72,13 +72,7 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                     streams: n,
                     rate_per_s: *rate,
                     events,
-                    delivered: Delivered::new(
-                        &r.latencies_us,
-                        r.deliveries,
-                        r.expected,
-                        r.complete,
-                        r.server_cpu_secs,
-                    ),
+                    delivered: r.delivered(),
                     client_cpu_pct: cpu_pct(r.client_cpu_secs, r.until_last_secs),
                 });
             }
