@@ -28,7 +28,10 @@
 //! A hashed key field (`crate::hashed`) is bounded only by equalities, as the points of
 //! their values' hashes, and serves no sort. A wildcard index (`crate::wildcard`) is
 //! offered once per path of the filter's top-level conjunction that it indexes and whose
-//! values the filter bounds to scalars, as a scan of `($_path, value)` keys.
+//! values the filter bounds to scalars, as a scan of `($_path, value)` keys (between a
+//! compound wildcard index's regular fields), and a compound one whose leading regular
+//! field is bounded also as a read of every path; a wildcard read never qualifies by a
+//! sort alone.
 //!
 //! Geo indexes (`2dsphere`, `2d`: `crate::geo`) qualify only when the filter's
 //! `$geoWithin`/`$geoIntersects` bounds one of their geo fields (their keys are cells,

@@ -1,4 +1,5 @@
-//! Wildcard indexes (`{"$**": 1}`, `{"path.$**": 1}`, `wildcardProjection`): the spec
+//! Wildcard indexes (`{"$**": 1}`, `{"path.$**": 1}`, `wildcardProjection`, and
+//! mongod 7.0's compound ones, `{tenantId: 1, "customFields.$**": 1}`): the spec
 //! checks, the keys a document gives them, and which query paths they serve.
 //!
 //! Keys follow mongod's `WildcardKeyGenerator`: one entry `(path, value)` per leaf of
@@ -10,10 +11,16 @@
 //! query on one path reads the `$_path` point and the value's bounds, which explain
 //! shows as mongod does (`keyPattern: {$_path: 1, <path>: 1}`).
 //!
+//! A compound wildcard index's keys hold its regular fields' values around the
+//! `(path, value)` pair, in key pattern order; its regular fields must not hold arrays
+//! (mongod's restriction), and a document none of whose leaves it keeps is indexed under
+//! `(MinKey, MinKey)`, so a read of its regular fields alone finds it.
+//!
 //! A wildcard index serves one path per scan: the planner offers one candidate per
 //! field of the filter that the projection keeps and whose predicates bound its values
 //! to scalars (documents and arrays are not keys; `null`, `$exists: false`, `$ne` and
-//! the like give no bounds and fall back to other plans). The catalog records whether
+//! the like give no bounds and fall back to other plans), and a compound one also a read
+//! of every path under its leading regular fields' bounds ([`all_paths`]). The catalog records whether
 //! any path of the index ever held an array, not which: once one did, every path of
 //! the index reads as multikey (results deduplicated, a path's predicates not
 //! intersected, no sort served).
