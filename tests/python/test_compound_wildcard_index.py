@@ -20,6 +20,7 @@ SALES = [
     {"_id": 3, "tenantId": 2, "tenantRegion": 1, "customFields": {"name": "Ann", "blockId": 9}},
     {"_id": 4, "tenantId": 2, "tenantRegion": 1},
     {"_id": 5, "tenantId": 3, "customFields": {"tags": ["x", "y"], "blockId": 7}},
+    {"_id": 6, "tenantRegion": 3},
 ]
 
 
@@ -89,6 +90,12 @@ def test_manual_subtree_example(sales):
     assert scan["keyPattern"] == {"tenantId": 1, "$_path": 1}
     assert scan["indexBounds"] == {"tenantId": ["[2, 2]"], "$_path": ["[MinKey, MinKey]", '["", {})']}
     assert ids(sales.find({"tenantId": {"$gte": 2}})) == [3, 4, 5]
+    # The index is sparse: a document with neither the regular field nor any path is not in
+    # it, so a query that a missing field matches reads the collection; a hint reads the
+    # index's documents only, as mongod's.
+    assert ids(sales.find({"tenantId": None})) == [6]
+    assert ixscan(winning(sales.find({"tenantId": None}))) is None
+    assert ids(sales.find({}).hint("tenant_customFields")) == [1, 2, 3, 4, 5]
     # A wildcard path without the leading regular field does not use it.
     assert ixscan(winning(sales.find({"customFields.name": "Ann"}))) is None
     assert ids(sales.find({"customFields.name": "Ann"})) == [1, 3]
@@ -161,6 +168,12 @@ def test_wildcard_first_and_regular_suffix(db):
     scan = ixscan(winning(coll.find(q)))
     assert scan["keyPattern"] == {"$_path": 1, "sub.a": -1, "a": 1}
     assert list(coll.find(q).sort("sub.a", -1)) == list(coll.find(q).sort("sub.a", -1).hint([("$natural", 1)]))
+    assert ixscan(winning(coll.find({"a": 2}))) is not None  # the first index, not this one
+    assert ixscan(winning(coll.find({"a": 2})))["indexName"] == "a_1_b_1_sub.$**_1_c_1"
+    # Hinted with no wildcard predicate, it reads every path.
+    scan = ixscan(winning(coll.find({"a": 2}).hint("$**_-1_a_1")))
+    assert scan["keyPattern"] == {"$_path": 1, "a": 1}
+    assert ids(coll.find({"a": 2}).hint("$**_-1_a_1")) == [2]
     # A hint with no wildcard predicate reads every path under the regular fields' bounds.
     coll.drop_indexes()
     coll.create_index([("a", 1), ("$**", 1)], wildcardProjection={"a": 0})

@@ -241,9 +241,10 @@ fn for_each_key(
 
 /// A wildcard index's keys (see `crate::wildcard`): per indexed leaf, the regular
 /// fields' values around `(path, value)` in key pattern order (the value in the
-/// wildcard term's direction). A compound wildcard index also holds a document none of
-/// whose leaves it indexes, under `(MinKey, MinKey)`, and refuses an array along a
-/// regular field's path (mongod: its regular fields are single-key).
+/// wildcard term's direction). A compound wildcard index is sparse, as mongod's: a
+/// document none of whose leaves it indexes is held under `(MinKey, MinKey)` if it has
+/// one of the regular fields, else not at all; and it refuses an array along a regular
+/// field's path (mongod: its regular fields are single-key).
 fn for_each_wildcard_key(
     index: &IndexMeta,
     pattern: &Document,
@@ -252,12 +253,14 @@ fn for_each_wildcard_key(
     f: &mut impl FnMut(&[(&Bson, bool)]),
 ) -> Result<MultikeyPaths, MongoError> {
     let mut regular: Vec<(Bson, bool)> = Vec::with_capacity(pattern.len() - 1);
+    let mut any_regular = false;
     let mut desc = false;
     for (i, (field, direction)) in pattern.iter().enumerate() {
         if i == at {
             desc = is_descending(direction);
             continue;
         }
+        any_regular |= eddy_query::path::get_path(doc, field).is_some();
         let (mut values, arrays) = values_at(doc, field);
         if !arrays.is_empty() {
             return Err(MongoError::location(
@@ -273,7 +276,7 @@ fn for_each_wildcard_key(
     let multikey = crate::wildcard::for_each_key(index, doc, |path, v| {
         leaves.push((Bson::String(path.to_owned()), v.clone()));
     });
-    if leaves.is_empty() && !regular.is_empty() {
+    if leaves.is_empty() && any_regular {
         leaves.push((Bson::MinKey, Bson::MinKey));
     }
     for (path, v) in &leaves {

@@ -455,8 +455,9 @@ impl<'m> Candidate<'m> {
 
     /// The candidates a wildcard index offers a filter: one per path of its top-level
     /// conjunction that the index keeps and whose values the filter bounds; and, for a
-    /// compound wildcard index whose leading regular field the filter bounds, one read
-    /// of every path (mongod's `$_path: [MinKey, MinKey], ["", {})`).
+    /// compound wildcard index whose leading regular field the filter bounds (and some
+    /// regular field away from null), one read of every path (mongod's `$_path:
+    /// [MinKey, MinKey], ["", {})`).
     fn wildcards(index: &'m IndexMeta, q: &Query<'_>) -> Vec<Candidate<'m>> {
         let Some(at) = crate::wildcard::wildcard_position(index) else {
             return Vec::new();
@@ -471,8 +472,17 @@ impl<'m> Candidate<'m> {
             .filter(|c| c.bounds(q.filter)[at + 1].is_some())
             .collect();
         if at > 0 {
+            // The index is sparse: a document with none of its paths nor regular fields
+            // is not in it, so some regular field's bounds must exclude a missing one.
             let all = Candidate::wildcard(index, at, None);
-            if all.bounds(q.filter)[0].is_some() {
+            let b = all.bounds(q.filter);
+            let excludes_missing = b.iter().enumerate().any(|(i, f)| {
+                i != at
+                    && i != at + 1
+                    && f.as_ref()
+                        .is_some_and(|f| !f.iter().any(|iv| iv.contains(&Bson::Null)))
+            });
+            if b[0].is_some() && excludes_missing {
                 out.push(all);
             }
         }
@@ -726,7 +736,7 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
             let c = Candidate::wildcards(i, q)
                 .into_iter()
                 .next()
-                .or_else(|| (at > 0).then(|| Candidate::wildcard(i, at, None)))
+                .or_else(|| (i.key_pattern().len() > 1).then(|| Candidate::wildcard(i, at, None)))
                 .ok_or_else(bad_hint)?;
             return Ok(index_plan(&c, q, unsorted));
         }

@@ -14,7 +14,8 @@
 //! A compound wildcard index's keys hold its regular fields' values around the
 //! `(path, value)` pair, in key pattern order; its regular fields must not hold arrays
 //! (mongod's restriction), and a document none of whose leaves it keeps is indexed under
-//! `(MinKey, MinKey)`, so a read of its regular fields alone finds it.
+//! `(MinKey, MinKey)` if it has a regular field (the index is sparse, as mongod's), so a
+//! read of its regular fields alone finds it.
 //!
 //! A wildcard index serves one path per scan: the planner offers one candidate per
 //! field of the filter that the projection keeps and whose predicates bound its values
@@ -701,9 +702,12 @@ mod tests {
         want.sort();
         assert_eq!(keys, want);
         assert_eq!(paths, vec![Vec::new(), vec![0]]);
-        // A document holding no indexed path is still in the index, under MinKey.
+        // A document holding no indexed path is still in the index, under MinKey, if it
+        // has a regular field; the index is sparse.
         let (keys, _) = crate::index::keys_and_paths(&i, &doc! {"t": 5}).expect("keys");
         assert_eq!(keys, vec![enc_min()]);
+        let (keys, _) = crate::index::keys_and_paths(&i, &doc! {"u": 5}).expect("keys");
+        assert!(keys.is_empty());
         let err = crate::index::keys_and_paths(&i, &doc! {"t": [1, 2]}).expect_err("array");
         assert_eq!(err.code, 7246301);
 
