@@ -199,7 +199,8 @@ def test_change_stream_match_ignores_the_collection_default(server: EddyServer):
 def test_hashed_and_wildcard_indexes_under_a_default_collation(server: EddyServer):
     """Hashed and wildcard indexes inherit the collection's collation; whatever index answers,
     a query sees exactly what its collation matches (Eddy hashes simple values, so a collated
-    query does not read the hashed index: COMPAT)."""
+    query does not read the hashed index: COMPAT; the wildcard index holds sort keys, so it
+    does)."""
     db = server.client().test
     db.drop_collection("ci_kinds")
     db.create_collection("ci_kinds", collation={"locale": "en", "strength": 2})
@@ -216,6 +217,9 @@ def test_hashed_and_wildcard_indexes_under_a_default_collation(server: EddyServe
     assert sorted(d["_id"] for d in coll.find({"b": "x"})) == [1, 2]
     assert [d["_id"] for d in coll.find({"b": "x"}, collation=simple)] == [1]
     assert sorted(d["_id"] for d in coll.find({"b": {"$gte": "w", "$lt": "y"}})) == [1, 2]
+    # The wildcard index holds the collation's sort keys: it answers the collated string query.
+    assert winning_index(coll.find({"b": "x"}).explain()) == "$**_1"
+    assert winning_index(coll.find({"b": "x"}, collation=simple).explain()) != "$**_1"
     # A number has no collation: the wildcard index answers it under any.
     assert [d["_id"] for d in coll.find({"b": 5})] == [3]
     assert winning_index(coll.find({"b": 5}).explain()) == "$**_1"

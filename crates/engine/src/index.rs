@@ -164,21 +164,8 @@ fn for_each_key(
         for_each_text_key(&spec, doc, &mut f)?;
         return Ok(no_paths());
     }
-    if crate::wildcard::wildcard_field(index).is_some() {
-        // `(path, value)` per indexed leaf; the value in the key pattern's direction.
-        let desc = index
-            .key_pattern()
-            .values()
-            .next()
-            .is_some_and(is_descending);
-        let mut keys: Vec<(Bson, Bson)> = Vec::new();
-        let multikey = crate::wildcard::for_each_key(index, doc, |path, v| {
-            keys.push((Bson::String(path.to_owned()), v.clone()));
-        });
-        for (path, v) in &keys {
-            f(&[(path, false), (v, desc)]);
-        }
-        return Ok(vec![if multikey { vec![0] } else { Vec::new() }]);
+    if let Some(at) = crate::wildcard::wildcard_position(index) {
+        return for_each_wildcard_key(index, &pattern, at, doc, &mut f);
     }
     if crate::hashed::is_hashed_index(index) {
         // One key per document, never multikey (arrays are refused).
@@ -248,6 +235,61 @@ fn for_each_key(
     }
     for parts in &keys {
         f(parts);
+    }
+    Ok(paths)
+}
+
+/// A wildcard index's keys (see `crate::wildcard`): per indexed leaf, the regular
+/// fields' values around `(path, value)` in key pattern order (the value in the
+/// wildcard term's direction). A compound wildcard index is sparse, as mongod's: a
+/// document none of whose leaves it indexes is held under `(MinKey, MinKey)` if it has
+/// one of the regular fields, else not at all; and it refuses an array along a regular
+/// field's path (mongod: its regular fields are single-key).
+fn for_each_wildcard_key(
+    index: &IndexMeta,
+    pattern: &Document,
+    at: usize,
+    doc: &Document,
+    f: &mut impl FnMut(&[(&Bson, bool)]),
+) -> Result<MultikeyPaths, MongoError> {
+    let mut regular: Vec<(Bson, bool)> = Vec::with_capacity(pattern.len() - 1);
+    let mut any_regular = false;
+    let mut desc = false;
+    for (i, (field, direction)) in pattern.iter().enumerate() {
+        if i == at {
+            desc = is_descending(direction);
+            continue;
+        }
+        any_regular |= eddy_query::path::get_path(doc, field).is_some();
+        let (mut values, arrays) = values_at(doc, field);
+        if !arrays.is_empty() {
+            return Err(MongoError::location(
+                7246301,
+                format!(
+                    "Compound wildcard indexes do not allow multikey regular fields, but '{field}' holds an array"
+                ),
+            ));
+        }
+        regular.push((values.pop().unwrap_or(Bson::Null), is_descending(direction)));
+    }
+    let mut leaves: Vec<(Bson, Bson)> = Vec::new();
+    let multikey = crate::wildcard::for_each_key(index, doc, |path, v| {
+        leaves.push((Bson::String(path.to_owned()), v.clone()));
+    });
+    if leaves.is_empty() && any_regular {
+        leaves.push((Bson::MinKey, Bson::MinKey));
+    }
+    for (path, v) in &leaves {
+        let mut parts: Vec<(&Bson, bool)> = Vec::with_capacity(pattern.len() + 1);
+        parts.extend(regular[..at].iter().map(|(v, d)| (v, *d)));
+        parts.push((path, false));
+        parts.push((v, desc));
+        parts.extend(regular[at..].iter().map(|(v, d)| (v, *d)));
+        f(&parts);
+    }
+    let mut paths = vec![Vec::new(); pattern.len()];
+    if multikey {
+        paths[at] = vec![0];
     }
     Ok(paths)
 }

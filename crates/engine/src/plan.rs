@@ -28,7 +28,10 @@
 //! A hashed key field (`crate::hashed`) is bounded only by equalities, as the points of
 //! their values' hashes, and serves no sort. A wildcard index (`crate::wildcard`) is
 //! offered once per path of the filter's top-level conjunction that it indexes and whose
-//! values the filter bounds to scalars, as a scan of `($_path, value)` keys.
+//! values the filter bounds to scalars, as a scan of `($_path, value)` keys (between a
+//! compound wildcard index's regular fields), and a compound one whose leading regular
+//! field is bounded also as a read of every path; a wildcard read never qualifies by a
+//! sort alone.
 //!
 //! Geo indexes (`2dsphere`, `2d`: `crate::geo`) qualify only when the filter's
 //! `$geoWithin`/`$geoIntersects` bounds one of their geo fields (their keys are cells,
@@ -202,6 +205,10 @@ pub struct IndexScan {
     pub bounds: Option<Vec<FieldBounds>>,
     /// The key ranges read, ascending and disjoint (walked in reverse when backward).
     pub ranges: Vec<KeyRange>,
+    /// Whether a document may be met through several entries though no key field is
+    /// multikey: a wildcard read (`crate::wildcard`), whose ranges may hold several
+    /// paths' entries of one document.
+    pub dedup: bool,
 }
 
 impl IndexScan {
@@ -333,6 +340,16 @@ pub fn natural_direction(v: &Bson, what: &str) -> Result<Direction, MongoError> 
     }
 }
 
+/// What a candidate reads of a wildcard index.
+struct WildcardRead {
+    /// The position of `$_path` among the candidate's fields (the wildcard term's in
+    /// the key pattern); the path's value follows it.
+    at: usize,
+    /// The one path read (`None`: every path, for a compound wildcard index's
+    /// regular fields).
+    path: Option<String>,
+}
+
 /// An index as the planner sees it.
 struct Candidate<'m> {
     index: Option<&'m IndexMeta>,
@@ -344,9 +361,8 @@ struct Candidate<'m> {
     geo: Vec<Option<GeoField>>,
     /// Per key field, whether it is hashed (`crate::hashed`).
     hashed: Vec<bool>,
-    /// For a wildcard index, the one path this candidate reads (`crate::wildcard`):
-    /// its fields are then `$_path` and that path.
-    wildcard_path: Option<String>,
+    /// For a wildcard index, what this candidate reads of it (`crate::wildcard`).
+    wildcard: Option<WildcardRead>,
     /// The index's collation (`None`: simple; always so for `_id`, whose table is
     /// keyed by bytes).
     collation: Option<Arc<Collation>>,
@@ -361,7 +377,7 @@ impl<'m> Candidate<'m> {
             multikey: vec![false],
             geo: vec![None],
             hashed: vec![false],
-            wildcard_path: None,
+            wildcard: None,
             collation: None,
         }
     }
@@ -394,43 +410,83 @@ impl<'m> Candidate<'m> {
             multikey,
             geo,
             hashed,
-            wildcard_path: None,
+            wildcard: None,
             collation: index.collation(),
         }
     }
 
-    /// A wildcard index read for one query path.
-    fn wildcard(index: &'m IndexMeta, path: &str) -> Candidate<'m> {
-        let descending = index
-            .key_pattern()
-            .values()
-            .next()
-            .is_some_and(index::is_descending);
+    /// A wildcard index read for one query path (`Some`), or, for a compound wildcard
+    /// index, for its regular fields alone (`None`: every path, and the documents
+    /// holding none, whose `$_path` is MinKey). Its fields are the key's parts: the
+    /// regular fields around `$_path` and the path's value (named by the path, or by
+    /// the wildcard term when every path is read).
+    fn wildcard(index: &'m IndexMeta, at: usize, path: Option<&str>) -> Candidate<'m> {
+        let pattern = index.key_pattern();
+        let mut fields = Vec::with_capacity(pattern.len() + 1);
+        let mut multikey = Vec::with_capacity(pattern.len() + 1);
+        for (i, (field, direction)) in pattern.iter().enumerate() {
+            let descending = index::is_descending(direction);
+            if i == at {
+                fields.push(("$_path".to_owned(), false));
+                fields.push((path.unwrap_or(field).to_owned(), descending));
+                // The index records whether any path held an array, not which.
+                multikey.push(false);
+                multikey.push(index.field_multikey(i));
+            } else {
+                fields.push((field.clone(), descending));
+                multikey.push(index.field_multikey(i));
+            }
+        }
+        let n = fields.len();
         Candidate {
             index: Some(index),
             name: index.name().to_owned(),
-            fields: vec![("$_path".into(), false), (path.to_owned(), descending)],
-            // The index records whether any path held an array, not which.
-            multikey: vec![false, index.field_multikey(0)],
-            geo: vec![None, None],
-            hashed: vec![false, false],
-            wildcard_path: Some(path.to_owned()),
+            fields,
+            multikey,
+            geo: vec![None; n],
+            hashed: vec![false; n],
+            wildcard: Some(WildcardRead {
+                at,
+                path: path.map(str::to_owned),
+            }),
             collation: index.collation(),
         }
     }
 
     /// The candidates a wildcard index offers a filter: one per path of its top-level
-    /// conjunction that the index keeps and whose values the filter bounds.
+    /// conjunction that the index keeps and whose values the filter bounds; and, for a
+    /// compound wildcard index whose leading regular field the filter bounds (and some
+    /// regular field away from null), one read of every path (mongod's `$_path:
+    /// [MinKey, MinKey], ["", {})`).
     fn wildcards(index: &'m IndexMeta, q: &Query<'_>) -> Vec<Candidate<'m>> {
+        let Some(at) = crate::wildcard::wildcard_position(index) else {
+            return Vec::new();
+        };
         let projection = crate::wildcard::Projection::of(index);
         let mut paths = Vec::new();
         crate::wildcard::query_paths(q.filter_doc, &mut paths);
-        paths
+        let mut out: Vec<Candidate<'m>> = paths
             .into_iter()
             .filter(|p| projection.keeps(p))
-            .map(|p| Candidate::wildcard(index, &p))
-            .filter(|c| c.bounds(q.filter)[1].is_some())
-            .collect()
+            .map(|p| Candidate::wildcard(index, at, Some(&p)))
+            .filter(|c| c.bounds(q.filter)[at + 1].is_some())
+            .collect();
+        if at > 0 {
+            // The index is sparse: a document with none of its paths nor regular fields
+            // is not in it, so some regular field's bounds must exclude a missing one.
+            let all = Candidate::wildcard(index, at, None);
+            let b = all.bounds(q.filter);
+            let excludes_missing = b.iter().enumerate().any(|(i, f)| {
+                i != at
+                    && i != at + 1
+                    && f.as_ref()
+                        .is_some_and(|f| !f.iter().any(|iv| iv.contains(&Bson::Null)))
+            });
+            if b[0].is_some() && excludes_missing {
+                out.push(all);
+            }
+        }
+        out
     }
 
     /// Whether the index's collation is `other` (`None`: simple).
@@ -459,15 +515,31 @@ impl<'m> Candidate<'m> {
                     .iter()
                     .any(|iv| holds_string(&iv.start) || holds_string(&iv.end))
         };
-        if let Some(path) = &self.wildcard_path {
-            // Wildcard bounds are the simple order's: under a collation they serve only
-            // where they hold no string.
-            let simple = same && self.collation.is_none();
-            return vec![
-                Some(vec![Interval::point(Bson::String(path.clone()))]),
-                crate::wildcard::value_bounds(filter, path, self.multikey[1])
-                    .filter(|b| simple || string_free(b)),
-            ];
+        if let Some(w) = &self.wildcard {
+            return self
+                .fields
+                .iter()
+                .zip(&self.multikey)
+                .enumerate()
+                .map(|(i, ((path, _), multikey))| {
+                    if i == w.at {
+                        return Some(match &w.path {
+                            Some(p) => vec![Interval::point(Bson::String(p.clone()))],
+                            None => crate::wildcard::all_paths(),
+                        });
+                    }
+                    if i == w.at + 1 {
+                        return w.path.as_ref().and_then(|p| {
+                            crate::wildcard::value_bounds(filter, p, *multikey, collated)
+                                .filter(|b| same || string_free(b))
+                        });
+                    }
+                    plannable_path(path)
+                        .then(|| bounds::path_bounds_under(filter, path, *multikey, collated))
+                        .flatten()
+                        .filter(|b| same || string_free(b))
+                })
+                .collect();
         }
         self.fields
             .iter()
@@ -538,11 +610,19 @@ impl<'m> Candidate<'m> {
         ranges: Vec<KeyRange>,
         with_bounds: bool,
     ) -> IndexScan {
+        // An all-paths wildcard read shows no value field (mongod's `{.., $_path: 1, ..}`).
+        let hidden = self
+            .wildcard
+            .as_ref()
+            .filter(|w| w.path.is_none())
+            .map(|w| w.at + 1);
         let shown = with_bounds.then(|| {
             self.fields
                 .iter()
                 .zip(bounds)
-                .map(|((field, descending), b)| FieldBounds {
+                .enumerate()
+                .filter(|(i, _)| Some(*i) != hidden)
+                .map(|(_, ((field, descending), b))| FieldBounds {
                     field: field.clone(),
                     descending: *descending,
                     intervals: b.unwrap_or_else(|| vec![Interval::all()]),
@@ -552,34 +632,57 @@ impl<'m> Candidate<'m> {
         IndexScan {
             table: self.index.map(index::table),
             name: self.name.clone(),
-            key_pattern: match (self.index, &self.wildcard_path) {
-                (Some(i), Some(path)) => {
-                    let dir = i
-                        .key_pattern()
-                        .values()
-                        .next()
-                        .cloned()
-                        .unwrap_or(Bson::Int32(1));
-                    bson::doc! {"$_path": 1, path.clone(): dir}
+            key_pattern: match (self.index, &self.wildcard) {
+                (Some(i), Some(w)) => {
+                    let mut out = Document::new();
+                    for (n, (field, dir)) in i.key_pattern().into_iter().enumerate() {
+                        if n != w.at {
+                            out.insert(field, dir);
+                            continue;
+                        }
+                        out.insert("$_path", 1);
+                        if let Some(path) = &w.path {
+                            out.insert(path.clone(), dir);
+                        }
+                    }
+                    out
                 }
                 (Some(i), None) => i.key_pattern(),
                 (None, _) => bson::doc! {"_id": 1},
             },
             collation: self.collation.as_ref().map(|c| c.spec().clone()),
-            multikey_paths: match (self.index, &self.wildcard_path) {
+            multikey_paths: match (self.index, &self.wildcard) {
                 // Whether any path held an array is all the index records: shown on the
                 // path's last component.
-                (Some(i), Some(path)) => Some(vec![
-                    Vec::new(),
-                    if i.field_multikey(0) {
-                        vec![path.split('.').count() - 1]
-                    } else {
-                        Vec::new()
-                    },
-                ]),
+                (Some(i), Some(w)) => {
+                    let mut out = Vec::new();
+                    for n in 0..i.key_pattern().len() {
+                        if n != w.at {
+                            out.push(
+                                i.multikey_paths
+                                    .as_ref()
+                                    .and_then(|p| p.get(n).cloned())
+                                    .unwrap_or_default(),
+                            );
+                            continue;
+                        }
+                        out.push(Vec::new());
+                        if let Some(path) = &w.path {
+                            out.push(if i.field_multikey(n) {
+                                vec![path.split('.').count() - 1]
+                            } else {
+                                Vec::new()
+                            });
+                        }
+                    }
+                    Some(out)
+                }
                 (Some(i), None) => i.multikey_paths.clone(),
                 (None, _) => Some(vec![Vec::new()]),
             },
+            // The ranges of a compound wildcard read may hold several paths' entries of
+            // one document.
+            dedup: self.wildcard.is_some(),
             unique: self.unique(),
             sparse: self.index.is_some_and(IndexMeta::sparse),
             partial: self.index.is_some_and(|i| i.partial_filter().is_some()),
@@ -626,11 +729,14 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
             })
         }
         Some(Hinted::Id) => return Ok(index_plan(&Candidate::id(), q, unsorted)),
-        Some(Hinted::Index(i)) if crate::wildcard::wildcard_field(i).is_some() => {
-            // A hinted wildcard index reads the first path the filter bounds in it.
+        Some(Hinted::Index(i)) if crate::wildcard::wildcard_position(i).is_some() => {
+            // A hinted wildcard index reads the first path the filter bounds in it; a
+            // compound one, failing that, every path under its regular fields' bounds.
+            let at = crate::wildcard::wildcard_position(i).unwrap_or(0);
             let c = Candidate::wildcards(i, q)
                 .into_iter()
                 .next()
+                .or_else(|| (i.key_pattern().len() > 1).then(|| Candidate::wildcard(i, at, None)))
                 .ok_or_else(bad_hint)?;
             return Ok(index_plan(&c, q, unsorted));
         }
@@ -653,7 +759,7 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
             .iter()
             .filter(|i| !i.hidden() && !i.is_text())
             .flat_map(|i| {
-                if crate::wildcard::wildcard_field(i).is_some() {
+                if crate::wildcard::wildcard_position(i).is_some() {
                     Candidate::wildcards(i, q)
                 } else {
                     vec![Candidate::of(i)]
@@ -685,12 +791,20 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
         let bounded = points > 0 || range;
         // A wildcard scan's `$_path` point says nothing of the values: count it out, so
         // that a regular index on the path ties with it (and, older, wins).
-        let points = points.saturating_sub(usize::from(c.wildcard_path.is_some()));
+        let points = points.saturating_sub(usize::from(
+            c.wildcard.as_ref().is_some_and(|w| w.at < points),
+        ));
         let sort_direction = match q.sort {
             Some(s) if !s.is_empty() => c.sort_direction(&b, s),
             _ => None,
         };
-        if !bounded && (sort_direction.is_none() || c.index.is_some_and(IndexMeta::sparse)) {
+        // A wildcard read qualifies by its bounds only (mongod's compound wildcard
+        // indexes are sparse, and an unbounded scan meets each document once a path).
+        if !bounded
+            && (sort_direction.is_none()
+                || c.index.is_some_and(IndexMeta::sparse)
+                || c.wildcard.is_some())
+        {
             continue;
         }
         let score = Score {

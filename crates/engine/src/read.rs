@@ -159,7 +159,7 @@ pub fn execute(
         Access::Text(_) => {}
         Access::IndexScan(scan) => {
             let backward = scan.direction == Direction::Backward;
-            let dedup = scan.is_multikey() || scan.ranges.len() > 1;
+            let dedup = scan.is_multikey() || scan.dedup || scan.ranges.len() > 1;
             let mut seen: HashSet<Vec<u8>> = HashSet::new();
             let mut ranges: Vec<_> = scan.ranges.iter().collect();
             if backward {
@@ -269,9 +269,15 @@ pub fn index_key(meta: &CollectionMeta, plan: &Plan, m: &Matched) -> Result<Docu
         Some(entry) => crate::index::entry_values(index, &m.doc, &m.id_key, entry)?,
         None => None,
     };
-    let values = values.ok_or_else(|| {
+    let mut values = values.ok_or_else(|| {
         MongoError::internal(format!("no entry of index {} for the document", scan.name))
     })?;
+    // A read of every path of a compound wildcard index shows no value field.
+    if values.len() > scan.key_pattern.len() {
+        if let Some(at) = crate::wildcard::wildcard_position(index) {
+            values.remove(at + 1);
+        }
+    }
     Ok(scan.key_pattern.keys().cloned().zip(values).collect())
 }
 

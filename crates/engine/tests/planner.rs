@@ -4,7 +4,7 @@
 //! numbers, strings, null, missing fields, arrays (multikey), sub-documents, regexes
 //! and NaN; random queries combine equalities, ranges, `$in`, `$elemMatch`, regexes,
 //! negations, sorts and limits; indexes (ascending, descending, compound, sparse, partial,
-//! wildcard) are created
+//! wildcard, compound wildcard, wildcard under a collation) are created
 //! before and after the documents, and some documents are updated afterwards, so both
 //! ways of learning that an index is multikey are exercised.
 
@@ -202,11 +202,15 @@ fn index_specs() -> impl Strategy<Value = Vec<Document>> {
         doc! {"key": {"c.d": -1, "a": 1}, "name": "c.d_-1_a_1"},
         doc! {"key": {"$**": 1}, "name": "$**_1"},
         doc! {"key": {"c.$**": -1}, "name": "c.$**_-1"},
+        // Compound wildcard indexes (their regular fields never hold arrays: `_id`).
+        doc! {"key": {"_id": 1, "c.$**": 1}, "name": "_id_1_c.$**_1"},
+        doc! {"key": {"$**": -1, "_id": 1}, "name": "$**_-1__id_1", "wildcardProjection": {"a": 1, "c": 1}},
+        doc! {"key": {"$**": 1}, "name": "$**_ci", "collation": {"locale": "en", "strength": 2}},
         // Same key patterns under a case-insensitive collation (the queries' own, or not).
         doc! {"key": {"a": 1}, "name": "a_ci", "collation": {"locale": "en", "strength": 2}},
         doc! {"key": {"b": -1, "a": 1}, "name": "b_a_ci", "collation": {"locale": "en", "strength": 2}},
     ];
-    prop::sample::subsequence(pool, 0..=11).prop_shuffle()
+    prop::sample::subsequence(pool, 0..=14).prop_shuffle()
 }
 
 #[derive(Debug, Clone)]

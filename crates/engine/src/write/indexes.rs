@@ -470,9 +470,8 @@ fn normalize_index_spec(spec: Document) -> Result<Document, MongoError> {
             }
         }
     }
-    if !text {
-        crate::wildcard::check_spec(&key, &spec)?;
-    }
+    // Also for text keys: a wildcard term beside a text field is refused there.
+    crate::wildcard::check_spec(&key, &spec)?;
     let name = match spec.get("name") {
         Some(Bson::String(n)) if !n.is_empty() => n.clone(),
         Some(Bson::String(_)) => {
