@@ -501,6 +501,8 @@ def test_out_into_a_time_series_collection(db):
     db.command("create", "view", viewOn="src", pipeline=[])
     out_fails(7268703, {"$out": {"db": db.name, "coll": "view", "timeseries": spec}})
     out_fails(40414, {"$out": {"db": db.name, "coll": "new", "timeseries": {"metaField": "m"}}})
+    out_fails(72, {"$out": {"db": db.name, "coll": "new", "timeseries": {"timeField": "t", "metaField": "_id"}}})
+    out_fails(14, {"$out": {"db": db.name, "coll": "new", "timeseries": 1}})
     # Measurements are checked as inserts are; the target is left as it was.
     db.bad.insert_many([{"t": t0, "m": 1}, {"t": "not a date", "m": 1}])
     with pytest.raises(OperationFailure) as ei:

@@ -317,6 +317,36 @@ pub fn parse_options(v: &Bson, context: &str) -> Result<Document, MongoError> {
     Ok(out)
 }
 
+/// `create`'s checks of the time and meta fields (72 InvalidOptions, mongod's `CmdCreate`):
+/// top-level fields, and a `metaField` that is neither `_id` nor the `timeField`. `ns`
+/// prefixes the top-level message, as in mongod.
+pub fn check_fields(ns: &str, options: &Document) -> Result<(), MongoError> {
+    let invalid = |message: String| MongoError::new(ErrorCode::InvalidOptions, message);
+    let top_level = |field: &str| {
+        invalid(format!(
+            "{ns}: '{field}' must be a top-level field and not contain a '.'"
+        ))
+    };
+    let time = options.get_str("timeField").unwrap_or_default();
+    if time.contains('.') {
+        return Err(top_level("timeField"));
+    }
+    if let Ok(meta) = options.get_str("metaField") {
+        if meta == "_id" {
+            return Err(invalid("'metaField' cannot be \"_id\"".into()));
+        }
+        if meta == time {
+            return Err(invalid(
+                "'metaField' cannot be the same as 'timeField'".into(),
+            ));
+        }
+        if meta.contains('.') {
+            return Err(top_level("metaField"));
+        }
+    }
+    Ok(())
+}
+
 /// 14 TypeMismatch for `field` holding `v` where `expected` is wanted.
 fn wrong_type(field: &str, v: &Bson, expected: &str) -> MongoError {
     MongoError::new(

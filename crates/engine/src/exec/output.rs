@@ -92,7 +92,11 @@ pub(super) fn write_out(
     );
     let options = match (&existing, requested) {
         (Some(m), _) => m.options.clone(),
-        (None, Some(ts)) => bson::doc! {"timeseries": ts},
+        (None, Some(ts)) => {
+            // The temporary collection is created as `create` would be (mongod runs it).
+            crate::timeseries::check_fields(&temp.to_string(), &ts)?;
+            bson::doc! {"timeseries": ts}
+        }
         (None, None) => Document::new(),
     };
     engine.create_collection(temp.clone(), options)?;

@@ -668,6 +668,13 @@ impl Tx<'_, '_> {
         for (k, v) in &changes {
             match (k.as_str(), v) {
                 ("viewOn", Bson::String(s)) => view.view_on = s.clone(),
+                // mongod checks this one for a time-series collection, not for a view.
+                ("timeseries", _) => {
+                    return Err(MongoError::new(
+                        ErrorCode::InvalidOptions,
+                        "option only supported on a time-series collection: timeseries",
+                    ))
+                }
                 ("pipeline", Bson::Array(stages)) => {
                     view.pipeline = stages
                         .iter()

@@ -49,29 +49,7 @@ pub fn check_create(cmd: &Document, ns: &str, options: &Document) -> Result<(), 
             )));
         }
     }
-    let top_level = |field: &str| {
-        invalid(format!(
-            "{ns}: '{field}' must be a top-level field and not contain a '.'"
-        ))
-    };
-    let time = options.get_str("timeField").unwrap_or_default();
-    if time.contains('.') {
-        return Err(top_level("timeField"));
-    }
-    if let Ok(meta) = options.get_str("metaField") {
-        if meta == "_id" {
-            return Err(invalid("'metaField' cannot be \"_id\"".into()));
-        }
-        if meta == time {
-            return Err(invalid(
-                "'metaField' cannot be the same as 'timeField'".into(),
-            ));
-        }
-        if meta.contains('.') {
-            return Err(top_level("metaField"));
-        }
-    }
-    Ok(())
+    eddy_engine::timeseries::check_fields(ns, options)
 }
 
 /// `expireAfterSeconds` of `create` (time-series and clustered collections): a whole
