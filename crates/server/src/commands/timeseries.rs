@@ -1,8 +1,9 @@
 //! `create`'s `timeseries` and `expireAfterSeconds` options, validated as mongod 7.0
 //! does (its IDL, `CmdCreate`'s checks, `checkBucketingParameters`) and completed with
 //! the defaults it stores: `granularity: "seconds"` and the `bucketMaxSpanSeconds` of
-//! the granularity when no custom bucketing is given. How Eddy keeps such a collection:
-//! `eddy_engine::timeseries`.
+//! the granularity when no custom bucketing is given; and `collMod`'s `timeseries` and
+//! `expireAfterSeconds`, parsed here as its IDL does and applied by the engine. How Eddy
+//! keeps such a collection: `eddy_engine::timeseries`.
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
