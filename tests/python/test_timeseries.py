@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import time
 
+import bson
 import pytest
 from conftest import EddyServer
 from pymongo.errors import BulkWriteError, OperationFailure, WriteError
@@ -184,11 +185,25 @@ def test_updates_follow_7_0_rules(weather):
     assert "querying on a field that is not the metaField 'metadata'" in str(ei.value)
     assert code_of(lambda: weather.replace_one({}, {"timestamp": datetime.datetime.now(UTC)})) == 72
     assert weather.count_documents({"temp": 1}) == 0
-    assert code_of(lambda: weather.find_one_and_delete({})) == 115
     db = weather.database
     db.src.insert_one({"timestamp": datetime.datetime.now(UTC)})
     assert code_of(lambda: list(db.src.aggregate([{"$merge": {"into": "weather"}}]))) == 166
-    assert code_of(lambda: list(db.src.aggregate([{"$out": "weather"}]))) == 115
+    assert weather.count_documents({}) == 3
+
+
+def test_find_and_modify_is_refused_as_on_a_view(weather):
+    # mongod 7.0 (without featureFlagTimeseriesUpdatesSupport): a view of its buckets.
+    weather.insert_many(weather_docs())
+    ns = f"{weather.database.name}.weather"
+    for call in (
+        lambda: weather.find_one_and_delete({}),
+        lambda: weather.find_one_and_update({"metadata.sensorId": 5578}, {"$set": {"metadata.x": 1}}),
+        lambda: weather.find_one_and_replace({}, {"timestamp": datetime.datetime.now(UTC)}),
+    ):
+        with pytest.raises(OperationFailure) as ei:
+            call()
+        assert ei.value.code == 166
+        assert ei.value.details["errmsg"] == f"Namespace {ns} is a view, not a collection"
     assert weather.count_documents({}) == 3
 
 
@@ -210,7 +225,16 @@ def test_no_change_streams_and_no_transactions(server: EddyServer):
                 db.ts.insert_one({"t": datetime.datetime.now(UTC)}, session=s)
         assert ei.value.code == 263
     assert db.ts.count_documents({}) == 0
-    assert code_of(lambda: db.ts.rename("other")) == 115
+    with pytest.raises(OperationFailure) as ei:
+        db.ts.rename("other")
+    assert (ei.value.code, ei.value.details["errmsg"]) == (166, "cannot rename view: app.ts")
+    db.plain.insert_one({"_id": 1})
+    for drop_target in (False, True):
+        with pytest.raises(OperationFailure) as ei:
+            db.plain.rename("ts", dropTarget=drop_target)
+        assert ei.value.code == 48
+        assert ei.value.details["errmsg"] == "a view already exists with that name: app.ts"
+    assert sorted(db.list_collection_names()) == ["plain", "system.buckets.ts", "ts"]
     assert code_of(lambda: db.command("cloneCollectionAsCapped", "ts", toCollection="c", size=4096)) == 166
 
 
@@ -246,3 +270,243 @@ def test_database_streams_skip_measurements(server: EddyServer):
         while event is None and time.monotonic() < deadline:
             event = stream.try_next()
         assert event["ns"] == {"db": "app", "coll": "plain"}
+
+
+def options_of(db, name: str) -> dict:
+    return next(db.list_collections(filter={"name": name}))["options"]
+
+
+def test_coll_mod_expire_after_seconds(db):
+    db.create_collection("ts", timeseries={"timeField": "t"}, expireAfterSeconds=5)
+    db.create_collection("plain")
+    with pytest.raises(OperationFailure) as ei:
+        db.command("collMod", "plain", expireAfterSeconds=10)
+    assert ei.value.code == 72
+    assert ei.value.details["errmsg"] == (
+        "'expireAfterSeconds' option is only supported on collections clustered by _id"
+    )
+    with pytest.raises(OperationFailure) as ei:
+        db.command("collMod", "ts", expireAfterSeconds="10")
+    assert ei.value.code == 72
+    assert ei.value.details["errmsg"] == (
+        "Invalid string value for the 'clusteredIndex::expireAfterSeconds' option. "
+        "Got: '10'. Accepted value is 'off'"
+    )
+    assert code_of(lambda: db.command("collMod", "ts", expireAfterSeconds={})) == 14
+    assert code_of(lambda: db.command("collMod", "ts", expireAfterSeconds=-10)) == 72
+    huge = bson.Int64(4611686018427387904)
+    assert code_of(lambda: db.command("collMod", "ts", expireAfterSeconds=huge)) == 72
+    assert options_of(db, "ts")["expireAfterSeconds"] == 5
+    for value in (10, 0, "off", 100):
+        assert db.command("collMod", "ts", expireAfterSeconds=value)["ok"] == 1
+        for name in ("ts", "system.buckets.ts"):
+            opts = options_of(db, name)
+            if value == "off":
+                assert "expireAfterSeconds" not in opts
+            else:
+                assert opts["expireAfterSeconds"] == value
+                assert isinstance(opts["expireAfterSeconds"], bson.Int64)
+    # A clustered collection takes it too.
+    db.create_collection("clustered", clusteredIndex={"key": {"_id": 1}, "unique": True})
+    db.command("collMod", "clustered", expireAfterSeconds=30)
+    assert options_of(db, "clustered")["expireAfterSeconds"] == 30
+
+
+def test_coll_mod_timeseries_bucketing(db):
+    hours_span, hours_rounding, year = 60 * 60 * 24 * 30, 60 * 60 * 24, 86400 * 365
+    db.create_collection("ts", timeseries={"timeField": "time", "granularity": "seconds"})
+    ts = db.ts
+
+    def coll_mod(**opts):
+        return db.command("collMod", "ts", **opts)
+
+    def fails(code, **opts):
+        with pytest.raises(OperationFailure) as ei:
+            coll_mod(**opts)
+        assert ei.value.code == code, ei.value.details
+        return ei.value.details["errmsg"]
+
+    ts.create_index("a")
+    assert "use the top-level 'expireAfterSeconds'" in fails(
+        72, index={"keyPattern": {"a": 1}, "expireAfterSeconds": 100}
+    )
+    coll_mod(index={"keyPattern": {"a": 1}, "hidden": True})
+    assert fails(72, validator={"required": ["time"]}) == (
+        "option not supported on a time-series collection: validator"
+    )
+    fails(72, validationLevel="moderate")
+    fails(72, validationAction="warn")
+    coll_mod(timeseries={"granularity": "minutes"})
+    assert options_of(db, "ts")["timeseries"] == {
+        "timeField": "time",
+        "granularity": "minutes",
+        "bucketMaxSpanSeconds": 86400,
+    }
+    assert fails(72, timeseries={"granularity": "seconds"}) == (
+        "Invalid transition for timeseries.granularity. Can only transition from 'seconds' "
+        "to 'minutes' or 'minutes' to 'hours'."
+    )
+    coll_mod(timeseries={"granularity": "hours"})
+    fails(72, timeseries={"granularity": "minutes"})
+    fails(72, timeseries={"bucketMaxSpanSeconds": hours_span})
+    fails(72, timeseries={"bucketRoundingSeconds": hours_rounding})
+    assert "equal or greater" in fails(
+        72, timeseries={"bucketMaxSpanSeconds": hours_rounding, "bucketRoundingSeconds": hours_rounding}
+    )
+    coll_mod(timeseries={"granularity": "hours", "bucketMaxSpanSeconds": hours_span})
+    fails(
+        72,
+        timeseries={
+            "granularity": "hours",
+            "bucketMaxSpanSeconds": hours_span,
+            "bucketRoundingSeconds": hours_rounding,
+        },
+    )
+    fails(72, timeseries={"bucketMaxSpanSeconds": hours_span + 1, "bucketRoundingSeconds": hours_rounding + 1})
+    coll_mod(timeseries={"bucketMaxSpanSeconds": hours_span + 1, "bucketRoundingSeconds": hours_span + 1})
+    custom = {"timeField": "time", "bucketRoundingSeconds": hours_span + 1, "bucketMaxSpanSeconds": hours_span + 1}
+    assert options_of(db, "ts")["timeseries"] == custom
+    assert options_of(db, "system.buckets.ts")["timeseries"] == custom
+    coll_mod(timeseries={})
+    assert fails(2, timeseries={"granularity": "days"}).startswith("Enumeration value 'days'")
+    fails(40415, timeseries={"other": 1})
+    fails(51024, timeseries={"bucketMaxSpanSeconds": year + 1, "bucketRoundingSeconds": year + 1})
+    fails(51024, timeseries={"bucketMaxSpanSeconds": 0, "bucketRoundingSeconds": 0})
+    coll_mod(timeseries={"bucketMaxSpanSeconds": year, "bucketRoundingSeconds": year})
+
+    # From custom bucketing to a granularity whose spans are not smaller.
+    db.create_collection("c", timeseries={"timeField": "t", "bucketMaxSpanSeconds": 200, "bucketRoundingSeconds": 200})
+    db.command("collMod", "c", timeseries={"granularity": "minutes"})
+    assert options_of(db, "c")["timeseries"] == {
+        "timeField": "t",
+        "granularity": "minutes",
+        "bucketMaxSpanSeconds": 86400,
+    }
+    db.create_collection("plain")
+    with pytest.raises(OperationFailure) as ei:
+        db.command("collMod", "plain", timeseries={"granularity": "hours"})
+    assert ei.value.code == 72
+    assert ei.value.details["errmsg"] == "option only supported on a time-series collection: timeseries"
+
+
+def test_expiry_set_by_coll_mod_removes_old_measurements(eddy_factory):
+    server = eddy_factory(extra_args=["--setParameter", "ttlMonitorSleepSecs=1"])
+    db = server.client().app
+    db.create_collection("ts", timeseries={"timeField": "t", "metaField": "m"})
+    now = datetime.datetime.now(UTC)
+    db.ts.insert_many([{"m": 1, "t": now - datetime.timedelta(hours=2), "n": 1}, {"m": 1, "t": now, "n": 2}])
+    time.sleep(1.5)
+    assert db.ts.count_documents({}) == 2
+    db.command("collMod", "ts", expireAfterSeconds=3600)
+    deadline = time.monotonic() + 10
+    while db.ts.count_documents({}) > 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [d["n"] for d in db.ts.find()] == [2]
+
+
+def test_ttl_secondary_indexes_need_a_meta_filter(db):
+    db.create_collection("ts", timeseries={"timeField": "tm", "metaField": "mm"})
+    ts = db.ts
+
+    def fails(code, keys, **opts):
+        with pytest.raises(OperationFailure) as ei:
+            ts.create_index(keys, **opts)
+        assert ei.value.code == code, ei.value.details
+        return ei.value.details["errmsg"]
+
+    assert fails(72, "tm", expireAfterSeconds=3600) == (
+        "TTL indexes on time-series collections require a partialFilterExpression on the metaField"
+    )
+    fails(72, "mm", expireAfterSeconds=3600)
+    now = datetime.datetime.now(UTC)
+    for bad in ({"data": {"$gt": 5}}, {"mm": {"$gt": 5}, "data": {"$gt": 5}}, {"tm": {"$gt": now}}):
+        fails(72, "tm", expireAfterSeconds=400, partialFilterExpression=bad)
+    on_meta = {"mm": {"$gt": 5}}
+    assert fails(72, "mm", expireAfterSeconds=400, partialFilterExpression=on_meta) == (
+        "TTL indexes on non-time fields are not supported on time-series collections"
+    )
+    fails(72, "data", expireAfterSeconds=400, partialFilterExpression=on_meta)
+    assert fails(67, [("tm", 1), ("mm", 1)], expireAfterSeconds=400, partialFilterExpression=on_meta) == (
+        "TTL indexes are single-field indexes, compound indexes do not support TTL. "
+        "Index spec: { tm: 1, mm: 1 }"
+    )
+    fails(72, "data", sparse=True)
+    fails(72, [("data", "text")])
+    fails(85, "data", partialFilterExpression=on_meta, collation={"locale": "en"})
+    ts.create_index("tm", name="partialTTLIndex", expireAfterSeconds=400, partialFilterExpression=on_meta)
+    index = next(i for i in ts.list_indexes() if i["name"] == "partialTTLIndex")
+    assert (dict(index["key"]), index["expireAfterSeconds"]) == ({"tm": 1}, 400)
+    assert index["partialFilterExpression"] == on_meta
+    ts.create_index([("mm", 1)], sparse=True)
+    ts.create_index("data", partialFilterExpression={"data": {"$gt": 1}})
+
+
+def test_ttl_secondary_index_expires_within_its_filter(eddy_factory):
+    server = eddy_factory(extra_args=["--setParameter", "ttlMonitorSleepSecs=1"])
+    db = server.client().app
+    db.create_collection("ts", timeseries={"timeField": "tm", "metaField": "mm"})
+    db.ts.create_index("tm", expireAfterSeconds=3600, partialFilterExpression={"mm": {"$gt": 5}})
+    now = datetime.datetime.now(UTC)
+    old = now - datetime.timedelta(hours=2)
+    db.ts.insert_many([{"mm": 10, "tm": old, "n": 1}, {"mm": 1, "tm": old, "n": 2}, {"mm": 10, "tm": now, "n": 3}])
+    deadline = time.monotonic() + 10
+    while db.ts.count_documents({}) > 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sorted(d["n"] for d in db.ts.find()) == [2, 3]
+
+
+def test_out_into_a_time_series_collection(db):
+    t0 = datetime.datetime(2023, 1, 1, tzinfo=UTC)
+    db.src.insert_many([{"_id": i, "t": t0 + datetime.timedelta(minutes=i), "m": i % 2, "v": i} for i in range(4)])
+    spec = {"timeField": "t", "metaField": "m"}
+    out = [{"$project": {"_id": 0}}, {"$out": {"db": db.name, "coll": "out", "timeseries": spec}}]
+    assert list(db.src.aggregate(out)) == []
+    info = next(db.list_collections(filter={"name": "out"}))
+    assert info["type"] == "timeseries"
+    assert info["options"]["timeseries"] == {
+        "timeField": "t",
+        "metaField": "m",
+        "granularity": "seconds",
+        "bucketMaxSpanSeconds": 3600,
+    }
+    assert [i["name"] for i in db.out.list_indexes()] == ["m_1_t_1"]
+    assert sorted(d["v"] for d in db.out.find()) == [0, 1, 2, 3]
+    db.out.create_index("v")
+    # Again with the same options (the defaults spelled out): the contents are replaced.
+    same = {**spec, "granularity": "seconds", "bucketMaxSpanSeconds": 3600}
+    list(db.src.aggregate([{"$match": {"v": {"$lt": 2}}}, {"$out": {"db": db.name, "coll": "out", "timeseries": same}}]))
+    assert sorted(d["v"] for d in db.out.find()) == [0, 1]
+    assert sorted(i["name"] for i in db.out.list_indexes()) == ["m_1_t_1", "v_1"]
+    # Named without the option, a time-series target stays one.
+    list(db.src.aggregate([{"$out": "out"}]))
+    assert next(db.list_collections(filter={"name": "out"}))["type"] == "timeseries"
+    assert db.out.count_documents({}) == 4
+
+    def out_fails(code, stage):
+        with pytest.raises(OperationFailure) as ei:
+            list(db.src.aggregate([stage]))
+        assert ei.value.code == code, ei.value.details
+        return ei.value.details["errmsg"]
+
+    msg = out_fails(7406103, {"$out": {"db": db.name, "coll": "out", "timeseries": {**spec, "granularity": "hours"}}})
+    assert msg == (
+        "Time-series options inputted must match the existing time-series collection. "
+        'Received: { timeField: "t", metaField: "m", granularity: "hours" }'
+        'Found: { timeField: "t", metaField: "m", granularity: "seconds", bucketMaxSpanSeconds: 3600 }'
+    )
+    db.plain.insert_one({"_id": 1})
+    assert out_fails(7268700, {"$out": {"db": db.name, "coll": "plain", "timeseries": spec}}) == (
+        "Cannot create a time-series collection from a non time-series collection."
+    )
+    db.command("create", "view", viewOn="src", pipeline=[])
+    out_fails(7268703, {"$out": {"db": db.name, "coll": "view", "timeseries": spec}})
+    out_fails(40414, {"$out": {"db": db.name, "coll": "new", "timeseries": {"metaField": "m"}}})
+    out_fails(72, {"$out": {"db": db.name, "coll": "new", "timeseries": {"timeField": "t", "metaField": "_id"}}})
+    out_fails(14, {"$out": {"db": db.name, "coll": "new", "timeseries": 1}})
+    # Measurements are checked as inserts are; the target is left as it was.
+    db.bad.insert_many([{"t": t0, "m": 1}, {"t": "not a date", "m": 1}])
+    with pytest.raises(OperationFailure) as ei:
+        list(db.bad.aggregate([{"$out": {"db": db.name, "coll": "out", "timeseries": spec}}]))
+    assert ei.value.code == 2
+    assert db.out.count_documents({}) == 4
+    assert "new" not in db.list_collection_names()

@@ -234,9 +234,19 @@ impl Aggregation {
         }
         match p.pipeline.writes() {
             None => Ok((results, at)),
-            Some(Output::Out { db, coll }) => {
+            Some(Output::Out {
+                db,
+                coll,
+                timeseries,
+            }) => {
                 let target = Namespace::new(db.clone().unwrap_or(self.db.clone()), coll.clone());
-                super::output::write_out(engine, target, results, self.bypass_document_validation)?;
+                super::output::write_out(
+                    engine,
+                    target,
+                    timeseries.as_ref(),
+                    results,
+                    self.bypass_document_validation,
+                )?;
                 Ok((Vec::new(), at))
             }
             Some(Output::Merge(spec)) => {

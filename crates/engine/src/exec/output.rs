@@ -21,10 +21,15 @@ fn first_write_error(out: &WriteOutcome) -> Result<(), MongoError> {
 }
 
 /// `$out`: the results go to a temporary collection carrying the target's options
-/// and indexes, which then replaces the target in one rename.
+/// and indexes, which then replaces the target in one rename. With `timeseries`
+/// (mongod 7.0.3+) the target is a time-series collection: created with those options,
+/// or, if it exists, checked to have them (7406103; 7268700 and 7268703 when it is a
+/// collection or view of another kind); a time-series target named without them keeps
+/// its options. Measurements are checked as inserts are.
 pub(super) fn write_out(
     engine: &Arc<Engine>,
     target: Namespace,
+    timeseries: Option<&Document>,
     docs: Vec<Document>,
     bypass: bool,
 ) -> Result<(), MongoError> {
@@ -34,14 +39,47 @@ pub(super) fn write_out(
             format!("Invalid $out target namespace, {target}"),
         ));
     }
-    let existing = engine.reader()?.collection(&target)?;
-    if existing.as_ref().is_some_and(|m| m.timeseries().is_some()) {
-        // mongod 7.0.3+ writes measurements through `$out`; Eddy does not yet.
-        return Err(MongoError::new(
-            ErrorCode::CommandNotSupported,
-            format!("Eddy does not support $out into the time-series collection {target}"),
+    let requested = match timeseries {
+        Some(ts) => Some(crate::timeseries::parse_options(
+            &Bson::Document(ts.clone()),
+            "$out.timeseries",
+        )?),
+        None => None,
+    };
+    let reader = engine.reader()?;
+    if requested.is_some() && reader.view(&target)?.is_some() {
+        return Err(MongoError::location(
+            7268703,
+            "Cannot create a time-series collection from a non time-series view.",
         ));
     }
+    let existing = reader.collection(&target)?;
+    if let (Some(requested), Some(given)) = (&requested, timeseries) {
+        match existing
+            .as_ref()
+            .map(|m| m.options.get_document("timeseries"))
+        {
+            Some(Ok(found)) if !crate::timeseries::options_are_equal(requested, found) => {
+                return Err(MongoError::location(
+                    7406103,
+                    format!(
+                        "Time-series options inputted must match the existing time-series collection. Received: {}Found: {}",
+                        crate::display_value(&Bson::Document(idl_order(given))),
+                        crate::display_value(&Bson::Document(found.clone()))
+                    ),
+                ));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) => {
+                return Err(MongoError::location(
+                    7268700,
+                    "Cannot create a time-series collection from a non time-series collection.",
+                ))
+            }
+            None => {}
+        }
+    }
+    drop(reader);
     if existing.as_ref().is_some_and(|m| m.cap().is_some()) {
         return Err(MongoError::location(
             17152,
@@ -52,14 +90,30 @@ pub(super) fn write_out(
         target.db.clone(),
         format!("tmp.agg_out.{}", bson::oid::ObjectId::new().to_hex()),
     );
-    let options = existing
-        .as_ref()
-        .map(|m| m.options.clone())
-        .unwrap_or_default();
+    let options = match (&existing, requested) {
+        (Some(m), _) => m.options.clone(),
+        (None, Some(ts)) => {
+            // The temporary collection is created as `create` would be (mongod runs it).
+            crate::timeseries::check_fields(&temp.to_string(), &ts)?;
+            bson::doc! {"timeseries": ts}
+        }
+        (None, None) => Document::new(),
+    };
     engine.create_collection(temp.clone(), options)?;
     let filled = (|| {
         if let Some(meta) = &existing {
-            let specs: Vec<Document> = meta.indexes.iter().map(|i| i.spec.clone()).collect();
+            // A time-series collection was created with its default index already.
+            let present: Vec<String> = engine
+                .reader()?
+                .collection(&temp)?
+                .map(|t| t.indexes.iter().map(|i| i.name().to_owned()).collect())
+                .unwrap_or_default();
+            let specs: Vec<Document> = meta
+                .indexes
+                .iter()
+                .filter(|i| !present.iter().any(|p| p == i.name()))
+                .map(|i| i.spec.clone())
+                .collect();
             if !specs.is_empty() {
                 engine.create_indexes(temp.clone(), specs)?;
             }
@@ -67,12 +121,30 @@ pub(super) fn write_out(
         if !docs.is_empty() {
             first_write_error(&engine.insert_bypassing(temp.clone(), docs, true, bypass)?)?;
         }
-        engine.rename_collection(temp.clone(), target.clone(), true)
+        engine.rename(temp.clone(), target.clone(), true, true)
     })();
     if filled.is_err() {
         let _ = engine.drop_collection(temp);
     }
     filled
+}
+
+/// Time-series options in the order of mongod's `TimeseriesOptions` IDL, as its
+/// `toBSON()` gives them in messages.
+fn idl_order(given: &Document) -> Document {
+    let mut out = Document::new();
+    for field in [
+        "timeField",
+        "metaField",
+        "granularity",
+        "bucketRoundingSeconds",
+        "bucketMaxSpanSeconds",
+    ] {
+        if let Some(v) = given.get(field) {
+            out.insert(field, v.clone());
+        }
+    }
+    out
 }
 
 /// `$merge`: each result is matched to the target by its `on` fields and inserted,

@@ -701,9 +701,11 @@ impl Tx<'_, '_> {
             return Ok(FindAndModifyOutcome::default());
         };
         if meta.timeseries().is_some() {
+            // A view of its buckets in mongod 7.0, whose findAndModify takes collections
+            // only (without `featureFlagTimeseriesUpdatesSupport`).
             return Err(MongoError::new(
-                ErrorCode::CommandNotSupported,
-                "Eddy does not support findAndModify on a time-series collection",
+                ErrorCode::CommandNotSupportedOnView,
+                format!("Namespace {ns} is a view, not a collection"),
             ));
         }
         // The first document in sort order (from an index when one gives the order).

@@ -146,13 +146,10 @@ impl Tx<'_, '_> {
         spec: Document,
     ) -> Result<(), MongoError> {
         let inherits = !spec.contains_key("collation");
-        let mut spec = normalize_index_spec(spec)?;
-        if meta.timeseries().is_some() && spec.get_bool("unique").unwrap_or(false) {
-            return Err(MongoError::new(
-                ErrorCode::InvalidOptions,
-                "Unique indexes are not supported on time-series collections",
-            ));
+        if let Some(ts) = meta.timeseries() {
+            crate::timeseries::check_index_spec(&ts, &spec)?;
         }
+        let mut spec = normalize_index_spec(spec)?;
         // An index given no collation has the collection's default (mongod's
         // `fixIndexSpec`); `{locale: "simple"}` was normalized away.
         if inherits {

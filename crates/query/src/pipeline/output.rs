@@ -13,8 +13,13 @@ use crate::util::{bson_to_string, type_name};
 /// A final stage that writes, performed by the caller.
 #[derive(Debug, Clone)]
 pub enum Output {
-    /// `$out`: replace `db.coll` by the results.
-    Out { db: Option<String>, coll: String },
+    /// `$out`: replace `db.coll` by the results; `timeseries` (7.0.3+, as given) makes
+    /// or checks a time-series target.
+    Out {
+        db: Option<String>,
+        coll: String,
+        timeseries: Option<Document>,
+    },
     /// `$merge` into a collection.
     Merge(MergeSpec),
 }
@@ -70,10 +75,25 @@ pub(super) fn parse_out(arg: &Bson) -> Result<Output, MongoError> {
         Bson::String(s) if !s.is_empty() => Ok(Output::Out {
             db: None,
             coll: s.clone(),
+            timeseries: None,
         }),
-        Bson::Document(_) => {
+        Bson::Document(spec) => {
             let (db, coll) = namespace_arg(arg, "$out")?;
-            Ok(Output::Out { db, coll })
+            let timeseries = match spec.get("timeseries") {
+                None => None,
+                Some(Bson::Document(ts)) => Some(ts.clone()),
+                Some(other) => {
+                    return Err(MongoError::type_mismatch(format!(
+                    "BSON field '$out.timeseries' is the wrong type '{}', expected type 'object'",
+                    type_name(other)
+                )))
+                }
+            };
+            Ok(Output::Out {
+                db,
+                coll,
+                timeseries,
+            })
         }
         Bson::String(_) => Err(MongoError::new(
             ErrorCode::InvalidNamespace,

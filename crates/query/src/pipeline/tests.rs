@@ -912,7 +912,7 @@ fn out_and_merge_are_described() {
     let p = Pipeline::parse(&stages(bson::bson!([{"$match": {"a": 1}}, {"$out": "t"}])))
         .expect("parses");
     assert_eq!(p.leading_match(), Some(&doc! {"a": 1}));
-    assert!(matches!(p.writes(), Some(Output::Out { db: None, coll }) if coll == "t"));
+    assert!(matches!(p.writes(), Some(Output::Out { db: None, coll, .. }) if coll == "t"));
     let p = Pipeline::parse(&stages(bson::bson!([{"$merge": {"into": {"db": "x", "coll": "t"}, "whenMatched": "replace", "whenNotMatched": "discard"}}])))
         .expect("parses");
     let Some(Output::Merge(m)) = p.writes() else {

@@ -1,6 +1,8 @@
 //! `collMod`: `{collMod: coll, changeStreamPreAndPostImages?, cappedSize?, cappedMax?,
 //! validator?, index: {name | keyPattern, expireAfterSeconds?, hidden?, prepareUnique?,
-//! unique?}, dryRun?}`, or
+//! unique?}, dryRun?, expireAfterSeconds?: <seconds> | "off", timeseries?: {granularity?,
+//! bucketMaxSpanSeconds?, bucketRoundingSeconds?}}` (the last two on time-series or
+//! clustered collections, checked by the engine), or
 //! `{collMod: view, viewOn?, pipeline?}`; other modifications are refused rather than
 //! ignored.
 
@@ -69,11 +71,11 @@ impl Command for CollMod {
                         changes.insert(key.clone(), true);
                     }
                 }
-                "expireAfterSeconds" | "timeseries" => {
-                    return Err(MongoError::new(
-                        ErrorCode::CommandNotSupported,
-                        format!("Eddy does not support collMod of '{key}'"),
-                    ))
+                "expireAfterSeconds" => {
+                    changes.insert(key.clone(), super::timeseries::coll_mod_expiry(value)?);
+                }
+                "timeseries" => {
+                    changes.insert(key.clone(), super::timeseries::coll_mod_timeseries(value)?);
                 }
                 other => {
                     return Err(MongoError::location(

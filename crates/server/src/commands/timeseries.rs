@@ -1,16 +1,15 @@
 //! `create`'s `timeseries` and `expireAfterSeconds` options, validated as mongod 7.0
 //! does (its IDL, `CmdCreate`'s checks, `checkBucketingParameters`) and completed with
 //! the defaults it stores: `granularity: "seconds"` and the `bucketMaxSpanSeconds` of
-//! the granularity when no custom bucketing is given. How Eddy keeps such a collection:
-//! `eddy_engine::timeseries`.
+//! the granularity when no custom bucketing is given; and `collMod`'s `timeseries` and
+//! `expireAfterSeconds`, parsed here as its IDL does and applied by the engine. How Eddy
+//! keeps such a collection: `eddy_engine::timeseries`.
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 
-use crate::args::{as_integer, missing, wrong_type};
+use crate::args::{as_integer, wrong_type};
 
-/// The largest `bucketMaxSpanSeconds`/`bucketRoundingSeconds` (one year).
-const MAX_BUCKET_SECONDS: i64 = 31_536_000;
 /// The largest `expireAfterSeconds` (mongod's `kExpireAfterSecondsMax`).
 const MAX_EXPIRE_AFTER_SECONDS: i64 = i32::MAX as i64;
 
@@ -25,110 +24,14 @@ const ALLOWED_WITH_TIMESERIES: &[&str] = &[
     "temp",
 ];
 
-/// `bucketMaxSpanSeconds` of a granularity.
-fn max_span_of(granularity: &str) -> i64 {
-    match granularity {
-        "minutes" => 60 * 60 * 24,
-        "hours" => 60 * 60 * 24 * 30,
-        _ => 60 * 60,
-    }
-}
-
 /// Parses `timeseries: {timeField, metaField?, granularity?, bucketMaxSpanSeconds?,
-/// bucketRoundingSeconds?}` into the options mongod stores.
+/// bucketRoundingSeconds?}` into the options mongod stores
+/// ([`eddy_engine::timeseries::parse_options`], shared with `$out`).
 pub fn timeseries_option(v: &Bson) -> Result<Document, MongoError> {
-    let Bson::Document(spec) = v else {
+    let Bson::Document(_) = v else {
         return Err(wrong_type("create", "timeseries", v, "type 'object'"));
     };
-    let (mut time, mut meta, mut granularity, mut max_span, mut rounding) =
-        (None, None, None, None, None);
-    for (field, value) in spec {
-        let string = || match value {
-            Bson::String(s) => Ok(s.clone()),
-            other => Err(wrong_type("timeseries", field, other, "type 'string'")),
-        };
-        let seconds = || {
-            let n = match value {
-                Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
-                    as_integer(value).unwrap_or(0)
-                }
-                other => return Err(wrong_type("timeseries", field, other, "type 'int'")),
-            };
-            let out_of_range = |bound: &str| {
-                MongoError::location(
-                    51024,
-                    format!(
-                        "BSON field 'timeseries.{field}' value must be {bound}, actual value '{n}'"
-                    ),
-                )
-            };
-            if n < 1 {
-                return Err(out_of_range(">= 1"));
-            }
-            if n > MAX_BUCKET_SECONDS {
-                return Err(out_of_range(&format!("<= {MAX_BUCKET_SECONDS}")));
-            }
-            Ok(n)
-        };
-        match field.as_str() {
-            "timeField" => time = Some(string()?),
-            "metaField" => meta = Some(string()?),
-            "granularity" => {
-                let g = string()?;
-                if !matches!(g.as_str(), "seconds" | "minutes" | "hours") {
-                    return Err(MongoError::bad_value(format!(
-                        "Enumeration value '{g}' for field 'timeseries.granularity' is not a valid value."
-                    )));
-                }
-                granularity = Some(g);
-            }
-            "bucketMaxSpanSeconds" => max_span = Some(seconds()?),
-            "bucketRoundingSeconds" => rounding = Some(seconds()?),
-            other => {
-                return Err(MongoError::location(
-                    eddy_codes::location::UNKNOWN_FIELD,
-                    format!("BSON field 'timeseries.{other}' is an unknown field."),
-                ))
-            }
-        }
-    }
-    let time = time.ok_or_else(|| missing("timeseries", "timeField"))?;
-    let invalid = |message: String| MongoError::new(ErrorCode::InvalidOptions, message);
-    let mut out = bson::doc! {"timeField": time};
-    if let Some(meta) = meta {
-        out.insert("metaField", meta);
-    }
-    match (granularity, max_span, rounding) {
-        (Some(g), span, rounding) => {
-            let default = max_span_of(&g);
-            if span.is_some_and(|s| s != default) {
-                return Err(invalid(format!("Time-series 'bucketMaxSpanSeconds' cannot be set to a value other than the default of {default} for the provided granularity")));
-            }
-            if rounding.is_some() {
-                return Err(invalid(
-                    "Time-series 'bucketRoundingSeconds' cannot be set alongside the granularity parameter".into(),
-                ));
-            }
-            out.insert("granularity", g);
-            out.insert("bucketMaxSpanSeconds", default as i32);
-        }
-        (None, None, None) => {
-            out.insert("granularity", "seconds");
-            out.insert("bucketMaxSpanSeconds", max_span_of("seconds") as i32);
-        }
-        (None, span, rounding) => {
-            if span != rounding {
-                return Err(invalid(
-                    "Time-series 'bucketRoundingSeconds' must be equal to 'bucketMaxSpanSeconds'"
-                        .into(),
-                ));
-            }
-            let seconds = span.unwrap_or_default() as i32;
-            out.insert("bucketRoundingSeconds", seconds);
-            out.insert("bucketMaxSpanSeconds", seconds);
-        }
-    }
-    Ok(out)
+    eddy_engine::timeseries::parse_options(v, "timeseries")
 }
 
 /// `CmdCreate`'s checks of a time-series `create` (72 InvalidOptions): no option
@@ -147,29 +50,7 @@ pub fn check_create(cmd: &Document, ns: &str, options: &Document) -> Result<(), 
             )));
         }
     }
-    let top_level = |field: &str| {
-        invalid(format!(
-            "{ns}: '{field}' must be a top-level field and not contain a '.'"
-        ))
-    };
-    let time = options.get_str("timeField").unwrap_or_default();
-    if time.contains('.') {
-        return Err(top_level("timeField"));
-    }
-    if let Ok(meta) = options.get_str("metaField") {
-        if meta == "_id" {
-            return Err(invalid("'metaField' cannot be \"_id\"".into()));
-        }
-        if meta == time {
-            return Err(invalid(
-                "'metaField' cannot be the same as 'timeField'".into(),
-            ));
-        }
-        if meta.contains('.') {
-            return Err(top_level("metaField"));
-        }
-    }
-    Ok(())
+    eddy_engine::timeseries::check_fields(ns, options)
 }
 
 /// `expireAfterSeconds` of `create` (time-series and clustered collections): a whole
@@ -205,6 +86,70 @@ pub fn expire_after_seconds(v: &Bson) -> Result<i64, MongoError> {
         ));
     }
     Ok(n)
+}
+
+/// `collMod`'s `expireAfterSeconds`: `"off"` or a whole number (mongod's IDL variant of a
+/// string and a `safeInt64`); the engine checks the value against the collection.
+pub fn coll_mod_expiry(v: &Bson) -> Result<Bson, MongoError> {
+    match v {
+        Bson::String(_) => Ok(v.clone()),
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
+            as_integer(v).map(Bson::Int64).ok_or_else(|| {
+                MongoError::bad_value(format!(
+                    "Expected an integer, but found {} in expireAfterSeconds",
+                    crate::args::type_name(v)
+                ))
+            })
+        }
+        other => Err(wrong_type(
+            "collMod",
+            "expireAfterSeconds",
+            other,
+            "types '[string, long, int, decimal, double]'",
+        )),
+    }
+}
+
+/// `collMod`'s `timeseries: {granularity?, bucketMaxSpanSeconds?, bucketRoundingSeconds?}`
+/// parsed as mongod's `CollModTimeseries` IDL (2 for an unknown granularity, 51024 for
+/// seconds outside 1..=31536000, 40415 for another field); the engine applies it.
+pub fn coll_mod_timeseries(v: &Bson) -> Result<Bson, MongoError> {
+    let Bson::Document(spec) = v else {
+        return Err(wrong_type("collMod", "timeseries", v, "type 'object'"));
+    };
+    let mut out = Document::new();
+    for (field, value) in spec {
+        match field.as_str() {
+            "granularity" => {
+                let Bson::String(g) = value else {
+                    return Err(wrong_type(
+                        "collMod.timeseries",
+                        field,
+                        value,
+                        "type 'string'",
+                    ));
+                };
+                if !matches!(g.as_str(), "seconds" | "minutes" | "hours") {
+                    return Err(MongoError::bad_value(format!(
+                        "Enumeration value '{g}' for field 'collMod.timeseries.granularity' is not a valid value."
+                    )));
+                }
+                out.insert(field.clone(), g.clone());
+            }
+            "bucketMaxSpanSeconds" | "bucketRoundingSeconds" => {
+                let n =
+                    eddy_engine::timeseries::bucket_seconds("collMod.timeseries", field, value)?;
+                out.insert(field.clone(), n as i32);
+            }
+            other => {
+                return Err(MongoError::location(
+                    eddy_codes::location::UNKNOWN_FIELD,
+                    format!("BSON field 'collMod.timeseries.{other}' is an unknown field."),
+                ))
+            }
+        }
+    }
+    Ok(Bson::Document(out))
 }
 
 #[cfg(test)]
