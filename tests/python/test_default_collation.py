@@ -120,8 +120,10 @@ def test_unique_case_insensitive_index(server: EddyServer):
     db = server.client().test
     db.users.create_index("name", unique=True, collation={"locale": "en", "strength": 2})
     db.users.insert_one({"name": "alice"})
-    with pytest.raises(DuplicateKeyError):
+    with pytest.raises(DuplicateKeyError) as ei:
         db.users.insert_one({"name": "ALICE"})
+    assert " index: name_1 collation: { locale: \"en\", " in ei.value.details["errmsg"]
+    assert ei.value.details["keyValue"] == {"name": "ALICE"}
     db.users.insert_one({"name": "bob"})
     with pytest.raises(DuplicateKeyError):
         db.users.update_one({"name": "bob"}, {"$set": {"name": "Alice"}})
@@ -252,7 +254,11 @@ def test_id_is_unique_under_the_collection_default(server: EddyServer):
     assert ei.value.code == 11000
     assert ei.value.details["keyPattern"] == {"_id": 1}
     assert ei.value.details["keyValue"] == {"_id": "A"}
-    assert "collection: test.ci_ids index: _id_ " in ei.value.details["errmsg"]
+    # mongod's message names the collation and shows the collation key in hex.
+    errmsg = ei.value.details["errmsg"]
+    assert errmsg.startswith("E11000 duplicate key error collection: test.ci_ids index: _id_ collation: { locale: \"en\", ")
+    assert ' dup key: { _id: "0x' in errmsg
+    assert ei.value.details["collation"]["strength"] == 2
     # At any depth of the `_id`; values without strings as before.
     coll.insert_one({"_id": {"k": ["x", "Y"]}})
     with pytest.raises(DuplicateKeyError):

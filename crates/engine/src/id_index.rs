@@ -69,11 +69,12 @@ pub fn check(
         return Ok(());
     };
     if lookup(r, meta, &c, id)?.is_some_and(|owner| owner != id_key) {
-        return Err(index::duplicate_key_error(
+        return Err(index::duplicate_key_error_collated(
             meta,
             "_id_",
             &doc! {"_id": 1},
             &doc! {"_id": id.clone()},
+            Some(&c),
         ));
     }
     Ok(())
@@ -221,10 +222,26 @@ mod tests {
         let out = engine.insert(ns.clone(), docs, false).expect("insert");
         assert_eq!(out.n, 3);
         assert_eq!(codes(&out.errors), vec![(2, 11000)]);
-        assert!(out.errors[0]
-            .1
-            .message
-            .contains("index: _id_ dup key: { _id: \"A\" }"));
+        let message = &out.errors[0].1.message;
+        assert!(
+            message.starts_with(
+                "E11000 duplicate key error collection: db.ci index: _id_ collation: { locale: \"en\""
+            ),
+            "{message}"
+        );
+        assert!(message.contains(" dup key: { _id: \"0x"), "{message}");
+        let extra = out.errors[0].1.extra.as_ref().expect("extra");
+        assert_eq!(
+            extra.get_document("keyValue").ok(),
+            Some(&doc! {"_id": "A"})
+        );
+        assert_eq!(
+            extra
+                .get_document("collation")
+                .ok()
+                .and_then(|c| c.get_i32("strength").ok()),
+            Some(2)
+        );
         let delete = DeleteOp {
             filter: doc! {"_id": "B"},
             just_one: true,
