@@ -120,8 +120,10 @@ def test_unique_case_insensitive_index(server: EddyServer):
     db = server.client().test
     db.users.create_index("name", unique=True, collation={"locale": "en", "strength": 2})
     db.users.insert_one({"name": "alice"})
-    with pytest.raises(DuplicateKeyError):
+    with pytest.raises(DuplicateKeyError) as ei:
         db.users.insert_one({"name": "ALICE"})
+    assert " index: name_1 collation: { locale: \"en\", " in ei.value.details["errmsg"]
+    assert ei.value.details["keyValue"] == {"name": "ALICE"}
     db.users.insert_one({"name": "bob"})
     with pytest.raises(DuplicateKeyError):
         db.users.update_one({"name": "bob"}, {"$set": {"name": "Alice"}})
@@ -198,9 +200,7 @@ def test_change_stream_match_ignores_the_collection_default(server: EddyServer):
 
 def test_hashed_and_wildcard_indexes_under_a_default_collation(server: EddyServer):
     """Hashed and wildcard indexes inherit the collection's collation; whatever index answers,
-    a query sees exactly what its collation matches (Eddy hashes simple values, so a collated
-    query does not read the hashed index: COMPAT; the wildcard index holds sort keys, so it
-    does)."""
+    a query sees exactly what its collation matches."""
     db = server.client().test
     db.drop_collection("ci_kinds")
     db.create_collection("ci_kinds", collation={"locale": "en", "strength": 2})
@@ -223,4 +223,119 @@ def test_hashed_and_wildcard_indexes_under_a_default_collation(server: EddyServe
     # A number has no collation: the wildcard index answers it under any.
     assert [d["_id"] for d in coll.find({"b": 5})] == [3]
     assert winning_index(coll.find({"b": 5}).explain()) == "$**_1"
+    # The hashed field holds hashes of collation keys (as mongod): a query under the
+    # index's collation reads it, one under another collation does not for strings.
+    explain = coll.find({"a": "ABC"}).explain()
+    assert winning_index(explain) == "a_hashed"
+    assert explain["executionStats"]["nReturned"] == 2
+    assert winning_index(coll.find({"a": "ABC"}).collation(simple).explain()) != "a_hashed"
+    assert [d["_id"] for d in coll.find({"a": "ABC"}, collation=simple)] == [2]
+    assert sorted(d["_id"] for d in coll.find({"a": {"$in": ["ABD", "abc"]}})) == [1, 2, 3]
+    coll.insert_one({"_id": 4, "a": 7})
+    assert winning_index(coll.find({"a": 7}).collation(simple).explain()) == "a_hashed"
+    assert [d["_id"] for d in coll.find({"a": 7}, collation=simple)] == [4]
     db.drop_collection("ci_kinds")
+
+
+CI = {"locale": "en", "strength": 2}
+
+
+def winning_stage(explain: dict) -> str:
+    return explain["queryPlanner"]["winningPlan"]["stage"]
+
+
+def test_id_is_unique_under_the_collection_default(server: EddyServer):
+    """mongod's `_id` index takes the collection's collation: "A" beside "a" is E11000 on
+    `_id_`, however the write gets there (insert, upsert, a transaction)."""
+    c = server.client()
+    db = c.test
+    db.create_collection("ci_ids", collation=CI)
+    coll = db.ci_ids
+    coll.insert_one({"_id": "a", "v": 1})
+    with pytest.raises(DuplicateKeyError) as ei:
+        coll.insert_one({"_id": "A", "v": 2})
+    assert ei.value.code == 11000
+    assert ei.value.details["keyPattern"] == {"_id": 1}
+    assert ei.value.details["keyValue"] == {"_id": "A"}
+    # mongod's message names the collation and shows the collation key in hex.
+    errmsg = ei.value.details["errmsg"]
+    assert errmsg.startswith("E11000 duplicate key error collection: test.ci_ids index: _id_ collation: { locale: \"en\", ")
+    assert ' dup key: { _id: "0x' in errmsg
+    assert ei.value.details["collation"]["strength"] == 2
+    # At any depth of the `_id`; values without strings as before.
+    coll.insert_one({"_id": {"k": ["x", "Y"]}})
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"_id": {"k": ["X", "y"]}})
+    coll.insert_one({"_id": 5})
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"_id": 5.0})
+    # An upsert under the simple collation matches nothing, and its insert is refused.
+    with pytest.raises(DuplicateKeyError):
+        coll.update_one({"_id": "A"}, {"$set": {"v": 3}}, upsert=True, collation=Collation(locale="simple"))
+    # Under the default, the upsert finds "a" and updates it.
+    r = coll.update_one({"_id": "A"}, {"$set": {"v": 3}}, upsert=True)
+    assert (r.matched_count, r.upserted_id) == (1, None)
+    assert coll.find_one({"_id": "a"}, collation=Collation(locale="simple"))["v"] == 3
+    # A transaction's insert is checked against committed documents and its own.
+    with c.start_session() as s:
+        s.start_transaction()
+        coll.insert_one({"_id": "t"}, session=s)
+        with pytest.raises(DuplicateKeyError):
+            coll.insert_one({"_id": "T"}, session=s)
+    with c.start_session() as s:
+        with s.start_transaction():
+            coll.insert_one({"_id": "u"}, session=s)
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"_id": "U"})
+    # A delete frees the key; a dropped and re-created simple collection has no such index.
+    assert coll.delete_one({"_id": "U"}).deleted_count == 1
+    coll.insert_one({"_id": "U"})
+    assert sorted(d["_id"] for d in coll.find({"_id": {"$in": ["u", "t"]}})) == ["U"]
+    db.drop_collection("ci_ids")
+    db.create_collection("ci_ids")
+    db.ci_ids.insert_many([{"_id": "a"}, {"_id": "A"}])
+
+
+def test_collated_id_lookups_read_the_id_index(server: EddyServer):
+    """`{_id: "A"}` under the collection's collation finds "a" by a point read of the
+    collated `_id` index (IDHACK, as mongod); replaceOne, findAndModify and deletes go the
+    same way, change events carry the stored `_id`, and the index survives a restart."""
+    c = server.client()
+    db = c.test
+    db.create_collection("ci_look", collation=CI)
+    coll = db.ci_look
+    coll.insert_many([{"_id": "Apple", "n": 1}, {"_id": "banana", "n": 2}, {"_id": 3, "n": 3}])
+    assert [d["n"] for d in coll.find({"_id": "APPLE"})] == [1]
+    assert [d["n"] for d in coll.find({"_id": {"$eq": "aPPLE"}})] == [1]
+    explain = coll.find({"_id": "APPLE"}).explain()
+    assert winning_stage(explain) == "IDHACK"
+    assert explain["executionStats"]["nReturned"] == 1
+    assert explain["executionStats"]["totalKeysExamined"] == 1
+    # Under the simple collation the bytes decide: no document.
+    simple = Collation(locale="simple")
+    assert list(coll.find({"_id": "APPLE"}, collation=simple)) == []
+    assert winning_stage(coll.find({"_id": "APPLE"}).collation(simple).explain()) == "IDHACK"
+    # Under another collation, a scan.
+    other = Collation(locale="fr", strength=1)
+    assert winning_stage(coll.find({"_id": "APPLE"}).collation(other).explain()) != "IDHACK"
+    assert [d["n"] for d in coll.find({"_id": "APPLE"}, collation=other)] == [1]
+    assert [d["n"] for d in coll.find({"_id": 3})] == [3]
+    with coll.watch() as stream:
+        assert coll.replace_one({"_id": "BANANA"}, {"n": 20}).modified_count == 1
+        doc = coll.find_one_and_update({"_id": "apple"}, {"$inc": {"n": 10}}, return_document=True)
+        assert doc == {"_id": "Apple", "n": 11}
+        assert coll.delete_one({"_id": "APPLE"}).deleted_count == 1
+        events = [stream.next() for _ in range(3)]
+    assert [(e["operationType"], e["documentKey"]) for e in events] == [
+        ("replace", {"_id": "banana"}),
+        ("update", {"_id": "Apple"}),
+        ("delete", {"_id": "Apple"}),
+    ]
+    assert events[0]["fullDocument"] == {"_id": "banana", "n": 20}
+    server.restart()
+    coll = server.client().test.ci_look
+    assert [d["n"] for d in coll.find({"_id": "BANANA"})] == [20]
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"_id": "Banana"})
+    coll.insert_one({"_id": "apple"})
+    assert [d["_id"] for d in coll.find()] == [3, "apple", "banana"]

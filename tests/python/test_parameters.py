@@ -1,5 +1,5 @@
 """`setParameter` / `getParameter` as mongod 7.0 answers them (runtime changes of
-`cursorTimeoutMillis` and `ttlMonitorEnabled` that take effect; mongod's errors for unknown,
+`cursorTimeoutMillis`, `ttlMonitorEnabled` and `transactionLifetimeLimitSeconds` that take effect; mongod's errors for unknown,
 startup-only and missing parameters), and `listDatabases` showing `admin`, `config` and
 `local` as on a mongod replica set."""
 
@@ -86,3 +86,38 @@ def test_list_databases_shows_the_system_databases(server):
     assert by_name["local"]["sizeOnDisk"] > 0 and by_name["local"]["empty"] is False
     assert reply["totalSize"] == sum(d["sizeOnDisk"] for d in reply["databases"])
     assert [d["name"] for d in c.admin.command("listDatabases", nameOnly=True, filter={"name": "local"})["databases"]] == ["local"]
+
+
+def test_transaction_lifetime_changes_at_runtime(server):
+    """`transactionLifetimeLimitSeconds` applies to transactions that begin after it is
+    set (mongod fixes a transaction's expiry when it begins); the reaper's next pass
+    aborts those past it."""
+    c = server.client()
+    admin = c.admin
+    coll = c.app.items
+    coll.insert_one({"_id": 0})
+    details = admin.command("getParameter", {"showDetails": True}, transactionLifetimeLimitSeconds=1)
+    assert details["transactionLifetimeLimitSeconds"] == {
+        "value": 60,
+        "settableAtRuntime": True,
+        "settableAtStartup": True,
+    }
+    before = c.start_session()
+    before.start_transaction()
+    coll.insert_one({"_id": 1}, session=before)
+    assert admin.command("setParameter", 1, transactionLifetimeLimitSeconds=1)["was"] == 60
+    assert admin.command("getParameter", 1, transactionLifetimeLimitSeconds=1)["transactionLifetimeLimitSeconds"] == 1
+    after = c.start_session()
+    after.start_transaction()
+    coll.insert_one({"_id": 2}, session=after)
+    time.sleep(2.5)
+    with pytest.raises(OperationFailure) as ei:
+        after.commit_transaction()
+    assert ei.value.code == 251
+    assert "exceeded transactionLifetimeLimitSeconds" in str(ei.value.details.get("errmsg"))
+    # Begun under 60 seconds, it is still open.
+    before.commit_transaction()
+    assert sorted(d["_id"] for d in coll.find()) == [0, 1]
+    assert error_of(lambda: admin.command("setParameter", 1, transactionLifetimeLimitSeconds=0))[0] == 2
+    assert error_of(lambda: admin.command("setParameter", 1, transactionLifetimeLimitSeconds="x"))[0] == 2
+    assert admin.command("setParameter", 1, transactionLifetimeLimitSeconds=60)["was"] == 1

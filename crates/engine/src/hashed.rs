@@ -9,12 +9,18 @@
 //! keys as `null` (hashed), and a sparse hashed index skips documents missing every
 //! key field. Only equalities (`$eq`, `$in`) bound a hashed field: their values'
 //! hashes are points; ranges, and sorts, cannot use it.
+//!
+//! In an index with a collation the hashed field hashes a string's collation key
+//! (`eddy_query::hashed::hash64_collated`, as mongod), so an equality under the same
+//! collation reads it; under another collation only equalities on values without
+//! strings do (whose hashes no collation changes).
 
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 use eddy_query::bounds::{self, Interval};
+use eddy_query::collation::Collation;
 use eddy_query::filter::Filter;
-use eddy_query::hashed::hash64;
+use eddy_query::hashed::hash64_collated;
 
 use crate::catalog::IndexMeta;
 
@@ -96,6 +102,7 @@ fn value_at<'d>(doc: &'d Document, path: &str) -> Result<Option<&'d Bson>, Strin
 pub fn key(index: &IndexMeta, doc: &Document) -> Result<Option<Vec<(Bson, bool)>>, MongoError> {
     let mut out = Vec::new();
     let mut present = false;
+    let collation = index.collation();
     for (field, direction) in &index.key_pattern() {
         let v = value_at(doc, field).map_err(|at| {
             MongoError::location(
@@ -108,7 +115,10 @@ pub fn key(index: &IndexMeta, doc: &Document) -> Result<Option<Vec<(Bson, bool)>
         present |= v.is_some();
         let v = v.cloned().unwrap_or(Bson::Null);
         if is_hashed(direction) {
-            out.push((Bson::Int64(hash64(&v)), false));
+            out.push((
+                Bson::Int64(hash64_collated(&v, collation.as_deref())),
+                false,
+            ));
         } else {
             out.push((v, crate::index::is_descending(direction)));
         }
@@ -119,14 +129,31 @@ pub fn key(index: &IndexMeta, doc: &Document) -> Result<Option<Vec<(Bson, bool)>
     Ok(Some(out))
 }
 
-/// The bounds on a hashed field at `path`: the hashes of the filter's equality values
-/// on it, ascending; `None` (unbounded) unless the filter bounds the path by points.
-pub fn bounds(filter: &Filter, path: &str) -> Option<Vec<Interval>> {
-    let b = bounds::path_bounds(filter, path, false)?;
+/// The bounds on a hashed field at `path` of an index with `collation` (`None`:
+/// simple): the hashes of the filter's equality values on it, ascending; `None`
+/// (unbounded) unless the filter bounds the path by points that index can serve.
+///
+/// Under the index's own collation the points are the collated predicates' (one
+/// predicate alone, as `path_bounds_under` gives them: two strings equal under the
+/// collation must not intersect to nothing by their bytes); under another, only points
+/// holding no string serve, as their hashes are the same in every collation.
+pub fn bounds(filter: &Filter, path: &str, collation: Option<&Collation>) -> Option<Vec<Interval>> {
+    let same = eddy_query::collation::same(collation, filter.collation().map(|c| &**c));
+    let b = if same && collation.is_some() {
+        bounds::path_bounds_under(filter, path, false, true)?
+    } else {
+        bounds::path_bounds(filter, path, false)?
+    };
     if !b.iter().all(Interval::is_point) {
         return None;
     }
-    let mut hashes: Vec<i64> = b.iter().map(|iv| hash64(&iv.start)).collect();
+    if !same && (b.is_empty() || b.iter().any(|iv| holds_string(&iv.start))) {
+        return None;
+    }
+    let mut hashes: Vec<i64> = b
+        .iter()
+        .map(|iv| hash64_collated(&iv.start, collation))
+        .collect();
     hashes.sort_unstable();
     hashes.dedup();
     Some(
@@ -137,11 +164,62 @@ pub fn bounds(filter: &Filter, path: &str) -> Option<Vec<Interval>> {
     )
 }
 
+/// Rebuilds the entries of every hashed index with a collation (a store from before
+/// their hashes were of collation keys held hashes of the simple values); how many.
+/// Run once per store, at open (see `Engine::open`).
+pub fn rekey_collated(w: &mut (impl eddy_storage::KvWrite + ?Sized)) -> Result<usize, MongoError> {
+    use crate::storage_err;
+    let mut rebuilt = 0;
+    for meta in crate::catalog::list(&*w, None)? {
+        let stale: Vec<&IndexMeta> = meta
+            .indexes
+            .iter()
+            .filter(|i| is_hashed_index(i) && i.collation().is_some())
+            .collect();
+        if stale.is_empty() {
+            continue;
+        }
+        let docs: Vec<(Vec<u8>, Vec<u8>)> = w
+            .scan_all(&meta.docs_table(), false)
+            .map_err(storage_err)?
+            .collect::<Result<_, _>>()
+            .map_err(storage_err)?;
+        for index in stale {
+            w.delete_table(&crate::index::table(index))
+                .map_err(storage_err)?;
+            for (id_key, bytes) in &docs {
+                let doc = crate::catalog::decode(bytes)?;
+                crate::index::add_index_entries(w, index, &doc, id_key)?;
+            }
+            rebuilt += 1;
+        }
+    }
+    Ok(rebuilt)
+}
+
+/// Whether a value holds a string anywhere (its hash then depends on the collation).
+fn holds_string(v: &Bson) -> bool {
+    match v {
+        Bson::String(_) => true,
+        Bson::Document(d) => d.values().any(holds_string),
+        Bson::Array(a) => a.iter().any(holds_string),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::index::tests::index;
     use bson::doc;
+    use eddy_query::hashed::hash64;
+    use std::sync::Arc;
+
+    fn ci() -> Arc<Collation> {
+        Collation::parse(&doc! {"locale": "en", "strength": 2})
+            .expect("spec")
+            .expect("not simple")
+    }
 
     #[test]
     fn keys_hash_the_hashed_field_only() {
@@ -200,9 +278,119 @@ mod tests {
     #[test]
     fn equalities_bound_a_hashed_field() {
         let f = Filter::parse(&doc! {"a": {"$in": [1, 1.0, 2]}}).expect("filter");
-        let b = bounds(&f, "a").expect("bounded");
+        let b = bounds(&f, "a", None).expect("bounded");
         assert_eq!(b.len(), 2);
         let f = Filter::parse(&doc! {"a": {"$gt": 1}}).expect("filter");
-        assert!(bounds(&f, "a").is_none());
+        assert!(bounds(&f, "a", None).is_none());
+    }
+
+    #[test]
+    fn a_store_with_simple_hashes_is_rekeyed_once_at_open() {
+        use crate::{Engine, EngineOptions, Namespace};
+        use eddy_storage::{KvRead, Store};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = || Engine::open(EngineOptions::new(dir.path())).expect("open");
+        let engine = open();
+        let ns = Namespace::new("db", "h");
+        engine
+            .create_indexes(
+                ns.clone(),
+                vec![doc! {"key": {"a": "hashed"}, "name": "a_hashed", "collation": {"locale": "en", "strength": 2}}],
+            )
+            .expect("index");
+        engine
+            .insert(ns.clone(), vec![doc! {"_id": 1, "a": "X"}], true)
+            .expect("insert");
+        let meta = engine
+            .reader()
+            .expect("reader")
+            .collection(&ns)
+            .expect("catalog")
+            .expect("exists");
+        let index = meta.index("a_hashed").expect("index").clone();
+        engine.close();
+        drop(engine);
+        let path = dir.path().join("eddy.redb");
+        let entries = |store: &Store| {
+            let snap = store.snapshot().expect("snapshot");
+            snap.scan_all(&crate::index::table(&index), false)
+                .expect("scan")
+                .map(|e| e.expect("entry").0)
+                .collect::<Vec<_>>()
+        };
+        let store = Store::open(&path).expect("store");
+        let collated = entries(&store);
+        assert_eq!(collated.len(), 1);
+        // As an older build left it: the simple value's hash, and no marker.
+        let simple = crate::index::entry_key(
+            &index,
+            eddy_query::key::encode_key(&[(
+                &Bson::Int64(hash64(&Bson::String("X".into()))),
+                false,
+            )]),
+            &crate::read::id_key(&Bson::Int32(1)),
+        );
+        store
+            .write_now(|w| -> Result<(), eddy_storage::StorageError> {
+                w.delete_table(&crate::index::table(&index))?;
+                w.put(
+                    &crate::index::table(&index),
+                    &simple,
+                    &crate::read::id_key(&Bson::Int32(1)),
+                )?;
+                w.delete(crate::tables::META, b"collated_hashes")?;
+                Ok(())
+            })
+            .expect("write")
+            .expect("rewrite");
+        assert_eq!(entries(&store), vec![simple]);
+        drop(store);
+        open().close();
+        let store = Store::open(&path).expect("store");
+        assert_eq!(entries(&store), collated);
+    }
+
+    #[test]
+    fn a_collated_index_hashes_collation_keys() {
+        let c = ci();
+        let i = index(doc! {
+            "key": {"a": "hashed"}, "name": "a_hashed", "collation": c.spec().clone()
+        });
+        let key_of = |v: &str| {
+            key(&i, &doc! {"a": v}).expect("key").expect("indexed")[0]
+                .0
+                .clone()
+        };
+        assert_eq!(key_of("ABC"), key_of("abc"));
+        assert_ne!(
+            key_of("abc"),
+            Bson::Int64(hash64(&Bson::String("abc".into())))
+        );
+    }
+
+    #[test]
+    fn collated_equalities_bound_an_index_of_their_collation() {
+        let c = ci();
+        let parse = |q: Document, coll: Option<&Arc<Collation>>| {
+            Filter::parse_collated(&q, &[], coll).expect("filter")
+        };
+        // Same collation: the collation key's hash; "A" and "a" do not intersect to nothing.
+        let f = parse(doc! {"a": "ABC"}, Some(&c));
+        let want = Interval::point(Bson::Int64(hash64_collated(
+            &Bson::String("abc".into()),
+            Some(&c),
+        )));
+        assert_eq!(bounds(&f, "a", Some(&c)), Some(vec![want.clone()]));
+        let f = parse(doc! {"$and": [{"a": "ABC"}, {"a": "abc"}]}, Some(&c));
+        assert_eq!(bounds(&f, "a", Some(&c)), Some(vec![want]));
+        // Another collation: strings do not serve, numbers do.
+        assert!(bounds(&parse(doc! {"a": "abc"}, None), "a", Some(&c)).is_none());
+        assert!(bounds(&parse(doc! {"a": "abc"}, Some(&c)), "a", None).is_none());
+        assert!(bounds(&parse(doc! {"a": {"b": "x"}}, Some(&c)), "a", None).is_none());
+        assert_eq!(
+            bounds(&parse(doc! {"a": 5}, Some(&c)), "a", None),
+            Some(vec![Interval::point(Bson::Int64(hash64(&Bson::Int32(5))))])
+        );
+        assert!(bounds(&parse(doc! {"a": {"$in": []}}, Some(&c)), "a", None).is_none());
     }
 }

@@ -371,20 +371,55 @@ pub fn duplicate_key_error(
     pattern: &Document,
     value: &Document,
 ) -> MongoError {
+    duplicate_key_error_collated(meta, index_name, pattern, value, None)
+}
+
+/// [`duplicate_key_error`] on an index with `collation` (`None`: simple), as mongod's
+/// `buildDupKeyErrorStatus` words it: ` collation: {spec}` after the index name, each
+/// string of the key shown as `0x` and the hex of its collation key (the index holds
+/// those, not the strings), and the spec as the reply's `collation`. `keyValue` keeps
+/// the values written (mongod's holds its collation keys).
+pub fn duplicate_key_error_collated(
+    meta: &CollectionMeta,
+    index_name: &str,
+    pattern: &Document,
+    value: &Document,
+    collation: Option<&eddy_query::collation::Collation>,
+) -> MongoError {
     let shown: Vec<String> = value
         .iter()
-        .map(|(k, v)| format!("{k}: {}", crate::display_value(v)))
+        .map(|(k, v)| match (v, collation) {
+            (Bson::String(s), Some(c)) => {
+                let mut key = Vec::new();
+                c.write_sort_key(s, &mut key);
+                let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{k}: \"0x{hex}\"")
+            }
+            _ => format!("{k}: {}", crate::display_value(v)),
+        })
         .collect();
+    let collation_part = match collation {
+        Some(c) => format!(
+            " collation: {}",
+            crate::display_value(&Bson::Document(c.spec().clone()))
+        ),
+        None => String::new(),
+    };
+    let mut extra = doc! {"keyPattern": pattern.clone(), "keyValue": value.clone()};
+    if let Some(c) = collation {
+        extra.insert("collation", c.spec().clone());
+    }
     MongoError::new(
         ErrorCode::DuplicateKey,
         format!(
-            "E11000 duplicate key error collection: {} index: {} dup key: {{ {} }}",
+            "E11000 duplicate key error collection: {} index: {}{} dup key: {{ {} }}",
             meta.ns,
             index_name,
+            collation_part,
             shown.join(", ")
         ),
     )
-    .with_extra(doc! {"keyPattern": pattern.clone(), "keyValue": value.clone()})
+    .with_extra(extra)
 }
 
 /// Checks that writing `doc` (whose `_id` key is `id_key`) over `old` (an update's
@@ -399,11 +434,12 @@ pub fn check_unique(
     id_key: &[u8],
 ) -> Result<(), MongoError> {
     let duplicate = |index: &IndexMeta| {
-        duplicate_key_error(
+        duplicate_key_error_collated(
             meta,
             index.name(),
             &index.key_pattern(),
             &key_value(index, doc),
+            index.collation().as_deref(),
         )
     };
     for index in &meta.indexes {

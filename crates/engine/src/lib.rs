@@ -28,6 +28,7 @@ pub mod exec;
 pub mod geo;
 pub mod hashed;
 pub mod hub;
+pub mod id_index;
 pub mod index;
 pub mod oplog;
 pub mod plan;
@@ -85,6 +86,12 @@ pub(crate) mod tables {
     pub fn index(id: u64) -> String {
         format!("x.{id}")
     }
+
+    /// The collated `_id` index of a collection with a default collation
+    /// (`crate::id_index`).
+    pub fn collated_id(id: u64) -> String {
+        format!("i.{id}")
+    }
 }
 
 /// How often the oplog's size is checked against its cap.
@@ -96,6 +103,9 @@ const TRIM_CHUNK: usize = 10_000;
 mod meta_keys {
     pub const FORMAT_VERSION: &[u8] = b"format_version";
     pub const NEXT_ID: &[u8] = b"next_id";
+    /// Present once the hashed indexes with a collation hold hashes of collation keys
+    /// (`hashed::rekey_collated`; earlier builds hashed the simple values).
+    pub const COLLATED_HASHES: &[u8] = b"collated_hashes";
 }
 
 /// How the engine is opened.
@@ -239,6 +249,23 @@ impl Engine {
                 {
                     let (k, v) = entry.map_err(storage_err)?;
                     bytes += (k.len() + v.len()) as u64;
+                }
+                // Collated `_id` indexes a store from before them lacks.
+                let built = id_index::rebuild_missing(w)?;
+                if built > 0 {
+                    tracing::info!(collections = built, "built collated _id indexes");
+                }
+                if w
+                    .get(tables::META, meta_keys::COLLATED_HASHES)
+                    .map_err(storage_err)?
+                    .is_none()
+                {
+                    let rebuilt = hashed::rekey_collated(w)?;
+                    if rebuilt > 0 {
+                        tracing::info!(indexes = rebuilt, "rebuilt collated hashed indexes");
+                    }
+                    w.put(tables::META, meta_keys::COLLATED_HASHES, b"1")
+                        .map_err(storage_err)?;
                 }
                 Ok((next_id, last_ts, bytes))
             })

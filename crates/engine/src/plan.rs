@@ -548,9 +548,9 @@ impl<'m> Candidate<'m> {
             .zip(&self.hashed)
             .map(|((((path, _), multikey), geo), hashed)| match geo {
                 Some(kind) => geo::bounds(filter, path, *kind),
-                // Hashes are of the simple values: they serve simple queries only.
-                None if *hashed => (plannable_path(path) && same && self.collation.is_none())
-                    .then(|| crate::hashed::bounds(filter, path))
+                // Hashes are of collation keys: see `crate::hashed::bounds`.
+                None if *hashed => plannable_path(path)
+                    .then(|| crate::hashed::bounds(filter, path, self.collation.as_deref()))
                     .flatten(),
                 None => plannable_path(path)
                     .then(|| bounds::path_bounds_under(filter, path, *multikey, collated))
@@ -745,7 +745,7 @@ pub fn plan(meta: &CollectionMeta, q: &Query<'_>) -> Result<Plan, MongoError> {
     }
     // A time-series collection's measurements may share an `_id`: no point read.
     if !q.skip && meta.timeseries().is_none() {
-        if let Some(id) = id_hack(q) {
+        if let Some(id) = id_hack(meta, q) {
             return Ok(Plan {
                 access: Access::IdHack(id),
                 sorted: true,
@@ -1041,7 +1041,7 @@ fn min_max_plan(
 
 /// The `_id` of a query that is exactly `{_id: v}` or `{_id: {$eq: v}}` (mongod's
 /// `isSimpleIdQuery`), for values one key lookup answers exactly.
-fn id_hack(q: &Query<'_>) -> Option<Bson> {
+fn id_hack(meta: &CollectionMeta, q: &Query<'_>) -> Option<Bson> {
     if q.filter_doc.len() != 1 {
         return None;
     }
@@ -1063,13 +1063,20 @@ fn id_hack(q: &Query<'_>) -> Option<Bson> {
             | Bson::MaxKey
             | Bson::RegularExpression(_)
     );
-    // The `_id` table is keyed by bytes: a collated query finds other strings equal.
-    let collated = q.filter.collation().is_some() && holds_string(v);
+    // The `_id` table is keyed by bytes: a collated query finds other strings equal,
+    // which only the collated `_id` index of a collection of the query's collation
+    // (`crate::id_index`) finds by a point read.
+    let collated = q.filter.collation().is_some()
+        && holds_string(v)
+        && !collation::same(
+            q.filter.collation().map(|c| &**c),
+            crate::id_index::collation(meta).as_deref(),
+        );
     (exact && !collated).then(|| v.clone())
 }
 
 /// Whether a value is or holds a string (which a collation compares).
-fn holds_string(v: &Bson) -> bool {
+pub(crate) fn holds_string(v: &Bson) -> bool {
     match v {
         Bson::String(_) | Bson::Symbol(_) => true,
         Bson::Document(d) => d.values().any(holds_string),

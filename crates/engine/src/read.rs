@@ -69,6 +69,19 @@ pub fn id_key(id: &Bson) -> Vec<u8> {
     out
 }
 
+/// The collation under which an IDHACK of `id` reads the collated `_id` index: the
+/// collection's, when the query runs under it and `id` holds a string (other values
+/// have the same key in the documents table).
+fn collated_id(
+    meta: &CollectionMeta,
+    filter: &Filter,
+    id: &Bson,
+) -> Option<std::sync::Arc<eddy_query::collation::Collation>> {
+    let c = crate::id_index::collation(meta)?;
+    let same = eddy_query::collation::same(filter.collation().map(|f| &**f), Some(&c));
+    (same && plan::holds_string(id)).then_some(c)
+}
+
 /// What running a plan read (explain's `executionStats`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExecStats {
@@ -148,13 +161,24 @@ pub fn execute(
                 }
             }
         }
-        Access::IdHack(id) => {
-            let k = id_key(id);
-            if let Some(v) = r.get(&docs, &k).map_err(storage_err)? {
-                sink.stats.keys_examined += 1;
-                sink.push(k, &v, None)?;
+        Access::IdHack(id) => match collated_id(meta, q.filter, id) {
+            // Under the collection's collation, through its collated `_id` index.
+            Some(c) => {
+                if let Some(k) = crate::id_index::lookup(r, meta, &c, id)? {
+                    if let Some(v) = r.get(&docs, &k).map_err(storage_err)? {
+                        sink.stats.keys_examined += 1;
+                        sink.push(k, &v, None)?;
+                    }
+                }
             }
-        }
+            None => {
+                let k = id_key(id);
+                if let Some(v) = r.get(&docs, &k).map_err(storage_err)? {
+                    sink.stats.keys_examined += 1;
+                    sink.push(k, &v, None)?;
+                }
+            }
+        },
         // Read below, once the other arms have let go of the sink.
         Access::Text(_) => {}
         Access::IndexScan(scan) => {

@@ -58,6 +58,9 @@ fn validate(r: &(impl KvRead + ?Sized), meta: &CollectionMeta) -> Result<Report,
     let mut report = Report::default();
     // index name -> (entry key -> _id key) that the documents call for.
     let mut expected: Vec<HashMap<Vec<u8>, Vec<u8>>> = vec![HashMap::new(); meta.indexes.len()];
+    // The collated `_id` index's entries (`crate::id_index`), for a collection with one.
+    let id_collation = crate::id_index::collation(meta);
+    let mut expected_ids: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let mut sizes = 0u64;
     for entry in r.scan_all(&meta.docs_table(), false).map_err(storage_err)? {
         let (key, bytes) = entry.map_err(storage_err)?;
@@ -79,6 +82,9 @@ fn validate(r: &(impl KvRead + ?Sized), meta: &CollectionMeta) -> Result<Report,
                 continue;
             }
         }
+        if let (Some(c), Some(id)) = (&id_collation, doc.get("_id")) {
+            expected_ids.insert(crate::id_index::key_of(id, c), key.clone());
+        }
         for (i, idx) in meta.indexes.iter().enumerate() {
             // A document the index cannot key (it could not have been written) is
             // reported by the index comparison below as missing entries.
@@ -98,6 +104,39 @@ fn validate(r: &(impl KvRead + ?Sized), meta: &CollectionMeta) -> Result<Report,
     report
         .keys_per_index
         .push(("_id_".to_owned(), report.nrecords));
+    if id_collation.is_some() {
+        let mut bad = false;
+        for entry in r
+            .scan_all(&crate::id_index::table(meta), false)
+            .map_err(storage_err)?
+        {
+            let (k, id) = entry.map_err(storage_err)?;
+            if expected_ids.get(&k) == Some(&id) {
+                expected_ids.remove(&k);
+            } else {
+                bad = true;
+                if report.extra_entries.len() < MAX_LISTED {
+                    report
+                        .extra_entries
+                        .push(bson::doc! {"indexName": "_id_", "key": hex(&k), "idKey": hex(&id)});
+                }
+            }
+        }
+        for (k, id) in &expected_ids {
+            bad = true;
+            if report.missing_entries.len() < MAX_LISTED {
+                report
+                    .missing_entries
+                    .push(bson::doc! {"indexName": "_id_", "key": hex(k), "idKey": hex(id)});
+            }
+        }
+        if bad {
+            report.invalid_indexes.push("_id_".to_owned());
+            report
+                .errors
+                .push("Index with name '_id_' has inconsistencies.".to_owned());
+        }
+    }
     for (idx, mut wanted) in meta.indexes.iter().zip(expected) {
         let mut keys = 0u64;
         let mut bad = false;
@@ -217,6 +256,54 @@ mod tests {
         assert!(!report.valid());
         assert_eq!(report.missing_entries.len(), 1);
         assert_eq!(report.invalid_indexes, vec!["a_1".to_owned()]);
+        engine.close();
+    }
+
+    #[test]
+    fn the_collated_id_index_is_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::open(EngineOptions::new(dir.path())).expect("open");
+        let ns = Namespace::new("db", "ci");
+        engine
+            .create_collection(
+                ns.clone(),
+                doc! {"collation": {"locale": "en", "strength": 2}},
+            )
+            .expect("create");
+        engine
+            .insert(ns.clone(), vec![doc! {"_id": "a"}, doc! {"_id": "B"}], true)
+            .expect("insert");
+        let meta = engine
+            .reader()
+            .expect("reader")
+            .collection(&ns)
+            .expect("meta")
+            .expect("exists");
+        let validate = || {
+            engine
+                .reader()
+                .expect("reader")
+                .validate(&meta)
+                .expect("validate")
+        };
+        assert!(validate().valid(), "{:?}", validate());
+        let table = crate::id_index::table(&meta);
+        let first = engine
+            .reader()
+            .expect("reader")
+            .snap()
+            .first(&table)
+            .expect("scan")
+            .expect("an entry");
+        engine
+            .store
+            .write_now(|w| w.delete(&table, &first.0))
+            .expect("write")
+            .expect("delete");
+        let report = validate();
+        assert!(!report.valid());
+        assert_eq!(report.missing_entries.len(), 1);
+        assert_eq!(report.invalid_indexes, vec!["_id_".to_owned()]);
         engine.close();
     }
 }

@@ -11,6 +11,11 @@
 //!   code with scope hashes its code string (with its NUL) before its scope's elements;
 //! * for anything else, the value's BSON bytes as stored.
 //!
+//! Under a collation (a hashed field of an index with one), a string hashes as the
+//! string whose bytes are its collation key, at any depth of a document or array (mongod's
+//! `CollationIndexKey::collationAwareIndexKeyAppend` before the hash), so strings the
+//! collation finds equal hash alike and a collated equality can read the index.
+//!
 //! The result is the digest's first 8 bytes read as a little-endian `int64`. Values the
 //! comparison order holds equal hash alike, so an equality's hashed bounds find every
 //! document the equality can match (and the matcher rejects the rest).
@@ -19,12 +24,18 @@ use bson::{Bson, Document};
 use md5::{Digest, Md5};
 
 use crate::cmp::Num;
+use crate::collation::Collation;
 
 /// The hash of `v` as a hashed index stores it.
 pub fn hash64(v: &Bson) -> i64 {
+    hash64_collated(v, None)
+}
+
+/// The hash of `v` as a hashed index with `collation` (`None`: simple) stores it.
+pub fn hash64_collated(v: &Bson, collation: Option<&Collation>) -> i64 {
     let mut h = Md5::new();
     h.update(0i32.to_le_bytes());
-    hash_value(&mut h, v);
+    hash_value(&mut h, v, collation);
     let digest = h.finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
@@ -41,42 +52,54 @@ fn canonical_type(v: &Bson) -> i32 {
     }
 }
 
-fn hash_value(h: &mut Md5, v: &Bson) {
+fn hash_value(h: &mut Md5, v: &Bson, c: Option<&Collation>) {
     h.update(canonical_type(v).to_le_bytes());
-    hash_body(h, v);
+    hash_body(h, v, c);
 }
 
-fn hash_element(h: &mut Md5, name: &str, v: &Bson) {
+fn hash_element(h: &mut Md5, name: &str, v: &Bson, c: Option<&Collation>) {
     h.update(canonical_type(v).to_le_bytes());
     h.update(name.as_bytes());
     h.update([0u8]);
-    hash_body(h, v);
+    hash_body(h, v, c);
 }
 
-fn hash_document(h: &mut Md5, d: &Document) {
+fn hash_document(h: &mut Md5, d: &Document, c: Option<&Collation>) {
     for (k, v) in d {
-        hash_element(h, k, v);
+        hash_element(h, k, v, c);
     }
     // The end-of-object element: canonical type 0, an empty name of size 0.
     h.update(0i32.to_le_bytes());
 }
 
-fn hash_body(h: &mut Md5, v: &Bson) {
+fn hash_body(h: &mut Md5, v: &Bson, c: Option<&Collation>) {
     match v {
         Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
             h.update(number_for_hash(v).to_le_bytes());
         }
-        Bson::Document(d) => hash_document(h, d),
+        // A BSON string's body (int32 size with the NUL, bytes, NUL) of the key.
+        Bson::String(s) if c.is_some() => {
+            let mut key = Vec::new();
+            if let Some(c) = c {
+                c.write_sort_key(s, &mut key);
+            }
+            let size = i32::try_from(key.len() + 1).unwrap_or(i32::MAX);
+            h.update(size.to_le_bytes());
+            h.update(&key);
+            h.update([0u8]);
+        }
+        Bson::Document(d) => hash_document(h, d, c),
         Bson::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                hash_element(h, &i.to_string(), item);
+                hash_element(h, &i.to_string(), item, c);
             }
             h.update(0i32.to_le_bytes());
         }
-        Bson::JavaScriptCodeWithScope(c) => {
-            h.update(c.code.as_bytes());
+        // Code with scope is not collated (mongod collates strings, documents, arrays).
+        Bson::JavaScriptCodeWithScope(code) => {
+            h.update(code.code.as_bytes());
             h.update([0u8]);
-            hash_document(h, &c.scope);
+            hash_document(h, &code.scope, None);
         }
         other => h.update(value_bytes(other)),
     }
@@ -174,6 +197,35 @@ mod tests {
             hash64(&Bson::Document(doc! {"foo": "bar"})),
             4975617422686807705
         );
+    }
+
+    #[test]
+    fn collated_strings_hash_their_collation_keys() {
+        let ci = Collation::parse(&doc! {"locale": "en", "strength": 2})
+            .expect("spec")
+            .expect("not simple");
+        let ci = Some(&*ci);
+        let s = |x: &str| Bson::String(x.into());
+        assert_eq!(
+            hash64_collated(&s("Abc"), ci),
+            hash64_collated(&s("aBC"), ci)
+        );
+        assert_ne!(
+            hash64_collated(&s("abc"), ci),
+            hash64_collated(&s("abd"), ci)
+        );
+        assert_ne!(hash64_collated(&s("abc"), ci), hash64(&s("abc")));
+        // At any depth; numbers and other types hash as without a collation.
+        assert_eq!(
+            hash64_collated(&Bson::Document(doc! {"x": ["A", {"y": "B"}]}), ci),
+            hash64_collated(&Bson::Document(doc! {"x": ["a", {"y": "b"}]}), ci)
+        );
+        assert_eq!(
+            hash64_collated(&Bson::Int32(7), ci),
+            hash64(&Bson::Int32(7))
+        );
+        let no_strings = Bson::Document(doc! {"x": [1, {"y": true}]});
+        assert_eq!(hash64_collated(&no_strings, ci), hash64(&no_strings));
     }
 
     #[test]

@@ -653,11 +653,14 @@ fn transaction(
         true => engine.session_txn_number(&key.durable_key())?,
         false => None,
     };
-    let handle = state.sessions.transaction(key, req, durable, || {
-        engine
-            .begin_transaction(req.at_cluster_time)
-            .map(|(txn, _)| txn)
-    })?;
+    let lifetime = state.txn_lifetime.get();
+    let handle = state
+        .sessions
+        .transaction(key, req, durable, lifetime, || {
+            engine
+                .begin_transaction(req.at_cluster_time)
+                .map(|(txn, _)| txn)
+        })?;
     if !is_commit_or_abort(entry) {
         handle.check_statement()?;
     }

@@ -268,12 +268,14 @@ async fn reap_loop(state: Arc<ServerState>) {
         let interval = REAP_INTERVAL
             .min(state.cursors.timeout() / 2)
             .min(session_timeout / 2)
-            .min(state.config.transaction_lifetime() / 2)
+            .min(state.txn_lifetime.get() / 2)
             .max(Duration::from_millis(10));
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             // A new `cursorTimeoutMillis`: sleep again by it.
             () = state.cursors.timeout_changed.notified() => continue,
+            // A new `transactionLifetimeLimitSeconds` too.
+            () = state.txn_lifetime.changed.notified() => continue,
         }
         let cursors = state.cursors.reap();
         state
@@ -282,9 +284,7 @@ async fn reap_loop(state: Arc<ServerState>) {
         // An expired session takes its cursors with it, as mongod's session reaper does.
         let sessions = state.sessions.expire(session_timeout);
         let killed = state.cursors.kill_sessions(&sessions);
-        let aborted = state
-            .sessions
-            .abort_expired_transactions(state.config.transaction_lifetime());
+        let aborted = state.sessions.abort_expired_transactions();
         if aborted > 0 {
             tracing::info!(
                 aborted,

@@ -157,6 +157,27 @@ pub struct TtlCounters {
     pub passes: AtomicU64,
 }
 
+/// `transactionLifetimeLimitSeconds` as it is now.
+#[derive(Debug)]
+pub struct TxnLifetime {
+    secs: AtomicU64,
+    /// Wakes the reaper, whose interval follows the limit.
+    pub changed: Notify,
+}
+
+impl TxnLifetime {
+    pub fn get(&self) -> Duration {
+        Duration::from_secs(self.secs.load(Ordering::Relaxed))
+    }
+
+    /// Sets it (seconds, at least 1); the previous value.
+    pub fn set(&self, secs: u64) -> u64 {
+        let old = self.secs.swap(secs, Ordering::Relaxed);
+        self.changed.notify_waiters();
+        old
+    }
+}
+
 /// A logical session as mongod keys it: the client's `lsid.id` and the `uid` digest of
 /// the user that runs in it. A user who learns another's `lsid` gets a session of its
 /// own, never the other's retryable writes or cursors.
@@ -319,6 +340,7 @@ impl Sessions {
         key: &SessionKey,
         req: &TxnRequest,
         durable: Option<i64>,
+        lifetime: Duration,
         begin: impl FnOnce() -> Result<eddy_engine::Transaction, eddy_codes::MongoError>,
     ) -> Result<Arc<TxnHandle>, eddy_codes::MongoError> {
         use eddy_codes::{labels, ErrorCode, MongoError};
@@ -340,7 +362,7 @@ impl Sessions {
                     format!("Cannot start transaction {n} on session because a transaction or retryable write with the same number has already started."),
                 ));
             }
-            let handle = Arc::new(TxnHandle::start(n, key.to_document(), begin()?));
+            let handle = Arc::new(TxnHandle::start(n, key.to_document(), begin()?, lifetime));
             let old = s.txn.replace(Arc::clone(&handle));
             // A statement of the older transaction may still run: abort it (which waits
             // for that statement) outside the sessions' lock.
@@ -362,12 +384,13 @@ impl Sessions {
         }
     }
 
-    /// Aborts the transactions open for longer than `limit`
-    /// (`transactionLifetimeLimitSeconds`); how many.
-    pub fn abort_expired_transactions(&self, limit: Duration) -> usize {
+    /// Aborts the transactions past their lifetime (`transactionLifetimeLimitSeconds`
+    /// when each began); how many.
+    pub fn abort_expired_transactions(&self) -> usize {
         let handles: Vec<Arc<TxnHandle>> =
             self.lock().values().filter_map(|s| s.txn.clone()).collect();
-        handles.iter().filter(|h| h.abort_if_older(limit)).count()
+        let now = Instant::now();
+        handles.iter().filter(|h| h.abort_if_expired(now)).count()
     }
 
     /// The durable keys (`SessionKey::durable_key`) of the cached sessions.
@@ -460,6 +483,9 @@ pub struct ServerState {
     pub cursors_timed_out: AtomicU64,
     /// The TTL monitor's counters (`serverStatus.metrics.ttl`).
     pub ttl: TtlCounters,
+    /// `transactionLifetimeLimitSeconds`, settable at runtime (`setParameter`): the
+    /// lifetime of the transactions that begin from then on.
+    pub txn_lifetime: TxnLifetime,
     pub started: Instant,
     /// The constant `electionId` of this node's single term.
     pub election_id: ObjectId,
@@ -482,6 +508,10 @@ impl ServerState {
             sleep_secs: AtomicU64::new(config.ttl_monitor_sleep().as_secs()),
             ..TtlCounters::default()
         };
+        let txn_lifetime = TxnLifetime {
+            secs: AtomicU64::new(config.transaction_lifetime().as_secs()),
+            changed: Notify::new(),
+        };
         ServerState {
             config,
             engine,
@@ -492,6 +522,7 @@ impl ServerState {
             connections_current: AtomicI64::new(0),
             connections_total: AtomicI64::new(0),
             cursors_timed_out: AtomicU64::new(0),
+            txn_lifetime,
             ttl,
             started: Instant::now(),
             election_id: ObjectId::parse_str("7fffffff0000000000000001")

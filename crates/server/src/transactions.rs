@@ -183,7 +183,9 @@ enum Phase {
 #[derive(Debug)]
 struct Slot {
     phase: Phase,
-    started: Instant,
+    /// When the reaper aborts it: its start plus the `transactionLifetimeLimitSeconds`
+    /// of that moment (mongod's expiry date, fixed when the transaction begins).
+    expires: Instant,
 }
 
 /// A session's transaction, shared by the session table and the command running in it.
@@ -195,20 +197,31 @@ pub struct TxnHandle {
     slot: Mutex<Slot>,
 }
 
+/// A lifetime past any `Instant` arithmetic (`transactionLifetimeLimitSeconds` is an
+/// int32: about 68 years at most).
+const MAX_LIFETIME: std::time::Duration = std::time::Duration::from_secs(i32::MAX as u64);
+
 fn no_such_transaction(message: String) -> MongoError {
     MongoError::new(ErrorCode::NoSuchTransaction, message)
         .with_label(labels::TRANSIENT_TRANSACTION_ERROR)
 }
 
 impl TxnHandle {
-    /// A transaction in progress with number `number`.
-    pub fn start(number: i64, lsid: Document, txn: Transaction) -> TxnHandle {
+    /// A transaction in progress with number `number`, to be aborted by the reaper
+    /// once open for `lifetime`.
+    pub fn start(
+        number: i64,
+        lsid: Document,
+        txn: Transaction,
+        lifetime: std::time::Duration,
+    ) -> TxnHandle {
+        let now = Instant::now();
         TxnHandle {
             number,
             lsid: RawDocumentBuf::try_from(&lsid).unwrap_or_default(),
             slot: Mutex::new(Slot {
                 phase: Phase::InProgress(Some(txn)),
-                started: Instant::now(),
+                expires: now + lifetime.min(MAX_LIFETIME),
             }),
         }
     }
@@ -329,14 +342,14 @@ impl TxnHandle {
         }
     }
 
-    /// Aborts it if it has been open longer than `limit`; whether it did.
-    pub fn abort_if_older(&self, limit: std::time::Duration) -> bool {
+    /// Aborts it if it has outlived its lifetime by `now`; whether it did.
+    pub fn abort_if_expired(&self, now: Instant) -> bool {
         let expired = {
             let Ok(slot) = self.slot.try_lock() else {
                 // A statement is running; the next pass looks again.
                 return false;
             };
-            matches!(slot.phase, Phase::InProgress(_)) && slot.started.elapsed() >= limit
+            matches!(slot.phase, Phase::InProgress(_)) && now >= slot.expires
         };
         expired && self.abort(" because it exceeded transactionLifetimeLimitSeconds")
     }

@@ -597,3 +597,46 @@ fn an_index_serves_strings_only_under_its_collation() {
     );
     assert_eq!(run(doc! {"_id": 3}, None, Some(&collation)), "IDHACK 3");
 }
+
+/// A collection with a default collation: a string `_id` under that collation is an
+/// IDHACK (through the collated `_id` index, `crate::id_index`), and a hashed index of
+/// that collation serves collated equalities on strings.
+#[test]
+fn a_collated_collection_s_id_and_hashed_index_serve_its_collation() {
+    let ci = eddy_query::collation::Collation::normalize(&doc! {"locale": "en", "strength": 2})
+        .expect("valid")
+        .expect("not simple");
+    let m = CollectionMeta {
+        ns: Namespace::new("d", "c"),
+        id: 1,
+        uuid: catalog::new_uuid(),
+        options: doc! {"collation": ci.clone()},
+        indexes: vec![index(
+            2,
+            doc! {"v": 2, "key": {"h": "hashed"}, "name": "h_hashed", "collation": ci.clone()},
+            Some(vec![vec![]]),
+        )],
+    };
+    let collation = eddy_query::collation::Collation::parse(&ci)
+        .expect("valid")
+        .expect("not simple");
+    let other = eddy_query::collation::Collation::parse(&doc! {"locale": "fr"})
+        .expect("valid")
+        .expect("not simple");
+    let run = |filter: Document, c: Option<&Arc<Collation>>| {
+        let f = Filter::parse_collated(&filter, &[], c).expect("filter");
+        describe(&plan(&m, &Query::new(&filter, &f)).expect("plan"))
+    };
+    assert_eq!(run(doc! {"_id": "x"}, Some(&collation)), "IDHACK \"x\"");
+    assert_eq!(run(doc! {"_id": "x"}, None), "IDHACK \"x\"");
+    assert_eq!(run(doc! {"_id": "x"}, Some(&other)), "COLLSCAN forward");
+    let hashed =
+        |v: &str| eddy_query::hashed::hash64_collated(&Bson::String(v.into()), Some(&collation));
+    assert_eq!(hashed("ABC"), hashed("abc"));
+    assert_eq!(
+        run(doc! {"h": "ABC"}, Some(&collation)),
+        format!("IXSCAN h_hashed forward h: [{0}, {0}]", hashed("abc"))
+    );
+    assert_eq!(run(doc! {"h": "ABC"}, None), "COLLSCAN forward");
+    assert!(run(doc! {"h": 5}, Some(&other)).starts_with("IXSCAN h_hashed"));
+}

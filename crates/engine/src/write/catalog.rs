@@ -720,6 +720,9 @@ impl Tx<'_, '_> {
         self.w
             .delete_table(&meta.docs_table())
             .map_err(storage_err)?;
+        self.w
+            .delete_table(&crate::id_index::table(meta))
+            .map_err(storage_err)?;
         if meta.cap().is_some() {
             for table in [capped::natural_table(meta), capped::records_table(meta)] {
                 self.w.delete_table(&table).map_err(storage_err)?;

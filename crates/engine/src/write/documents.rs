@@ -16,7 +16,7 @@ use crate::catalog::{self, CollectionMeta, Namespace};
 use crate::oplog::{self, Op};
 use crate::plan::Query;
 use crate::read::{id_key, Matched};
-use crate::{capped, index, storage_err, timeseries, Engine};
+use crate::{capped, id_index, index, storage_err, timeseries, Engine};
 
 impl Engine {
     /// Inserts documents (`_id` added where missing).
@@ -389,6 +389,9 @@ impl Tx<'_, '_> {
                 &doc! {"_id": id},
             ));
         }
+        if unique_id {
+            id_index::check(&*self.w, meta, &id, &key)?;
+        }
         index::check_unique(&*self.w, meta, &doc, None, &key)?;
         let bytes = encode_checked(&doc, |size| {
             // mongod's fixDocumentForInsert: BadValue, not BSONObjectTooLarge.
@@ -406,6 +409,7 @@ impl Tx<'_, '_> {
         self.w
             .put(&meta.docs_table(), &key, &bytes)
             .map_err(storage_err)?;
+        id_index::add(self.w, meta, &id, &key)?;
         if let Some(cap) = &cap {
             let record_id = self.next_id()?;
             capped::record_insert(self.w, meta, &key, bytes.len(), record_id)?;
@@ -516,6 +520,8 @@ impl Tx<'_, '_> {
         {
             let doc = catalog::decode(&bytes)?;
             index::remove_entries(self.w, meta, &doc, id_key)?;
+            let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+            id_index::remove(self.w, meta, &id, id_key)?;
             self.w
                 .delete(&meta.docs_table(), id_key)
                 .map_err(storage_err)?;
@@ -529,13 +535,14 @@ impl Tx<'_, '_> {
     fn delete_doc(&mut self, meta: &CollectionMeta, m: &Matched) -> Result<(), MongoError> {
         self.check_not_capped_in_txn(meta)?;
         index::remove_entries(self.w, meta, &m.doc, &m.id_key)?;
+        let id = m.doc.get("_id").cloned().unwrap_or(Bson::Null);
+        id_index::remove(self.w, meta, &id, &m.id_key)?;
         self.w
             .delete(&meta.docs_table(), &m.id_key)
             .map_err(storage_err)?;
         if meta.cap().is_some() {
             capped::record_delete(self.w, meta, &m.id_key)?;
         }
-        let id = m.doc.get("_id").cloned().unwrap_or(Bson::Null);
         let pre = match meta.pre_and_post_images() {
             true => Some(oplog::raw_document(&m.doc)?),
             false => None,

@@ -81,6 +81,10 @@ fn parameters(ctx: &Ctx) -> Document {
         i64::try_from(state.cursors.timeout().as_millis()).unwrap_or(i64::MAX),
     );
     params.insert(
+        "transactionLifetimeLimitSeconds",
+        i32::try_from(state.txn_lifetime.get().as_secs()).unwrap_or(i32::MAX),
+    );
+    params.insert(
         "ttlMonitorEnabled",
         state.ttl.enabled.load(Ordering::Relaxed),
     );
@@ -91,14 +95,24 @@ fn parameters(ctx: &Ctx) -> Document {
     params
 }
 
+/// Parameters mongod 7.0 lets `setParameter` change at runtime (`showDetails`'s
+/// `settableAtRuntime`).
+const RUNTIME_SETTABLE: &[&str] = &[
+    "cursorTimeoutMillis",
+    "requireApiVersion",
+    "transactionLifetimeLimitSeconds",
+    "ttlMonitorEnabled",
+    "ttlMonitorSleepSecs",
+];
+
 /// Parameters mongod 7.0 lets `setParameter` change at runtime that Eddy keeps as
 /// they started (115 rather than a silent success).
-const RUNTIME_NOT_CHANGED: &[&str] = &["requireApiVersion", "transactionLifetimeLimitSeconds"];
+const RUNTIME_NOT_CHANGED: &[&str] = &["requireApiVersion"];
 
 /// `{setParameter: 1, <name>: <value>, ...}` (admin only): mongod's checks of every
 /// name first (72 unknown, 20 startup-only), then the changes; replies the previous
 /// value of the first as `was`. Eddy changes `cursorTimeoutMillis`,
-/// `ttlMonitorEnabled` and `ttlMonitorSleepSecs`.
+/// `transactionLifetimeLimitSeconds`, `ttlMonitorEnabled` and `ttlMonitorSleepSecs`.
 pub struct SetParameter {
     params: Vec<(String, Bson)>,
 }
@@ -136,6 +150,14 @@ impl Command for SetParameter {
                         .filter(|n| *n >= 1 && *n <= i64::from(i32::MAX))
                         .ok_or_else(|| invalid_value(name, value))?;
                     changes.push(Change::TtlSleep(secs));
+                }
+                // mongod: an int, at least 1; transactions that begin from now on
+                // live that long.
+                "transactionLifetimeLimitSeconds" => {
+                    let secs = integral(value)
+                        .filter(|n| *n >= 1 && *n <= i64::from(i32::MAX))
+                        .ok_or_else(|| invalid_value(name, value))?;
+                    changes.push(Change::TxnLifetime(secs));
                 }
                 "ttlMonitorEnabled" => match value {
                     Bson::Boolean(b) => changes.push(Change::TtlEnabled(*b)),
@@ -178,6 +200,10 @@ impl Command for SetParameter {
                         .set_timeout(std::time::Duration::from_millis(ms.unsigned_abs()));
                     Bson::Int64(old)
                 }
+                Change::TxnLifetime(secs) => {
+                    let old = state.txn_lifetime.set(secs.unsigned_abs());
+                    Bson::Int32(i32::try_from(old).unwrap_or(i32::MAX))
+                }
                 Change::TtlEnabled(on) => {
                     Bson::Boolean(state.ttl.enabled.swap(on, Ordering::Relaxed))
                 }
@@ -204,6 +230,7 @@ enum Change {
     CursorTimeout(i64),
     TtlEnabled(bool),
     TtlSleep(i64),
+    TxnLifetime(i64),
 }
 
 /// An integral number (a double without a fraction counts).
@@ -257,10 +284,9 @@ impl Command for GetParameter {
         let detailed = |k: &str, v: &Bson| {
             if self.show_details {
                 Bson::Document(
-                    doc! {"value": v.clone(), "settableAtRuntime": false, "settableAtStartup": true},
+                    doc! {"value": v.clone(), "settableAtRuntime": RUNTIME_SETTABLE.contains(&k), "settableAtStartup": true},
                 )
             } else {
-                let _ = k;
                 v.clone()
             }
         };
