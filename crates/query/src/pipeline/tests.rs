@@ -1325,7 +1325,7 @@ fn collation_applies_to_expressions() {
         // `$strcasecmp` and `$indexOfBytes` ignore the collation in mongod too.
         "bytes": {"$indexOfBytes": ["ABC", "b"]},
     }};
-    let out = run_ci(&[stage.clone()], input.clone(), Vec::new());
+    let out = run_ci(std::slice::from_ref(&stage), input.clone(), Vec::new());
     assert_eq!(
         out[0],
         doc! {"_id": 1, "eq": true, "ne": false, "cmp": 0, "lt": true, "in": true,
