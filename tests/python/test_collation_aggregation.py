@@ -165,7 +165,9 @@ def test_collection_and_view_default_collation(db):
     assert len(list(db.ci.aggregate([{"$group": {"_id": "$k"}}], collation=simple))) == 2
     # A view's default collation applies to the pipeline run on it.
     db.plain.insert_many([{"_id": 1, "k": "Pear"}, {"_id": 2, "k": "pear"}])
-    db.command("create", "pv", viewOn="plain", pipeline=[], collation={"locale": "en", "strength": 2})
+    db.command(
+        "create", "pv", viewOn="plain", pipeline=[], collation={"locale": "en", "strength": 2}
+    )
     assert list(db.pv.aggregate([{"$group": {"_id": "$k", "n": {"$sum": 1}}}])) == [
         {"_id": "Pear", "n": 2}
     ]
@@ -196,3 +198,21 @@ def test_update_operators_under_a_collation(db):
     assert after["tags"] == ["foo", "Bar"]
     db.uci.update_one({"_id": 1}, {"$pull": {"tags": "BAR"}})
     assert db.uci.find_one()["tags"] == ["foo"]
+
+
+def test_merge_when_matched_pipeline_under_the_collation(db):
+    db.src.insert_one({"_id": 1, "name": "ANNA"})
+    db.dst.insert_one({"_id": 1, "name": "anna"})
+    same = [{"$set": {"same": {"$eq": ["$name", "$$new.name"]}}}]
+    db.src.aggregate([{"$merge": {"into": "dst", "whenMatched": same}}], collation=CI)
+    assert db.dst.find_one() == {"_id": 1, "name": "anna", "same": True}
+    db.src.aggregate([{"$merge": {"into": "dst", "whenMatched": same}}])
+    assert db.dst.find_one()["same"] is False
+
+
+def test_let_variables_evaluate_under_the_collation(db):
+    db.one.insert_one({"_id": 1})
+    pipeline = [{"$project": {"v": "$$v"}}]
+    let = {"v": {"$eq": ["a", "A"]}}
+    assert list(db.one.aggregate(pipeline, let=let, collation=CI)) == [{"_id": 1, "v": True}]
+    assert list(db.one.aggregate(pipeline, let=let)) == [{"_id": 1, "v": False}]
