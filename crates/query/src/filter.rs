@@ -159,8 +159,8 @@ pub(crate) struct BitMask {
 pub struct ExprPredicate {
     pub raw: Bson,
     expr: crate::expr::Expr,
-    /// The command's `let` variables, when it has any (else a fresh [`Env`] per
-    /// evaluation, as before).
+    /// The command's `let` variables and collation, when it has any (else a fresh
+    /// [`Env`] per evaluation).
     ///
     /// [`Env`]: crate::expr::Env
     env: Option<Box<crate::expr::Env>>,
@@ -231,6 +231,12 @@ impl ValuePredicate {
             other => vec![Node::Leaf(eq_leaf(other)?)],
         };
         Ok(ValuePredicate { nodes })
+    }
+
+    /// The same predicate with its string comparisons under `collation` (`$pull`'s
+    /// condition in an update with a collation).
+    pub fn collate(&mut self, collation: &Arc<Collation>) {
+        collate_nodes(&mut self.nodes, collation);
     }
 
     /// Whether one value satisfies every operator.
@@ -1269,11 +1275,13 @@ fn collate_expr(e: &mut Expr, c: &Arc<Collation>) -> bool {
         }
         Expr::Not(inner) => collate_expr(inner, c),
         Expr::Path(_, leaf) => collate_leaf(leaf, c),
-        Expr::AlwaysTrue
-        | Expr::AlwaysFalse
-        | Expr::Aggregate(_)
-        | Expr::Schema(_)
-        | Expr::Text(_) => false,
+        Expr::Aggregate(pred) => {
+            // `$expr` evaluates under the query's collation (no index bounds come of it).
+            let env = pred.env.get_or_insert_with(Default::default);
+            env.collation = Some(Arc::clone(c));
+            false
+        }
+        Expr::AlwaysTrue | Expr::AlwaysFalse | Expr::Schema(_) | Expr::Text(_) => false,
     }
 }
 
@@ -1940,5 +1948,24 @@ mod tests {
                 ("e".to_owned(), bson!(7)),
             ]
         );
+    }
+
+    #[test]
+    fn expr_runs_under_the_filter_collation() {
+        let ci = Collation::parse(&doc! {"locale": "en", "strength": 2})
+            .expect("valid")
+            .expect("not simple");
+        let f = doc! {"$expr": {"$eq": ["$a", "ABC"]}, "b": {"$gt": 0}};
+        let d = doc! {"a": "abc", "b": 1};
+        assert!(!m(f.clone(), d.clone()));
+        let collated = Filter::parse(&f).expect("parses").collated(Some(&ci));
+        assert!(collated.matches(&d));
+        // With `let` variables too.
+        let vars = vec![("v".to_owned(), bson!("ABC"))];
+        let f = doc! {"$or": [{"$expr": {"$in": ["$$v", ["x", "$a"]]}}]};
+        let plain = Filter::parse_with_vars(&f, &vars).expect("parses");
+        assert!(!plain.matches(&d));
+        let collated = Filter::parse_collated(&f, &vars, Some(&ci)).expect("parses");
+        assert!(collated.matches(&d));
     }
 }

@@ -164,11 +164,23 @@ impl SortSpec {
 
     /// Compares two keys from [`SortSpec::key`] in sort order.
     pub fn compare_keys(&self, a: &[Bson], b: &[Bson]) -> Ordering {
+        self.compare_keys_under(a, b, self.collation.as_deref())
+    }
+
+    /// [`SortSpec::compare_keys`] with strings under `collation` (`None`: byte order)
+    /// rather than the spec's own: a `sortBy` inside a stage (`$setWindowFields`,
+    /// `$top`, ...) orders under the collation of the pipeline it runs in.
+    pub fn compare_keys_under(
+        &self,
+        a: &[Bson],
+        b: &[Bson],
+        collation: Option<&Collation>,
+    ) -> Ordering {
         for (i, (_, ascending)) in self.fields.iter().enumerate() {
             let (Some(x), Some(y)) = (a.get(i), b.get(i)) else {
                 break;
             };
-            let ord = self.compare_values(x, y);
+            let ord = compare_collated(x, y, collation);
             let ord = if *ascending { ord } else { ord.reverse() };
             if ord != Ordering::Equal {
                 return ord;

@@ -23,11 +23,13 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use bson::{Bson, Document, Timestamp};
 use eddy_codes::{ErrorCode, MongoError};
 
-use crate::cmp::{self, compare, values_equal};
+use crate::cmp::{self, values_equal};
+use crate::collation::Collation;
 use crate::diff::{
     binary_equal, docs_binary_equal, DiffTree, LogKind, PathPart, UpdateDescription,
 };
@@ -51,6 +53,8 @@ pub enum Update {
 pub struct PipelineUpdate {
     pub stages: Vec<Document>,
     pub vars: Vec<(String, Bson)>,
+    /// The statement's collation, which its expressions compare strings under.
+    pub collation: Option<Arc<Collation>>,
 }
 
 /// A parsed operator document.
@@ -59,6 +63,10 @@ pub struct ModifierUpdate {
     root: ObjNode,
     array_filters: HashMap<String, Filter>,
     renames: Vec<(String, String)>,
+    /// The statement's collation (`None`: simple): `$min`/`$max`, `$addToSet`,
+    /// `$pull`/`$pullAll` and `$push`'s `$sort` compare strings under it, as mongod's
+    /// `UpdateNode::setCollator` makes them.
+    collation: Option<Arc<Collation>>,
 }
 
 /// What the caller knows when applying an update to one document.
@@ -245,6 +253,7 @@ impl Update {
                 Ok(Update::Pipeline(PipelineUpdate {
                     stages: out,
                     vars: vars.to_vec(),
+                    collation: None,
                 }))
             }
             Bson::Document(d) => {
@@ -264,6 +273,33 @@ impl Update {
         }
     }
 
+    /// The same update under the statement's collation (`None`: simple, unchanged):
+    /// its `arrayFilters`, its operators that compare values (`$min`, `$max`,
+    /// `$addToSet`, `$pull`, `$pullAll`, `$push` with `$sort`) and a pipeline's
+    /// expressions compare strings under it, as in mongod. A replacement compares
+    /// nothing.
+    pub fn collated(self, collation: Option<&Arc<Collation>>) -> Update {
+        let Some(c) = collation else {
+            return self;
+        };
+        match self {
+            Update::Replacement(r) => Update::Replacement(r),
+            Update::Pipeline(mut p) => {
+                p.collation = Some(Arc::clone(c));
+                Update::Pipeline(p)
+            }
+            Update::Modifiers(mut m) => {
+                m.array_filters = std::mem::take(&mut m.array_filters)
+                    .into_iter()
+                    .map(|(k, f)| (k, f.collated(Some(c))))
+                    .collect();
+                collate_node(&mut m.root, c);
+                m.collation = Some(Arc::clone(c));
+                Update::Modifiers(m)
+            }
+        }
+    }
+
     /// Whether the update replaces the whole document.
     pub fn is_replacement(&self) -> bool {
         matches!(self, Update::Replacement(_))
@@ -277,6 +313,37 @@ impl Update {
             Update::Replacement(r) => apply_replacement(doc, r, ctx.is_upsert_insert),
             Update::Modifiers(m) => m.apply(doc, ctx),
             Update::Pipeline(p) => apply_pipeline(doc, p, ctx),
+        }
+    }
+}
+
+/// Puts the modifiers under `root` that compare values at parse time under `c`:
+/// `$pull` conditions, and `$addToSet`'s values (deduplicated again, as mongod's
+/// `AddToSetNode::setCollator` does).
+fn collate_node(root: &mut ObjNode, c: &Arc<Collation>) {
+    for child in root.children.values_mut() {
+        match child {
+            UNode::Obj(o) => collate_node(o, c),
+            UNode::Leaf(m) => match m.as_mut() {
+                Modifier::Pull(PullMatcher::Object(f)) => {
+                    let filter = std::mem::replace(f, Filter::match_all());
+                    *f = filter.collated(Some(c));
+                }
+                Modifier::Pull(PullMatcher::Value(p)) => p.collate(c),
+                Modifier::AddToSet(values) => {
+                    let mut deduped: Vec<Bson> = Vec::with_capacity(values.len());
+                    for x in values.drain(..) {
+                        if !deduped
+                            .iter()
+                            .any(|y| cmp::values_equal_collated(y, &x, Some(c)))
+                        {
+                            deduped.push(x);
+                        }
+                    }
+                    *values = deduped;
+                }
+                _ => {}
+            },
         }
     }
 }
@@ -336,6 +403,7 @@ fn apply_pipeline(
     let env = crate::expr::Env {
         now: ctx.now,
         vars: update.vars.clone(),
+        collation: update.collation.clone(),
         ..crate::expr::Env::new()
     };
     let out = pipeline.apply_one(doc.clone(), &env)?.unwrap_or_default();
@@ -503,6 +571,7 @@ impl ModifierUpdate {
             root,
             array_filters: filters,
             renames,
+            collation: None,
         })
     }
 }
@@ -1039,9 +1108,20 @@ struct Ctx<'a> {
     /// >0 while filling a newly created sub-document (its pieces are not logged).
     creating: usize,
     log: Vec<(Vec<PathPart>, LogKind)>,
+    /// The update's collation (`None`: simple).
+    collation: Option<&'a Collation>,
 }
 
 impl Ctx<'_> {
+    /// Compares two values, strings under the update's collation.
+    fn compare(&self, a: &Bson, b: &Bson) -> Ordering {
+        cmp::compare_collated(a, b, self.collation)
+    }
+
+    fn equal(&self, a: &Bson, b: &Bson) -> bool {
+        self.compare(a, b) == Ordering::Equal
+    }
+
     fn log(&mut self, path: &[PathPart], kind: LogKind) {
         if self.creating == 0 {
             self.log.push((path.to_vec(), kind));
@@ -1089,6 +1169,7 @@ impl ModifierUpdate {
             rename_removals: Vec::new(),
             creating: 0,
             log: Vec::new(),
+            collation: self.collation.as_deref(),
         };
         for (from, _) in &self.renames {
             if let Some(v) = rename_source(doc, from, &ctx.id_for_messages)? {
@@ -1371,7 +1452,9 @@ fn apply_nonexistent(
                 }
                 Modifier::Min(v) | Modifier::Max(v) => Some(v.clone()),
                 Modifier::CurrentDate { timestamp } => Some(current_date(*timestamp, ctx)),
-                Modifier::Push(spec) => Some(Bson::Array(push_into(Vec::new(), spec).0)),
+                Modifier::Push(spec) => {
+                    Some(Bson::Array(push_into(Vec::new(), spec, ctx.collation).0))
+                }
                 Modifier::AddToSet(values) => Some(Bson::Array(values.clone())),
                 Modifier::Bit(ops) => Some(bit_apply(&Bson::Int32(0), ops)),
                 Modifier::Rename { from } => {
@@ -1606,14 +1689,14 @@ fn leaf_existing(
             }
         }
         Modifier::Min(v) => {
-            if compare(v, &cur) == Ordering::Less {
+            if ctx.compare(v, &cur) == Ordering::Less {
                 Outcome::Replace(v.clone())
             } else {
                 Outcome::NoOp
             }
         }
         Modifier::Max(v) => {
-            if compare(v, &cur) == Ordering::Greater {
+            if ctx.compare(v, &cur) == Ordering::Greater {
                 Outcome::Replace(v.clone())
             } else {
                 Outcome::NoOp
@@ -1629,7 +1712,7 @@ fn leaf_existing(
                     ctx.id_for_messages
                 )));
             };
-            let (new, kind) = push_into(arr, spec);
+            let (new, kind) = push_into(arr, spec, ctx.collation);
             match kind {
                 PushResult::NoOp => Outcome::NoOp,
                 PushResult::Normal => Outcome::Replace(Bson::Array(new)),
@@ -1645,7 +1728,7 @@ fn leaf_existing(
             };
             let before = arr.len();
             for v in values {
-                if !arr[..before].iter().any(|x| values_equal(x, v)) {
+                if !arr[..before].iter().any(|x| ctx.equal(x, v)) {
                     arr.push(v.clone());
                 }
             }
@@ -1682,7 +1765,7 @@ fn leaf_existing(
             let before = arr.len();
             let kept: Vec<Bson> = arr
                 .into_iter()
-                .filter(|e| !pull_matches(matcher, e))
+                .filter(|e| !pull_matches(matcher, e, ctx.collation))
                 .collect();
             if kept.len() == before {
                 Outcome::NoOp
@@ -1697,7 +1780,7 @@ fn leaf_existing(
             let before = arr.len();
             let kept: Vec<Bson> = arr
                 .into_iter()
-                .filter(|e| !values.iter().any(|v| values_equal(v, e)))
+                .filter(|e| !values.iter().any(|v| ctx.equal(v, e)))
                 .collect();
             if kept.len() == before {
                 Outcome::NoOp
@@ -1782,11 +1865,11 @@ fn leaf_existing(
     Ok(())
 }
 
-fn pull_matches(m: &PullMatcher, e: &Bson) -> bool {
+fn pull_matches(m: &PullMatcher, e: &Bson, collation: Option<&Collation>) -> bool {
     match m {
         PullMatcher::Object(f) => matches!(e, Bson::Document(d) if f.matches(d)),
         PullMatcher::Value(p) => p.matches(e),
-        PullMatcher::Equal(v) => values_equal(v, e),
+        PullMatcher::Equal(v) => cmp::values_equal_collated(v, e, collation),
     }
 }
 
@@ -1797,7 +1880,11 @@ enum PushResult {
 }
 
 /// mongod's `PushNode::performPush` on an existing (or new, empty) array.
-fn push_into(mut arr: Vec<Bson>, spec: &PushSpec) -> (Vec<Bson>, PushResult) {
+fn push_into(
+    mut arr: Vec<Bson>,
+    spec: &PushSpec,
+    collation: Option<&Collation>,
+) -> (Vec<Bson>, PushResult) {
     let size = arr.len() as i64;
     let mut result = if spec.values.is_empty() {
         PushResult::NoOp
@@ -1825,7 +1912,7 @@ fn push_into(mut arr: Vec<Bson>, spec: &PushSpec) -> (Vec<Bson>, PushResult) {
     };
     if let Some(sort) = &spec.sort {
         result = PushResult::Normal;
-        arr.sort_by(|a, b| sort_cmp(sort, a, b));
+        arr.sort_by(|a, b| sort_cmp(sort, a, b, collation));
     }
     if let Some(slice) = spec.slice {
         let keep = slice.unsigned_abs().min(usize::MAX as u64) as usize;
@@ -1844,11 +1931,11 @@ fn push_into(mut arr: Vec<Bson>, spec: &PushSpec) -> (Vec<Bson>, PushResult) {
 /// `$push`'s `$sort` (mongod's `PatternElementCmp`): each element (wrapped as
 /// `{"": element}` when it is not a document) is keyed by the pattern's fields,
 /// missing fields counting as null.
-fn sort_cmp(p: &SortPattern, a: &Bson, b: &Bson) -> Ordering {
+fn sort_cmp(p: &SortPattern, a: &Bson, b: &Bson, collation: Option<&Collation>) -> Ordering {
     for (field, desc) in &p.fields {
         let ka = sort_key(a, field);
         let kb = sort_key(b, field);
-        let o = compare(&ka, &kb);
+        let o = cmp::compare_collated(&ka, &kb, collation);
         let o = if *desc { o.reverse() } else { o };
         if o != Ordering::Equal {
             return o;
@@ -2780,5 +2867,114 @@ mod tests {
         assert_eq!(d.updated_fields, doc! {"a.1": 5, "c": 2});
         assert_eq!(d.removed_fields, vec!["b".to_owned()]);
         assert_eq!(d.truncated_arrays, vec![("a".to_owned(), 2)]);
+    }
+
+    /// mongod's `collation_update.js` cases: operators that compare values do so under
+    /// the statement's collation.
+    #[test]
+    fn collated_operators() {
+        let c = |spec: Document| Collation::parse(&spec).expect("valid").expect("not simple");
+        let ci = c(doc! {"locale": "en_US", "strength": 2});
+        let numeric = c(doc! {"locale": "en_US", "numericOrdering": true});
+        let apply = |d: Document, u: Bson, filters: Option<&[Document]>, coll: &Arc<Collation>| {
+            Update::parse(&u, filters)
+                .expect("parses")
+                .collated(Some(coll))
+                .apply(
+                    &d,
+                    &ApplyContext {
+                        matched: None,
+                        is_upsert_insert: false,
+                        now: now(),
+                    },
+                )
+                .expect("applies")
+        };
+        // $min/$max: "1234" > "124" numerically, so no change; by bytes it is less.
+        let got = apply(
+            doc! {"a": "124"},
+            bson!({"$min": {"a": "1234"}}),
+            None,
+            &numeric,
+        );
+        assert!(!got.modified);
+        let got = run_with(
+            doc! {"a": "124"},
+            bson!({"$min": {"a": "1234"}}),
+            None,
+            None,
+            false,
+        )
+        .expect("ok");
+        assert_eq!(got.doc, doc! {"a": "1234"});
+        let got = apply(
+            doc! {"a": "124"},
+            bson!({"$max": {"a": "1234"}}),
+            None,
+            &numeric,
+        );
+        assert_eq!(got.doc, doc! {"a": "1234"});
+        // $addToSet: "FOO" is already there; its own values dedup under the collation.
+        let got = apply(
+            doc! {"a": ["foo"]},
+            bson!({"$addToSet": {"a": {"$each": ["FOO", "bar", "BAR"]}}}),
+            None,
+            &ci,
+        );
+        assert_eq!(got.doc, doc! {"a": ["foo", "bar"]});
+        // $pull by value, by condition and by object query; $pullAll.
+        let got = apply(
+            doc! {"a": ["foo", "FOO", "x"]},
+            bson!({"$pull": {"a": "foo"}}),
+            None,
+            &ci,
+        );
+        assert_eq!(got.doc, doc! {"a": ["x"]});
+        let got = apply(
+            doc! {"a": ["a", "B", "c"]},
+            bson!({"$pull": {"a": {"$gte": "B"}}}),
+            None,
+            &ci,
+        );
+        // By bytes every element is >= "B".
+        assert_eq!(got.doc, doc! {"a": ["a"]});
+        let got = apply(
+            doc! {"a": [{"b": "foo"}, {"b": "x"}]},
+            bson!({"$pull": {"a": {"b": "FOO"}}}),
+            None,
+            &ci,
+        );
+        assert_eq!(got.doc, doc! {"a": [{"b": "x"}]});
+        let got = apply(
+            doc! {"a": ["foo", "FOO", "x"]},
+            bson!({"$pullAll": {"a": ["FOO"]}}),
+            None,
+            &ci,
+        );
+        assert_eq!(got.doc, doc! {"a": ["x"]});
+        // $push with $sort: alphabetical, not byte order.
+        let got = apply(
+            doc! {"a": []},
+            bson!({"$push": {"a": {"$each": ["b", "C", "a"], "$sort": 1}}}),
+            None,
+            &ci,
+        );
+        assert_eq!(got.doc, doc! {"a": ["a", "b", "C"]});
+        // arrayFilters.
+        let got = apply(
+            doc! {"a": ["foo", "FOO", "x"]},
+            bson!({"$set": {"a.$[i]": "y"}}),
+            Some(&[doc! {"i": "foo"}]),
+            &ci,
+        );
+        assert_eq!(got.doc, doc! {"a": ["y", "y", "x"]});
+        // A pipeline update's expressions.
+        let got = apply(
+            doc! {"a": "foo"},
+            bson!([{"$set": {"same": {"$eq": ["$a", "FOO"]}}}]),
+            None,
+            &ci,
+        );
+        assert_eq!(got.doc, doc! {"a": "foo", "same": true});
     }
 }

@@ -112,6 +112,9 @@ impl Aggregation {
     fn prepare(&self, engine: &Arc<Engine>) -> Result<Prepared, MongoError> {
         let mut env = Env::new();
         env.cluster_time = Some(engine.cluster_time());
+        // The command's `let` and `$merge`'s `whenMatched` pipeline evaluate under its
+        // collation too (the pipeline's stages get it from `Pipeline::collated`).
+        env.collation = self.collation.clone();
         env.vars = eddy_query::expr::evaluate_let(&self.let_vars, &env)?;
         let names: Vec<String> = env.vars.iter().map(|(k, _)| k.clone()).collect();
         let (reader, at) = open_reader(engine, self.snapshot)?;

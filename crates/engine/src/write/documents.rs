@@ -611,7 +611,8 @@ impl Tx<'_, '_> {
     ) -> Result<StatementOutcome, MongoError> {
         let filter = Filter::parse_find(&op.filter, &op.let_vars, op.collation.as_ref())?;
         let update =
-            Update::parse_with_vars(&op.update, op.array_filters.as_deref(), &op.let_vars)?;
+            Update::parse_with_vars(&op.update, op.array_filters.as_deref(), &op.let_vars)?
+                .collated(op.collation.as_ref());
         if op.multi && update.is_replacement() {
             return Err(MongoError::new(
                 ErrorCode::FailedToParse,
@@ -686,11 +687,10 @@ impl Tx<'_, '_> {
                     "Either an update or remove=true must be specified",
                 ))
             }
-            (Some(u), false) => Some(Update::parse_with_vars(
-                u,
-                req.array_filters.as_deref(),
-                &req.let_vars,
-            )?),
+            (Some(u), false) => Some(
+                Update::parse_with_vars(u, req.array_filters.as_deref(), &req.let_vars)?
+                    .collated(req.collation.as_ref()),
+            ),
             (None, true) => None,
         };
         if req.remove && req.upsert {

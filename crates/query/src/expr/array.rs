@@ -7,11 +7,11 @@ use eddy_codes::{ErrorCode, MongoError};
 
 use super::num::{self, Dec, Width};
 use super::ops::op_name;
+use super::Env;
 use super::{
     null, nullish, or_undefined, truthy, type_name_of, value_to_string, Ctx, Named, Node, Op,
     Parser,
 };
-use crate::cmp::{compare, values_equal};
 use crate::util;
 
 type R = Result<Option<Bson>, MongoError>;
@@ -387,18 +387,20 @@ fn acc_inputs(cx: &mut Ctx<'_>, args: &[Node]) -> Result<Vec<Option<Bson>>, Mong
     cx.eval_all(args)
 }
 
-fn sorted_set(items: impl IntoIterator<Item = Bson>) -> Vec<Bson> {
+/// The distinct values of `items` in order (strings equal under the collation are one).
+fn sorted_set(env: &Env, items: impl IntoIterator<Item = Bson>) -> Vec<Bson> {
     let mut v: Vec<Bson> = items.into_iter().collect();
-    v.sort_by(compare);
-    v.dedup_by(|a, b| values_equal(a, b));
+    v.sort_by(|a, b| env.compare(a, b));
+    v.dedup_by(|a, b| env.equal(a, b));
     v
 }
 
-fn contains(set: &[Bson], x: &Bson) -> bool {
-    set.iter().any(|y| values_equal(x, y))
+fn contains(env: &Env, set: &[Bson], x: &Bson) -> bool {
+    set.iter().any(|y| env.equal(x, y))
 }
 
 pub(super) fn eval(cx: &mut Ctx<'_>, op: Op, args: &[Node]) -> R {
+    let env = cx.env;
     let name = op_name(op);
     match op {
         Op::ArrayElemAt => {
@@ -444,7 +446,7 @@ pub(super) fn eval(cx: &mut Ctx<'_>, op: Op, args: &[Node]) -> R {
                 ));
             };
             let x = or_undefined(&v[0]);
-            Ok(Some(Bson::Boolean(a.iter().any(|y| values_equal(x, y)))))
+            Ok(Some(Bson::Boolean(a.iter().any(|y| env.equal(x, y)))))
         }
         Op::IndexOfArray => {
             let arr = cx.eval(&args[0])?;
@@ -470,7 +472,7 @@ pub(super) fn eval(cx: &mut Ctx<'_>, op: Op, args: &[Node]) -> R {
             };
             let target = cx.eval(&args[1])?;
             let t = or_undefined(&target);
-            let pos = (start..end).find(|&i| values_equal(&a[i], t));
+            let pos = (start..end).find(|&i| env.equal(&a[i], t));
             Ok(Some(Bson::Int32(pos.map(|p| p as i32).unwrap_or(-1))))
         }
         Op::IsArray => Ok(Some(Bson::Boolean(matches!(
@@ -732,11 +734,11 @@ pub(super) fn eval(cx: &mut Ctx<'_>, op: Op, args: &[Node]) -> R {
                         format!("All operands of $setEquals must be arrays. {}-th argument is of type: {}", i + 1, type_name_of(x)),
                     ));
                 };
-                sets.push(sorted_set(a.iter().cloned()));
+                sets.push(sorted_set(env, a.iter().cloned()));
             }
             let first = &sets[0];
             Ok(Some(Bson::Boolean(sets.iter().all(|s| {
-                s.len() == first.len() && s.iter().zip(first).all(|(a, b)| values_equal(a, b))
+                s.len() == first.len() && s.iter().zip(first).all(|(a, b)| env.equal(a, b))
             }))))
         }
         Op::SetIntersection | Op::SetUnion => {
@@ -759,11 +761,11 @@ pub(super) fn eval(cx: &mut Ctx<'_>, op: Op, args: &[Node]) -> R {
                         )
                     });
                 };
-                let s = sorted_set(items.iter().cloned());
+                let s = sorted_set(env, items.iter().cloned());
                 acc = Some(match acc {
                     None => s,
-                    Some(cur) if op == Op::SetUnion => sorted_set(cur.into_iter().chain(s)),
-                    Some(cur) => cur.into_iter().filter(|x| contains(&s, x)).collect(),
+                    Some(cur) if op == Op::SetUnion => sorted_set(env, cur.into_iter().chain(s)),
+                    Some(cur) => cur.into_iter().filter(|x| contains(env, &s, x)).collect(),
                 });
             }
             Ok(Some(Bson::Array(acc.unwrap_or_default())))
@@ -788,7 +790,7 @@ pub(super) fn eval(cx: &mut Ctx<'_>, op: Op, args: &[Node]) -> R {
             let mut seen: Vec<Bson> = r.clone();
             let mut out = Vec::new();
             for x in l {
-                if !contains(&seen, x) {
+                if !contains(env, &seen, x) {
                     seen.push(x.clone());
                     out.push(x.clone());
                 }
@@ -809,7 +811,7 @@ pub(super) fn eval(cx: &mut Ctx<'_>, op: Op, args: &[Node]) -> R {
                     format!("both operands of $setIsSubset must be arrays. Second argument is of type: {}", type_name_of(&v[1])),
                 ));
             };
-            Ok(Some(Bson::Boolean(l.iter().all(|x| contains(r, x)))))
+            Ok(Some(Bson::Boolean(l.iter().all(|x| contains(env, r, x)))))
         }
         Op::AnyElementTrue | Op::AllElementsTrue => {
             let v = cx.eval(&args[0])?;
@@ -876,7 +878,7 @@ pub(super) fn eval(cx: &mut Ctx<'_>, op: Op, args: &[Node]) -> R {
                 let better = match &best {
                     None => true,
                     Some(b) => {
-                        let c = compare(&v, b);
+                        let c = env.compare(&v, b);
                         if op == Op::Min {
                             c == Ordering::Less
                         } else {
@@ -1023,6 +1025,7 @@ fn array_to_object(a: &[Bson]) -> Result<Document, MongoError> {
 }
 
 pub(super) fn eval_named(cx: &mut Ctx<'_>, op: Named, args: &[Option<Node>]) -> R {
+    let env = cx.env;
     match op {
         Named::SortArray => {
             let input = cx.eval_opt(&args[0])?;
@@ -1052,7 +1055,7 @@ pub(super) fn eval_named(cx: &mut Ctx<'_>, op: Named, args: &[Option<Node>]) -> 
                         for (k, desc) in &keys {
                             let kx = sort_key(x, k);
                             let ky = sort_key(y, k);
-                            let c = compare(&kx, &ky);
+                            let c = env.compare(&kx, &ky);
                             let c = if *desc { c.reverse() } else { c };
                             if c != Ordering::Equal {
                                 return c;
@@ -1064,7 +1067,7 @@ pub(super) fn eval_named(cx: &mut Ctx<'_>, op: Named, args: &[Option<Node>]) -> 
                 dir => {
                     let desc = num::to_f64(dir) < 0.0;
                     a.sort_by(|x, y| {
-                        let c = compare(x, y);
+                        let c = env.compare(x, y);
                         if desc {
                             c.reverse()
                         } else {
@@ -1200,9 +1203,9 @@ pub(super) fn eval_named(cx: &mut Ctx<'_>, op: Named, args: &[Option<Node>]) -> 
                         .collect();
                     v.sort_by(|x, y| {
                         if op == Named::MaxN {
-                            compare(y, x)
+                            env.compare(y, x)
                         } else {
-                            compare(x, y)
+                            env.compare(x, y)
                         }
                     });
                     v.truncate(n);

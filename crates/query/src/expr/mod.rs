@@ -30,9 +30,12 @@ mod string;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use bson::{Bson, Document};
 use eddy_codes::{ErrorCode, MongoError};
 
+use crate::collation::Collation;
 use crate::util;
 
 /// `$$KEEP` evaluates to this string (for `$redact`).
@@ -42,8 +45,8 @@ pub const PRUNE: &str = "prune";
 /// `$$DESCEND` evaluates to this string (for `$redact`).
 pub const DESCEND: &str = "descend";
 
-/// What an evaluation may read besides the document: the clock and the command's
-/// variables.
+/// What an evaluation may read besides the document: the clock, the command's
+/// variables and its collation.
 #[derive(Debug, Clone)]
 pub struct Env {
     /// `$$NOW`: fixed for a whole command, as mongod does.
@@ -52,6 +55,12 @@ pub struct Env {
     pub cluster_time: Option<bson::Timestamp>,
     /// User variables from a command's `let` (and `$lookup`'s `let`), by name.
     pub vars: Vec<(String, Bson)>,
+    /// The command's collation (`None`: simple, byte order), mongod's
+    /// `ExpressionContext::getCollator`: every string comparison an expression makes
+    /// (`$eq`, `$cmp`, `$in`, set operators, `$max`, `$sortArray`, ...) and every one a
+    /// stage makes between values (`$group` keys, `$lookup` joins, `$bucket`
+    /// boundaries, ...) runs under it, through [`Env::compare`] and [`Env::equal`].
+    pub collation: Option<Arc<Collation>>,
 }
 
 impl Env {
@@ -61,7 +70,18 @@ impl Env {
             now: bson::DateTime::now(),
             cluster_time: None,
             vars: Vec::new(),
+            collation: None,
         }
+    }
+
+    /// Compares two values in mongod's order, strings under the collation.
+    pub fn compare(&self, a: &Bson, b: &Bson) -> std::cmp::Ordering {
+        crate::cmp::compare_collated(a, b, self.collation.as_deref())
+    }
+
+    /// Whether two values are equal, strings under the collation.
+    pub fn equal(&self, a: &Bson, b: &Bson) -> bool {
+        self.compare(a, b) == std::cmp::Ordering::Equal
     }
 }
 

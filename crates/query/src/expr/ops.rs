@@ -10,7 +10,6 @@ use super::num::{self, int_or_long, to_dec, to_f64, to_i64, width, Dec, Rounding
 use super::{
     array, convert, date, null, nullish, or_undefined, string, truthy, Ctx, Named, Node, Op,
 };
-use crate::cmp::compare;
 use crate::util;
 
 type R = Result<Option<Bson>, MongoError>;
@@ -21,7 +20,7 @@ impl Ctx<'_> {
             Op::Eq | Op::Ne | Op::Gt | Op::Gte | Op::Lt | Op::Lte | Op::Cmp => {
                 let a = self.eval(&args[0])?;
                 let b = self.eval(&args[1])?;
-                let c = compare(or_undefined(&a), or_undefined(&b));
+                let c = self.env.compare(or_undefined(&a), or_undefined(&b));
                 Ok(Some(match op {
                     Op::Eq => Bson::Boolean(c == Ordering::Equal),
                     Op::Ne => Bson::Boolean(c != Ordering::Equal),

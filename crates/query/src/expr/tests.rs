@@ -17,6 +17,7 @@ fn eval_in(expr: Bson, root: &Document) -> Result<Option<Bson>, MongoError> {
             increment: 2,
         }),
         vars: vec![("uservar".into(), Bson::Int32(42))],
+        collation: None,
     };
     Expr::parse_with_vars(&expr, &["uservar".to_owned()])?.evaluate(root, &env)
 }

@@ -22,7 +22,7 @@ use super::order::get_nested;
 use super::shape::AddFields;
 use super::window::SetWindowFields;
 use super::{set_nested, value_cmp};
-use crate::cmp::{is_number, values_equal};
+use crate::cmp::is_number;
 use crate::expr::{add_in_utc, time_unit, Env, TimeUnit};
 use crate::projection::field_path;
 use crate::util::{self, type_name};
@@ -465,7 +465,7 @@ impl Densify {
     }
 
     /// Runs the stage.
-    pub fn run(&self, docs: Vec<Document>) -> Result<Vec<Document>, MongoError> {
+    pub fn run(&self, docs: Vec<Document>, env: &Env) -> Result<Vec<Document>, MongoError> {
         // Null and missing values first (they sort first), then each partition.
         let mut nulls = Vec::new();
         let mut parts: Vec<(PartitionKey, Vec<(Bson, Document)>)> = Vec::new();
@@ -481,7 +481,7 @@ impl Densify {
                 .collect();
             let same = |k: &Vec<Option<Bson>>| {
                 k.iter().zip(&key).all(|(a, b)| match (a, b) {
-                    (Some(a), Some(b)) => values_equal(a, b),
+                    (Some(a), Some(b)) => env.equal(a, b),
                     (None, None) => true,
                     _ => false,
                 })
@@ -499,7 +499,7 @@ impl Densify {
             a.iter()
                 .zip(b)
                 .map(|(x, y)| match (x, y) {
-                    (Some(x), Some(y)) => value_cmp(x, y),
+                    (Some(x), Some(y)) => env.compare(x, y),
                     (x, y) => x.is_some().cmp(&y.is_some()),
                 })
                 .find(|o| *o != Ordering::Equal)

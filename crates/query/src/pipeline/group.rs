@@ -14,7 +14,7 @@ use eddy_codes::{ErrorCode, MongoError};
 
 use super::granularity::Granularity;
 use super::value_cmp;
-use crate::cmp::values_equal;
+use crate::collation::Collation;
 use crate::expr::quantile::{Quantile, QuantileUse};
 use crate::expr::{num, Env, Expr};
 use crate::sort::SortSpec;
@@ -256,24 +256,26 @@ impl AccSpec {
     }
 }
 
-/// A value as a BTreeMap key ordered by mongod's comparison.
+/// A value as a BTreeMap key ordered by mongod's comparison, strings under the
+/// collation: two strings it finds equal are one key (one group, whose `_id` is the
+/// first value met, as in mongod).
 #[derive(Debug, Clone)]
-struct Key(Bson);
+struct Key<'a>(Bson, Option<&'a Collation>);
 
-impl PartialEq for Key {
+impl PartialEq for Key<'_> {
     fn eq(&self, other: &Self) -> bool {
-        value_cmp(&self.0, &other.0) == Ordering::Equal
+        self.cmp(other) == Ordering::Equal
     }
 }
-impl Eq for Key {}
-impl PartialOrd for Key {
+impl Eq for Key<'_> {}
+impl PartialOrd for Key<'_> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Key {
+impl Ord for Key<'_> {
     fn cmp(&self, other: &Self) -> Ordering {
-        value_cmp(&self.0, &other.0)
+        crate::cmp::compare_collated(&self.0, &other.0, self.1)
     }
 }
 
@@ -499,7 +501,7 @@ impl AccSpec {
                     let better = match cur {
                         None => true,
                         Some(c) => {
-                            let o = value_cmp(&v, c);
+                            let o = env.compare(&v, c);
                             if self.op == AccOp::Min {
                                 o == Ordering::Less
                             } else {
@@ -526,7 +528,7 @@ impl AccSpec {
                 }
                 AccOp::AddToSet => {
                     if let Some(v) = v {
-                        if !items.iter().any(|i| values_equal(i, &v)) {
+                        if !items.iter().any(|i| env.equal(i, &v)) {
                             items.push(v);
                         }
                     }
@@ -547,9 +549,9 @@ impl AccSpec {
                     if let Some(v) = v.filter(|v| !matches!(v, Bson::Null | Bson::Undefined)) {
                         items.push(v);
                         if self.op == AccOp::MaxN {
-                            items.sort_by(|a, b| value_cmp(b, a));
+                            items.sort_by(|a, b| env.compare(b, a));
                         } else {
-                            items.sort_by(value_cmp);
+                            items.sort_by(|a, b| env.compare(a, b));
                         }
                         items.truncate(n);
                     }
@@ -591,7 +593,9 @@ impl AccSpec {
                 // Keep `items` in sort order; ties keep arrival order.
                 let pos = items
                     .iter()
-                    .position(|(k, _)| sort.compare_keys(&key, k) == Ordering::Less)
+                    .position(|(k, _)| {
+                        sort.compare_keys_under(&key, k, env.collation.as_deref()) == Ordering::Less
+                    })
                     .unwrap_or(items.len());
                 items.insert(pos, (key, value));
                 if items.len() > n {
@@ -715,11 +719,12 @@ impl Group {
 
     /// Groups `docs`.
     pub fn run(&self, docs: Vec<Document>, env: &Env) -> Result<Vec<Document>, MongoError> {
-        let mut index: BTreeMap<Key, usize> = BTreeMap::new();
+        let collation = env.collation.as_deref();
+        let mut index: BTreeMap<Key<'_>, usize> = BTreeMap::new();
         let mut groups: Vec<(Bson, Vec<usize>, Vec<AccState>)> = Vec::new();
         for d in &docs {
             let key = self.id.evaluate(d, env)?.unwrap_or(Bson::Null);
-            let gi = match index.get(&Key(key.clone())) {
+            let gi = match index.get(&Key(key.clone(), collation)) {
                 Some(i) => *i,
                 None => {
                     let ns = self
@@ -729,7 +734,7 @@ impl Group {
                         .collect::<Result<Vec<_>, _>>()?;
                     let states = self.fields.iter().map(|(_, a)| a.init()).collect();
                     groups.push((key.clone(), ns, states));
-                    index.insert(Key(key), groups.len() - 1);
+                    index.insert(Key(key, collation), groups.len() - 1);
                     groups.len() - 1
                 }
             };
@@ -928,7 +933,8 @@ impl Bucket {
             let same = crate::cmp::type_bracket(&v) == crate::cmp::type_bracket(lo);
             let slot = if same {
                 self.boundaries.windows(2).position(|w| {
-                    value_cmp(&v, &w[0]) != Ordering::Less && value_cmp(&v, &w[1]) == Ordering::Less
+                    env.compare(&v, &w[0]) != Ordering::Less
+                        && env.compare(&v, &w[1]) == Ordering::Less
                 })
             } else {
                 None
@@ -1069,7 +1075,7 @@ impl BucketAuto {
             .into_iter()
             .map(|d| Ok((self.key(&d, env)?, d)))
             .collect::<Result<Vec<_>, MongoError>>()?;
-        keyed.sort_by(|a, b| value_cmp(&a.0, &b.0));
+        keyed.sort_by(|a, b| env.compare(&a.0, &b.0));
         let per_bucket = ((keyed.len() as f64) / (self.buckets as f64))
             .round()
             .max(1.0) as usize;
@@ -1105,10 +1111,10 @@ impl BucketAuto {
                 None => None,
             };
             while let Some((key, doc)) = next.take() {
-                let joins = values_equal(&bucket.max, &key)
+                let joins = env.equal(&bucket.max, &key)
                     || boundary
                         .as_ref()
-                        .is_some_and(|b| value_cmp(b, &key) == Ordering::Greater);
+                        .is_some_and(|b| env.compare(b, &key) == Ordering::Greater);
                 if !joins {
                     next = Some((key, doc));
                     break;

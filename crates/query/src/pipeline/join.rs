@@ -3,10 +3,13 @@
 //! `document_source_union_with.cpp`, `document_source_facet.cpp`), with the
 //! namespace, `let` and sub-pipeline arguments they (and `$out`/`$merge`) share.
 
+use std::sync::Arc;
+
 use bson::{Bson, Document};
 use eddy_codes::{location, MongoError};
 
 use super::{parse_pipeline, set_nested, CollStats, Context, Mode, Pipeline};
+use crate::collation::Collation;
 use crate::expr::{Env, Expr};
 use crate::filter::Filter;
 use crate::projection::field_path;
@@ -28,6 +31,25 @@ pub(super) struct UnionWith {
     db: Option<String>,
     coll: Option<String>,
     pipeline: Option<Pipeline>,
+}
+
+impl Lookup {
+    /// Puts the sub-pipeline under the command's collation (the join's equality reads
+    /// it from the environment).
+    pub(super) fn collate(&mut self, c: &Arc<Collation>) {
+        if let Some(p) = self.pipeline.take() {
+            self.pipeline = Some(p.collated(Some(c)));
+        }
+    }
+}
+
+impl UnionWith {
+    /// Puts the sub-pipeline under the command's collation.
+    pub(super) fn collate(&mut self, c: &Arc<Collation>) {
+        if let Some(p) = self.pipeline.take() {
+            self.pipeline = Some(p.collated(Some(c)));
+        }
+    }
 }
 
 pub(super) fn namespace_arg(v: &Bson, what: &str) -> Result<(Option<String>, String), MongoError> {
@@ -307,7 +329,9 @@ pub(super) fn lookup(
                     .into_iter()
                     .filter(|v| !matches!(v, Bson::RegularExpression(_)))
                     .collect();
-                let filter = Filter::parse(&bson::doc! {ff.clone(): {"$in": in_values}})?;
+                // Equality under the pipeline's collation, as mongod joins.
+                let filter = Filter::parse(&bson::doc! {ff.clone(): {"$in": in_values}})?
+                    .collated(env.collation.as_ref());
                 foreign
                     .iter()
                     .filter(|f| filter.matches(f))
@@ -495,7 +519,7 @@ pub(super) fn graph_lookup(
             let values: Vec<Bson> = frontier
                 .drain(..)
                 .filter(|v| !matches!(v, Bson::RegularExpression(_)))
-                .filter(|v| !queried.iter().any(|q| crate::cmp::values_equal(q, v)))
+                .filter(|v| !queried.iter().any(|q| env.equal(q, v)))
                 .collect();
             if values.is_empty() {
                 break;
@@ -505,7 +529,7 @@ pub(super) fn graph_lookup(
             if let Some(r) = &g.restrict {
                 query = bson::doc! {"$and": [query, r.clone()]};
             }
-            let filter = Filter::parse(&query)?;
+            let filter = Filter::parse(&query)?.collated(env.collation.as_ref());
             for (i, f) in foreign.iter().enumerate() {
                 if found.contains(&i) || !filter.matches(f) {
                     continue;

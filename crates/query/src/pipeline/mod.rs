@@ -112,6 +112,9 @@ pub struct Pipeline {
     /// The raw `$match` of the first stage, for the caller's index use.
     leading_match: Option<Document>,
     output: Option<Output>,
+    /// The command's collation (`None`: simple), given to every stage's evaluation
+    /// environment ([`Env::collation`]) by [`Pipeline::collated`].
+    collation: Option<Arc<Collation>>,
 }
 
 #[derive(Debug, Clone)]
@@ -317,6 +320,7 @@ impl Pipeline {
     /// Whether `doc` passes every `$match` stage (see [`Pipeline::only_matches`]; other
     /// stages are not run).
     pub fn passes(&self, doc: &Document, env: &Env) -> Result<bool, MongoError> {
+        let env = &self.env_of(env);
         for stage in &self.stages {
             if let Stage::Match(m) = stage {
                 if !m.matches(doc, env)? {
@@ -327,13 +331,18 @@ impl Pipeline {
         Ok(true)
     }
 
-    /// The same pipeline with the command's collation applied to the string comparisons
-    /// of its `$match` stages and the order of its `$sort`s (in `$facet`s too).
-    /// `$group` keys, `$lookup` joins and expressions keep byte order.
+    /// The same pipeline under the command's collation, as mongod's
+    /// `ExpressionContext` collator: the string comparisons of its `$match` stages and
+    /// the order of its `$sort`s are put under it here, and every other comparison a
+    /// stage or an expression makes (`$group` keys, `$lookup` joins, `$bucket`
+    /// boundaries, window partitions, `$eq`/`$in`/set operators, ...) reads it from the
+    /// evaluation environment the pipeline runs with ([`Env::collation`]). Sub-pipelines
+    /// (`$facet`, `$lookup`, `$unionWith`) run under the same collation.
     pub fn collated(mut self, collation: Option<&Arc<Collation>>) -> Pipeline {
         let Some(c) = collation else {
             return self;
         };
+        self.collation = Some(Arc::clone(c));
         for stage in &mut self.stages {
             match stage {
                 Stage::Match(m) => {
@@ -348,10 +357,27 @@ impl Pipeline {
                         *p = std::mem::take(p).collated(Some(c));
                     }
                 }
+                Stage::Lookup(l) => l.collate(c),
+                Stage::UnionWith(u) => u.collate(c),
                 _ => {}
             }
         }
         self
+    }
+
+    /// The collation the pipeline runs under (`None`: simple).
+    pub fn collation(&self) -> Option<&Arc<Collation>> {
+        self.collation.as_ref()
+    }
+
+    /// The environment the stages evaluate in: the caller's, under the pipeline's
+    /// collation when it has one.
+    fn env_of(&self, env: &Env) -> Env {
+        let mut env = env.clone();
+        if let Some(c) = &self.collation {
+            env.collation = Some(Arc::clone(c));
+        }
+        env
     }
 
     /// A `$sort` right after the leading `$match` (or opening the pipeline) and a
@@ -390,10 +416,11 @@ impl Pipeline {
         observe: &mut dyn FnMut(usize, std::time::Duration),
     ) -> Result<Vec<Document>, MongoError> {
         let mut docs = input;
+        let env = self.env_of(ctx.env());
         for stage in self.stages.iter().skip(start) {
             ctx.interrupted()?;
             let started = std::time::Instant::now();
-            docs = run_stage(stage, docs, ctx)?;
+            docs = run_stage(stage, docs, ctx, &env)?;
             observe(docs.len(), started.elapsed());
         }
         Ok(docs)
@@ -425,6 +452,7 @@ impl Pipeline {
 
     /// Applies a change-stream pipeline to one event; `None` when filtered out.
     pub fn apply_one(&self, event: Document, env: &Env) -> Result<Option<Document>, MongoError> {
+        let env = &self.env_of(env);
         let mut doc = event;
         for stage in &self.stages {
             let out = match stage {
@@ -446,9 +474,10 @@ impl Pipeline {
         ctx: &mut dyn Context,
     ) -> Result<Vec<Document>, MongoError> {
         let mut docs = input;
+        let env = self.env_of(ctx.env());
         for stage in self.stages.iter().skip(start) {
             ctx.interrupted()?;
-            docs = run_stage(stage, docs, ctx)?;
+            docs = run_stage(stage, docs, ctx, &env)?;
         }
         Ok(docs)
     }
@@ -560,6 +589,7 @@ fn parse_pipeline(
         stages: parsed,
         leading_match,
         output,
+        collation: None,
     })
 }
 
@@ -684,15 +714,15 @@ fn run_stage(
     stage: &Stage,
     docs: Vec<Document>,
     ctx: &mut dyn Context,
+    env: &Env,
 ) -> Result<Vec<Document>, MongoError> {
-    let env = ctx.env().clone();
     Ok(match stage {
         // The engine ran it (its input is empty when the collection does not exist).
         Stage::GeoNear(_) => docs,
         Stage::Match(m) => {
             let mut out = Vec::with_capacity(docs.len());
             for d in docs {
-                if m.matches(&d, &env)? {
+                if m.matches(&d, env)? {
                     out.push(d);
                 }
             }
@@ -701,7 +731,7 @@ fn run_stage(
         Stage::Project(_) | Stage::AddFields(_) | Stage::ReplaceRoot(..) | Stage::Redact(_) => {
             let mut out = Vec::with_capacity(docs.len());
             for d in docs {
-                if let Some(d) = one_to_one(stage, d, &env)? {
+                if let Some(d) = one_to_one(stage, d, env)? {
                     out.push(d);
                 }
             }
@@ -714,7 +744,7 @@ fn run_stage(
             docs
         }
         Stage::Skip(n) => docs.into_iter().skip(*n).collect(),
-        Stage::Group(g) => g.run(docs, &env)?,
+        Stage::Group(g) => g.run(docs, env)?,
         Stage::Count(field) => {
             if docs.is_empty() {
                 Vec::new()
@@ -725,27 +755,27 @@ fn run_stage(
             }
         }
         Stage::Unwind(u) => unwind(u, docs),
-        Stage::Lookup(l) => lookup(l, docs, ctx, &env)?,
+        Stage::Lookup(l) => lookup(l, docs, ctx, env)?,
         Stage::Facet(facets) => facet(facets, docs, ctx)?,
         Stage::SortByCount(e) => {
             let g = Group::sort_by_count(e.clone());
-            let grouped = g.run(docs, &env)?;
+            let grouped = g.run(docs, env)?;
             let spec = SortSpec::parse_stage(&bson::doc! {"count": -1})?;
             sort_docs(&spec, grouped)?
         }
-        Stage::Bucket(b) => b.run(docs, &env)?,
-        Stage::BucketAuto(b) => b.run(docs, &env)?,
+        Stage::Bucket(b) => b.run(docs, env)?,
+        Stage::BucketAuto(b) => b.run(docs, env)?,
         Stage::Sample(n) => sample(docs, *n),
         Stage::UnionWith(u) => union_with(u, docs, ctx)?,
         Stage::ListLocalSessions(users) => ctx.local_sessions(users.as_deref())?,
         Stage::CurrentOp(spec) => ctx.current_ops(spec)?,
         Stage::CollStats(spec) => vec![ctx.coll_stats(spec)?],
         Stage::IndexStats => ctx.index_stats()?,
-        Stage::Documents(e) => documents(e, &env)?,
-        Stage::SetWindowFields(w) => w.run(docs, &env)?,
-        Stage::Fill(f) => f.run(docs, &env)?,
-        Stage::Densify(d) => d.run(docs)?,
-        Stage::GraphLookup(g) => graph_lookup(g, docs, ctx, &env)?,
+        Stage::Documents(e) => documents(e, env)?,
+        Stage::SetWindowFields(w) => w.run(docs, env)?,
+        Stage::Fill(f) => f.run(docs, env)?,
+        Stage::Densify(d) => d.run(docs, env)?,
+        Stage::GraphLookup(g) => graph_lookup(g, docs, ctx, env)?,
     })
 }
 
@@ -767,7 +797,8 @@ fn set_nested(doc: &mut Document, path: &[String], v: Bson) {
     }
 }
 
-/// Orders two group keys or values as mongod's value comparator does.
+/// Orders two values as mongod's value comparator does under no collation (the checks
+/// a stage makes of its own arguments when it is parsed).
 pub(crate) fn value_cmp(a: &Bson, b: &Bson) -> Ordering {
     crate::cmp::compare(a, b)
 }

@@ -1286,3 +1286,153 @@ fn graph_lookup_walks_the_documented_hierarchy() {
     assert_eq!(code(doc! {"restrictSearchWithMatch": 1}), 40185);
     assert_eq!(code(doc! {"bogus": 1}), 40104);
 }
+
+/// Runs `stages` under `{locale: "en", strength: 2}` (case-insensitive), with the other
+/// collections `colls`.
+fn run_ci(
+    stages: &[Document],
+    input: Vec<Document>,
+    colls: Vec<(String, Vec<Document>)>,
+) -> Vec<Document> {
+    let c = crate::collation::Collation::parse(&doc! {"locale": "en", "strength": 2})
+        .expect("valid")
+        .expect("not simple");
+    let p = Pipeline::parse(stages).expect("parses").collated(Some(&c));
+    let mut ctx = MapContext {
+        colls,
+        ..MapContext::default()
+    };
+    p.run(input, &mut ctx).expect("runs")
+}
+
+#[test]
+fn collation_applies_to_expressions() {
+    let input = vec![doc! {"_id": 1, "a": "cafe", "b": "CAFE", "arr": ["X", "y"]}];
+    let stage = doc! {"$project": {
+        "eq": {"$eq": ["$a", "$b"]},
+        "ne": {"$ne": ["$a", "$b"]},
+        "cmp": {"$cmp": ["$a", "$b"]},
+        "lt": {"$lt": ["a", "B"]},
+        "in": {"$in": ["x", "$arr"]},
+        "idx": {"$indexOfArray": ["$arr", "Y"]},
+        "seteq": {"$setEquals": [["a", "B"], ["b", "A"]]},
+        "union": {"$setUnion": [["a", "A"], ["b"]]},
+        "inter": {"$setIntersection": [["a", "b"], ["B"]]},
+        "diff": {"$setDifference": [["a", "b"], ["A"]]},
+        "subset": {"$setIsSubset": [["A"], ["a"]]},
+        "max": {"$max": ["a", "B"]},
+        "sorted": {"$sortArray": {"input": ["b", "A", "c"], "sortBy": 1}},
+        // `$strcasecmp` and `$indexOfBytes` ignore the collation in mongod too.
+        "bytes": {"$indexOfBytes": ["ABC", "b"]},
+    }};
+    let out = run_ci(std::slice::from_ref(&stage), input.clone(), Vec::new());
+    assert_eq!(
+        out[0],
+        doc! {"_id": 1, "eq": true, "ne": false, "cmp": 0, "lt": true, "in": true,
+        "idx": 1, "seteq": true, "union": ["a", "b"], "inter": ["b"], "diff": ["b"],
+        "subset": true, "max": "B", "sorted": ["A", "b", "c"], "bytes": -1}
+    );
+    // Without a collation, byte order.
+    let simple = run_simple(&[stage], input).expect("runs");
+    assert_eq!(
+        simple[0],
+        doc! {"_id": 1, "eq": false, "ne": true, "cmp": 1, "lt": false, "in": false,
+        "idx": -1, "seteq": false, "union": ["A", "a", "b"], "inter": [], "diff": ["a", "b"],
+        "subset": false, "max": "a", "sorted": ["A", "b", "c"], "bytes": -1}
+    );
+}
+
+#[test]
+fn collation_applies_to_group_keys_and_accumulators() {
+    let input = docs(vec![
+        bson::bson!({"_id": 1, "k": "Apple", "t": "x"}),
+        bson::bson!({"_id": 2, "k": "apple", "t": "X"}),
+        bson::bson!({"_id": 3, "k": "APPLE", "t": "y"}),
+        bson::bson!({"_id": 4, "k": "pear", "t": "a"}),
+    ]);
+    let out = run_ci(
+        &[
+            doc! {"$group": {"_id": "$k", "n": {"$sum": 1}, "tags": {"$addToSet": "$t"},
+            "max": {"$max": "$t"}, "top": {"$top": {"sortBy": {"t": -1}, "output": "$_id"}}}},
+            doc! {"$sort": {"_id": 1}},
+        ],
+        input.clone(),
+        Vec::new(),
+    );
+    // One group per case-insensitive key, named by the first value met.
+    assert_eq!(
+        out,
+        vec![
+            doc! {"_id": "Apple", "n": 3, "tags": ["x", "y"], "max": "y", "top": 3},
+            doc! {"_id": "pear", "n": 1, "tags": ["a"], "max": "a", "top": 4},
+        ]
+    );
+    let simple = run_simple(&[doc! {"$group": {"_id": "$k"}}], input).expect("runs");
+    assert_eq!(simple.len(), 4);
+}
+
+#[test]
+fn collation_applies_to_buckets_windows_and_joins() {
+    let input = docs(vec![
+        bson::bson!({"_id": 1, "s": "b"}),
+        bson::bson!({"_id": 2, "s": "C"}),
+        bson::bson!({"_id": 3, "s": "d"}),
+    ]);
+    // Under the collation "C" is in ["c", "e"); by bytes it is below "a", so in no
+    // bucket (and there is no default).
+    let buckets = run_ci(
+        &[doc! {"$bucket": {"groupBy": "$s", "boundaries": ["a", "c", "e"]}}],
+        input.clone(),
+        Vec::new(),
+    );
+    assert_eq!(
+        buckets,
+        vec![doc! {"_id": "a", "count": 1}, doc! {"_id": "c", "count": 2}]
+    );
+    let e = run_simple(
+        &[doc! {"$bucket": {"groupBy": "$s", "boundaries": ["a", "c", "e"]}}],
+        input.clone(),
+    )
+    .expect_err("C is below every boundary by bytes");
+    assert_eq!(e.code, 40066);
+
+    let ranked = run_ci(
+        &[
+            doc! {"$setWindowFields": {"partitionBy": {"$toLower": "x"}, "sortBy": {"s": 1},
+            "output": {"r": {"$rank": {}}}}},
+        ],
+        docs(vec![
+            bson::bson!({"_id": 1, "s": "B"}),
+            bson::bson!({"_id": 2, "s": "a"}),
+            bson::bson!({"_id": 3, "s": "b"}),
+        ]),
+        Vec::new(),
+    );
+    let ranks: Vec<(i32, i32)> = ranked
+        .iter()
+        .map(|d| (d.get_i32("_id").unwrap_or(0), d.get_i32("r").unwrap_or(0)))
+        .collect();
+    assert_eq!(ranks, vec![(2, 1), (1, 2), (3, 2)]);
+
+    let orders = vec![doc! {"_id": 1, "item": "ABC"}];
+    let inventory = vec![
+        doc! {"_id": 10, "sku": "abc"},
+        doc! {"_id": 11, "sku": "Abc"},
+        doc! {"_id": 12, "sku": "xyz"},
+    ];
+    let joined = run_ci(
+        &[
+            doc! {"$lookup": {"from": "inventory", "localField": "item", "foreignField": "sku", "as": "inv"}},
+            doc! {"$lookup": {"from": "inventory", "let": {"i": "$item"},
+            "pipeline": [{"$match": {"$expr": {"$eq": ["$sku", "$$i"]}}}, {"$match": {"sku": "ABC"}}],
+            "as": "viaPipeline"}},
+            doc! {"$project": {"inv": "$inv._id", "viaPipeline": "$viaPipeline._id"}},
+        ],
+        orders,
+        vec![("inventory".to_owned(), inventory)],
+    );
+    assert_eq!(
+        joined,
+        vec![doc! {"_id": 1, "inv": [10, 11], "viaPipeline": [10, 11]}]
+    );
+}

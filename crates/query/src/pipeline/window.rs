@@ -20,7 +20,7 @@ use eddy_codes::{ErrorCode, MongoError};
 
 use super::group::{parse_n_acc, AccSpec, AccState};
 use super::{set_nested, value_cmp};
-use crate::cmp::{is_number, values_equal};
+use crate::cmp::is_number;
 use crate::expr::quantile::QuantileUse;
 use crate::expr::{add_in_utc, fixed_unit_ms, time_unit, Env, Expr, TimeUnit};
 use crate::projection::field_path;
@@ -236,8 +236,9 @@ impl SetWindowFields {
         }
         if self.partition_by.is_some() || self.sort_by.is_some() {
             keyed.sort_by(|a, b| {
-                value_cmp(&a.0, &b.0).then_with(|| match &self.sort_by {
-                    Some(s) => s.compare_keys(&a.1, &b.1),
+                // Partitions and sortBy under the pipeline's collation.
+                env.compare(&a.0, &b.0).then_with(|| match &self.sort_by {
+                    Some(s) => s.compare_keys_under(&a.1, &b.1, env.collation.as_deref()),
                     None => Ordering::Equal,
                 })
             });
@@ -246,7 +247,7 @@ impl SetWindowFields {
         let mut start = 0;
         while start < keyed.len() {
             let mut end = start + 1;
-            while end < keyed.len() && values_equal(&keyed[end].0, &keyed[start].0) {
+            while end < keyed.len() && env.equal(&keyed[end].0, &keyed[start].0) {
                 end += 1;
             }
             let part = &keyed[start..end];
@@ -287,7 +288,7 @@ impl SetWindowFields {
                 let mut out = Vec::with_capacity(n);
                 let (mut rank, mut dense_rank) = (0usize, 0usize);
                 for i in 0..n {
-                    let same = i > 0 && same_key(keys[i - 1], keys[i]);
+                    let same = i > 0 && same_key(env, keys[i - 1], keys[i]);
                     if !same {
                         rank = i + 1;
                         dense_rank += 1;
@@ -669,8 +670,8 @@ fn partition_array() -> MongoError {
     )
 }
 
-fn same_key(a: &[Bson], b: &[Bson]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| values_equal(x, y))
+fn same_key(env: &Env, a: &[Bson], b: &[Bson]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| env.equal(x, y))
 }
 
 /// An accumulator over `[lo, hi)`, reusing the previous window's state when this one
