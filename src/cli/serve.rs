@@ -422,6 +422,12 @@ fn resolve_with(
                 cursor_timeout = Duration::from_millis(ms as u64);
                 set_parameters.insert(name.clone(), Bson::Int64(ms));
             }
+            "requireApiVersion" | "ttlMonitorEnabled" => {
+                let on = parse_bool(value).ok_or_else(|| {
+                    anyhow!("Bad value for parameter \"{name}\": \"{value}\" is not a boolean")
+                })?;
+                set_parameters.insert(name.clone(), Bson::Boolean(on));
+            }
             // mongod: an int greater than 0. The second is Eddy's test-only knob.
             "localLogicalSessionTimeoutMinutes"
             | "eddySessionTimeoutMillis"

@@ -1,5 +1,5 @@
 """`setParameter` / `getParameter` as mongod 7.0 answers them (runtime changes of
-`cursorTimeoutMillis`, `ttlMonitorEnabled` and `transactionLifetimeLimitSeconds` that take effect; mongod's errors for unknown,
+`cursorTimeoutMillis`, `ttlMonitorEnabled`, `requireApiVersion` and `transactionLifetimeLimitSeconds` that take effect; mongod's errors for unknown,
 startup-only and missing parameters), and `listDatabases` showing `admin`, `config` and
 `local` as on a mongod replica set."""
 
@@ -10,6 +10,7 @@ import time
 
 import pytest
 from pymongo.errors import OperationFailure
+from pymongo.server_api import ServerApi
 
 
 def error_of(fn) -> tuple[int, str]:
@@ -121,3 +122,31 @@ def test_transaction_lifetime_changes_at_runtime(server):
     assert error_of(lambda: admin.command("setParameter", 1, transactionLifetimeLimitSeconds=0))[0] == 2
     assert error_of(lambda: admin.command("setParameter", 1, transactionLifetimeLimitSeconds="x"))[0] == 2
     assert admin.command("setParameter", 1, transactionLifetimeLimitSeconds=60)["was"] == 1
+
+
+API_REQUIRED = "The apiVersion parameter is required, please configure your MongoClient's API version"
+
+
+def test_require_api_version_at_runtime(server):
+    """With `requireApiVersion`, every command a client sends must carry `apiVersion`
+    (498870, as mongod); a client declaring API version 1 goes on, getMores included."""
+    c = server.client()
+    assert c.admin.command("ping")["ok"] == 1
+    assert c.admin.command("setParameter", 1, requireApiVersion=True)["was"] is False
+    assert error_of(lambda: c.admin.command("ping")) == (498870, API_REQUIRED)
+    assert error_of(lambda: c.app.items.insert_one({"i": -1}))[0] == 498870
+    v1 = server.client(server_api=ServerApi("1"))
+    v1.app.items.insert_many([{"i": i} for i in range(5)])
+    assert [d["i"] for d in v1.app.items.find(batch_size=2).sort("i", 1)] == [0, 1, 2, 3, 4]
+    assert v1.admin.command("getParameter", 1, requireApiVersion=1)["requireApiVersion"] is True
+    assert error_of(lambda: v1.admin.command("setParameter", 1, requireApiVersion="yes"))[0] == 2
+    assert v1.admin.command("setParameter", 1, requireApiVersion=0)["was"] is True
+    assert c.admin.command("ping")["ok"] == 1
+    assert c.app.items.count_documents({}) == 5
+
+
+def test_require_api_version_at_startup(eddy_factory):
+    srv = eddy_factory(extra_args=["--setParameter", "requireApiVersion=true"])
+    v1 = srv.client(server_api=ServerApi("1"))
+    assert v1.admin.command("getParameter", 1, requireApiVersion=1)["requireApiVersion"] is True
+    assert v1.admin.command("ping")["ok"] == 1

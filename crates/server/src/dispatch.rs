@@ -316,6 +316,14 @@ pub async fn execute(
         Ok((db, entry?))
     });
     let result = match resolved {
+        Ok(_) if state.require_api_version.load(Ordering::Relaxed)
+            && !cmd.contains_key("apiVersion") =>
+        {
+            Err(MongoError::location(
+                498870,
+                "The apiVersion parameter is required, please configure your MongoClient's API version",
+            ))
+        }
         Ok((db, entry)) => run(state, conn, entry, &name, cmd, db).await,
         // A mongod command Eddy does not have still meets `failCommand` first, as in
         // mongod (drivers' tests set it on authentication commands).
@@ -342,7 +350,8 @@ pub async fn execute(
 /// Runs one command for a client inside the server (the HTTP gateway,
 /// `crate::http::watch`): the same lookup, authorization, rules and counters as
 /// [`execute`], the command's own `$db`, but the error comes back typed rather than as
-/// a reply document.
+/// a reply document. Like mongod's internal clients it needs no `apiVersion` under
+/// `requireApiVersion`.
 pub async fn execute_typed(
     state: &Arc<ServerState>,
     conn: &Arc<ConnInfo>,

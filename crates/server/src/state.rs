@@ -90,6 +90,14 @@ impl ServerConfig {
         Duration::from_secs(secs)
     }
 
+    /// `requireApiVersion` at start-up (false unless set).
+    pub fn require_api_version(&self) -> bool {
+        matches!(
+            self.set_parameters.get("requireApiVersion"),
+            Some(Bson::Boolean(true))
+        )
+    }
+
     /// `ttlMonitorEnabled` at start-up (true unless set to false).
     pub fn ttl_monitor_enabled(&self) -> bool {
         !matches!(
@@ -486,6 +494,9 @@ pub struct ServerState {
     /// `transactionLifetimeLimitSeconds`, settable at runtime (`setParameter`): the
     /// lifetime of the transactions that begin from then on.
     pub txn_lifetime: TxnLifetime,
+    /// `requireApiVersion`, settable at runtime (`setParameter`): every command a client
+    /// sends must then carry `apiVersion` (`crate::dispatch`).
+    pub require_api_version: std::sync::atomic::AtomicBool,
     pub started: Instant,
     /// The constant `electionId` of this node's single term.
     pub election_id: ObjectId,
@@ -512,6 +523,7 @@ impl ServerState {
             secs: AtomicU64::new(config.transaction_lifetime().as_secs()),
             changed: Notify::new(),
         };
+        let require_api_version = std::sync::atomic::AtomicBool::new(config.require_api_version());
         ServerState {
             config,
             engine,
@@ -523,6 +535,7 @@ impl ServerState {
             connections_total: AtomicI64::new(0),
             cursors_timed_out: AtomicU64::new(0),
             txn_lifetime,
+            require_api_version,
             ttl,
             started: Instant::now(),
             election_id: ObjectId::parse_str("7fffffff0000000000000001")

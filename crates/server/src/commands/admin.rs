@@ -85,6 +85,10 @@ fn parameters(ctx: &Ctx) -> Document {
         i32::try_from(state.txn_lifetime.get().as_secs()).unwrap_or(i32::MAX),
     );
     params.insert(
+        "requireApiVersion",
+        state.require_api_version.load(Ordering::Relaxed),
+    );
+    params.insert(
         "ttlMonitorEnabled",
         state.ttl.enabled.load(Ordering::Relaxed),
     );
@@ -105,13 +109,9 @@ const RUNTIME_SETTABLE: &[&str] = &[
     "ttlMonitorSleepSecs",
 ];
 
-/// Parameters mongod 7.0 lets `setParameter` change at runtime that Eddy keeps as
-/// they started (115 rather than a silent success).
-const RUNTIME_NOT_CHANGED: &[&str] = &["requireApiVersion"];
-
 /// `{setParameter: 1, <name>: <value>, ...}` (admin only): mongod's checks of every
 /// name first (72 unknown, 20 startup-only), then the changes; replies the previous
-/// value of the first as `was`. Eddy changes `cursorTimeoutMillis`,
+/// value of the first as `was`. Eddy changes `cursorTimeoutMillis`, `requireApiVersion`,
 /// `transactionLifetimeLimitSeconds`, `ttlMonitorEnabled` and `ttlMonitorSleepSecs`.
 pub struct SetParameter {
     params: Vec<(String, Bson)>,
@@ -159,18 +159,11 @@ impl Command for SetParameter {
                         .ok_or_else(|| invalid_value(name, value))?;
                     changes.push(Change::TxnLifetime(secs));
                 }
-                "ttlMonitorEnabled" => match value {
-                    Bson::Boolean(b) => changes.push(Change::TtlEnabled(*b)),
-                    other => match integral(other) {
-                        Some(n) => changes.push(Change::TtlEnabled(n != 0)),
-                        None => return Err(invalid_value(name, value)),
-                    },
-                },
-                n if RUNTIME_NOT_CHANGED.contains(&n) => {
-                    return Err(MongoError::new(
-                        ErrorCode::CommandNotSupported,
-                        format!("Eddy cannot change [{n}] at runtime"),
-                    ))
+                "ttlMonitorEnabled" => changes.push(Change::TtlEnabled(flag(name, value)?)),
+                // mongod: from the next command on, every command a client sends must
+                // carry `apiVersion` (498870).
+                "requireApiVersion" => {
+                    changes.push(Change::RequireApiVersion(flag(name, value)?))
                 }
                 n if known.contains_key(n) => {
                     return Err(MongoError::new(
@@ -207,6 +200,9 @@ impl Command for SetParameter {
                 Change::TtlEnabled(on) => {
                     Bson::Boolean(state.ttl.enabled.swap(on, Ordering::Relaxed))
                 }
+                Change::RequireApiVersion(on) => {
+                    Bson::Boolean(state.require_api_version.swap(on, Ordering::Relaxed))
+                }
                 Change::TtlSleep(secs) => {
                     let old = state
                         .ttl
@@ -228,9 +224,20 @@ impl Command for SetParameter {
 /// One runtime change `setParameter` makes.
 enum Change {
     CursorTimeout(i64),
+    RequireApiVersion(bool),
     TtlEnabled(bool),
     TtlSleep(i64),
     TxnLifetime(i64),
+}
+
+/// A boolean parameter: a bool, or a number (non-zero is true), as mongod takes them.
+fn flag(name: &str, value: &Bson) -> Result<bool, MongoError> {
+    match value {
+        Bson::Boolean(b) => Ok(*b),
+        other => integral(other)
+            .map(|n| n != 0)
+            .ok_or_else(|| invalid_value(name, value)),
+    }
 }
 
 /// An integral number (a double without a fraction counts).
