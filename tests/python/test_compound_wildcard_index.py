@@ -14,6 +14,8 @@ import pytest
 from pymongo.collation import Collation
 from pymongo.errors import OperationFailure, WriteError
 
+from plans import has_stage, ixscan
+
 SALES = [
     {"_id": 1, "tenantId": 1, "tenantRegion": 1, "customFields": {"addr": "1 Main St", "name": "Ann", "blockId": 7}},
     {"_id": 2, "tenantId": 1, "tenantRegion": 2, "customFields": {"addr": "2 Oak Ave", "name": "Bob"}},
@@ -28,20 +30,8 @@ def winning(cursor) -> dict:
     return cursor.explain()["queryPlanner"]["winningPlan"]
 
 
-def ixscan(plan: dict) -> dict | None:
-    while plan:
-        if plan.get("stage") == "IXSCAN":
-            return plan
-        plan = plan.get("inputStage")
-    return None
-
-
 def has_sort(plan: dict) -> bool:
-    while plan:
-        if plan.get("stage") == "SORT":
-            return True
-        plan = plan.get("inputStage")
-    return False
+    return has_stage(plan, "SORT")
 
 
 @pytest.fixture

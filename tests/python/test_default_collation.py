@@ -9,6 +9,8 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.collation import Collation
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from plans import winning_index
+
 FULL_FR = {
     "locale": "fr",
     "caseLevel": False,
@@ -28,17 +30,6 @@ def code_of(fn) -> int:
         fn()
     return ei.value.code
 
-
-def winning_index(explain: dict) -> str | None:
-    """The index name of the winning plan's IXSCAN, if any."""
-    stack = [explain["queryPlanner"]["winningPlan"]]
-    while stack:
-        stage = stack.pop()
-        if stage.get("stage") == "IXSCAN":
-            return stage["indexName"]
-        stack.extend(v for k, v in stage.items() if k in ("inputStage",))
-        stack.extend(stage.get("inputStages", []))
-    return None
 
 
 def test_collection_default_collation_is_listed_and_used(server: EddyServer):

@@ -12,21 +12,7 @@ from bson import Int64
 from pymongo import HASHED
 from pymongo.errors import OperationFailure, WriteError
 
-
-def ixscans(plan: dict) -> list[dict]:
-    found = []
-
-    def walk(stage):
-        if stage.get("stage") == "IXSCAN":
-            found.append(stage)
-        for key in ("inputStage",):
-            if key in stage:
-                walk(stage[key])
-        for s in stage.get("inputStages", []):
-            walk(s)
-
-    walk(plan)
-    return found
+from plans import ixscans
 
 
 def hash_of(db, value) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import pytest
 from pymongo.errors import OperationFailure
 
+from plans import ixscan
+
 PRODUCTS = [
     {
         "_id": 1,
@@ -34,14 +36,6 @@ PRODUCTS = [
 
 def winning(cursor) -> dict:
     return cursor.explain()["queryPlanner"]["winningPlan"]
-
-
-def ixscan(plan: dict) -> dict | None:
-    while plan:
-        if plan.get("stage") == "IXSCAN":
-            return plan
-        plan = plan.get("inputStage")
-    return None
 
 
 @pytest.fixture
