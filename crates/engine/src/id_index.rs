@@ -156,17 +156,18 @@ pub fn rebuild_missing(w: &mut (impl KvWrite + ?Sized)) -> Result<usize, MongoEr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{DeleteOp, Engine, EngineOptions, Namespace};
     use bson::{doc, Document};
     use eddy_storage::Store;
 
-    fn open(dir: &tempfile::TempDir) -> Arc<Engine> {
+    pub(crate) fn open(dir: &tempfile::TempDir) -> Arc<Engine> {
         Engine::open(EngineOptions::new(dir.path())).expect("open")
     }
 
-    fn setup(engine: &Arc<Engine>) -> Namespace {
+    /// A collection `db.ci` with a case-insensitive default collation.
+    pub(crate) fn setup(engine: &Arc<Engine>) -> Namespace {
         let ns = Namespace::new("db", "ci");
         engine
             .create_collection(
@@ -177,7 +178,7 @@ mod tests {
         ns
     }
 
-    fn meta(engine: &Arc<Engine>, ns: &Namespace) -> CollectionMeta {
+    pub(crate) fn meta(engine: &Arc<Engine>, ns: &Namespace) -> CollectionMeta {
         engine
             .reader()
             .expect("reader")

@@ -261,24 +261,14 @@ mod tests {
 
     #[test]
     fn the_collated_id_index_is_checked() {
+        use crate::id_index::tests::{meta, open, setup};
         let dir = tempfile::tempdir().expect("tempdir");
-        let engine = Engine::open(EngineOptions::new(dir.path())).expect("open");
-        let ns = Namespace::new("db", "ci");
-        engine
-            .create_collection(
-                ns.clone(),
-                doc! {"collation": {"locale": "en", "strength": 2}},
-            )
-            .expect("create");
+        let engine = open(&dir);
+        let ns = setup(&engine);
         engine
             .insert(ns.clone(), vec![doc! {"_id": "a"}, doc! {"_id": "B"}], true)
             .expect("insert");
-        let meta = engine
-            .reader()
-            .expect("reader")
-            .collection(&ns)
-            .expect("meta")
-            .expect("exists");
+        let meta = meta(&engine, &ns);
         let validate = || {
             engine
                 .reader()
