@@ -542,12 +542,7 @@ fn an_index_serves_strings_only_under_its_collation() {
             ),
         ],
     };
-    let collation = eddy_query::collation::Collation::parse(&ci)
-        .expect("valid")
-        .expect("not simple");
-    let other = eddy_query::collation::Collation::parse(&doc! {"locale": "fr"})
-        .expect("valid")
-        .expect("not simple");
+    let (collation, other) = collation_and_another(&ci);
     let run = |filter: Document, sort: Option<Document>, c: Option<&Arc<Collation>>| {
         let f = Filter::parse_collated(&filter, &[], c).expect("filter");
         let sort = sort.map(|s| {
@@ -598,6 +593,16 @@ fn an_index_serves_strings_only_under_its_collation() {
     assert_eq!(run(doc! {"_id": 3}, None, Some(&collation)), "IDHACK 3");
 }
 
+/// The collation of `spec` and another one (French), both parsed.
+fn collation_and_another(spec: &Document) -> (Arc<Collation>, Arc<Collation>) {
+    let parse = |spec: &Document| {
+        eddy_query::collation::Collation::parse(spec)
+            .expect("valid")
+            .expect("not simple")
+    };
+    (parse(spec), parse(&doc! {"locale": "fr"}))
+}
+
 /// A collection with a default collation: a string `_id` under that collation is an
 /// IDHACK (through the collated `_id` index, `crate::id_index`), and a hashed index of
 /// that collation serves collated equalities on strings.
@@ -617,12 +622,7 @@ fn a_collated_collection_s_id_and_hashed_index_serve_its_collation() {
             Some(vec![vec![]]),
         )],
     };
-    let collation = eddy_query::collation::Collation::parse(&ci)
-        .expect("valid")
-        .expect("not simple");
-    let other = eddy_query::collation::Collation::parse(&doc! {"locale": "fr"})
-        .expect("valid")
-        .expect("not simple");
+    let (collation, other) = collation_and_another(&ci);
     let run = |filter: Document, c: Option<&Arc<Collation>>| {
         let f = Filter::parse_collated(&filter, &[], c).expect("filter");
         describe(&plan(&m, &Query::new(&filter, &f)).expect("plan"))
