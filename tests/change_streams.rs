@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use bson::{doc, Document};
-use common::{error_code, next_event, TestServer};
+use common::{cursor_id, error_code, next_event, TestServer};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
 use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
 
@@ -796,4 +796,92 @@ async fn change_streams_over_each_compressor() {
             .expect("decompressor.bytesIn");
         assert!(made > 0 && read > 0, "{name}: {used:?}");
     }
+}
+
+/// A waiting `getMore` is answered by the thread that wakes its stream, ahead of the
+/// cursor's bookkeeping. A client that sends its next `getMore` on another connection
+/// as soon as it has the answer still finds the cursor free (never 292 CursorInUse, as
+/// with mongod, which answers after releasing the cursor), and every event arrives
+/// once, in order, with the reply's usual fields.
+#[tokio::test]
+async fn next_get_more_on_another_connection_right_after_an_answer() {
+    let server = TestServer::start_replset();
+    let (a, b, writer) = (
+        server.client().await,
+        server.client().await,
+        server.client().await,
+    );
+    let opened = a
+        .database("hand")
+        .run_command(doc! {"aggregate": "c", "pipeline": [{"$changeStream": {}}], "cursor": {}})
+        .await
+        .expect("aggregate");
+    let id = cursor_id(&opened);
+    let coll = writer.database("hand").collection::<Document>("c");
+    let dbs = [a.database("hand"), b.database("hand")];
+    let mut seen = Vec::new();
+    for i in 0..60 {
+        let db = dbs[i % 2].clone();
+        let waiting = tokio::spawn(async move {
+            db.run_command(doc! {"getMore": id, "collection": "c", "maxTimeMS": 10_000})
+                .await
+        });
+        // Let the getMore reach its wait, so the insert's commit answers it.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        coll.insert_one(doc! {"_id": i as i32})
+            .await
+            .expect("insert");
+        let reply = waiting.await.expect("task").expect("getMore");
+        let cursor = reply.get_document("cursor").expect("cursor");
+        assert_eq!(cursor.get_i64("id").ok(), Some(id), "{reply}");
+        assert_eq!(cursor.get_str("ns").ok(), Some("hand.c"), "{reply}");
+        assert!(
+            cursor.get_document("postBatchResumeToken").is_ok(),
+            "{reply}"
+        );
+        assert!(reply.get_document("$clusterTime").is_ok(), "{reply}");
+        for event in cursor.get_array("nextBatch").expect("nextBatch") {
+            let event = event.as_document().expect("event");
+            let key = event.get_document("documentKey").expect("documentKey");
+            seen.push(key.get_i32("_id").expect("_id"));
+        }
+    }
+    assert_eq!(seen, (0..60).collect::<Vec<i32>>());
+    // Most of them were answered that way (a getMore that had not reached its wait
+    // when the insert committed finds the event itself).
+    let status = writer
+        .database("admin")
+        .run_command(doc! {"serverStatus": 1})
+        .await
+        .expect("serverStatus");
+    let on_wake = status
+        .get_document("metrics")
+        .and_then(|m| m.get_document("changeStreams"))
+        .and_then(|c| c.get_i64("answeredOnWake"))
+        .expect("metrics.changeStreams.answeredOnWake");
+    assert!(on_wake >= 30, "{on_wake} of 60 answered on wake");
+}
+
+/// An answer larger than the socket takes at once (a 12 MB event to a waiting stream):
+/// the waking thread writes what the socket takes and the connection the rest, so the
+/// client reads one intact reply.
+#[tokio::test]
+async fn an_answer_larger_than_the_socket_buffer_arrives_whole() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let coll = client.database("hand").collection::<Document>("big");
+    let mut stream = coll
+        .watch()
+        .max_await_time(Duration::from_secs(10))
+        .await
+        .expect("watch");
+    let reader = tokio::spawn(async move { next_event(&mut stream).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let big = "x".repeat(12 * 1024 * 1024);
+    coll.insert_one(doc! {"_id": 1, "big": &big})
+        .await
+        .expect("insert");
+    let event = reader.await.expect("reader");
+    let doc = event.full_document.expect("fullDocument");
+    assert_eq!(doc.get_str("big").map(str::len).ok(), Some(big.len()));
 }

@@ -16,12 +16,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bson::Timestamp;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
-use crate::changes::dispatch::Dispatcher;
+use crate::changes::dispatch::{Dispatcher, Handed, Handoff};
 use crate::changes::Interest;
 use crate::clock::pack;
 use crate::oplog::SharedEntry;
@@ -48,7 +48,12 @@ pub struct ChangeHub {
     /// The tail's floor, packed, readable without the lock (see [`ChangeHub::holds`]).
     floor: AtomicU64,
     capacity: usize,
+    /// Runs the hand-offs an entry woke (see [`ChangeHub::run_handoffs_with`]).
+    runner: OnceLock<Runner>,
 }
+
+/// What runs woken hand-offs.
+pub type Runner = Box<dyn Fn(Handed) + Send + Sync>;
 
 impl std::fmt::Debug for ChangeHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,6 +86,7 @@ impl ChangeHub {
             latest,
             floor: AtomicU64::new(pack(last)),
             capacity: capacity.max(1),
+            runner: OnceLock::new(),
         }
     }
 
@@ -114,16 +120,28 @@ impl ChangeHub {
         let Some(newest) = entries.last().map(|e| e.ts) else {
             return;
         };
-        {
+        let handed = {
             let mut dispatcher = self.dispatcher();
             for entry in entries {
                 dispatcher.dispatch(entry);
+            }
+            dispatcher.take_handed()
+        };
+        if !handed.is_empty() {
+            match self.runner.get() {
+                Some(run) => run(handed),
+                None => handed.into_iter().for_each(|(h, through)| h.run(through)),
             }
         }
         self.latest.send_replace(newest);
     }
 
-    /// Up to `max` entries strictly after `after`.
+    /// Where woken hand-offs run from now on (the server's deliveries threads). Without
+    /// one they run on the publishing thread. Only the first call counts.
+    pub fn run_handoffs_with(&self, runner: Runner) {
+        let _ = self.runner.set(runner);
+    }
+
     pub fn read_after(&self, after: Timestamp, max: usize) -> TailRead {
         let tail = self.tail.read().unwrap_or_else(|p| p.into_inner());
         if pack(after) < pack(tail.floor) {
@@ -138,20 +156,19 @@ impl ChangeHub {
         position >= self.floor.load(Ordering::Acquire)
     }
 
-    /// Registers a stream that has read everything through `position` (packed) to be
-    /// woken by the first entry its interest does not rule out: its wait id, and the
-    /// receiver that gets the position through which entries were ruled out. `None`
-    /// when newer entries were published meanwhile: read them first.
-    pub fn wait(
+    /// Registers a stream that waits by leaving a hand-off (see
+    /// [`crate::changes::dispatch::Handoff`]): its wait id, or `None` (without calling
+    /// `handoff`) when newer entries were published meanwhile.
+    pub fn wait_handing_off(
         &self,
         interest: &Arc<Interest>,
         position: u64,
-    ) -> Option<(u64, oneshot::Receiver<u64>)> {
-        self.dispatcher().wait(interest, position)
+        handoff: impl FnOnce() -> Box<dyn Handoff>,
+    ) -> Option<u64> {
+        self.dispatcher()
+            .wait_handing_off(interest, position, handoff)
     }
 
-    /// Ends a wait: the position through which entries were ruled out, or `None` if
-    /// the stream was woken meanwhile.
     pub fn cancel(&self, id: u64) -> Option<u64> {
         self.dispatcher().cancel(id)
     }
@@ -239,5 +256,54 @@ mod tests {
         tokio::spawn(async move { h.publish(vec![entry(1)]) });
         rx.changed().await.expect("hub alive");
         assert_eq!(*rx.borrow(), ts(1));
+    }
+
+    /// Records what a hand-off was given.
+    struct Probe(Arc<Mutex<Vec<String>>>);
+
+    impl Handoff for Probe {
+        fn run(self: Box<Self>, through: u64) {
+            self.0.lock().expect("log").push(format!("run {through}"));
+        }
+        fn cancel(self: Box<Self>, through: u64) {
+            self.0
+                .lock()
+                .expect("log")
+                .push(format!("cancel {through}"));
+        }
+    }
+
+    #[test]
+    fn handoffs_run_once_woken_or_are_cancelled() {
+        let hub = ChangeHub::new(10, ts(0));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let spec = crate::changes::StreamSpec::parse(&doc! {}).expect("spec");
+        let scope = crate::changes::Scope::Collection(Namespace::new("d", "c"));
+        let interest = Arc::new(Interest::new(scope, &spec, None));
+        let probe = || Box::new(Probe(log.clone())) as Box<dyn Handoff>;
+
+        // Woken by the entry: run (off the dispatcher) with the position before it.
+        let woken = hub.wait_handing_off(&interest, pack(ts(0)), probe);
+        assert!(woken.is_some());
+        hub.publish(vec![entry(1)]);
+        assert_eq!(hub.waiters(), 0);
+        // Cancelled: given the newest entry dispatched.
+        let waiting = hub
+            .wait_handing_off(&interest, pack(ts(1)), probe)
+            .expect("registered");
+        assert_eq!(hub.cancel(waiting), Some(pack(ts(1))));
+        // Cancelling a woken one does nothing more.
+        assert_eq!(hub.cancel(woken.expect("id")), None);
+        // Behind the newest entry: refused, the hand-off is not even made.
+        assert!(hub
+            .wait_handing_off(&interest, pack(ts(0)), || unreachable!())
+            .is_none());
+        assert_eq!(
+            *log.lock().expect("log"),
+            vec![
+                format!("run {}", pack(ts(0))),
+                format!("cancel {}", pack(ts(1)))
+            ]
+        );
     }
 }

@@ -4,12 +4,13 @@
 //! exactly what its pipeline gives when run over the event of every entry in scope.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use bson::{doc, Bson, Document, RawDocumentBuf};
+use eddy_engine::changes::dispatch::Handoff;
 use eddy_engine::changes::{
-    event, ChangeStream, Event, EventPipeline, Interest, Passed, PostImage, Scope, Shape,
-    StreamSpec, Wait,
+    event, ChangeStream, Event, EventPipeline, HandedOff, Interest, Passed, PostImage, Scope,
+    Shape, StreamSpec,
 };
 use eddy_engine::{DeleteOp, Engine, EngineOptions, Namespace, Op, OplogEntry, UpdateOp};
 use proptest::prelude::*;
@@ -205,36 +206,94 @@ fn published(engine: &Engine) {
     }
 }
 
-/// A stream driven as the server drives it.
+/// A stream driven as the server drives it: it waits by handing itself to the
+/// dispatcher, which gives it back through `back` when an entry wakes it or the wait
+/// is cancelled.
 struct Driven {
-    stream: ChangeStream,
-    wait: Option<Wait>,
+    stream: Option<ChangeStream>,
+    handed: Option<HandedOff>,
+    back: mpsc::Receiver<(ChangeStream, u64)>,
+    send: mpsc::Sender<(ChangeStream, u64)>,
     got: Vec<Document>,
 }
 
+/// Gives the stream back with the position through which entries were ruled out,
+/// whether woken or cancelled.
+struct GiveBack(ChangeStream, mpsc::Sender<(ChangeStream, u64)>);
+
+impl Handoff for GiveBack {
+    fn run(self: Box<Self>, through: u64) {
+        let _ = self.1.send((self.0, through));
+    }
+    fn cancel(self: Box<Self>, through: u64) {
+        let _ = self.1.send((self.0, through));
+    }
+}
+
 impl Driven {
+    fn new(stream: ChangeStream) -> Driven {
+        let (send, back) = mpsc::channel();
+        Driven {
+            stream: Some(stream),
+            handed: None,
+            back,
+            send,
+            got: Vec::new(),
+        }
+    }
+
     /// Reads everything available, then waits again (unless invalidated).
     fn read_and_wait(&mut self) {
+        let mut stream = self.stream.take().expect("not waiting");
         loop {
-            let batch = self.stream.next_batch(3, 16 << 20).expect("batch");
+            let batch = stream.next_batch(3, 16 << 20).expect("batch");
             let n = batch.events.len();
             for e in &batch.events {
                 self.got.push(e.document().expect("decode").clone());
             }
             if batch.invalidated {
+                self.stream = Some(stream);
                 return;
             }
             if n > 0 {
                 continue;
             }
-            match self.stream.wait() {
-                Some(w) => {
-                    self.wait = Some(w);
+            let send = self.send.clone();
+            match stream.hand_off(|s| Box::new(GiveBack(s, send))) {
+                Ok(handed) => {
+                    self.handed = Some(handed);
                     return;
                 }
-                None => continue,
+                Err(back) => stream = back,
             }
         }
+    }
+
+    /// The stream back from a wake-up, if one came.
+    fn woken(&mut self) -> bool {
+        match self.back.try_recv() {
+            Ok((stream, through)) => self.resume(stream, through),
+            Err(_) => false,
+        }
+    }
+
+    /// Ends the wait (a timeout): the stream comes back either way.
+    fn end(&mut self) {
+        if let Some(mut handed) = self.handed.take() {
+            handed.cancel();
+            let (stream, through) = self.back.recv().expect("the stream comes back");
+            self.resume(stream, through);
+        }
+    }
+
+    fn resume(&mut self, mut stream: ChangeStream, through: u64) -> bool {
+        if let Some(handed) = self.handed.take() {
+            handed.finished();
+        }
+        stream.skip_through(through);
+        self.stream = Some(stream);
+        self.read_and_wait();
+        true
     }
 }
 
@@ -305,17 +364,15 @@ fn check(case: Case) -> Result<(), TestCaseError> {
         .streams
         .iter()
         .map(|c| {
-            let mut d = Driven {
-                stream: ChangeStream::open(
+            let mut d = Driven::new(
+                ChangeStream::open(
                     engine.clone(),
                     c.scope.clone(),
                     StreamSpec::parse(&c.spec).expect("spec"),
                     EventPipeline::parse(&c.pipeline, None).expect("pipeline"),
                 )
                 .expect("open"),
-                wait: None,
-                got: Vec::new(),
-            };
+            );
             d.read_and_wait();
             d
         })
@@ -344,26 +401,17 @@ fn check(case: Case) -> Result<(), TestCaseError> {
         }
         let timing_out = case.timeouts[i % case.timeouts.len()];
         for (k, s) in streams.iter_mut().enumerate() {
-            let Some(mut wait) = s.wait.take() else {
+            if s.handed.is_none() {
                 continue;
-            };
-            if let Some(through) = wait.try_woken() {
-                s.stream.skip_through(through);
-                s.read_and_wait();
-            } else if k == timing_out {
-                s.stream.skip_through(wait.end());
-                s.read_and_wait();
-            } else {
-                s.wait = Some(wait);
+            }
+            if !s.woken() && k == timing_out {
+                s.end();
             }
         }
     }
     for (k, s) in streams.iter_mut().enumerate() {
-        if let Some(wait) = s.wait.take() {
-            s.stream.skip_through(wait.end());
-            s.read_and_wait();
-        }
-        drop(s.wait.take());
+        s.end();
+        drop(s.handed.take());
         let want = expected(&case.streams[k], &entries, &states);
         prop_assert_eq!(&s.got, &want, "stream {} {:?}", k, case.streams[k]);
     }
@@ -390,16 +438,16 @@ fn streams_that_cannot_match_are_not_woken() {
     let engine = Engine::open(EngineOptions::new(dir.path())).expect("open");
     // Catalog changes wake every stream in scope: the collection exists beforehand.
     engine.create_collection(ns("c"), doc! {}).expect("create");
-    let never = |pipeline: Document| Driven {
-        stream: ChangeStream::open(
-            engine.clone(),
-            Scope::Collection(ns("c")),
-            StreamSpec::parse(&doc! {}).expect("spec"),
-            EventPipeline::parse(&[doc! {"$match": pipeline}], None).expect("pipeline"),
+    let never = |pipeline: Document| {
+        Driven::new(
+            ChangeStream::open(
+                engine.clone(),
+                Scope::Collection(ns("c")),
+                StreamSpec::parse(&doc! {}).expect("spec"),
+                EventPipeline::parse(&[doc! {"$match": pipeline}], None).expect("pipeline"),
+            )
+            .expect("open"),
         )
-        .expect("open"),
-        wait: None,
-        got: Vec::new(),
     };
     let mut streams = vec![
         never(doc! {"documentKey._id": "never"}),
@@ -411,7 +459,7 @@ fn streams_that_cannot_match_are_not_woken() {
     everything.read_and_wait();
     for s in &mut streams {
         s.read_and_wait();
-        assert!(s.wait.is_some());
+        assert!(s.handed.is_some());
     }
     for i in 0..20 {
         engine
@@ -419,23 +467,17 @@ fn streams_that_cannot_match_are_not_woken() {
             .expect("insert");
         published(&engine);
         for s in &mut streams {
-            let wait = s.wait.as_mut().expect("waiting");
-            assert_eq!(wait.try_woken(), None, "woken by insert {i}");
+            assert!(!s.woken(), "woken by insert {i}");
         }
-        let wait = everything.wait.as_mut().expect("waiting");
-        let through = wait.try_woken().expect("a stream with no $match is woken");
-        everything.wait = None;
-        everything.stream.skip_through(through);
-        everything.read_and_wait();
+        assert!(everything.woken(), "a stream with no $match is woken");
     }
     assert_eq!(everything.got.len(), 20);
     assert_eq!(engine.hub().waiters(), streams.len() + 1);
     // A stream whose wait ends skips everything ruled out, and reads nothing.
     for s in &mut streams {
-        let wait = s.wait.take().expect("waiting");
-        s.stream.skip_through(wait.end());
-        let batch = s.stream.next_batch(100, 16 << 20).expect("batch");
-        assert!(batch.events.is_empty());
+        s.end();
+        assert!(s.got.is_empty());
+        drop(s.handed.take());
     }
     assert_eq!(engine.hub().waiters(), 1);
 }
@@ -449,8 +491,8 @@ fn updates_reach_streams_that_look_documents_up() {
     engine
         .insert(ns("c"), vec![doc! {"_id": 1, "x": 0}], true)
         .expect("insert");
-    let mut s = Driven {
-        stream: ChangeStream::open(
+    let mut s = Driven::new(
+        ChangeStream::open(
             engine.clone(),
             Scope::Collection(ns("c")),
             StreamSpec::parse(&doc! {"fullDocument": "updateLookup"}).expect("spec"),
@@ -458,9 +500,7 @@ fn updates_reach_streams_that_look_documents_up() {
                 .expect("pipeline"),
         )
         .expect("open"),
-        wait: None,
-        got: Vec::new(),
-    };
+    );
     s.read_and_wait();
     engine
         .update(
@@ -474,10 +514,7 @@ fn updates_reach_streams_that_look_documents_up() {
         )
         .expect("update");
     published(&engine);
-    let mut wait = s.wait.take().expect("waiting");
-    let through = wait.try_woken().expect("woken by the update");
-    s.stream.skip_through(through);
-    s.read_and_wait();
+    assert!(s.woken(), "woken by the update");
     assert_eq!(s.got.len(), 1);
     assert_eq!(
         s.got[0].get_document("fullDocument").expect("looked up"),

@@ -86,6 +86,8 @@ pub struct ConnInfo {
     pub compression: Mutex<Vec<eddy_wire::Compressor>>,
     /// The command it is running now (`currentOp`, `killOp`).
     pub(crate) op: Mutex<Option<Arc<crate::ops::Op>>>,
+    /// Its current request's answer, when another thread may write it.
+    pub(crate) answer: crate::answer::Answer,
 }
 
 impl ConnInfo {
@@ -99,6 +101,7 @@ impl ConnInfo {
             auth: crate::auth::ConnAuth::default(),
             compression: Mutex::new(Vec::new()),
             op: Mutex::new(None),
+            answer: crate::answer::Answer::default(),
         }
     }
 
@@ -216,6 +219,7 @@ impl Ctx {
                 batch_size,
                 max_bytes: MAX_BATCH_BYTES,
                 max_await: None,
+                reply_to: None,
             })
             .await?;
         let id = if batch.exhausted {

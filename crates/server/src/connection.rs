@@ -97,13 +97,17 @@ pub async fn serve(
     let mut buf = Vec::new();
     let closed = match run(&state, &mut socket, &conn, &mut buf, false).await {
         Closed::AwaitsData => match socket {
-            Socket::Plain(stream) => match stream.into_std() {
-                Ok(std) => {
+            Socket::Plain(stream) => match stream.into_inner().map(TcpStream::into_std) {
+                Err(_) => Closed::Io(std::io::Error::other(
+                    "the socket is still shared between two requests",
+                )),
+                Ok(Err(e)) => Closed::Io(e),
+                Ok(Ok(std)) => {
                     let deliveries = Arc::clone(&state);
                     let moved = deliveries.deliveries.spawn(async move {
                         match TcpStream::from_std(std) {
                             Ok(stream) => {
-                                let mut socket = Socket::Plain(stream);
+                                let mut socket = Socket::Plain(crate::tls::SharedTcp::new(stream));
                                 let closed = run(&state, &mut socket, &conn, &mut buf, true).await;
                                 ended(&conn, closed);
                             }
@@ -117,7 +121,6 @@ pub async fn serve(
                     }
                     return;
                 }
-                Err(e) => Closed::Io(e),
             },
             mut secured => run(&state, &mut secured, &conn, &mut buf, true).await,
         },
@@ -274,16 +277,54 @@ fn cursor_progress(reply: &Reply) -> Option<(i64, usize)> {
 fn frame(request_id: i32, response_to: i32, flags: u32, reply: &Reply) -> Vec<u8> {
     match &reply.cursor {
         None => eddy_wire::encode_msg_raw(request_id, response_to, flags, &reply.body),
-        Some(cursor) => {
-            let docs: Vec<&bson::RawDocument> = cursor.docs.iter().map(BatchDoc::raw).collect();
-            let splice = eddy_wire::CursorSplice {
-                batch_field: cursor.batch_field,
-                docs: &docs,
-                tail: &cursor.tail,
-            };
-            eddy_wire::encode_msg_cursor(request_id, response_to, flags, &splice, &reply.body)
-        }
+        Some(cursor) => splice(
+            request_id,
+            response_to,
+            flags,
+            cursor.batch_field,
+            &cursor.docs,
+            &cursor.tail,
+            &reply.body,
+        ),
     }
+}
+
+/// The frame of a cursor reply answering `response_to`, for a writer outside the
+/// connection's task (`crate::answer`): what [`frame`] makes of the same reply.
+pub(crate) fn cursor_frame(
+    response_to: i32,
+    batch_field: &str,
+    docs: &[BatchDoc],
+    tail: &bson::RawDocument,
+    body: &bson::RawDocument,
+) -> Vec<u8> {
+    splice(
+        next_request_id(),
+        response_to,
+        0,
+        batch_field,
+        docs,
+        tail,
+        body,
+    )
+}
+
+fn splice(
+    request_id: i32,
+    response_to: i32,
+    flags: u32,
+    batch_field: &str,
+    docs: &[BatchDoc],
+    tail: &bson::RawDocument,
+    body: &bson::RawDocument,
+) -> Vec<u8> {
+    let docs: Vec<&bson::RawDocument> = docs.iter().map(BatchDoc::raw).collect();
+    let splice = eddy_wire::CursorSplice {
+        batch_field,
+        docs: &docs,
+        tail,
+    };
+    eddy_wire::encode_msg_cursor(request_id, response_to, flags, &splice, body)
 }
 
 async fn on_msg(
@@ -336,12 +377,35 @@ async fn on_msg(
     // Only an exhaust stream runs its command more than once: keep a copy for it alone
     // (an insert's documents are not copied for nothing).
     let again = streams_batches || streams_hello;
+    // A plain getMore answered once may be answered by the thread that wakes its change
+    // stream (`crate::answer`).
+    let answerable = match stream.shared() {
+        Some(socket)
+            if !again && !more_to_come && cmd.keys().next().is_some_and(|k| k == "getMore") =>
+        {
+            conn.answer
+                .open(response_to, Arc::clone(socket), compressor);
+            true
+        }
+        _ => false,
+    };
     let mut cmd = Some(cmd);
     loop {
         let Some(this) = (if again { cmd.clone() } else { cmd.take() }) else {
             return Ok(());
         };
         let Outcome { reply, close } = dispatch::execute(state, conn, this, None).await;
+        if answerable {
+            if let Some(rest) = conn.answer.close().await {
+                // Answered already: only what the socket did not take is left to write.
+                stream.write_all(&rest).await.map_err(Closed::Io)?;
+                return if close {
+                    Err(Closed::Requested)
+                } else {
+                    Ok(())
+                };
+            }
+        }
         if close {
             return Err(Closed::Requested);
         }

@@ -25,7 +25,7 @@ use crate::state::SessionKey;
 pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// What a `getMore` (or the opening command) asks of a source.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BatchRequest {
     /// At most this many documents (`None`: as many as fit in `max_bytes`).
     pub batch_size: Option<u32>,
@@ -34,6 +34,9 @@ pub struct BatchRequest {
     /// For awaitData cursors (change streams): how long to wait for data when there is
     /// none. `None` answers at once.
     pub max_await: Option<Duration>,
+    /// Where a batch found after waiting may be answered by the thread that found it
+    /// (`crate::answer`): the connection then sends nothing more for the request.
+    pub reply_to: Option<crate::answer::ReplyTo>,
 }
 
 /// A document of a batch: the cursor's own, or shared with other cursors (a change
@@ -178,6 +181,9 @@ struct Slot {
     options: CursorOptions,
     /// `None` while a `getMore` has it checked out.
     source: Option<Box<dyn CursorSource>>,
+    /// The `getMore` that has it checked out was answered already (`crate::answer`) and
+    /// is still doing its bookkeeping: the client's next `getMore` waits for it.
+    answered: bool,
     last_used: Instant,
     /// What is left of the opening command's `maxTimeMS` for the `getMore`s.
     budget: Option<Duration>,
@@ -188,6 +194,20 @@ struct Slot {
     last_access: bson::DateTime,
     docs_returned: u64,
     batches_returned: u64,
+}
+
+/// Why a cursor could not be checked out.
+enum Busy {
+    /// Its previous `getMore` was answered and is finishing: wait for it.
+    Answered,
+    Failed(MongoError),
+}
+
+fn in_use(id: i64) -> MongoError {
+    MongoError::new(
+        ErrorCode::CursorInUse,
+        format!("cursor id {id} is already in use"),
+    )
 }
 
 /// Who opened a cursor, with which command.
@@ -237,6 +257,8 @@ pub struct CursorRegistry {
     pub timeout_changed: tokio::sync::Notify,
     /// Cursors registered since start (`metrics.cursor.totalOpened`).
     opened: std::sync::atomic::AtomicU64,
+    /// Woken when a cursor answered early is checked back in or removed.
+    returned: tokio::sync::Notify,
 }
 
 /// A cursor checked out for one `getMore`.
@@ -257,6 +279,7 @@ impl CursorRegistry {
                 u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             ),
             timeout_changed: tokio::sync::Notify::new(),
+            returned: tokio::sync::Notify::new(),
             opened: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -302,6 +325,7 @@ impl CursorRegistry {
                 session,
                 options,
                 source: Some(source),
+                answered: false,
                 last_used: Instant::now(),
                 budget,
                 origin,
@@ -321,33 +345,63 @@ impl CursorRegistry {
         ns: &str,
         user: Option<&str>,
     ) -> Result<CheckedOut, MongoError> {
+        self.try_check_out(id, ns, user).map_err(|busy| match busy {
+            Busy::Answered => in_use(id),
+            Busy::Failed(e) => e,
+        })
+    }
+
+    /// [`CursorRegistry::check_out`] for a `getMore`: a cursor whose previous `getMore`
+    /// was answered ahead of its bookkeeping (`crate::answer`) is waited for, since the
+    /// client sent this one after it had that answer, as mongod's client never finds
+    /// its cursor in use after a reply.
+    pub async fn check_out_after_answer(
+        &self,
+        id: i64,
+        ns: &str,
+        user: Option<&str>,
+    ) -> Result<CheckedOut, MongoError> {
+        loop {
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            match self.try_check_out(id, ns, user) {
+                Ok(cursor) => return Ok(cursor),
+                Err(Busy::Answered) => returned.await,
+                Err(Busy::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    fn try_check_out(&self, id: i64, ns: &str, user: Option<&str>) -> Result<CheckedOut, Busy> {
         let mut slots = self.lock();
         let Some(slot) = slots.get_mut(&id) else {
-            return Err(MongoError::new(
+            return Err(Busy::Failed(MongoError::new(
                 ErrorCode::CursorNotFound,
                 format!("cursor id {id} not found"),
-            ));
+            )));
         };
         if slot.origin.owner.is_some() && slot.origin.owner.as_deref() != user {
-            return Err(MongoError::new(
+            return Err(Busy::Failed(MongoError::new(
                 ErrorCode::Unauthorized,
                 format!("cursor id {id} was not created by the authenticated user"),
-            ));
+            )));
         }
         if slot.ns != ns {
-            return Err(MongoError::new(
+            return Err(Busy::Failed(MongoError::new(
                 ErrorCode::Unauthorized,
                 format!(
                     "Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {}",
                     slot.ns
                 ),
-            ));
+            )));
         }
         let Some(source) = slot.source.take() else {
-            return Err(MongoError::new(
-                ErrorCode::CursorInUse,
-                format!("cursor id {id} is already in use"),
-            ));
+            return Err(if slot.answered {
+                Busy::Answered
+            } else {
+                Busy::Failed(in_use(id))
+            });
         };
         slot.last_used = Instant::now();
         Ok(CheckedOut {
@@ -359,10 +413,21 @@ impl CursorRegistry {
         })
     }
 
+    /// The `getMore` that has cursor `id` checked out is being answered ahead of its
+    /// bookkeeping (`crate::answer`).
+    pub fn answered_early(&self, id: i64) {
+        if let Some(slot) = self.lock().get_mut(&id) {
+            slot.answered = slot.source.is_none();
+        }
+    }
+
     /// Returns a checked-out cursor that has just returned `docs` documents; a cursor
     /// killed meanwhile stays killed.
     pub fn check_in(&self, cursor: CheckedOut, docs: usize) {
         if let Some(slot) = self.lock().get_mut(&cursor.id) {
+            if std::mem::take(&mut slot.answered) {
+                self.returned.notify_waiters();
+            }
             slot.source = Some(cursor.source);
             slot.budget = cursor.budget;
             slot.last_used = Instant::now();
@@ -409,7 +474,11 @@ impl CursorRegistry {
 
     /// Removes a cursor (exhausted, failed or killed). Returns whether it existed.
     pub fn remove(&self, id: i64) -> bool {
-        self.lock().remove(&id).is_some()
+        let removed = self.lock().remove(&id);
+        if removed.as_ref().is_some_and(|slot| slot.answered) {
+            self.returned.notify_waiters();
+        }
+        removed.is_some()
     }
 
     /// `killCursors` on `ns` by `user`: the ids that were killed and those not found
@@ -430,6 +499,8 @@ impl CursorRegistry {
                 _ => not_found.push(*id),
             }
         }
+        // A getMore waiting for one of them learns it is gone.
+        self.returned.notify_waiters();
         (killed, not_found)
     }
 
@@ -448,6 +519,7 @@ impl CursorRegistry {
         let mut slots = self.lock();
         let before = slots.len();
         slots.retain(|_, s| !s.session.as_ref().is_some_and(&doomed));
+        self.returned.notify_waiters();
         before - slots.len()
     }
 
@@ -459,6 +531,7 @@ impl CursorRegistry {
         // A cursor checked out by a getMore whose connection went away is never checked
         // back in: its slot goes the same way as an idle one.
         slots.retain(|_, s| s.options.no_timeout || s.last_used.elapsed() < timeout);
+        self.returned.notify_waiters();
         before - slots.len()
     }
 
@@ -522,17 +595,26 @@ pub struct CursorBatch {
 
 impl CursorBatch {
     pub fn new(batch_field: &'static str, batch: Batch, id: i64, ns: &str) -> CursorBatch {
+        CursorBatch {
+            batch_field,
+            tail: CursorBatch::tail(batch.post_batch_resume_token.as_ref(), id, ns),
+            docs: batch.docs,
+        }
+    }
+
+    /// The cursor's fields after its documents.
+    pub fn tail(
+        post_batch_resume_token: Option<&RawDocumentBuf>,
+        id: i64,
+        ns: &str,
+    ) -> RawDocumentBuf {
         let mut tail = RawDocumentBuf::new();
-        if let Some(token) = batch.post_batch_resume_token {
-            tail.append(cstr!("postBatchResumeToken"), token);
+        if let Some(token) = post_batch_resume_token {
+            tail.append(cstr!("postBatchResumeToken"), token.clone());
         }
         tail.append(cstr!("id"), id);
         tail.append(cstr!("ns"), ns);
-        CursorBatch {
-            batch_field,
-            docs: batch.docs,
-            tail,
-        }
+        tail
     }
 
     /// The cursor id (0 once exhausted).
@@ -566,6 +648,7 @@ mod tests {
             batch_size: n,
             max_bytes: MAX_BATCH_BYTES,
             max_await: None,
+            reply_to: None,
         }
     }
 
@@ -609,6 +692,7 @@ mod tests {
                 batch_size: None,
                 max_bytes: 10,
                 max_await: None,
+                reply_to: None,
             })
             .await
             .expect("batch");

@@ -13,10 +13,15 @@
 //!
 //! A connection moves here, between two requests, once it opened or read a cursor that
 //! awaits data; it stays here afterwards.
+//!
+//! The same threads run the hand-offs of woken change streams (each stream's read and,
+//! where its connection allows, the reply written straight to its socket: see
+//! `crate::answer`), split evenly between them, before the connections' own tasks.
 
 use std::future::Future;
 use std::sync::{Mutex, OnceLock};
 
+use eddy_engine::changes::dispatch::Handed;
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinSet;
 
@@ -38,6 +43,7 @@ pub struct Deliveries {
     /// in the background.
     runtime: OnceLock<Option<Runtime>>,
     connections: Mutex<JoinSet<()>>,
+    threads: OnceLock<usize>,
 }
 
 impl std::fmt::Debug for Deliveries {
@@ -50,7 +56,9 @@ impl Deliveries {
     /// The runtime, started on first use with one worker thread per core.
     fn handle(&self) -> Option<&Handle> {
         let runtime = self.runtime.get_or_init(|| {
-            let threads = std::thread::available_parallelism().map_or(2, usize::from);
+            let threads = *self
+                .threads
+                .get_or_init(|| std::thread::available_parallelism().map_or(2, usize::from));
             let started = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(threads)
                 .thread_name("eddy-deliveries")
@@ -83,6 +91,29 @@ impl Deliveries {
         while set.try_join_next().is_some() {}
         set.spawn_on(connection, handle);
         Ok(())
+    }
+
+    /// Runs the hand-offs one write woke, in as many parts as there are threads; on the
+    /// calling thread if the runtime could not be started.
+    pub fn run_handoffs(&self, handed: Handed) {
+        let Some(handle) = self.handle() else {
+            handed.into_iter().for_each(|(h, through)| h.run(through));
+            return;
+        };
+        let threads = self.threads.get().copied().unwrap_or(1).max(1);
+        let per_part = handed.len().div_ceil(threads);
+        let mut handed = handed.into_iter();
+        loop {
+            let part: Handed = handed.by_ref().take(per_part).collect();
+            if part.is_empty() {
+                break;
+            }
+            handle.spawn(async move {
+                for (handoff, through) in part {
+                    handoff.run(through);
+                }
+            });
+        }
     }
 
     /// Ends every connection served here (server shutdown).

@@ -73,6 +73,12 @@ fn finish(
     body
 }
 
+/// A successful reply's `body` with what the server adds to every one (`ok`,
+/// `$clusterTime`, `operationTime`).
+pub(crate) fn ok_body(state: &ServerState, body: RawDocumentBuf) -> RawDocumentBuf {
+    finish(state, body, true, None)
+}
+
 /// Appends the fields of `extra` to a reply.
 fn append_fields(body: &mut RawDocumentBuf, extra: &Document) {
     for (k, v) in extra {

@@ -23,6 +23,7 @@
 // labels, extra fields), a plain struct shared by all layers.
 #![allow(clippy::result_large_err)]
 
+pub mod answer;
 pub mod args;
 pub mod auth;
 pub mod command;

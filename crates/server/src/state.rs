@@ -508,7 +508,7 @@ pub struct ServerState {
     /// Operations in progress, open connections, command counters.
     pub ops: crate::ops::Ops,
     /// Where connections that wait on change streams are served.
-    pub(crate) deliveries: crate::deliveries::Deliveries,
+    pub(crate) deliveries: Arc<crate::deliveries::Deliveries>,
 }
 
 impl ServerState {
@@ -524,6 +524,12 @@ impl ServerState {
             changed: Notify::new(),
         };
         let require_api_version = std::sync::atomic::AtomicBool::new(config.require_api_version());
+        // Streams woken by a write are read and answered on the deliveries threads.
+        let deliveries = Arc::new(crate::deliveries::Deliveries::default());
+        let runner = Arc::clone(&deliveries);
+        engine
+            .hub()
+            .run_handoffs_with(Box::new(move |handed| runner.run_handoffs(handed)));
         ServerState {
             config,
             engine,
@@ -544,7 +550,7 @@ impl ServerState {
             process_id: ObjectId::new(),
             next_connection_id: AtomicI64::new(1),
             ops: crate::ops::Ops::default(),
-            deliveries: crate::deliveries::Deliveries::default(),
+            deliveries,
         }
     }
 }

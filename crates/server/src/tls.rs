@@ -158,8 +158,88 @@ fn is_handshake(first: &[u8]) -> bool {
 
 /// A client's socket: plain TCP or TLS over it.
 pub enum Socket {
-    Plain(TcpStream),
+    Plain(SharedTcp),
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Socket {
+    /// The plain TCP stream, for a writer outside the connection's task (a change
+    /// stream's answer written by the thread that woke it, `crate::answer`); `None`
+    /// under TLS, whose session only the connection's task may drive.
+    pub fn shared(&self) -> Option<&Arc<TcpStream>> {
+        match self {
+            Socket::Plain(s) => Some(&s.0),
+            Socket::Tls(_) => None,
+        }
+    }
+}
+
+/// A plain TCP stream that a connection reads and writes, and that another thread may
+/// write to between the connection's own writes (see [`Socket::shared`]). Reads and
+/// writes go through the stream's readiness, as tokio's own `TcpStream` does.
+pub struct SharedTcp(pub Arc<TcpStream>);
+
+impl SharedTcp {
+    pub fn new(stream: TcpStream) -> SharedTcp {
+        SharedTcp(Arc::new(stream))
+    }
+
+    /// The stream itself, when no other writer holds it (between requests).
+    pub fn into_inner(self) -> Result<TcpStream, SharedTcp> {
+        Arc::try_unwrap(self.0).map_err(SharedTcp)
+    }
+}
+
+impl tokio::io::AsyncRead for SharedTcp {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match self.0.try_read(unfilled) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return std::task::Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return std::task::Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for SharedTcp {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                done => return std::task::Poll::Ready(done),
+            }
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let done = rustix::net::shutdown(self.0.as_ref(), rustix::net::Shutdown::Write);
+        std::task::Poll::Ready(done.map_err(std::io::Error::from))
+    }
 }
 
 /// How a new connection begins, under `mode`: TLS when the client starts a handshake
@@ -170,7 +250,7 @@ pub async fn establish(
     acceptor: Option<&TlsAcceptor>,
 ) -> std::io::Result<Socket> {
     let Some(acceptor) = acceptor.filter(|_| mode != TlsMode::Disabled) else {
-        return Ok(Socket::Plain(stream));
+        return Ok(Socket::Plain(SharedTcp::new(stream)));
     };
     // The client speaks first in both protocols; wait (briefly) for three bytes.
     let mut first = [0u8; 3];
@@ -189,7 +269,7 @@ pub async fn establish(
             std::io::ErrorKind::InvalidData,
             "a plain connection to a server that requires TLS",
         )),
-        (false, _) => Ok(Socket::Plain(stream)),
+        (false, _) => Ok(Socket::Plain(SharedTcp::new(stream))),
     }
 }
 

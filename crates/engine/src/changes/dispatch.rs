@@ -1,14 +1,16 @@
 //! The dispatcher: which waiting streams an oplog entry can concern.
 //!
-//! A stream with nothing to return registers here (through the hub) and sleeps on a
-//! one-shot channel of its own. Streams are indexed by scope (collection, database,
+//! A stream with nothing to return registers here (through the hub) by handing itself
+//! over: a [`Handoff`] holding the stream and what to do once an entry concerns it (in
+//! the server: read its batch and answer the `getMore` that waits). Streams are indexed by scope (collection, database,
 //! cluster) and, within a scope, by one condition of their [`Interest`]: the values of
 //! one event field (`documentKey._id`, a `fullDocument` field, `ns.coll`,
 //! `operationType`, ...) that their `$match` requires. For each published entry the
 //! dispatcher looks up the streams filed under the values the entry has (a hash lookup
 //! per indexed field), adds those that no condition indexes, tests each candidate's
-//! whole interest, and wakes only those that pass. A stream the entry cannot concern is
-//! never touched: it costs nothing per write, however many streams wait.
+//! whole interest, and wakes only those that pass: their hand-offs are collected, and
+//! the hub runs them once it lets go of the dispatcher. A stream the entry cannot
+//! concern is never touched: it costs nothing per write, however many streams wait.
 //!
 //! Skipping is exact, not just cheap: the dispatcher sees every entry in order while a
 //! stream waits, so when it wakes a stream it tells it how far everything was ruled
@@ -19,12 +21,25 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
-
 use super::interest::{probe, Field, Interest, PostImage};
 use super::Scope;
 use crate::clock::pack;
 use crate::oplog::{CatalogOp, Op, OplogEntry};
+
+/// Work a waiting stream leaves with the dispatcher, done by whoever wakes it rather
+/// than by the stream's own task.
+pub trait Handoff: Send {
+    /// An entry concerns the stream: every entry through `through` (packed) was ruled
+    /// out. Runs outside the dispatcher's lock.
+    fn run(self: Box<Self>, through: u64);
+    /// The wait ended without a wake-up (timeout, or the waiting request went away):
+    /// every entry through `through` was ruled out. Runs under the dispatcher's lock,
+    /// so it must only hand the stream back.
+    fn cancel(self: Box<Self>, through: u64);
+}
+
+/// Woken hand-offs, each with the position through which entries were ruled out.
+pub type Handed = Vec<(Box<dyn Handoff>, u64)>;
 
 struct Waiter {
     interest: Arc<Interest>,
@@ -32,8 +47,7 @@ struct Waiter {
     /// of the newest entry dispatched: a write is acknowledged just before it is
     /// published, and a stream opened in between starts after it).
     position: u64,
-    /// Sent the position through which entries were ruled out.
-    wake: oneshot::Sender<u64>,
+    handoff: Box<dyn Handoff>,
 }
 
 /// The waiting streams of one scope.
@@ -66,6 +80,8 @@ pub struct Dispatcher {
     collections: HashMap<String, ScopeWaiters>,
     databases: HashMap<String, ScopeWaiters>,
     cluster: ScopeWaiters,
+    /// Hand-offs woken and not yet taken by [`Dispatcher::take_handed`].
+    handed: Handed,
 }
 
 impl Dispatcher {
@@ -91,19 +107,33 @@ impl Dispatcher {
         self.waiters.is_empty()
     }
 
-    /// Registers a stream that has read everything up to `position` (packed). `None`
-    /// when newer entries were dispatched since: the stream must read them first.
-    pub fn wait(
+    /// Registers a stream that waits by leaving `handoff()` here (see [`Handoff`]).
+    /// `None`, without calling `handoff`, when newer entries were dispatched since.
+    pub fn wait_handing_off(
         &mut self,
         interest: &Arc<Interest>,
         position: u64,
-    ) -> Option<(u64, oneshot::Receiver<u64>)> {
+        handoff: impl FnOnce() -> Box<dyn Handoff>,
+    ) -> Option<u64> {
         if self.latest > position {
             return None;
         }
+        Some(self.register(interest, position, handoff()))
+    }
+
+    /// The hand-offs woken since the last call, to run outside the lock.
+    pub fn take_handed(&mut self) -> Handed {
+        std::mem::take(&mut self.handed)
+    }
+
+    fn register(
+        &mut self,
+        interest: &Arc<Interest>,
+        position: u64,
+        handoff: Box<dyn Handoff>,
+    ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        let (wake, woken) = oneshot::channel();
         // Registration runs for every waiting getMore: keys are copied only when new.
         let scope = match &interest.scope {
             Scope::Collection(_) => entry(&mut self.collections, interest.scope_key()),
@@ -130,16 +160,18 @@ impl Dispatcher {
             Waiter {
                 interest: interest.clone(),
                 position,
-                wake,
+                handoff,
             },
         );
-        Some((id, woken))
+        id
     }
 
     /// Ends a wait that no entry woke: the position through which every entry was
-    /// ruled out, or `None` if the stream was woken meanwhile (its receiver has it).
+    /// ruled out (a hand-off is cancelled with it), or `None` if the stream was woken
+    /// meanwhile (its receiver or its hand-off has it).
     pub fn cancel(&mut self, id: u64) -> Option<u64> {
-        self.remove(id).map(|_| self.latest)
+        self.remove(id)?.handoff.cancel(self.latest);
+        Some(self.latest)
     }
 
     fn remove(&mut self, id: u64) -> Option<Waiter> {
@@ -230,8 +262,7 @@ impl Dispatcher {
                 .is_some_and(|w| w.position < at && w.interest.may_deliver(entry));
             if concerned {
                 if let Some(waiter) = self.remove(id) {
-                    // A receiver gone (its getMore was dropped) needs no wake-up.
-                    let _ = waiter.wake.send(through);
+                    self.handed.push((waiter.handoff, through));
                     woken += 1;
                 }
             }

@@ -403,15 +403,29 @@ impl ChangeStream {
         }
     }
 
-    /// Waits with the hub's dispatcher for an entry this stream may care about.
-    /// `None` when entries arrived since the last read: read them first.
-    pub fn wait(&self) -> Option<Wait> {
-        let (id, woken) = self.engine.hub().wait(&self.interest, self.position)?;
-        Some(Wait {
-            engine: self.engine.clone(),
-            id: Some(id),
-            woken,
-        })
+    /// Waits with the hub's dispatcher by handing the stream itself over: `make` wraps
+    /// it with what to do once an entry concerns it (see [`dispatch::Handoff`]), and the
+    /// hand-off gives it back. `Err(self)` when entries arrived since the last read:
+    /// read them first.
+    pub fn hand_off(
+        self,
+        make: impl FnOnce(ChangeStream) -> Box<dyn dispatch::Handoff>,
+    ) -> Result<HandedOff, ChangeStream> {
+        let engine = self.engine.clone();
+        let interest = self.interest.clone();
+        let position = self.position;
+        let mut stream = Some(self);
+        let id = engine.hub().wait_handing_off(&interest, position, || {
+            make(stream.take().expect("the stream is handed over once"))
+        });
+        match (id, stream) {
+            (Some(id), _) => Ok(HandedOff {
+                engine,
+                id: Some(id),
+            }),
+            (None, Some(stream)) => Err(stream),
+            (None, None) => unreachable!("a refused wait keeps its stream"),
+        }
     }
 
     /// Whether the next read is from storage (the stream is behind the hub's tail): a
@@ -645,45 +659,32 @@ impl ChangeStream {
     }
 }
 
-/// A stream waiting with the hub's dispatcher. Dropping it ends the wait.
+/// A stream handed over to the hub's dispatcher (see [`ChangeStream::hand_off`]).
+/// Dropping it cancels the wait if no entry woke the stream yet.
 #[derive(Debug)]
-pub struct Wait {
+pub struct HandedOff {
     engine: Arc<Engine>,
-    /// `None` once the wait ended.
     id: Option<u64>,
-    woken: tokio::sync::oneshot::Receiver<u64>,
 }
 
-impl Wait {
-    /// Until an entry concerns the stream: the position through which every entry
-    /// was ruled out (give it to [`ChangeStream::skip_through`]).
-    pub async fn woken(&mut self) -> u64 {
-        let through = (&mut self.woken).await.unwrap_or(0);
-        self.id = None;
-        through
+impl HandedOff {
+    /// Ends the wait: `true` if it was still waiting (its hand-off is cancelled and gives
+    /// the stream back), `false` if an entry woke it (its hand-off runs or ran).
+    pub fn cancel(&mut self) -> bool {
+        self.id
+            .take()
+            .is_some_and(|id| self.engine.hub().cancel(id).is_some())
     }
 
-    /// The wake-up, if it came already (the position through which entries were ruled
-    /// out); the wait goes on otherwise.
-    pub fn try_woken(&mut self) -> Option<u64> {
-        let through = self.woken.try_recv().ok()?;
+    /// The wait ended with the hand-off's own answer: nothing to cancel.
+    pub fn finished(mut self) {
         self.id = None;
-        Some(through)
-    }
-
-    /// Ends the wait (a timeout): the position through which every entry was ruled
-    /// out, whether or not one woke the stream meanwhile.
-    pub fn end(mut self) -> u64 {
-        let cancelled = self.id.take().and_then(|id| self.engine.hub().cancel(id));
-        cancelled.unwrap_or_else(|| self.woken.try_recv().unwrap_or(0))
     }
 }
 
-impl Drop for Wait {
+impl Drop for HandedOff {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.engine.hub().cancel(id);
-        }
+        self.cancel();
     }
 }
 

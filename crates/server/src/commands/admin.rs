@@ -402,7 +402,10 @@ impl Command for ServerStatus {
                         "total": cursors_open as i64,
                     },
                 },
-                "changeStreams": {"waiting": ctx.engine().hub().waiters() as i64},
+                "changeStreams": {
+                    "waiting": ctx.engine().hub().waiters() as i64,
+                    "answeredOnWake": crate::answer::ANSWERED_ON_WAKE.load(Ordering::Relaxed) as i64,
+                },
                 "ttl": {
                     "deletedDocuments": state.ttl.deleted.load(Ordering::Relaxed) as i64,
                     "passes": state.ttl.passes.load(Ordering::Relaxed) as i64,

@@ -1,24 +1,32 @@
 //! `aggregate` with `$changeStream` first: opening a change stream cursor.
 //!
 //! The cursor's source is an [`eddy_engine::changes::ChangeStream`] (a position in the
-//! oplog). A `getMore` reads what is available; with nothing to return it waits with
-//! the hub's dispatcher, which wakes it only for an entry that can concern it, until
-//! `maxTimeMS` (default 1 s, as mongod), then answers, possibly with an empty batch
-//! and a fresh `postBatchResumeToken`. The stream holds no task while nobody asks for
-//! a batch, and a waiting one is woken by nothing it cannot use.
+//! oplog). A `getMore` reads what is available; with nothing to return it hands the
+//! stream to the hub's dispatcher (a [`Delivery`]), which wakes it only for an entry
+//! that can concern it, until `maxTimeMS` (default 1 s, as mongod), then answers,
+//! possibly with an empty batch and a fresh `postBatchResumeToken`. The thread that
+//! wakes the stream reads its batch and writes the reply itself (`crate::answer`); the
+//! `getMore` gets the stream back and does the cursor's bookkeeping after. The stream
+//! holds no task while nobody asks for a batch, and a waiting one is woken by nothing
+//! it cannot use.
 
 use bson::Document;
 use eddy_codes::{ErrorCode, MongoError};
+use eddy_engine::changes::dispatch::Handoff;
 use eddy_engine::changes::{ChangeStream, EventPipeline, Scope, StreamBatch, StreamSpec};
 use eddy_engine::Namespace;
 use futures_util::future::BoxFuture;
+use tokio::sync::oneshot;
 
+use crate::answer::ReplyTo;
 use crate::command::{CommandResult, Ctx};
 use crate::cursor::{Batch, BatchDoc, BatchRequest, CursorOptions, CursorSource};
 
 /// A change stream as a cursor source.
 pub struct ChangeStreamSource {
-    stream: ChangeStream,
+    /// `None` only while the stream waits, handed to the dispatcher (or if a getMore
+    /// was dropped in the middle of its wait, which also ends its cursor).
+    stream: Option<ChangeStream>,
 }
 
 impl CursorSource for ChangeStreamSource {
@@ -35,17 +43,56 @@ impl CursorSource for ChangeStreamSource {
                     }
                     _ => return Ok(to_batch(batch)),
                 };
-                // Nothing new: `None` means entries arrived since the read; read again.
-                let Some(mut wait) = self.stream.wait() else {
-                    continue;
+                // Nothing new: the stream waits with the dispatcher, handed over with
+                // where its answer goes. `Err` gives it back: entries arrived since
+                // the read, read again.
+                let (back, mut returned) = oneshot::channel();
+                let reply_to = req.reply_to.clone();
+                let handed = self.take()?.hand_off(|stream| {
+                    Box::new(Delivery {
+                        stream,
+                        max_events,
+                        max_bytes: req.max_bytes,
+                        reply_to,
+                        back,
+                    })
+                });
+                let mut handed = match handed {
+                    Ok(handed) => handed,
+                    Err(stream) => {
+                        self.stream = Some(stream);
+                        continue;
+                    }
                 };
-                match tokio::time::timeout_at(deadline, wait.woken()).await {
-                    Ok(through) => self.stream.skip_through(through),
+                let back = match tokio::time::timeout_at(deadline, &mut returned).await {
+                    Ok(back) => {
+                        handed.finished();
+                        back
+                    }
+                    // Timed out: cancelled, the hand-off gives the stream back at once;
+                    // woken meanwhile, it gives it back with its batch.
                     Err(_) => {
-                        // Timed out: skip what was ruled out, one last read, then answer.
-                        self.stream.skip_through(wait.end());
+                        handed.cancel();
+                        returned.await
+                    }
+                };
+                let Back { stream, read } = back.map_err(|_| {
+                    MongoError::new(ErrorCode::InterruptedAtShutdown, "interrupted at shutdown")
+                })?;
+                let stream = self.stream.insert(stream);
+                match read {
+                    Read::Cancelled(through) => {
+                        // Skip what was ruled out, one last read, then answer.
+                        stream.skip_through(through);
                         let batch = self.read(max_events, req.max_bytes)?;
                         return Ok(to_batch(batch));
+                    }
+                    Read::Batch(batch) => {
+                        let batch = batch?;
+                        if !batch.docs.is_empty() || batch.exhausted {
+                            return Ok(batch);
+                        }
+                        // The pipeline dropped what woke the stream: wait on.
                     }
                 }
             }
@@ -54,14 +101,90 @@ impl CursorSource for ChangeStreamSource {
 }
 
 impl ChangeStreamSource {
+    fn stream(&mut self) -> Result<&mut ChangeStream, MongoError> {
+        self.stream.as_mut().ok_or_else(lost)
+    }
+
+    fn take(&mut self) -> Result<ChangeStream, MongoError> {
+        self.stream.take().ok_or_else(lost)
+    }
+
     /// One read of the stream. A stream catching up from storage may build a 16 MB
     /// batch: it does so off the async worker, whose other connections keep going.
     fn read(&mut self, max_events: usize, max_bytes: usize) -> Result<StreamBatch, MongoError> {
-        if self.stream.reads_storage() {
-            tokio::task::block_in_place(|| self.stream.next_batch(max_events, max_bytes))
+        let stream = self.stream()?;
+        if stream.reads_storage() {
+            tokio::task::block_in_place(|| stream.next_batch(max_events, max_bytes))
         } else {
-            self.stream.next_batch(max_events, max_bytes)
+            stream.next_batch(max_events, max_bytes)
         }
+    }
+}
+
+/// A getMore dropped in the middle of its wait (interrupted, or its connection gone)
+/// takes the stream with it.
+fn lost() -> MongoError {
+    MongoError::new(
+        ErrorCode::CursorKilled,
+        "the change stream ended with a getMore interrupted while it waited",
+    )
+}
+
+/// A waiting stream handed to the hub's dispatcher. The thread that wakes it reads its
+/// batch and, where the connection lets it, writes the reply to the client itself
+/// (`crate::answer`): an event that concerns many streams goes out to each of them
+/// without waiting for their tasks. Either way the stream and its batch go back to the
+/// waiting `getMore`, which does the cursor's bookkeeping.
+struct Delivery {
+    stream: ChangeStream,
+    max_events: usize,
+    max_bytes: usize,
+    reply_to: Option<ReplyTo>,
+    back: oneshot::Sender<Back>,
+}
+
+/// What a hand-off gives back to its `getMore`.
+struct Back {
+    stream: ChangeStream,
+    read: Read,
+}
+
+enum Read {
+    /// No entry woke the stream; entries through this (packed) position were ruled out.
+    Cancelled(u64),
+    /// Woken and read: the batch (empty if the pipeline dropped what woke the stream).
+    Batch(Result<Batch, MongoError>),
+}
+
+impl Handoff for Delivery {
+    fn run(self: Box<Self>, through: u64) {
+        let Delivery {
+            mut stream,
+            max_events,
+            max_bytes,
+            reply_to,
+            back,
+        } = *self;
+        stream.skip_through(through);
+        let read = stream.next_batch(max_events, max_bytes).map(to_batch);
+        if let (Ok(batch), Some(to)) = (&read, &reply_to) {
+            if !batch.docs.is_empty() || batch.exhausted {
+                // False if the connection answers itself: it then sends this batch.
+                to.send(batch);
+            }
+        }
+        // A getMore gone meanwhile drops the stream with its cursor.
+        let _ = back.send(Back {
+            stream,
+            read: Read::Batch(read),
+        });
+    }
+
+    fn cancel(self: Box<Self>, through: u64) {
+        let _ = self.back.send(Back {
+            stream: self.stream,
+            read: Read::Cancelled(through),
+        });
     }
 }
 
@@ -146,7 +269,9 @@ pub async fn open(
         tokio::task::spawn_blocking(move || ChangeStream::open(engine, scope, spec, pipeline))
             .await
             .map_err(|e| MongoError::internal(format!("opening the stream failed: {e}")))??;
-    let source = ChangeStreamSource { stream };
+    let source = ChangeStreamSource {
+        stream: Some(stream),
+    };
     ctx.open_cursor(
         cursor_ns,
         Box::new(source),

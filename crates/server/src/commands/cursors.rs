@@ -1,11 +1,13 @@
 //! `getMore` and `killCursors`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bson::{doc, Bson, Document};
 use eddy_codes::MongoError;
 
 use super::data::collection_arg;
+use crate::answer::ReplyTo;
 use crate::args::{missing, opt_integer, wrong_type};
 use crate::command::Reply;
 use crate::command::{Command, CommandResult, Ctx};
@@ -72,7 +74,9 @@ impl Command for GetMore {
     async fn apply(self, ctx: Ctx) -> CommandResult {
         let ns = format!("{}.{}", ctx.db(), self.coll);
         let registry = &ctx.state().cursors;
-        let mut cursor = registry.check_out(self.id, &ns, ctx.user().as_deref())?;
+        let mut cursor = registry
+            .check_out_after_answer(self.id, &ns, ctx.user().as_deref())
+            .await?;
         if ctx.state().config.enable_test_commands {
             if let Some(err) = ctx.state().failpoints.fail_get_more() {
                 registry.remove(self.id);
@@ -91,6 +95,12 @@ impl Command for GetMore {
                 .options
                 .await_data
                 .then(|| self.max_time.unwrap_or(DEFAULT_AWAIT)),
+            reply_to: cursor.options.await_data.then(|| ReplyTo {
+                state: Arc::clone(ctx.state()),
+                conn: Arc::clone(ctx.conn()),
+                cursor_id: self.id,
+                ns: ns.clone(),
+            }),
         };
         let started = std::time::Instant::now();
         let result = match cursor.budget {

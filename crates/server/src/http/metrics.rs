@@ -62,6 +62,12 @@ pub fn metrics(state: &ServerState) -> String {
         engine.hub().waiters() as f64,
     );
     e.single(
+        "eddy_change_stream_answers_on_wake_total",
+        "counter",
+        "getMore replies written by the thread that woke their stream.",
+        crate::answer::ANSWERED_ON_WAKE.load(Ordering::Relaxed) as f64,
+    );
+    e.single(
         "eddy_change_events_built_total",
         "counter",
         "Change events built (once per oplog entry and event shape).",
