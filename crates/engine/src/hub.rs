@@ -52,8 +52,14 @@ pub struct ChangeHub {
     runner: OnceLock<Runner>,
 }
 
-/// What runs woken hand-offs.
+/// What runs woken hand-offs: given them in parts of at most [`HANDOFF_CHUNK`], as
+/// the dispatcher finds them, it runs each part on a thread of its own choosing.
 pub type Runner = Box<dyn Fn(Handed) + Send + Sync>;
+
+/// Hand-offs per part given to the runner: small enough that the first replies leave
+/// early and that the runner's threads share the parts evenly, large enough that
+/// handing a part over costs little beside its writes.
+pub const HANDOFF_CHUNK: usize = 32;
 
 impl std::fmt::Debug for ChangeHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,15 +126,23 @@ impl ChangeHub {
         let Some(newest) = entries.last().map(|e| e.ts) else {
             return;
         };
-        let handed = {
+        let runner = self.runner.get();
+        let mut handed: Handed = Vec::new();
+        {
             let mut dispatcher = self.dispatcher();
             for entry in entries {
-                dispatcher.dispatch(entry);
+                dispatcher.dispatch(entry, &mut |handoff, through| {
+                    handed.push((handoff, through));
+                    // The first streams' replies go out while the dispatcher is still
+                    // finding the others (a runner only hands the work over).
+                    if let Some(run) = runner.filter(|_| handed.len() >= HANDOFF_CHUNK) {
+                        run(std::mem::take(&mut handed));
+                    }
+                });
             }
-            dispatcher.take_handed()
-        };
+        }
         if !handed.is_empty() {
-            match self.runner.get() {
+            match runner {
                 Some(run) => run(handed),
                 None => handed.into_iter().for_each(|(h, through)| h.run(through)),
             }

@@ -20,7 +20,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bson::RawDocumentBuf;
 use eddy_wire::Compressor;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -182,9 +181,10 @@ impl ReplyTo {
         self.conn.answer.write(&self.state, |response_to| {
             self.state.cursors.answered_early(self.cursor_id);
             let id = if batch.exhausted { 0 } else { self.cursor_id };
-            let tail = CursorBatch::tail(batch.post_batch_resume_token.as_ref(), id, &self.ns);
-            let body = crate::dispatch::ok_body(&self.state, RawDocumentBuf::new());
-            crate::connection::cursor_frame(response_to, "nextBatch", &batch.docs, &tail, &body)
+            let tail = CursorBatch::tail(batch.post_batch_resume_token.as_deref(), id, &self.ns);
+            crate::dispatch::with_ok_body(&self.state, |body| {
+                crate::connection::cursor_frame(response_to, "nextBatch", &batch.docs, &tail, body)
+            })
         })
     }
 }

@@ -597,20 +597,20 @@ impl CursorBatch {
     pub fn new(batch_field: &'static str, batch: Batch, id: i64, ns: &str) -> CursorBatch {
         CursorBatch {
             batch_field,
-            tail: CursorBatch::tail(batch.post_batch_resume_token.as_ref(), id, ns),
+            tail: CursorBatch::tail(batch.post_batch_resume_token.as_deref(), id, ns),
             docs: batch.docs,
         }
     }
 
     /// The cursor's fields after its documents.
     pub fn tail(
-        post_batch_resume_token: Option<&RawDocumentBuf>,
+        post_batch_resume_token: Option<&RawDocument>,
         id: i64,
         ns: &str,
     ) -> RawDocumentBuf {
         let mut tail = RawDocumentBuf::new();
         if let Some(token) = post_batch_resume_token {
-            tail.append(cstr!("postBatchResumeToken"), token.clone());
+            tail.append(cstr!("postBatchResumeToken"), token);
         }
         tail.append(cstr!("id"), id);
         tail.append(cstr!("ns"), ns);

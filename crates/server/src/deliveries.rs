@@ -16,7 +16,8 @@
 //!
 //! The same threads run the hand-offs of woken change streams (each stream's read and,
 //! where its connection allows, the reply written straight to its socket: see
-//! `crate::answer`), split evenly between them, before the connections' own tasks.
+//! `crate::answer`), in parts as the dispatcher finds them, before the connections'
+//! own tasks.
 
 use std::future::Future;
 use std::sync::{Mutex, OnceLock};
@@ -43,7 +44,6 @@ pub struct Deliveries {
     /// in the background.
     runtime: OnceLock<Option<Runtime>>,
     connections: Mutex<JoinSet<()>>,
-    threads: OnceLock<usize>,
 }
 
 impl std::fmt::Debug for Deliveries {
@@ -56,9 +56,7 @@ impl Deliveries {
     /// The runtime, started on first use with one worker thread per core.
     fn handle(&self) -> Option<&Handle> {
         let runtime = self.runtime.get_or_init(|| {
-            let threads = *self
-                .threads
-                .get_or_init(|| std::thread::available_parallelism().map_or(2, usize::from));
+            let threads = std::thread::available_parallelism().map_or(2, usize::from);
             let started = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(threads)
                 .thread_name("eddy-deliveries")
@@ -93,26 +91,18 @@ impl Deliveries {
         Ok(())
     }
 
-    /// Runs the hand-offs one write woke, in as many parts as there are threads; on the
-    /// calling thread if the runtime could not be started.
+    /// Runs a part of the hand-offs one write woke as a task of its own (the runtime's
+    /// threads take the parts in turn); on the calling thread if the runtime could not
+    /// be started.
     pub fn run_handoffs(&self, handed: Handed) {
-        let Some(handle) = self.handle() else {
-            handed.into_iter().for_each(|(h, through)| h.run(through));
-            return;
-        };
-        let threads = self.threads.get().copied().unwrap_or(1).max(1);
-        let per_part = handed.len().div_ceil(threads);
-        let mut handed = handed.into_iter();
-        loop {
-            let part: Handed = handed.by_ref().take(per_part).collect();
-            if part.is_empty() {
-                break;
+        let part = move || {
+            for (handoff, through) in handed {
+                handoff.run(through);
             }
-            handle.spawn(async move {
-                for (handoff, through) in part {
-                    handoff.run(through);
-                }
-            });
+        };
+        match self.handle() {
+            Some(handle) => drop(handle.spawn(async move { part() })),
+            None => part(),
         }
     }
 

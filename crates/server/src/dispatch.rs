@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bson::raw::cstr;
-use bson::{doc, spec::BinarySubtype, Bson, Document, RawDocumentBuf, Timestamp};
+use bson::{doc, spec::BinarySubtype, Bson, Document, RawDocument, RawDocumentBuf, Timestamp};
 use eddy_codes::{category, labels, ErrorCode, MongoError};
 
 use crate::command::{ConnInfo, Ctx, Reply};
@@ -66,17 +66,38 @@ fn finish(
     if let Some(extra) = extra {
         append_fields(&mut body, &extra);
     }
-    let op_time = operation_time(state);
-    let cluster = state.engine.cluster_time().max(op_time);
+    let (op_time, cluster) = reply_times(state);
     body.append(cstr!("$clusterTime"), cluster_time_doc(cluster));
     body.append(cstr!("operationTime"), op_time);
     body
 }
 
-/// A successful reply's `body` with what the server adds to every one (`ok`,
-/// `$clusterTime`, `operationTime`).
-pub(crate) fn ok_body(state: &ServerState, body: RawDocumentBuf) -> RawDocumentBuf {
-    finish(state, body, true, None)
+/// A reply's `operationTime` and `$clusterTime`.
+fn reply_times(state: &ServerState) -> (Timestamp, Timestamp) {
+    let op_time = operation_time(state);
+    (op_time, state.engine.cluster_time().max(op_time))
+}
+
+/// Calls `f` with the body [`finish`] gives an empty successful reply (`ok`,
+/// `$clusterTime`, `operationTime`). The waking threads answer many change streams with
+/// the same times: each keeps the last body it built and builds again when the times
+/// move.
+pub(crate) fn with_ok_body<R>(state: &ServerState, f: impl FnOnce(&RawDocument) -> R) -> R {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<((Timestamp, Timestamp), RawDocumentBuf)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let times = reply_times(state);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((built, body)) if *built == times => f(body),
+            _ => {
+                let body = finish(state, RawDocumentBuf::new(), true, None);
+                f(&last.insert((times, body)).1)
+            }
+        }
+    })
 }
 
 /// Appends the fields of `extra` to a reply.

@@ -41,6 +41,10 @@ pub trait Handoff: Send {
 /// Woken hand-offs, each with the position through which entries were ruled out.
 pub type Handed = Vec<(Box<dyn Handoff>, u64)>;
 
+/// Where [`Dispatcher::dispatch`] puts each hand-off it wakes, with the position
+/// through which entries were ruled out.
+pub type Woke<'a> = dyn FnMut(Box<dyn Handoff>, u64) + 'a;
+
 struct Waiter {
     interest: Arc<Interest>,
     /// The stream has read everything through this packed timestamp (it may be ahead
@@ -80,8 +84,6 @@ pub struct Dispatcher {
     collections: HashMap<String, ScopeWaiters>,
     databases: HashMap<String, ScopeWaiters>,
     cluster: ScopeWaiters,
-    /// Hand-offs woken and not yet taken by [`Dispatcher::take_handed`].
-    handed: Handed,
 }
 
 impl Dispatcher {
@@ -119,11 +121,6 @@ impl Dispatcher {
             return None;
         }
         Some(self.register(interest, position, handoff()))
-    }
-
-    /// The hand-offs woken since the last call, to run outside the lock.
-    pub fn take_handed(&mut self) -> Handed {
-        std::mem::take(&mut self.handed)
     }
 
     fn register(
@@ -220,9 +217,10 @@ impl Dispatcher {
         Some(waiter)
     }
 
-    /// Dispatches one entry (entries come in timestamp order): wakes the waiting
-    /// streams it can concern. Returns how many were woken.
-    pub fn dispatch(&mut self, entry: &OplogEntry) -> usize {
+    /// Dispatches one entry (entries come in timestamp order): gives `woke` the
+    /// hand-off of each waiting stream it can concern, as it finds them. Returns how
+    /// many were woken.
+    pub fn dispatch(&mut self, entry: &OplogEntry, woke: &mut Woke<'_>) -> usize {
         let through = self.latest;
         let mut candidates: Vec<u64> = Vec::new();
         for scope in self.scopes_of(entry) {
@@ -262,7 +260,7 @@ impl Dispatcher {
                 .is_some_and(|w| w.position < at && w.interest.may_deliver(entry));
             if concerned {
                 if let Some(waiter) = self.remove(id) {
-                    self.handed.push((waiter.handoff, through));
+                    woke(waiter.handoff, through);
                     woken += 1;
                 }
             }
