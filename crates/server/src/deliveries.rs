@@ -20,7 +20,7 @@
 //! own tasks.
 
 use std::future::Future;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use eddy_engine::changes::dispatch::Handed;
 use tokio::runtime::{Handle, Runtime};
@@ -44,6 +44,61 @@ pub struct Deliveries {
     /// in the background.
     runtime: OnceLock<Option<Runtime>>,
     connections: Mutex<JoinSet<()>>,
+    parts: Mutex<Parts>,
+}
+
+/// The parts of hand-offs running now, and the wake-ups they held back (see
+/// [`after_replies`]).
+#[derive(Default)]
+struct Parts {
+    running: usize,
+    held: Vec<Wake>,
+}
+
+type Wake = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    /// The wake-ups held back by the part running on this thread.
+    static IN_PART: std::cell::RefCell<Option<Vec<Wake>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `wake` (the wake-up of a `getMore` whose reply a hand-off has written) once
+/// no part of hand-offs runs any more, when called from one; at once otherwise. The
+/// woken `getMore`s' bookkeeping, and the next requests they read, would otherwise run
+/// between the parts on the same threads and hold back the replies still to write.
+pub fn after_replies(wake: impl FnOnce() + Send + 'static) {
+    let mut wake = Some(Box::new(wake) as Wake);
+    IN_PART.with(|part| {
+        if let Some(held) = part.borrow_mut().as_mut() {
+            held.extend(wake.take());
+        }
+    });
+    if let Some(wake) = wake {
+        wake();
+    }
+}
+
+/// Ends a part (also when a hand-off panicked): its held wake-ups join the others,
+/// and the last part to end releases them all.
+struct PartEnd(Arc<Deliveries>);
+
+impl Drop for PartEnd {
+    fn drop(&mut self) {
+        let mine = IN_PART
+            .with(|part| part.borrow_mut().take())
+            .unwrap_or_default();
+        let released = {
+            let mut parts = self.0.parts.lock().unwrap_or_else(|p| p.into_inner());
+            parts.running = parts.running.saturating_sub(1);
+            parts.held.extend(mine);
+            if parts.running == 0 {
+                std::mem::take(&mut parts.held)
+            } else {
+                Vec::new()
+            }
+        };
+        released.into_iter().for_each(|wake| wake());
+    }
 }
 
 impl std::fmt::Debug for Deliveries {
@@ -94,8 +149,12 @@ impl Deliveries {
     /// Runs a part of the hand-offs one write woke as a task of its own (the runtime's
     /// threads take the parts in turn); on the calling thread if the runtime could not
     /// be started.
-    pub fn run_handoffs(&self, handed: Handed) {
+    pub fn run_handoffs(self: &Arc<Self>, handed: Handed) {
+        self.parts.lock().unwrap_or_else(|p| p.into_inner()).running += 1;
+        let end = PartEnd(Arc::clone(self));
         let part = move || {
+            IN_PART.with(|part| *part.borrow_mut() = Some(Vec::new()));
+            let _end = end;
             for (handoff, through) in handed {
                 handoff.run(through);
             }

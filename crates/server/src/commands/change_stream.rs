@@ -25,8 +25,10 @@ use crate::cursor::{Batch, BatchDoc, BatchRequest, CursorOptions, CursorSource};
 /// A change stream as a cursor source.
 pub struct ChangeStreamSource {
     /// `None` only while the stream waits, handed to the dispatcher (or if a getMore
-    /// was dropped in the middle of its wait, which also ends its cursor).
-    stream: Option<ChangeStream>,
+    /// was dropped in the middle of its wait, which also ends its cursor). Boxed so
+    /// that a waiting stream's cursor keeps no room for it: an idle stream's memory is
+    /// the stream once, in its hand-off.
+    stream: Option<Box<ChangeStream>>,
 }
 
 impl CursorSource for ChangeStreamSource {
@@ -60,7 +62,7 @@ impl CursorSource for ChangeStreamSource {
                 let mut handed = match handed {
                     Ok(handed) => handed,
                     Err(stream) => {
-                        self.stream = Some(stream);
+                        self.stream = Some(Box::new(stream));
                         continue;
                     }
                 };
@@ -76,10 +78,10 @@ impl CursorSource for ChangeStreamSource {
                         returned.await
                     }
                 };
-                let Back { stream, read } = back.map_err(|_| {
+                let Back { stream, read } = *back.map_err(|_| {
                     MongoError::new(ErrorCode::InterruptedAtShutdown, "interrupted at shutdown")
                 })?;
-                let stream = self.stream.insert(stream);
+                let stream = self.stream.insert(Box::new(stream));
                 match read {
                     Read::Cancelled(through) => {
                         // Skip what was ruled out, one last read, then answer.
@@ -102,11 +104,11 @@ impl CursorSource for ChangeStreamSource {
 
 impl ChangeStreamSource {
     fn stream(&mut self) -> Result<&mut ChangeStream, MongoError> {
-        self.stream.as_mut().ok_or_else(lost)
+        self.stream.as_deref_mut().ok_or_else(lost)
     }
 
     fn take(&mut self) -> Result<ChangeStream, MongoError> {
-        self.stream.take().ok_or_else(lost)
+        self.stream.take().map(|s| *s).ok_or_else(lost)
     }
 
     /// One read of the stream. A stream catching up from storage may build a 16 MB
@@ -140,7 +142,9 @@ struct Delivery {
     max_events: usize,
     max_bytes: usize,
     reply_to: Option<ReplyTo>,
-    back: oneshot::Sender<Back>,
+    /// Boxed: the channel is allocated with room for what it carries, and it waits as
+    /// long as the stream does.
+    back: oneshot::Sender<Box<Back>>,
 }
 
 /// What a hand-off gives back to its `getMore`.
@@ -167,24 +171,31 @@ impl Handoff for Delivery {
         } = *self;
         stream.skip_through(through);
         let read = stream.next_batch(max_events, max_bytes).map(to_batch);
-        if let (Ok(batch), Some(to)) = (&read, &reply_to) {
-            if !batch.docs.is_empty() || batch.exhausted {
-                // False if the connection answers itself: it then sends this batch.
-                to.send(batch);
-            }
-        }
+        let answered = match (&read, &reply_to) {
+            // False if the connection answers itself: it then sends this batch.
+            (Ok(batch), Some(to)) if !batch.docs.is_empty() || batch.exhausted => to.send(batch),
+            _ => false,
+        };
         // A getMore gone meanwhile drops the stream with its cursor.
-        let _ = back.send(Back {
-            stream,
-            read: Read::Batch(read),
-        });
+        let back_with = move || {
+            let _ = back.send(Box::new(Back {
+                stream,
+                read: Read::Batch(read),
+            }));
+        };
+        if answered {
+            // Its bookkeeping can wait for the other streams' replies.
+            crate::deliveries::after_replies(back_with);
+        } else {
+            back_with();
+        }
     }
 
     fn cancel(self: Box<Self>, through: u64) {
-        let _ = self.back.send(Back {
+        let _ = self.back.send(Box::new(Back {
             stream: self.stream,
             read: Read::Cancelled(through),
-        });
+        }));
     }
 }
 
@@ -270,7 +281,7 @@ pub async fn open(
             .await
             .map_err(|e| MongoError::internal(format!("opening the stream failed: {e}")))??;
     let source = ChangeStreamSource {
-        stream: Some(stream),
+        stream: Some(Box::new(stream)),
     };
     ctx.open_cursor(
         cursor_ns,
