@@ -183,7 +183,16 @@ impl ReplyTo {
             let id = if batch.exhausted { 0 } else { self.cursor_id };
             let tail = CursorBatch::tail(batch.post_batch_resume_token.as_deref(), id, &self.ns);
             crate::dispatch::with_ok_body(&self.state, |body| {
-                crate::connection::cursor_frame(response_to, "nextBatch", &batch.docs, &tail, body)
+                let request_id = crate::connection::next_request_id();
+                crate::connection::splice(
+                    request_id,
+                    response_to,
+                    0,
+                    "nextBatch",
+                    &batch.docs,
+                    &tail,
+                    body,
+                )
             })
         })
     }

@@ -32,7 +32,7 @@ use crate::state::ServerState;
 /// Request ids of the server's own messages.
 static NEXT_REQUEST_ID: AtomicI32 = AtomicI32::new(1);
 
-fn next_request_id() -> i32 {
+pub(crate) fn next_request_id() -> i32 {
     NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -289,27 +289,9 @@ fn frame(request_id: i32, response_to: i32, flags: u32, reply: &Reply) -> Vec<u8
     }
 }
 
-/// The frame of a cursor reply answering `response_to`, for a writer outside the
-/// connection's task (`crate::answer`): what [`frame`] makes of the same reply.
-pub(crate) fn cursor_frame(
-    response_to: i32,
-    batch_field: &str,
-    docs: &[BatchDoc],
-    tail: &bson::RawDocument,
-    body: &bson::RawDocument,
-) -> Vec<u8> {
-    splice(
-        next_request_id(),
-        response_to,
-        0,
-        batch_field,
-        docs,
-        tail,
-        body,
-    )
-}
-
-fn splice(
+/// The frame of a cursor reply, its documents spliced in as they are; also written by
+/// a thread that answers for the connection (`crate::answer`).
+pub(crate) fn splice(
     request_id: i32,
     response_to: i32,
     flags: u32,
