@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::harness::{broadcast, Pacing};
 use super::plot::Series;
-use super::report::{cpu_pct, fmt_int, fmt_num, ratio, Delivered, Scenario, Table};
+use super::report::{cpu_pct, fmt_int, fmt_num, ratio, round3, Delivered, Scenario, Table};
 use super::system::{System, MAX_AWAIT_MS};
 use super::Bench;
 
@@ -26,6 +26,9 @@ struct Row {
     delivered: Delivered,
     /// CPU the bench's own clients used, % of one core over the configuration.
     client_cpu_pct: f64,
+    /// The same CPU per delivery, microseconds: beside the server's, what each delivery
+    /// costs the machine both share (an Eddy subscriber also sends its next `getMore`).
+    client_us_per_delivery: f64,
 }
 
 pub async fn run(b: &mut Bench) -> Result<()> {
@@ -74,13 +77,16 @@ pub async fn run(b: &mut Bench) -> Result<()> {
                     events,
                     delivered: r.delivered(),
                     client_cpu_pct: cpu_pct(r.client_cpu_secs, r.until_last_secs),
+                    client_us_per_delivery: round3(
+                        r.client_cpu_secs * 1e6 / r.deliveries.max(1) as f64,
+                    ),
                 });
             }
         }
     }
     let mut columns = vec!["system", "streams", "events/s"];
     columns.extend(Delivered::COLUMNS);
-    columns.extend(["client CPU", Delivered::CPU_COLUMN]);
+    columns.extend(["client CPU", "client µs/delivery", Delivered::CPU_COLUMN]);
     let mut table = Table::new(&columns);
     for r in &rows {
         let mut cells = vec![
@@ -89,7 +95,11 @@ pub async fn run(b: &mut Bench) -> Result<()> {
             fmt_num(r.rate_per_s),
         ];
         cells.extend(r.delivered.cells());
-        cells.extend([format!("{:.0}%", r.client_cpu_pct), r.delivered.cpu_cell()]);
+        cells.extend([
+            format!("{:.0}%", r.client_cpu_pct),
+            fmt_num(r.client_us_per_delivery),
+            r.delivered.cpu_cell(),
+        ]);
         table.push(cells);
     }
     let get = |system: System, n: usize, rate: f64| {
