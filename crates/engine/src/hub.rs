@@ -52,9 +52,17 @@ pub struct ChangeHub {
     runner: OnceLock<Runner>,
 }
 
-/// What runs woken hand-offs: given them in parts of at most [`HANDOFF_CHUNK`], as
-/// the dispatcher finds them, it runs each part on a thread of its own choosing.
-pub type Runner = Box<dyn Fn(Handed) + Send + Sync>;
+/// What runs woken hand-offs: called when a wake finds its first stream, it begins
+/// that wake's [`FanOut`].
+pub type Runner = Box<dyn Fn() -> Box<dyn FanOut> + Send + Sync>;
+
+/// The hand-offs one wake woke: given them in parts of at most [`HANDOFF_CHUNK`] as
+/// the dispatcher finds them, it runs each part on a thread of its own choosing. It is
+/// dropped once the wake has given it every part, so a runner knows when a fan-out's
+/// replies are all under way (the last part may still be running).
+pub trait FanOut {
+    fn run(&mut self, part: Handed);
+}
 
 /// Hand-offs per part given to the runner: small enough that the first replies leave
 /// early and that the runner's threads share the parts evenly, large enough that
@@ -128,6 +136,7 @@ impl ChangeHub {
         };
         let runner = self.runner.get();
         let mut handed: Handed = Vec::new();
+        let mut fan_out: Option<Box<dyn FanOut>> = None;
         {
             let mut dispatcher = self.dispatcher();
             for entry in entries {
@@ -135,18 +144,21 @@ impl ChangeHub {
                     handed.push((handoff, through));
                     // The first streams' replies go out while the dispatcher is still
                     // finding the others (a runner only hands the work over).
-                    if let Some(run) = runner.filter(|_| handed.len() >= HANDOFF_CHUNK) {
-                        run(std::mem::take(&mut handed));
+                    if let Some(begin) = runner.filter(|_| handed.len() >= HANDOFF_CHUNK) {
+                        fan_out
+                            .get_or_insert_with(|| begin())
+                            .run(std::mem::take(&mut handed));
                     }
                 });
             }
         }
         if !handed.is_empty() {
             match runner {
-                Some(run) => run(handed),
+                Some(begin) => fan_out.get_or_insert_with(|| begin()).run(handed),
                 None => handed.into_iter().for_each(|(h, through)| h.run(through)),
             }
         }
+        drop(fan_out);
         self.latest.send_replace(newest);
     }
 

@@ -47,8 +47,8 @@ pub struct Deliveries {
     parts: Mutex<Parts>,
 }
 
-/// The parts of hand-offs running now, and the wake-ups they held back (see
-/// [`after_replies`]).
+/// The parts of hand-offs running now, with the fan-outs still handing parts out, and
+/// the wake-ups they held back (see [`after_replies`]).
 #[derive(Default)]
 struct Parts {
     running: usize,
@@ -63,9 +63,11 @@ thread_local! {
 }
 
 /// Runs `wake` (the wake-up of a `getMore` whose reply a hand-off has written) once
-/// no part of hand-offs runs any more, when called from one; at once otherwise. The
-/// woken `getMore`s' bookkeeping, and the next requests they read, would otherwise run
-/// between the parts on the same threads and hold back the replies still to write.
+/// no part of hand-offs runs any more and no fan-out is handing parts out, when called
+/// from a part; at once otherwise. The woken `getMore`s' bookkeeping, and the next
+/// requests they read, would otherwise run between the parts on the same threads and
+/// hold back the replies still to write (also when a thread runs out of parts before
+/// the dispatcher has found the next one).
 pub fn after_replies(wake: impl FnOnce() + Send + 'static) {
     let mut wake = Some(Box::new(wake) as Wake);
     IN_PART.with(|part| {
@@ -79,7 +81,7 @@ pub fn after_replies(wake: impl FnOnce() + Send + 'static) {
 }
 
 /// Ends a part (also when a hand-off panicked): its held wake-ups join the others,
-/// and the last part to end releases them all.
+/// and the last part or fan-out to end releases them all.
 struct PartEnd(Arc<Deliveries>);
 
 impl Drop for PartEnd {
@@ -87,17 +89,23 @@ impl Drop for PartEnd {
         let mine = IN_PART
             .with(|part| part.borrow_mut().take())
             .unwrap_or_default();
-        let released = {
-            let mut parts = self.0.parts.lock().unwrap_or_else(|p| p.into_inner());
-            parts.running = parts.running.saturating_sub(1);
-            parts.held.extend(mine);
-            if parts.running == 0 {
-                std::mem::take(&mut parts.held)
-            } else {
-                Vec::new()
-            }
-        };
-        released.into_iter().for_each(|wake| wake());
+        self.0.ended(mine);
+    }
+}
+
+/// A fan-out on the deliveries threads: counted as running until the hub has given it
+/// every part.
+struct FanOut(Arc<Deliveries>);
+
+impl eddy_engine::hub::FanOut for FanOut {
+    fn run(&mut self, part: Handed) {
+        self.0.run_part(part);
+    }
+}
+
+impl Drop for FanOut {
+    fn drop(&mut self) {
+        self.0.ended(Vec::new());
     }
 }
 
@@ -146,11 +154,37 @@ impl Deliveries {
         Ok(())
     }
 
+    /// Begins the fan-out of one wake (the hub's runner).
+    pub fn fan_out(self: &Arc<Self>) -> Box<dyn eddy_engine::hub::FanOut> {
+        self.started();
+        Box::new(FanOut(Arc::clone(self)))
+    }
+
+    fn started(&self) {
+        self.parts.lock().unwrap_or_else(|p| p.into_inner()).running += 1;
+    }
+
+    /// A part or a fan-out ended, with the wake-ups it held back: the last one to end
+    /// releases them all.
+    fn ended(&self, held: Vec<Wake>) {
+        let released = {
+            let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+            parts.running = parts.running.saturating_sub(1);
+            parts.held.extend(held);
+            if parts.running == 0 {
+                std::mem::take(&mut parts.held)
+            } else {
+                Vec::new()
+            }
+        };
+        released.into_iter().for_each(|wake| wake());
+    }
+
     /// Runs a part of the hand-offs one write woke as a task of its own (the runtime's
     /// threads take the parts in turn); on the calling thread if the runtime could not
     /// be started.
-    pub fn run_handoffs(self: &Arc<Self>, handed: Handed) {
-        self.parts.lock().unwrap_or_else(|p| p.into_inner()).running += 1;
+    fn run_part(self: &Arc<Self>, handed: Handed) {
+        self.started();
         let end = PartEnd(Arc::clone(self));
         let part = move || {
             IN_PART.with(|part| *part.borrow_mut() = Some(Vec::new()));
@@ -191,6 +225,64 @@ fn lower_priority() {
         let now = rustix::process::getpriority_process(Some(tid)).unwrap_or(0);
         if let Err(e) = rustix::process::setpriority_process(Some(tid), now + NICE) {
             tracing::debug!(error = %e, "cannot lower the deliveries thread's priority");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use eddy_engine::changes::dispatch::Handoff;
+
+    use super::*;
+
+    /// A hand-off that holds a wake-up back, as a delivery that wrote its reply does,
+    /// and says when it ran.
+    struct Holds {
+        woken: Arc<AtomicBool>,
+        ran: mpsc::Sender<()>,
+    }
+
+    impl Handoff for Holds {
+        fn run(self: Box<Self>, _through: u64) {
+            let woken = Arc::clone(&self.woken);
+            after_replies(move || woken.store(true, Ordering::SeqCst));
+            let _ = self.ran.send(());
+        }
+
+        fn cancel(self: Box<Self>, _through: u64) {}
+    }
+
+    #[test]
+    fn wake_ups_are_held_until_the_fan_out_has_handed_every_part() {
+        let deliveries = Arc::new(Deliveries::default());
+        let woken = Arc::new(AtomicBool::new(false));
+        let (ran, part_ran) = mpsc::channel();
+        let mut fan_out = deliveries.fan_out();
+        fan_out.run(vec![(
+            Box::new(Holds {
+                woken: Arc::clone(&woken),
+                ran,
+            }) as Box<dyn Handoff>,
+            0,
+        )]);
+        part_ran
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the part ran");
+        // The only part has run (or is ending); the dispatcher may still find streams.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !woken.load(Ordering::SeqCst),
+            "released before the fan-out ended"
+        );
+        drop(fan_out);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !woken.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "never released");
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }

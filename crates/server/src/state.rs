@@ -529,7 +529,7 @@ impl ServerState {
         let runner = Arc::clone(&deliveries);
         engine
             .hub()
-            .run_handoffs_with(Box::new(move |handed| runner.run_handoffs(handed)));
+            .run_handoffs_with(Box::new(move || runner.fan_out()));
         ServerState {
             config,
             engine,
