@@ -189,6 +189,10 @@ fn latency_and_plot() {
             assert_eq!(r["complete"], true, "{r:#}");
             assert_eq!(r["deliveries"], r["expected_deliveries"], "{r:#}");
             assert!(r["p50_ms"].as_f64() <= r["p99_ms"].as_f64(), "{r:#}");
+            assert!(
+                r["client_us_per_delivery"].as_f64() >= Some(0.0),
+                "the clients' CPU per delivery: {r:#}"
+            );
         }
     };
     check("eddy", &rows(sc, "eddy"));
