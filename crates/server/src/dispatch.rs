@@ -56,9 +56,19 @@ fn operation_time(state: &ServerState) -> Timestamp {
 /// Appends `ok` and the cluster-time fields to a reply body.
 fn finish(
     state: &ServerState,
+    body: RawDocumentBuf,
+    ok: bool,
+    extra: Option<Document>,
+) -> RawDocumentBuf {
+    finish_at(body, ok, extra, reply_times(state))
+}
+
+/// [`finish`] with the times already read.
+fn finish_at(
     mut body: RawDocumentBuf,
     ok: bool,
     extra: Option<Document>,
+    times: (Timestamp, Timestamp),
 ) -> RawDocumentBuf {
     if ok {
         body.append(cstr!("ok"), 1.0);
@@ -66,7 +76,7 @@ fn finish(
     if let Some(extra) = extra {
         append_fields(&mut body, &extra);
     }
-    append_times(&mut body, reply_times(state));
+    append_times(&mut body, times);
     body
 }
 
@@ -98,9 +108,7 @@ pub(crate) fn with_ok_body<R>(state: &ServerState, f: impl FnOnce(&RawDocument) 
             Some((built, body)) if *built == times => f(body),
             _ => {
                 // Built from the times it is kept under, read once.
-                let mut body = RawDocumentBuf::new();
-                body.append(cstr!("ok"), 1.0);
-                append_times(&mut body, times);
+                let body = finish_at(RawDocumentBuf::new(), true, None, times);
                 f(&last.insert((times, body)).1)
             }
         }
