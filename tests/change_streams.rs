@@ -263,6 +263,44 @@ async fn match_pipeline_filters_by_operation_type() {
     assert_eq!(b.document_key, Some(doc! {"_id": 2}));
 }
 
+/// A pipeline-style update is logged as mongod logs it: as a diff (an `update` event with
+/// its `updateDescription`) when the diff is smaller than the new document, else as the
+/// whole new document, which change streams report as a `replace`.
+#[tokio::test]
+async fn pipeline_updates_are_update_or_replace_events_as_mongod_logs_them() {
+    let server = TestServer::start_replset();
+    let client = server.client().await;
+    let coll = client.database("app").collection::<Document>("p");
+    let mut stream = coll.watch().await.expect("watch");
+    let padding = "x".repeat(100);
+    coll.insert_one(doc! {"_id": 1, "a": 1, "pad": &padding})
+        .await
+        .expect("insert");
+    // {u: {a: 2}} is far smaller than the document: a diff.
+    coll.update_one(doc! {"_id": 1}, vec![doc! {"$set": {"a": 2}}])
+        .await
+        .expect("small pipeline update");
+    // {d: {a, pad}, i: {c: 1}} is larger than {_id: 1, c: 1}: the whole document.
+    coll.update_one(
+        doc! {"_id": 1},
+        vec![doc! {"$replaceWith": {"_id": "$_id", "c": 1}}],
+    )
+    .await
+    .expect("replacing pipeline update");
+    let inserted = next_event(&mut stream).await;
+    assert_eq!(inserted.operation_type, OperationType::Insert);
+    let updated = next_event(&mut stream).await;
+    assert_eq!(updated.operation_type, OperationType::Update);
+    let description = updated.update_description.expect("updateDescription");
+    assert_eq!(description.updated_fields, doc! {"a": 2});
+    assert!(description.removed_fields.is_empty());
+    let replaced = next_event(&mut stream).await;
+    assert_eq!(replaced.operation_type, OperationType::Replace);
+    assert!(replaced.update_description.is_none());
+    assert_eq!(replaced.full_document, Some(doc! {"_id": 1, "c": 1}));
+    assert_eq!(replaced.document_key, Some(doc! {"_id": 1}));
+}
+
 /// The `$match` of a stream opened with a collation compares strings under it, as mongod's
 /// (and the equality conditions the server indexes waiting streams by do not rule such
 /// an event out).
