@@ -455,6 +455,19 @@ async fn errors_match_mongod() {
     assert_eq!(error_code(&not_first), Some(40602));
     let get_more = run(doc! {"getMore": 12345_i64, "collection": "c"}).await;
     assert_eq!(error_code(&get_more), Some(43));
+    // A change stream reads majority-committed changes: an explicit other level is refused,
+    // as mongod's `onlySingleReadConcernSupported` refuses it; `majority` itself is fine.
+    let local = run(doc! {"aggregate": "c", "pipeline": [{"$changeStream": {}}], "cursor": {}, "readConcern": {"level": "local"}}).await;
+    assert_eq!(error_code(&local), Some(72));
+    assert!(
+        local.to_string().contains(
+            "Aggregation stage $changeStream cannot run with a readConcern other than 'majority'. Current readConcern: local"
+        ),
+        "{local}"
+    );
+    db.run_command(doc! {"aggregate": "c", "pipeline": [{"$changeStream": {}}], "cursor": {}, "readConcern": {"level": "majority"}})
+        .await
+        .expect("majority is a change stream's own level");
 }
 
 #[tokio::test]
