@@ -1,8 +1,9 @@
 //! Change streams through the Rust `mongodb` driver against a real `eddy serve`: the tutorial's
 //! six events in MongoDB 7.0's shapes, resume tokens (resumeAfter, startAfter after an
 //! invalidate, startAtOperationTime), fullDocument / fullDocumentBeforeChange, database and
-//! cluster scope, the driver's automatic resume after a resumable getMore error, and the errors
-//! mongod answers for bad tokens and bad pipelines.
+//! cluster scope, the driver's automatic resume after a resumable getMore error, pipeline-style
+//! updates as `update` or `replace` events, and the errors mongod answers for bad tokens, bad
+//! pipelines and a read concern other than majority.
 
 mod common;
 
