@@ -245,7 +245,7 @@ impl SplitMix {
 /// W5: `threads` clients, `total` writes through one committer; (seconds, ack latencies).
 fn redb_committer(threads: usize, total: usize) -> Result<(f64, Vec<u32>)> {
     let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("reference.redb"))?;
+    let store = Store::open_unjournaled(&dir.path().join("reference.redb"))?;
     let committer = Committer::start(store);
     let mut rng = SplitMix(0x5EED);
     let mut value = vec![0u8; VALUE_BYTES];

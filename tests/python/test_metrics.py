@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import http.client
 import re
+import time
 
 import pytest
 from conftest import EddyServer, free_port
@@ -87,6 +88,23 @@ def test_metrics_follow_what_clients_do(server: EddyServer):
     # One change stream waiting in a getMore shows as open and waiting.
     status = c.admin.command("serverStatus")
     assert status["metrics"]["commands"]["insert"]["total"] == 1
+
+
+def test_an_idle_server_checkpoints_after_writes(server: EddyServer):
+    """Writes are durable by the journal; a second after them, with nothing else to do,
+    the committer takes a checkpoint (a durable commit of the database file), once."""
+    c = server.client()
+    start = scrape(server)["eddy_checkpoints_total"]
+    c.app.events.insert_many([{"i": i} for i in range(10)])
+    deadline = time.monotonic() + 10
+    while scrape(server)["eddy_checkpoints_total"] == start:
+        assert time.monotonic() < deadline, "no checkpoint within 10 s of the writes"
+        time.sleep(0.1)
+    after = scrape(server)["eddy_checkpoints_total"]
+    assert after == start + 1
+    # Nothing written since: no more checkpoints.
+    time.sleep(1.5)
+    assert scrape(server)["eddy_checkpoints_total"] == after
 
 
 def test_other_paths_and_methods(server: EddyServer):

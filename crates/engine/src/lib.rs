@@ -459,6 +459,11 @@ impl Engine {
         &self.commit_stats
     }
 
+    /// Checkpoints the store has taken since it opened.
+    pub fn checkpoints(&self) -> u64 {
+        self.store.checkpoints()
+    }
+
     /// Bytes held by the oplog (approximate).
     pub fn oplog_bytes(&self) -> u64 {
         self.oplog_bytes.load(Ordering::Relaxed)

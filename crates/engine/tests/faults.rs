@@ -5,9 +5,11 @@
 //! write is refused with an error that says why, even once the disk is healthy again;
 //! reads keep working; and a fresh engine on the same files (no faults) holds every write
 //! acknowledged before the failure, with its oplog entry, and none of the refused ones.
-//! The write that hit the fault itself has an unknown outcome (its pages may have reached
-//! the page cache before the fsync failed), so it may or may not be there after reopening;
-//! either way its document and its oplog entry agree.
+//! The write that hit the fault itself has an unknown outcome (its journal record may have
+//! reached the disk before the fsync failed, or its checkpoint failed after the record was
+//! synced), so it may or may not be there after reopening; either way its document and its
+//! oplog entry agree. A store that failed takes no last checkpoint, so the reopening
+//! applies its journal.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -287,11 +289,29 @@ fn full_disk_inside_a_large_transaction_stops_writes() {
     );
 }
 
-/// A write error in the middle of the commit's page writes (not the first one).
+/// The group's journal write fails: nothing of it reaches redb.
 #[test]
-fn failed_write_during_commit_stops_writes() {
+fn failed_journal_write_stops_writes() {
     scenario(
-        |f| f.fail_writes_after.store(2, Ordering::Relaxed),
+        |f| f.fail_writes_after.store(1, Ordering::Relaxed),
+        |f| f.fail_writes_after.store(0, Ordering::Relaxed),
+        64 * 1024,
+    );
+}
+
+/// A checkpoint's page write fails: the committer, idle, takes one a second after the
+/// last, so the fault is armed and then waited on; the insert after it is refused.
+#[test]
+fn failed_write_during_a_checkpoint_stops_writes() {
+    scenario(
+        |f| {
+            f.fail_writes_after.store(1, Ordering::Relaxed);
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            assert!(
+                f.writes_failed.load(Ordering::Relaxed) > 0,
+                "the idle committer's checkpoint met the fault"
+            );
+        },
         |f| f.fail_writes_after.store(0, Ordering::Relaxed),
         64 * 1024,
     );

@@ -2,8 +2,8 @@
 //!
 //! Writers submit a [`Job`] and wait for its [`Completion`]. The committer takes every
 //! job queued at that moment (up to a bound), runs them in order inside one redb write
-//! transaction, commits it durably (one fsync for the whole group), and then hands the
-//! completions to the completer thread, which runs them in the same order (groups in
+//! transaction, commits it durably (one fsync of the journal for the whole group, see
+//! `Store::commit`), and then hands the completions to the completer thread, which runs them in the same order (groups in
 //! commit order) while the committer goes on with the next group. Under load many
 //! writers share one fsync; alone, a writer pays for exactly one.
 
@@ -55,6 +55,7 @@ impl Default for CommitterStats {
 /// Handle to the group-commit thread. Dropping every handle stops the thread after
 /// it has committed what was queued.
 pub struct Committer {
+    store: Arc<Store>,
     tx: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<CommitterStats>,
@@ -66,11 +67,13 @@ impl Committer {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(CommitterStats::default());
         let thread_stats = stats.clone();
+        let thread_store = store.clone();
         let thread = std::thread::Builder::new()
             .name("eddy-committer".into())
-            .spawn(move || run(store, rx, thread_stats))
+            .spawn(move || run(thread_store, rx, thread_stats))
             .expect("spawning the committer thread");
         Committer {
+            store,
             tx: Some(tx),
             thread: Some(thread),
             stats,
@@ -96,11 +99,18 @@ impl Committer {
         Arc::clone(&self.stats)
     }
 
-    /// Stops accepting jobs, commits what is queued and waits for the thread.
+    /// Stops accepting jobs, commits what is queued, waits for the thread and takes a
+    /// last checkpoint (unless the store has failed: the journal then keeps what was
+    /// acknowledged, for the next start-up).
     pub fn shutdown(&mut self) {
         self.tx.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+            if self.store.failure().is_none() {
+                if let Err(e) = self.store.checkpoint() {
+                    tracing::error!(error = %e, "the last checkpoint failed; the journal keeps every acknowledged write");
+                }
+            }
         }
     }
 }
@@ -130,7 +140,23 @@ fn run(store: Arc<Store>, rx: mpsc::Receiver<Job>, stats: Arc<CommitterStats>) {
             }
         })
         .expect("spawning the completer thread");
-    while let Ok(first) = rx.recv() {
+    loop {
+        // Idle: wait for work, or until a checkpoint is due and take it then.
+        let first = match store.until_checkpoint() {
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+            Some(wait) => match rx.recv_timeout(wait) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // A failure fails the store: the next group hears of it.
+                    let _ = store.idle_checkpoint();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+        };
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -164,23 +190,18 @@ fn commit_group(store: &Store, group: Vec<Job>, latency: &Histogram) -> Finished
         Ok(txn) => txn,
         Err(e) => return refuse(group, StorageError::Io(e.to_string())),
     };
-    let mut batch = WriteBatch {
-        txn: &txn,
-        poisoned: None,
-    };
+    let mut batch = store.batch(&txn);
     let completions: Vec<Completion> = group.into_iter().map(|job| job(Ok(&mut batch))).collect();
-    let outcome = match batch.poisoned.take() {
+    let (poisoned, log) = (batch.poisoned.take(), batch.log.take());
+    drop(batch);
+    let outcome = match poisoned {
         Some(err) => {
             let _ = txn.abort();
             Err(err)
         }
         None => {
             let started = std::time::Instant::now();
-            let committed = txn.commit().map_err(|e| {
-                let reason = e.to_string();
-                store.set_failed(reason.clone());
-                StorageError::Commit(reason)
-            });
+            let committed = store.commit(txn, log);
             latency.observe_duration(started.elapsed());
             committed
         }

@@ -9,6 +9,11 @@
 //! - [`Committer`] is the group-commit thread: writers submit [`Job`]s; the committer runs
 //!   every job queued at that moment inside one write transaction, makes it durable with
 //!   one fsync, and only then runs each job's completion (in submission order).
+//! - The journal (`journal.rs`) is how a group is made durable: its writes are appended to
+//!   a file and synced, and redb commits the group without a sync. About once a second a
+//!   group is a *checkpoint*: a durable redb commit that records how far the journal is
+//!   applied, whose fsync the syncer thread pays (`backend.rs`) while groups go on. At
+//!   start-up the records after the last checkpoint are applied again.
 //!
 //! Invariants:
 //! - A completion runs after its job's writes are durable, or with the error that
@@ -16,18 +21,29 @@
 //! - After a failed commit the store refuses every later write (fail-stop): a failed
 //!   fsync may have left the file's durable state unknown, and acknowledging anything
 //!   after it could acknowledge what is lost. Reads keep working on the last commit.
+//! - A group is visible to readers only once its journal record is synced: nothing
+//!   anyone reads (a change event above all) can be lost by a crash.
+//! - Every write goes through [`WriteBatch`], which logs it for the journal, so replaying
+//!   the records from a checkpoint's state rebuilds exactly the state that was acknowledged.
 //!
 //! The engine above decides what the tables and keys mean; this crate only stores bytes.
 
 mod backend;
 mod committer;
+mod journal;
 mod overlay;
 
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+
+use backend::SyncGate;
+use journal::Journal;
 
 pub use backend::{FaultInjector, FaultyBackend};
 pub use committer::{Committer, CommitterStats, Completion, Job};
@@ -146,6 +162,13 @@ pub struct Store {
     db: Database,
     /// Set when a commit failed: the reason, reported to every later writer.
     failed: Mutex<Option<String>>,
+    /// How groups are made durable, unless each redb commit syncs (the bench's reference).
+    journal: Option<Mutex<Journal>>,
+    /// The database file's fsyncs (only a journaled store defers one); sealed when the
+    /// store fails.
+    gate: Arc<SyncGate>,
+    /// Checkpoints taken since the store opened.
+    checkpoints: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -155,14 +178,87 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (or creates) the database file at `path`.
+    /// Opens (or creates) the database file at `path` and its journal beside it,
+    /// applying what the journal holds after the last checkpoint.
     pub fn open(path: &Path) -> Result<Arc<Store>> {
         Self::open_with_faults(path, FaultInjector::new())
     }
 
-    /// Opens (or creates) the database file at `path`, with its I/O going through
+    /// [`Store::open`], with the I/O of the database file and the journal going through
     /// `faults` so that tests can make it fail.
     pub fn open_with_faults(path: &Path, faults: Arc<FaultInjector>) -> Result<Arc<Store>> {
+        let backend = Self::backend(path, faults.clone())?;
+        let gate = backend.gate();
+        let db = Self::database(backend)?;
+        let open_err = |e: std::io::Error| StorageError::Open(format!("{}: {e}", path.display()));
+        let files = Journal::open_files(path).map_err(open_err)?;
+        let (epoch, applied) = Self::position(&db)?;
+        let records = Journal::read(&files, epoch, applied).map_err(open_err)?;
+        // The next epoch: any number but the last one (time and pid are enough).
+        let next_epoch = {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let e = nanos ^ (u64::from(std::process::id()) << 32);
+            if e == epoch || e == 0 {
+                e.wrapping_add(1).max(1)
+            } else {
+                e
+            }
+        };
+        let last = records.last().map_or(applied, |r| r.seq);
+        let txn = db.begin_write().map_err(io)?;
+        let mut batch = WriteBatch::new(&txn, false);
+        for r in &records {
+            journal::apply(&r.payload, &mut batch)?;
+        }
+        drop(batch);
+        put_position(&txn, (next_epoch, last))?;
+        txn.commit()
+            .map_err(|e| StorageError::Open(e.to_string()))?;
+        if !records.is_empty() {
+            tracing::info!(
+                records = records.len(),
+                through = last,
+                "applied the journal after the last checkpoint"
+            );
+        }
+        let store = Arc::new(Store {
+            db,
+            failed: Mutex::new(None),
+            journal: Some(Mutex::new(Journal::new(files, next_epoch, last, faults))),
+            gate: gate.clone(),
+            checkpoints: AtomicU64::new(0),
+        });
+        let weak: Weak<Store> = Arc::downgrade(&store);
+        std::thread::Builder::new()
+            .name("eddy-syncer".into())
+            .spawn(move || {
+                gate.run_syncer(|reason| {
+                    if let Some(store) = weak.upgrade() {
+                        store.set_failed(reason);
+                    }
+                })
+            })
+            .map_err(|e| StorageError::Open(format!("spawning the syncer thread: {e}")))?;
+        Ok(store)
+    }
+
+    /// Opens the database file at `path` without a journal: every group's redb commit
+    /// syncs the file itself. `eddy bench insert` measures this as redb's own rate.
+    pub fn open_unjournaled(path: &Path) -> Result<Arc<Store>> {
+        let backend = Self::backend(path, FaultInjector::new())?;
+        let gate = backend.gate();
+        Ok(Arc::new(Store {
+            db: Self::database(backend)?,
+            failed: Mutex::new(None),
+            journal: None,
+            gate,
+            checkpoints: AtomicU64::new(0),
+        }))
+    }
+
+    fn backend(path: &Path, faults: Arc<FaultInjector>) -> Result<FaultyBackend> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -170,24 +266,34 @@ impl Store {
             .truncate(false)
             .open(path)
             .map_err(|e| StorageError::Open(format!("{}: {e}", path.display())))?;
-        let backend =
-            FaultyBackend::new(file, faults).map_err(|e| StorageError::Open(e.to_string()))?;
-        Self::open_with_backend(backend)
+        FaultyBackend::new(file, faults).map_err(|e| StorageError::Open(e.to_string()))
     }
 
-    /// Opens the database through a custom backend.
-    pub fn open_with_backend(backend: impl StorageBackend) -> Result<Arc<Store>> {
-        let db = Database::builder()
+    fn database(backend: FaultyBackend) -> Result<Database> {
+        Database::builder()
             .create_with_backend(backend)
-            .map_err(|e| StorageError::Open(e.to_string()))?;
-        Ok(Self::from_db(db))
+            .map_err(|e| StorageError::Open(e.to_string()))
     }
 
-    fn from_db(db: Database) -> Arc<Store> {
-        Arc::new(Store {
-            db,
-            failed: Mutex::new(None),
-        })
+    /// The journal's epoch and the last `seq` the durable state holds (0, 0 if none).
+    fn position(db: &Database) -> Result<(u64, u64)> {
+        let txn = db.begin_read().map_err(io)?;
+        let t = match txn.open_table(table(journal::TABLE)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((0, 0)),
+            Err(e) => return Err(io(e)),
+        };
+        let Some(v) = t.get(journal::POSITION).map_err(io)? else {
+            return Ok((0, 0));
+        };
+        let v = v.value();
+        let word = |i: usize| {
+            v.get(i..i + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_le_bytes)
+                .ok_or_else(|| StorageError::Open("a malformed journal position".into()))
+        };
+        Ok((word(0)?, word(8)?))
     }
 
     /// A consistent read snapshot of the last commit. It never blocks the writer.
@@ -208,33 +314,162 @@ impl Store {
         let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
         if failed.is_none() {
             tracing::error!(%reason, "commit failed; refusing writes until restart");
+            self.gate.fail(&reason);
             *failed = Some(reason);
         }
     }
 
-    /// Runs `f` in one durable write transaction outside the committer. Used at start-up
-    /// (format version, recovery) before the committer runs.
+    /// A batch over `txn`, logging its writes if the store has a journal.
+    fn batch<'t>(&self, txn: &'t redb::WriteTransaction) -> WriteBatch<'t> {
+        WriteBatch::new(txn, self.journal.is_some())
+    }
+
+    /// Commits a group's transaction: its journal record synced, then redb's commit
+    /// without a sync (or, when a checkpoint is overdue, with one the syncer pays).
+    /// Without a journal, redb's commit syncs. Fails the store if the group's durability
+    /// is unknown.
+    fn commit(&self, mut txn: redb::WriteTransaction, log: Option<Vec<u8>>) -> Result<()> {
+        let Some(journal) = &self.journal else {
+            return txn.commit().map_err(|e| self.commit_failed(&e));
+        };
+        let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+        let checkpoint = journal.checkpoint_overdue();
+        if let Err(e) = journal.append(log.as_deref().unwrap_or_default()) {
+            let _ = txn.abort();
+            return Err(self.commit_failed(&format!("journal: {e}")));
+        }
+        if checkpoint {
+            self.commit_checkpoint(txn, &mut journal)
+        } else {
+            txn.set_durability(Durability::None)
+                .map_err(|e| self.commit_failed(&e))?;
+            txn.commit().map_err(|e| self.commit_failed(&e))
+        }
+    }
+
+    /// How long the committer may wait for work before it should take a checkpoint
+    /// (`None`: nothing to checkpoint).
+    pub(crate) fn until_checkpoint(&self) -> Option<std::time::Duration> {
+        let journal = self.journal.as_ref()?;
+        if self.failure().is_some() {
+            return None;
+        }
+        journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .until_checkpoint()
+    }
+
+    /// A checkpoint of its own (the committer, idle): a transaction that only records how
+    /// far the journal is applied, committed durably with the sync left to the syncer.
+    pub(crate) fn idle_checkpoint(&self) -> Result<()> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        if let Some(reason) = self.failure() {
+            return Err(StorageError::Failed(reason));
+        }
+        let txn = self.db.begin_write().map_err(io)?;
+        let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+        self.commit_checkpoint(txn, &mut journal)
+    }
+
+    /// Commits `txn` as a checkpoint through the journal's last record, the file's sync
+    /// owed to the syncer; later records go to the other journal file, whose records the
+    /// previous checkpoint covers: its sync is paid first, if the syncer has not yet.
+    fn commit_checkpoint(&self, txn: redb::WriteTransaction, journal: &mut Journal) -> Result<()> {
+        let position = (journal.epoch(), journal.last_seq);
+        if let Err(e) = self
+            .gate
+            .settle()
+            .map_err(io)
+            .and_then(|()| put_position(&txn, position))
+        {
+            let _ = txn.abort();
+            return Err(self.commit_failed(&e));
+        }
+        self.gate.defer(true);
+        let committed = txn.commit();
+        self.gate.defer(false);
+        committed.map_err(|e| self.commit_failed(&e))?;
+        journal.switch();
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Checkpoints taken since the store opened (durable redb commits whose sync the
+    /// syncer pays; see "The journal and checkpoints" in ARCHITECTURE.md).
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints.load(Ordering::Relaxed)
+    }
+
+    /// Fails the store for a commit whose outcome is unknown.
+    fn commit_failed(&self, e: &dyn std::fmt::Display) -> StorageError {
+        let reason = e.to_string();
+        self.set_failed(reason.clone());
+        StorageError::Commit(reason)
+    }
+
+    /// Runs `f` in one durable write transaction outside the committer, synced before it
+    /// returns. Used at start-up (format version, recovery) before the committer runs,
+    /// and at shutdown.
     pub fn write_now<R>(&self, f: impl FnOnce(&mut WriteBatch<'_>) -> R) -> Result<R> {
         if let Some(reason) = self.failure() {
             return Err(StorageError::Failed(reason));
         }
         let txn = self.db.begin_write().map_err(io)?;
-        let mut batch = WriteBatch {
-            txn: &txn,
-            poisoned: None,
-        };
+        let mut batch = WriteBatch::new(&txn, false);
         let out = f(&mut batch);
         if let Some(err) = batch.poisoned.take() {
             let _ = txn.abort();
             return Err(err);
         }
-        txn.commit().map_err(|e| {
-            let reason = e.to_string();
-            self.set_failed(reason.clone());
-            StorageError::Commit(reason)
-        })?;
+        drop(batch);
+        if let Some(journal) = &self.journal {
+            // A durable commit holds every group before it: the journal is applied up to
+            // its last record (the committer cannot be between a record and its commit
+            // while this transaction is open).
+            let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+            put_position(&txn, (journal.epoch(), journal.last_seq))?;
+        }
+        txn.commit().map_err(|e| self.commit_failed(&e))?;
         Ok(out)
     }
+
+    /// A checkpoint outside the committer, synced before it returns (at shutdown: the
+    /// next start-up then has nothing to apply).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.write_now(|_| ())
+    }
+
+    /// Whether every fsync of the database file asked for so far is paid (tests).
+    pub fn is_synced(&self) -> bool {
+        self.gate.is_settled()
+    }
+}
+
+impl Drop for Store {
+    /// A last checkpoint, so that redb's own commit when it closes (which would make the
+    /// groups durable without recording how far the journal is applied) has nothing to
+    /// do; none once the store has failed (the gate then keeps redb off the file).
+    fn drop(&mut self) {
+        if self.journal.is_some() && self.failure().is_none() {
+            if let Err(e) = self.checkpoint() {
+                tracing::error!(error = %e, "the last checkpoint failed; the journal keeps every acknowledged write");
+            }
+        }
+        self.gate.close();
+    }
+}
+
+/// Records in `txn` that the journal of `epoch` is applied through `seq`.
+fn put_position(txn: &redb::WriteTransaction, (epoch, seq): (u64, u64)) -> Result<()> {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&epoch.to_le_bytes());
+    v[8..].copy_from_slice(&seq.to_le_bytes());
+    let mut t = txn.open_table(table(journal::TABLE)).map_err(io)?;
+    t.insert(journal::POSITION, v.as_slice()).map_err(io)?;
+    Ok(())
 }
 
 /// A read-only, consistent view of the last commit. Clones share one redb read
@@ -307,9 +542,19 @@ fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 pub struct WriteBatch<'t> {
     txn: &'t redb::WriteTransaction,
     poisoned: Option<StorageError>,
+    /// The writes so far, for the journal (when the store has one).
+    log: Option<Vec<u8>>,
 }
 
-impl WriteBatch<'_> {
+impl<'t> WriteBatch<'t> {
+    fn new(txn: &'t redb::WriteTransaction, logged: bool) -> WriteBatch<'t> {
+        WriteBatch {
+            txn,
+            poisoned: None,
+            log: logged.then(Vec::new),
+        }
+    }
+
     fn poison(&mut self, e: StorageError) -> StorageError {
         if self.poisoned.is_none() {
             self.poisoned = Some(e.clone());
@@ -319,6 +564,9 @@ impl WriteBatch<'_> {
 
     /// Stores `value` under `key`, replacing what was there.
     pub fn put(&mut self, name: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        if let Some(log) = &mut self.log {
+            journal::log_put(log, name, key, value);
+        }
         let res = (|| {
             let mut t = self.txn.open_table(table(name)).map_err(io)?;
             t.insert(key, value).map_err(io)?;
@@ -329,6 +577,9 @@ impl WriteBatch<'_> {
 
     /// Removes `key`; whether it was there.
     pub fn delete(&mut self, name: &str, key: &[u8]) -> Result<bool> {
+        if let Some(log) = &mut self.log {
+            journal::log_delete(log, name, key);
+        }
         let res = (|| {
             let mut t = self.txn.open_table(table(name)).map_err(io)?;
             let removed = t.remove(key).map_err(io)?.is_some();
@@ -346,6 +597,9 @@ impl WriteBatch<'_> {
         end: Bound<Vec<u8>>,
         limit: usize,
     ) -> Result<usize> {
+        if let Some(log) = &mut self.log {
+            journal::log_delete_range(log, name, &start, &end, limit);
+        }
         let res = (|| {
             let mut t = match self.txn.open_table(table(name)) {
                 Ok(t) => t,
@@ -368,6 +622,9 @@ impl WriteBatch<'_> {
 
     /// Drops a whole table; whether it existed.
     pub fn delete_table(&mut self, name: &str) -> Result<bool> {
+        if let Some(log) = &mut self.log {
+            journal::log_delete_table(log, name);
+        }
         let res = self.txn.delete_table(table(name)).map_err(io);
         res.map_err(|e| self.poison(e))
     }
@@ -456,6 +713,143 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("db.redb")).expect("open");
         (dir, store)
+    }
+
+    /// Submits a job putting `key` in table `t`; waits for its outcome.
+    fn put(committer: &Committer, key: u32) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        committer
+            .submit(Box::new(
+                move |b: Result<&mut WriteBatch<'_>, StorageError>| {
+                    let res = b.and_then(|b| b.put("t", &key.to_be_bytes(), b"v"));
+                    Box::new(move |outcome: Result<()>| {
+                        let _ = tx.send(res.and(outcome));
+                    })
+                },
+            ))
+            .expect("submit");
+        rx.recv().expect("completion")
+    }
+
+    /// The keys of table `t` in redb's durable state alone (the journal not applied).
+    fn durable_keys(path: &Path) -> Vec<u32> {
+        let db = Database::open(path).expect("redb opens the file");
+        let txn = db.begin_read().expect("read");
+        let t = match txn.open_table(table("t")) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Vec::new(),
+            Err(e) => panic!("{e}"),
+        };
+        t.iter()
+            .expect("iter")
+            .map(|e| {
+                let (k, _) = e.expect("entry");
+                u32::from_be_bytes(k.value().try_into().expect("key"))
+            })
+            .collect()
+    }
+
+    fn keys(store: &Store) -> Vec<u32> {
+        store
+            .snapshot()
+            .expect("snapshot")
+            .scan_all("t", false)
+            .expect("scan")
+            .map(|e| u32::from_be_bytes(e.expect("entry").0.try_into().expect("key")))
+            .collect()
+    }
+
+    /// Groups acknowledged from their journal records alone (no checkpoint since the
+    /// store opened) come back when it opens again after failing, and only the journal
+    /// has them; the write that hit the fault may or may not.
+    #[test]
+    fn acknowledged_groups_come_back_from_the_journal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.redb");
+        let faults = FaultInjector::new();
+        let store = Store::open_with_faults(&path, faults.clone()).expect("open");
+        let mut committer = Committer::start(store.clone());
+        for k in 0..20 {
+            put(&committer, k).expect("acknowledged");
+        }
+        faults
+            .fail_sync
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(put(&committer, 100), Err(StorageError::Commit(_))));
+        assert!(matches!(put(&committer, 101), Err(StorageError::Failed(_))));
+        committer.shutdown();
+        drop(committer);
+        drop(store);
+        // Failed: no last checkpoint, and redb wrote nothing when it closed.
+        assert!(durable_keys(&path).is_empty());
+        let store = Store::open(&path).expect("reopen");
+        let found = keys(&store);
+        let acked: Vec<u32> = (0..20).collect();
+        assert!(
+            found == acked || found == [acked.clone(), vec![100]].concat(),
+            "{found:?}"
+        );
+        // The replay was made durable, and writes go on.
+        let committer = Committer::start(store.clone());
+        put(&committer, 200).expect("a write after the replay");
+        drop(committer);
+        drop(store);
+        assert!(durable_keys(&path).ends_with(&[200]));
+    }
+
+    /// An idle committer takes a checkpoint a second after the last: redb's own state is
+    /// then durable (its sync paid by the syncer), and the groups after it still come
+    /// back from the journal.
+    #[test]
+    fn an_idle_checkpoint_is_durable_and_later_groups_come_from_the_journal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.redb");
+        let faults = FaultInjector::new();
+        let store = Store::open_with_faults(&path, faults.clone()).expect("open");
+        let mut committer = Committer::start(store.clone());
+        put(&committer, 1).expect("acknowledged");
+        put(&committer, 2).expect("acknowledged");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let waited = std::time::Instant::now();
+        while !store.is_synced() {
+            assert!(
+                waited.elapsed().as_secs() < 10,
+                "the syncer never paid the sync"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        put(&committer, 3).expect("acknowledged");
+        put(&committer, 4).expect("acknowledged");
+        faults
+            .fail_sync
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(put(&committer, 5).is_err());
+        committer.shutdown();
+        drop(committer);
+        drop(store);
+        assert_eq!(durable_keys(&path), vec![1, 2]);
+        let store = Store::open(&path).expect("reopen");
+        let found = keys(&store);
+        assert!(
+            found == [1, 2, 3, 4] || found == [1, 2, 3, 4, 5],
+            "{found:?}"
+        );
+    }
+
+    /// A clean close takes a last checkpoint: redb's file alone holds everything.
+    #[test]
+    fn a_clean_close_leaves_nothing_to_apply() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.redb");
+        let store = Store::open(&path).expect("open");
+        let mut committer = Committer::start(store.clone());
+        for k in 0..5 {
+            put(&committer, k).expect("acknowledged");
+        }
+        committer.shutdown();
+        drop(committer);
+        drop(store);
+        assert_eq!(durable_keys(&path), vec![0, 1, 2, 3, 4]);
     }
 
     #[test]

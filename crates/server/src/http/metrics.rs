@@ -83,8 +83,14 @@ pub fn metrics(state: &ServerState) -> String {
     e.single(
         "eddy_commits_total",
         "counter",
-        "Durable group commits (one fsync each).",
+        "Durable group commits (one fsync of the journal each).",
         commits.commits.load(Ordering::Relaxed) as f64,
+    );
+    e.single(
+        "eddy_checkpoints_total",
+        "counter",
+        "Checkpoints: durable commits of the database file, after which start-up has no journal record to apply.",
+        engine.checkpoints() as f64,
     );
     e.single(
         "eddy_commit_jobs_total",
