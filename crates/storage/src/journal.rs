@@ -50,6 +50,12 @@ const DELETE_TABLE: u8 = 4;
 /// [`Journal::checkpoint_overdue`] when it is not): what a start-up may have to apply.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+/// How much a journal file grows by at a time.
+const GROW: u64 = 1 << 20;
+/// How long each file is made at start-up: a checkpoint a second or so switches files,
+/// so that holds a second of records up to a few hundred KiB a second.
+const FIRST_LEN: u64 = 256 << 10;
+
 /// The table (private to this crate) where a checkpoint records how far the journal is
 /// applied: `position` is the epoch and the last `seq` (u64 each, little-endian).
 pub(crate) const TABLE: &str = "$journal";
@@ -68,6 +74,8 @@ pub(crate) fn paths(db: &Path) -> [PathBuf; 2] {
 /// The journal being written.
 pub(crate) struct Journal {
     files: [File; 2],
+    /// How long each file is (records, or the zeros written ahead of them).
+    lens: [u64; 2],
     /// The file being appended to, and where.
     current: usize,
     offset: u64,
@@ -109,14 +117,16 @@ impl Journal {
     }
 
     /// The journal that continues after `last_seq`, under a new `epoch`, from the start
-    /// of the first file.
+    /// of the first file. Each file is given room for a second of records at a low rate
+    /// first (see [`Journal::grow`]).
     pub(crate) fn new(
         files: [File; 2],
         epoch: u64,
         last_seq: u64,
         faults: Arc<FaultInjector>,
-    ) -> Journal {
-        Journal {
+    ) -> std::io::Result<Journal> {
+        let mut journal = Journal {
+            lens: [files[0].metadata()?.len(), files[1].metadata()?.len()],
             files,
             current: 0,
             offset: 0,
@@ -126,7 +136,28 @@ impl Journal {
             dirty: false,
             faults,
             record: Vec::new(),
+        };
+        for i in 0..2 {
+            if journal.grow(i, FIRST_LEN)? {
+                journal.files[i].sync_data()?;
+            }
         }
+        Ok(journal)
+    }
+
+    /// Makes file `i` at least `end` bytes long with zeros after what it holds (whether it
+    /// grew). The syncs of the records written there then overwrite blocks the file
+    /// already has instead of growing it, which would sync the file's metadata too; a
+    /// reader stops at the zeros.
+    fn grow(&mut self, i: usize, end: u64) -> std::io::Result<bool> {
+        let len = self.lens[i];
+        if end <= len {
+            return Ok(false);
+        }
+        let grown = end.next_multiple_of(GROW);
+        self.files[i].write_all_at(&vec![0; (grown - len) as usize], len)?;
+        self.lens[i] = grown;
+        Ok(true)
     }
 
     /// Appends the next group's record and syncs it: its `seq` once durable.
@@ -145,9 +176,11 @@ impl Journal {
         let crc = crc32c::crc32c(&r[HEAD..]);
         r[8..HEAD].copy_from_slice(&crc.to_le_bytes());
         self.faults.check_write()?;
+        let end = self.offset + self.record.len() as u64;
+        self.grow(self.current, end)?;
         let file = &self.files[self.current];
-        file.write_all_at(r, self.offset)?;
-        self.offset += r.len() as u64;
+        file.write_all_at(&self.record, self.offset)?;
+        self.offset = end;
         self.faults.check_sync()?;
         file.sync_data()?;
         self.last_seq = seq;
@@ -380,7 +413,7 @@ mod tests {
 
     fn journal(dir: &tempfile::TempDir, epoch: u64) -> Journal {
         let files = Journal::open_files(&dir.path().join("db")).expect("files");
-        Journal::new(files, epoch, 0, FaultInjector::new())
+        Journal::new(files, epoch, 0, FaultInjector::new()).expect("journal")
     }
 
     fn seqs(records: &[Record]) -> Vec<u64> {
@@ -421,8 +454,9 @@ mod tests {
         j.append(b"first").expect("append");
         j.append(b"second").expect("append");
         let files = Journal::open_files(&dir.path().join("db")).expect("files");
-        let len = files[0].metadata().expect("len").len();
-        files[0].write_all_at(b"X", len - 1).expect("tear");
+        // The last byte of the second record (zeros follow it).
+        let end = (2 * (HEAD + IDS) + b"first".len() + b"second".len()) as u64;
+        files[0].write_all_at(b"X", end - 1).expect("tear");
         let read = Journal::read(&files, 1, 0).expect("read");
         assert_eq!(seqs(&read), vec![1]);
         assert_eq!(read[0].payload, b"first");

@@ -226,7 +226,9 @@ impl Store {
         let store = Arc::new(Store {
             db,
             failed: Mutex::new(None),
-            journal: Some(Mutex::new(Journal::new(files, next_epoch, last, faults))),
+            journal: Some(Mutex::new(
+                Journal::new(files, next_epoch, last, faults).map_err(open_err)?,
+            )),
             gate: gate.clone(),
             checkpoints: AtomicU64::new(0),
         });
