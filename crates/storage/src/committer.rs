@@ -3,9 +3,10 @@
 //! Writers submit a [`Job`] and wait for its [`Completion`]. The committer takes every
 //! job queued at that moment (up to a bound), runs them in order inside one redb write
 //! transaction, commits it durably (one fsync of the journal for the whole group, see
-//! `Store::commit`), and then hands the completions to the completer thread, which runs them in the same order (groups in
-//! commit order) while the committer goes on with the next group. Under load many
-//! writers share one fsync; alone, a writer pays for exactly one.
+//! `Store::commit`), and then hands the completions to the completer thread, which runs
+//! them in the same order (groups in commit order) while the committer goes on with the
+//! next group. Under load many writers share one fsync; alone, a writer pays for exactly
+//! one. When it has been idle a second after the last checkpoint, it takes one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
