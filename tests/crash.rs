@@ -5,7 +5,9 @@
 //! (collection and database scope) against a server that it kill -9s and restarts on the same
 //! port and dbpath, `EDDY_CRASH_CYCLES` times (default 20; `scripts/crash.sh --cycles N` runs
 //! more). The delays come from a seeded generator; the seed is printed and `EDDY_CRASH_SEED`
-//! replays it.
+//! replays it. One cycle in four lasts 1-3 s, past the storage's checkpoint (a second after
+//! the writes start, two under load without a pause), so crashes also land during and after
+//! one, with the journal holding records on both sides of it.
 //!
 //! - The writer runs a deterministic sequence of inserts, `$inc` updates and deletes on a few
 //!   known `_id`s. Every operation is conditional on the version it expects (`{_id, v}`), so
@@ -656,7 +658,14 @@ async fn kill9_cycles_lose_no_acknowledged_write_and_no_event() {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let delay = Duration::from_millis(100 + rng.below(900));
+        // One cycle in four runs past a checkpoint (a second or two after the first write
+        // since the start-up), so that crashes also meet a checkpoint's commit, its owed
+        // fsync, and journal records on both sides of it.
+        let delay = if rng.below(4) == 0 {
+            Duration::from_millis(1_000 + rng.below(2_000))
+        } else {
+            Duration::from_millis(100 + rng.below(900))
+        };
         tokio::time::sleep(delay).await;
         tokio::task::block_in_place(|| {
             server.kill9();
