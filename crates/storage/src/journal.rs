@@ -145,18 +145,17 @@ impl Journal {
         Ok(journal)
     }
 
-    /// Makes file `i` at least `end` bytes long with zeros after what it holds (whether it
-    /// grew). The syncs of the records written there then overwrite blocks the file
-    /// already has instead of growing it, which would sync the file's metadata too; a
-    /// reader stops at the zeros.
-    fn grow(&mut self, i: usize, end: u64) -> std::io::Result<bool> {
-        let len = self.lens[i];
-        if end <= len {
+    /// Makes file `i` `len` bytes long with zeros after what it holds, unless it is that
+    /// long already (whether it grew). The syncs of the records written there then
+    /// overwrite blocks the file already has instead of growing it, which would sync the
+    /// file's metadata too; a reader stops at the zeros.
+    fn grow(&mut self, i: usize, len: u64) -> std::io::Result<bool> {
+        let had = self.lens[i];
+        if len <= had {
             return Ok(false);
         }
-        let grown = end.next_multiple_of(GROW);
-        self.files[i].write_all_at(&vec![0; (grown - len) as usize], len)?;
-        self.lens[i] = grown;
+        self.files[i].write_all_at(&vec![0; (len - had) as usize], had)?;
+        self.lens[i] = len;
         Ok(true)
     }
 
@@ -177,7 +176,9 @@ impl Journal {
         r[8..HEAD].copy_from_slice(&crc.to_le_bytes());
         self.faults.check_write()?;
         let end = self.offset + self.record.len() as u64;
-        self.grow(self.current, end)?;
+        if end > self.lens[self.current] {
+            self.grow(self.current, end.next_multiple_of(GROW))?;
+        }
         let file = &self.files[self.current];
         file.write_all_at(&self.record, self.offset)?;
         self.offset = end;
